@@ -1,0 +1,104 @@
+//! `ten diff`: the plan that would take running instances to what the files declare.
+
+use std::path::Path;
+
+use clap::Args;
+
+use crate::observed::{ObservedState, RecordError, read_record, record_path};
+use crate::plan::plan;
+use crate::render::{Detail, plan_json, render_plan, validation_json};
+use crate::runtime::proc::process_alive;
+
+use super::context::Context;
+use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style, stdout_style};
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Compare with the state recorded in the data directory instead of asking the server
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Exit 0 when there are no changes, 1 on error, 2 when changes are pending (for CI)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Print the plan as JSON (with a `format_version`)
+    #[arg(long)]
+    pub json: bool,
+
+    /// One line per instance instead of every field, for large plans
+    #[arg(long)]
+    pub summary: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
+    if !args.offline {
+        return Err(CliError::new(
+            "comparing with a running server is not available in this build",
+        )
+        .hint(
+            "use `ten diff --offline` to compare with the state recorded in the data directory",
+        ));
+    }
+    let context = Context::load(global)?;
+    let desired = if args.json {
+        context.loaded.desired.as_ref()
+    } else {
+        context.report_diagnostics()
+    };
+    let Some(desired) = desired else {
+        if args.json {
+            print_stdout(&validation_json(false, 0, 0, &context.loaded.diagnostics))?;
+        }
+        return Ok(exit::ERROR);
+    };
+    let data_dir = context
+        .data_dir(global)
+        .unwrap_or_else(|| desired.config.settings.data_dir.clone());
+    let mut observed = read_observed(&context, &data_dir)?;
+    observed.forget_gone_processes(process_alive);
+    let plan = plan(desired, &observed);
+    let text = if args.json {
+        plan_json(&plan, &context.loaded.diagnostics)
+    } else {
+        let detail = if args.summary {
+            Detail::Summary
+        } else {
+            Detail::Full
+        };
+        render_plan(&plan, detail, stdout_style())
+    };
+    print_stdout(&text)?;
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// The recorded observed state; none recorded means nothing runs. A corrupt record is
+/// reported and treated as empty; a record from a newer ten is an error.
+fn read_observed(context: &Context, data_dir: &Path) -> Result<ObservedState, CliError> {
+    let style = stderr_style();
+    let shown = context.shown(&record_path(data_dir));
+    match read_record(data_dir) {
+        Ok(Some(record)) => Ok(record.observed),
+        Ok(None) => {
+            print_stderr(&format!(
+                "{} no recorded state at {}: planning as if nothing runs yet\n",
+                style.dim("note:"),
+                shown.display()
+            ));
+            Ok(ObservedState::default())
+        }
+        Err(error @ RecordError::Corrupt { .. }) => {
+            print_stderr(&format!(
+                "{} {error}\n{} planning as if nothing runs; the server rewrites the record when it starts\n",
+                style.yellow("warning:"),
+                style.dim("note:"),
+            ));
+            Ok(ObservedState::default())
+        }
+        Err(error) => Err(CliError::new(error.to_string())),
+    }
+}

@@ -1,0 +1,49 @@
+//! `ten validate`: check tenement.toml and instances/, report every problem.
+
+use clap::Args;
+
+use crate::render::validation_json;
+
+use super::context::Context;
+use super::{CliError, GlobalArgs, exit, print_stdout};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Print the result as JSON (with every diagnostic) on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliError> {
+    let context = Context::load(global)?;
+    let loaded = &context.loaded;
+    let (services, instances) = loaded.desired.as_ref().map_or((0, 0), |desired| {
+        (desired.config.services.len(), desired.instances.len())
+    });
+    let code = if loaded.desired.is_some() {
+        exit::OK
+    } else {
+        exit::ERROR
+    };
+    if args.json {
+        let valid = loaded.desired.is_some();
+        print_stdout(&validation_json(
+            valid,
+            services,
+            instances,
+            &loaded.diagnostics,
+        ))?;
+        return Ok(code);
+    }
+    if context.report_diagnostics().is_some() {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        print_stdout(&format!(
+            "{} is valid: {}, {} ({}).\n",
+            context.shown(&context.config_path).display(),
+            plural(services, "service"),
+            plural(instances, "instance"),
+            plural(loaded.instance_files, "instance file"),
+        ))?;
+    }
+    Ok(code)
+}

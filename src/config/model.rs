@@ -1,0 +1,240 @@
+//! The validated configuration: what tenement.toml and instance files say once every key has
+//! been checked and every default filled in. Values here are known to be valid; nothing
+//! downstream re-validates them. Pure data.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::names::{InstanceKey, ServiceName};
+
+use super::template::Template;
+
+/// tenement.toml, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Absolute path of tenement.toml.
+    pub path: PathBuf,
+    /// Its directory; relative paths in the config are relative to it.
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub services: BTreeMap<ServiceName, ServiceTemplate>,
+    /// The `[instances]` table: `notes = ["alice", "bob"]`.
+    pub instances: Vec<InstanceKey>,
+    pub routing: Routing,
+}
+
+/// `[settings]`. Defaults are the seeds' (see `Settings::default`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Absolute.
+    pub data_dir: PathBuf,
+    pub health_check_interval: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Absolute.
+    pub instances_dir: PathBuf,
+    pub auto_apply: bool,
+    pub max_destroy_percent: u8,
+    pub port_range: (u16, u16),
+    pub keep_tenants_on_exit: bool,
+    pub public_metrics: bool,
+    pub tls: TlsSettings,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "tenement-data";
+pub const DEFAULT_INSTANCES_DIR: &str = "instances";
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (30000, 40000);
+
+impl Settings {
+    /// The defaults, with relative paths resolved against `dir`.
+    pub fn defaults(dir: &std::path::Path) -> Self {
+        Self {
+            data_dir: dir.join(DEFAULT_DATA_DIR),
+            health_check_interval: Duration::from_secs(10),
+            max_restarts: 3,
+            restart_window: Duration::from_secs(300),
+            backoff_base: Duration::from_millis(1000),
+            backoff_max: Duration::from_millis(60000),
+            instances_dir: dir.join(DEFAULT_INSTANCES_DIR),
+            auto_apply: true,
+            max_destroy_percent: 50,
+            port_range: DEFAULT_PORT_RANGE,
+            keep_tenants_on_exit: false,
+            public_metrics: false,
+            tls: TlsSettings {
+                enabled: false,
+                acme_email: None,
+                domain: None,
+                acme_directory: None,
+                cache_dir: None,
+            },
+        }
+    }
+}
+
+/// `[settings.tls]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    pub enabled: bool,
+    pub acme_email: Option<String>,
+    pub domain: Option<String>,
+    pub acme_directory: Option<String>,
+    /// Absolute; `None` means `{data_dir}/acme`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `[service.NAME]`: a template for instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceTemplate {
+    pub name: ServiceName,
+    /// argv: `command` shell-split, or `command` followed by `args`.
+    pub argv: Vec<Template>,
+    /// `None`: the directory of tenement.toml.
+    pub workdir: Option<Template>,
+    pub socket: Template,
+    pub health: Option<String>,
+    pub isolation: Isolation,
+    /// Zero means never idle.
+    pub idle_timeout: Duration,
+    pub startup_timeout: Duration,
+    pub storage_persist: bool,
+    pub restart: RestartPolicy,
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub storage_quota_mb: Option<u64>,
+    pub env: BTreeMap<String, Template>,
+    pub request_timeout: Duration,
+    pub stop_signal: StopSignal,
+    pub stop_timeout: Duration,
+    pub weight: u8,
+    pub listen: Listen,
+    pub pids_limit: Option<u64>,
+    pub user: Option<String>,
+}
+
+/// The default `socket` template.
+pub const DEFAULT_SOCKET: &str = "{data_dir}/run/{name}-{id}.sock";
+
+/// What one instance file (`instances/<service>/<id>.toml`) sets. All optional.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InstanceOverrides {
+    pub state: Option<RunState>,
+    pub weight: Option<u8>,
+    pub env: BTreeMap<String, Template>,
+    pub idle_timeout: Option<Duration>,
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub storage_quota_mb: Option<u64>,
+}
+
+/// A parsed instance file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceFile {
+    pub key: InstanceKey,
+    /// Relative to the directory of tenement.toml, as shown to users.
+    pub path: PathBuf,
+    pub overrides: InstanceOverrides,
+}
+
+macro_rules! keyword_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const KEYWORDS: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn from_keyword(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+keyword_enum!(
+    /// Declared state of an instance.
+    RunState { Running = "running", Stopped = "stopped" }
+);
+keyword_enum!(
+    /// How a tenant is isolated from the host and from other tenants.
+    Isolation { Process = "process", Namespace = "namespace", Sandbox = "sandbox" }
+);
+keyword_enum!(
+    /// When a tenant that exited is started again.
+    RestartPolicy { Always = "always", OnFailure = "on-failure", Never = "never" }
+);
+keyword_enum!(
+    /// Where the app listens and the proxy connects.
+    Listen { Port = "port", Socket = "socket" }
+);
+keyword_enum!(
+    /// The signal that asks a tenant to stop.
+    StopSignal {
+        Term = "TERM",
+        Int = "INT",
+        Quit = "QUIT",
+        Hup = "HUP",
+        Kill = "KILL",
+        Usr1 = "USR1",
+        Usr2 = "USR2",
+        Winch = "WINCH",
+    }
+);
+
+impl StopSignal {
+    /// Accepts `TERM` and `SIGTERM`, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        let upper = text.to_ascii_uppercase();
+        Self::from_keyword(upper.strip_prefix("SIG").unwrap_or(&upper))
+    }
+}
+
+/// `[routing]`: overrides of the subdomain routing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Routing {
+    /// The root domain goes here instead of the dashboard.
+    pub default: Option<RouteTarget>,
+    /// `admin.DOMAIN` -> target.
+    pub subdomain: BTreeMap<String, RouteTarget>,
+    /// `DOMAIN/prefix/...` -> target.
+    pub path: BTreeMap<String, RouteTarget>,
+}
+
+/// Where a routing rule sends requests: a whole service (weighted) or one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    Service(ServiceName),
+    Instance(InstanceKey),
+}
+
+impl std::fmt::Display for RouteTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteTarget::Service(service) => write!(f, "{service}"),
+            RouteTarget::Instance(key) => write!(f, "{key}"),
+        }
+    }
+}
+
+impl RouteTarget {
+    pub fn service(&self) -> &ServiceName {
+        match self {
+            RouteTarget::Service(service) => service,
+            RouteTarget::Instance(key) => &key.service,
+        }
+    }
+}

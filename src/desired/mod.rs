@@ -1,0 +1,330 @@
+//! Desired state: tenement.toml + `[instances]` + `instances/<service>/<id>.toml`, merged into
+//! the effective spec of every declared instance.
+//!
+//! Reading files happens in [`load`] and `scan`; merging ([`resolve`]) is pure. Must not import
+//! tokio, nix, hyper or notify (the server calls [`load`] from a blocking task).
+
+pub mod fields;
+pub mod scan;
+pub mod spec;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::parse::unknown_service_hint;
+use crate::config::{
+    Config, Diagnostic, InstanceFile, InstanceOverrides, Listen, Outline, ParsedConfig, SourceFile,
+    has_errors, parse_config, parse_instance_file,
+};
+use crate::names::InstanceKey;
+
+pub use fields::{FieldMap, FieldValue};
+pub use spec::{Declaration, InstanceSpec, effective_spec, settings_fields};
+
+/// Every declared instance with its effective spec.
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub config: Config,
+    pub instances: BTreeMap<InstanceKey, InstanceSpec>,
+}
+
+impl DesiredState {
+    pub fn settings_fields(&self) -> FieldMap {
+        settings_fields(&self.config)
+    }
+}
+
+/// The outcome of loading: the desired state when there is no error, and every problem found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub desired: Option<DesiredState>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Number of instance files read.
+    pub instance_files: usize,
+}
+
+/// Longest Unix socket path (sun_path is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Reads and validates tenement.toml at `config_path` (absolute) and the instances directory.
+/// Instance files are checked even when tenement.toml has errors, so every problem shows.
+pub fn load(config_path: &Path) -> Loaded {
+    let mut diagnostics = Vec::new();
+    let parsed = read_config(config_path, &mut diagnostics);
+    let files = match &parsed.outline {
+        Some(outline) => read_instance_files(outline, &mut diagnostics),
+        None => Vec::new(),
+    };
+    let instance_files = files.len();
+    let valid: Vec<InstanceFile> = files.into_iter().filter_map(|(_, file)| file).collect();
+    let desired = parsed
+        .config
+        .map(|config| resolve(config, &valid, &mut diagnostics));
+    let config_file = config_path
+        .file_name()
+        .map(Path::new)
+        .unwrap_or(config_path);
+    sort_diagnostics(&mut diagnostics, config_file);
+    Loaded {
+        desired: desired.filter(|_| !has_errors(&diagnostics)),
+        diagnostics,
+        instance_files,
+    }
+}
+
+/// Orders diagnostics as a reader goes: tenement.toml first, then files by path, each by
+/// position.
+pub fn sort_diagnostics(diagnostics: &mut [Diagnostic], config_file: &Path) {
+    diagnostics.sort_by(|a, b| {
+        let key = |d: &Diagnostic| (d.file != config_file, d.file.clone(), d.line, d.column);
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Reads and parses tenement.toml.
+pub fn read_config(config_path: &Path, diagnostics: &mut Vec<Diagnostic>) -> ParsedConfig {
+    match std::fs::read_to_string(config_path) {
+        Ok(text) => parse_config(config_path, text, diagnostics),
+        Err(error) => {
+            diagnostics.push(Diagnostic::in_file(
+                config_path,
+                format!("cannot read the config file: {error}"),
+            ));
+            ParsedConfig {
+                config: None,
+                outline: None,
+            }
+        }
+    }
+}
+
+/// Reads and parses every instance file; `None` for a file with errors (reported), so that
+/// a broken file can keep its instance's last valid declaration.
+pub fn read_instance_files(
+    outline: &Outline,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(InstanceKey, Option<InstanceFile>)> {
+    let scan = scan::scan_instances(&outline.instances_dir, &outline.dir);
+    diagnostics.extend(scan.diagnostics);
+    scan.files
+        .into_iter()
+        .map(|scanned| {
+            let parsed = parse_file(outline, &scanned.key, &scanned.file, diagnostics);
+            (scanned.key, parsed)
+        })
+        .collect()
+}
+
+fn parse_file(
+    outline: &Outline,
+    key: &InstanceKey,
+    file: &SourceFile,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<InstanceFile> {
+    if !outline.services.contains(&key.service) {
+        let service = key.service.as_str();
+        diagnostics.push(
+            Diagnostic::in_file(
+                &file.path,
+                format!(
+                    "instance file for service `{service}`, which is not declared in tenement.toml"
+                ),
+            )
+            .with_hint(unknown_service_hint(service, &outline.services)),
+        );
+        return None;
+    }
+    let overrides = parse_instance_file(file, key.service.as_str(), diagnostics)?;
+    Some(InstanceFile {
+        key: key.clone(),
+        path: file.path.clone(),
+        overrides,
+    })
+}
+
+/// Merges the `[instances]` table and instance files into effective specs, and checks what
+/// only shows across instances (socket clashes, port range size). Pure.
+pub fn resolve(
+    config: Config,
+    files: &[InstanceFile],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> DesiredState {
+    let mut declared: BTreeMap<InstanceKey, (Declaration, Option<&InstanceOverrides>)> = config
+        .instances
+        .iter()
+        .map(|key| {
+            let declaration = Declaration {
+                in_table: true,
+                file: None,
+            };
+            (key.clone(), (declaration, None))
+        })
+        .collect();
+    for file in files {
+        let entry = declared.entry(file.key.clone()).or_default();
+        entry.0.file = Some(file.path.clone());
+        entry.1 = Some(&file.overrides);
+    }
+    let empty = InstanceOverrides::default();
+    let instances: BTreeMap<InstanceKey, InstanceSpec> = declared
+        .into_iter()
+        .filter_map(|(key, (declaration, overrides))| {
+            let service = config.services.get(&key.service)?;
+            let spec = effective_spec(
+                &config,
+                service,
+                &key,
+                overrides.unwrap_or(&empty),
+                declaration,
+            );
+            Some((key, spec))
+        })
+        .collect();
+    check_sockets(&config, &instances, diagnostics);
+    check_port_range(&config, instances.len(), diagnostics);
+    DesiredState { config, instances }
+}
+
+fn check_sockets(
+    config: &Config,
+    instances: &BTreeMap<InstanceKey, InstanceSpec>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let config_file = Path::new(config.path.file_name().unwrap_or_default());
+    let mut reported_long = Vec::new();
+    let mut by_socket: BTreeMap<&Path, &InstanceKey> = BTreeMap::new();
+    for (key, spec) in instances {
+        let length = spec.socket.as_os_str().len();
+        if length > MAX_SOCKET_PATH && !reported_long.contains(&&key.service) {
+            reported_long.push(&key.service);
+            diagnostics.push(
+                Diagnostic::in_file(
+                    config_file,
+                    format!(
+                        "socket path of {key} is {length} bytes long; Unix sockets allow {MAX_SOCKET_PATH}: {}",
+                        spec.socket.display()
+                    ),
+                )
+                .with_hint(format!("set a shorter `socket` in [service.{}], e.g. \"/run/ten/{{name}}-{{id}}.sock\"", key.service)),
+            );
+        }
+        if spec.listen != Listen::Socket {
+            continue;
+        }
+        if let Some(other) = by_socket.insert(&spec.socket, key) {
+            diagnostics.push(
+                Diagnostic::in_file(
+                    config_file,
+                    format!(
+                        "{other} and {key} would listen on the same socket {}",
+                        spec.socket.display()
+                    ),
+                )
+                .with_hint(format!(
+                    "put {{id}} in `socket` of [service.{}]",
+                    key.service
+                )),
+            );
+        }
+    }
+}
+
+fn check_port_range(config: &Config, instances: usize, diagnostics: &mut Vec<Diagnostic>) {
+    let (low, high) = config.settings.port_range;
+    let ports = usize::from(high - low) + 1;
+    if instances > ports {
+        diagnostics.push(
+            Diagnostic::in_file(
+                Path::new(config.path.file_name().unwrap_or_default()),
+                format!("port_range [{low}, {high}] has {ports} ports, but {instances} instances are declared"),
+            )
+            .with_hint("widen `port_range` in [settings]"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::RunState;
+
+    fn config(text: &str) -> Config {
+        let mut diagnostics = Vec::new();
+        let parsed = parse_config(
+            Path::new("/srv/tenement.toml"),
+            text.to_string(),
+            &mut diagnostics,
+        );
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        parsed.config.unwrap()
+    }
+
+    fn key(text: &str) -> InstanceKey {
+        InstanceKey::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_file_wins_over_the_table() {
+        let config = config(
+            "[service.notes]\ncommand = \"app {id}\"\nweight = 80\n[service.notes.env]\nA = \"1\"\nB = \"{data_dir}/{name}/{id}\"\n[instances]\nnotes = [\"alice\", \"bob\"]\n",
+        );
+        let file = InstanceFile {
+            key: key("notes:alice"),
+            path: PathBuf::from("instances/notes/alice.toml"),
+            overrides: InstanceOverrides {
+                state: Some(RunState::Stopped),
+                weight: Some(10),
+                env: [("A".to_string(), crate::config::Template::literal("2"))].into(),
+                ..InstanceOverrides::default()
+            },
+        };
+        let mut diagnostics = Vec::new();
+        let desired = resolve(config, &[file], &mut diagnostics);
+        assert!(diagnostics.is_empty());
+        let alice = &desired.instances[&key("notes:alice")];
+        assert_eq!(alice.state, RunState::Stopped);
+        assert_eq!(alice.weight, 10);
+        assert_eq!(alice.command_line(), "app alice");
+        assert_eq!(alice.env["A"].as_literal(), Some("2"));
+        assert_eq!(
+            alice.env["B"].as_literal(),
+            Some("/srv/tenement-data/notes/alice")
+        );
+        assert_eq!(alice.declared.describe(), "instances/notes/alice.toml");
+        assert!(alice.declared.in_table);
+        let bob = &desired.instances[&key("notes:bob")];
+        assert_eq!(bob.weight, 80);
+        assert_eq!(bob.declared.describe(), "[instances] in tenement.toml");
+        assert_eq!(bob.data_dir, PathBuf::from("/srv/tenement-data/notes/bob"));
+    }
+
+    #[test]
+    fn shared_sockets_clash() {
+        let config = config(
+            "[service.api]\ncommand = \"x\"\nlisten = \"socket\"\nsocket = \"/tmp/api.sock\"\n[instances]\napi = [\"a\", \"b\"]\n",
+        );
+        let mut diagnostics = Vec::new();
+        resolve(config, &[], &mut diagnostics);
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(
+            diagnostics[0].message,
+            "api:a and api:b would listen on the same socket /tmp/api.sock"
+        );
+    }
+
+    #[test]
+    fn port_range_must_fit_every_instance() {
+        let config = config(
+            "[settings]\nport_range = [30000, 30001]\n[service.api]\ncommand = \"x\"\n[instances]\napi = [\"a\", \"b\", \"c\"]\n",
+        );
+        let mut diagnostics = Vec::new();
+        resolve(config, &[], &mut diagnostics);
+        assert!(
+            diagnostics[0]
+                .message
+                .contains("has 2 ports, but 3 instances")
+        );
+    }
+}

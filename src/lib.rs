@@ -1,0 +1,11 @@
+//! ten: run many small, mostly idle HTTP services on one Linux server, kept exactly as files
+//! declare. See docs/ARCHITECTURE.md for the map of modules and their invariants.
+
+pub mod cli;
+pub mod config;
+pub mod desired;
+pub mod names;
+pub mod observed;
+pub mod plan;
+pub mod render;
+pub mod runtime;

@@ -1,0 +1,310 @@
+//! The planner: `plan(&DesiredState, &ObservedState) -> Plan`.
+//!
+//! PURE and total: no I/O, no clock, cannot fail; the same inputs give the same plan, in a
+//! deterministic order. Must not import tokio, nix, hyper or notify.
+//!
+//! Rules (DESIGN §6): a declared instance with no process is created; an instance no longer
+//! declared is destroyed; a changed field that forces a restart replaces it; fields that apply
+//! in place update it; a changed declared state starts or stops it. Sleeping instances are
+//! converged (a changed spec is used at the next wake). Exited and failed instances are drift
+//! and are started again.
+
+pub mod model;
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::RunState;
+use crate::desired::fields::{self, Effect, FieldMap};
+use crate::desired::{DesiredState, InstanceSpec};
+use crate::names::InstanceKey;
+use crate::observed::{ObservedInstance, ObservedState, Phase};
+
+pub use model::{
+    Action, Change, Drift, FieldChange, FieldChangeKind, PLAN_FORMAT_VERSION, Plan, Reason,
+    ReasonKind, Summary, Target,
+};
+
+/// Computes the plan that takes `observed` to `desired`.
+pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
+    let desired_settings = desired.settings_fields();
+    let mut changes = Vec::new();
+    let mut drift = Vec::new();
+
+    if let Some(applied) = &observed.settings {
+        let fields = diff_fields(applied, &desired_settings, |_| Effect::InPlace);
+        if !fields.is_empty() {
+            changes.push(Change {
+                target: Target::Settings,
+                action: Action::Update,
+                reason: declared(format!(
+                    "in place: {} changed in tenement.toml",
+                    list_paths(&fields)
+                )),
+                fields,
+            });
+        }
+    }
+
+    let keys: BTreeSet<&InstanceKey> = desired
+        .instances
+        .keys()
+        .chain(observed.instances.keys())
+        .collect();
+    for key in keys {
+        let change = match (desired.instances.get(key), observed.instances.get(key)) {
+            (Some(spec), None) => plan_new(spec),
+            (None, Some(instance)) => Some(plan_destroy(key, instance)),
+            (Some(spec), Some(instance)) => plan_existing(spec, instance, &mut drift),
+            (None, None) => None,
+        };
+        changes.extend(change);
+    }
+    changes.sort_by(|a, b| (a.action, &a.target).cmp(&(b.action, &b.target)));
+    // Settings go first: they are shown (and applied) before instances.
+    changes.sort_by_key(|change| change.target != Target::Settings);
+
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        token: token(desired, &desired_settings, observed.generation),
+        generation: observed.generation,
+        summary: Summary::of(&changes),
+        drift,
+        changes,
+    }
+}
+
+fn declared(message: String) -> Reason {
+    Reason {
+        kind: ReasonKind::Declared,
+        message,
+    }
+}
+
+fn drifted(message: String) -> Reason {
+    Reason {
+        kind: ReasonKind::Drift,
+        message,
+    }
+}
+
+/// A declared instance that has never run.
+fn plan_new(spec: &InstanceSpec) -> Option<Change> {
+    if spec.state == RunState::Stopped {
+        return None;
+    }
+    let mut fields: Vec<FieldChange> = sorted(spec.fields())
+        .into_iter()
+        .filter(|(path, value)| fields::shown_on_create(path, value))
+        .map(|(path, value)| added(&path, value))
+        .collect();
+    fields.push(FieldChange {
+        path: "port".to_string(),
+        kind: FieldChangeKind::Add,
+        before: None,
+        after: None,
+        after_unknown: true,
+        sensitive: false,
+        forces_restart: false,
+    });
+    let message = match &spec.declared.file {
+        Some(file) => format!("because {} was added", file.display()),
+        None => "because [instances] in tenement.toml lists it".to_string(),
+    };
+    Some(Change {
+        target: Target::Instance(spec.key.clone()),
+        action: Action::Create,
+        reason: declared(message),
+        fields,
+    })
+}
+
+fn plan_destroy(key: &InstanceKey, instance: &ObservedInstance) -> Change {
+    let message = match instance.declared_in.as_deref() {
+        Some(place) if place.starts_with("[instances]") => {
+            "because it was removed from [instances] in tenement.toml".to_string()
+        }
+        Some(file) => format!("because {file} was removed"),
+        None => "because it is no longer declared".to_string(),
+    };
+    Change {
+        target: Target::Instance(key.clone()),
+        action: Action::Destroy,
+        reason: declared(message),
+        fields: Vec::new(),
+    }
+}
+
+fn plan_existing(
+    spec: &InstanceSpec,
+    instance: &ObservedInstance,
+    drift: &mut Vec<Drift>,
+) -> Option<Change> {
+    let key = &spec.key;
+    let change = |action, reason, fields| {
+        Some(Change {
+            target: Target::Instance(key.clone()),
+            action,
+            reason,
+            fields,
+        })
+    };
+    let desired_fields = spec.fields();
+    match (spec.state, instance.phase) {
+        (RunState::Running, Phase::Running | Phase::Starting | Phase::Backoff) => {
+            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            let forcing: Vec<&FieldChange> = fields.iter().filter(|f| f.forces_restart).collect();
+            if !forcing.is_empty() {
+                let message = format!("forces restart: {} changed", list_paths(forcing));
+                change(Action::Replace, declared(message), fields)
+            } else if !fields.is_empty() {
+                let message = format!("in place: {} changed", list_paths(&fields));
+                change(Action::Update, declared(message), fields)
+            } else {
+                None
+            }
+        }
+        (RunState::Running, Phase::Sleeping)
+        | (RunState::Stopped, Phase::Stopped | Phase::Stopping) => None,
+        (RunState::Running, Phase::Stopped | Phase::Stopping) => {
+            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            let message = "because its declared state is \"running\"".to_string();
+            change(Action::Start, declared(message), fields)
+        }
+        (RunState::Running, Phase::Exited | Phase::Failed) => {
+            let what = gone_message(instance);
+            drift.push(Drift {
+                instance: key.clone(),
+                message: what.clone(),
+            });
+            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            change(Action::Start, drifted(format!("drift: {what}")), fields)
+        }
+        (RunState::Stopped, _) => {
+            let place = spec.declared.describe();
+            let message = format!("because state = \"stopped\" in {place}");
+            change(Action::Stop, declared(message), Vec::new())
+        }
+    }
+}
+
+/// "process not running (exited with code 1)", "failed after 3 restarts (...)".
+fn gone_message(instance: &ObservedInstance) -> String {
+    let detail = instance
+        .note
+        .clone()
+        .or_else(|| instance.last_exit.as_ref().map(ToString::to_string));
+    let head = if instance.phase == Phase::Failed {
+        format!("failed after {} restarts", instance.restarts)
+    } else {
+        "process not running".to_string()
+    };
+    match detail {
+        Some(detail) => format!("{head} ({detail})"),
+        None => head,
+    }
+}
+
+fn sorted(map: FieldMap) -> Vec<(String, crate::desired::FieldValue)> {
+    let mut entries: Vec<_> = map.into_iter().collect();
+    entries.sort_by(|(a, _), (b, _)| fields::rank(a).cmp(&fields::rank(b)).then_with(|| a.cmp(b)));
+    entries
+}
+
+fn added(path: &str, value: crate::desired::FieldValue) -> FieldChange {
+    let sensitive = fields::is_sensitive(path);
+    FieldChange {
+        path: path.to_string(),
+        kind: FieldChangeKind::Add,
+        before: None,
+        after: (!sensitive).then_some(value),
+        after_unknown: false,
+        sensitive,
+        forces_restart: false,
+    }
+}
+
+/// The fields that differ between `before` and `after`, in display order, secrets masked.
+pub fn diff_fields(
+    before: &FieldMap,
+    after: &FieldMap,
+    effect: impl Fn(&str) -> Effect,
+) -> Vec<FieldChange> {
+    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut paths: Vec<&str> = paths
+        .into_iter()
+        .filter(|path| before.get(*path) != after.get(*path))
+        .map(String::as_str)
+        .collect();
+    fields::sort_for_display(&mut paths);
+    paths
+        .into_iter()
+        .map(|path| {
+            let old = before.get(path);
+            let new = after.get(path);
+            let sensitive = fields::is_sensitive(path);
+            let mask = |value: Option<&crate::desired::FieldValue>| {
+                if sensitive { None } else { value.cloned() }
+            };
+            FieldChange {
+                path: path.to_string(),
+                kind: match (old, new) {
+                    (None, _) => FieldChangeKind::Add,
+                    (_, None) => FieldChangeKind::Remove,
+                    _ => FieldChangeKind::Change,
+                },
+                before: mask(old),
+                after: mask(new),
+                after_unknown: false,
+                sensitive,
+                forces_restart: effect(path) == Effect::ForcesRestart,
+            }
+        })
+        .collect()
+}
+
+/// "command, env.A and 2 more".
+fn list_paths<'a>(fields: impl IntoIterator<Item = &'a FieldChange>) -> String {
+    const SHOWN: usize = 3;
+    let paths: Vec<&str> = fields.into_iter().map(|f| f.path.as_str()).collect();
+    if paths.len() <= SHOWN {
+        return join_and(&paths);
+    }
+    let mut shown = paths[..SHOWN].join(", ");
+    shown.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    shown
+}
+
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Hash of the desired state and the observed generation, as 16 hex digits.
+fn token(desired: &DesiredState, settings: &FieldMap, generation: u64) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(generation.to_le_bytes());
+    let feed_map = |hasher: &mut Sha256, map: &FieldMap| {
+        for (path, value) in map {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(serde_json::to_vec(value).unwrap_or_default());
+            hasher.update([0]);
+        }
+    };
+    feed_map(&mut hasher, settings);
+    for (key, spec) in &desired.instances {
+        hasher.update(key.to_string().as_bytes());
+        hasher.update([1, spec.state as u8]);
+        feed_map(&mut hasher, &spec.fields());
+    }
+    let digest = hasher.finalize();
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

@@ -1,0 +1,44 @@
+//! Machine output: JSON documents with a `format_version`. Pure.
+
+use serde_json::{Value, json};
+
+use crate::config::Diagnostic;
+use crate::plan::Plan;
+
+/// Version of the JSON documents of `validate` and `config`.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    text.push('\n');
+    text
+}
+
+/// The plan, with the diagnostics (warnings, or the errors that froze the desired state).
+pub fn plan_json(plan: &Plan, diagnostics: &[Diagnostic]) -> String {
+    let mut value = serde_json::to_value(plan).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("diagnostics".into(), json!(diagnostics));
+    }
+    pretty(&value)
+}
+
+/// The result of `validate` (and of `diff` when the desired state is invalid).
+pub fn validation_json(
+    valid: bool,
+    services: usize,
+    instances: usize,
+    diagnostics: &[Diagnostic],
+) -> String {
+    pretty(&json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "valid": valid,
+        "services": services,
+        "instances": instances,
+        "diagnostics": diagnostics,
+    }))
+}
+
+pub fn to_pretty(value: &Value) -> String {
+    pretty(value)
+}

@@ -1,0 +1,16 @@
+//! Rendering for humans and machines: plans (terraform-like text, JSON), diagnostics
+//! (rustc-like), the effective config.
+//!
+//! PURE and total: takes data, returns strings; never prints, never fails. Must not import
+//! tokio, nix, hyper or notify.
+
+pub mod config_view;
+pub mod diagnostics;
+pub mod json;
+pub mod plan_text;
+pub mod style;
+
+pub use diagnostics::render_diagnostics;
+pub use json::{plan_json, validation_json};
+pub use plan_text::{Detail, NO_CHANGES, render_plan};
+pub use style::Style;

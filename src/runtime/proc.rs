@@ -1,0 +1,52 @@
+//! Facts about processes read from /proc: whether a pid still names the process we started
+//! (pid and start time both match), so a recycled pid is never taken for a tenant.
+
+use std::fs;
+
+/// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), or `None`
+/// when there is no such process or it is a zombie.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces or ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // After the name: state is field 3, so field 22 is the 19th from here (index 18).
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether `pid` is alive and, when `start_time` is known, is the same process.
+pub fn process_alive(pid: u32, start_time: Option<u64>) -> bool {
+    match (process_start_time(pid), start_time) {
+        (Some(actual), Some(expected)) => actual == expected,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_with_its_start_time() {
+        let pid = std::process::id();
+        let start = process_start_time(pid).expect("own start time");
+        assert!(process_alive(pid, Some(start)));
+        assert!(
+            !process_alive(pid, Some(start + 1)),
+            "a different start time is another process"
+        );
+    }
+
+    #[test]
+    fn a_reaped_child_is_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_alive(pid, None));
+    }
+}

@@ -9,7 +9,7 @@ use crate::plan::plan;
 use crate::render::{Detail, plan_json, render_plan, validation_json};
 use crate::runtime::proc::process_alive;
 
-use super::context::Context;
+use super::context::{Context, skip_drop};
 use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style, stdout_style};
 
 #[derive(Debug, Args)]
@@ -69,11 +69,13 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
         render_plan(&plan, detail, stdout_style())
     };
     print_stdout(&text)?;
-    Ok(if args.detailed_exitcode && !plan.is_empty() {
+    let code = if args.detailed_exitcode && !plan.is_empty() {
         exit::CHANGES
     } else {
         exit::OK
-    })
+    };
+    skip_drop((context, observed, plan, text));
+    Ok(code)
 }
 
 /// The recorded observed state; none recorded means nothing runs. A corrupt record is

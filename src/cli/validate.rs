@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::render::validation_json;
 
-use super::context::Context;
+use super::context::{Context, skip_drop};
 use super::{CliError, GlobalArgs, exit, print_stdout};
 
 #[derive(Debug, Args)]
@@ -45,5 +45,6 @@ pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliError> {
             plural(loaded.instance_files, "instance file"),
         ))?;
     }
+    skip_drop(context);
     Ok(code)
 }

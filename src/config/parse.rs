@@ -244,13 +244,16 @@ fn parse_port_range(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
                 return Some((low as u16, high as u16));
             }
         }
-        _ => Some("must be two integers: [first, last]"),
+        _ => Some("it must be two integers, [first, last]"),
     };
     diagnostics.push(
         Diagnostic::at(
             fields.file,
             span,
-            format!("`port_range` in [settings] {}", problem.unwrap_or_default()),
+            format!(
+                "`port_range` in [settings] is invalid: {}",
+                problem.unwrap_or_default()
+            ),
         )
         .with_label("invalid port range")
         .with_hint("for example: port_range = [30000, 40000]"),
@@ -700,13 +703,9 @@ mod tests {
             parse("[service.api]\ncomand = \"x\"\n[instances]\napi = [\"a\"]\n");
         assert!(config.is_none());
         let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(
-            messages,
-            [
-                "unknown key `comand` in [service.api]",
-                "[service.api] has no `command`"
-            ]
-        );
+        // No "[instances] names service `api`, which is not declared", and no "missing
+        // command" next to the typo that explains it.
+        assert_eq!(messages, ["unknown key `comand` in [service.api]"]);
     }
 
     #[test]

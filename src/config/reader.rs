@@ -50,7 +50,7 @@ impl<'a> Fields<'a> {
         extra_hint: impl Fn(&str) -> Option<String>,
         diagnostics: &mut Vec<Diagnostic>,
     ) {
-        for (key, _) in self.table.iter() {
+        for (key, item) in self.table.iter() {
             if known.contains(&key) {
                 continue;
             }
@@ -59,13 +59,14 @@ impl<'a> Fields<'a> {
                     did_you_mean(key, known).map(|close| format!("did you mean `{close}`?"))
                 })
                 .unwrap_or_else(|| format!("known keys here: {}", known.join(", ")));
+            let what = if item.is_table() { "table" } else { "key" };
             diagnostics.push(
                 Diagnostic::at(
                     self.file,
                     self.key_span(key),
-                    format!("unknown key `{key}` in {}", self.section),
+                    format!("unknown {what} `{key}` in {}", self.section),
                 )
-                .with_label("unknown key")
+                .with_label(format!("unknown {what}"))
                 .with_hint(hint),
             );
         }

@@ -143,7 +143,12 @@ pub fn parse_service(
 fn parse_argv(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<Template>> {
     let args = fields.string_list("args", diagnostics);
     let Some(command) = fields.string("command", diagnostics) else {
-        if fields.item("command").is_none() {
+        // A likely typo of `command` is already reported as such; "missing" would be noise.
+        let typo = fields
+            .table
+            .iter()
+            .any(|(key, _)| key != "command" && did_you_mean(key, &["command"]).is_some());
+        if fields.item("command").is_none() && !typo {
             fields.missing(
                 "command",
                 "add the program to run, e.g. command = \"python3 app.py\"",

@@ -188,28 +188,45 @@ fn variable_name(text: &str) -> Option<&str> {
     (end > 0 && inner[end..].starts_with('}')).then(|| &inner[..end])
 }
 
-/// Shows the template as it would be written: variables as `{var}`, and a literal `{` doubled
-/// where it would otherwise read as a variable or an escape.
-impl fmt::Display for Template {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Template {
+    /// Appends the template as it would be written: variables as `{var}`, and a literal `{`
+    /// doubled where it would otherwise read as a variable or an escape. (No `fmt`
+    /// machinery: this runs for every field of every instance.)
+    pub fn write_text(&self, out: &mut String) {
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => {
                     let mut rest = text.as_str();
                     while let Some(index) = rest.find('{') {
-                        f.write_str(&rest[..=index])?;
+                        out.push_str(&rest[..=index]);
                         let after = &rest[index..];
                         if after[1..].starts_with('{') || variable_name(after).is_some() {
-                            f.write_str("{")?;
+                            out.push('{');
                         }
                         rest = &rest[index + 1..];
                     }
-                    f.write_str(rest)?;
+                    out.push_str(rest);
                 }
-                Segment::Var(var) => write!(f, "{{{}}}", var.as_str())?,
+                Segment::Var(var) => {
+                    out.push('{');
+                    out.push_str(var.as_str());
+                    out.push('}');
+                }
             }
         }
-        Ok(())
+    }
+
+    /// [`Template::write_text`] into a new string.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out);
+        out
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
     }
 }
 

@@ -5,7 +5,7 @@
 //! The field table below is the one place that says which field forces a restart, in which
 //! order fields are shown and which are shown when an instance is created. Pure.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Visitor};
@@ -19,8 +19,148 @@ pub enum FieldValue {
     Bool(bool),
 }
 
-/// Field path -> value. Ordered by path; [`rank`] gives the display order.
-pub type FieldMap = BTreeMap<String, FieldValue>;
+/// A field path. Known field names are static strings (no allocation per instance).
+pub type FieldPath = Cow<'static, str>;
+
+/// Field path -> value, ordered by path; [`rank`] gives the display order.
+///
+/// A sorted vector rather than a tree: every instance has one (two in the server: desired and
+/// applied), so it must be small and cheap to build; lookups are binary searches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldMap {
+    entries: Vec<(FieldPath, FieldValue)>,
+}
+
+impl FieldMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a map from entries in any order; for a path given twice, the last value wins.
+    pub fn from_entries(mut entries: Vec<(FieldPath, FieldValue)>) -> Self {
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        Self { entries }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&FieldValue> {
+        self.entries
+            .binary_search_by(|(key, _)| key.as_ref().cmp(path))
+            .ok()
+            .map(|index| &self.entries[index].1)
+    }
+
+    /// Sets `path` to `value`, replacing an earlier value.
+    pub fn insert(&mut self, path: impl Into<FieldPath>, value: FieldValue) {
+        let path = path.into();
+        match self.entries.binary_search_by(|(key, _)| key.cmp(&path)) {
+            Ok(index) => self.entries[index].1 = value,
+            Err(index) => self.entries.insert(index, (path, value)),
+        }
+    }
+
+    /// Entries ordered by path.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &FieldValue)> + Clone {
+        self.entries
+            .iter()
+            .map(|(path, value)| (path.as_ref(), value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The path as a static string when it is a known field name, so maps read back from the
+/// observed-state record share their keys too.
+pub fn intern(path: String) -> FieldPath {
+    match INSTANCE_FIELDS.iter().find(|field| field.name == path) {
+        Some(field) => Cow::Borrowed(field.name),
+        None => Cow::Owned(path),
+    }
+}
+
+fn intern_str(path: &str) -> FieldPath {
+    match INSTANCE_FIELDS.iter().find(|field| field.name == path) {
+        Some(field) => Cow::Borrowed(field.name),
+        None => Cow::Owned(path.to_string()),
+    }
+}
+
+impl<'a> IntoIterator for &'a FieldMap {
+    type Item = (&'a str, &'a FieldValue);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (FieldPath, FieldValue)>,
+        fn(&'a (FieldPath, FieldValue)) -> (&'a str, &'a FieldValue),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries
+            .iter()
+            .map(|(path, value)| (path.as_ref(), value))
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, FieldValue)> for FieldMap {
+    fn from_iter<I: IntoIterator<Item = (K, FieldValue)>>(iter: I) -> Self {
+        Self::from_entries(
+            iter.into_iter()
+                .map(|(path, value)| (intern(path.into()), value))
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for FieldMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Reads a key without allocating when it is a known field name.
+        struct PathSeed;
+        impl<'de> de::DeserializeSeed<'de> for PathSeed {
+            type Value = FieldPath;
+            fn deserialize<D: Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<FieldPath, D::Error> {
+                deserializer.deserialize_str(self)
+            }
+        }
+        impl Visitor<'_> for PathSeed {
+            type Value = FieldPath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field path")
+            }
+            fn visit_str<E: de::Error>(self, path: &str) -> Result<FieldPath, E> {
+                Ok(intern_str(path))
+            }
+        }
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = FieldMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of field paths to values")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut access: A) -> Result<FieldMap, A::Error> {
+                let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(24));
+                while let Some(path) = access.next_key_seed(PathSeed)? {
+                    entries.push((path, access.next_value()?));
+                }
+                Ok(FieldMap::from_entries(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
 
 /// What a change of the field does to a running instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,14 +417,34 @@ mod tests {
     #[test]
     fn values_round_trip_through_json() {
         let map: FieldMap = [
-            ("a".to_string(), FieldValue::Text("x\ny".into())),
-            ("b".to_string(), FieldValue::Int(3)),
-            ("c".to_string(), FieldValue::Bool(true)),
+            ("c", FieldValue::Bool(true)),
+            ("a", FieldValue::Text("x\ny".into())),
+            ("b", FieldValue::Int(3)),
         ]
-        .into();
+        .into_iter()
+        .collect();
         let json = serde_json::to_string(&map).unwrap();
         assert_eq!(json, r#"{"a":"x\ny","b":3,"c":true}"#);
         assert_eq!(serde_json::from_str::<FieldMap>(&json).unwrap(), map);
+    }
+
+    #[test]
+    fn maps_stay_sorted_and_the_last_value_wins() {
+        let mut map: FieldMap = [
+            ("weight", FieldValue::Int(1)),
+            ("command", FieldValue::Int(2)),
+            ("weight", FieldValue::Int(3)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(map.get("weight"), Some(&FieldValue::Int(3)));
+        map.insert("env.A", FieldValue::Bool(true));
+        map.insert("command", FieldValue::Int(4));
+        let paths: Vec<&str> = map.iter().map(|(path, _)| path).collect();
+        assert_eq!(paths, ["command", "env.A", "weight"]);
+        assert_eq!(map.get("command"), Some(&FieldValue::Int(4)));
+        assert_eq!(map.get("missing"), None);
+        assert!(matches!(intern("command".into()), Cow::Borrowed(_)));
     }
 
     #[test]

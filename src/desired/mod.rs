@@ -10,6 +10,9 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::config::parse::unknown_service_hint;
 use crate::config::{
@@ -19,13 +22,14 @@ use crate::config::{
 use crate::names::InstanceKey;
 
 pub use fields::{FieldMap, FieldValue};
-pub use spec::{Declaration, InstanceSpec, effective_spec, settings_fields};
+pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
 
 /// Every declared instance with its effective spec.
 #[derive(Debug, Clone)]
 pub struct DesiredState {
     pub config: Config,
-    pub instances: BTreeMap<InstanceKey, InstanceSpec>,
+    /// Shared: specs are immutable, and the server hands them to per-instance tasks.
+    pub instances: BTreeMap<InstanceKey, Arc<InstanceSpec>>,
 }
 
 impl DesiredState {
@@ -106,11 +110,20 @@ pub fn read_instance_files(
 ) -> Vec<(InstanceKey, Option<InstanceFile>)> {
     let scan = scan::scan_instances(&outline.instances_dir, &outline.dir);
     diagnostics.extend(scan.diagnostics);
-    scan.files
-        .into_iter()
+    let parsed: Vec<(InstanceKey, Option<InstanceFile>, Vec<Diagnostic>)> = scan
+        .files
+        .into_par_iter()
         .map(|scanned| {
-            let parsed = parse_file(outline, &scanned.key, &scanned.file, diagnostics);
-            (scanned.key, parsed)
+            let mut problems = Vec::new();
+            let parsed = parse_file(outline, &scanned.key, &scanned.file, &mut problems);
+            (scanned.key, parsed, problems)
+        })
+        .collect();
+    parsed
+        .into_iter()
+        .map(|(key, file, problems)| {
+            diagnostics.extend(problems);
+            (key, file)
         })
         .collect()
 }
@@ -166,20 +179,20 @@ pub fn resolve(
         entry.1 = Some(&file.overrides);
     }
     let empty = InstanceOverrides::default();
-    let instances: BTreeMap<InstanceKey, InstanceSpec> = declared
-        .into_iter()
+    let context = SpecContext::new(&config);
+    let declared: Vec<_> = declared.into_iter().collect();
+    // Specs are independent: make them on every core, keeping the key order so the map is
+    // built in bulk.
+    let specs: Vec<(InstanceKey, Arc<InstanceSpec>)> = declared
+        .into_par_iter()
         .filter_map(|(key, (declaration, overrides))| {
             let service = config.services.get(&key.service)?;
-            let spec = effective_spec(
-                &config,
-                service,
-                &key,
-                overrides.unwrap_or(&empty),
-                declaration,
-            );
-            Some((key, spec))
+            let overrides = overrides.unwrap_or(&empty);
+            let spec = effective_spec(&context, service, &key, overrides, declaration);
+            Some((key, Arc::new(spec)))
         })
         .collect();
+    let instances: BTreeMap<InstanceKey, Arc<InstanceSpec>> = specs.into_iter().collect();
     check_sockets(&config, &instances, diagnostics);
     check_port_range(&config, instances.len(), diagnostics);
     DesiredState { config, instances }
@@ -187,7 +200,7 @@ pub fn resolve(
 
 fn check_sockets(
     config: &Config,
-    instances: &BTreeMap<InstanceKey, InstanceSpec>,
+    instances: &BTreeMap<InstanceKey, Arc<InstanceSpec>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let config_file = Path::new(config.path.file_name().unwrap_or_default());

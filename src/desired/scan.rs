@@ -12,6 +12,8 @@ use crate::config::parse::bad_name_in_file;
 use crate::config::{Diagnostic, SourceFile};
 use crate::names::{InstanceId, InstanceKey, ServiceName};
 
+use rayon::prelude::*;
+
 /// One instance file, read but not parsed.
 #[derive(Debug, Clone)]
 pub struct ScannedFile {
@@ -43,7 +45,7 @@ pub fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
         path.strip_prefix(config_dir)
             .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
     };
-    let entries = match read_dir_sorted(instances_dir) {
+    let entries = match list_dir(instances_dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return scan,
         Err(error) => {
@@ -54,51 +56,59 @@ pub fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
             return scan;
         }
     };
-    for (name, path, is_dir) in entries {
-        if is_ignored(&name) {
+    for entry in entries {
+        if is_ignored(&entry.name) {
             continue;
         }
-        if !is_dir {
-            if name.ends_with(".toml") {
+        if !entry.is_dir() {
+            if entry.name.ends_with(".toml") {
                 scan.diagnostics.push(
                     Diagnostic::in_file(
-                        &shown(&path),
+                        &shown(&entry.path),
                         "instance file outside a service directory is ignored",
                     )
                     .with_hint(format!(
-                        "move it to {}/<service>/{name}",
-                        shown(instances_dir).display()
+                        "move it to {}/<service>/{}",
+                        shown(instances_dir).display(),
+                        entry.name
                     ))
                     .warning(),
                 );
             }
             continue;
         }
-        let service = match ServiceName::new(&name) {
+        let service = match ServiceName::new(&entry.name) {
             Ok(service) => service,
             Err(error) => {
                 scan.diagnostics.push(bad_name_in_file(
-                    &shown(&path),
+                    &shown(&entry.path),
                     "service name",
-                    &name,
+                    &entry.name,
                     &error,
                 ));
                 continue;
             }
         };
-        scan_service_dir(&path, &service, &shown, &mut scan);
+        scan_service_dir(&entry.path, &service, &shown, &mut scan);
     }
     scan.files.sort_by(|a, b| a.key.cmp(&b.key));
     scan
 }
 
+/// What one entry of a service directory turned out to be.
+enum Outcome {
+    File(ScannedFile),
+    Problem(Diagnostic),
+    Skipped,
+}
+
 fn scan_service_dir(
     dir: &Path,
     service: &ServiceName,
-    shown: &dyn Fn(&Path) -> PathBuf,
+    shown: &(dyn Fn(&Path) -> PathBuf + Sync),
     scan: &mut Scan,
 ) {
-    let entries = match read_dir_sorted(dir) {
+    let entries = match list_dir(dir) {
         Ok(entries) => entries,
         Err(error) => {
             scan.diagnostics.push(Diagnostic::in_file(
@@ -108,75 +118,130 @@ fn scan_service_dir(
             return;
         }
     };
-    for (name, path, is_dir) in entries {
-        if is_ignored(&name) {
-            continue;
-        }
-        if is_dir {
-            scan.diagnostics.push(
-                Diagnostic::in_file(
-                    &shown(&path),
-                    "nested directory in a service directory is ignored",
-                )
-                .with_hint("instance files are instances/<service>/<id>.toml")
-                .warning(),
-            );
-            continue;
-        }
-        let Some(stem) = name.strip_suffix(".toml") else {
-            continue;
-        };
-        let id = match InstanceId::new(stem) {
-            Ok(id) => id,
-            Err(error) => {
-                scan.diagnostics
-                    .push(bad_name_in_file(&shown(&path), "instance id", stem, &error));
-                continue;
-            }
-        };
-        match fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => scan.files.push(ScannedFile {
-                    key: InstanceKey::new(service.clone(), id),
-                    file: SourceFile {
-                        path: shown(&path),
-                        text,
-                    },
-                }),
-                Err(_) => scan.diagnostics.push(
-                    Diagnostic::in_file(&shown(&path), "instance file is not UTF-8 text")
-                        .with_hint("instance files are TOML, which is UTF-8"),
-                ),
-            },
-            // Deleted between listing and reading: it is simply gone.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => scan.diagnostics.push(Diagnostic::in_file(
-                &shown(&path),
-                format!("cannot read: {error}"),
-            )),
+    // Each entry costs a stat and maybe a read: thousands of them go faster on every core.
+    let outcomes: Vec<Outcome> = entries
+        .into_par_iter()
+        .map(|entry| scan_entry(entry, service, shown))
+        .collect();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::File(file) => scan.files.push(file),
+            Outcome::Problem(diagnostic) => scan.diagnostics.push(diagnostic),
+            Outcome::Skipped => {}
         }
     }
 }
 
-/// Entries of `dir` as (name, path, is a directory), sorted by name. Names that are not
-/// UTF-8 cannot be valid labels and are skipped. Symlinks are followed.
-fn read_dir_sorted(dir: &Path) -> io::Result<Vec<(String, PathBuf, bool)>> {
+fn scan_entry(entry: Entry, service: &ServiceName, shown: &dyn Fn(&Path) -> PathBuf) -> Outcome {
+    if is_ignored(&entry.name) {
+        return Outcome::Skipped;
+    }
+    // A stat relative to the directory is cheaper than an open; it also tells the size, so
+    // an empty file (the common case: it just declares an instance) is never opened.
+    let metadata = match entry.metadata() {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Outcome::Skipped,
+        Err(error) => {
+            return Outcome::Problem(Diagnostic::in_file(
+                &shown(&entry.path),
+                format!("cannot read: {error}"),
+            ));
+        }
+    };
+    if metadata.is_dir() {
+        return Outcome::Problem(
+            Diagnostic::in_file(
+                &shown(&entry.path),
+                "nested directory in a service directory is ignored",
+            )
+            .with_hint("instance files are instances/<service>/<id>.toml")
+            .warning(),
+        );
+    }
+    let Some(stem) = entry.name.strip_suffix(".toml") else {
+        return Outcome::Skipped;
+    };
+    let id = match InstanceId::new(stem) {
+        Ok(id) => id,
+        Err(error) => {
+            return Outcome::Problem(bad_name_in_file(
+                &shown(&entry.path),
+                "instance id",
+                stem,
+                &error,
+            ));
+        }
+    };
+    match read_text(&entry.path, metadata.len()) {
+        Ok(text) => Outcome::File(ScannedFile {
+            key: InstanceKey::new(service.clone(), id),
+            file: SourceFile {
+                path: shown(&entry.path),
+                text,
+            },
+        }),
+        // Deleted between listing and reading: it is simply gone.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Outcome::Skipped,
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => Outcome::Problem(
+            Diagnostic::in_file(&shown(&entry.path), "instance file is not UTF-8 text")
+                .with_hint("instance files are TOML, which is UTF-8"),
+        ),
+        Err(error) => Outcome::Problem(Diagnostic::in_file(
+            &shown(&entry.path),
+            format!("cannot read: {error}"),
+        )),
+    }
+}
+
+/// The text of a file of `size` bytes; an empty file is not opened.
+fn read_text(path: &Path, size: u64) -> io::Result<String> {
+    if size == 0 {
+        return Ok(String::new());
+    }
+    let bytes = fs::read(path)?;
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+/// A directory entry with what listing the directory tells for free.
+struct Entry {
+    name: String,
+    path: PathBuf,
+    dir_entry: fs::DirEntry,
+    file_type: fs::FileType,
+}
+
+impl Entry {
+    fn is_dir(&self) -> bool {
+        self.file_type.is_dir() || (self.file_type.is_symlink() && self.path.is_dir())
+    }
+
+    /// Follows symlinks to what they point at.
+    fn metadata(&self) -> io::Result<fs::Metadata> {
+        if self.file_type.is_symlink() {
+            fs::metadata(&self.path)
+        } else {
+            self.dir_entry.metadata()
+        }
+    }
+}
+
+/// The entries of `dir`, sorted by name. Names that are not UTF-8 cannot be valid labels and
+/// are skipped.
+fn list_dir(dir: &Path) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
+    for dir_entry in fs::read_dir(dir)? {
+        let dir_entry = dir_entry?;
+        let Ok(name) = dir_entry.file_name().into_string() else {
             continue;
         };
-        let path = entry.path();
-        let file_type = entry.file_type()?;
-        let is_dir = if file_type.is_symlink() {
-            path.is_dir()
-        } else {
-            file_type.is_dir()
-        };
-        entries.push((name, path, is_dir));
+        entries.push(Entry {
+            name,
+            path: dir_entry.path(),
+            file_type: dir_entry.file_type()?,
+            dir_entry,
+        });
     }
-    entries.sort();
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
 

@@ -1,5 +1,8 @@
 //! The effective spec of one instance: its service template merged with the overrides of its
 //! instance file, template variables bound (all but `{port}`, known after apply). Pure.
+//!
+//! A spec is immutable once made: its flat [`FieldMap`] is computed once, when the spec is
+//! made, and reused by every plan (the server plans often; 10,000 instances are common).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,9 @@ use crate::config::{
 };
 use crate::names::InstanceKey;
 
-use super::fields::{FieldMap, FieldValue};
+use std::borrow::Cow;
+
+use super::fields::{FieldMap, FieldPath, FieldValue};
 
 /// Where an instance is declared.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,6 +65,8 @@ pub struct InstanceSpec {
     pub storage_quota_mb: Option<u64>,
     pub user: Option<String>,
     pub weight: u8,
+    /// The flat view, computed once by [`effective_spec`].
+    fields: FieldMap,
 }
 
 /// The data directory of one instance.
@@ -67,28 +74,39 @@ pub fn instance_data_dir(data_dir: &Path, key: &InstanceKey) -> PathBuf {
     data_dir.join(key.service.as_str()).join(key.id.as_str())
 }
 
+/// What every spec made from one config shares, computed once per resolve.
+pub struct SpecContext<'a> {
+    config: &'a Config,
+    data_dir_text: String,
+}
+
+impl<'a> SpecContext<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Self {
+            config,
+            data_dir_text: config.settings.data_dir.to_string_lossy().into_owned(),
+        }
+    }
+}
+
 /// Merges `service` with `overrides` for instance `key`.
 pub fn effective_spec(
-    config: &Config,
+    context: &SpecContext<'_>,
     service: &ServiceTemplate,
     key: &InstanceKey,
     overrides: &InstanceOverrides,
     declared: Declaration,
 ) -> InstanceSpec {
-    let data_dir_text = config.settings.data_dir.to_string_lossy();
+    let config = context.config;
     let mut bindings = Bindings {
         name: key.service.as_str(),
         id: key.id.as_str(),
-        data_dir: &data_dir_text,
+        data_dir: &context.data_dir_text,
         socket: "",
         port: None,
     };
     // Validation keeps `{port}` and `{socket}` out of `socket`, so the bound value is text.
-    let bound_socket = service.socket.bind(&bindings);
-    let socket_text = bound_socket
-        .as_literal()
-        .map_or_else(|| bound_socket.to_string(), str::to_string);
-    let socket = config.dir.join(&socket_text);
+    let socket = config.dir.join(service.socket.bind(&bindings).text());
     let socket_text = socket.to_string_lossy();
     bindings.socket = &socket_text;
 
@@ -110,11 +128,12 @@ pub fn effective_spec(
         }
         None => Template::literal(&config.dir.to_string_lossy()),
     };
-    InstanceSpec {
+    let argv = service.argv.iter().map(|arg| arg.bind(&bindings)).collect();
+    let mut spec = InstanceSpec {
         key: key.clone(),
         declared,
         state: overrides.state.unwrap_or(RunState::Running),
-        argv: service.argv.iter().map(|arg| arg.bind(&bindings)).collect(),
+        argv,
         workdir,
         data_dir: instance_data_dir(&config.settings.data_dir, key),
         env,
@@ -135,61 +154,68 @@ pub fn effective_spec(
         storage_quota_mb: overrides.storage_quota_mb.or(service.storage_quota_mb),
         user: service.user.clone(),
         weight: overrides.weight.unwrap_or(service.weight),
-    }
+        fields: FieldMap::new(),
+    };
+    spec.fields = compute_fields(&spec);
+    spec
 }
 
 impl InstanceSpec {
     /// The command line as one shell-quoted string, `{port}` left in place.
     pub fn command_line(&self) -> String {
-        let words: Vec<String> = self.argv.iter().map(ToString::to_string).collect();
+        let words: Vec<String> = self.argv.iter().map(Template::text).collect();
         shell_words::join(words)
     }
 
     /// The flat field map the planner diffs and the observed-state record stores.
-    pub fn fields(&self) -> FieldMap {
-        let mut fields = FieldMap::new();
-        let mut put = |path: &str, value: FieldValue| {
-            fields.insert(path.to_string(), value);
-        };
-        put("command", FieldValue::Text(self.command_line()));
-        put("workdir", FieldValue::Text(self.workdir.to_string()));
-        put("data_dir", text_path(&self.data_dir));
-        for (name, value) in &self.env {
-            put(&format!("env.{name}"), FieldValue::Text(value.to_string()));
-        }
-        put("isolation", FieldValue::Text(self.isolation.to_string()));
-        put("listen", FieldValue::Text(self.listen.to_string()));
-        put("socket", text_path(&self.socket));
-        if let Some(user) = &self.user {
-            put("user", FieldValue::Text(user.clone()));
-        }
-        let limits = [
-            ("memory_limit_mb", self.memory_limit_mb),
-            ("cpu_shares", self.cpu_shares),
-            ("pids_limit", self.pids_limit),
-            ("storage_quota_mb", self.storage_quota_mb),
-        ];
-        for (path, value) in limits {
-            if let Some(value) = value {
-                put(path, FieldValue::Int(value));
-            }
-        }
-        if let Some(health) = &self.health {
-            put("health", FieldValue::Text(health.clone()));
-        }
-        put("weight", FieldValue::Int(u64::from(self.weight)));
-        put("idle_timeout", duration(self.idle_timeout));
-        put("startup_timeout", duration(self.startup_timeout));
-        put("request_timeout", duration(self.request_timeout));
-        put(
-            "stop_signal",
-            FieldValue::Text(self.stop_signal.to_string()),
-        );
-        put("stop_timeout", duration(self.stop_timeout));
-        put("restart", FieldValue::Text(self.restart.to_string()));
-        put("storage_persist", FieldValue::Bool(self.storage_persist));
-        fields
+    pub fn fields(&self) -> &FieldMap {
+        &self.fields
     }
+}
+
+fn compute_fields(spec: &InstanceSpec) -> FieldMap {
+    let text = |value: &str| FieldValue::Text(value.to_string());
+    let path = |value: &Path| FieldValue::Text(value.to_string_lossy().into_owned());
+    let mut fields: Vec<(FieldPath, FieldValue)> = Vec::with_capacity(24 + spec.env.len());
+    let mut put = |name: &'static str, value: FieldValue| fields.push((Cow::Borrowed(name), value));
+    put("command", FieldValue::Text(spec.command_line()));
+    put("workdir", FieldValue::Text(spec.workdir.text()));
+    put("data_dir", path(&spec.data_dir));
+    put("isolation", text(spec.isolation.as_str()));
+    put("listen", text(spec.listen.as_str()));
+    put("socket", path(&spec.socket));
+    if let Some(user) = &spec.user {
+        put("user", text(user));
+    }
+    let limits = [
+        ("memory_limit_mb", spec.memory_limit_mb),
+        ("cpu_shares", spec.cpu_shares),
+        ("pids_limit", spec.pids_limit),
+        ("storage_quota_mb", spec.storage_quota_mb),
+    ];
+    for (name, value) in limits {
+        if let Some(value) = value {
+            put(name, FieldValue::Int(value));
+        }
+    }
+    if let Some(health) = &spec.health {
+        put("health", text(health));
+    }
+    put("weight", FieldValue::Int(u64::from(spec.weight)));
+    put("idle_timeout", duration(spec.idle_timeout));
+    put("startup_timeout", duration(spec.startup_timeout));
+    put("request_timeout", duration(spec.request_timeout));
+    put("stop_signal", text(spec.stop_signal.as_str()));
+    put("stop_timeout", duration(spec.stop_timeout));
+    put("restart", text(spec.restart.as_str()));
+    put("storage_persist", FieldValue::Bool(spec.storage_persist));
+    for (name, value) in &spec.env {
+        fields.push((
+            Cow::Owned(format!("env.{name}")),
+            FieldValue::Text(value.text()),
+        ));
+    }
+    FieldMap::from_entries(fields)
 }
 
 fn text_path(path: &Path) -> FieldValue {

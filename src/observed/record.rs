@@ -160,7 +160,7 @@ mod tests {
 
     fn sample() -> ObservedState {
         let mut spec = FieldMap::new();
-        spec.insert("command".into(), FieldValue::Text("python3 app.py".into()));
+        spec.insert("command", FieldValue::Text("python3 app.py".into()));
         let mut instance = ObservedInstance::new(Phase::Running, spec);
         instance.pid = Some(4242);
         instance.port = Some(30001);

@@ -11,12 +11,13 @@
 
 pub mod model;
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::RunState;
-use crate::desired::fields::{self, Effect, FieldMap};
+use crate::desired::fields::{self, Effect, FieldMap, FieldValue};
 use crate::desired::{DesiredState, InstanceSpec};
 use crate::names::InstanceKey;
 use crate::observed::{ObservedInstance, ObservedState, Phase};
@@ -94,10 +95,15 @@ fn plan_new(spec: &InstanceSpec) -> Option<Change> {
     if spec.state == RunState::Stopped {
         return None;
     }
-    let mut fields: Vec<FieldChange> = sorted(spec.fields())
-        .into_iter()
+    let mut shown: Vec<(&str, &FieldValue)> = spec
+        .fields()
+        .iter()
         .filter(|(path, value)| fields::shown_on_create(path, value))
-        .map(|(path, value)| added(&path, value))
+        .collect();
+    shown.sort_by(|(a, _), (b, _)| fields::rank(a).cmp(&fields::rank(b)).then_with(|| a.cmp(b)));
+    let mut fields: Vec<FieldChange> = shown
+        .into_iter()
+        .map(|(path, value)| added(path, value))
         .collect();
     fields.push(FieldChange {
         path: "port".to_string(),
@@ -153,7 +159,7 @@ fn plan_existing(
     let desired_fields = spec.fields();
     match (spec.state, instance.phase) {
         (RunState::Running, Phase::Running | Phase::Starting | Phase::Backoff) => {
-            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            let fields = diff_fields(&instance.spec, desired_fields, fields::effect);
             let forcing: Vec<&FieldChange> = fields.iter().filter(|f| f.forces_restart).collect();
             if !forcing.is_empty() {
                 let message = format!("forces restart: {} changed", list_paths(forcing));
@@ -168,7 +174,7 @@ fn plan_existing(
         (RunState::Running, Phase::Sleeping)
         | (RunState::Stopped, Phase::Stopped | Phase::Stopping) => None,
         (RunState::Running, Phase::Stopped | Phase::Stopping) => {
-            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            let fields = diff_fields(&instance.spec, desired_fields, fields::effect);
             let message = "because its declared state is \"running\"".to_string();
             change(Action::Start, declared(message), fields)
         }
@@ -178,7 +184,7 @@ fn plan_existing(
                 instance: key.clone(),
                 message: what.clone(),
             });
-            let fields = diff_fields(&instance.spec, &desired_fields, fields::effect);
+            let fields = diff_fields(&instance.spec, desired_fields, fields::effect);
             change(Action::Start, drifted(format!("drift: {what}")), fields)
         }
         (RunState::Stopped, _) => {
@@ -189,36 +195,32 @@ fn plan_existing(
     }
 }
 
-/// "process not running (exited with code 1)", "failed after 3 restarts (...)".
+/// "process exited with code 1", "process 4242 is gone", "failed after 3 restarts, last
+/// killed by signal 9 (SIGKILL)".
 fn gone_message(instance: &ObservedInstance) -> String {
-    let detail = instance
-        .note
-        .clone()
-        .or_else(|| instance.last_exit.as_ref().map(ToString::to_string));
-    let head = if instance.phase == Phase::Failed {
-        format!("failed after {} restarts", instance.restarts)
-    } else {
-        "process not running".to_string()
-    };
-    match detail {
-        Some(detail) => format!("{head} ({detail})"),
-        None => head,
+    let exit = instance.last_exit.as_ref();
+    if instance.phase == Phase::Failed {
+        let head = format!("failed after {} restarts", instance.restarts);
+        return match (&instance.note, exit) {
+            (Some(note), _) => format!("{head}, {note}"),
+            (None, Some(exit)) => format!("{head}, last {exit}"),
+            (None, None) => head,
+        };
+    }
+    match (&instance.note, exit) {
+        (Some(note), _) => note.clone(),
+        (None, Some(exit)) => format!("process {exit}"),
+        (None, None) => "process not running".to_string(),
     }
 }
 
-fn sorted(map: FieldMap) -> Vec<(String, crate::desired::FieldValue)> {
-    let mut entries: Vec<_> = map.into_iter().collect();
-    entries.sort_by(|(a, _), (b, _)| fields::rank(a).cmp(&fields::rank(b)).then_with(|| a.cmp(b)));
-    entries
-}
-
-fn added(path: &str, value: crate::desired::FieldValue) -> FieldChange {
+fn added(path: &str, value: &FieldValue) -> FieldChange {
     let sensitive = fields::is_sensitive(path);
     FieldChange {
         path: path.to_string(),
         kind: FieldChangeKind::Add,
         before: None,
-        after: (!sensitive).then_some(value),
+        after: (!sensitive).then(|| value.clone()),
         after_unknown: false,
         sensitive,
         forces_restart: false,
@@ -231,22 +233,38 @@ pub fn diff_fields(
     after: &FieldMap,
     effect: impl Fn(&str) -> Effect,
 ) -> Vec<FieldChange> {
-    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    let mut paths: Vec<&str> = paths
+    // Both maps are sorted by path: walk them side by side.
+    let mut changed: Vec<(&str, Option<&FieldValue>, Option<&FieldValue>)> = Vec::new();
+    let mut old = before.iter().peekable();
+    let mut new = after.iter().peekable();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        let (old_entry, new_entry) = match order {
+            Ordering::Less => (old.next(), None),
+            Ordering::Greater => (None, new.next()),
+            Ordering::Equal => (old.next(), new.next()),
+        };
+        let path = old_entry.or(new_entry).map_or("", |(path, _)| path);
+        let (old_value, new_value) = (old_entry.map(|e| e.1), new_entry.map(|e| e.1));
+        if old_value != new_value {
+            changed.push((path, old_value, new_value));
+        }
+    }
+    changed.sort_by(|a, b| {
+        fields::rank(a.0)
+            .cmp(&fields::rank(b.0))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    changed
         .into_iter()
-        .filter(|path| before.get(*path) != after.get(*path))
-        .map(String::as_str)
-        .collect();
-    fields::sort_for_display(&mut paths);
-    paths
-        .into_iter()
-        .map(|path| {
-            let old = before.get(path);
-            let new = after.get(path);
+        .map(|(path, old, new)| {
             let sensitive = fields::is_sensitive(path);
-            let mask = |value: Option<&crate::desired::FieldValue>| {
-                if sensitive { None } else { value.cloned() }
-            };
+            let mask = |value: Option<&FieldValue>| if sensitive { None } else { value.cloned() };
             FieldChange {
                 path: path.to_string(),
                 kind: match (old, new) {
@@ -288,23 +306,38 @@ fn join_and(items: &[&str]) -> String {
 fn token(desired: &DesiredState, settings: &FieldMap, generation: u64) -> String {
     let mut hasher = Sha256::new();
     hasher.update(generation.to_le_bytes());
-    let feed_map = |hasher: &mut Sha256, map: &FieldMap| {
-        for (path, value) in map {
-            hasher.update(path.as_bytes());
-            hasher.update([0]);
-            hasher.update(serde_json::to_vec(value).unwrap_or_default());
-            hasher.update([0]);
-        }
-    };
-    feed_map(&mut hasher, settings);
+    hash_fields(&mut hasher, settings);
     for (key, spec) in &desired.instances {
-        hasher.update(key.to_string().as_bytes());
-        hasher.update([1, spec.state as u8]);
-        feed_map(&mut hasher, &spec.fields());
+        hasher.update(key.service.as_str().as_bytes());
+        hasher.update([b':']);
+        hasher.update(key.id.as_str().as_bytes());
+        hasher.update([0, spec.state as u8]);
+        hash_fields(&mut hasher, spec.fields());
     }
     let digest = hasher.finalize();
     digest[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// Feeds a field map to the hasher unambiguously: every part is tagged or length-prefixed.
+fn hash_fields(hasher: &mut Sha256, map: &FieldMap) {
+    hasher.update((map.len() as u64).to_le_bytes());
+    for (path, value) in map {
+        hasher.update((path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        match value {
+            FieldValue::Text(text) => {
+                hasher.update([b't']);
+                hasher.update((text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            }
+            FieldValue::Int(int) => {
+                hasher.update([b'i']);
+                hasher.update(int.to_le_bytes());
+            }
+            FieldValue::Bool(flag) => hasher.update([b'b', u8::from(*flag)]),
+        }
+    }
 }

@@ -125,7 +125,7 @@ fn routing_value(config: &Config) -> Value {
 
 /// One instance's effective spec (`ten config --instance S:ID`), secrets masked unless asked.
 pub fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
-    let fields: FieldMap = spec.fields();
+    let fields: &FieldMap = spec.fields();
     let mut out = Map::new();
     out.insert("instance".into(), Value::String(spec.key.to_string()));
     out.insert("state".into(), Value::String(spec.state.to_string()));
@@ -134,7 +134,7 @@ pub fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
         Value::String(spec.declared.describe()),
     );
     let mut env = Map::new();
-    for (path, field) in &fields {
+    for (path, field) in fields {
         let shown = if !show_sensitive && is_sensitive(path) {
             Value::String(MASK.into())
         } else {
@@ -145,7 +145,7 @@ pub fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
                 env.insert(name.to_string(), shown);
             }
             None => {
-                out.insert(path.clone(), shown);
+                out.insert(path.to_string(), shown);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Machine output: JSON documents with a `format_version`. Pure.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Diagnostic;
@@ -14,13 +15,21 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-/// The plan, with the diagnostics (warnings, or the errors that froze the desired state).
+/// The plan document: the plan's own fields, then the diagnostics (warnings, or the errors
+/// that froze the desired state). Serialized directly: a plan of 10,000 instances is large.
+#[derive(Serialize)]
+struct PlanDocument<'a> {
+    // `flatten` is only used to write (never to read), where it costs no error messages.
+    #[serde(flatten)]
+    plan: &'a Plan,
+    diagnostics: &'a [Diagnostic],
+}
+
 pub fn plan_json(plan: &Plan, diagnostics: &[Diagnostic]) -> String {
-    let mut value = serde_json::to_value(plan).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("diagnostics".into(), json!(diagnostics));
-    }
-    pretty(&value)
+    let document = PlanDocument { plan, diagnostics };
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
+    text.push('\n');
+    text
 }
 
 /// The result of `validate` (and of `diff` when the desired state is invalid).

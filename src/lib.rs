@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod config;
 pub mod desired;
+pub mod events;
 pub mod names;
 pub mod observed;
 pub mod plan;
 pub mod render;
 pub mod runtime;
+pub mod supervisor;

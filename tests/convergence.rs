@@ -223,7 +223,7 @@ fn execute(plan: &Plan, desired: &DesiredState, observed: &mut ObservedState) {
         match change.action {
             Action::Create | Action::Start | Action::Replace => {
                 let spec = &desired.instances[key];
-                let mut instance = ObservedInstance::new(Phase::Running, spec.fields().clone());
+                let mut instance = ObservedInstance::new(Phase::Running, spec.shared_fields());
                 instance.declared_in = Some(spec.declared.describe());
                 instance.pid = Some(4242);
                 observed.instances.insert(key.clone(), instance);
@@ -233,7 +233,7 @@ fn execute(plan: &Plan, desired: &DesiredState, observed: &mut ObservedState) {
                     .instances
                     .get_mut(key)
                     .expect("update of a known instance");
-                instance.spec = desired.instances[key].fields().clone();
+                instance.spec = desired.instances[key].shared_fields();
             }
             Action::Stop => {
                 let instance = observed

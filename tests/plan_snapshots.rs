@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use ten::desired::{DesiredState, load};
+use ten::desired::{DesiredState, FieldMap, load};
 use ten::names::InstanceKey;
 use ten::observed::{ExitInfo, ObservedInstance, ObservedState, Phase};
 use ten::plan::{Plan, plan};
@@ -37,7 +37,7 @@ fn adjust(observed: &mut ObservedState, lines: &str) {
         let instance = observed
             .instances
             .entry(key)
-            .or_insert_with(|| ObservedInstance::new(Phase::Running, Default::default()));
+            .or_insert_with(|| ObservedInstance::new(Phase::Running, FieldMap::new()));
         let (attributes, note) = match attributes.split_once("note=") {
             Some((head, note)) => (head, Some(note.to_string())),
             None => (attributes, None),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::template::Bindings;
@@ -65,8 +66,9 @@ pub struct InstanceSpec {
     pub storage_quota_mb: Option<u64>,
     pub user: Option<String>,
     pub weight: u8,
-    /// The flat view, computed once by [`effective_spec`].
-    fields: FieldMap,
+    /// The flat view, computed once by [`effective_spec`]; shared with the observed state
+    /// of the instance once applied.
+    fields: Arc<FieldMap>,
 }
 
 /// The data directory of one instance.
@@ -154,9 +156,9 @@ pub fn effective_spec(
         storage_quota_mb: overrides.storage_quota_mb.or(service.storage_quota_mb),
         user: service.user.clone(),
         weight: overrides.weight.unwrap_or(service.weight),
-        fields: FieldMap::new(),
+        fields: Arc::default(),
     };
-    spec.fields = compute_fields(&spec);
+    spec.fields = Arc::new(compute_fields(&spec));
     spec
 }
 
@@ -170,6 +172,11 @@ impl InstanceSpec {
     /// The flat field map the planner diffs and the observed-state record stores.
     pub fn fields(&self) -> &FieldMap {
         &self.fields
+    }
+
+    /// The same map, shared (what an applied instance records).
+    pub fn shared_fields(&self) -> Arc<FieldMap> {
+        Arc::clone(&self.fields)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,8 +122,9 @@ pub struct ObservedInstance {
     pub port: Option<u16>,
     #[serde(default)]
     pub started_at_unix: Option<u64>,
-    /// The spec fields this instance was last applied with.
-    pub spec: FieldMap,
+    /// The spec fields this instance was last applied with (shared with the desired spec it
+    /// was applied from).
+    pub spec: Arc<FieldMap>,
     /// Where it was declared when last applied (for "was removed" reasons).
     #[serde(default)]
     pub declared_in: Option<String>,
@@ -140,14 +142,14 @@ pub struct ObservedInstance {
 
 impl ObservedInstance {
     /// A freshly applied instance in `phase` with `spec`.
-    pub fn new(phase: Phase, spec: FieldMap) -> Self {
+    pub fn new(phase: Phase, spec: impl Into<Arc<FieldMap>>) -> Self {
         Self {
             phase,
             pid: None,
             pid_start_time: None,
             port: None,
             started_at_unix: None,
-            spec,
+            spec: spec.into(),
             declared_in: None,
             health: Health::Unknown,
             restarts: 0,

@@ -44,9 +44,11 @@ mod tests {
 
     #[test]
     fn a_reaped_child_is_gone() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_alive(pid, None));
+        let reaper = crate::runtime::reaper::Reaper::global();
+        let (child, exit) = reaper
+            .spawn(&mut std::process::Command::new("true"))
+            .unwrap();
+        exit.blocking_recv().unwrap();
+        assert!(!process_alive(child.id(), None));
     }
 }

@@ -92,7 +92,7 @@ pub fn observed_as_applied(desired: &DesiredState) -> ObservedState {
         } else {
             Phase::Stopped
         };
-        let mut instance = ObservedInstance::new(phase, spec.fields().clone());
+        let mut instance = ObservedInstance::new(phase, spec.shared_fields());
         instance.declared_in = Some(spec.declared.describe());
         if running {
             instance.pid = Some(100_000 + index as u32);

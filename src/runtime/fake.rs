@@ -1,0 +1,129 @@
+//! A scriptable runtime for tests of supervision on paused time: processes are pids in a
+//! table, exits are sent by the test (or follow a signal), probes answer what the test says.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+
+use crate::names::InstanceKey;
+
+use super::{GroupSignal, Launch, Probe, ProbeResult, ProcessExit, Runtime, SpawnError, Started};
+
+#[derive(Default)]
+struct FakeState {
+    next_pid: u32,
+    running: HashMap<u32, (InstanceKey, oneshot::Sender<ProcessExit>)>,
+    launches: Vec<Launch>,
+    signals: Vec<(u32, GroupSignal)>,
+    unhealthy: HashSet<InstanceKey>,
+    failing_spawns: HashSet<InstanceKey>,
+    /// Instances that ignore their stop signal (only SIGKILL ends them).
+    stubborn: HashSet<InstanceKey>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends process `pid` with `exit`, as if it exited by itself.
+    pub fn exit(&self, pid: u32, exit: ProcessExit) {
+        if let Some((_, sender)) = self.lock().running.remove(&pid) {
+            let _ = sender.send(exit);
+        }
+    }
+
+    /// The pid of `key`'s running process, if any.
+    pub fn pid_of(&self, key: &InstanceKey) -> Option<u32> {
+        self.lock()
+            .running
+            .iter()
+            .find(|(_, (owner, _))| owner == key)
+            .map(|(pid, _)| *pid)
+    }
+
+    pub fn launches(&self) -> Vec<Launch> {
+        self.lock().launches.clone()
+    }
+
+    pub fn signals(&self) -> Vec<(u32, GroupSignal)> {
+        self.lock().signals.clone()
+    }
+
+    pub fn set_healthy(&self, key: &InstanceKey, healthy: bool) {
+        let mut state = self.lock();
+        if healthy {
+            state.unhealthy.remove(key);
+        } else {
+            state.unhealthy.insert(key.clone());
+        }
+    }
+
+    pub fn fail_spawns(&self, key: &InstanceKey) {
+        self.lock().failing_spawns.insert(key.clone());
+    }
+
+    pub fn ignore_stop_signal(&self, key: &InstanceKey) {
+        self.lock().stubborn.insert(key.clone());
+    }
+}
+
+impl Runtime for FakeRuntime {
+    async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
+        let mut state = self.lock();
+        if state.failing_spawns.contains(&launch.key) {
+            return Err(SpawnError::EmptyCommand);
+        }
+        state.next_pid += 1;
+        let pid = 1000 + state.next_pid;
+        let (sender, exit) = oneshot::channel();
+        state.running.insert(pid, (launch.key.clone(), sender));
+        state.launches.push(launch);
+        Ok(Started {
+            pid,
+            start_time: Some(u64::from(pid)),
+            exit,
+        })
+    }
+
+    fn signal(&self, pid: u32, signal: GroupSignal) {
+        let mut state = self.lock();
+        state.signals.push((pid, signal));
+        let stubborn = state
+            .running
+            .get(&pid)
+            .is_some_and(|(key, _)| state.stubborn.contains(key));
+        if stubborn && signal != GroupSignal::Kill {
+            return;
+        }
+        if let Some((_, sender)) = state.running.remove(&pid) {
+            let number = crate::runtime::process::nix_signal(signal) as i32;
+            let _ = sender.send(ProcessExit {
+                code: None,
+                signal: Some(number),
+            });
+        }
+    }
+
+    async fn probe(&self, key: &InstanceKey, _probe: Probe) -> ProbeResult {
+        let state = self.lock();
+        let running = state.running.values().any(|(owner, _)| owner == key);
+        if running && !state.unhealthy.contains(key) {
+            Ok(())
+        } else {
+            Err("fake probe failed".to_string())
+        }
+    }
+}

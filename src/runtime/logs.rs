@@ -1,0 +1,696 @@
+//! Capture of tenant output.
+//!
+//! A tenant's stdout and stderr are files it appends to directly
+//! (`{data_dir}/logs/<service>/<id>/stdout.raw`, `stderr.raw`): no pipe, so a tenant never gets
+//! EPIPE from us and keeps running if ten dies. ten tails them (inotify events, no polling)
+//! from a recorded offset, cuts the bytes into lines (invalid UTF-8 shown lossily, lines
+//! longer than [`MAX_LINE`] cut), timestamps them, keeps the last lines of each instance in
+//! memory for `ten logs`, and appends them to a rotated `output.log`. Bytes already read are
+//! released from the raw files by punching holes, so they take no disk space.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::names::InstanceKey;
+
+/// Longest line kept; the rest of a longer line is dropped and counted.
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines kept in memory per instance.
+pub const RING_LINES: usize = 2000;
+/// Size at which `output.log` is rotated, and how many rotated files are kept.
+pub const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
+pub const KEEP_ROTATED: usize = 3;
+/// Read bytes are released from a raw file in steps of this size.
+const PUNCH_STEP: u64 = 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    fn raw_file(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout.raw",
+            Stream::Stderr => "stderr.raw",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Stream> {
+        match text {
+            "stdout" => Some(Stream::Stdout),
+            "stderr" => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// One captured line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at_unix_ms: u64,
+    pub instance: InstanceKey,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// Which lines to return.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub instance: Option<InstanceKey>,
+    pub stream: Option<Stream>,
+    /// Case-insensitive substring.
+    pub search: Option<String>,
+    /// The last `limit` matching lines.
+    pub limit: Option<usize>,
+}
+
+impl LogQuery {
+    pub fn matches(&self, line: &LogLine) -> bool {
+        self.instance
+            .as_ref()
+            .is_none_or(|key| *key == line.instance)
+            && self.stream.is_none_or(|stream| stream == line.stream)
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|search| line.text.to_lowercase().contains(&search.to_lowercase()))
+    }
+}
+
+/// Where an instance's capture files are.
+#[derive(Debug, Clone)]
+pub struct CapturePaths {
+    pub dir: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub output: PathBuf,
+}
+
+/// Opens (creating) a raw capture file for the tenant to append to.
+pub fn open_for_tenant(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// One raw file being tailed.
+struct Source {
+    stream: Stream,
+    path: PathBuf,
+    file: Option<File>,
+    offset: u64,
+    punched: u64,
+    pending: Vec<u8>,
+    /// Bytes of the current line dropped past [`MAX_LINE`].
+    dropped: usize,
+}
+
+impl Source {
+    fn new(stream: Stream, path: PathBuf, offset: u64) -> Self {
+        Self {
+            stream,
+            path,
+            file: None,
+            offset,
+            punched: offset - offset % PUNCH_STEP,
+            pending: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Reads what was appended since the last read; returns the complete lines.
+    fn read_new(&mut self) -> Vec<String> {
+        if self.file.is_none() {
+            // Writable only to punch holes into what was read; ten never writes to it.
+            self.file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .ok();
+        }
+        let Some(file) = self.file.take() else {
+            return Vec::new();
+        };
+        if file
+            .metadata()
+            .is_ok_and(|metadata| metadata.len() < self.offset)
+        {
+            // Truncated by someone: start again from the beginning.
+            self.offset = 0;
+            self.punched = 0;
+        }
+        let mut lines = Vec::new();
+        let mut buffer = vec![0; READ_CHUNK];
+        loop {
+            let read = match file.read_at(&mut buffer, self.offset) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            self.offset += read as u64;
+            self.split_lines(&buffer[..read], &mut lines);
+        }
+        self.release_read_bytes(&file);
+        self.file = Some(file);
+        lines
+    }
+
+    fn split_lines(&mut self, mut bytes: &[u8], lines: &mut Vec<String>) {
+        while !bytes.is_empty() {
+            match bytes.iter().position(|&byte| byte == b'\n') {
+                Some(end) => {
+                    self.take(&bytes[..end]);
+                    lines.push(self.finish_line());
+                    bytes = &bytes[end + 1..];
+                }
+                None => {
+                    self.take(bytes);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.pending.len());
+        let kept = bytes.len().min(room);
+        self.pending.extend_from_slice(&bytes[..kept]);
+        self.dropped += bytes.len() - kept;
+    }
+
+    fn finish_line(&mut self) -> String {
+        if self.pending.last() == Some(&b'\r') {
+            self.pending.pop();
+        }
+        let mut text = String::from_utf8_lossy(&self.pending).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(" [line cut: {} more bytes]", self.dropped));
+        }
+        self.pending.clear();
+        self.dropped = 0;
+        text
+    }
+
+    /// Frees the disk blocks of what was read (the file keeps its size: the tenant's
+    /// append offset and ours stay valid).
+    fn release_read_bytes(&mut self, file: &File) {
+        let end = self.offset - self.offset % PUNCH_STEP;
+        if end <= self.punched {
+            return;
+        }
+        let flags = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let length = (end - self.punched) as i64;
+        match nix::fcntl::fallocate(file, flags, self.punched as i64, length) {
+            Ok(()) => self.punched = end,
+            Err(error) => {
+                tracing::debug!(%error, path = %self.path.display(), "cannot release read log bytes")
+            }
+        }
+    }
+}
+
+/// The rotated, timestamped log of one instance.
+struct OutputLog {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+}
+
+impl OutputLog {
+    fn append(&mut self, lines: &[LogLine]) {
+        if self.file.is_none() {
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(&self.path)
+                .ok();
+            self.size = self
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len());
+        }
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&format_line(line));
+            text.push('\n');
+        }
+        if let Some(file) = &mut self.file
+            && file.write_all(text.as_bytes()).is_ok()
+        {
+            self.size += text.len() as u64;
+        }
+        if self.size >= ROTATE_BYTES {
+            self.rotate();
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        for index in (1..KEEP_ROTATED).rev() {
+            let _ = fs::rename(rotated(&self.path, index), rotated(&self.path, index + 1));
+        }
+        let _ = fs::rename(&self.path, rotated(&self.path, 1));
+        self.size = 0;
+    }
+}
+
+fn rotated(path: &Path, index: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
+}
+
+/// `2026-11-24T15:00:00.123Z stdout text`
+fn format_line(line: &LogLine) -> String {
+    let time = UNIX_EPOCH + std::time::Duration::from_millis(line.at_unix_ms);
+    format!(
+        "{} {} {}",
+        humantime::format_rfc3339_millis(time),
+        line.stream.as_str(),
+        line.text
+    )
+}
+
+/// Parses a line written by [`format_line`] back.
+fn parse_line(instance: &InstanceKey, text: &str) -> Option<LogLine> {
+    let (time, rest) = text.split_once(' ')?;
+    let (stream, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    let at = humantime::parse_rfc3339(time).ok()?;
+    Some(LogLine {
+        at_unix_ms: at.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64,
+        instance: instance.clone(),
+        stream: Stream::parse(stream)?,
+        text: text.to_string(),
+    })
+}
+
+struct InstanceLogs {
+    sources: [Source; 2],
+    ring: VecDeque<LogLine>,
+    output: OutputLog,
+}
+
+#[derive(Default)]
+struct HubState {
+    instances: HashMap<InstanceKey, InstanceLogs>,
+    by_path: HashMap<PathBuf, (InstanceKey, usize)>,
+}
+
+/// The capture of every instance's output.
+pub struct LogHub {
+    root: PathBuf,
+    state: Mutex<HubState>,
+    lines: broadcast::Sender<LogLine>,
+}
+
+impl LogHub {
+    /// `root` is `{data_dir}/logs`.
+    pub fn new(root: PathBuf) -> Arc<LogHub> {
+        let (lines, _) = broadcast::channel(4096);
+        Arc::new(LogHub {
+            root,
+            state: Mutex::default(),
+            lines,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn paths(&self, key: &InstanceKey) -> CapturePaths {
+        let dir = self.root.join(key.service.as_str()).join(key.id.as_str());
+        CapturePaths {
+            stdout: dir.join(Stream::Stdout.raw_file()),
+            stderr: dir.join(Stream::Stderr.raw_file()),
+            output: dir.join("output.log"),
+            dir,
+        }
+    }
+
+    /// Starts capturing `key`: creates its directory and resumes at `offsets` (what was read
+    /// before ten restarted) or at the current end of the raw files. Loads the tail of
+    /// `output.log` into memory.
+    pub fn attach(&self, key: &InstanceKey, offsets: Option<[u64; 2]>) -> io::Result<CapturePaths> {
+        let paths = self.paths(key);
+        if self.lock().instances.contains_key(key) {
+            return Ok(paths);
+        }
+        fs::create_dir_all(&paths.dir)?;
+        let offsets = offsets.unwrap_or_else(|| {
+            [&paths.stdout, &paths.stderr].map(|path| fs::metadata(path).map_or(0, |m| m.len()))
+        });
+        let ring = read_tail(key, &paths.output);
+        let logs = InstanceLogs {
+            sources: [
+                Source::new(Stream::Stdout, paths.stdout.clone(), offsets[0]),
+                Source::new(Stream::Stderr, paths.stderr.clone(), offsets[1]),
+            ],
+            ring,
+            output: OutputLog {
+                path: paths.output.clone(),
+                file: None,
+                size: 0,
+            },
+        };
+        let mut state = self.lock();
+        state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
+        state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
+        state.instances.insert(key.clone(), logs);
+        drop(state);
+        // Anything written before we attached.
+        self.poll(key);
+        Ok(paths)
+    }
+
+    /// Stops capturing `key` (after reading what is left); removes its files when asked.
+    pub fn detach(&self, key: &InstanceKey, remove_files: bool) {
+        self.poll(key);
+        let mut state = self.lock();
+        if let Some(logs) = state.instances.remove(key) {
+            for source in &logs.sources {
+                state.by_path.remove(&source.path);
+            }
+        }
+        drop(state);
+        if remove_files {
+            let _ = fs::remove_dir_all(self.paths(key).dir);
+        }
+    }
+
+    /// Read offsets of `key`'s raw files, to resume after a restart of ten.
+    pub fn offsets(&self, key: &InstanceKey) -> Option<[u64; 2]> {
+        let state = self.lock();
+        let logs = state.instances.get(key)?;
+        Some([logs.sources[0].offset, logs.sources[1].offset])
+    }
+
+    /// Reads new output of `key`.
+    pub fn poll(&self, key: &InstanceKey) {
+        let mut state = self.lock();
+        let Some(logs) = state.instances.get_mut(key) else {
+            return;
+        };
+        let now = unix_millis();
+        let mut new_lines = Vec::new();
+        for source in &mut logs.sources {
+            for text in source.read_new() {
+                new_lines.push(LogLine {
+                    at_unix_ms: now,
+                    instance: key.clone(),
+                    stream: source.stream,
+                    text,
+                });
+            }
+        }
+        if new_lines.is_empty() {
+            return;
+        }
+        logs.output.append(&new_lines);
+        for line in new_lines {
+            if logs.ring.len() == RING_LINES {
+                logs.ring.pop_front();
+            }
+            logs.ring.push_back(line.clone());
+            let _ = self.lines.send(line);
+        }
+    }
+
+    /// Reads new output of the instance whose raw file is `path`.
+    pub fn poll_path(&self, path: &Path) {
+        let key = self.lock().by_path.get(path).map(|(key, _)| key.clone());
+        if let Some(key) = key {
+            self.poll(&key);
+        }
+    }
+
+    pub fn poll_all(&self) {
+        let keys: Vec<InstanceKey> = self.lock().instances.keys().cloned().collect();
+        for key in keys {
+            self.poll(&key);
+        }
+    }
+
+    /// The last matching lines, oldest first.
+    pub fn query(&self, query: &LogQuery) -> Vec<LogLine> {
+        let state = self.lock();
+        let mut lines: Vec<LogLine> = match &query.instance {
+            Some(key) => state
+                .instances
+                .get(key)
+                .map(|logs| {
+                    logs.ring
+                        .iter()
+                        .filter(|l| query.matches(l))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => {
+                let mut all: Vec<LogLine> = state
+                    .instances
+                    .values()
+                    .flat_map(|logs| logs.ring.iter().filter(|l| query.matches(l)).cloned())
+                    .collect();
+                all.sort_by_key(|line| line.at_unix_ms);
+                all
+            }
+        };
+        if let Some(limit) = query.limit
+            && lines.len() > limit
+        {
+            lines.drain(..lines.len() - limit);
+        }
+        lines
+    }
+
+    /// New lines as they are captured.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+        self.lines.subscribe()
+    }
+
+    /// Tails the raw files: reads whenever inotify reports a write. The watcher must be kept
+    /// alive by the caller.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        fs::create_dir_all(&self.root).map_err(notify::Error::io)?;
+        let hub = Arc::clone(self);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if event.need_rescan() => hub.poll_all(),
+                Ok(event) => {
+                    if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+                        for path in &event.paths {
+                            hub.poll_path(path);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "log watcher error; reading all logs");
+                    hub.poll_all();
+                }
+            })?;
+        watcher.watch(&self.root, RecursiveMode::Recursive)?;
+        Ok(watcher)
+    }
+}
+
+/// The last [`RING_LINES`] lines of an `output.log` (reads at most its last 1 MiB).
+fn read_tail(key: &InstanceKey, path: &Path) -> VecDeque<LogLine> {
+    let mut ring = VecDeque::new();
+    let Ok(mut file) = File::open(path) else {
+        return ring;
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    let start = size.saturating_sub(1024 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return ring;
+    }
+    let mut reader = BufReader::new(file);
+    if start > 0 {
+        let mut partial = Vec::new();
+        let _ = reader.read_until(b'\n', &mut partial);
+    }
+    for line in reader.lines().map_while(Result::ok) {
+        if let Some(line) = parse_line(key, &line) {
+            if ring.len() == RING_LINES {
+                ring.pop_front();
+            }
+            ring.push_back(line);
+        }
+    }
+    ring
+}
+
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> InstanceKey {
+        InstanceKey::parse("notes:alice").unwrap()
+    }
+
+    fn append(path: &Path, bytes: &[u8]) {
+        open_for_tenant(path).unwrap().write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn lines_are_cut_decoded_and_timestamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join("logs"));
+        let paths = hub.attach(&key(), None).unwrap();
+        append(&paths.stdout, b"hello\r\nbad \xff\xfe bytes\npartial");
+        append(&paths.stderr, b"oops\n");
+        let mut long = vec![b'x'; MAX_LINE + 1000];
+        long.push(b'\n');
+        append(&paths.stdout, &long);
+        hub.poll(&key());
+        let texts: Vec<(Stream, String)> = hub
+            .query(&LogQuery::default())
+            .into_iter()
+            .map(|line| (line.stream, line.text))
+            .collect();
+        assert_eq!(texts[0], (Stream::Stdout, "hello".to_string()));
+        assert_eq!(
+            texts[1],
+            (Stream::Stdout, "bad \u{fffd}\u{fffd} bytes".to_string())
+        );
+        assert_eq!(texts[2].0, Stream::Stdout);
+        assert!(texts[2].1.starts_with("partialxxx"));
+        assert!(
+            texts[2].1.ends_with(" [line cut: 1007 more bytes]"),
+            "{}",
+            &texts[2].1[MAX_LINE - 10..]
+        );
+        assert_eq!(texts[3], (Stream::Stderr, "oops".to_string()));
+        let stored = fs::read_to_string(&paths.output).unwrap();
+        assert_eq!(stored.lines().count(), 4);
+        assert!(stored.lines().next().unwrap().ends_with(" stdout hello"));
+    }
+
+    #[test]
+    fn queries_filter_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join("logs"));
+        let paths = hub.attach(&key(), None).unwrap();
+        append(&paths.stdout, b"GET /a\nGET /b\nPOST /c\n");
+        append(&paths.stderr, b"warning: get\n");
+        hub.poll(&key());
+        let query = |search: &str, stream, limit| {
+            hub.query(&LogQuery {
+                instance: Some(key()),
+                stream,
+                search: Some(search.to_string()),
+                limit,
+            })
+            .into_iter()
+            .map(|line| line.text)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            query("get", None, None),
+            ["GET /a", "GET /b", "warning: get"]
+        );
+        assert_eq!(query("get", Some(Stream::Stdout), Some(1)), ["GET /b"]);
+    }
+
+    #[test]
+    fn output_survives_in_output_log_and_is_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join("logs"));
+        let paths = hub.attach(&key(), None).unwrap();
+        append(&paths.stdout, b"before restart\n");
+        hub.poll(&key());
+        // What a server records as it reads; it dies here (no detach).
+        let offsets = hub.offsets(&key());
+        drop(hub);
+        append(&paths.stdout, b"while away\n");
+        let hub = LogHub::new(dir.path().join("logs"));
+        hub.attach(&key(), offsets).unwrap();
+        let texts: Vec<String> = hub
+            .query(&LogQuery::default())
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(texts, ["before restart", "while away"]);
+    }
+
+    #[test]
+    fn read_bytes_are_released_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join("logs"));
+        let paths = hub.attach(&key(), None).unwrap();
+        let line = vec![b'y'; 1023];
+        let mut chunk = Vec::new();
+        for _ in 0..4096 {
+            chunk.extend_from_slice(&line);
+            chunk.push(b'\n');
+        }
+        append(&paths.stdout, &chunk);
+        hub.poll(&key());
+        let metadata = fs::metadata(&paths.stdout).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(metadata.len(), 4 * 1024 * 1024, "the size stays");
+        assert!(
+            metadata.blocks() * 512 < 1024 * 1024,
+            "the blocks are freed: {}",
+            metadata.blocks()
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_a_few_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputLog {
+            path: dir.path().join("output.log"),
+            file: None,
+            size: 0,
+        };
+        let line = LogLine {
+            at_unix_ms: 0,
+            instance: key(),
+            stream: Stream::Stdout,
+            text: "z".repeat(1024 * 1024),
+        };
+        for _ in 0..(10 * (KEEP_ROTATED + 2)) {
+            output.append(std::slice::from_ref(&line));
+        }
+        assert!(rotated(&output.path, KEEP_ROTATED).exists());
+        assert!(!rotated(&output.path, KEEP_ROTATED + 1).exists());
+    }
+}

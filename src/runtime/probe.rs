@@ -1,0 +1,147 @@
+//! Health probes: a real HTTP GET of the health path (only 2xx is healthy), or, without a
+//! health path, an accepted connection. Over TCP on 127.0.0.1:PORT, or over the instance's
+//! Unix socket when it listens there.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    Tcp { port: u16 },
+    Unix { socket: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub target: ProbeTarget,
+    /// `None`: an accepted connection is enough.
+    pub http_path: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Why a probe failed, for events and `ten health`.
+pub type ProbeResult = Result<(), String>;
+
+pub async fn run_probe(probe: &Probe) -> ProbeResult {
+    match tokio::time::timeout(probe.timeout, attempt(probe)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(probe.timeout)
+        )),
+    }
+}
+
+async fn attempt(probe: &Probe) -> ProbeResult {
+    match &probe.target {
+        ProbeTarget::Tcp { port } => {
+            let stream = TcpStream::connect(("127.0.0.1", *port))
+                .await
+                .map_err(|error| format!("connect to 127.0.0.1:{port}: {error}"))?;
+            let _ = stream.set_nodelay(true);
+            get(
+                stream,
+                probe.http_path.as_deref(),
+                &format!("127.0.0.1:{port}"),
+            )
+            .await
+        }
+        ProbeTarget::Unix { socket } => {
+            let stream = UnixStream::connect(socket)
+                .await
+                .map_err(|error| format!("connect to {}: {error}", socket.display()))?;
+            get(stream, probe.http_path.as_deref(), "localhost").await
+        }
+    }
+}
+
+async fn get<S>(stream: S, path: Option<&str>, host: &str) -> ProbeResult
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| format!("HTTP handshake: {error}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = Request::get(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "ten-health-check")
+        .body(Empty::<Bytes>::new())
+        .map_err(|error| format!("bad health path {path:?}: {error}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| format!("GET {path}: {error}"))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("GET {path} answered {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn server(status_line: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let response = format!("HTTP/1.1 {status_line}\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    fn http(port: u16) -> Probe {
+        Probe {
+            target: ProbeTarget::Tcp { port },
+            http_path: Some("/health".into()),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_2xx_is_healthy() {
+        assert_eq!(
+            run_probe(&http(server("204 No Content").await)).await,
+            Ok(())
+        );
+        let error = run_probe(&http(server("503 Service Unavailable").await))
+            .await
+            .unwrap_err();
+        assert_eq!(error, "GET /health answered 503 Service Unavailable");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_fails_and_a_connect_is_enough_without_a_path() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tcp = Probe {
+            http_path: None,
+            ..http(port)
+        };
+        assert_eq!(run_probe(&tcp).await, Ok(()));
+        drop(listener);
+        assert!(run_probe(&tcp).await.unwrap_err().contains("refused"));
+    }
+}

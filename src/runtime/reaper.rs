@@ -1,0 +1,209 @@
+//! The reaper: one thread per process reaps every child (`waitpid(-1)`), handing exit
+//! statuses to whoever registered the pid. ten is a child subreaper, so orphans of tenants
+//! are reparented to it and reaped here too.
+//!
+//! Invariant: nothing else in ten waits on children (no `std::process::Child::wait`, no
+//! `tokio::process`): every child is started through [`Reaper::spawn`]. Spawning holds the
+//! reaper's lock, so a child that exits at once cannot be reaped before its owner is known.
+//! The reaper is a thread blocked in `waitpid`, not a signal handler: it needs no runtime and
+//! costs nothing while no child exits.
+
+use std::collections::HashMap;
+use std::io;
+use std::process::{Child, Command};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ProcessExit {
+    /// Exited by itself with code 0.
+    pub fn is_clean(&self) -> bool {
+        self.code == Some(0) && self.signal.is_none()
+    }
+}
+
+#[derive(Default)]
+struct Waiters {
+    waiting: HashMap<u32, oneshot::Sender<ProcessExit>>,
+    /// Children spawned and not reaped yet; the thread sleeps while there are none.
+    live: usize,
+}
+
+pub struct Reaper {
+    waiters: Mutex<Waiters>,
+    children_exist: Condvar,
+}
+
+static REAPER: OnceLock<Reaper> = OnceLock::new();
+
+impl Reaper {
+    /// The reaper of this process, started on first use.
+    pub fn global() -> &'static Reaper {
+        REAPER.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("ten-reaper".into())
+                .spawn(|| Reaper::global().run())
+                .expect("start the reaper thread");
+            Reaper {
+                waiters: Mutex::default(),
+                children_exist: Condvar::new(),
+            }
+        })
+    }
+
+    /// Makes this process a child subreaper: orphans of its children become its children.
+    pub fn become_subreaper() {
+        if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!(%error, "cannot become a child subreaper; orphans of tenants will be reaped by init");
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Spawns `command` and registers its pid; the receiver gets its exit status.
+    /// A blocking call (fork/exec): async callers run it on a blocking thread.
+    pub fn spawn(
+        &self,
+        command: &mut Command,
+    ) -> io::Result<(Child, oneshot::Receiver<ProcessExit>)> {
+        let mut waiters = self.lock();
+        let child = command.spawn()?;
+        let (sender, receiver) = oneshot::channel();
+        waiters.waiting.insert(child.id(), sender);
+        waiters.live += 1;
+        self.children_exist.notify_one();
+        Ok((child, receiver))
+    }
+
+    fn run(&self) {
+        loop {
+            let idle = {
+                let waiters = self.lock();
+                if waiters.live == 0 {
+                    // Sleep until a child is spawned; now and then, sweep up orphans that
+                    // outlived their tenant.
+                    let (waiters, _) = self
+                        .children_exist
+                        .wait_timeout(waiters, std::time::Duration::from_secs(1))
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    waiters.live == 0
+                } else {
+                    false
+                }
+            };
+            let flags = idle.then_some(WaitPidFlag::WNOHANG);
+            let status = match waitpid(Pid::from_raw(-1), flags) {
+                Ok(WaitStatus::StillAlive) => continue,
+                Ok(status) => status,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) if idle => continue,
+                Err(Errno::ECHILD) => {
+                    // Our registered children are gone without a status we saw (cannot happen
+                    // unless someone else waited on them): forget them rather than spin.
+                    let mut waiters = self.lock();
+                    tracing::warn!(
+                        lost = waiters.waiting.len(),
+                        "children were reaped elsewhere"
+                    );
+                    waiters.waiting.clear();
+                    waiters.live = 0;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "waitpid failed");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            let (pid, exit) = match status {
+                WaitStatus::Exited(pid, code) => (
+                    pid,
+                    ProcessExit {
+                        code: Some(code),
+                        signal: None,
+                    },
+                ),
+                WaitStatus::Signaled(pid, signal, _) => (
+                    pid,
+                    ProcessExit {
+                        code: None,
+                        signal: Some(signal as i32),
+                    },
+                ),
+                _ => continue,
+            };
+            let pid = pid.as_raw() as u32;
+            let waiter = {
+                let mut waiters = self.lock();
+                let waiter = waiters.waiting.remove(&pid);
+                if waiter.is_some() {
+                    waiters.live -= 1;
+                }
+                waiter
+            };
+            match waiter {
+                Some(waiter) => {
+                    tracing::debug!(pid, ?exit, "child exited");
+                    let _ = waiter.send(exit);
+                }
+                None => tracing::debug!(pid, ?exit, "reaped an orphan"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exit_statuses_reach_their_owner() {
+        let reaper = Reaper::global();
+        let (_child, exit) = reaper
+            .spawn(Command::new("sh").args(["-c", "exit 7"]))
+            .unwrap();
+        assert_eq!(
+            exit.await.unwrap(),
+            ProcessExit {
+                code: Some(7),
+                signal: None
+            }
+        );
+        let (child, exit) = reaper.spawn(Command::new("sleep").arg("30")).unwrap();
+        nix::sys::signal::kill(
+            Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        assert_eq!(
+            exit.await.unwrap(),
+            ProcessExit {
+                code: None,
+                signal: Some(9)
+            }
+        );
+    }
+
+    #[test]
+    fn a_child_that_exits_at_once_is_not_lost() {
+        let reaper = Reaper::global();
+        for _ in 0..50 {
+            let (_child, exit) = reaper.spawn(&mut Command::new("true")).unwrap();
+            assert!(exit.blocking_recv().unwrap().is_clean());
+        }
+    }
+}

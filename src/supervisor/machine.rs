@@ -1,0 +1,913 @@
+//! The lifecycle of one instance as a state machine: `step(input, now) -> effects`.
+//!
+//! Deterministic and free of I/O: time is an input, timers are derived from the state
+//! ([`Machine::deadline`]), and everything that touches the world is an [`Effect`] the task
+//! executes. Tests drive it with explicit instants.
+//!
+//! Rules (DESIGN §10): a started process is probed quickly until it answers (or
+//! `startup_timeout` passes), then every `health_check_interval`; 1-2 failed probes are
+//! `degraded`, 3 are `unhealthy` and restart it. An exit is restarted per the restart policy
+//! after `backoff_base * 2^n` (capped at `backoff_max`), n counting restarts within
+//! `restart_window`; more than `max_restarts` in the window is `failed`. A stop sends the stop
+//! signal, then SIGKILL after `stop_timeout`; a stop cancels a pending restart.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{RestartPolicy, StopSignal};
+use crate::observed::{Health, Phase};
+use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
+
+/// Failed probes in a row that make a running instance unhealthy (and restart it).
+pub const UNHEALTHY_AFTER: u32 = 3;
+/// First gap between readiness probes of a starting process; it grows to [`MAX_PROBE_GAP`].
+pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(5);
+pub const MAX_PROBE_GAP: Duration = Duration::from_millis(250);
+
+/// What governs one instance's supervision (from its spec and the settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub startup_timeout: Duration,
+    pub check_interval: Duration,
+    pub stop_signal: StopSignal,
+    pub stop_timeout: Duration,
+}
+
+/// What to do once the process being stopped is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Stay stopped.
+    Stop,
+    /// Start again now (a restart asked for, or a replace): not counted as a failure.
+    Restart,
+    /// Start again after backoff (it was unhealthy or did not start in time): counted.
+    Retry,
+    /// Forget the instance.
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Stopped,
+    /// A start was asked of the runtime; `then` is a stop or removal asked meanwhile.
+    Spawning {
+        then: Option<Then>,
+    },
+    /// Running, not answering yet.
+    Starting {
+        pid: u32,
+        since: Instant,
+        next_probe: Instant,
+        probe_gap: Duration,
+    },
+    Running {
+        pid: u32,
+        since: Instant,
+        failures: u32,
+        next_probe: Instant,
+    },
+    /// Stop signal sent; SIGKILL at `kill_at` unless it exits first.
+    Stopping {
+        pid: u32,
+        kill_at: Option<Instant>,
+        then: Then,
+    },
+    Backoff {
+        until: Instant,
+    },
+    Failed,
+    /// Exited and not restarted, per its restart policy.
+    Exited,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Start,
+    Stop,
+    Restart,
+    Remove,
+    Spawned {
+        pid: u32,
+    },
+    SpawnFailed {
+        error: String,
+    },
+    Exited(ProcessExit),
+    ProbeDone(ProbeResult),
+    /// A deadline passed.
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Spawn,
+    Signal {
+        pid: u32,
+        signal: GroupSignal,
+    },
+    Probe,
+    /// Something worth an event line.
+    Event(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub state: State,
+    pub policy: Policy,
+    /// Times of restarts within the restart window, oldest first.
+    pub restarts: VecDeque<Instant>,
+    pub last_exit: Option<ProcessExit>,
+    pub probe_in_flight: bool,
+    pub health: Health,
+    /// Why it is in its phase, when that needs saying.
+    pub note: Option<String>,
+}
+
+impl Machine {
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            state: State::Stopped,
+            policy,
+            restarts: VecDeque::new(),
+            last_exit: None,
+            probe_in_flight: false,
+            health: Health::Unknown,
+            note: None,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Stopped => Phase::Stopped,
+            State::Spawning { .. } | State::Starting { .. } => Phase::Starting,
+            State::Running { .. } => Phase::Running,
+            State::Stopping { .. } | State::Removed => Phase::Stopping,
+            State::Backoff { .. } => Phase::Backoff,
+            State::Failed => Phase::Failed,
+            State::Exited => Phase::Exited,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match self.state {
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Stopping { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// Since when the current process runs.
+    pub fn running_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Starting { since, .. } | State::Running { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
+    /// When the machine wants a [`Input::Tick`].
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Starting {
+                since, next_probe, ..
+            } => {
+                let timeout = *since + self.policy.startup_timeout;
+                Some(if self.probe_in_flight {
+                    timeout
+                } else {
+                    (*next_probe).min(timeout)
+                })
+            }
+            State::Running { next_probe, .. } if !self.probe_in_flight => Some(*next_probe),
+            State::Stopping { kill_at, .. } => *kill_at,
+            State::Backoff { until } => Some(*until),
+            _ => None,
+        }
+    }
+
+    pub fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Input::ProbeDone(_) = input {
+            self.probe_in_flight = false;
+        }
+        let state = std::mem::replace(&mut self.state, State::Stopped);
+        self.state = match (state, input) {
+            // Asked to run.
+            (State::Stopped | State::Failed | State::Exited, Input::Start | Input::Restart)
+            | (State::Backoff { .. }, Input::Restart) => {
+                self.restarts.clear();
+                self.spawn(&mut effects)
+            }
+            (
+                state @ (State::Backoff { .. } | State::Spawning { then: None }),
+                Input::Start | Input::Restart,
+            ) => state,
+            (State::Spawning { .. }, Input::Start | Input::Restart) => {
+                State::Spawning { then: None }
+            }
+
+            // Asked to stop or to go away.
+            (
+                State::Stopped | State::Failed | State::Exited | State::Backoff { .. },
+                Input::Stop,
+            ) => {
+                self.health = Health::Unknown;
+                self.note = None;
+                State::Stopped
+            }
+            (
+                State::Stopped
+                | State::Failed
+                | State::Exited
+                | State::Backoff { .. }
+                | State::Removed,
+                Input::Remove,
+            ) => State::Removed,
+            (State::Spawning { .. }, Input::Stop) => State::Spawning {
+                then: Some(Then::Stop),
+            },
+            (State::Spawning { .. }, Input::Remove) => State::Spawning {
+                then: Some(Then::Remove),
+            },
+            (
+                State::Starting { pid, .. } | State::Running { pid, .. },
+                input @ (Input::Stop | Input::Restart | Input::Remove),
+            ) => {
+                let then = match input {
+                    Input::Stop => Then::Stop,
+                    Input::Restart => Then::Restart,
+                    _ => Then::Remove,
+                };
+                self.stop(pid, then, now, &mut effects)
+            }
+            (
+                State::Stopping { pid, kill_at, then },
+                input @ (Input::Start | Input::Stop | Input::Restart | Input::Remove),
+            ) => {
+                let then = match (input, then) {
+                    (Input::Stop, _) => Then::Stop,
+                    (Input::Remove, _) => Then::Remove,
+                    (Input::Restart, _) | (Input::Start, Then::Stop) => Then::Restart,
+                    (_, then) => then,
+                };
+                State::Stopping { pid, kill_at, then }
+            }
+            (state @ (State::Starting { .. } | State::Running { .. }), Input::Start) => state,
+
+            // The runtime's answer to a spawn.
+            (State::Spawning { then }, Input::Spawned { pid }) => {
+                effects.push(Effect::Event(format!("started (pid {pid})")));
+                self.note = None;
+                match then {
+                    Some(then) => self.stop(pid, then, now, &mut effects),
+                    None => State::Starting {
+                        pid,
+                        since: now,
+                        next_probe: now + FIRST_PROBE_GAP,
+                        probe_gap: FIRST_PROBE_GAP,
+                    },
+                }
+            }
+            (State::Spawning { then }, Input::SpawnFailed { error }) => match then {
+                Some(Then::Stop) => State::Stopped,
+                Some(Then::Remove) => State::Removed,
+                _ => self.retry(now, format!("could not start: {error}"), &mut effects),
+            },
+
+            // Exits.
+            (State::Starting { pid, .. } | State::Running { pid, .. }, Input::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                effects.push(Effect::Signal {
+                    pid,
+                    signal: GroupSignal::Kill,
+                });
+                let restart = match self.policy.restart {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => !exit.is_clean(),
+                    RestartPolicy::Never => false,
+                };
+                let what = describe_exit(exit);
+                if restart {
+                    self.retry(now, what, &mut effects)
+                } else {
+                    effects.push(Effect::Event(format!(
+                        "{what}; not restarted (restart = \"{}\")",
+                        self.policy.restart
+                    )));
+                    self.health = Health::Unknown;
+                    self.note = Some(what);
+                    State::Exited
+                }
+            }
+            (State::Stopping { pid, then, .. }, Input::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                // Whatever of its group is left goes too.
+                effects.push(Effect::Signal {
+                    pid,
+                    signal: GroupSignal::Kill,
+                });
+                self.health = Health::Unknown;
+                match then {
+                    Then::Stop => {
+                        effects.push(Effect::Event("stopped".into()));
+                        self.note = None;
+                        State::Stopped
+                    }
+                    Then::Restart => self.spawn(&mut effects),
+                    Then::Retry => {
+                        let reason = self.note.clone().unwrap_or_else(|| "restarting".into());
+                        self.retry(now, reason, &mut effects)
+                    }
+                    Then::Remove => State::Removed,
+                }
+            }
+
+            // Probes.
+            (State::Starting { pid, since, .. }, Input::ProbeDone(Ok(()))) => {
+                effects.push(Effect::Event(format!(
+                    "healthy after {}",
+                    humantime::format_duration(round_ms(now - since))
+                )));
+                self.health = Health::Healthy;
+                State::Running {
+                    pid,
+                    since,
+                    failures: 0,
+                    next_probe: now + self.policy.check_interval,
+                }
+            }
+            (
+                State::Starting {
+                    pid,
+                    since,
+                    probe_gap,
+                    ..
+                },
+                Input::ProbeDone(Err(_)),
+            ) => {
+                let probe_gap = (probe_gap * 3 / 2).min(MAX_PROBE_GAP);
+                State::Starting {
+                    pid,
+                    since,
+                    next_probe: now + probe_gap,
+                    probe_gap,
+                }
+            }
+            (
+                State::Running {
+                    pid,
+                    since,
+                    failures,
+                    ..
+                },
+                Input::ProbeDone(result),
+            ) => {
+                let next_probe = now + self.policy.check_interval;
+                match result {
+                    Ok(()) => {
+                        if failures > 0 {
+                            effects.push(Effect::Event("healthy again".into()));
+                        }
+                        self.health = Health::Healthy;
+                        self.note = None;
+                        State::Running {
+                            pid,
+                            since,
+                            failures: 0,
+                            next_probe,
+                        }
+                    }
+                    Err(error) => {
+                        let failures = failures + 1;
+                        if failures >= UNHEALTHY_AFTER {
+                            self.health = Health::Unhealthy;
+                            let reason =
+                                format!("unhealthy after {failures} failed checks: {error}");
+                            effects.push(Effect::Event(format!("{reason}; restarting")));
+                            self.note = Some(reason);
+                            self.stop(pid, Then::Retry, now, &mut effects)
+                        } else {
+                            self.health = Health::Degraded;
+                            effects.push(Effect::Event(format!(
+                                "health check failed ({failures} of {UNHEALTHY_AFTER}): {error}"
+                            )));
+                            self.note = Some(error);
+                            State::Running {
+                                pid,
+                                since,
+                                failures,
+                                next_probe,
+                            }
+                        }
+                    }
+                }
+            }
+
+            // Timers.
+            (
+                State::Starting {
+                    pid,
+                    since,
+                    next_probe,
+                    probe_gap,
+                },
+                Input::Tick,
+            ) => {
+                if now >= since + self.policy.startup_timeout {
+                    let reason = format!(
+                        "did not answer within startup_timeout ({})",
+                        humantime::format_duration(self.policy.startup_timeout)
+                    );
+                    effects.push(Effect::Event(format!("{reason}; restarting")));
+                    self.note = Some(reason);
+                    self.stop(pid, Then::Retry, now, &mut effects)
+                } else {
+                    if now >= next_probe && !self.probe_in_flight {
+                        self.probe_in_flight = true;
+                        effects.push(Effect::Probe);
+                    }
+                    State::Starting {
+                        pid,
+                        since,
+                        next_probe,
+                        probe_gap,
+                    }
+                }
+            }
+            (state @ State::Running { next_probe, .. }, Input::Tick) => {
+                if now >= next_probe && !self.probe_in_flight {
+                    self.probe_in_flight = true;
+                    effects.push(Effect::Probe);
+                }
+                state
+            }
+            (
+                State::Stopping {
+                    pid,
+                    kill_at: Some(kill_at),
+                    then,
+                },
+                Input::Tick,
+            ) if now >= kill_at => {
+                effects.push(Effect::Event(format!(
+                    "still running {} after {}; sending SIGKILL",
+                    humantime::format_duration(self.policy.stop_timeout),
+                    self.policy.stop_signal
+                )));
+                effects.push(Effect::Signal {
+                    pid,
+                    signal: GroupSignal::Kill,
+                });
+                State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then,
+                }
+            }
+            (State::Backoff { until }, Input::Tick) if now >= until => self.spawn(&mut effects),
+
+            // Anything else changes nothing (late probe results, early ticks, ...).
+            (state, _) => state,
+        };
+        effects
+    }
+
+    fn spawn(&mut self, effects: &mut Vec<Effect>) -> State {
+        effects.push(Effect::Spawn);
+        self.health = Health::Unknown;
+        State::Spawning { then: None }
+    }
+
+    fn stop(&mut self, pid: u32, then: Then, now: Instant, effects: &mut Vec<Effect>) -> State {
+        effects.push(Effect::Signal {
+            pid,
+            signal: GroupSignal::Stop(self.policy.stop_signal),
+        });
+        State::Stopping {
+            pid,
+            kill_at: Some(now + self.policy.stop_timeout),
+            then,
+        }
+    }
+
+    /// Restart after backoff, or fail when it restarted too often within the window.
+    fn retry(&mut self, now: Instant, reason: String, effects: &mut Vec<Effect>) -> State {
+        let window = self.policy.restart_window;
+        while self
+            .restarts
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= window)
+        {
+            self.restarts.pop_front();
+        }
+        let count = self.restarts.len() as u32;
+        if count >= self.policy.max_restarts {
+            let message = format!(
+                "failed: {reason}, after {count} restarts within {}",
+                humantime::format_duration(window)
+            );
+            effects.push(Effect::Event(format!(
+                "{message}; `ten restart` or `ten apply` tries again"
+            )));
+            self.health = Health::Failed;
+            self.note = Some(message);
+            return State::Failed;
+        }
+        let delay = backoff(&self.policy, count);
+        self.restarts.push_back(now);
+        effects.push(Effect::Event(format!(
+            "{reason}; restarting in {}",
+            humantime::format_duration(delay)
+        )));
+        self.health = Health::Unknown;
+        self.note = Some(reason);
+        State::Backoff { until: now + delay }
+    }
+}
+
+/// `backoff_base * 2^n`, capped at `backoff_max`.
+pub fn backoff(policy: &Policy, restarts: u32) -> Duration {
+    let factor = 1u32.checked_shl(restarts.min(31)).unwrap_or(u32::MAX);
+    policy
+        .backoff_base
+        .checked_mul(factor)
+        .unwrap_or(policy.backoff_max)
+        .min(policy.backoff_max)
+}
+
+pub fn describe_exit(exit: ProcessExit) -> String {
+    crate::observed::ExitInfo {
+        code: exit.code,
+        signal: exit.signal,
+        at_unix: 0,
+    }
+    .to_string()
+}
+
+fn round_ms(duration: Duration) -> Duration {
+    Duration::from_millis(duration.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            restart: RestartPolicy::OnFailure,
+            max_restarts: 3,
+            restart_window: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            startup_timeout: Duration::from_secs(10),
+            check_interval: Duration::from_secs(10),
+            stop_signal: StopSignal::Term,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    const CRASH: ProcessExit = ProcessExit {
+        code: Some(1),
+        signal: None,
+    };
+
+    /// A machine that was started and answered its first probe at `t0`.
+    fn running(t0: Instant) -> Machine {
+        let mut machine = Machine::new(policy());
+        assert_eq!(machine.step(Input::Start, t0), [Effect::Spawn]);
+        machine.step(Input::Spawned { pid: 7 }, t0);
+        assert_eq!(machine.deadline(), Some(t0 + FIRST_PROBE_GAP));
+        assert_eq!(
+            machine.step(Input::Tick, t0 + FIRST_PROBE_GAP),
+            [Effect::Probe]
+        );
+        machine.step(Input::ProbeDone(Ok(())), t0 + FIRST_PROBE_GAP);
+        assert_eq!(machine.phase(), Phase::Running);
+        assert_eq!(machine.health, Health::Healthy);
+        machine
+    }
+
+    fn events(effects: &[Effect]) -> Vec<&str> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Event(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readiness_probes_start_fast_and_back_off() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        machine.step(Input::Spawned { pid: 7 }, t0);
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..12 {
+            let next = machine.deadline().unwrap();
+            gaps.push((next - at).as_millis());
+            at = next;
+            assert_eq!(machine.step(Input::Tick, at), [Effect::Probe]);
+            assert_eq!(
+                machine.deadline(),
+                Some(t0 + secs(10)),
+                "no second probe while one is in flight"
+            );
+            machine.step(Input::ProbeDone(Err("refused".into())), at);
+        }
+        assert_eq!(gaps, [5, 7, 11, 16, 25, 37, 56, 85, 128, 192, 250, 250]);
+    }
+
+    #[test]
+    fn health_degrades_then_restarts_with_backoff() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        for failures in 1..=2 {
+            let now = machine.deadline().unwrap();
+            assert_eq!(machine.step(Input::Tick, now), [Effect::Probe]);
+            machine.step(
+                Input::ProbeDone(Err("GET /health answered 500".into())),
+                now,
+            );
+            assert_eq!(
+                machine.health,
+                Health::Degraded,
+                "after {failures} failures"
+            );
+            assert_eq!(machine.phase(), Phase::Running);
+        }
+        let now = machine.deadline().unwrap();
+        machine.step(Input::Tick, now);
+        let effects = machine.step(
+            Input::ProbeDone(Err("GET /health answered 500".into())),
+            now,
+        );
+        assert_eq!(machine.health, Health::Unhealthy);
+        assert_eq!(
+            effects[1],
+            Effect::Signal {
+                pid: 7,
+                signal: GroupSignal::Stop(StopSignal::Term)
+            }
+        );
+        let effects = machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            now,
+        );
+        assert_eq!(
+            events(&effects),
+            ["unhealthy after 3 failed checks: GET /health answered 500; restarting in 1s"]
+        );
+        assert_eq!(
+            machine.state,
+            State::Backoff {
+                until: now + secs(1)
+            }
+        );
+        assert_eq!(machine.step(Input::Tick, now + secs(1)), [Effect::Spawn]);
+    }
+
+    #[test]
+    fn a_crash_loop_backs_off_exponentially_then_fails() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for pid in 8..11 {
+            machine.step(Input::Exited(CRASH), now);
+            let State::Backoff { until } = machine.state else {
+                panic!("{:?}", machine.state)
+            };
+            delays.push((until - now).as_secs());
+            now = until;
+            machine.step(Input::Tick, now);
+            machine.step(Input::Spawned { pid }, now);
+        }
+        assert_eq!(delays, [1, 2, 4]);
+        let effects = machine.step(Input::Exited(CRASH), now);
+        assert_eq!(machine.phase(), Phase::Failed);
+        assert_eq!(machine.health, Health::Failed);
+        assert_eq!(
+            events(&effects),
+            [
+                "failed: exited with code 1, after 3 restarts within 5m; `ten restart` or `ten apply` tries again"
+            ]
+        );
+        assert_eq!(machine.deadline(), None);
+        // `ten restart` tries again, with a fresh count.
+        assert_eq!(machine.step(Input::Restart, now), [Effect::Spawn]);
+        assert!(machine.restarts.is_empty());
+    }
+
+    #[test]
+    fn restarts_older_than_the_window_are_forgotten() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        let mut now = t0;
+        for pid in 8..20 {
+            machine.step(Input::Exited(CRASH), now);
+            let State::Backoff { until } = machine.state else {
+                panic!("{:?}", machine.state)
+            };
+            assert_eq!(
+                until - now,
+                secs(1),
+                "stable for a whole window: the backoff starts over"
+            );
+            now = until;
+            machine.step(Input::Tick, now);
+            machine.step(Input::Spawned { pid }, now);
+            now += secs(301);
+        }
+    }
+
+    #[test]
+    fn restart_policies() {
+        let t0 = Instant::now();
+        let clean = ProcessExit {
+            code: Some(0),
+            signal: None,
+        };
+        let mut on_failure = running(t0);
+        on_failure.step(Input::Exited(clean), t0);
+        assert_eq!(on_failure.phase(), Phase::Exited);
+        assert_eq!(on_failure.note.as_deref(), Some("exited with code 0"));
+
+        let mut always = running(t0);
+        always.policy.restart = RestartPolicy::Always;
+        always.step(Input::Exited(clean), t0);
+        assert_eq!(always.phase(), Phase::Backoff);
+
+        let mut never = running(t0);
+        never.policy.restart = RestartPolicy::Never;
+        never.step(Input::Exited(CRASH), t0);
+        assert_eq!(never.phase(), Phase::Exited);
+    }
+
+    #[test]
+    fn stop_escalates_to_sigkill_after_stop_timeout() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        let effects = machine.step(Input::Stop, t0);
+        assert_eq!(
+            effects,
+            [Effect::Signal {
+                pid: 7,
+                signal: GroupSignal::Stop(StopSignal::Term)
+            }]
+        );
+        assert_eq!(machine.deadline(), Some(t0 + secs(10)));
+        assert!(machine.step(Input::Tick, t0 + secs(9)).is_empty());
+        let effects = machine.step(Input::Tick, t0 + secs(10));
+        assert_eq!(
+            effects[1],
+            Effect::Signal {
+                pid: 7,
+                signal: GroupSignal::Kill
+            }
+        );
+        assert_eq!(machine.deadline(), None);
+        let effects = machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(9),
+            }),
+            t0 + secs(10),
+        );
+        assert_eq!(
+            effects[0],
+            Effect::Signal {
+                pid: 7,
+                signal: GroupSignal::Kill
+            },
+            "stragglers of the group go too"
+        );
+        assert_eq!(machine.phase(), Phase::Stopped);
+    }
+
+    #[test]
+    fn stop_and_remove_cancel_a_pending_restart() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        machine.step(Input::Exited(CRASH), t0);
+        assert_eq!(machine.phase(), Phase::Backoff);
+        assert!(machine.step(Input::Stop, t0).is_empty());
+        assert_eq!(machine.phase(), Phase::Stopped);
+        assert_eq!(machine.deadline(), None);
+        assert!(
+            machine.step(Input::Tick, t0 + secs(5)).is_empty(),
+            "no late respawn"
+        );
+
+        let mut machine = running(t0);
+        machine.step(Input::Exited(CRASH), t0);
+        machine.step(Input::Remove, t0);
+        assert_eq!(machine.state, State::Removed);
+    }
+
+    #[test]
+    fn a_replace_restarts_at_once_without_counting() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        machine.step(Input::Restart, t0);
+        assert_eq!(
+            machine.step(
+                Input::Exited(ProcessExit {
+                    code: None,
+                    signal: Some(15)
+                }),
+                t0
+            )[1],
+            Effect::Spawn
+        );
+        assert!(machine.restarts.is_empty());
+    }
+
+    #[test]
+    fn a_stop_asked_while_spawning_stops_the_new_process() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        machine.step(Input::Remove, t0);
+        let effects = machine.step(Input::Spawned { pid: 9 }, t0);
+        assert_eq!(
+            effects[1],
+            Effect::Signal {
+                pid: 9,
+                signal: GroupSignal::Stop(StopSignal::Term)
+            }
+        );
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: Some(0),
+                signal: None,
+            }),
+            t0,
+        );
+        assert_eq!(machine.state, State::Removed);
+    }
+
+    #[test]
+    fn a_process_that_never_answers_is_restarted_after_startup_timeout() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        machine.step(Input::Spawned { pid: 7 }, t0);
+        let effects = machine.step(Input::Tick, t0 + secs(10));
+        assert_eq!(
+            events(&effects),
+            ["did not answer within startup_timeout (10s); restarting"]
+        );
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            t0 + secs(10),
+        );
+        assert_eq!(machine.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn a_failed_spawn_counts_as_a_failure() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        let effects = machine.step(
+            Input::SpawnFailed {
+                error: "no such file".into(),
+            },
+            t0,
+        );
+        assert_eq!(
+            events(&effects),
+            ["could not start: no such file; restarting in 1s"]
+        );
+        assert_eq!(machine.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let policy = policy();
+        let delays: Vec<u64> = (0..10).map(|n| backoff(&policy, n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert_eq!(backoff(&policy, 200), secs(60));
+    }
+}

@@ -1,0 +1,640 @@
+//! The task that supervises one instance: runs its [`Machine`], executes its effects through
+//! the [`Runtime`], and publishes its status.
+//!
+//! One task per instance, so supervision of one instance never waits on another: a slow
+//! probe, a long backoff or a stuck stop only ever delays its own instance. The reconciler
+//! talks to it with [`Command`]s and reads its [`InstanceStatus`] from a watch channel; it is
+//! told which instance changed over one shared channel.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::config::{Listen, Settings};
+use crate::desired::InstanceSpec;
+use crate::events::EventLog;
+use crate::names::InstanceKey;
+use crate::observed::{ExitInfo, Health, Phase};
+use crate::runtime::logs::LogHub;
+use crate::runtime::ports::{PortAllocator, port_is_free};
+use crate::runtime::{
+    GroupSignal, Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started,
+};
+
+use super::launch::{BaseEnv, build_launch};
+use super::machine::{Effect, Input, Machine, Policy, State};
+
+/// Longest a probe may take.
+const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the reconciler asks of an instance.
+#[derive(Debug)]
+pub enum Command {
+    /// Run, with this spec.
+    Start(Arc<InstanceSpec>),
+    /// Restart with this spec (a field that forces a restart changed).
+    Replace(Arc<InstanceSpec>),
+    /// Use this spec from now on, without a restart (in-place fields changed).
+    Update(Arc<InstanceSpec>),
+    /// Restart now with the current spec (`ten restart`; also retries a failed instance).
+    Restart,
+    Stop,
+    /// Stop and forget the instance; the task ends.
+    Remove,
+    /// Settings changed (restart limits, backoff, check interval).
+    Settings(Box<Settings>),
+    /// Run a health probe now and answer.
+    CheckHealth(oneshot::Sender<ProbeResult>),
+}
+
+/// What the reconciler sees of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub phase: Phase,
+    pub pid: Option<u32>,
+    pub pid_start_time: Option<u64>,
+    pub port: u16,
+    pub health: Health,
+    /// Restarts within the restart window.
+    pub restarts: u32,
+    pub started_at_unix: Option<u64>,
+    pub last_exit: Option<ExitInfo>,
+    pub note: Option<String>,
+    /// The task ended (after `Remove`).
+    pub removed: bool,
+}
+
+/// What every instance task shares.
+pub struct Shared<R> {
+    pub runtime: Arc<R>,
+    pub logs: Arc<LogHub>,
+    pub events: EventLog,
+    pub ports: Arc<Mutex<PortAllocator>>,
+    pub base_env: BaseEnv,
+    /// Instances starting at once (spawned, not yet healthy): bounds the load of mass starts.
+    pub startup_permits: Arc<Semaphore>,
+    /// Where a task says "my status changed".
+    pub changed: mpsc::UnboundedSender<InstanceKey>,
+}
+
+/// The reconciler's handle on one instance task.
+pub struct InstanceHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub status: watch::Receiver<InstanceStatus>,
+}
+
+impl InstanceHandle {
+    pub fn send(&self, command: Command) {
+        // A task only ends after Remove; a send after that is moot.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// The supervision policy of `spec` under `settings`.
+pub fn policy(spec: &InstanceSpec, settings: &Settings) -> Policy {
+    Policy {
+        restart: spec.restart,
+        max_restarts: settings.max_restarts,
+        restart_window: settings.restart_window,
+        backoff_base: settings.backoff_base,
+        backoff_max: settings.backoff_max,
+        startup_timeout: spec.startup_timeout,
+        check_interval: settings.health_check_interval,
+        stop_signal: spec.stop_signal,
+        stop_timeout: spec.stop_timeout,
+    }
+}
+
+/// Starts the task of one instance (stopped until told to start), on port `port`.
+pub fn spawn_instance<R: Runtime>(
+    shared: Arc<Shared<R>>,
+    spec: Arc<InstanceSpec>,
+    settings: &Settings,
+    port: u16,
+) -> InstanceHandle {
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let machine = Machine::new(policy(&spec, settings));
+    let status = InstanceStatus {
+        phase: Phase::Stopped,
+        pid: None,
+        pid_start_time: None,
+        port,
+        health: Health::Unknown,
+        restarts: 0,
+        started_at_unix: None,
+        last_exit: None,
+        note: None,
+        removed: false,
+    };
+    let (status_sender, status_receiver) = watch::channel(status);
+    let task = InstanceTask {
+        key: spec.key.clone(),
+        spec,
+        settings: settings.clone(),
+        port,
+        machine,
+        shared,
+        status: status_sender,
+        pid_start_time: None,
+        started_at_unix: None,
+        last_exit_at: None,
+        exit: None,
+        spawning: None,
+        probing: None,
+        permit: None,
+        health_waiters: Vec::new(),
+    };
+    tokio::spawn(task.run(receiver));
+    InstanceHandle {
+        commands,
+        status: status_receiver,
+    }
+}
+
+type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A spawn in progress: the startup permit it holds, and the runtime's answer.
+type Spawning = Boxed<(Option<OwnedSemaphorePermit>, Result<Started, SpawnError>)>;
+
+struct InstanceTask<R> {
+    key: InstanceKey,
+    spec: Arc<InstanceSpec>,
+    settings: Settings,
+    port: u16,
+    machine: Machine,
+    shared: Arc<Shared<R>>,
+    status: watch::Sender<InstanceStatus>,
+    pid_start_time: Option<u64>,
+    started_at_unix: Option<u64>,
+    last_exit_at: Option<u64>,
+    exit: Option<oneshot::Receiver<ProcessExit>>,
+    spawning: Option<Spawning>,
+    probing: Option<Boxed<ProbeResult>>,
+    /// Held from spawn until the instance answers (or gives up).
+    permit: Option<OwnedSemaphorePermit>,
+    /// `ten health` callers waiting for an explicit probe.
+    health_waiters: Vec<oneshot::Sender<ProbeResult>>,
+}
+
+impl<R: Runtime> InstanceTask<R> {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            let deadline = self.machine.deadline();
+            let input = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => match self.command(command) {
+                        Some(input) => input,
+                        None => continue,
+                    },
+                    // The reconciler is gone (ten is exiting): leave the process as it is.
+                    None => return,
+                },
+                exit = async { self.exit.as_mut().expect("guarded").await }, if self.exit.is_some() => {
+                    self.exit = None;
+                    self.last_exit_at = Some(crate::observed::record::unix_now());
+                    match exit {
+                        Ok(exit) => Input::Exited(exit),
+                        // The reaper dropped it: the process is gone without a status.
+                        Err(_) => Input::Exited(ProcessExit { code: None, signal: None }),
+                    }
+                }
+                (permit, started) = async { self.spawning.as_mut().expect("guarded").await }, if self.spawning.is_some() => {
+                    self.spawning = None;
+                    match started {
+                        Ok(started) => {
+                            self.permit = permit;
+                            self.exit = Some(started.exit);
+                            self.pid_start_time = started.start_time;
+                            self.started_at_unix = Some(crate::observed::record::unix_now());
+                            Input::Spawned { pid: started.pid }
+                        }
+                        Err(error) => Input::SpawnFailed { error: error.to_string() },
+                    }
+                }
+                result = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
+                    self.probing = None;
+                    for waiter in self.health_waiters.drain(..) {
+                        let _ = waiter.send(result.clone());
+                    }
+                    Input::ProbeDone(result)
+                }
+                () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
+            };
+            let effects = self.machine.step(input, Instant::now());
+            for effect in effects {
+                self.execute(effect);
+            }
+            if !matches!(
+                self.machine.state,
+                State::Spawning { .. } | State::Starting { .. }
+            ) {
+                // Starting is over (answering, or given up): let another instance start.
+                self.permit = None;
+            }
+            if self.machine.state == State::Removed
+                && self.machine.pid().is_none()
+                && self.spawning.is_none()
+            {
+                self.finish();
+                return;
+            }
+            self.publish();
+        }
+    }
+
+    /// Applies a command to the task's own state; returns what the machine must hear.
+    fn command(&mut self, command: Command) -> Option<Input> {
+        match command {
+            Command::Start(spec) => {
+                self.set_spec(spec);
+                Some(Input::Start)
+            }
+            Command::Replace(spec) => {
+                self.set_spec(spec);
+                Some(Input::Restart)
+            }
+            Command::Update(spec) => {
+                self.set_spec(spec);
+                self.publish();
+                None
+            }
+            Command::Restart => Some(Input::Restart),
+            Command::Stop => Some(Input::Stop),
+            Command::Remove => Some(Input::Remove),
+            Command::Settings(settings) => {
+                self.settings = *settings;
+                self.machine.policy = policy(&self.spec, &self.settings);
+                None
+            }
+            Command::CheckHealth(reply) => {
+                if self.machine.pid().is_none() {
+                    let _ = reply.send(Err(format!(
+                        "{} is not running ({})",
+                        self.key,
+                        self.machine.phase()
+                    )));
+                } else {
+                    self.health_waiters.push(reply);
+                    if self.probing.is_none() {
+                        self.probing = Some(self.probe_future());
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn set_spec(&mut self, spec: Arc<InstanceSpec>) {
+        self.spec = spec;
+        self.machine.policy = policy(&self.spec, &self.settings);
+    }
+
+    fn execute(&mut self, effect: Effect) {
+        match effect {
+            Effect::Spawn => self.spawning = Some(self.spawn_future()),
+            Effect::Signal { pid, signal } => {
+                if signal == GroupSignal::Kill && self.machine.pid().is_some() {
+                    tracing::debug!(instance = %self.key, pid, "SIGKILL to the group");
+                }
+                self.shared.runtime.signal(pid, signal);
+            }
+            Effect::Probe => {
+                if self.probing.is_none() {
+                    self.probing = Some(self.probe_future());
+                }
+            }
+            Effect::Event(message) => {
+                self.shared
+                    .events
+                    .record(Some(&self.key), "lifecycle", message, None)
+            }
+        }
+    }
+
+    fn spawn_future(
+        &mut self,
+    ) -> Boxed<(Option<OwnedSemaphorePermit>, Result<Started, SpawnError>)> {
+        // Keep the port unless something else took it meanwhile.
+        let port = {
+            let mut ports = self
+                .shared
+                .ports
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            ports.allocate(&self.key, Some(self.port), port_is_free)
+        };
+        match port {
+            Ok(port) if port != self.port => {
+                self.shared.events.record(
+                    Some(&self.key),
+                    "lifecycle",
+                    format!(
+                        "port {} is taken by another program; moving to {port}",
+                        self.port
+                    ),
+                    None,
+                );
+                self.port = port;
+            }
+            Ok(_) => {}
+            Err(error) => return Box::pin(async move { (None, Err(SpawnError::NoPort(error))) }),
+        }
+        let capture = self.shared.logs.paths(&self.key);
+        let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let permit = Arc::clone(&shared.startup_permits)
+                .acquire_owned()
+                .await
+                .expect("the startup semaphore is never closed");
+            let started = shared.runtime.start(launch).await;
+            (Some(permit), started)
+        })
+    }
+
+    fn probe_future(&self) -> Boxed<ProbeResult> {
+        let target = match self.spec.listen {
+            Listen::Port => ProbeTarget::Tcp { port: self.port },
+            Listen::Socket => ProbeTarget::Unix {
+                socket: self.spec.socket.clone(),
+            },
+        };
+        let probe = Probe {
+            target,
+            http_path: self.spec.health.clone(),
+            timeout: self.settings.health_check_interval.min(MAX_PROBE_TIMEOUT),
+        };
+        let shared = Arc::clone(&self.shared);
+        let key = self.key.clone();
+        Box::pin(async move { shared.runtime.probe(&key, probe).await })
+    }
+
+    fn current_status(&self) -> InstanceStatus {
+        let pid = self.machine.pid();
+        InstanceStatus {
+            phase: self.machine.phase(),
+            pid,
+            pid_start_time: pid.and(self.pid_start_time),
+            port: self.port,
+            health: self.machine.health,
+            restarts: self.machine.restarts.len() as u32,
+            started_at_unix: self.machine.running_since().and(self.started_at_unix),
+            last_exit: self.machine.last_exit.map(|exit| ExitInfo {
+                code: exit.code,
+                signal: exit.signal,
+                at_unix: self.last_exit_at.unwrap_or(0),
+            }),
+            note: self.machine.note.clone(),
+            removed: false,
+        }
+    }
+
+    fn publish(&self) {
+        let status = self.current_status();
+        let changed = self.status.send_if_modified(|current| {
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+        if changed {
+            let _ = self.shared.changed.send(self.key.clone());
+        }
+    }
+
+    fn finish(&mut self) {
+        let mut status = self.current_status();
+        status.removed = true;
+        self.status.send_replace(status);
+        let _ = self.shared.changed.send(self.key.clone());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_config;
+    use crate::desired::{DesiredState, resolve};
+    use crate::runtime::fake::FakeRuntime;
+
+    struct Harness {
+        runtime: FakeRuntime,
+        shared: Arc<Shared<FakeRuntime>>,
+        desired: DesiredState,
+        _dir: tempfile::TempDir,
+    }
+
+    fn harness(service: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[settings]\nmax_restarts = 3\nbackoff_base_ms = 1000\nhealth_check_interval = 10\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"
+        );
+        let mut diagnostics = Vec::new();
+        let config = parse_config(&dir.path().join("tenement.toml"), text, &mut diagnostics)
+            .config
+            .unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let desired = resolve(config, &[], &mut diagnostics);
+        let runtime = FakeRuntime::new();
+        let (changed, _) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            runtime: Arc::new(runtime.clone()),
+            logs: LogHub::new(dir.path().join("logs")),
+            events: EventLog::default(),
+            ports: Arc::new(Mutex::new(PortAllocator::new((20000, 20100)))),
+            base_env: BaseEnv::from_process(),
+            startup_permits: Arc::new(Semaphore::new(8)),
+            changed,
+        });
+        Harness {
+            runtime,
+            shared,
+            desired,
+            _dir: dir,
+        }
+    }
+
+    impl Harness {
+        fn key(&self, id: &str) -> InstanceKey {
+            InstanceKey::parse(&format!("web:{id}")).unwrap()
+        }
+
+        fn start(&self, id: &str, port: u16) -> InstanceHandle {
+            let spec = Arc::clone(&self.desired.instances[&self.key(id)]);
+            let handle = spawn_instance(
+                Arc::clone(&self.shared),
+                Arc::clone(&spec),
+                &self.desired.config.settings,
+                port,
+            );
+            handle.send(Command::Start(spec));
+            handle
+        }
+    }
+
+    /// Waits (on paused time) until the status satisfies `check`.
+    async fn until(
+        handle: &InstanceHandle,
+        check: impl Fn(&InstanceStatus) -> bool,
+    ) -> InstanceStatus {
+        let mut status = handle.status.clone();
+        let found =
+            tokio::time::timeout(Duration::from_secs(3600), status.wait_for(|s| check(s))).await;
+        found
+            .expect("status never reached")
+            .expect("task alive")
+            .clone()
+    }
+
+    const CRASH: ProcessExit = ProcessExit {
+        code: Some(1),
+        signal: None,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_killed_instance_is_restarted_after_backoff() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+        let handle = harness.start("a", 20001);
+        let running = until(&handle, |s| s.phase == Phase::Running).await;
+        assert_eq!(running.health, Health::Healthy);
+        let first_pid = running.pid.unwrap();
+        let launch = &harness.runtime.launches()[0];
+        assert!(
+            launch
+                .env
+                .contains(&("PORT".to_string(), "20001".to_string()))
+        );
+
+        let killed_at = Instant::now();
+        harness.runtime.exit(
+            first_pid,
+            ProcessExit {
+                code: None,
+                signal: Some(9),
+            },
+        );
+        let backoff = until(&handle, |s| s.phase == Phase::Backoff).await;
+        assert_eq!(
+            backoff.note.as_deref(),
+            Some("killed by signal 9 (SIGKILL)")
+        );
+        let again = until(&handle, |s| s.phase == Phase::Running).await;
+        assert_ne!(again.pid, Some(first_pid));
+        assert_eq!(again.restarts, 1);
+        assert_eq!(again.port, 20001, "the port is stable across restarts");
+        let waited = Instant::now() - killed_at;
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_loop_fails_while_a_neighbour_recovers_promptly() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\n");
+        let looping = harness.start("a", 20001);
+        let neighbour = harness.start("b", 20002);
+        until(&neighbour, |s| s.phase == Phase::Running).await;
+        for round in 0..4 {
+            let status = until(&looping, |s| s.phase == Phase::Running).await;
+            harness.runtime.exit(status.pid.unwrap(), CRASH);
+            if round < 3 {
+                until(&looping, |s| {
+                    s.phase == Phase::Backoff && s.restarts == round + 1
+                })
+                .await;
+            }
+        }
+        let failed = until(&looping, |s| s.phase == Phase::Failed).await;
+        assert_eq!(failed.health, Health::Failed);
+        assert!(
+            failed
+                .note
+                .unwrap()
+                .starts_with("failed: exited with code 1, after 3 restarts")
+        );
+
+        // The neighbour's own exit is handled on its own clock.
+        let pid = neighbour.status.borrow().pid.unwrap();
+        let killed_at = Instant::now();
+        harness.runtime.exit(
+            pid,
+            ProcessExit {
+                code: None,
+                signal: Some(9),
+            },
+        );
+        until(&neighbour, |s| {
+            s.phase == Phase::Running && s.pid != Some(pid)
+        })
+        .await;
+        assert!(Instant::now() - killed_at < Duration::from_secs(2));
+
+        // `ten restart` retries the failed one.
+        looping.send(Command::Restart);
+        until(&looping, |s| s.phase == Phase::Running).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stubborn_process_is_killed_after_stop_timeout() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 7\n");
+        let handle = harness.start("a", 20001);
+        let pid = until(&handle, |s| s.phase == Phase::Running)
+            .await
+            .pid
+            .unwrap();
+        harness.runtime.ignore_stop_signal(&harness.key("a"));
+        let stopped_at = Instant::now();
+        handle.send(Command::Stop);
+        until(&handle, |s| s.phase == Phase::Stopped).await;
+        assert_eq!(Instant::now() - stopped_at, Duration::from_secs(7));
+        let signals: Vec<GroupSignal> = harness
+            .runtime
+            .signals()
+            .into_iter()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(
+            signals[0],
+            GroupSignal::Stop(crate::config::StopSignal::Term)
+        );
+        assert_eq!(signals[1], GroupSignal::Kill);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remove_ends_the_task() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\n");
+        let handle = harness.start("a", 20001);
+        until(&handle, |s| s.phase == Phase::Running).await;
+        handle.send(Command::Remove);
+        let last = until(&handle, |s| s.removed).await;
+        assert_eq!(last.pid, None);
+        assert!(harness.runtime.pid_of(&harness.key("a")).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unhealthy_instance_is_restarted() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+        let handle = harness.start("a", 20001);
+        let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
+        harness.runtime.set_healthy(&harness.key("a"), false);
+        until(&handle, |s| s.health == Health::Degraded).await;
+        until(&handle, |s| s.phase == Phase::Backoff).await;
+        harness.runtime.set_healthy(&harness.key("a"), true);
+        let back = until(&handle, |s| s.phase == Phase::Running).await;
+        assert_ne!(back.pid, pid);
+    }
+}

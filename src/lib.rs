@@ -1,6 +1,7 @@
 //! ten: run many small, mostly idle HTTP services on one Linux server, kept exactly as files
 //! declare. See docs/ARCHITECTURE.md for the map of modules and their invariants.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod desired;
@@ -8,6 +9,9 @@ pub mod events;
 pub mod names;
 pub mod observed;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod runtime;
+pub mod server;
 pub mod supervisor;
+pub mod watch;

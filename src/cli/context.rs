@@ -17,16 +17,23 @@ pub struct Context {
     pub loaded: Loaded,
 }
 
+/// The config to use, per `--config`, `TENEMENT_CONFIG` or the working directory.
+pub fn find_config_path(global: &GlobalArgs) -> Result<PathBuf, CliError> {
+    let cwd = std::env::current_dir()
+        .map_err(|error| CliError::new(format!("cannot read the working directory: {error}")))?;
+    find_config(global.config.as_deref(), &cwd).map_err(|error| {
+        CliError::new(error.to_string()).hint(
+            "run ten in the directory of your tenement.toml, or pass --config PATH (or set TENEMENT_CONFIG)",
+        )
+    })
+}
+
 impl Context {
     pub fn load(global: &GlobalArgs) -> Result<Self, CliError> {
         let cwd = std::env::current_dir().map_err(|error| {
             CliError::new(format!("cannot read the working directory: {error}"))
         })?;
-        let config_path = find_config(global.config.as_deref(), &cwd).map_err(|error| {
-            CliError::new(error.to_string()).hint(
-                "run ten in the directory of your tenement.toml, or pass --config PATH (or set TENEMENT_CONFIG)",
-            )
-        })?;
+        let config_path = find_config_path(global)?;
         let loaded = desired::load(&config_path);
         let dir = config_path.parent().unwrap_or(Path::new("/"));
         let shown_dir = dir

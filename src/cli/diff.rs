@@ -4,17 +4,20 @@ use std::path::Path;
 
 use clap::Args;
 
+use crate::api::types::PlanView;
 use crate::observed::{ObservedState, RecordError, read_record, record_path};
 use crate::plan::plan;
 use crate::render::{Detail, plan_json, render_plan, validation_json};
 use crate::runtime::proc::process_alive;
 
+use super::client::{Client, print_diagnostics};
 use super::context::{Context, skip_drop};
 use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style, stdout_style};
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Compare with the state recorded in the data directory instead of asking the server
+    /// (works while no server runs)
     #[arg(long)]
     pub offline: bool,
 
@@ -32,14 +35,50 @@ pub struct DiffArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
-    if !args.offline {
-        return Err(CliError::new(
-            "comparing with a running server is not available in this build",
-        )
-        .hint(
-            "use `ten diff --offline` to compare with the state recorded in the data directory",
-        ));
+    if args.offline {
+        offline(global, args)
+    } else {
+        online(global, args)
     }
+}
+
+/// The plan of the running server: its files, its processes.
+fn online(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
+    let client = Client::new(global)?;
+    let view: PlanView = client.get("/api/plan")?;
+    let has_errors = view.diagnostics.iter().any(|d| d.is_error());
+    if args.json {
+        print_stdout(&plan_json(&view.plan, &view.diagnostics))?;
+    } else {
+        print_diagnostics(&view.diagnostics);
+        if has_errors {
+            print_stderr(&format!(
+                "{} the server keeps running the last valid configuration until the files are fixed\n",
+                stderr_style().dim("note:")
+            ));
+        } else {
+            let detail = if args.summary {
+                Detail::Summary
+            } else {
+                Detail::Full
+            };
+            print_stdout(&render_plan(&view.plan, detail, stdout_style()))?;
+        }
+        if let Some(held) = &view.held {
+            print_stderr(&format!("{} {held}\n", stderr_style().yellow("held:")));
+        }
+    }
+    Ok(if has_errors {
+        exit::ERROR
+    } else if args.detailed_exitcode && !view.plan.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// The plan against the state recorded in the data directory, without a server.
+fn offline(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
     let context = Context::load(global)?;
     let desired = if args.json {
         context.loaded.desired.as_ref()

@@ -1,10 +1,19 @@
 //! The command line: clap definitions, one file per subcommand. The only module that knows
 //! clap and the only one that prints for humans.
 
+mod apply;
+mod client;
 mod config_cmd;
 mod context;
 mod diff;
+mod events;
+mod health;
+mod instance;
+mod logs;
 mod output;
+mod ps;
+mod serve;
+mod table;
 mod validate;
 
 use std::path::PathBuf;
@@ -24,7 +33,9 @@ the running processes equal to what the files declare:
   tenement.toml                 service templates and settings
   instances/<service>/<id>.toml one file per tenant (an empty file is enough)
 
-`ten validate` checks the files, `ten diff` shows what would change, terraform-style.";
+`ten serve` keeps them so: a file dropped into instances/ starts a tenant, a file deleted
+stops it, an edit of tenement.toml restarts exactly the tenants it affects. `ten diff` shows
+what would change, terraform-style; `ten validate` checks the files.";
 
 #[derive(Debug, Parser)]
 #[command(name = "ten", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -45,16 +56,53 @@ pub struct GlobalArgs {
     /// Data directory, overriding `data_dir` in [settings]
     #[arg(long, global = true, env = "TENEMENT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// URL of the ten server [default: the one serving this config, else http://localhost:8080]
+    #[arg(long, global = true, env = "TENEMENT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// API token [default: {data_dir}/api_token]
+    #[arg(
+        long,
+        global = true,
+        env = "TENEMENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server: keeps processes equal to the files, supervises them, serves the API
+    Serve(serve::ServeArgs),
     /// Check tenement.toml and instances/: every problem with file:line:col; exit 1 if any
     Validate(validate::ValidateArgs),
-    /// Show the effective configuration: defaults filled in, instances merged
-    Config(config_cmd::ConfigArgs),
     /// Show what would change to make running instances match the files
     Diff(diff::DiffArgs),
+    /// Show the plan, confirm, and apply it through the server
+    Apply(apply::ApplyArgs),
+    /// Declare an instance (writes instances/S/ID.toml) and start it
+    Spawn(instance::SpawnArgs),
+    /// Set state = "stopped" in the instance's file and stop it
+    Stop(instance::InstanceArgs),
+    /// Set state = "running" in the instance's file and start it
+    Start(instance::InstanceArgs),
+    /// Undeclare an instance (deletes its file) and stop it; its data is kept unless storage_persist = false
+    Rm(instance::InstanceArgs),
+    /// Restart an instance now (also retries a failed one)
+    Restart(instance::InstanceArgs),
+    /// List every declared instance with its state, port, uptime and health
+    #[command(visible_alias = "ls")]
+    Ps(ps::PsArgs),
+    /// Run a health check of an instance now
+    Health(health::HealthArgs),
+    /// Show captured output of instances
+    Logs(logs::LogsArgs),
+    /// Show reconcile actions and lifecycle transitions
+    Events(events::EventsArgs),
+    /// Show the effective configuration: defaults filled in, instances merged
+    Config(config_cmd::ConfigArgs),
 }
 
 /// An error for the user: what went wrong and, when we know, what to do next.
@@ -95,11 +143,23 @@ pub mod exit {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let global = &cli.global;
     let result = match &cli.command {
-        Command::Validate(args) => validate::run(&cli.global, args),
-        Command::Config(args) => config_cmd::run(&cli.global, args),
-        Command::Diff(args) => diff::run(&cli.global, args),
+        Command::Serve(args) => serve::run(global, args),
+        Command::Validate(args) => validate::run(global, args),
+        Command::Diff(args) => diff::run(global, args),
+        Command::Apply(args) => apply::run(global, args),
+        Command::Spawn(args) => instance::spawn(global, args),
+        Command::Stop(args) => instance::stop(global, args),
+        Command::Start(args) => instance::start(global, args),
+        Command::Rm(args) => instance::remove(global, args),
+        Command::Restart(args) => instance::restart(global, args),
+        Command::Ps(args) => ps::run(global, args),
+        Command::Health(args) => health::run(global, args),
+        Command::Logs(args) => logs::run(global, args),
+        Command::Events(args) => events::run(global, args),
+        Command::Config(args) => config_cmd::run(global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -115,13 +175,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `TEN_LOG` (e.g. `debug`, `ten=trace`) sets the filter.
-fn init_tracing() {
+/// Logs go to stderr; `TEN_LOG` (e.g. `debug`, `ten=trace`) sets the filter. The server
+/// logs what it does (info); other commands only warnings.
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(stderr_style().color)
+        .with_target(false)
         .try_init();
 }
 

@@ -6,6 +6,7 @@
 
 pub mod diag;
 pub mod discover;
+pub mod edit;
 pub mod instance_file;
 pub mod model;
 pub mod parse;

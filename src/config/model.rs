@@ -162,6 +162,22 @@ macro_rules! keyword_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// As its keyword.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::from_keyword(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{text:?} is not one of {}", Self::KEYWORDS.join(", ")))
+                })
+            }
+        }
     };
 }
 

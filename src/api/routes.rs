@@ -1,0 +1,556 @@
+//! The control API's routes (`/api/...`). Handlers ask the reconciler (messages, never locks)
+//! and edit instance files for the commands that change what is declared (`spawn`, `stop`,
+//! `start`, `rm`), so the files stay the single source of truth.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::RunState;
+use crate::config::edit::{self, instance_file_path};
+use crate::events::EventLog;
+use crate::names::InstanceKey;
+use crate::reconcile::{Call, CallError, Message};
+use crate::runtime::logs::{LogHub, LogQuery, Stream};
+
+use super::auth::Auth;
+use super::body::{self, Body, json, ndjson_line, sse_event};
+use super::settle::{Goal, settle};
+use super::types::{
+    ActionResult, ApplyProgress, ApplyRequest, ErrorBody, HealthReport, InstanceView, SpawnRequest,
+    StatusView,
+};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+pub struct ApiState {
+    pub reconciler: mpsc::Sender<Message>,
+    pub logs: Arc<LogHub>,
+    pub events: EventLog,
+    pub auth: Auth,
+}
+
+type Reply = Response<Body>;
+
+fn failure(error: CallError) -> Reply {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(
+        status,
+        &ErrorBody {
+            error: error.message,
+            hint: error.hint,
+            diagnostics: error.diagnostics,
+        },
+    )
+}
+
+fn bad_request(message: impl Into<String>) -> CallError {
+    CallError::new(400, message)
+}
+
+impl ApiState {
+    /// Asks the reconciler and waits for its answer.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, CallError> {
+        let (sender, receiver) = oneshot::channel();
+        self.reconciler
+            .send(Message::Call(make(sender)))
+            .await
+            .map_err(|_| CallError::new(503, "ten is shutting down"))?;
+        receiver
+            .await
+            .map_err(|_| CallError::new(503, "ten is shutting down"))
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Reply {
+        if !self.auth.allows(request.headers()) {
+            return body::error(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid API token",
+                Some("send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token".into()),
+            );
+        }
+        let method = request.method().clone();
+        let path = request
+            .uri()
+            .path()
+            .trim_start_matches("/api")
+            .trim_matches('/')
+            .to_string();
+        let query = parse_query(request.uri().query());
+        let segments: Vec<&str> = path.split('/').collect();
+        let result = match (&method, segments.as_slice()) {
+            (&Method::GET, ["status"]) => self
+                .ask(Call::Status)
+                .await
+                .map(|view| json(StatusCode::OK, &view)),
+            (&Method::GET, ["plan"]) => self
+                .ask(Call::Plan)
+                .await
+                .map(|view| json(StatusCode::OK, &view)),
+            (&Method::POST, ["apply"]) => match read_json::<ApplyRequest>(request).await {
+                Ok(apply) => self.apply(apply).await,
+                Err(error) => Err(error),
+            },
+            (&Method::GET, ["instances"]) => self
+                .ask(Call::Instances)
+                .await
+                .map(|views| json(StatusCode::OK, &views)),
+            (&Method::POST, ["instances", "spawn"]) => match read_json::<SpawnRequest>(request)
+                .await
+            {
+                Ok(spawn) => match InstanceKey::parse(&format!("{}:{}", spawn.process, spawn.id)) {
+                    Ok(key) => self.declare(key).await,
+                    Err(error) => Err(bad_request(error.to_string())),
+                },
+                Err(error) => Err(error),
+            },
+            (_, ["instances", key, rest @ ..]) => match parse_key(key) {
+                Ok(key) => match (&method, rest) {
+                    (&Method::GET, []) => self.instance(&key).await,
+                    (&Method::DELETE, []) => self.undeclare(key).await,
+                    (&Method::POST, ["stop"]) => self.set_state(key, RunState::Stopped).await,
+                    (&Method::POST, ["start"]) => self.set_state(key, RunState::Running).await,
+                    (&Method::POST, ["restart"]) => self.restart(key).await,
+                    (&Method::GET, ["health"]) => self.health(key).await,
+                    _ => Err(not_found(&method, &path)),
+                },
+                Err(error) => Err(error),
+            },
+            (&Method::GET, ["logs"]) => {
+                log_query(&query).map(|query| json(StatusCode::OK, &self.logs.query(&query)))
+            }
+            (&Method::GET, ["logs", "stream"]) => {
+                log_query(&query).map(|query| self.follow_logs(query))
+            }
+            (&Method::GET, ["events"]) => {
+                let instance = match query.get("instance").map(|key| parse_key(key)).transpose() {
+                    Ok(instance) => instance,
+                    Err(error) => return failure(error),
+                };
+                let limit = query
+                    .get("limit")
+                    .and_then(|limit| limit.parse().ok())
+                    .unwrap_or(100);
+                Ok(json(
+                    StatusCode::OK,
+                    &self.events.recent(instance.as_ref(), limit),
+                ))
+            }
+            (&Method::GET, ["events", "stream"]) => Ok(self.follow_events(&query)),
+            _ => Err(not_found(&method, &path)),
+        };
+        result.unwrap_or_else(failure)
+    }
+
+    async fn status(&self) -> Result<StatusView, CallError> {
+        self.ask(Call::Status).await
+    }
+
+    async fn instance(&self, key: &InstanceKey) -> Result<Reply, CallError> {
+        let views = self.ask(Call::Instances).await?;
+        views
+            .into_iter()
+            .find(|view| view.instance == *key)
+            .map(|view| json(StatusCode::OK, &view))
+            .ok_or_else(|| CallError::new(404, format!("{key} is not declared")))
+    }
+
+    async fn view(&self, key: &InstanceKey) -> Option<InstanceView> {
+        let views = self.ask(Call::Instances).await.ok()?;
+        views.into_iter().find(|view| view.instance == *key)
+    }
+
+    fn instance_file(&self, status: &StatusView, key: &InstanceKey) -> PathBuf {
+        instance_file_path(std::path::Path::new(&status.instances_dir), key)
+    }
+
+    /// Runs a file edit off the async runtime.
+    async fn edit<T: Send + 'static>(
+        &self,
+        change: impl FnOnce() -> Result<T, edit::EditError> + Send + 'static,
+    ) -> Result<T, CallError> {
+        match tokio::task::spawn_blocking(change).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(CallError::new(409, error.to_string())),
+            Err(error) => Err(CallError::new(500, format!("edit failed: {error}"))),
+        }
+    }
+
+    /// Reloads the files now and waits until `key` reaches `goal`.
+    async fn converge(
+        &self,
+        key: &InstanceKey,
+        goal: Goal,
+        file: String,
+        what: &str,
+    ) -> Result<Reply, CallError> {
+        let status = self.ask(Call::Reload).await?;
+        if !status.valid
+            && !status.frozen.contains(key)
+            && status.diagnostics.iter().any(|d| d.is_error())
+        {
+            return Err(CallError {
+                status: 409,
+                message: format!("{what}, but the files have errors, so nothing changed yet"),
+                hint: Some("fix them (`ten validate` shows where); the change applies as soon as they are valid".into()),
+                diagnostics: status.diagnostics,
+            });
+        }
+        if let Some(held) = status.held {
+            let view = self.view(key).await;
+            return Ok(json(
+                StatusCode::ACCEPTED,
+                &ActionResult {
+                    instance: key.clone(),
+                    message: format!("{what}; not applied yet: {held}"),
+                    file: Some(file),
+                    view,
+                },
+            ));
+        }
+        let watch = self
+            .ask(|reply| Call::Watch {
+                key: key.clone(),
+                reply,
+            })
+            .await?;
+        let timeout = Duration::from_secs(60);
+        let outcome = settle(watch, goal, timeout).await;
+        let view = self.view(key).await;
+        match outcome {
+            Ok(done) => Ok(json(
+                StatusCode::OK,
+                &ActionResult {
+                    instance: key.clone(),
+                    message: format!("{what}: {done}"),
+                    file: Some(file),
+                    view,
+                },
+            )),
+            Err(problem) => Err(CallError::new(
+                502,
+                format!("{what}, but it did not work out: {problem}"),
+            )
+            .hint(format!("see `ten logs {key}` and `ten events`"))),
+        }
+    }
+
+    /// `ten spawn`: declare (write the instance file) and start.
+    async fn declare(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        let (created, restarted) = self
+            .edit(move || {
+                let created = edit::create_instance_file(&path)?;
+                let restarted = !created && edit::set_state(&path, RunState::Running)?;
+                Ok((created, restarted))
+            })
+            .await?;
+        let what = match (created, restarted) {
+            (true, _) => format!("declared {key} in {shown}"),
+            (false, true) => {
+                format!("{key} was declared stopped; set state = \"running\" in {shown}")
+            }
+            (false, false) => format!("{key} is already declared in {shown}"),
+        };
+        self.converge(&key, Goal::Running { old_pid: None }, shown, &what)
+            .await
+    }
+
+    /// `ten stop` / `ten start`: set `state` in the instance file.
+    async fn set_state(&self, key: InstanceKey, state: RunState) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        let declared = self
+            .view(&key)
+            .await
+            .is_some_and(|view| view.state.is_some());
+        if !declared {
+            return Err(CallError::new(404, format!("{key} is not declared"))
+                .hint(format!("declare it with `ten spawn {key}`")));
+        }
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        let changed = self.edit(move || edit::set_state(&path, state)).await?;
+        let what = if changed {
+            format!("set state = \"{state}\" in {shown}")
+        } else {
+            format!("{shown} already says state = \"{state}\"")
+        };
+        let goal = match state {
+            RunState::Running => Goal::Running { old_pid: None },
+            RunState::Stopped => Goal::Stopped,
+        };
+        self.converge(&key, goal, shown, &what).await
+    }
+
+    /// `ten rm`: remove the instance file.
+    async fn undeclare(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        let removed = self.edit(move || edit::remove_instance_file(&path)).await?;
+        if !removed {
+            let listed = self
+                .view(&key)
+                .await
+                .is_some_and(|view| view.state.is_some());
+            return Err(if listed {
+                CallError::new(
+                    409,
+                    format!("{key} is declared in [instances] of tenement.toml, not by a file"),
+                )
+                .hint("remove it from [instances] in tenement.toml")
+            } else {
+                CallError::new(404, format!("{key} is not declared"))
+            });
+        }
+        self.converge(
+            &key,
+            Goal::Removed,
+            shown.clone(),
+            &format!("removed {shown}"),
+        )
+        .await
+    }
+
+    async fn restart(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        let old_pid = self.view(&key).await.and_then(|view| view.pid);
+        let status = self
+            .ask(|reply| Call::Restart {
+                key: key.clone(),
+                reply,
+            })
+            .await??;
+        let outcome = settle(
+            Some(status),
+            Goal::Running { old_pid },
+            Duration::from_secs(60),
+        )
+        .await;
+        let view = self.view(&key).await;
+        match outcome {
+            Ok(done) => Ok(json(
+                StatusCode::OK,
+                &ActionResult {
+                    instance: key,
+                    message: format!("restarted: {done}"),
+                    file: None,
+                    view,
+                },
+            )),
+            Err(problem) => Err(CallError::new(
+                502,
+                format!("restart of {key} did not work out: {problem}"),
+            )
+            .hint(format!("see `ten logs {key}`"))),
+        }
+    }
+
+    async fn health(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        let result = self
+            .ask(|reply| Call::CheckHealth {
+                key: key.clone(),
+                reply,
+            })
+            .await??;
+        let outcome = result
+            .await
+            .unwrap_or_else(|_| Err("the check was abandoned".into()));
+        let report = HealthReport {
+            instance: key,
+            healthy: outcome.is_ok(),
+            message: outcome.err().unwrap_or_else(|| "healthy".into()),
+        };
+        Ok(json(StatusCode::OK, &report))
+    }
+
+    /// `ten apply`: executes the plan and streams one line per finished change.
+    async fn apply(&self, request: ApplyRequest) -> Result<Reply, CallError> {
+        let started = self
+            .ask(|reply| Call::Apply {
+                token: request.token,
+                reply,
+            })
+            .await??;
+        let (sender, response) = body::stream("application/x-ndjson");
+        let changes = started.changes.len();
+        let _ = sender
+            .send(ndjson_line(&ApplyProgress::Started {
+                token: started.token,
+                changes,
+            }))
+            .await;
+        tokio::spawn(async move {
+            let (done_sender, mut done) = mpsc::unbounded_channel();
+            for change in started.changes {
+                let done_sender = done_sender.clone();
+                tokio::spawn(async move {
+                    let begun = tokio::time::Instant::now();
+                    let goal = Goal::of(
+                        change.action,
+                        change.status.as_ref().map(|s| s.borrow().clone()).as_ref(),
+                    );
+                    let outcome = settle(change.status, goal, change.timeout).await;
+                    let _ = done_sender.send(ApplyProgress::Done {
+                        target: change.target,
+                        action: change.action.as_str().to_string(),
+                        ok: outcome.is_ok(),
+                        message: outcome.unwrap_or_else(|error| error),
+                        elapsed_ms: begun.elapsed().as_millis() as u64,
+                    });
+                });
+            }
+            drop(done_sender);
+            let (mut ok, mut failed) = (0, 0);
+            while let Some(progress) = done.recv().await {
+                if let ApplyProgress::Done { ok: true, .. } = progress {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+                let _ = sender.send(ndjson_line(&progress)).await;
+            }
+            let _ = sender
+                .send(ndjson_line(&ApplyProgress::Finished { ok, failed }))
+                .await;
+        });
+        Ok(response)
+    }
+
+    fn follow_logs(&self, query: LogQuery) -> Reply {
+        let mut lines = self.logs.subscribe();
+        let (sender, response) = body::stream("text/event-stream");
+        tokio::spawn(async move {
+            loop {
+                match lines.recv().await {
+                    Ok(line) if query.matches(&line) => {
+                        if sender.send(sse_event(&line)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let note = Bytes::from(format!(
+                            ": {missed} lines were skipped (too fast to follow)\n\n"
+                        ));
+                        if sender.send(note).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        response
+    }
+
+    fn follow_events(&self, query: &HashMap<String, String>) -> Reply {
+        let instance = query
+            .get("instance")
+            .and_then(|key| InstanceKey::parse(key).ok());
+        let mut events = self.events.subscribe();
+        let (sender, response) = body::stream("text/event-stream");
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if instance
+                    .as_ref()
+                    .is_some_and(|key| event.instance.as_ref() != Some(key))
+                {
+                    continue;
+                }
+                if sender.send(sse_event(&event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        response
+    }
+}
+
+fn not_found(method: &Method, path: &str) -> CallError {
+    CallError::new(404, format!("no API route {method} /api/{path}"))
+        .hint("see `ten --help` for what the CLI can do")
+}
+
+/// `notes:alice` (also percent-encoded) as a key.
+fn parse_key(text: &str) -> Result<InstanceKey, CallError> {
+    let decoded = percent_decode(text);
+    InstanceKey::parse(&decoded).map_err(|error| bad_request(error.to_string()))
+}
+
+fn percent_decode(text: &str) -> String {
+    form_urlencoded::parse(format!("k={text}").as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// `?process=S&id=ID` (the original's names) or `?instance=S:ID`, `level`, `search`, `limit`.
+fn log_query(query: &HashMap<String, String>) -> Result<LogQuery, CallError> {
+    let instance = match (query.get("instance"), query.get("process"), query.get("id")) {
+        (Some(key), _, _) => Some(parse_key(key)?),
+        (None, Some(process), Some(id)) => Some(parse_key(&format!("{process}:{id}"))?),
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(bad_request(
+                "give both `process` and `id`, or `instance=S:ID`",
+            ));
+        }
+        (None, None, None) => None,
+    };
+    let stream = match query.get("level") {
+        Some(level) => Some(Stream::parse(level).ok_or_else(|| {
+            bad_request(format!("level must be stdout or stderr, not {level:?}"))
+        })?),
+        None => None,
+    };
+    let limit = match query.get("limit") {
+        Some(limit) => Some(
+            limit
+                .parse()
+                .map_err(|_| bad_request(format!("limit must be a number, not {limit:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(LogQuery {
+        instance,
+        stream,
+        search: query
+            .get("search")
+            .filter(|search| !search.is_empty())
+            .cloned(),
+        limit,
+    })
+}
+
+/// Reads a JSON body; an empty body reads as `{}`.
+async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, CallError> {
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|error| bad_request(format!("cannot read the request body: {error}")))?
+        .to_bytes();
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|error| bad_request(format!("invalid JSON body: {error}")))
+}

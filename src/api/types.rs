@@ -1,0 +1,133 @@
+//! The control API's wire types: what the server sends and the CLI reads. Types owned by
+//! other modules that travel as they are (the plan, diagnostics, log lines, events) are
+//! re-exported here, so this is the one place to look for the API's vocabulary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunState;
+use crate::names::InstanceKey;
+use crate::observed::{ExitInfo, Health, Phase};
+
+pub use crate::config::Diagnostic;
+pub use crate::events::Event;
+pub use crate::plan::Plan;
+pub use crate::runtime::logs::{LogLine, Stream};
+
+/// Version of these documents; bumped on incompatible changes.
+pub const API_VERSION: u32 = 1;
+
+/// One row of `ten ps`: every declared instance, and any still running undeclared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub instance: InstanceKey,
+    pub service: String,
+    pub id: String,
+    /// Declared state; `None` for an instance being destroyed.
+    pub state: Option<RunState>,
+    pub phase: Phase,
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    /// Where the app listens: `127.0.0.1:PORT` or the socket path.
+    pub listen: Option<String>,
+    pub health: Health,
+    pub weight: u8,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+    pub note: Option<String>,
+    pub declared_in: Option<String>,
+}
+
+/// `GET /api/status`: the server and the state of its configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub api_version: u32,
+    pub ten_version: String,
+    pub config: String,
+    /// False while the files have errors (the last valid configuration keeps running).
+    pub valid: bool,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Instances kept at their last valid declaration because their file is broken.
+    pub frozen: Vec<InstanceKey>,
+    /// Why changes are not being applied automatically, when they are not.
+    pub held: Option<String>,
+    pub auto_apply: bool,
+    pub generation: u64,
+    pub instances: usize,
+    pub instances_dir: String,
+    pub data_dir: String,
+}
+
+/// `GET /api/plan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanView {
+    pub plan: Plan,
+    pub diagnostics: Vec<Diagnostic>,
+    pub held: Option<String>,
+}
+
+/// `POST /api/apply` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// Apply only if the plan still has this token (`ten apply --check TOKEN`).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// One line of the `POST /api/apply` response stream (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApplyProgress {
+    /// The plan being applied.
+    Started { token: String, changes: usize },
+    /// One change is done (or failed).
+    Done {
+        target: String,
+        action: String,
+        ok: bool,
+        message: String,
+        elapsed_ms: u64,
+    },
+    /// All changes are done.
+    Finished { ok: usize, failed: usize },
+}
+
+/// `POST /api/instances/spawn` body (the original's names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    /// The service (the original calls it a process).
+    pub process: String,
+    pub id: String,
+}
+
+/// The answer of commands that act on one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub instance: InstanceKey,
+    /// What was done, for humans ("declared in instances/notes/carol.toml and started").
+    pub message: String,
+    /// The instance file that was written or removed, if any.
+    pub file: Option<String>,
+    /// The instance once the action settled, if it still exists.
+    pub view: Option<InstanceView>,
+}
+
+/// `GET /api/instances/{S:ID}/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub instance: InstanceKey,
+    pub healthy: bool,
+    pub message: String,
+}
+
+/// Every error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default)]
+    pub hint: Option<String>,
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
+}

@@ -1,0 +1,87 @@
+//! `ten events [S:ID] [-f]`: reconcile actions and lifecycle transitions.
+
+use std::ops::ControlFlow;
+
+use clap::Args;
+use hyper::Method;
+
+use crate::api::types::Event;
+use crate::names::InstanceKey;
+
+use super::client::{Client, Lines};
+use super::table::clock;
+use super::{CliError, GlobalArgs, exit, print_stdout, stdout_style};
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of this instance (SERVICE:ID)
+    #[arg(value_name = "SERVICE:ID")]
+    pub instance: Option<InstanceKey>,
+
+    /// Keep printing new events as they happen
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// The last N events
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+
+    /// Print JSON lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError> {
+    let client = Client::new(global)?;
+    let filter = args
+        .instance
+        .as_ref()
+        .map(|key| format!("&instance={key}"))
+        .unwrap_or_default();
+    let events: Vec<Event> = client.get(&format!("/api/events?limit={}{filter}", args.limit))?;
+    for event in &events {
+        print_stdout(&format_event(event, args.json))?;
+    }
+    if args.follow {
+        let mut lines = Lines::default();
+        client.stream(
+            Method::GET,
+            &format!("/api/events/stream?{}", filter.trim_start_matches('&')),
+            None::<&()>,
+            |chunk| {
+                lines.feed(chunk, |text| {
+                    if let Some(data) = text.strip_prefix("data: ")
+                        && let Ok(event) = serde_json::from_str::<Event>(data)
+                        && print_stdout(&format_event(&event, args.json)).is_err()
+                    {
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                })
+            },
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+fn format_event(event: &Event, json: bool) -> String {
+    if json {
+        return format!("{}\n", serde_json::to_string(event).unwrap_or_default());
+    }
+    let style = stdout_style();
+    let instance = event
+        .instance
+        .as_ref()
+        .map_or_else(|| "ten".to_string(), ToString::to_string);
+    let reason = event
+        .reason
+        .as_ref()
+        .map(|reason| format!(" {}", style.dim(&format!("({reason})"))))
+        .unwrap_or_default();
+    format!(
+        "{} {instance:<20} {:<9} {}{reason}\n",
+        style.dim(&clock(event.at_unix_ms)),
+        event.action,
+        event.message
+    )
+}

@@ -1,0 +1,83 @@
+//! `ten ps` (alias `ls`): every declared instance, sleeping and failed ones too.
+
+use clap::Args;
+
+use crate::api::types::{InstanceView, StatusView};
+use crate::observed::Phase;
+
+use super::client::Client;
+use super::table::{short_duration, table};
+use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style, stdout_style};
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print a JSON array (one object per instance)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
+    let client = Client::new(global)?;
+    let views: Vec<InstanceView> = client.get("/api/instances")?;
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&views).unwrap_or_default();
+        text.push('\n');
+        print_stdout(&text)?;
+        return Ok(exit::OK);
+    }
+    let status: StatusView = client.get("/api/status")?;
+    let warn = stderr_style();
+    if !status.valid {
+        print_stderr(&format!(
+            "{} the files have errors; the last valid configuration keeps running (`ten diff` shows them)\n",
+            warn.yellow("!")
+        ));
+    }
+    if let Some(held) = &status.held {
+        print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
+    }
+    if views.is_empty() {
+        print_stdout(
+            "No instances are declared. Declare one with `ten spawn SERVICE:ID` or a file in instances/.\n",
+        )?;
+        return Ok(exit::OK);
+    }
+    let style = stdout_style();
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|view| {
+            let phase = view.phase.to_string();
+            let phase = match view.phase {
+                Phase::Running => style.green(&phase),
+                Phase::Failed | Phase::Exited | Phase::Backoff => style.red(&phase),
+                Phase::Starting | Phase::Stopping => style.yellow(&phase),
+                _ => phase,
+            };
+            vec![
+                view.instance.to_string(),
+                phase,
+                view.listen.clone().unwrap_or_else(|| "-".into()),
+                view.uptime_secs.map_or_else(|| "-".into(), short_duration),
+                view.health.to_string(),
+                view.weight.to_string(),
+                view.restarts.to_string(),
+            ]
+        })
+        .collect();
+    let mut text = table(
+        &[
+            "INSTANCE", "STATE", "LISTEN", "UPTIME", "HEALTH", "WEIGHT", "RESTARTS",
+        ],
+        &rows,
+    );
+    for view in views
+        .iter()
+        .filter(|view| matches!(view.phase, Phase::Failed | Phase::Exited | Phase::Backoff))
+    {
+        if let Some(note) = &view.note {
+            text.push_str(&format!("  {}: {note}\n", view.instance));
+        }
+    }
+    print_stdout(&text)?;
+    Ok(exit::OK)
+}

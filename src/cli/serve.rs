@@ -1,0 +1,67 @@
+//! `ten serve`: run the server in the foreground until SIGTERM or SIGINT.
+
+use std::net::IpAddr;
+
+use clap::Args;
+
+use crate::server::{ServeError, ServeOptions, serve};
+
+use super::context::find_config_path;
+use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
+use crate::render::render_diagnostics;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port for the proxy and the API (0 picks a free one)
+    #[arg(long, default_value_t = 8080, env = "TENEMENT_PORT")]
+    pub port: u16,
+
+    /// Address to listen on
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDRESS")]
+    pub bind: IpAddr,
+
+    /// The root domain: ID.SERVICE.DOMAIN routes to instances, DOMAIN serves the API
+    #[arg(long, default_value = "localhost")]
+    pub domain: String,
+}
+
+pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
+    let config_path = find_config_path(global)?;
+    let options = ServeOptions {
+        config_path,
+        data_dir: global.data_dir.clone(),
+        bind: args.bind,
+        port: args.port,
+        domain: args.domain.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ten")
+        .build()
+        .map_err(|error| CliError::new(format!("cannot start the runtime: {error}")))?;
+    let result = runtime.block_on(serve(options, |address, data_dir| {
+        let style = stderr_style();
+        print_stderr(&format!(
+            "{} listening on http://{address} (data in {}); Ctrl-C stops\n",
+            style.bold("ten serve:"),
+            data_dir.display()
+        ));
+    }));
+    match result {
+        Ok(()) => Ok(exit::OK),
+        Err(ServeError::Invalid(diagnostics)) => {
+            print_stderr(&render_diagnostics(
+                &diagnostics,
+                std::path::Path::new(""),
+                stderr_style(),
+            ));
+            Err(
+                CliError::new("the files have errors; ten serve did not start")
+                    .hint("fix them (`ten validate` shows every problem) and start again"),
+            )
+        }
+        Err(error @ ServeError::Listen { .. }) => Err(CliError::new(error.to_string())
+            .hint("another program listens there: pick another --port, or stop it")),
+        Err(error) => Err(CliError::new(error.to_string())),
+    }
+}

@@ -1,0 +1,211 @@
+//! Format-preserving edits of instance files (`ten spawn`, `stop`, `start`, `rm`, `weight`):
+//! toml_edit keeps comments and layout; files are replaced atomically (a hidden temporary file
+//! in the same directory, renamed over the old one), so a watcher never reads half a file.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, value};
+
+use crate::names::InstanceKey;
+
+use super::model::RunState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is not valid TOML ({message}); fix it before changing it with ten")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// The instance file of `key` under `instances_dir`.
+pub fn instance_file_path(instances_dir: &Path, key: &InstanceKey) -> PathBuf {
+    instances_dir
+        .join(key.service.as_str())
+        .join(format!("{}.toml", key.id))
+}
+
+/// Declares `key`: creates its (empty) instance file. Returns false if it existed.
+pub fn create_instance_file(path: &Path) -> Result<bool, EditError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    write_atomically(path, "")?;
+    Ok(true)
+}
+
+/// Sets `state` in the instance file (creating it if needed). Returns false when it already
+/// said so.
+pub fn set_state(path: &Path, state: RunState) -> Result<bool, EditError> {
+    edit(path, |document| {
+        if document.get("state").and_then(|item| item.as_str()) == Some(state.as_str()) {
+            return false;
+        }
+        document["state"] = value(state.as_str());
+        true
+    })
+}
+
+/// Sets `weight` in the instance file (creating it if needed).
+pub fn set_weight(path: &Path, weight: u8) -> Result<bool, EditError> {
+    edit(path, |document| {
+        if document.get("weight").and_then(|item| item.as_integer()) == Some(i64::from(weight)) {
+            return false;
+        }
+        document["weight"] = value(i64::from(weight));
+        true
+    })
+}
+
+/// Undeclares: removes the instance file. Returns false if there was none.
+pub fn remove_instance_file(path: &Path) -> Result<bool, EditError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(EditError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn edit(path: &Path, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<bool, EditError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(EditError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut document: DocumentMut =
+        text.parse()
+            .map_err(|error: toml_edit::TomlError| EditError::Invalid {
+                path: path.to_path_buf(),
+                message: error.message().to_string(),
+            })?;
+    // A file of comments only holds them as trailing text; keep them above the first key.
+    let header = document
+        .is_empty()
+        .then(|| document.trailing().as_str().unwrap_or("").to_string());
+    if !change(&mut document) {
+        return Ok(false);
+    }
+    if let Some(header) = header.filter(|header| !header.trim().is_empty()) {
+        let moved = match document.as_table_mut().iter_mut().next() {
+            Some((mut first, _)) => {
+                first.leaf_decor_mut().set_prefix(header);
+                true
+            }
+            None => false,
+        };
+        if moved {
+            document.set_trailing("");
+        }
+    }
+    write_atomically(path, &document.to_string())?;
+    Ok(true)
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
+    let failed = |source| EditError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(failed)?;
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("instance");
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    temporary.write_all(text.as_bytes()).map_err(failed)?;
+    temporary.as_file().sync_all().map_err(failed)?;
+    temporary
+        .persist(path)
+        .map_err(|error| failed(error.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_edits_keep_comments_and_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes/alice.toml");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let original = "# Alice's notes: the first customer.\nweight = 50 # half the traffic\n\n[env]\n# verbose for now\nLOG_LEVEL = \"debug\"\n";
+        fs::write(&path, original).unwrap();
+        assert!(set_state(&path, RunState::Stopped).unwrap());
+        let edited = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            edited,
+            "# Alice's notes: the first customer.\nweight = 50 # half the traffic\nstate = \"stopped\"\n\n[env]\n# verbose for now\nLOG_LEVEL = \"debug\"\n"
+        );
+        assert!(
+            !set_state(&path, RunState::Stopped).unwrap(),
+            "already stopped"
+        );
+        assert!(set_state(&path, RunState::Running).unwrap());
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("state = \"running\"\n")
+        );
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn a_header_comment_stays_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.toml");
+        fs::write(&path, "# Alice: declared with the defaults.\n").unwrap();
+        set_state(&path, RunState::Stopped).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# Alice: declared with the defaults.\nstate = \"stopped\"\n"
+        );
+    }
+
+    #[test]
+    fn create_and_remove_declare_and_undeclare() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = InstanceKey::parse("notes:carol").unwrap();
+        let path = instance_file_path(dir.path(), &key);
+        assert_eq!(path, dir.path().join("notes/carol.toml"));
+        assert!(create_instance_file(&path).unwrap());
+        assert!(!create_instance_file(&path).unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+        assert!(set_weight(&path, 25).unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "weight = 25\n");
+        assert!(remove_instance_file(&path).unwrap());
+        assert!(!remove_instance_file(&path).unwrap());
+    }
+
+    #[test]
+    fn a_broken_file_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        fs::write(&path, "state = \n").unwrap();
+        let error = set_state(&path, RunState::Stopped).unwrap_err();
+        assert!(
+            error.to_string().contains("fix it before changing it"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "state = \n");
+    }
+}

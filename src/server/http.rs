@@ -1,0 +1,131 @@
+//! The one listening port: requests are routed by Host. The root domain (`DOMAIN`, `localhost`
+//! or an IP address) serves `/health`, the control API under `/api/` and the dashboard;
+//! tenant hosts (`ID.SERVICE.DOMAIN`) go to the proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::api::body::{self, Body};
+use crate::api::routes::ApiState;
+
+pub struct Router {
+    pub domain: String,
+    pub api: Arc<ApiState>,
+}
+
+/// The host of a request, lowercased, without port or trailing dot.
+pub fn request_host<B>(request: &Request<B>) -> String {
+    let raw = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or("");
+    let host = if raw.starts_with('[') {
+        raw.split(']')
+            .next()
+            .map(|h| h.trim_start_matches('['))
+            .unwrap_or(raw)
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(host, _)| host)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Router {
+    fn is_root(&self, host: &str) -> bool {
+        host == self.domain
+            || host == "localhost"
+            || host.is_empty()
+            || host.parse::<std::net::IpAddr>().is_ok()
+    }
+
+    pub async fn route(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let host = request_host(&request);
+        if !self.is_root(&host) {
+            return body::text(StatusCode::NOT_FOUND, format!("no instance at {host}"));
+        }
+        let path = request.uri().path();
+        if path == "/health" {
+            return body::text(StatusCode::OK, "ok");
+        }
+        if path == "/api" || path.starts_with("/api/") {
+            return Arc::clone(&self.api).handle(request).await;
+        }
+        if path == "/" {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+                .body(body::full(DASHBOARD_PLACEHOLDER))
+                .expect("static response parts");
+        }
+        body::text(StatusCode::NOT_FOUND, format!("nothing at {path}"))
+    }
+}
+
+const DASHBOARD_PLACEHOLDER: &str = "<!doctype html><html><head><title>ten</title></head>\
+<body><h1>ten is running</h1><p>Use the CLI: <code>ten ps</code>, <code>ten diff</code>, \
+<code>ten logs</code>.</p></body></html>\n";
+
+/// Accepts connections until the listener fails; one task per connection.
+pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = Arc::clone(&router);
+        tokio::spawn(serve_connection(stream, peer, router));
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let service = service_fn(move |request| {
+        let router = Arc::clone(&router);
+        async move { Ok::<_, std::convert::Infallible>(router.route(request).await) }
+    });
+    if let Err(error) = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_their_port_and_case() {
+        let host = |value: &str| {
+            request_host(
+                &Request::builder()
+                    .header(header::HOST, value)
+                    .body(())
+                    .unwrap(),
+            )
+        };
+        assert_eq!(
+            host("Alice.Notes.Example.com:8080"),
+            "alice.notes.example.com"
+        );
+        assert_eq!(host("example.com."), "example.com");
+        assert_eq!(host("[::1]:8080"), "::1");
+        assert_eq!(host("127.0.0.1"), "127.0.0.1");
+    }
+}

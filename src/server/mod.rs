@@ -1,0 +1,300 @@
+//! `ten serve`: assembles the server (reconciler, instance tasks, file watcher, log capture,
+//! HTTP front) and runs it until SIGTERM or SIGINT.
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::api::auth::Auth;
+use crate::api::routes::ApiState;
+use crate::config::Diagnostic;
+use crate::desired::reload;
+use crate::events::EventLog;
+use crate::reconcile::{Message, Reconciler, ReconcilerParts};
+use crate::runtime::OsRuntime;
+use crate::runtime::logs::LogHub;
+use crate::runtime::ports::{PortAllocator, ephemeral_range};
+use crate::runtime::reaper::Reaper;
+use crate::supervisor::launch::BaseEnv;
+use crate::supervisor::task::Shared;
+
+/// What `ten serve` was asked.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: PathBuf,
+    /// `--data-dir`, overriding `settings.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub domain: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the files have errors; fix them and start again")]
+    Invalid(Vec<Diagnostic>),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let context = context.into();
+    move |source| ServeError::Io { context, source }
+}
+
+/// Where a running server can be reached, for the CLI: written to `{data_dir}/serve.json`
+/// and to a per-user registry keyed by the config path (found even when the config does not
+/// parse, so `ten diff` can show a broken config's errors).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeInfo {
+    pub pid: u32,
+    pub url: String,
+    pub config: String,
+    pub data_dir: String,
+}
+
+pub const SERVE_INFO_FILE: &str = "serve.json";
+
+/// The per-user directory of running servers: `$XDG_RUNTIME_DIR/ten`, else a private
+/// directory in the temporary directory.
+pub fn registry_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("ten"),
+        _ => std::env::temp_dir().join(format!("ten-{}", nix::unistd::getuid())),
+    }
+}
+
+fn registry_entry(config_path: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(config_path.as_os_str().as_encoded_bytes());
+    let name: String = digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    registry_dir().join(format!("{name}.json"))
+}
+
+fn write_serve_info(info: &ServeInfo, data_dir: &Path, config_path: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
+    let registry = registry_entry(config_path);
+    if let Some(dir) = registry.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    let paths = vec![data_dir.join(SERVE_INFO_FILE), registry];
+    for path in &paths {
+        if let Err(error) = std::fs::write(path, &bytes) {
+            tracing::warn!(%error, file = %path.display(), "cannot write where the CLI finds this server");
+        }
+    }
+    paths
+}
+
+/// The running server of `config_path`, if any.
+pub fn find_server(config_path: &Path) -> Option<ServeInfo> {
+    read_info(&registry_entry(config_path))
+}
+
+fn read_info(path: &Path) -> Option<ServeInfo> {
+    let text = std::fs::read(path).ok()?;
+    let info: ServeInfo = serde_json::from_slice(&text).ok()?;
+    crate::runtime::proc::process_alive(info.pid, None).then_some(info)
+}
+
+/// Startup permits: how many instances may be starting at once.
+fn startup_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get()) * 8
+}
+
+/// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens.
+pub async fn serve(
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr, &Path),
+) -> Result<(), ServeError> {
+    let config_path = options.config_path.clone();
+    let loaded = tokio::task::spawn_blocking(move || reload(&config_path, &BTreeMap::new()))
+        .await
+        .map_err(|error| ServeError::Io {
+            context: "loading the files".into(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+    let Some(desired) = loaded.desired else {
+        return Err(ServeError::Invalid(loaded.diagnostics));
+    };
+    let settings = desired.config.settings.clone();
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.clone());
+    std::fs::create_dir_all(&data_dir).map_err(io(format!(
+        "cannot create the data directory {}",
+        data_dir.display()
+    )))?;
+
+    Reaper::become_subreaper();
+    raise_open_files_limit();
+    if let Some((low, high)) = ephemeral_range()
+        && settings.port_range.0 <= high
+        && low <= settings.port_range.1
+    {
+        tracing::warn!(
+            "port_range [{}, {}] overlaps the kernel's ephemeral ports [{low}, {high}]: outgoing connections may take a tenant's port; ten checks each port is free before handing it out",
+            settings.port_range.0,
+            settings.port_range.1
+        );
+    }
+
+    let address = SocketAddr::new(options.bind, options.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Listen { address, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(io("cannot read the listening address"))?;
+
+    let logs = LogHub::new(data_dir.join("logs"));
+    let _log_watch = logs.watch().map_err(|error| ServeError::Io {
+        context: "cannot watch tenant output".into(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    let events = EventLog::default();
+    let (changed_sender, changed) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        runtime: Arc::new(OsRuntime),
+        logs: Arc::clone(&logs),
+        events: events.clone(),
+        ports: Arc::new(Mutex::new(PortAllocator::new(settings.port_range))),
+        base_env: BaseEnv::from_process(),
+        startup_permits: Arc::new(Semaphore::new(startup_permits())),
+        changed: changed_sender,
+    });
+    let (auth, created) =
+        Auth::load_or_create(&data_dir).map_err(io("cannot create the API token"))?;
+    if created {
+        tracing::info!(file = %crate::api::auth::token_path(&data_dir).display(), "created the admin API token");
+    }
+    for diagnostic in loaded.diagnostics.iter().filter(|d| !d.is_error()) {
+        tracing::warn!("{}: {}", diagnostic.location(), diagnostic.message);
+    }
+
+    let (messages, receiver) = mpsc::channel(256);
+    let reconciler = Reconciler::new(ReconcilerParts {
+        config_path: options.config_path.clone(),
+        data_dir: data_dir.clone(),
+        shared: Arc::clone(&shared),
+        desired,
+        files: loaded.files,
+        diagnostics: loaded.diagnostics,
+        changed,
+    });
+    let reconciling = tokio::spawn(reconciler.run(receiver));
+
+    let watcher_messages = messages.clone();
+    let _file_watch =
+        crate::watch::watch_files(&options.config_path, &settings.instances_dir, move || {
+            let _ = watcher_messages.try_send(Message::FilesChanged);
+        })
+        .map_err(|error| ServeError::Io {
+            context: "cannot watch the files".into(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+
+    let router = Arc::new(http::Router {
+        domain: options.domain.to_ascii_lowercase(),
+        api: Arc::new(ApiState {
+            reconciler: messages.clone(),
+            logs,
+            events: events.clone(),
+            auth,
+        }),
+    });
+    let accepting = tokio::spawn(http::accept_loop(listener, router));
+
+    let url_host = if local.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        local.ip()
+    };
+    let info = ServeInfo {
+        pid: std::process::id(),
+        url: format!("http://{}", SocketAddr::new(url_host, local.port())),
+        config: options.config_path.display().to_string(),
+        data_dir: data_dir.display().to_string(),
+    };
+    let info_paths = write_serve_info(&info, &data_dir, &options.config_path);
+    events.record(
+        None,
+        "serve",
+        format!(
+            "ten {} serving {} on {} (domain {})",
+            env!("CARGO_PKG_VERSION"),
+            options.config_path.display(),
+            local,
+            options.domain
+        ),
+        None,
+    );
+    ready(local, &data_dir);
+
+    wait_for_exit_signal().await;
+    accepting.abort();
+    let (done, finished) = oneshot::channel();
+    if messages.send(Message::Shutdown { done }).await.is_ok() {
+        let _ = finished.await;
+    }
+    let _ = reconciling.await;
+    for path in info_paths {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+async fn wait_for_exit_signal() {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Many tenants mean many open files (their logs, probes, proxied connections).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, soft, hard, "cannot raise the open files limit");
+    }
+}
+
+/// The server whose data directory is `data_dir`, if one runs.
+pub fn read_serve_info(data_dir: &Path) -> Option<ServeInfo> {
+    read_info(&data_dir.join(SERVE_INFO_FILE))
+}

@@ -1,0 +1,251 @@
+//! A real `ten serve` for integration tests: started on port 0 in a project directory, driven
+//! through the real CLI, and cleaned up when dropped — the server, and every tenant process
+//! group it was seen running, even when the test fails.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ten::api::types::InstanceView;
+use ten::observed::Phase;
+
+/// The tiny backend (`testdata/apps/backend.rs`), built by `cargo test` as an example.
+pub fn backend() -> PathBuf {
+    let ten = Path::new(env!("CARGO_BIN_EXE_ten"));
+    let path = ten.parent().unwrap().join("examples/backend");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --example backend`",
+        path.display()
+    );
+    path
+}
+
+/// A range of tenant ports no other test of this run uses (below the ephemeral range).
+pub fn port_range() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = NEXT.fetch_add(1, Ordering::SeqCst);
+    let low = 20000 + (std::process::id() as u16 % 20) * 500 + slot * 40;
+    (low, low + 39)
+}
+
+/// A project directory: tenement.toml (with a private port range) and instance files.
+pub fn project(settings: &str, services: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (low, high) = port_range();
+    super::write_file(
+        &dir.path().join("tenement.toml"),
+        &format!(
+            "[settings]\nport_range = [{low}, {high}]\nhealth_check_interval = 1\n{settings}\n\n{services}"
+        ),
+    );
+    for (path, content) in files {
+        super::write_file(&dir.path().join(path), content);
+    }
+    dir
+}
+
+/// A service running the tiny backend, with extra keys.
+pub fn backend_service(name: &str, extra: &str) -> String {
+    format!(
+        "[service.{name}]\ncommand = \"{}\"\nhealth = \"/health\"\nstop_timeout = 2\n{extra}\n",
+        backend().display()
+    )
+}
+
+pub struct TestServer {
+    pub dir: PathBuf,
+    child: Child,
+    pub url: String,
+    log: Arc<Mutex<String>>,
+    tenants: Mutex<BTreeSet<u32>>,
+}
+
+impl TestServer {
+    pub fn start(dir: &Path) -> TestServer {
+        Self::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(["serve", "--port", "0", "--bind", "127.0.0.1", "--config"])
+            .arg(dir)
+            .envs(env.iter().copied())
+            .env("TEN_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ten serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_sender, address) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log_writer = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = address_sender.send(url);
+                }
+                let mut log = log_writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = address
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ten serve did not start:\n{}", log.lock().unwrap())
+            });
+        TestServer {
+            dir: dir.to_path_buf(),
+            child,
+            url,
+            log,
+            tenants: Mutex::default(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Runs the CLI against this server and its config.
+    pub fn ten(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.dir)
+            .args(["--server", &self.url])
+            .env("NO_COLOR", "1")
+            .env_remove("TENEMENT_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ten")
+    }
+
+    pub fn ps(&self) -> Vec<InstanceView> {
+        let output = self.ten(&["ps", "--json"]);
+        assert!(
+            output.status.success(),
+            "ten ps failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let views: Vec<InstanceView> = serde_json::from_slice(&output.stdout).unwrap();
+        let mut tenants = self.tenants.lock().unwrap();
+        tenants.extend(views.iter().filter_map(|view| view.pid));
+        views
+    }
+
+    pub fn instance(&self, key: &str) -> Option<InstanceView> {
+        self.ps()
+            .into_iter()
+            .find(|view| view.instance.to_string() == key)
+    }
+
+    /// Polls `ten ps` until `check` holds (20 s at most), then returns the instances.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        check: impl Fn(&[InstanceView]) -> bool,
+    ) -> Vec<InstanceView> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let views = self.ps();
+            if check(&views) {
+                return views;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting until {what}; ps: {views:#?}\nserver log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until `key` runs healthy; returns its pid.
+    pub fn wait_running(&self, key: &str) -> u32 {
+        let views = self.wait_until(&format!("{key} runs"), |views| {
+            views.iter().any(|v| {
+                v.instance.to_string() == key && v.phase == Phase::Running && v.pid.is_some()
+            })
+        });
+        views
+            .iter()
+            .find(|v| v.instance.to_string() == key)
+            .and_then(|v| v.pid)
+            .unwrap()
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+        // Whatever the outcome, no tenant outlives its test.
+        for pid in self.tenants.lock().unwrap().iter() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Whether `pid` is a live process (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    ten::runtime::proc::process_alive(pid, None)
+}
+
+/// Waits until `pid` is gone (10 s at most).
+pub fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -611,3 +611,83 @@ fn http_get(views: &[ten::api::types::InstanceView], key: &str, path: &str) -> S
     stream.read_to_string(&mut response).unwrap();
     response.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
 }
+
+#[test]
+fn editor_saves_and_directory_changes_are_seen() {
+    let services = format!(
+        "{}\n{}",
+        backend_service("web", ""),
+        backend_service("api", "")
+    );
+    let dir = project("", &services, &[("instances/web/alice.toml", "")]);
+    let server = TestServer::start(dir.path());
+    let alice = server.wait_running("web:alice");
+    let web = dir.path().join("instances/web");
+
+    // Write a temporary file, then rename it into place (vim, most editors).
+    fs::write(web.join(".carol.toml.swp"), "weight = 30\n").unwrap();
+    fs::write(web.join("carol.toml~"), "junk that is ignored").unwrap();
+    fs::write(web.join(".carol.toml.tmp"), "weight = 30\n").unwrap();
+    fs::rename(web.join(".carol.toml.tmp"), web.join("carol.toml")).unwrap();
+    server.wait_running("web:carol");
+    assert_eq!(server.instance("web:carol").unwrap().weight, 30);
+    assert!(server.instance("web:carol~").is_none());
+
+    // Truncate, then write (nano, `>` in a shell): applied once, complete.
+    {
+        use std::io::Write;
+        let mut file = fs::File::create(web.join("alice.toml")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        file.write_all(b"weight = 7\n").unwrap();
+    }
+    server.wait_until("alice's weight is 7", |views| {
+        views
+            .iter()
+            .any(|v| v.instance.to_string() == "web:alice" && v.weight == 7)
+    });
+    let events = stdout(&server.ten(&["events", "web:alice"]));
+    assert_eq!(
+        events.matches("updated in place").count(),
+        1,
+        "one in-place update, no half-written state: {events}"
+    );
+    assert_eq!(
+        server.instance("web:alice").unwrap().pid,
+        Some(alice),
+        "weight applies in place"
+    );
+
+    // A service directory created after start, then deleted.
+    support::write_file(&dir.path().join("instances/api/x.toml"), "");
+    let x = server.wait_running("api:x");
+    fs::remove_dir_all(dir.path().join("instances/api")).unwrap();
+    server.wait_until("api:x is gone", |views| {
+        !views.iter().any(|v| v.instance.to_string() == "api:x")
+    });
+    assert!(wait_gone(x));
+
+    // The whole instances directory replaced by a rename (a `git checkout`).
+    let staged = dir.path().join("instances.new/web");
+    fs::create_dir_all(&staged).unwrap();
+    for id in ["alice", "carol", "dave"] {
+        fs::write(staged.join(format!("{id}.toml")), "").unwrap();
+    }
+    fs::rename(
+        dir.path().join("instances"),
+        dir.path().join("instances.old"),
+    )
+    .unwrap();
+    fs::rename(
+        dir.path().join("instances.new"),
+        dir.path().join("instances"),
+    )
+    .unwrap();
+    server.wait_running("web:dave");
+    // dave's file is watched in the new directory too.
+    fs::write(dir.path().join("instances/web/dave.toml"), "weight = 5\n").unwrap();
+    server.wait_until("dave's edit is seen", |views| {
+        views
+            .iter()
+            .any(|v| v.instance.to_string() == "web:dave" && v.weight == 5)
+    });
+}

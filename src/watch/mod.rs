@@ -41,7 +41,7 @@ pub fn watch_files(
         config_path: config_path.to_path_buf(),
         instances_dir: instances_dir.to_path_buf(),
     };
-    let instances_watched = Arc::new(Mutex::new(false));
+    let instances_watched = Arc::new(Mutex::new(None));
     let watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
@@ -96,24 +96,35 @@ pub fn watch_files(
     Ok(FileWatcher { _watcher: watcher })
 }
 
-/// Watches the instances directory recursively once it exists (again).
+/// Watches the instances directory recursively once it exists, and again when the path now
+/// names another directory (replaced by a rename, as `git checkout` may do): a watch follows
+/// the directory it was put on, not its path.
 fn ensure_instances_watch(
     watcher: &Mutex<RecommendedWatcher>,
     instances_dir: &Path,
-    watched: &Mutex<bool>,
+    watched: &Mutex<Option<(u64, u64)>>,
 ) {
+    use std::os::unix::fs::MetadataExt;
     let mut watched = watched.lock().unwrap_or_else(|p| p.into_inner());
-    let exists = instances_dir.is_dir();
-    if exists && !*watched {
-        let mut watcher = watcher.lock().unwrap_or_else(|p| p.into_inner());
+    let current = std::fs::metadata(instances_dir)
+        .ok()
+        .filter(|metadata| metadata.is_dir())
+        .map(|metadata| (metadata.dev(), metadata.ino()));
+    if current == *watched {
+        return;
+    }
+    let mut watcher = watcher.lock().unwrap_or_else(|p| p.into_inner());
+    if watched.is_some() {
+        let _ = watcher.unwatch(instances_dir);
+    }
+    *watched = None;
+    if current.is_some() {
         match watcher.watch(instances_dir, RecursiveMode::Recursive) {
-            Ok(()) => *watched = true,
+            Ok(()) => *watched = current,
             Err(error) => {
                 tracing::warn!(%error, dir = %instances_dir.display(), "cannot watch the instances directory")
             }
         }
-    } else if !exists {
-        *watched = false;
     }
 }
 

@@ -1,0 +1,271 @@
+//! Benchmarks of `ten serve` (issue #3), each next to a baseline measured in the same run:
+//!
+//! 1. A dropped instance file until the tenant is healthy, against the app's own time from
+//!    exec to accepting connections (the tiny backend started directly).
+//! 2. 1,000 instance files dropped at once (a directory renamed into place) until all are
+//!    healthy, against starting 1,000 backends directly and waiting until all accept; then
+//!    the server's RSS and idle CPU over 10 s, against a server with no instance.
+//!
+//! Run with `cargo bench --bench serve` (builds the backend example in release first).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::TestServer;
+
+const DROPS: usize = 20;
+const MASS: usize = 1000;
+
+fn build_backend() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--example", "backend"])
+        .status()
+        .expect("cargo build the backend");
+    assert!(status.success());
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn wait_accepting(port: u16) {
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The backend's own exec-to-listening time, started directly.
+fn app_start_time(port: u16) -> Duration {
+    let started = Instant::now();
+    let mut child = Command::new(support::server::backend())
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_accepting(port);
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}
+
+fn token(server: &TestServer) -> String {
+    fs::read_to_string(server.dir.join("tenement-data/api_token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn api_stream(server: &TestServer, path: &str) -> BufReader<TcpStream> {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        token(server)
+    )
+    .unwrap();
+    BufReader::new(stream)
+}
+
+fn api_get(server: &TestServer, path: &str) -> String {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token(server)
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn drop_to_healthy() {
+    let base = support::server::port_range().0;
+    let app: Vec<Duration> = (0..DROPS)
+        .map(|n| app_start_time(base + n as u16))
+        .collect();
+    let dir = support::server::project("", &support::server::backend_service("web", ""), &[]);
+    fs::create_dir_all(dir.path().join("instances/web")).unwrap();
+    let server = TestServer::start(dir.path());
+    let mut events = api_stream(&server, "/api/events/stream");
+    let mut drops = Vec::new();
+    for n in 0..DROPS {
+        let key = format!("web:t{n}");
+        let dropped = Instant::now();
+        fs::write(dir.path().join(format!("instances/web/t{n}.toml")), "").unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            events.read_line(&mut line).unwrap();
+            if line.contains(&format!("\"instance\":\"{key}\"")) && line.contains("healthy after") {
+                break;
+            }
+        }
+        drops.push(dropped.elapsed());
+    }
+    let (app, drop) = (median(app), median(drops));
+    println!("1. instance file dropped -> tenant healthy (median of {DROPS})");
+    println!(
+        "   backend started directly, exec -> accepting: {:7.2} ms",
+        ms(app)
+    );
+    println!(
+        "   ten: file dropped -> healthy:                 {:7.2} ms",
+        ms(drop)
+    );
+    println!(
+        "   overhead of ten: {:.2} ms ({:.1}x the app's own start), of which {} ms is the file watcher's debounce",
+        ms(drop) - ms(app),
+        ms(drop) / ms(app),
+        ten::watch::QUIET.as_millis()
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("VmRSS:")
+                .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
+        })
+        .unwrap()
+}
+
+/// CPU time (user + system) of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+fn idle_cpu_percent(pid: u32, over: Duration) -> f64 {
+    let before = cpu_seconds(pid);
+    std::thread::sleep(over);
+    (cpu_seconds(pid) - before) / over.as_secs_f64() * 100.0
+}
+
+fn mass_start() {
+    // Baseline: the same 1,000 backends started directly by one process.
+    let low = 21000u16;
+    let started = Instant::now();
+    let mut children: Vec<Child> = (0..MASS)
+        .map(|n| {
+            Command::new(support::server::backend())
+                .env("PORT", (low + n as u16).to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for n in 0..MASS {
+        wait_accepting(low + n as u16);
+    }
+    let direct = started.elapsed();
+    for child in &mut children {
+        let _ = child.kill();
+    }
+    for child in &mut children {
+        let _ = child.wait();
+    }
+
+    // An empty server: its RSS and idle CPU are the baseline for the full one.
+    let dir = tempfile::tempdir().unwrap();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &format!(
+            "[settings]\nport_range = [{low}, {}]\n\n{}",
+            low + 2 * MASS as u16,
+            support::server::backend_service("web", "")
+        ),
+    );
+    let server = TestServer::start(dir.path());
+    std::thread::sleep(Duration::from_secs(1));
+    let empty_rss = rss_kb(server.pid());
+    let empty_cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
+
+    let staged = dir.path().join("staged/web");
+    fs::create_dir_all(&staged).unwrap();
+    for n in 0..MASS {
+        fs::write(staged.join(format!("t{n:04}.toml")), "").unwrap();
+    }
+    fs::create_dir_all(dir.path().join("instances")).unwrap();
+    let dropped = Instant::now();
+    fs::rename(&staged, dir.path().join("instances/web")).unwrap();
+    loop {
+        let response = api_get(&server, "/api/instances");
+        let healthy = response.matches("\"health\":\"healthy\"").count();
+        if healthy == MASS {
+            break;
+        }
+        assert!(
+            dropped.elapsed() < Duration::from_secs(300),
+            "only {healthy} healthy after 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all_healthy = dropped.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = rss_kb(server.pid());
+    let cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
+    let tenant_rss: u64 = serde_json::from_str::<Vec<ten::api::types::InstanceView>>(
+        api_get(&server, "/api/instances")
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap(),
+    )
+    .unwrap()
+    .iter()
+    .filter_map(|view| view.pid)
+    .map(rss_kb)
+    .sum();
+
+    println!("2. {MASS} instance files dropped at once (a directory renamed into place)");
+    println!(
+        "   baseline: {MASS} backends started directly, all accepting: {:8.1} ms",
+        ms(direct)
+    );
+    println!(
+        "   ten: files dropped -> all {MASS} healthy:                    {:8.1} ms ({:.2}x the baseline)",
+        ms(all_healthy),
+        ms(all_healthy) / ms(direct)
+    );
+    println!(
+        "   ten serve RSS: {:.1} MB with {MASS} tenants, {:.1} MB with none ({:.2}x; {:.1} KB per tenant)",
+        rss as f64 / 1024.0,
+        empty_rss as f64 / 1024.0,
+        rss as f64 / empty_rss as f64,
+        (rss - empty_rss) as f64 / MASS as f64
+    );
+    println!(
+        "   ten serve idle CPU over 10 s: {cpu:.2}% of a core with {MASS} tenants (a health check each every 10 s), {empty_cpu:.2}% with none"
+    );
+    println!(
+        "   tenants: {:.1} MB RSS in all, {:.2} MB each",
+        tenant_rss as f64 / 1024.0,
+        tenant_rss as f64 / 1024.0 / MASS as f64
+    );
+}
+
+fn main() {
+    build_backend();
+    drop_to_healthy();
+    mass_start();
+}

@@ -1,0 +1,139 @@
+//! The README's quick start, step by step, on a copy of the bundled example (the Python notes
+//! app): what the README promises must stay true.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use support::server::{TestServer, stdout, wait_gone};
+use ten::api::types::InstanceView;
+use ten::observed::Phase;
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "tenement-data" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn request(port: u16, method: &str, path: &str, body: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+fn port_of(views: &[InstanceView], key: &str) -> u16 {
+    views
+        .iter()
+        .find(|v| v.instance.to_string() == key)
+        .and_then(|v| v.port)
+        .unwrap()
+}
+
+#[test]
+fn the_quick_start_works_as_written() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("notes");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes"),
+        &dir,
+    );
+    // The example's port range may overlap other tests' servers: give it its own.
+    let (low, high) = support::server::port_range();
+    let config = fs::read_to_string(dir.join("tenement.toml")).unwrap();
+    fs::write(
+        dir.join("tenement.toml"),
+        config.replace(
+            "[settings]\n",
+            &format!("[settings]\nport_range = [{low}, {high}]\n"),
+        ),
+    )
+    .unwrap();
+
+    let server = TestServer::start(&dir);
+    let alice = server.wait_running("notes:alice");
+    server.wait_running("notes:bob");
+    let ps = stdout(&server.ten(&["ps"]));
+    assert!(ps.contains("notes:alice") && ps.contains("healthy"), "{ps}");
+
+    let spawn = server.ten(&["spawn", "notes:carol"]);
+    assert!(
+        spawn.status.success(),
+        "{}",
+        support::server::stderr(&spawn)
+    );
+    assert!(dir.join("instances/notes/carol.toml").exists());
+
+    support::write_file(&dir.join("instances/notes/dave.toml"), "");
+    let dave = server.wait_running("notes:dave");
+    fs::remove_file(dir.join("instances/notes/dave.toml")).unwrap();
+    assert!(wait_gone(dave));
+
+    assert!(server.ten(&["stop", "notes:alice"]).status.success());
+    assert!(wait_gone(alice));
+    assert!(server.ten(&["start", "notes:alice"]).status.success());
+
+    let before: Vec<(String, Option<u32>)> = server
+        .ps()
+        .iter()
+        .map(|v| (v.instance.to_string(), v.pid))
+        .collect();
+    let mut config = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("tenement.toml"))
+        .unwrap();
+    config.write_all(b"FEATURES = \"beta\"\n").unwrap();
+    let views = server.wait_until("every notes tenant restarted", |views| {
+        views.len() == 3
+            && views.iter().all(|view| {
+                view.phase == Phase::Running
+                    && !before.contains(&(view.instance.to_string(), view.pid))
+            })
+    });
+    let events = stdout(&server.ten(&["events"]));
+    assert!(
+        events.contains("forces restart: env.FEATURES changed"),
+        "{events}"
+    );
+    assert_eq!(
+        stdout(&server.ten(&["diff"])),
+        "No changes. Desired state matches running instances.\n"
+    );
+    assert!(stdout(&server.ten(&["logs", "notes:bob"])).contains("notes listening on"));
+
+    // Each tenant has its own database.
+    assert!(
+        request(
+            port_of(&views, "notes:alice"),
+            "POST",
+            "/notes",
+            r#"{"text": "hello from alice"}"#
+        )
+        .contains("ok")
+    );
+    assert!(
+        request(port_of(&views, "notes:alice"), "GET", "/notes", "").contains("hello from alice")
+    );
+    assert_eq!(
+        request(port_of(&views, "notes:bob"), "GET", "/notes", "").trim(),
+        "[]"
+    );
+    assert!(dir.join("tenement-data/notes/alice/notes.db").exists());
+}

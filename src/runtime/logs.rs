@@ -152,16 +152,16 @@ impl Source {
         let Some(file) = self.file.take() else {
             return Vec::new();
         };
-        if file
-            .metadata()
-            .is_ok_and(|metadata| metadata.len() < self.offset)
-        {
+        let size = file.metadata().map_or(u64::MAX, |metadata| metadata.len());
+        if size < self.offset {
             // Truncated by someone: start again from the beginning.
             self.offset = 0;
             self.punched = 0;
         }
         let mut lines = Vec::new();
-        let mut buffer = vec![0; READ_CHUNK];
+        // Sized to what was appended (usually one short line), not a fixed large chunk.
+        let appended = size.saturating_sub(self.offset).clamp(1, READ_CHUNK as u64);
+        let mut buffer = vec![0; appended as usize];
         loop {
             let read = match file.read_at(&mut buffer, self.offset) {
                 Ok(0) | Err(_) => break,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod names;
 pub mod observed;
 pub mod plan;
+pub mod proxy;
 pub mod reconcile;
 pub mod render;
 pub mod runtime;

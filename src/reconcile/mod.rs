@@ -18,17 +18,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::api::types::{InstanceView, PlanView, StatusView};
 use crate::config::{Diagnostic, InstanceFile, has_errors};
+use crate::desired::InstanceSpec;
 use crate::desired::{DesiredState, reload};
 use crate::names::InstanceKey;
-use crate::observed::{ObservedInstance, ObservedState, Phase};
+use crate::observed::{Health, ObservedInstance, ObservedState, Phase};
 use crate::plan::{Action, Change, Plan, ReasonKind, Target, plan};
+use crate::proxy::routes::RouteTable;
 use crate::runtime::ports::port_is_free;
 use crate::runtime::{ProbeResult, Runtime};
+use crate::supervisor::gate::Gate;
 use crate::supervisor::task::{Command, InstanceHandle, InstanceStatus, Shared, spawn_instance};
 
 pub use record::RecordWriter;
@@ -129,6 +133,22 @@ pub struct ReconcilerParts<R> {
     pub files: BTreeMap<InstanceKey, InstanceFile>,
     pub diagnostics: Vec<Diagnostic>,
     pub changed: mpsc::UnboundedReceiver<InstanceKey>,
+    /// Where the proxy reads its routes.
+    pub routes: Arc<ArcSwap<RouteTable>>,
+    pub domain: String,
+}
+
+/// An applied instance: its task and its gate.
+struct Slot {
+    handle: InstanceHandle,
+    gate: Arc<Gate>,
+}
+
+/// The old process of a zero-downtime replace.
+struct Retiring {
+    key: InstanceKey,
+    handle: InstanceHandle,
+    port: u16,
 }
 
 pub struct Reconciler<R> {
@@ -141,7 +161,14 @@ pub struct Reconciler<R> {
     invalid: bool,
     frozen: Vec<InstanceKey>,
     observed: ObservedState,
-    handles: BTreeMap<InstanceKey, InstanceHandle>,
+    /// The task (and gate) of every applied instance.
+    slots: BTreeMap<InstanceKey, Slot>,
+    /// Old processes of zero-downtime replaces, serving until their successor is healthy.
+    retiring: Vec<Retiring>,
+    /// The proxy's route table; republished when instances or routing change.
+    routes: Arc<ArcSwap<RouteTable>>,
+    routes_dirty: bool,
+    domain: String,
     /// Destroys sent, not finished.
     removing: BTreeSet<InstanceKey>,
     held: Option<String>,
@@ -168,7 +195,11 @@ impl<R: Runtime> Reconciler<R> {
                 settings: Some(settings),
                 instances: BTreeMap::new(),
             },
-            handles: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            retiring: Vec::new(),
+            routes: parts.routes,
+            routes_dirty: true,
+            domain: parts.domain,
             removing: BTreeSet::new(),
             held: None,
             files_changed: false,
@@ -247,12 +278,25 @@ impl<R: Runtime> Reconciler<R> {
             self.held = held;
         }
         if self.held.is_some() {
+            self.publish_routes();
             return;
         }
         let changes: Vec<Change> = declared.into_iter().cloned().collect();
         for change in &changes {
             self.execute(change);
         }
+        self.publish_routes();
+    }
+
+    /// Swaps in a new route table when instances, weights or routing changed.
+    fn publish_routes(&mut self) {
+        if !std::mem::take(&mut self.routes_dirty) {
+            return;
+        }
+        let table = RouteTable::build(&self.domain, &self.desired, |key| {
+            self.slots.get(key).map(|slot| Arc::clone(&slot.gate))
+        });
+        self.routes.store(Arc::new(table));
     }
 
     /// Why the declared changes of `plan` wait for a human, if they do.
@@ -328,6 +372,7 @@ impl<R: Runtime> Reconciler<R> {
         }
         if let Some(desired) = loaded.desired {
             self.desired = Arc::new(desired);
+            self.routes_dirty = true;
         }
     }
 
@@ -343,9 +388,11 @@ impl<R: Runtime> Reconciler<R> {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .set_range(settings.port_range);
-                for handle in self.handles.values() {
-                    handle.send(Command::Settings(Box::new(settings.clone())));
+                for slot in self.slots.values() {
+                    slot.handle
+                        .send(Command::Settings(Box::new(settings.clone())));
                 }
+                self.routes_dirty = true;
                 self.shared
                     .events
                     .record(None, "update", "settings updated in place", reason);
@@ -376,18 +423,20 @@ impl<R: Runtime> Reconciler<R> {
                 if let Err(error) = self.shared.logs.attach(&key, None) {
                     tracing::warn!(instance = %key, %error, "cannot capture output");
                 }
-                let handle = spawn_instance(
+                let (handle, gate) = spawn_instance(
                     Arc::clone(&self.shared),
                     Arc::clone(&spec),
                     &self.desired.config.settings,
                     port,
+                    None,
                 );
                 handle.send(Command::Start(Arc::clone(&spec)));
                 let mut instance = ObservedInstance::new(Phase::Starting, spec.shared_fields());
                 instance.port = Some(port);
                 instance.declared_in = Some(spec.declared.describe());
                 self.observed.instances.insert(key.clone(), instance);
-                self.handles.insert(key.clone(), handle);
+                self.slots.insert(key.clone(), Slot { handle, gate });
+                self.routes_dirty = true;
                 self.shared.events.record(
                     Some(&key),
                     action,
@@ -397,16 +446,24 @@ impl<R: Runtime> Reconciler<R> {
             }
             Action::Start | Action::Replace | Action::Update => {
                 let spec = Arc::clone(self.desired.instances.get(&key)?);
-                let handle = self.handles.get(&key)?;
-                let (command, message) = match change.action {
-                    Action::Start => (Command::Start(Arc::clone(&spec)), "starting"),
-                    Action::Replace => (
-                        Command::Replace(Arc::clone(&spec)),
-                        "restarting with the new spec",
-                    ),
-                    _ => (Command::Update(Arc::clone(&spec)), "updated in place"),
+                let message = if change.action == Action::Replace
+                    && self.replace_side_by_side(&key, &spec)
+                {
+                    "starting the new process next to the old one, which serves until it is healthy"
+                } else {
+                    let handle = &self.slots.get(&key)?.handle;
+                    let (command, message) = match change.action {
+                        Action::Start => (Command::Start(Arc::clone(&spec)), "starting"),
+                        Action::Replace => (
+                            Command::Replace(Arc::clone(&spec)),
+                            "restarting with the new spec",
+                        ),
+                        _ => (Command::Update(Arc::clone(&spec)), "updated in place"),
+                    };
+                    handle.send(command);
+                    message
                 };
-                handle.send(command);
+                self.routes_dirty = true;
                 let instance = self.observed.instances.get_mut(&key)?;
                 instance.spec = spec.shared_fields();
                 instance.declared_in = Some(spec.declared.describe());
@@ -418,7 +475,8 @@ impl<R: Runtime> Reconciler<R> {
                     .record(Some(&key), action, message, reason);
             }
             Action::Stop => {
-                self.handles.get(&key)?.send(Command::Stop);
+                self.slots.get(&key)?.handle.send(Command::Stop);
+                self.retire_now(&key);
                 if let Some(instance) = self.observed.instances.get_mut(&key) {
                     instance.phase = Phase::Stopping;
                 }
@@ -428,10 +486,11 @@ impl<R: Runtime> Reconciler<R> {
             }
             Action::Destroy => {
                 if !self.removing.insert(key.clone()) {
-                    return self.handles.get(&key).map(|h| h.status.clone());
+                    return self.slots.get(&key).map(|slot| slot.handle.status.clone());
                 }
-                match self.handles.get(&key) {
-                    Some(handle) => handle.send(Command::Remove),
+                self.retire_now(&key);
+                match self.slots.get(&key) {
+                    Some(slot) => slot.handle.send(Command::Remove),
                     None => {
                         self.observed.instances.remove(&key);
                         self.removing.remove(&key);
@@ -446,15 +505,80 @@ impl<R: Runtime> Reconciler<R> {
             }
         }
         self.bump();
-        self.handles.get(&key).map(|handle| handle.status.clone())
+        self.slots.get(&key).map(|slot| slot.handle.status.clone())
+    }
+
+    /// A replace of a healthy instance with a health endpoint: the new process starts on a
+    /// new port next to the old one and takes the traffic when healthy; the old one then
+    /// finishes its requests in flight and stops. Returns false when a plain restart is due.
+    fn replace_side_by_side(&mut self, key: &InstanceKey, spec: &Arc<InstanceSpec>) -> bool {
+        let Some(slot) = self.slots.get(key) else {
+            return false;
+        };
+        let current = slot.handle.status.borrow().clone();
+        if spec.health.is_none()
+            || current.phase != Phase::Running
+            || current.health != Health::Healthy
+        {
+            return false;
+        }
+        let port = {
+            let mut ports = self.shared.ports.lock().unwrap_or_else(|p| p.into_inner());
+            match ports.allocate(key, None, port_is_free) {
+                Ok(port) => port,
+                Err(_) => return false,
+            }
+        };
+        let (handle, gate) = spawn_instance(
+            Arc::clone(&self.shared),
+            Arc::clone(spec),
+            &self.desired.config.settings,
+            port,
+            Some(Arc::clone(&slot.gate)),
+        );
+        handle.send(Command::Start(Arc::clone(spec)));
+        gate.set_owner(handle.owner());
+        let Some(slot) = self.slots.get_mut(key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut slot.handle, handle);
+        old.send(Command::RetireAfter(slot.handle.status.clone()));
+        self.retiring.push(Retiring {
+            key: key.clone(),
+            handle: old,
+            port: current.port,
+        });
+        true
+    }
+
+    /// Old processes of `key` still serving after a replace go now (a stop or destroy).
+    fn retire_now(&mut self, key: &InstanceKey) {
+        for retiring in self.retiring.iter().filter(|retiring| retiring.key == *key) {
+            retiring.handle.send(Command::Remove);
+        }
     }
 
     /// Takes in the new status of one instance task.
     fn refresh(&mut self, key: &InstanceKey) {
-        let Some(handle) = self.handles.get(key) else {
+        // Retired processes that are gone give their port back.
+        let mut ports = Vec::new();
+        self.retiring.retain(|retiring| {
+            let gone = retiring.key == *key && retiring.handle.status.borrow().removed;
+            if gone {
+                ports.push(retiring.port);
+            }
+            !gone
+        });
+        if !ports.is_empty() {
+            let mut allocator = self.shared.ports.lock().unwrap_or_else(|p| p.into_inner());
+            for port in ports {
+                allocator.release(port);
+            }
+        }
+        let Some(slot) = self.slots.get(key) else {
             return;
         };
-        let status = handle.status.borrow().clone();
+        let status = slot.handle.status.borrow().clone();
         if status.removed {
             self.finish_removal(key, status.port);
             return;
@@ -479,7 +603,8 @@ impl<R: Runtime> Reconciler<R> {
     }
 
     fn finish_removal(&mut self, key: &InstanceKey, port: u16) {
-        self.handles.remove(key);
+        self.slots.remove(key);
+        self.routes_dirty = true;
         self.removing.remove(key);
         let persist = self
             .observed
@@ -539,11 +664,11 @@ impl<R: Runtime> Reconciler<R> {
                 let _ = reply.send(views::instance_views(&self.desired, &self.observed));
             }
             Call::Watch { key, reply } => {
-                let _ = reply.send(self.handles.get(&key).map(|h| h.status.clone()));
+                let _ = reply.send(self.slots.get(&key).map(|slot| slot.handle.status.clone()));
             }
             Call::Restart { key, reply } => {
-                let result = match self.handles.get(&key) {
-                    Some(handle) if self.desired.instances.contains_key(&key) => {
+                let result = match self.slots.get(&key) {
+                    Some(Slot { handle, .. }) if self.desired.instances.contains_key(&key) => {
                         handle.send(Command::Restart);
                         self.shared.events.record(
                             Some(&key),
@@ -558,8 +683,8 @@ impl<R: Runtime> Reconciler<R> {
                 let _ = reply.send(result);
             }
             Call::CheckHealth { key, reply } => {
-                let result = match self.handles.get(&key) {
-                    Some(handle) => {
+                let result = match self.slots.get(&key) {
+                    Some(Slot { handle, .. }) => {
                         let (sender, receiver) = oneshot::channel();
                         handle.send(Command::CheckHealth(sender));
                         Ok(receiver)
@@ -662,7 +787,8 @@ impl<R: Runtime> Reconciler<R> {
                 .events
                 .record(None, "serve", "exiting; stopping every tenant", None);
             let mut waits = Vec::new();
-            for handle in self.handles.values() {
+            let retiring = self.retiring.iter().map(|retiring| &retiring.handle);
+            for handle in self.slots.values().map(|slot| &slot.handle).chain(retiring) {
                 handle.send(Command::Stop);
                 waits.push(handle.status.clone());
             }

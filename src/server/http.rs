@@ -1,6 +1,7 @@
-//! The one listening port: requests are routed by Host. The root domain (`DOMAIN`, `localhost`
-//! or an IP address) serves `/health`, the control API under `/api/` and the dashboard;
-//! tenant hosts (`ID.SERVICE.DOMAIN`) go to the proxy.
+//! The one listening port: requests are routed by Host (see `proxy::routes`). Tenant hosts
+//! (`ID.SERVICE.DOMAIN`, `SERVICE.DOMAIN`, `[routing]`) go to the proxy; the root domain (or an
+//! IP address, or `localhost`) serves `/health`, the control API under `/api/` and the
+//! dashboard.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use tokio::net::TcpListener;
 
 use crate::api::body::{self, Body};
 use crate::api::routes::ApiState;
+use crate::proxy::{Proxy, Routed};
 
 pub struct Router {
-    pub domain: String,
     pub api: Arc<ApiState>,
+    pub proxy: Proxy,
 }
 
 /// The host of a request, lowercased, without port or trailing dot.
@@ -40,18 +42,20 @@ pub fn request_host<B>(request: &Request<B>) -> String {
 }
 
 impl Router {
-    fn is_root(&self, host: &str) -> bool {
-        host == self.domain
-            || host == "localhost"
-            || host.is_empty()
-            || host.parse::<std::net::IpAddr>().is_ok()
+    pub async fn route(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let host = request_host(&request);
+        match self.proxy.handle(request, peer, &host).await {
+            Routed::Done(response) => response,
+            Routed::Own(request) => self.own(request).await,
+        }
     }
 
-    pub async fn route(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        let host = request_host(&request);
-        if !self.is_root(&host) {
-            return body::text(StatusCode::NOT_FOUND, format!("no instance at {host}"));
-        }
+    /// ten's own pages: `/health`, the API, the dashboard.
+    async fn own(&self, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
             return body::text(StatusCode::OK, "ok");
@@ -94,7 +98,7 @@ pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
     let service = service_fn(move |request| {
         let router = Arc::clone(&router);
-        async move { Ok::<_, std::convert::Infallible>(router.route(request).await) }
+        async move { Ok::<_, std::convert::Infallible>(router.route(request, peer).await) }
     });
     if let Err(error) = http1::Builder::new()
         .keep_alive(true)

@@ -18,6 +18,8 @@ use crate::api::routes::ApiState;
 use crate::config::Diagnostic;
 use crate::desired::reload;
 use crate::events::EventLog;
+use crate::proxy::Proxy;
+use crate::proxy::routes::RouteTable;
 use crate::reconcile::{Message, Reconciler, ReconcilerParts};
 use crate::runtime::OsRuntime;
 use crate::runtime::logs::LogHub;
@@ -25,6 +27,7 @@ use crate::runtime::ports::{PortAllocator, ephemeral_range};
 use crate::runtime::reaper::Reaper;
 use crate::supervisor::launch::BaseEnv;
 use crate::supervisor::task::Shared;
+use arc_swap::ArcSwap;
 
 /// What `ten serve` was asked.
 #[derive(Debug, Clone)]
@@ -198,7 +201,10 @@ pub async fn serve(
     }
 
     let (messages, receiver) = mpsc::channel(256);
+    let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let reconciler = Reconciler::new(ReconcilerParts {
+        routes: Arc::clone(&routes),
+        domain: options.domain.to_ascii_lowercase(),
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
         shared: Arc::clone(&shared),
@@ -220,7 +226,7 @@ pub async fn serve(
         })?;
 
     let router = Arc::new(http::Router {
-        domain: options.domain.to_ascii_lowercase(),
+        proxy: Proxy::new(routes),
         api: Arc::new(ApiState {
             reconciler: messages.clone(),
             logs,

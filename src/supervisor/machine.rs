@@ -22,9 +22,11 @@ use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
 /// Failed probes in a row that make a running instance unhealthy (and restart it).
 pub const UNHEALTHY_AFTER: u32 = 3;
-/// First gap between readiness probes of a starting process; it grows to [`MAX_PROBE_GAP`].
-pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(5);
-pub const MAX_PROBE_GAP: Duration = Duration::from_millis(250);
+/// First gap between readiness probes of a starting process; it grows by a fifth each time up
+/// to [`MAX_PROBE_GAP`]. Fine-grained on purpose: a woken instance is served within a few
+/// milliseconds of accepting connections. (A refused connect on localhost costs microseconds.)
+pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(1);
+pub const MAX_PROBE_GAP: Duration = Duration::from_millis(10);
 
 /// What governs one instance's supervision (from its spec and the settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,8 @@ pub enum Then {
     Retry,
     /// Forget the instance.
     Remove,
+    /// Sleep until a request wakes it.
+    Sleep,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +89,8 @@ pub enum State {
     Failed,
     /// Exited and not restarted, per its restart policy.
     Exited,
+    /// Stopped for being idle; a request wakes it.
+    Sleeping,
     Removed,
 }
 
@@ -104,6 +110,10 @@ pub enum Input {
     ProbeDone(ProbeResult),
     /// A deadline passed.
     Tick,
+    /// Idle for its idle timeout, no request in flight: stop until a request comes.
+    Sleep,
+    /// A request came for a sleeping (or falling asleep) instance.
+    Wake,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +126,8 @@ pub enum Effect {
     Probe,
     /// Something worth an event line.
     Event(String),
+    /// A wake did not work out: whoever waits for it must hear so at once.
+    WakeFailed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +141,9 @@ pub struct Machine {
     pub health: Health,
     /// Why it is in its phase, when that needs saying.
     pub note: Option<String>,
+    /// The current start is a wake: if it fails, back to sleep (the next request tries again)
+    /// rather than restarts with backoff.
+    pub waking: bool,
 }
 
 impl Machine {
@@ -141,6 +156,7 @@ impl Machine {
             probe_in_flight: false,
             health: Health::Unknown,
             note: None,
+            waking: false,
         }
     }
 
@@ -153,6 +169,7 @@ impl Machine {
             State::Backoff { .. } => Phase::Backoff,
             State::Failed => Phase::Failed,
             State::Exited => Phase::Exited,
+            State::Sleeping => Phase::Sleeping,
         }
     }
 
@@ -200,6 +217,38 @@ impl Machine {
         }
         let state = std::mem::replace(&mut self.state, State::Stopped);
         self.state = match (state, input) {
+            // Sleep and wake.
+            (State::Starting { pid, .. } | State::Running { pid, .. }, Input::Sleep) => {
+                effects.push(Effect::Event("idle: going to sleep".into()));
+                self.stop(pid, Then::Sleep, now, &mut effects)
+            }
+            (State::Sleeping, Input::Wake) => {
+                self.waking = true;
+                self.note = None;
+                effects.push(Effect::Event("waking for a request".into()));
+                self.spawn(&mut effects)
+            }
+            (
+                State::Stopping {
+                    pid,
+                    kill_at,
+                    then: Then::Sleep,
+                },
+                Input::Wake,
+            ) => {
+                self.waking = true;
+                State::Stopping {
+                    pid,
+                    kill_at,
+                    then: Then::Restart,
+                }
+            }
+            (state, Input::Wake | Input::Sleep) => state,
+            (State::Sleeping, Input::Start) => State::Sleeping,
+            (State::Sleeping, Input::Restart) => self.spawn(&mut effects),
+            (State::Sleeping, Input::Stop) => State::Stopped,
+            (State::Sleeping, Input::Remove) => State::Removed,
+
             // Asked to run.
             (State::Stopped | State::Failed | State::Exited, Input::Start | Input::Restart)
             | (State::Backoff { .. }, Input::Restart) => {
@@ -279,6 +328,9 @@ impl Machine {
             (State::Spawning { then }, Input::SpawnFailed { error }) => match then {
                 Some(Then::Stop) => State::Stopped,
                 Some(Then::Remove) => State::Removed,
+                _ if self.waking => {
+                    self.wake_failed(format!("could not start: {error}"), &mut effects)
+                }
                 _ => self.retry(now, format!("could not start: {error}"), &mut effects),
             },
 
@@ -295,7 +347,9 @@ impl Machine {
                     RestartPolicy::Never => false,
                 };
                 let what = describe_exit(exit);
-                if restart {
+                if self.waking {
+                    self.wake_failed(what, &mut effects)
+                } else if restart {
                     self.retry(now, what, &mut effects)
                 } else {
                     effects.push(Effect::Event(format!(
@@ -324,9 +378,18 @@ impl Machine {
                     Then::Restart => self.spawn(&mut effects),
                     Then::Retry => {
                         let reason = self.note.clone().unwrap_or_else(|| "restarting".into());
-                        self.retry(now, reason, &mut effects)
+                        if self.waking {
+                            self.wake_failed(reason, &mut effects)
+                        } else {
+                            self.retry(now, reason, &mut effects)
+                        }
                     }
                     Then::Remove => State::Removed,
+                    Then::Sleep => {
+                        effects.push(Effect::Event("sleeping".into()));
+                        self.note = None;
+                        State::Sleeping
+                    }
                 }
             }
 
@@ -337,6 +400,7 @@ impl Machine {
                     humantime::format_duration(round_ms(now - since))
                 )));
                 self.health = Health::Healthy;
+                self.waking = false;
                 State::Running {
                     pid,
                     since,
@@ -353,7 +417,7 @@ impl Machine {
                 },
                 Input::ProbeDone(Err(_)),
             ) => {
-                let probe_gap = (probe_gap * 3 / 2).min(MAX_PROBE_GAP);
+                let probe_gap = (probe_gap * 6 / 5).min(MAX_PROBE_GAP);
                 State::Starting {
                     pid,
                     since,
@@ -478,6 +542,19 @@ impl Machine {
             (state, _) => state,
         };
         effects
+    }
+
+    /// A wake that did not work out: back to sleep, and say so to whoever waits.
+    fn wake_failed(&mut self, reason: String, effects: &mut Vec<Effect>) -> State {
+        self.waking = false;
+        self.health = Health::Unknown;
+        let message = format!("wake failed: {reason}");
+        effects.push(Effect::Event(format!(
+            "{message}; the next request tries again"
+        )));
+        effects.push(Effect::WakeFailed(message.clone()));
+        self.note = Some(message);
+        State::Sleeping
     }
 
     fn spawn(&mut self, effects: &mut Vec<Effect>) -> State {
@@ -610,16 +687,16 @@ mod tests {
     }
 
     #[test]
-    fn readiness_probes_start_fast_and_back_off() {
+    fn readiness_probes_start_fast_and_stay_fine() {
         let t0 = Instant::now();
         let mut machine = Machine::new(policy());
         machine.step(Input::Start, t0);
         machine.step(Input::Spawned { pid: 7 }, t0);
         let mut at = t0;
         let mut gaps = Vec::new();
-        for _ in 0..12 {
+        for _ in 0..16 {
             let next = machine.deadline().unwrap();
-            gaps.push((next - at).as_millis());
+            gaps.push((next - at).as_micros());
             at = next;
             assert_eq!(machine.step(Input::Tick, at), [Effect::Probe]);
             assert_eq!(
@@ -629,7 +706,13 @@ mod tests {
             );
             machine.step(Input::ProbeDone(Err("refused".into())), at);
         }
-        assert_eq!(gaps, [5, 7, 11, 16, 25, 37, 56, 85, 128, 192, 250, 250]);
+        assert_eq!(
+            gaps,
+            [
+                1000, 1200, 1440, 1728, 2073, 2488, 2985, 3583, 4299, 5159, 6191, 7430, 8916,
+                10000, 10000, 10000
+            ]
+        );
     }
 
     #[test]
@@ -901,6 +984,98 @@ mod tests {
             ["could not start: no such file; restarting in 1s"]
         );
         assert_eq!(machine.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn idle_instances_sleep_and_wake_on_request() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        let effects = machine.step(Input::Sleep, t0);
+        assert_eq!(
+            effects[1],
+            Effect::Signal {
+                pid: 7,
+                signal: GroupSignal::Stop(StopSignal::Term)
+            }
+        );
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            t0,
+        );
+        assert_eq!(machine.phase(), Phase::Sleeping);
+        assert!(machine.restarts.is_empty(), "sleeping is not a restart");
+        assert_eq!(machine.deadline(), None, "no probes while asleep");
+        // A start (the reconciler re-applying) leaves it asleep; a request wakes it.
+        assert!(machine.step(Input::Start, t0).is_empty());
+        assert_eq!(machine.phase(), Phase::Sleeping);
+        assert_eq!(machine.step(Input::Wake, t0)[1], Effect::Spawn);
+        assert!(
+            machine.step(Input::Wake, t0).is_empty(),
+            "concurrent wakes share one"
+        );
+        machine.step(Input::Spawned { pid: 8 }, t0);
+        machine.step(Input::Tick, t0 + FIRST_PROBE_GAP);
+        machine.step(Input::ProbeDone(Ok(())), t0 + FIRST_PROBE_GAP);
+        assert_eq!((machine.phase(), machine.waking), (Phase::Running, false));
+    }
+
+    #[test]
+    fn a_failed_wake_goes_back_to_sleep_and_says_so() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        machine.step(Input::Sleep, t0);
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            t0,
+        );
+        machine.step(Input::Wake, t0);
+        machine.step(Input::Spawned { pid: 8 }, t0);
+        let effects = machine.step(Input::Exited(CRASH), t0);
+        assert!(
+            effects.contains(&Effect::WakeFailed(
+                "wake failed: exited with code 1".into()
+            )),
+            "{effects:?}"
+        );
+        assert_eq!(
+            machine.phase(),
+            Phase::Sleeping,
+            "the next request tries again"
+        );
+        assert!(machine.restarts.is_empty(), "no backoff for wakes");
+        assert_eq!(machine.step(Input::Wake, t0)[1], Effect::Spawn);
+        let effects = machine.step(
+            Input::SpawnFailed {
+                error: "no such file".into(),
+            },
+            t0,
+        );
+        assert!(effects.contains(&Effect::WakeFailed(
+            "wake failed: could not start: no such file".into()
+        )));
+    }
+
+    #[test]
+    fn a_request_during_the_fall_to_sleep_restarts_it() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        machine.step(Input::Sleep, t0);
+        assert!(machine.step(Input::Wake, t0).is_empty());
+        let effects = machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            t0,
+        );
+        assert_eq!(effects[1], Effect::Spawn);
+        assert_eq!(machine.phase(), Phase::Starting);
     }
 
     #[test]

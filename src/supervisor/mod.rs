@@ -2,6 +2,7 @@
 //! (`launch`) and the task that runs the machine, executing its effects through the runtime
 //! (`task`).
 
+pub mod gate;
 pub mod launch;
 pub mod machine;
 pub mod task;

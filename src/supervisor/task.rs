@@ -1,10 +1,11 @@
 //! The task that supervises one instance: runs its [`Machine`], executes its effects through
-//! the [`Runtime`], and publishes its status.
+//! the [`Runtime`], publishes its status and keeps the instance's [`Gate`] current.
 //!
 //! One task per instance, so supervision of one instance never waits on another: a slow
 //! probe, a long backoff or a stuck stop only ever delays its own instance. The reconciler
 //! talks to it with [`Command`]s and reads its [`InstanceStatus`] from a watch channel; it is
-//! told which instance changed over one shared channel.
+//! told which instance changed over one shared channel. The proxy talks to it through the gate
+//! (wake requests) and the gate tells it about traffic (idle time, requests in flight).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,13 +26,18 @@ use crate::runtime::{
     GroupSignal, Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started,
 };
 
+use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
 use super::machine::{Effect, Input, Machine, Policy, State};
 
 /// Longest a probe may take.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a stop waiting for requests in flight looks again.
+const DRAIN_CHECK: Duration = Duration::from_millis(5);
+/// How often a busy instance with an idle timeout looks again whether it became idle.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// What the reconciler asks of an instance.
+/// What the reconciler (and the proxy) ask of an instance.
 #[derive(Debug)]
 pub enum Command {
     /// Run, with this spec.
@@ -45,6 +51,11 @@ pub enum Command {
     Stop,
     /// Stop and forget the instance; the task ends.
     Remove,
+    /// A request came for this sleeping instance (sent by the proxy through the gate).
+    Wake,
+    /// Remove this instance once its successor (a replace) runs healthy; until then, keep
+    /// serving.
+    RetireAfter(watch::Receiver<InstanceStatus>),
     /// Settings changed (restart limits, backoff, check interval).
     Settings(Box<Settings>),
     /// Run a health probe now and answer.
@@ -66,6 +77,24 @@ pub struct InstanceStatus {
     pub note: Option<String>,
     /// The task ended (after `Remove`).
     pub removed: bool,
+}
+
+impl InstanceStatus {
+    /// A task that was never started, on `port`.
+    pub fn stopped(port: u16) -> Self {
+        Self {
+            phase: Phase::Stopped,
+            pid: None,
+            pid_start_time: None,
+            port,
+            health: Health::Unknown,
+            restarts: 0,
+            started_at_unix: None,
+            last_exit: None,
+            note: None,
+            removed: false,
+        }
+    }
 }
 
 /// What every instance task shares.
@@ -92,6 +121,14 @@ impl InstanceHandle {
         // A task only ends after Remove; a send after that is moot.
         let _ = self.commands.send(command);
     }
+
+    /// What a gate needs to reach this task.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            commands: self.commands.clone(),
+            status: self.status.clone(),
+        }
+    }
 }
 
 /// The supervision policy of `spec` under `settings`.
@@ -109,28 +146,23 @@ pub fn policy(spec: &InstanceSpec, settings: &Settings) -> Policy {
     }
 }
 
-/// Starts the task of one instance (stopped until told to start), on port `port`.
+/// Starts the task of one instance (stopped until told to start), on port `port`. With no
+/// `gate`, it gets a new one, owned by this task; with one (a replace), it shares it.
 pub fn spawn_instance<R: Runtime>(
     shared: Arc<Shared<R>>,
     spec: Arc<InstanceSpec>,
     settings: &Settings,
     port: u16,
-) -> InstanceHandle {
+    gate: Option<Arc<Gate>>,
+) -> (InstanceHandle, Arc<Gate>) {
     let (commands, receiver) = mpsc::unbounded_channel();
     let machine = Machine::new(policy(&spec, settings));
-    let status = InstanceStatus {
-        phase: Phase::Stopped,
-        pid: None,
-        pid_start_time: None,
-        port,
-        health: Health::Unknown,
-        restarts: 0,
-        started_at_unix: None,
-        last_exit: None,
-        note: None,
-        removed: false,
+    let (status_sender, status_receiver) = watch::channel(InstanceStatus::stopped(port));
+    let handle = InstanceHandle {
+        commands,
+        status: status_receiver,
     };
-    let (status_sender, status_receiver) = watch::channel(status);
+    let gate = gate.unwrap_or_else(|| Gate::new(handle.owner()));
     let task = InstanceTask {
         key: spec.key.clone(),
         spec,
@@ -139,6 +171,8 @@ pub fn spawn_instance<R: Runtime>(
         machine,
         shared,
         status: status_sender,
+        gate: Arc::clone(&gate),
+        backend: None,
         pid_start_time: None,
         started_at_unix: None,
         last_exit_at: None,
@@ -147,12 +181,11 @@ pub fn spawn_instance<R: Runtime>(
         probing: None,
         permit: None,
         health_waiters: Vec::new(),
+        held_signal: None,
+        successor: None,
     };
     tokio::spawn(task.run(receiver));
-    InstanceHandle {
-        commands,
-        status: status_receiver,
-    }
+    (handle, gate)
 }
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -168,6 +201,10 @@ struct InstanceTask<R> {
     machine: Machine,
     shared: Arc<Shared<R>>,
     status: watch::Sender<InstanceStatus>,
+    gate: Arc<Gate>,
+    /// This task's process as a backend of the gate, while it answers (and while a stop
+    /// waits for its requests in flight).
+    backend: Option<Arc<Backend>>,
     pid_start_time: Option<u64>,
     started_at_unix: Option<u64>,
     last_exit_at: Option<u64>,
@@ -178,12 +215,17 @@ struct InstanceTask<R> {
     permit: Option<OwnedSemaphorePermit>,
     /// `ten health` callers waiting for an explicit probe.
     health_waiters: Vec<oneshot::Sender<ProbeResult>>,
+    /// A stop signal held back until the requests in flight on our backend are done.
+    held_signal: Option<(u32, GroupSignal)>,
+    /// The replacement whose health this task waits for before leaving.
+    successor: Option<watch::Receiver<InstanceStatus>>,
 }
 
 impl<R: Runtime> InstanceTask<R> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             let deadline = self.machine.deadline();
+            let idle_at = self.idle_deadline();
             let input = tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => match self.command(command) {
@@ -223,6 +265,22 @@ impl<R: Runtime> InstanceTask<R> {
                     Input::ProbeDone(result)
                 }
                 () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
+                () = sleep_until(idle_at), if idle_at.is_some() => {
+                    if !self.idle() {
+                        continue;
+                    }
+                    Input::Sleep
+                }
+                () = tokio::time::sleep(DRAIN_CHECK), if self.held_signal.is_some() => {
+                    self.release_held_signal();
+                    continue;
+                }
+                changed = async { self.successor.as_mut().expect("guarded").changed().await }, if self.successor.is_some() => {
+                    match self.successor_verdict(changed.is_ok()) {
+                        Some(input) => input,
+                        None => continue,
+                    }
+                }
             };
             let effects = self.machine.step(input, Instant::now());
             for effect in effects {
@@ -235,6 +293,7 @@ impl<R: Runtime> InstanceTask<R> {
                 // Starting is over (answering, or given up): let another instance start.
                 self.permit = None;
             }
+            self.sync_gate();
             if self.machine.state == State::Removed
                 && self.machine.pid().is_none()
                 && self.spawning.is_none()
@@ -265,6 +324,15 @@ impl<R: Runtime> InstanceTask<R> {
             Command::Restart => Some(Input::Restart),
             Command::Stop => Some(Input::Stop),
             Command::Remove => Some(Input::Remove),
+            Command::Wake => {
+                self.gate.wake_taken();
+                Some(Input::Wake)
+            }
+            Command::RetireAfter(successor) => {
+                self.successor = Some(successor);
+                // It may be healthy already.
+                self.successor_verdict(true)
+            }
             Command::Settings(settings) => {
                 self.settings = *settings;
                 self.machine.policy = policy(&self.spec, &self.settings);
@@ -288,6 +356,30 @@ impl<R: Runtime> InstanceTask<R> {
         }
     }
 
+    /// Once the successor runs healthy, this task leaves; if the successor is gone, it stays.
+    fn successor_verdict(&mut self, alive: bool) -> Option<Input> {
+        let successor = self.successor.as_ref()?;
+        let status = successor.borrow().clone();
+        if !alive || status.removed {
+            self.successor = None;
+            return None;
+        }
+        if status.phase == Phase::Running && status.health == Health::Healthy {
+            self.successor = None;
+            self.shared.events.record(
+                Some(&self.key),
+                "lifecycle",
+                format!(
+                    "the replacement (pid {}) is healthy; retiring this process",
+                    status.pid.unwrap_or(0)
+                ),
+                None,
+            );
+            return Some(Input::Remove);
+        }
+        None
+    }
+
     fn set_spec(&mut self, spec: Arc<InstanceSpec>) {
         self.spec = spec;
         self.machine.policy = policy(&self.spec, &self.settings);
@@ -297,10 +389,20 @@ impl<R: Runtime> InstanceTask<R> {
         match effect {
             Effect::Spawn => self.spawning = Some(self.spawn_future()),
             Effect::Signal { pid, signal } => {
-                if signal == GroupSignal::Kill && self.machine.pid().is_some() {
-                    tracing::debug!(instance = %self.key, pid, "SIGKILL to the group");
+                let busy = self
+                    .backend
+                    .as_ref()
+                    .is_some_and(|backend| backend.in_flight() > 0);
+                if matches!(signal, GroupSignal::Stop(_)) && busy {
+                    // Let the requests in flight finish first (bounded by stop_timeout: the
+                    // machine sends SIGKILL at its deadline whatever happens).
+                    self.held_signal = Some((pid, signal));
+                } else {
+                    if signal == GroupSignal::Kill {
+                        self.held_signal = None;
+                    }
+                    self.shared.runtime.signal(pid, signal);
                 }
-                self.shared.runtime.signal(pid, signal);
             }
             Effect::Probe => {
                 if self.probing.is_none() {
@@ -312,7 +414,74 @@ impl<R: Runtime> InstanceTask<R> {
                     .events
                     .record(Some(&self.key), "lifecycle", message, None)
             }
+            Effect::WakeFailed(error) => self.gate.fail_wake(error),
         }
+    }
+
+    /// Sends a held stop signal once nothing is in flight on our backend any more.
+    fn release_held_signal(&mut self) {
+        let drained = self
+            .backend
+            .as_ref()
+            .is_none_or(|backend| backend.in_flight() == 0);
+        if drained && let Some((pid, signal)) = self.held_signal.take() {
+            self.shared.runtime.signal(pid, signal);
+            self.backend = None;
+        }
+    }
+
+    /// Opens the gate while the process answers; closes it (for this backend) otherwise.
+    fn sync_gate(&mut self) {
+        let answering = matches!(self.machine.state, State::Running { .. });
+        match (&self.backend, answering) {
+            (None, true) => {
+                let target = match self.spec.listen {
+                    Listen::Port => Target::Tcp(self.port),
+                    Listen::Socket => Target::Unix(self.spec.socket.clone()),
+                };
+                let backend = Backend::new(target);
+                self.gate.touch();
+                // During a replace, this takes the traffic over from the retiring process.
+                self.gate.open(Arc::clone(&backend));
+                self.backend = Some(backend);
+            }
+            (Some(backend), false) => {
+                self.gate.close(backend);
+                // Kept while a stop waits for the requests in flight on it.
+                if self.held_signal.is_none() {
+                    self.backend = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When the instance will have been idle for its idle timeout (only while it answers
+    /// and has the traffic).
+    fn idle_deadline(&self) -> Option<Instant> {
+        let timeout = self.spec.idle_timeout;
+        if timeout.is_zero()
+            || !matches!(self.machine.state, State::Running { .. })
+            || self.successor.is_some()
+            || self.backend.is_none()
+        {
+            return None;
+        }
+        if self.gate.in_flight() > 0 {
+            // Busy: look again a little later (the end of a request counts as activity).
+            return Some(Instant::now() + timeout.min(IDLE_RECHECK));
+        }
+        Some(self.gate.last_activity().max(self.machine.running_since()?) + timeout)
+    }
+
+    /// Whether it really is idle (no request since, none in flight).
+    fn idle(&self) -> bool {
+        let timeout = self.spec.idle_timeout;
+        let last = self
+            .gate
+            .last_activity()
+            .max(self.machine.running_since().unwrap_or_else(Instant::now));
+        self.gate.in_flight() == 0 && last + timeout <= Instant::now()
     }
 
     fn spawn_future(
@@ -472,15 +641,20 @@ mod tests {
         }
 
         fn start(&self, id: &str, port: u16) -> InstanceHandle {
+            self.start_with_gate(id, port).0
+        }
+
+        fn start_with_gate(&self, id: &str, port: u16) -> (InstanceHandle, Arc<Gate>) {
             let spec = Arc::clone(&self.desired.instances[&self.key(id)]);
-            let handle = spawn_instance(
+            let (handle, gate) = spawn_instance(
                 Arc::clone(&self.shared),
                 Arc::clone(&spec),
                 &self.desired.config.settings,
                 port,
+                None,
             );
             handle.send(Command::Start(spec));
-            handle
+            (handle, gate)
         }
     }
 
@@ -636,5 +810,72 @@ mod tests {
         harness.runtime.set_healthy(&harness.key("a"), true);
         let back = until(&handle, |s| s.phase == Phase::Running).await;
         assert_ne!(back.pid, pid);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
+        let harness = harness(
+            "[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\nidle_timeout = 60\n",
+        );
+        let (handle, gate) = harness.start_with_gate("a", 20001);
+        let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
+        // Traffic keeps it awake.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            drop(gate.lease().expect("open while running"));
+        }
+        assert_eq!(handle.status.borrow().phase, Phase::Running);
+        // A request in flight keeps it awake past the timeout.
+        let lease = gate.lease().unwrap();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(handle.status.borrow().phase, Phase::Running);
+        drop(lease);
+        let asleep_at = Instant::now();
+        until(&handle, |s| s.phase == Phase::Sleeping).await;
+        assert_eq!(Instant::now() - asleep_at, Duration::from_secs(60));
+        assert!(gate.lease().is_none(), "closed while asleep");
+        gate.request_wake();
+        let woken = until(&handle, |s| s.phase == Phase::Running).await;
+        assert_ne!(woken.pid, pid);
+        assert!(gate.lease().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_wake_reaches_the_gate() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\nidle_timeout = 1\n");
+        let (handle, gate) = harness.start_with_gate("a", 20001);
+        until(&handle, |s| s.phase == Phase::Sleeping).await;
+        harness.runtime.fail_spawns(&harness.key("a"));
+        let before = gate.wake_failures();
+        let changed = gate.changed();
+        gate.request_wake();
+        changed.await;
+        until(&handle, |s| s.phase == Phase::Sleeping && s.note.is_some()).await;
+        assert_eq!(gate.wake_failures(), before + 1);
+        assert!(
+            gate.wake_error()
+                .unwrap()
+                .starts_with("wake failed: could not start")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_requests_in_flight() {
+        let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 30\n");
+        let (handle, gate) = harness.start_with_gate("a", 20001);
+        let pid = until(&handle, |s| s.phase == Phase::Running)
+            .await
+            .pid
+            .unwrap();
+        let lease = gate.lease().unwrap();
+        handle.send(Command::Stop);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            harness.runtime.signals().iter().all(|(p, _)| *p != pid),
+            "no signal while a request is in flight"
+        );
+        assert!(gate.lease().is_none(), "no new requests meanwhile");
+        drop(lease);
+        until(&handle, |s| s.phase == Phase::Stopped).await;
     }
 }

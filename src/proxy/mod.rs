@@ -1,0 +1,392 @@
+//! The reverse proxy: routes requests by Host to instances, waking sleeping ones, with pooled
+//! keep-alive connections to backends.
+//!
+//! The request path takes no global lock: the route table is an immutable snapshot (swapped
+//! by the reconciler), an instance's backend and last activity are atomics in its gate. Bodies
+//! stream both ways; upgrades (WebSocket) are tunnelled. Hop-by-hop headers are removed,
+//! `X-Forwarded-For`, `-Proto` and `-Host` added, every other header passed unchanged.
+//!
+//! Errors: undeclared → 404 (nothing is started, created or counted), stopped → 503, backend
+//! failure → 502, no answer in time (wake or request) → 504. Bodies are short and say which.
+
+pub mod connector;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+
+use crate::api::body::{self, Body, BoxError};
+use crate::observed::Phase;
+use crate::supervisor::gate::{Gate, Lease, Target};
+
+use connector::{Connector, unix_authority};
+use routes::{InstanceRoute, Resolved, RouteTable};
+
+/// What became of a request.
+pub enum Routed {
+    /// For ten's own pages (health, API, dashboard).
+    Own(Request<Incoming>),
+    Done(Response<Body>),
+}
+
+pub struct Proxy {
+    routes: Arc<ArcSwap<RouteTable>>,
+    client: Client<Connector, Incoming>,
+}
+
+/// Why a request cannot be forwarded; each becomes a short error response.
+enum Refusal {
+    NotFound(String),
+    Stopped(String),
+    Unavailable(String),
+    WakeFailed(String),
+    Timeout(String),
+}
+
+impl Refusal {
+    fn response(self) -> Response<Body> {
+        let (status, text) = match self {
+            Refusal::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                format!("ten: no {what} is declared here"),
+            ),
+            Refusal::Stopped(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("ten: {what} is stopped"),
+            ),
+            Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("ten: {why}")),
+            Refusal::WakeFailed(why) => (StatusCode::BAD_GATEWAY, format!("ten: {why}")),
+            Refusal::Timeout(why) => (StatusCode::GATEWAY_TIMEOUT, format!("ten: {why}")),
+        };
+        body::text(status, text)
+    }
+}
+
+impl Proxy {
+    pub fn new(routes: Arc<ArcSwap<RouteTable>>) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(Connector);
+        Self { routes, client }
+    }
+
+    /// Handles a request: forwards it to an instance or a service, or hands it back when it
+    /// is for ten's own pages.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr, host: &str) -> Routed {
+        let route = {
+            let table = self.routes.load();
+            match table.resolve(host, request.uri().path()) {
+                Resolved::Own => return Routed::Own(request),
+                Resolved::Instance(route) => Arc::clone(route),
+                Resolved::Service(service) => match service.pick() {
+                    Some(route) => Arc::clone(route),
+                    None => {
+                        return Routed::Done(
+                            Refusal::Unavailable(format!(
+                                "no instance of {} takes traffic (every weight is 0)",
+                                service.name
+                            ))
+                            .response(),
+                        );
+                    }
+                },
+                Resolved::NotFound(what) => {
+                    return Routed::Done(Refusal::NotFound(what).response());
+                }
+            }
+        };
+        Routed::Done(match self.send(&route, request, peer, host).await {
+            Ok(response) => response,
+            Err(refusal) => refusal.response(),
+        })
+    }
+
+    async fn send(
+        &self,
+        route: &InstanceRoute,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        host: &str,
+    ) -> Result<Response<Body>, Refusal> {
+        let Some(gate) = &route.gate else {
+            return Err(Refusal::Unavailable(format!(
+                "{} has not been started yet (`ten apply` starts it)",
+                route.key
+            )));
+        };
+        if route.state == crate::config::RunState::Stopped {
+            return Err(Refusal::Stopped(route.key.to_string()));
+        }
+        let lease = acquire(gate, route).await?;
+        let upgrade = is_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let upstream = upstream_request(request, lease.target(), peer, host, upgrade);
+        let answer =
+            tokio::time::timeout(route.request_timeout, self.client.request(upstream)).await;
+        let mut response = match answer {
+            Err(_) => {
+                return Err(Refusal::Timeout(format!(
+                    "{} did not answer within request_timeout ({})",
+                    route.key,
+                    humantime::format_duration(route.request_timeout)
+                )));
+            }
+            Ok(Err(error)) => {
+                let cause = std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), ToString::to_string);
+                return Ok(body::text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("ten: {} failed: {cause}", route.key),
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                let _lease = lease;
+                if let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) {
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(client),
+                        &mut TokioIo::new(backend),
+                    )
+                    .await;
+                }
+            });
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(parts, body::full(Bytes::new())));
+        }
+        strip_hop_by_hop(response.headers_mut(), false);
+        let (parts, incoming) = response.into_parts();
+        let body = LeasedBody {
+            inner: incoming,
+            _lease: lease,
+        };
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// A lease on the instance's backend: at once when it answers; otherwise wake it (once for
+/// all concurrent requests) and wait, at most `startup_timeout`.
+async fn acquire(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refusal> {
+    if let Some(lease) = gate.lease() {
+        return Ok(lease);
+    }
+    let deadline = Instant::now() + route.startup_timeout;
+    let failures = gate.wake_failures();
+    loop {
+        let changed = gate.changed();
+        if let Some(lease) = gate.lease() {
+            return Ok(lease);
+        }
+        if gate.wake_failures() != failures {
+            let why = gate.wake_error().unwrap_or_else(|| "wake failed".into());
+            return Err(Refusal::WakeFailed(format!("{}: {why}", route.key)));
+        }
+        let status = gate.owner().status.borrow().clone();
+        match status.phase {
+            Phase::Sleeping | Phase::Stopping => gate.request_wake(),
+            Phase::Starting | Phase::Running => {}
+            Phase::Stopped => return Err(Refusal::Stopped(route.key.to_string())),
+            Phase::Backoff => {
+                return Err(Refusal::Unavailable(format!(
+                    "{} is restarting after a failure ({}); try again shortly",
+                    route.key,
+                    status.note.unwrap_or_default()
+                )));
+            }
+            Phase::Failed | Phase::Exited => {
+                return Err(Refusal::Unavailable(format!(
+                    "{} is not running ({}: {})",
+                    route.key,
+                    status.phase,
+                    status.note.unwrap_or_default()
+                )));
+            }
+        }
+        tokio::select! {
+            () = changed => {}
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(Refusal::Timeout(format!(
+                    "{} did not become ready within startup_timeout ({})",
+                    route.key,
+                    humantime::format_duration(route.startup_timeout)
+                )));
+            }
+        }
+    }
+}
+
+/// Headers that belong to one hop, not to the request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| {
+                value
+                    .split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// Removes hop-by-hop headers, and those the Connection header names. An upgrade keeps
+/// `Connection: upgrade` and `Upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if upgrade && let Some(value) = upgrade_value {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, value);
+    }
+}
+
+fn upstream_request(
+    request: Request<Incoming>,
+    target: &Target,
+    peer: SocketAddr,
+    host: &str,
+    upgrade: bool,
+) -> Request<Incoming> {
+    let (mut parts, body) = request.into_parts();
+    let authority = match target {
+        Target::Tcp(port) => format!("127.0.0.1:{port}"),
+        Target::Unix(path) => unix_authority(path),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .unwrap_or_default();
+    let original_host = parts.headers.get(header::HOST).cloned();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(existing) => format!("{existing}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        parts.headers.insert("x-forwarded-for", value);
+    }
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let forwarded_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
+    if let Some(value) = forwarded_host {
+        parts.headers.insert("x-forwarded-host", value.clone());
+        // The app sees the Host it was asked for.
+        parts.headers.insert(header::HOST, value);
+    }
+    Request::from_parts(parts, body)
+}
+
+/// A backend's response body; the request stays counted in flight until it is sent.
+struct LeasedBody {
+    inner: Incoming,
+    _lease: Lease,
+}
+
+impl http_body::Body for LeasedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|error| Box::new(error) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_the_rest_stays() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer app-token"),
+        );
+        headers.insert("x-custom", HeaderValue::from_static("kept"));
+        strip_hop_by_hop(&mut headers, false);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["authorization", "x-custom"]);
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&headers));
+        strip_hop_by_hop(&mut headers, true);
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+    }
+}

@@ -1,0 +1,340 @@
+//! The route table: an immutable snapshot, rebuilt by the reconciler when instances or
+//! routing change and swapped atomically; requests read it without a lock.
+//!
+//! `ID.SERVICE.DOMAIN` goes to an instance; `SERVICE.DOMAIN` is spread over the service's
+//! instances by weight; `DOMAIN` serves ten's own pages (`/health`, `/api/`, the dashboard)
+//! unless `[routing]` says otherwise: `default` sends the root domain to a target,
+//! `[routing.subdomain]` a label, `[routing.path]` a path prefix (path routes win over ten's
+//! own pages on the root domain; ten's API is always reachable by IP address or `localhost`).
+//! Only declared instances are routable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::{RouteTarget, RunState};
+use crate::desired::DesiredState;
+use crate::names::InstanceKey;
+use crate::supervisor::gate::Gate;
+
+/// What the proxy knows of one declared instance.
+pub struct InstanceRoute {
+    pub key: InstanceKey,
+    /// `None` while the instance was never applied (no process was ever asked for).
+    pub gate: Option<Arc<Gate>>,
+    pub state: RunState,
+    pub weight: u8,
+    pub request_timeout: Duration,
+    pub startup_timeout: Duration,
+}
+
+/// The instances of a service that take traffic, by weight.
+pub struct ServiceRoute {
+    pub name: String,
+    /// (cumulative weight, instance), instances with weight 0 left out.
+    members: Vec<(u64, Arc<InstanceRoute>)>,
+    picks: AtomicU64,
+}
+
+impl ServiceRoute {
+    /// An instance picked in proportion to its weight; `None` when none takes traffic.
+    pub fn pick(&self) -> Option<&Arc<InstanceRoute>> {
+        let total = self.members.last()?.0;
+        // A counter spread by a multiplicative hash: proportional, lock-free, no RNG state.
+        let n = self.picks.fetch_add(1, Ordering::Relaxed);
+        let point = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
+        let index = self
+            .members
+            .partition_point(|(cumulative, _)| *cumulative <= point);
+        self.members.get(index).map(|(_, route)| route)
+    }
+}
+
+/// Where a request goes.
+pub enum Resolved<'a> {
+    /// ten's own pages and API.
+    Own,
+    Instance(&'a Arc<InstanceRoute>),
+    Service(&'a ServiceRoute),
+    /// Nothing is declared there; the text says what was asked for.
+    NotFound(String),
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    domain: String,
+    /// By `ID.SERVICE`.
+    instances: HashMap<String, Arc<InstanceRoute>>,
+    services: HashMap<String, ServiceRoute>,
+    subdomains: HashMap<String, RouteTarget>,
+    /// Longest prefix first.
+    paths: Vec<(String, RouteTarget)>,
+    default: Option<RouteTarget>,
+}
+
+impl RouteTable {
+    /// The table for `desired`; `gate` gives the gate of an applied instance.
+    pub fn build(
+        domain: &str,
+        desired: &DesiredState,
+        gate: impl Fn(&InstanceKey) -> Option<Arc<Gate>>,
+    ) -> RouteTable {
+        let mut instances = HashMap::with_capacity(desired.instances.len());
+        let mut services: HashMap<String, ServiceRoute> = HashMap::new();
+        for (key, spec) in &desired.instances {
+            let route = Arc::new(InstanceRoute {
+                key: key.clone(),
+                gate: gate(key),
+                state: spec.state,
+                weight: spec.weight,
+                request_timeout: spec.request_timeout,
+                startup_timeout: spec.startup_timeout,
+            });
+            let service = services
+                .entry(key.service.to_string())
+                .or_insert_with(|| ServiceRoute {
+                    name: key.service.to_string(),
+                    members: Vec::new(),
+                    picks: AtomicU64::new(0),
+                });
+            if spec.weight > 0 {
+                let total = service
+                    .members
+                    .last()
+                    .map_or(0, |(cumulative, _)| *cumulative);
+                service
+                    .members
+                    .push((total + u64::from(spec.weight), Arc::clone(&route)));
+            }
+            instances.insert(format!("{}.{}", key.id, key.service), route);
+        }
+        for name in desired.config.services.keys() {
+            services
+                .entry(name.to_string())
+                .or_insert_with(|| ServiceRoute {
+                    name: name.to_string(),
+                    members: Vec::new(),
+                    picks: AtomicU64::new(0),
+                });
+        }
+        let routing = &desired.config.routing;
+        let mut paths: Vec<(String, RouteTarget)> = routing
+            .path
+            .iter()
+            .map(|(p, t)| (p.clone(), t.clone()))
+            .collect();
+        paths.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        RouteTable {
+            domain: domain.to_ascii_lowercase(),
+            instances,
+            services,
+            subdomains: routing
+                .subdomain
+                .iter()
+                .map(|(label, target)| (label.clone(), target.clone()))
+                .collect(),
+            paths,
+            default: routing.default.clone(),
+        }
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    fn target(&self, target: &RouteTarget) -> Resolved<'_> {
+        match target {
+            RouteTarget::Service(service) => match self.services.get(service.as_str()) {
+                Some(route) => Resolved::Service(route),
+                None => Resolved::NotFound(format!("service {service}")),
+            },
+            RouteTarget::Instance(key) => {
+                match self.instances.get(&format!("{}.{}", key.id, key.service)) {
+                    Some(route) => Resolved::Instance(route),
+                    None => Resolved::NotFound(key.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Where a request for `host` (lowercase, no port) and `path` goes.
+    pub fn resolve(&self, host: &str, path: &str) -> Resolved<'_> {
+        if host == self.domain {
+            if let Some((_, target)) = self
+                .paths
+                .iter()
+                .find(|(prefix, _)| path_matches(path, prefix))
+            {
+                return self.target(target);
+            }
+            if is_own_path(path) {
+                return Resolved::Own;
+            }
+            return match &self.default {
+                Some(target) => self.target(target),
+                None => Resolved::Own,
+            };
+        }
+        if host.is_empty() || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok() {
+            return Resolved::Own;
+        }
+        let Some(sub) = host
+            .strip_suffix(&self.domain)
+            .and_then(|rest| rest.strip_suffix('.'))
+        else {
+            return Resolved::NotFound(format!("{host} (not under {})", self.domain));
+        };
+        if let Some(target) = self.subdomains.get(sub) {
+            return self.target(target);
+        }
+        match sub.split_once('.') {
+            None => match self.services.get(sub) {
+                Some(route) => Resolved::Service(route),
+                None => Resolved::NotFound(format!("service {sub}")),
+            },
+            Some((_, rest)) if !rest.contains('.') => match self.instances.get(sub) {
+                Some(route) => Resolved::Instance(route),
+                None => Resolved::NotFound(format!(
+                    "instance {}",
+                    sub.split_once('.')
+                        .map_or_else(String::new, |(id, svc)| format!("{svc}:{id}"))
+                )),
+            },
+            Some(_) => Resolved::NotFound(host.to_string()),
+        }
+    }
+}
+
+/// `/api` matches `/api`, `/api/x` and `/api?x`, not `/apix`.
+fn path_matches(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path.strip_prefix(prefix).is_some_and(|rest| {
+        rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') || prefix.is_empty()
+    })
+}
+
+/// ten's own pages on the root domain.
+fn is_own_path(path: &str) -> bool {
+    path == "/health" || path_matches(path, "/api")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_config;
+    use crate::desired::resolve;
+
+    fn table(extra: &str) -> RouteTable {
+        let text = format!(
+            "[service.notes]\ncommand = \"x\"\n[service.api]\ncommand = \"y\"\n[instances]\nnotes = [\"alice\", \"bob\"]\napi = [\"v1\"]\n{extra}"
+        );
+        let mut diagnostics = Vec::new();
+        let config = parse_config(Path::new("/srv/tenement.toml"), text, &mut diagnostics)
+            .config
+            .unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let desired = resolve(config, &[], &mut diagnostics);
+        RouteTable::build("example.com", &desired, |_| None)
+    }
+
+    fn describe(resolved: Resolved<'_>) -> String {
+        match resolved {
+            Resolved::Own => "own".into(),
+            Resolved::Instance(route) => route.key.to_string(),
+            Resolved::Service(route) => format!("service {}", route.name),
+            Resolved::NotFound(what) => format!("404 {what}"),
+        }
+    }
+
+    #[test]
+    fn hosts_route_by_subdomain() {
+        let table = table("");
+        let cases = [
+            ("alice.notes.example.com", "/", "notes:alice"),
+            ("notes.example.com", "/", "service notes"),
+            ("example.com", "/", "own"),
+            ("example.com", "/api/instances", "own"),
+            ("127.0.0.1", "/anything", "own"),
+            ("carol.notes.example.com", "/", "404 instance notes:carol"),
+            ("zed.example.com", "/", "404 service zed"),
+            ("a.b.notes.example.com", "/", "404 a.b.notes.example.com"),
+            ("other.org", "/", "404 other.org (not under example.com)"),
+            (
+                "alice.notes.example.com.evil.org",
+                "/",
+                "404 alice.notes.example.com.evil.org (not under example.com)",
+            ),
+        ];
+        for (host, path, expected) in cases {
+            assert_eq!(
+                describe(table.resolve(host, path)),
+                expected,
+                "{host}{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn routing_overrides() {
+        let table = table(
+            "[routing]\ndefault = \"notes\"\n[routing.subdomain]\n\"admin\" = \"api:v1\"\n[routing.path]\n\"/api\" = \"api\"\n\"/api/v2\" = \"notes:bob\"\n",
+        );
+        let cases = [
+            ("example.com", "/", "service notes"),
+            ("example.com", "/health", "own"),
+            ("example.com", "/api/users", "service api"),
+            ("example.com", "/api/v2/x", "notes:bob"),
+            ("example.com", "/apix", "service notes"),
+            ("admin.example.com", "/", "api:v1"),
+            ("127.0.0.1", "/api/instances", "own"),
+        ];
+        for (host, path, expected) in cases {
+            assert_eq!(
+                describe(table.resolve(host, path)),
+                expected,
+                "{host}{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn services_spread_requests_by_weight() {
+        let text = "[service.api]\ncommand = \"y\"\n";
+        let mut diagnostics = Vec::new();
+        let config = parse_config(
+            Path::new("/srv/tenement.toml"),
+            text.into(),
+            &mut diagnostics,
+        )
+        .config
+        .unwrap();
+        let files: Vec<crate::config::InstanceFile> = [("a", 75u8), ("b", 25), ("c", 0)]
+            .iter()
+            .map(|(id, weight)| crate::config::InstanceFile {
+                key: InstanceKey::parse(&format!("api:{id}")).unwrap(),
+                path: format!("instances/api/{id}.toml").into(),
+                overrides: crate::config::InstanceOverrides {
+                    weight: Some(*weight),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let desired = resolve(config, &files, &mut diagnostics);
+        let table = RouteTable::build("example.com", &desired, |_| None);
+        let Resolved::Service(service) = table.resolve("api.example.com", "/") else {
+            panic!()
+        };
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for _ in 0..10_000 {
+            *counts
+                .entry(service.pick().unwrap().key.to_string())
+                .or_default() += 1;
+        }
+        let share = |id: &str| f64::from(counts.get(id).copied().unwrap_or(0)) / 10_000.0;
+        assert!((share("api:a") - 0.75).abs() < 0.02, "{counts:?}");
+        assert!((share("api:b") - 0.25).abs() < 0.02, "{counts:?}");
+        assert_eq!(share("api:c"), 0.0, "weight 0 takes no traffic");
+    }
+}

@@ -1,18 +1,21 @@
 //! Bearer-token check of the control API. The admin token lives in `{data_dir}/api_token`
 //! (mode 0600), created when `ten serve` starts without one, so the CLI on the same machine
-//! works at once. Compared in constant time.
+//! works at once; `ten token-gen` rotates it. Compared in constant time.
 
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use hyper::header::{AUTHORIZATION, HeaderMap};
 
 pub const TOKEN_FILE: &str = "api_token";
 
 pub struct Auth {
-    token: String,
+    token: ArcSwap<String>,
+    path: PathBuf,
 }
 
 pub fn token_path(data_dir: &Path) -> PathBuf {
@@ -26,31 +29,48 @@ pub fn new_token() -> io::Result<String> {
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
+/// Writes `token` to `path`, readable by its owner only.
+pub fn write_token(path: &Path, token: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{token}\n").as_bytes())
+}
+
 impl Auth {
     /// Reads the admin token, creating it (0600) when there is none. Returns whether it was
     /// created.
     pub fn load_or_create(data_dir: &Path) -> io::Result<(Auth, bool)> {
         let path = token_path(data_dir);
-        match fs::read_to_string(&path) {
-            Ok(text) if !text.trim().is_empty() => Ok((
-                Auth {
-                    token: text.trim().to_string(),
-                },
-                false,
-            )),
-            Ok(_) | Err(_) => {
-                fs::create_dir_all(data_dir)?;
+        let (token, created) = match fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => (text.trim().to_string(), false),
+            _ => {
                 let token = new_token()?;
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                file.write_all(format!("{token}\n").as_bytes())?;
-                Ok((Auth { token }, true))
+                write_token(&path, &token)?;
+                (token, true)
             }
-        }
+        };
+        Ok((
+            Auth {
+                token: ArcSwap::from_pointee(token),
+                path,
+            },
+            created,
+        ))
+    }
+
+    /// A new admin token replaces the old one, in memory and in its file.
+    pub fn rotate(&self) -> io::Result<(String, PathBuf)> {
+        let token = new_token()?;
+        write_token(&self.path, &token)?;
+        self.token.store(Arc::new(token.clone()));
+        Ok((token, self.path.clone()))
     }
 
     /// Whether the request carries the token (`Authorization: Bearer TOKEN`).
@@ -62,7 +82,7 @@ impl Auth {
         else {
             return false;
         };
-        constant_time_eq(presented.trim().as_bytes(), self.token.as_bytes())
+        constant_time_eq(presented.trim().as_bytes(), self.token.load().as_bytes())
     }
 }
 
@@ -79,12 +99,19 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
     #[test]
     fn the_token_is_created_once_private_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, created) = Auth::load_or_create(dir.path()).unwrap();
         assert!(created);
-        assert_eq!(auth.token.len(), 64);
+        let token = auth.token.load().to_string();
+        assert_eq!(token.len(), 64);
         let mode = fs::metadata(token_path(dir.path()))
             .unwrap()
             .permissions()
@@ -92,15 +119,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let (again, created) = Auth::load_or_create(dir.path()).unwrap();
         assert!(!created);
-        assert_eq!(again.token, auth.token);
-        let mut headers = HeaderMap::new();
-        assert!(!auth.allows(&headers));
-        headers.insert(
-            AUTHORIZATION,
-            format!("Bearer {}", auth.token).parse().unwrap(),
-        );
-        assert!(auth.allows(&headers));
-        headers.insert(AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert!(!auth.allows(&headers));
+        assert!(again.allows(&bearer(&token)));
+        assert!(!auth.allows(&HeaderMap::new()));
+        assert!(!auth.allows(&bearer("nope")));
+    }
+
+    #[test]
+    fn rotation_replaces_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = Auth::load_or_create(dir.path()).unwrap();
+        let old = auth.token.load().to_string();
+        let (new, path) = auth.rotate().unwrap();
+        assert!(auth.allows(&bearer(&new)));
+        assert!(!auth.allows(&bearer(&old)));
+        assert_eq!(fs::read_to_string(path).unwrap().trim(), new);
     }
 }

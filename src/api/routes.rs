@@ -25,8 +25,8 @@ use super::auth::Auth;
 use super::body::{self, Body, json, ndjson_line, sse_event};
 use super::settle::{Goal, settle};
 use super::types::{
-    ActionResult, ApplyProgress, ApplyRequest, ErrorBody, HealthReport, InstanceView, SpawnRequest,
-    StatusView,
+    ActionResult, ApplyProgress, ApplyRequest, DeployRequest, ErrorBody, HealthReport,
+    InstanceView, RouteRequest, SpawnRequest, StatusView, TokenResponse, WeightRequest,
 };
 
 /// Largest request body accepted.
@@ -121,9 +121,34 @@ impl ApiState {
                     (&Method::POST, ["start"]) => self.set_state(key, RunState::Running).await,
                     (&Method::POST, ["restart"]) => self.restart(key).await,
                     (&Method::GET, ["health"]) => self.health(key).await,
+                    (&Method::PUT, ["weight"]) => match read_json::<WeightRequest>(request).await {
+                        Ok(body) => self.set_weight(key, body.weight).await,
+                        Err(error) => Err(error),
+                    },
                     _ => Err(not_found(&method, &path)),
                 },
                 Err(error) => Err(error),
+            },
+            (&Method::POST, ["deploy"]) => match read_json::<DeployRequest>(request).await {
+                Ok(body) => self.deploy(body).await,
+                Err(error) => Err(error),
+            },
+            (&Method::POST, ["route"]) => match read_json::<RouteRequest>(request).await {
+                Ok(body) => self.reroute(body).await,
+                Err(error) => Err(error),
+            },
+            (&Method::POST, ["tokens"]) => match self.auth.rotate() {
+                Ok((token, file)) => Ok(json(
+                    StatusCode::OK,
+                    &TokenResponse {
+                        token,
+                        file: file.display().to_string(),
+                    },
+                )),
+                Err(error) => Err(CallError::new(
+                    500,
+                    format!("cannot write the new token: {error}"),
+                )),
             },
             (&Method::GET, ["logs"]) => {
                 log_query(&query).map(|query| json(StatusCode::OK, &self.logs.query(&query)))
@@ -167,6 +192,14 @@ impl ApiState {
     async fn view(&self, key: &InstanceKey) -> Option<InstanceView> {
         let views = self.ask(Call::Instances).await.ok()?;
         views.into_iter().find(|view| view.instance == *key)
+    }
+
+    async fn must_be_declared(&self, key: &InstanceKey) -> Result<(), CallError> {
+        match self.view(key).await {
+            Some(view) if view.state.is_some() => Ok(()),
+            _ => Err(CallError::new(404, format!("{key} is not declared"))
+                .hint(format!("declare it with `ten spawn {key}`"))),
+        }
     }
 
     fn instance_file(&self, status: &StatusView, key: &InstanceKey) -> PathBuf {
@@ -267,17 +300,163 @@ impl ApiState {
             .await
     }
 
+    /// `ten weight`: set `weight` in the instance file (in place: no restart).
+    async fn set_weight(&self, key: InstanceKey, weight: u8) -> Result<Reply, CallError> {
+        if weight > 100 {
+            return Err(bad_request(format!(
+                "weight must be between 0 and 100, not {weight}"
+            )));
+        }
+        let status = self.status().await?;
+        self.must_be_declared(&key).await?;
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        self.edit(move || edit::set_weight(&path, weight)).await?;
+        let reloaded = self.ask(Call::Reload).await?;
+        let view = self.view(&key).await;
+        let applied = view.as_ref().is_some_and(|view| view.weight == weight);
+        let message = match (&reloaded.held, applied) {
+            (Some(held), false) => {
+                format!("set weight = {weight} in {shown}; not applied yet: {held}")
+            }
+            _ => format!("weight {weight} (in {shown})"),
+        };
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: key,
+                message,
+                file: Some(shown),
+                view,
+            },
+        ))
+    }
+
+    /// `ten deploy S:VERSION`: declare it with no traffic, wait until it is healthy, then give
+    /// it its weight. It never takes traffic before it is healthy.
+    async fn deploy(&self, request: DeployRequest) -> Result<Reply, CallError> {
+        let key = InstanceKey::parse(&format!("{}:{}", request.process, request.version))
+            .map_err(|error| bad_request(error.to_string()))?;
+        let weight = request.weight.unwrap_or(100);
+        if weight > 100 {
+            return Err(bad_request(format!(
+                "weight must be between 0 and 100, not {weight}"
+            )));
+        }
+        let status = self.status().await?;
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        let declare = path.clone();
+        self.edit(move || {
+            edit::set_weight(&declare, 0)?;
+            edit::set_state(&declare, RunState::Running)
+        })
+        .await?;
+        let reloaded = self.ask(Call::Reload).await?;
+        if let Some(held) = reloaded.held {
+            return Err(CallError::new(
+                409,
+                format!("declared {key} with weight 0 in {shown}, but it is not started: {held}"),
+            ));
+        }
+        let watch = self
+            .ask(|reply| Call::Watch {
+                key: key.clone(),
+                reply,
+            })
+            .await?;
+        let timeout = Duration::from_secs(request.timeout.unwrap_or(60));
+        if let Err(problem) = settle(watch, Goal::Running { old_pid: None }, timeout).await {
+            return Err(CallError::new(
+                502,
+                format!("{key} did not become healthy, so it takes no traffic (weight 0 in {shown}): {problem}"),
+            )
+            .hint(format!("see `ten logs {key}`; `ten rm {key}` removes it")));
+        }
+        let weighted = path.clone();
+        self.edit(move || edit::set_weight(&weighted, weight))
+            .await?;
+        self.ask(Call::Reload).await?;
+        let view = self.view(&key).await;
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: key,
+                message: format!("deployed: healthy, now taking traffic with weight {weight}"),
+                file: Some(shown),
+                view,
+            },
+        ))
+    }
+
+    /// `ten route S --from A --to B`: B takes A's weight, A gets 0, in one reload.
+    async fn reroute(&self, request: RouteRequest) -> Result<Reply, CallError> {
+        let parse = |id: &str| {
+            InstanceKey::parse(&format!("{}:{id}", request.process))
+                .map_err(|error| bad_request(error.to_string()))
+        };
+        let (from, to) = (parse(&request.from)?, parse(&request.to)?);
+        let views = self.ask(Call::Instances).await?;
+        let find = |key: &InstanceKey| {
+            views
+                .iter()
+                .find(|view| view.instance == *key && view.state.is_some())
+                .cloned()
+        };
+        let from_view =
+            find(&from).ok_or_else(|| CallError::new(404, format!("{from} is not declared")))?;
+        let to_view =
+            find(&to).ok_or_else(|| CallError::new(404, format!("{to} is not declared")))?;
+        if !matches!(
+            to_view.phase,
+            crate::observed::Phase::Running | crate::observed::Phase::Sleeping
+        ) {
+            return Err(CallError::new(
+                409,
+                format!(
+                    "{to} is {}, not running: the traffic stays on {from}",
+                    to_view.phase
+                ),
+            )
+            .hint(format!(
+                "start it first (`ten start {to}`), or see `ten logs {to}`"
+            )));
+        }
+        let weight = if from_view.weight == 0 {
+            100
+        } else {
+            from_view.weight
+        };
+        let status = self.status().await?;
+        let (from_path, to_path) = (
+            self.instance_file(&status, &from),
+            self.instance_file(&status, &to),
+        );
+        self.edit(move || {
+            edit::set_weight(&to_path, weight)?;
+            edit::set_weight(&from_path, 0)
+        })
+        .await?;
+        self.ask(Call::Reload).await?;
+        let view = self.view(&to).await;
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: to.clone(),
+                message: format!(
+                    "traffic of {} moved from {from} to {to} (weight {weight})",
+                    request.process
+                ),
+                file: None,
+                view,
+            },
+        ))
+    }
+
     /// `ten stop` / `ten start`: set `state` in the instance file.
     async fn set_state(&self, key: InstanceKey, state: RunState) -> Result<Reply, CallError> {
         let status = self.status().await?;
-        let declared = self
-            .view(&key)
-            .await
-            .is_some_and(|view| view.state.is_some());
-        if !declared {
-            return Err(CallError::new(404, format!("{key} is not declared"))
-                .hint(format!("declare it with `ten spawn {key}`")));
-        }
+        self.must_be_declared(&key).await?;
         let path = self.instance_file(&status, &key);
         let shown = path.display().to_string();
         let changed = self.edit(move || edit::set_state(&path, state)).await?;

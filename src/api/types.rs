@@ -131,3 +131,41 @@ pub struct ErrorBody {
     #[serde(default)]
     pub diagnostics: Vec<Diagnostic>,
 }
+
+/// `PUT /api/instances/{S:ID}/weight` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightRequest {
+    pub weight: u8,
+}
+
+/// `POST /api/deploy` body: declare `process:version`, wait until healthy, then give it
+/// `weight` (100 unless said).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    pub process: String,
+    pub version: String,
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// Seconds to wait for health (default: the service's startup_timeout + 30 s).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// `POST /api/route` body: move the traffic of `process` from instance `from` to `to`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRequest {
+    pub process: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// `POST /api/tokens`: a new admin token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+    /// Where it was written (mode 0600).
+    pub file: String,
+}

@@ -114,6 +114,14 @@ impl Client {
         self.call(Method::POST, path, Some(body))
     }
 
+    pub fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, CliError> {
+        self.call(Method::PUT, path, Some(body))
+    }
+
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.call(Method::DELETE, path, None::<&()>)
     }

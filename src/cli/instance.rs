@@ -54,7 +54,7 @@ fn target_key(args: &SpawnArgs) -> Result<InstanceKey, CliError> {
     }
 }
 
-fn show(result: &ActionResult, json: bool) -> Result<u8, CliError> {
+pub fn show(result: &ActionResult, json: bool) -> Result<u8, CliError> {
     if json {
         let mut text = serde_json::to_string_pretty(result).unwrap_or_default();
         text.push('\n');

@@ -14,6 +14,8 @@ mod output;
 mod ps;
 mod serve;
 mod table;
+mod token;
+mod traffic;
 mod validate;
 
 use std::path::PathBuf;
@@ -101,6 +103,14 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Show reconcile actions and lifecycle transitions
     Events(events::EventsArgs),
+    /// Set an instance's share of its service's traffic (stored in its file)
+    Weight(traffic::WeightArgs),
+    /// Declare SERVICE:VERSION, wait until it is healthy, then give it traffic
+    Deploy(traffic::DeployArgs),
+    /// Move a service's traffic from one instance to another at once
+    Route(traffic::RouteArgs),
+    /// Make a new admin API token (rotates the running server's)
+    TokenGen(token::TokenArgs),
     /// Show the effective configuration: defaults filled in, instances merged
     Config(config_cmd::ConfigArgs),
 }
@@ -159,6 +169,10 @@ pub fn main() -> ExitCode {
         Command::Health(args) => health::run(global, args),
         Command::Logs(args) => logs::run(global, args),
         Command::Events(args) => events::run(global, args),
+        Command::Weight(args) => traffic::weight(global, args),
+        Command::Deploy(args) => traffic::deploy(global, args),
+        Command::Route(args) => traffic::route(global, args),
+        Command::TokenGen(args) => token::run(global, args),
         Command::Config(args) => config_cmd::run(global, args),
     };
     match result {

@@ -1,23 +1,65 @@
-//! A tiny HTTP backend for ten's tests and benchmarks: std only, a thread per connection,
-//! HTTP/1.1 keep-alive. Listens on 127.0.0.1:$PORT.
+//! A tiny HTTP backend for ten's tests and benchmarks: a thread per connection, HTTP/1.1
+//! keep-alive, the standard library only (plus tungstenite for the WebSocket echo). Listens
+//! on 127.0.0.1:$PORT, or on $SOCKET_PATH with `--socket`.
 //!
-//!   GET /health    200 "ok"
-//!   GET /          200 "<name> <pid>"   (name: $NAME, else "backend")
-//!   GET /env       200, the environment, one NAME=value per line
-//!   anything else  404
+//!   GET  /health          200 "ok" (500 with `--unhealthy`)
+//!   GET  /                200 "<name> <pid>"   (name: $NAME, else "backend")
+//!   GET  /env             the environment, one NAME=value per line
+//!   GET  /headers         the request's headers, one "name: value" per line
+//!   GET  /slow?ms=N       answers after N ms
+//!   POST /upload          reads the body (any size, streamed), answers its length
+//!   GET  /download?bytes=N  N bytes, streamed
+//!   GET  /stats           "received=R sent=S": body bytes read by /upload, written by /download
+//!   GET  /ws              WebSocket echo
+//!   GET  /crash           exits at once, without answering
 //!
-//! Every request is logged on stdout ("GET /path"). Flags: `--unhealthy` answers /health
-//! with 500.
+//! Every request is logged on stdout ("GET /path").
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// A connection of either kind.
+trait Connection: Read + Write + Send + Sized + 'static {
+    fn duplicate(&self) -> std::io::Result<Self>;
+}
+
+impl Connection for std::net::TcpStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        let _ = self.set_nodelay(true);
+        self.try_clone()
+    }
+}
+
+impl Connection for std::os::unix::net::UnixStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
 
 fn main() {
+    let unhealthy = std::env::args().any(|arg| arg == "--unhealthy");
+    if std::env::args().any(|arg| arg == "--socket") {
+        let path = std::env::var("SOCKET_PATH").expect("SOCKET_PATH is set");
+        let _ = std::fs::remove_file(&path);
+        if let Some(dir) = std::path::Path::new(&path).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let listener = UnixListener::bind(&path).expect("bind $SOCKET_PATH");
+        println!("backend {} listening on {path}", std::process::id());
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream, unhealthy));
+        }
+    }
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|port| port.parse().ok())
         .expect("PORT is set");
-    let unhealthy = std::env::args().any(|arg| arg == "--unhealthy");
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1:$PORT");
     println!(
         "backend {} listening on 127.0.0.1:{port}",
@@ -28,9 +70,24 @@ fn main() {
     }
 }
 
-fn serve(stream: TcpStream, unhealthy: bool) {
-    let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+fn query_number(path: &str, name: &str) -> u64 {
+    path.split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| {
+            pair.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+fn serve<C: Connection>(stream: C, unhealthy: bool) {
+    let Ok(read_half) = stream.duplicate() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
     let mut writer = stream;
     loop {
         let mut request_line = String::new();
@@ -39,11 +96,10 @@ fn serve(stream: TcpStream, unhealthy: bool) {
         }
         let mut parts = request_line.split_whitespace();
         let (method, path) = (
-            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("").to_string(),
             parts.next().unwrap_or("/").to_string(),
         );
-        let mut length = 0usize;
-        let mut close = false;
+        let mut headers: Vec<(String, String)> = Vec::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -53,20 +109,116 @@ fn serve(stream: TcpStream, unhealthy: bool) {
             if header.is_empty() {
                 break;
             }
-            let lower = header.to_ascii_lowercase();
-            if let Some(value) = lower.strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if lower == "connection: close" {
-                close = true;
+            if let Some((name, value)) = header.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
             }
         }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        let close = header("connection").is_some_and(|value| value.eq_ignore_ascii_case("close"));
+        println!("{method} {path}");
+        let route = path.split('?').next().unwrap_or("/");
+
+        if route == "/crash" {
+            std::process::exit(3);
+        }
+        if route == "/ws" {
+            let key = header("sec-websocket-key").unwrap_or("").to_string();
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            if writer.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            let mut socket = tungstenite::WebSocket::from_raw_socket(
+                writer,
+                tungstenite::protocol::Role::Server,
+                None,
+            );
+            while let Ok(message) = socket.read() {
+                if message.is_close() || socket.send(message).is_err() {
+                    return;
+                }
+            }
             return;
         }
-        println!("{method} {path}");
-        let (status, text) = match path.as_str() {
+
+        // The body, streamed: counted, never kept.
+        let mut body_length = 0u64;
+        let chunked =
+            header("transfer-encoding").is_some_and(|value| value.eq_ignore_ascii_case("chunked"));
+        let content_length: u64 = header("content-length")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut read_exactly = |reader: &mut BufReader<C>, mut remaining: u64| -> bool {
+            while remaining > 0 {
+                let want = remaining.min(buffer.len() as u64) as usize;
+                match reader.read(&mut buffer[..want]) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(read) => {
+                        remaining -= read as u64;
+                        body_length += read as u64;
+                        if route == "/upload" {
+                            RECEIVED.fetch_add(read as u64, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+            true
+        };
+        if chunked {
+            loop {
+                let mut size_line = String::new();
+                if reader.read_line(&mut size_line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let size =
+                    u64::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                        .unwrap_or(0);
+                if !read_exactly(&mut reader, size) {
+                    return;
+                }
+                let mut crlf = String::new();
+                let _ = reader.read_line(&mut crlf);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if !read_exactly(&mut reader, content_length) {
+            return;
+        }
+
+        if route == "/download" {
+            let total = query_number(&path, "bytes");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {total}\r\ncontent-type: application/octet-stream\r\n\r\n"
+            );
+            if writer.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b'd'; 64 * 1024];
+            let mut left = total;
+            while left > 0 {
+                let part = left.min(chunk.len() as u64) as usize;
+                if writer.write_all(&chunk[..part]).is_err() {
+                    return;
+                }
+                SENT.fetch_add(part as u64, Ordering::SeqCst);
+                left -= part as u64;
+            }
+            if close {
+                return;
+            }
+            continue;
+        }
+
+        let (status, text) = match route {
             "/health" if unhealthy => ("500 Internal Server Error", "unhealthy\n".to_string()),
             "/health" => ("200 OK", "ok\n".to_string()),
             "/" => {
@@ -80,6 +232,26 @@ fn serve(stream: TcpStream, unhealthy: bool) {
                 vars.sort();
                 ("200 OK", vars.join("\n") + "\n")
             }
+            "/headers" => {
+                let lines: Vec<String> = headers
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {value}"))
+                    .collect();
+                ("200 OK", lines.join("\n") + "\n")
+            }
+            "/slow" => {
+                std::thread::sleep(Duration::from_millis(query_number(&path, "ms")));
+                ("200 OK", "slow\n".to_string())
+            }
+            "/upload" => ("200 OK", format!("{body_length}\n")),
+            "/stats" => (
+                "200 OK",
+                format!(
+                    "received={} sent={}\n",
+                    RECEIVED.load(Ordering::SeqCst),
+                    SENT.load(Ordering::SeqCst)
+                ),
+            ),
             _ => ("404 Not Found", "not found\n".to_string()),
         };
         let response = format!(

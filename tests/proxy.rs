@@ -1,0 +1,616 @@
+//! The proxy end to end: real requests through `ten serve` to real tenant processes.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use support::server::{TestServer, backend, backend_service, project, stderr, stdout, wait_gone};
+use ten::observed::Phase;
+
+/// A response: status and body.
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+/// An HTTP/1.1 request through the server with a Host header (what `curl alice.notes.localhost`
+/// sends), on a fresh connection.
+fn request(
+    server: &TestServer,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Answer { status, body }
+}
+
+fn get(server: &TestServer, host: &str, path: &str) -> Answer {
+    request(server, host, "GET", path, &[], "")
+}
+
+#[test]
+fn the_seeds_quick_start_works_as_written() {
+    // From the original's quick start: the notes app and this config, verbatim.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes/app.py"),
+        dir.path().join("app.py"),
+    )
+    .unwrap();
+    let (low, high) = support::server::port_range();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &format!(
+            "[settings]\nport_range = [{low}, {high}]\n\n[service.notes]\ncommand = \"python3 app.py\"\nhealth = \"/health\"\nidle_timeout = 300\nisolation = \"process\"\n\n[service.notes.env]\nDATA_DIR = \"{{data_dir}}/{{id}}\"\n"
+        ),
+    );
+    let server = TestServer::start(dir.path());
+    let token = server.ten(&["token-gen"]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    assert_eq!(stdout(&token).trim().len(), 64);
+    for id in ["alice", "bob"] {
+        let spawn = server.ten(&["spawn", &format!("notes:{id}")]);
+        assert!(spawn.status.success(), "{}", stderr(&spawn));
+    }
+    let posted = request(
+        &server,
+        "alice.notes.localhost",
+        "POST",
+        "/notes",
+        &[("Content-Type", "application/json")],
+        r#"{"text":"hello from alice"}"#,
+    );
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    let alice = get(&server, "alice.notes.localhost", "/notes");
+    assert_eq!(
+        (alice.status, alice.body.as_str()),
+        (200, r#"[{"id": 1, "text": "hello from alice"}]"#)
+    );
+    let bob = get(&server, "bob.notes.localhost", "/notes");
+    assert_eq!(
+        (bob.status, bob.body.as_str()),
+        (200, "[]"),
+        "bob has a separate database"
+    );
+    let ps = stdout(&server.ten(&["ps"]));
+    assert!(
+        ps.contains("notes:alice") && ps.contains("notes:bob"),
+        "{ps}"
+    );
+    assert_eq!(ps.matches("healthy").count(), 2, "{ps}");
+}
+
+#[test]
+fn undeclared_instances_are_404_and_leave_no_trace() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    for host in [
+        "zed.web.localhost",
+        "zed.nope.localhost",
+        "nope.localhost",
+        "a.b.web.localhost",
+    ] {
+        let answer = get(&server, host, "/");
+        assert_eq!(answer.status, 404, "{host}: {}", answer.body);
+        assert!(answer.body.starts_with("ten: no "), "{}", answer.body);
+    }
+    assert_eq!(get(&server, "a.web.localhost", "/").status, 200);
+    assert_eq!(server.ps().len(), 1, "nothing was spawned");
+    for path in [
+        "tenement-data/web/zed",
+        "tenement-data/logs/web/zed",
+        "tenement-data/nope",
+        "instances/web/zed.toml",
+    ] {
+        assert!(!dir.path().join(path).exists(), "{path} was created");
+    }
+    assert!(
+        !stdout(&server.ten(&["events"])).contains("zed"),
+        "nothing was recorded"
+    );
+}
+
+#[test]
+fn a_sleeping_tenant_wakes_once_for_fifty_concurrent_requests() {
+    let dir = project(
+        "",
+        &backend_service("web", "idle_timeout = 1"),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_until("web:a sleeps", |views| {
+        views.iter().any(|v| v.phase == Phase::Sleeping)
+    });
+    let first = get(&server, "a.web.localhost", "/");
+    assert_eq!(first.status, 200, "{}", first.body);
+    server.wait_until("web:a sleeps again", |views| {
+        views.iter().any(|v| v.phase == Phase::Sleeping)
+    });
+
+    let starts_before = stdout(&server.ten(&["events", "web:a", "--limit", "1000"]))
+        .matches("started (pid")
+        .count();
+    let barrier = Arc::new(Barrier::new(50));
+    let server = Arc::new(server);
+    let answers: Vec<u16> = (0..50)
+        .map(|_| {
+            let (server, barrier) = (Arc::clone(&server), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(&server, "a.web.localhost", "/").status
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    let starts_after = stdout(&server.ten(&["events", "web:a", "--limit", "1000"]))
+        .matches("started (pid")
+        .count();
+    assert_eq!(
+        starts_after - starts_before,
+        1,
+        "exactly one spawn for the burst"
+    );
+}
+
+#[test]
+fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_again() {
+    let flag = tempfile::tempdir().unwrap();
+    let broken = flag.path().join("broken");
+    let services = format!(
+        "[service.web]\ncommand = \"sh -c 'test -e {} && exit 9; exec {}'\"\nhealth = \"/health\"\nidle_timeout = 1\nstartup_timeout = 30\n",
+        broken.display(),
+        backend().display()
+    );
+    let dir = project("", &services, &[("instances/web/a.toml", "")]);
+    let server = Arc::new(TestServer::start(dir.path()));
+    server.wait_running("web:a");
+    server.wait_until("web:a sleeps", |views| {
+        views.iter().any(|v| v.phase == Phase::Sleeping)
+    });
+    std::fs::write(&broken, "").unwrap();
+
+    let started = Instant::now();
+    let answers: Vec<Answer> = (0..10)
+        .map(|_| {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || get(&server, "a.web.localhost", "/"))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the waiters did not wait for startup_timeout"
+    );
+    for answer in &answers {
+        assert_eq!(answer.status, 502, "{}", answer.body);
+        assert!(
+            answer.body.contains("wake failed: exited with code 9"),
+            "{}",
+            answer.body
+        );
+    }
+    assert_eq!(server.instance("web:a").unwrap().phase, Phase::Sleeping);
+
+    std::fs::remove_file(&broken).unwrap();
+    let retried = get(&server, "a.web.localhost", "/");
+    assert_eq!(
+        retried.status, 200,
+        "the next request tries again: {}",
+        retried.body
+    );
+}
+
+#[test]
+fn stopped_broken_and_slow_backends_get_clear_errors() {
+    let dir = project(
+        "",
+        &backend_service("web", "request_timeout = 1"),
+        &[("instances/web/a.toml", ""), ("instances/web/b.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_running("web:b");
+
+    let slow = get(&server, "a.web.localhost", "/slow?ms=3000");
+    assert_eq!(slow.status, 504, "{}", slow.body);
+    assert!(
+        slow.body
+            .contains("did not answer within request_timeout (1s)"),
+        "{}",
+        slow.body
+    );
+
+    let crash = get(&server, "a.web.localhost", "/crash");
+    assert_eq!(crash.status, 502, "{}", crash.body);
+    assert!(
+        crash.body.starts_with("ten: web:a failed"),
+        "{}",
+        crash.body
+    );
+
+    assert!(server.ten(&["stop", "web:b"]).status.success());
+    let stopped = get(&server, "b.web.localhost", "/");
+    assert_eq!(
+        (stopped.status, stopped.body.trim()),
+        (503, "ten: web:b is stopped")
+    );
+}
+
+#[test]
+fn headers_pass_through_and_forwarding_headers_are_added() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let answer = request(
+        &server,
+        "a.web.localhost",
+        "GET",
+        "/headers",
+        &[
+            ("Authorization", "Bearer the-app's-own-token"),
+            ("X-Request-Id", "abc-123"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Keep-Alive", "timeout=5"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "only for this hop"),
+        ],
+        "",
+    );
+    assert_eq!(answer.status, 200);
+    let headers: Vec<&str> = answer.body.lines().collect();
+    for expected in [
+        "authorization: Bearer the-app's-own-token",
+        "x-request-id: abc-123",
+        "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+        "x-forwarded-proto: http",
+        "x-forwarded-host: a.web.localhost",
+        "host: a.web.localhost",
+    ] {
+        assert!(
+            headers.contains(&expected),
+            "missing {expected:?} in {headers:?}"
+        );
+    }
+    for hop in ["keep-alive:", "x-hop:"] {
+        assert!(
+            !headers.iter().any(|line| line.starts_with(hop)),
+            "{hop} leaked: {headers:?}"
+        );
+    }
+}
+
+#[test]
+fn a_websocket_echo_works_through_the_proxy() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let address = server.url.trim_start_matches("http://").to_string();
+    let stream = TcpStream::connect(&address).unwrap();
+    let request = tungstenite::http::Request::builder()
+        .uri(format!("ws://{address}/ws"))
+        .header("Host", "a.web.localhost")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (mut socket, response) =
+        tungstenite::client(request, stream).expect("handshake through the proxy");
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "through ten", &"x".repeat(100_000)] {
+        socket.send(tungstenite::Message::text(text)).unwrap();
+        assert_eq!(socket.read().unwrap().into_text().unwrap().as_str(), text);
+    }
+    socket
+        .send(tungstenite::Message::binary(vec![0u8, 159, 146, 150]))
+        .unwrap();
+    assert_eq!(
+        socket.read().unwrap().into_data().as_ref(),
+        [0u8, 159, 146, 150]
+    );
+    let _ = socket.close(None);
+}
+
+/// The backend's own counters, read directly on its port.
+fn backend_stats(port: u16) -> (u64, u64) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let number = |name: &str| {
+        body.split_whitespace()
+            .find_map(|part| part.strip_prefix(name))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (number("received="), number("sent="))
+}
+
+#[test]
+fn a_100_mb_upload_and_download_stream_through_without_buffering() {
+    const TOTAL: u64 = 100 * 1024 * 1024;
+    let dir = project(
+        "",
+        &backend_service("web", "request_timeout = 120"),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let port = server.instance("web:a").unwrap().port.unwrap();
+    let address = server.url.trim_start_matches("http://").to_string();
+
+    // Upload: the backend has bytes long before the client has sent them all.
+    let mut upload = TcpStream::connect(&address).unwrap();
+    write!(upload, "POST /upload HTTP/1.1\r\nHost: a.web.localhost\r\nContent-Length: {TOTAL}\r\nConnection: close\r\n\r\n").unwrap();
+    let chunk = vec![b'u'; 1024 * 1024];
+    let mut seen_midway = 0;
+    for sent in 1..=100u64 {
+        upload.write_all(&chunk).unwrap();
+        if sent == 50 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while backend_stats(port).0 < 10 * 1024 * 1024 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen_midway = backend_stats(port).0;
+        }
+    }
+    assert!(
+        seen_midway >= 10 * 1024 * 1024,
+        "after 50 MB sent the backend had only {seen_midway} bytes: buffered"
+    );
+    let mut response = String::new();
+    upload.read_to_string(&mut response).unwrap();
+    assert!(
+        response.ends_with(&format!("\r\n\r\n{TOTAL}\n")),
+        "{response}"
+    );
+
+    // Download: the client gets bytes while the backend is still held back by it.
+    let mut download = TcpStream::connect(&address).unwrap();
+    write!(
+        download,
+        "GET /download?bytes={TOTAL} HTTP/1.1\r\nHost: a.web.localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(download);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 2 {
+        line.clear();
+    }
+    let mut first = vec![0u8; 1024 * 1024];
+    reader.read_exact(&mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sent_while_paused = backend_stats(port).1;
+    assert!(
+        sent_while_paused < TOTAL / 2,
+        "the backend wrote {sent_while_paused} bytes while the client read 1 MB: buffered"
+    );
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert_eq!(first.len() as u64 + rest.len() as u64, TOTAL);
+}
+
+#[test]
+fn editing_the_env_under_load_replaces_with_zero_failed_requests() {
+    let services = backend_service("web", "[service.web.env]\nVERSION = \"1\"");
+    let dir = project("", &services, &[("instances/web/a.toml", "")]);
+    let server = Arc::new(TestServer::start(dir.path()));
+    let old = server.wait_running("web:a");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (server, stop, ok, failed, failures) = (
+                Arc::clone(&server),
+                Arc::clone(&stop),
+                Arc::clone(&ok),
+                Arc::clone(&failed),
+                Arc::clone(&failures),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let answer = get(&server, "a.web.localhost", "/slow?ms=20");
+                    if answer.status == 200 {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {}", answer.status, answer.body));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let config = std::fs::read_to_string(dir.path().join("tenement.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("tenement.toml"),
+        config.replace("VERSION = \"1\"", "VERSION = \"2\""),
+    )
+    .unwrap();
+    server.wait_until("the replacement runs", |views| {
+        views
+            .iter()
+            .any(|v| v.pid.is_some() && v.pid != Some(old) && v.phase == Phase::Running)
+    });
+    assert!(wait_gone(old), "the old process stopped");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "failed requests: {failures:?}"
+    );
+    assert!(
+        ok.load(Ordering::SeqCst) > 50,
+        "the load ran: {} requests",
+        ok.load(Ordering::SeqCst)
+    );
+    let env = get(&server, "a.web.localhost", "/env").body;
+    assert!(env.contains("VERSION=2"), "{env}");
+    let events = stdout(&server.ten(&["events", "web:a"]));
+    assert!(
+        events.contains("starting the new process next to the old one"),
+        "{events}"
+    );
+}
+
+#[test]
+fn weights_deploys_and_routes_move_traffic() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[
+            ("instances/web/blue.toml", ""),
+            ("instances/web/green.toml", "weight = 0\n"),
+        ],
+    );
+    let server = TestServer::start(dir.path());
+    let blue = server.wait_running("web:blue");
+    let green = server.wait_running("web:green");
+    let pids = |n: usize| -> Vec<u32> {
+        (0..n)
+            .map(|_| {
+                get(&server, "web.localhost", "/")
+                    .body
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert!(
+        pids(20).iter().all(|pid| *pid == blue),
+        "green has weight 0"
+    );
+
+    let route = server.ten(&["route", "web", "--from", "blue", "--to", "green"]);
+    assert!(route.status.success(), "{}", stderr(&route));
+    assert!(
+        pids(20).iter().all(|pid| *pid == green),
+        "the traffic moved at once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instances/web/blue.toml")).unwrap(),
+        "weight = 0\n"
+    );
+
+    let weight = server.ten(&["weight", "web:blue", "50"]);
+    assert!(weight.status.success(), "{}", stderr(&weight));
+    let mixed = pids(40);
+    assert!(mixed.contains(&blue) && mixed.contains(&green), "{mixed:?}");
+    assert_eq!(
+        server.instance("web:blue").unwrap().pid,
+        Some(blue),
+        "a weight applies in place"
+    );
+
+    // A deploy takes traffic only once healthy; a broken one never does.
+    let deploy = server.ten(&["deploy", "web:v3", "--weight", "100"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    assert!(stdout(&deploy).contains("deployed: healthy, now taking traffic with weight 100"));
+    assert_eq!(server.instance("web:v3").unwrap().weight, 100);
+    let config = std::fs::read_to_string(dir.path().join("tenement.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("tenement.toml"),
+        format!("{config}\n[service.broken]\ncommand = \"sh -c 'exit 1'\"\n"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let failed = server.ten(&["deploy", "broken:v1", "--timeout", "5"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("did not become healthy, so it takes no traffic"),
+        "{}",
+        stderr(&failed)
+    );
+    assert_eq!(server.instance("broken:v1").unwrap().weight, 0);
+}
+
+#[test]
+fn instances_listening_on_a_unix_socket_are_proxied_and_checked_over_it() {
+    let services = format!(
+        "[service.sock]\ncommand = \"{} --socket\"\nhealth = \"/health\"\nlisten = \"socket\"\n",
+        backend().display()
+    );
+    let dir = project("", &services, &[("instances/sock/a.toml", "")]);
+    let server = TestServer::start(dir.path());
+    server.wait_running("sock:a");
+    let view = server.instance("sock:a").unwrap();
+    assert!(
+        view.listen.as_deref().unwrap().ends_with("run/sock-a.sock"),
+        "{view:?}"
+    );
+    let answer = get(&server, "a.sock.localhost", "/");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.starts_with("backend "));
+}

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -124,6 +123,11 @@ fn read_info(path: &Path) -> Option<ServeInfo> {
     crate::runtime::proc::process_alive(info.pid, None).then_some(info)
 }
 
+/// Proxy workers: one per core.
+fn proxy_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get())
+}
+
 /// Startup permits: how many instances may be starting at once.
 fn startup_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |cores| cores.get()) * 8
@@ -168,10 +172,9 @@ pub async fn serve(
     }
 
     let address = SocketAddr::new(options.bind, options.port);
-    let listener = TcpListener::bind(address)
-        .await
+    let listeners = http::bind_listeners(address, proxy_workers())
         .map_err(|source| ServeError::Listen { address, source })?;
-    let local = listener
+    let local = listeners[0]
         .local_addr()
         .map_err(io("cannot read the listening address"))?;
 
@@ -225,16 +228,17 @@ pub async fn serve(
             source: std::io::Error::other(error.to_string()),
         })?;
 
-    let router = Arc::new(http::Router {
-        proxy: Proxy::new(routes),
-        api: Arc::new(ApiState {
-            reconciler: messages.clone(),
-            logs,
-            events: events.clone(),
-            auth,
-        }),
+    let api = Arc::new(ApiState {
+        reconciler: messages.clone(),
+        logs,
+        events: events.clone(),
+        auth,
     });
-    let accepting = tokio::spawn(http::accept_loop(listener, router));
+    http::spawn_workers(listeners, || http::Router {
+        proxy: Proxy::new(Arc::clone(&routes)),
+        api: Arc::clone(&api),
+    })
+    .map_err(io("cannot start the proxy workers"))?;
 
     let url_host = if local.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -263,7 +267,6 @@ pub async fn serve(
     ready(local, &data_dir);
 
     wait_for_exit_signal().await;
-    accepting.abort();
     let (done, finished) = oneshot::channel();
     if messages.send(Message::Shutdown { done }).await.is_ok() {
         let _ = finished.await;

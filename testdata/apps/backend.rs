@@ -13,7 +13,7 @@
 //!   GET  /ws              WebSocket echo
 //!   GET  /crash           exits at once, without answering
 //!
-//! Every request is logged on stdout ("GET /path").
+//! Every request is logged on stdout ("GET /path"), unless `--quiet`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// A connection of either kind.
@@ -44,6 +45,10 @@ impl Connection for std::os::unix::net::UnixStream {
 
 fn main() {
     let unhealthy = std::env::args().any(|arg| arg == "--unhealthy");
+    QUIET.store(
+        std::env::args().any(|arg| arg == "--quiet"),
+        Ordering::Relaxed,
+    );
     if std::env::args().any(|arg| arg == "--socket") {
         let path = std::env::var("SOCKET_PATH").expect("SOCKET_PATH is set");
         let _ = std::fs::remove_file(&path);
@@ -120,7 +125,9 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
                 .map(|(_, value)| value.as_str())
         };
         let close = header("connection").is_some_and(|value| value.eq_ignore_ascii_case("close"));
-        println!("{method} {path}");
+        if !QUIET.load(Ordering::Relaxed) {
+            println!("{method} {path}");
+        }
         let route = path.split('?').next().unwrap_or("/");
 
         if route == "/crash" {

@@ -1,0 +1,265 @@
+//! Benchmark of the proxy (issue #4), all in one run, against the same backend process:
+//!
+//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 10 s each) for
+//!    - direct: wrk to the backend's own port,
+//!    - ten: wrk to `ten serve` with `Host: a.web.localhost`,
+//!    - nginx: wrk to nginx set up as the same Host-routing reverse proxy (server_name, an
+//!      upstream with keep-alive connections, no access log, a worker per core);
+//! 2. wake latency: the first request to a sleeping tenant, against the app's own time from
+//!    exec to accepting connections.
+//!
+//! Run with `cargo bench --bench proxy`. Installs `wrk` and `nginx` (Debian) when missing.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::TestServer;
+
+const CONNECTIONS: [u32; 3] = [1, 16, 64];
+const SECONDS: u32 = 10;
+const WAKES: usize = 20;
+
+fn ensure_tools() {
+    let missing: Vec<&str> = ["wrk", "nginx"]
+        .into_iter()
+        .filter(|tool| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .expect("apt-get");
+    assert!(status.success(), "could not install {missing:?}");
+}
+
+fn build_backend() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--example", "backend"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// (requests per second, p50 ms, p99 ms) of a wrk run.
+fn wrk(port: u16, connections: u32) -> (f64, f64, f64) {
+    let threads = connections.min(2);
+    let output = Command::new("wrk")
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{connections}"),
+            &format!("-d{SECONDS}s"),
+            "--latency",
+            "-H",
+            "Host: a.web.localhost",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let errors = text
+        .lines()
+        .find(|line| line.contains("Non-2xx") || line.contains("Socket errors"));
+    assert!(errors.is_none(), "wrk saw errors:\n{text}");
+    let requests = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in:\n{text}"));
+    let percentile = |label: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|value| to_ms(value.trim()))
+            .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
+    };
+    (requests, percentile("50%"), percentile("99%"))
+}
+
+fn to_ms(value: &str) -> f64 {
+    let split = value
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => number / 1000.0,
+        "ms" => number,
+        "s" => number * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn start_nginx(dir: &std::path::Path, listen: u16, backend: u16) -> Child {
+    let config = format!(
+        "worker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\ndaemon off;\n\
+events {{ worker_connections 4096; }}\n\
+http {{\n  access_log off;\n  upstream tenant {{ server 127.0.0.1:{backend}; keepalive 128; }}\n\
+  server {{\n    listen 127.0.0.1:{listen};\n    server_name a.web.localhost;\n\
+    location / {{ proxy_pass http://tenant; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; \
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; }}\n  }}\n\
+  server {{ listen 127.0.0.1:{listen} default_server; return 404; }}\n}}\n",
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    fs::write(&path, config).unwrap();
+    let child = Command::new("nginx")
+        .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn throughput() {
+    // The backend does not log each request here: this measures the proxies, not ten's
+    // capture of tenant output (which the backend's log lines would load in every run).
+    let service =
+        support::server::backend_service("web", "").replace("/backend\"", "/backend --quiet\"");
+    let dir = support::server::project("", &service, &[("instances/web/a.toml", "")]);
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let backend_port = server.instance("web:a").unwrap().port.unwrap();
+    let ten_port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
+    let nginx_dir = tempfile::tempdir().unwrap();
+    let nginx_port = free_port();
+    let mut nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
+
+    println!(
+        "1. throughput and latency, {SECONDS} s per run, same backend process (pid {})",
+        server.instance("web:a").unwrap().pid.unwrap()
+    );
+    println!(
+        "   {:<6} {:>5} {:>12} {:>9} {:>9}   {:>10} {:>10}",
+        "target", "conns", "requests/s", "p50 ms", "p99 ms", "rps/nginx", "p99/nginx"
+    );
+    for connections in CONNECTIONS {
+        let direct = wrk(backend_port, connections);
+        let ten = wrk(ten_port, connections);
+        let via_nginx = wrk(nginx_port, connections);
+        for (name, (rps, p50, p99)) in [("direct", direct), ("ten", ten), ("nginx", via_nginx)] {
+            println!(
+                "   {name:<6} {connections:>5} {rps:>12.0} {p50:>9.3} {p99:>9.3}   {:>10.2} {:>10.2}",
+                rps / via_nginx.0,
+                p99 / via_nginx.2
+            );
+        }
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+}
+
+/// The backend's own time from exec to accepting connections.
+fn app_start(port: u16) -> Duration {
+    let started = Instant::now();
+    let mut child = Command::new(support::server::backend())
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}
+
+fn timed_get(address: &str) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.sleepy.localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    started.elapsed()
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn wake_latency() {
+    let base = support::server::port_range().0;
+    let app = median((0..WAKES).map(|n| app_start(base + n as u16)).collect());
+    let dir = support::server::project(
+        "",
+        &support::server::backend_service("sleepy", "idle_timeout = 1"),
+        &[("instances/sleepy/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("sleepy:a");
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut wakes = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..WAKES {
+        server.wait_until("asleep", |views| {
+            views
+                .iter()
+                .all(|v| v.phase == ten::observed::Phase::Sleeping)
+        });
+        wakes.push(timed_get(&address));
+        warm.push(timed_get(&address));
+    }
+    let (wake, warm) = (median(wakes), median(warm));
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("2. wake latency (median of {WAKES})");
+    println!(
+        "   backend started directly, exec -> accepting:   {:7.2} ms",
+        ms(app)
+    );
+    println!(
+        "   first request to a sleeping tenant, through ten: {:7.2} ms",
+        ms(wake)
+    );
+    println!(
+        "   a request to the awake tenant, through ten:      {:7.2} ms",
+        ms(warm)
+    );
+    println!(
+        "   wake overhead (wake - app start - awake request): {:.2} ms",
+        ms(wake) - ms(app) - ms(warm)
+    );
+}
+
+fn main() {
+    ensure_tools();
+    build_backend();
+    throughput();
+    wake_latency();
+}

@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use support::server::{TestServer, stdout, wait_gone};
-use ten::api::types::InstanceView;
 use ten::observed::Phase;
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -26,25 +25,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn request(port: u16, method: &str, path: &str, body: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+/// A request through ten's proxy, as curl sends it to `http://HOST:PORT/...`; the status line
+/// and the body.
+fn request(server: &TestServer, host: &str, method: &str, path: &str, body: &str) -> String {
+    let mut stream =
+        std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
-}
-
-fn port_of(views: &[InstanceView], key: &str) -> u16 {
-    views
-        .iter()
-        .find(|v| v.instance.to_string() == key)
-        .and_then(|v| v.port)
-        .unwrap()
+    let status = response.lines().next().unwrap_or("").to_string();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    format!("{status}\n{body}")
 }
 
 #[test]
@@ -100,7 +96,7 @@ fn the_quick_start_works_as_written() {
         .open(dir.join("tenement.toml"))
         .unwrap();
     config.write_all(b"FEATURES = \"beta\"\n").unwrap();
-    let views = server.wait_until("every notes tenant restarted", |views| {
+    server.wait_until("every notes tenant restarted", |views| {
         views.len() == 3
             && views.iter().all(|view| {
                 view.phase == Phase::Running
@@ -118,22 +114,24 @@ fn the_quick_start_works_as_written() {
     );
     assert!(stdout(&server.ten(&["logs", "notes:bob"])).contains("notes listening on"));
 
-    // Each tenant has its own database.
+    // Each tenant has its own database, reached by its subdomain.
+    let alice_host = "alice.notes.localhost";
+    let posted = request(
+        &server,
+        alice_host,
+        "POST",
+        "/notes",
+        r#"{"text": "hello from alice"}"#,
+    );
+    assert!(posted.starts_with("HTTP/1.1 201"), "{posted}");
+    let notes = request(&server, alice_host, "GET", "/notes", "");
+    assert!(notes.contains(r#""text": "hello from alice""#), "{notes}");
+    let bob = request(&server, "bob.notes.localhost", "GET", "/notes", "");
     assert!(
-        request(
-            port_of(&views, "notes:alice"),
-            "POST",
-            "/notes",
-            r#"{"text": "hello from alice"}"#
-        )
-        .contains("ok")
+        bob.starts_with("HTTP/1.1 200") && bob.ends_with("\n[]"),
+        "{bob}"
     );
-    assert!(
-        request(port_of(&views, "notes:alice"), "GET", "/notes", "").contains("hello from alice")
-    );
-    assert_eq!(
-        request(port_of(&views, "notes:bob"), "GET", "/notes", "").trim(),
-        "[]"
-    );
+    let eve = request(&server, "eve.notes.localhost", "GET", "/notes", "");
+    assert!(eve.starts_with("HTTP/1.1 404"), "{eve}");
     assert!(dir.join("tenement-data/notes/alice/notes.db").exists());
 }

@@ -61,6 +61,7 @@ impl Drop for Processes {
 fn record_running(dir: &Path) -> Processes {
     let desired = load(&dir.join("tenement.toml")).desired.unwrap();
     let mut observed = support::observed_as_applied(&desired);
+    observed.boot_id = Some(ten::runtime::proc::boot_id().to_string());
     let mut children = Processes(Vec::new());
     for instance in observed.instances.values_mut() {
         let child = Command::new("sleep").arg("600").spawn().unwrap();

@@ -95,7 +95,9 @@ fn offline(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
         .data_dir(global)
         .unwrap_or_else(|| desired.config.settings.data_dir.clone());
     let mut observed = read_observed(&context, &data_dir)?;
-    observed.forget_gone_processes(process_alive);
+    // Pids recorded in another boot (or by a ten that did not say which) name other processes.
+    let this_boot = observed.boot_id.as_deref() == Some(crate::runtime::proc::boot_id());
+    observed.forget_gone_processes(|pid, start_time| this_boot && process_alive(pid, start_time));
     let plan = plan(desired, &observed);
     let text = if args.json {
         plan_json(&plan, &context.loaded.diagnostics)

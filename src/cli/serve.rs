@@ -62,6 +62,10 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
         }
         Err(error @ ServeError::Listen { .. }) => Err(CliError::new(error.to_string())
             .hint("another program listens there: pick another --port, or stop it")),
+        Err(error @ ServeError::AlreadyRunning { .. }) => Err(CliError::new(error.to_string())
+            .hint(
+                "use that server (`ten ps`), stop it first, or give this one its own --data-dir",
+            )),
         Err(error) => Err(CliError::new(error.to_string())),
     }
 }

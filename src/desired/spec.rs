@@ -163,6 +163,60 @@ pub fn effective_spec(
 }
 
 impl InstanceSpec {
+    /// A spec for supervising a process that runs but is no longer declared (a ten started
+    /// after its file was removed): what is needed to check and stop it, read back from the
+    /// `fields` it was started with. It is never started again (`restart = "never"`, no
+    /// traffic); the plan destroys it.
+    pub fn left_over(key: InstanceKey, fields: Arc<FieldMap>, data_dir: &Path) -> InstanceSpec {
+        let text = |name: &str| fields.get(name).and_then(FieldValue::as_text);
+        let seconds = |name: &str, default: u64| match fields.get(name) {
+            Some(FieldValue::Int(seconds)) => Duration::from_secs(*seconds),
+            Some(FieldValue::Text(text)) => {
+                humantime::parse_duration(text).unwrap_or(Duration::from_secs(default))
+            }
+            _ => Duration::from_secs(default),
+        };
+        let argv = text("command")
+            .and_then(|command| shell_words::split(command).ok())
+            .unwrap_or_default()
+            .iter()
+            .map(|word| Template::literal(word))
+            .collect();
+        InstanceSpec {
+            declared: Declaration::default(),
+            state: RunState::Running,
+            argv,
+            workdir: Template::literal(text("workdir").unwrap_or("/")),
+            data_dir: instance_data_dir(data_dir, &key),
+            env: BTreeMap::new(),
+            socket: PathBuf::from(text("socket").unwrap_or_default()),
+            listen: text("listen")
+                .and_then(Listen::from_keyword)
+                .unwrap_or(Listen::Port),
+            health: text("health").map(str::to_string),
+            isolation: text("isolation")
+                .and_then(Isolation::from_keyword)
+                .unwrap_or(Isolation::Process),
+            idle_timeout: Duration::ZERO,
+            startup_timeout: seconds("startup_timeout", 10),
+            request_timeout: seconds("request_timeout", 30),
+            stop_signal: text("stop_signal")
+                .and_then(StopSignal::parse)
+                .unwrap_or(StopSignal::Term),
+            stop_timeout: seconds("stop_timeout", 10),
+            restart: RestartPolicy::Never,
+            storage_persist: fields.get("storage_persist") != Some(&FieldValue::Bool(false)),
+            memory_limit_mb: None,
+            cpu_shares: None,
+            pids_limit: None,
+            storage_quota_mb: None,
+            user: None,
+            weight: 0,
+            key,
+            fields,
+        }
+    }
+
     /// The command line as one shell-quoted string, `{port}` left in place.
     pub fn command_line(&self) -> String {
         let words: Vec<String> = self.argv.iter().map(Template::text).collect();

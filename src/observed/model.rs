@@ -145,6 +145,9 @@ pub struct ObservedInstance {
     /// Restarts within the current restart window.
     #[serde(default)]
     pub restarts: u32,
+    /// When they happened (Unix seconds), so a restarted ten keeps counting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_times_unix: Vec<u64>,
     #[serde(default)]
     pub last_exit: Option<ExitInfo>,
     /// Why it is in its phase, when that needs saying ("process 4242 is gone").
@@ -165,6 +168,7 @@ impl ObservedInstance {
             declared_in: None,
             health: Health::Unknown,
             restarts: 0,
+            restart_times_unix: Vec::new(),
             last_exit: None,
             note: None,
         }
@@ -180,6 +184,10 @@ pub struct ObservedState {
     #[serde(default)]
     pub settings: Option<FieldMap>,
     pub instances: BTreeMap<InstanceKey, ObservedInstance>,
+    /// The boot of the machine the pids belong to (`/proc/sys/kernel/random/boot_id`); pids
+    /// from another boot name other processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl ObservedState {

@@ -3,10 +3,11 @@
 //!
 //! Format (version 1), JSON:
 //! `{"format_version": 1, "ten_version": "0.1.0", "written_at_unix": 1764000000,
-//!   "generation": 7, "settings": {...fields...} | null,
+//!   "generation": 7, "boot_id": "...", "settings": {...fields...} | null,
 //!   "instances": {"notes:alice": {"phase": "running", "pid": 4242, "pid_start_time": 123,
 //!   "port": 30001, "started_at_unix": ..., "spec": {...fields...}, "declared_in": "...",
-//!   "health": "healthy", "restarts": 0, "last_exit": null, "note": null}}}`
+//!   "health": "healthy", "restarts": 1, "restart_times_unix": [...], "last_exit": null,
+//!   "note": null}}}`
 //!
 //! Written atomically: a temporary file in the same directory, fsynced, renamed over the old
 //! one, then the directory fsynced. Readers ignore fields they do not know (a newer ten of
@@ -54,6 +55,8 @@ struct RecordOut<'a> {
     ten_version: &'a str,
     written_at_unix: u64,
     generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    boot_id: &'a Option<String>,
     settings: &'a Option<FieldMap>,
     instances: &'a BTreeMap<InstanceKey, ObservedInstance>,
 }
@@ -66,6 +69,8 @@ struct RecordIn {
     #[serde(default)]
     written_at_unix: u64,
     generation: u64,
+    #[serde(default)]
+    boot_id: Option<String>,
     #[serde(default)]
     settings: Option<FieldMap>,
     instances: BTreeMap<InstanceKey, ObservedInstance>,
@@ -115,6 +120,7 @@ fn parse_record(path: &Path, bytes: &[u8]) -> Result<Record, RecordError> {
             generation: record.generation,
             settings: record.settings,
             instances: record.instances,
+            boot_id: record.boot_id,
         },
         ten_version: record.ten_version,
         written_at_unix: record.written_at_unix,
@@ -129,6 +135,7 @@ pub fn write_record(data_dir: &Path, observed: &ObservedState) -> io::Result<()>
         ten_version: env!("CARGO_PKG_VERSION"),
         written_at_unix: unix_now(),
         generation: observed.generation,
+        boot_id: &observed.boot_id,
         settings: &observed.settings,
         instances: &observed.instances,
     };
@@ -166,6 +173,7 @@ mod tests {
         instance.port = Some(30001);
         let mut state = ObservedState {
             generation: 7,
+            boot_id: Some("5a1e4f0e-0000-4000-8000-000000000000".into()),
             ..ObservedState::default()
         };
         state

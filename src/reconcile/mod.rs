@@ -10,6 +10,7 @@
 //! Invalid desired state never touches a tenant: a broken tenement.toml keeps the last valid
 //! desired state; a broken instance file keeps that instance's last valid declaration.
 
+pub mod inherit;
 mod record;
 mod views;
 
@@ -35,6 +36,7 @@ use crate::runtime::{ProbeResult, Runtime};
 use crate::supervisor::gate::Gate;
 use crate::supervisor::task::{Command, InstanceHandle, InstanceStatus, Shared, spawn_instance};
 
+pub use inherit::{Inheritance, inherit};
 pub use record::RecordWriter;
 
 /// A full reload and pass at least this often, whatever happens.
@@ -194,6 +196,7 @@ impl<R: Runtime> Reconciler<R> {
                 generation: 1,
                 settings: Some(settings),
                 instances: BTreeMap::new(),
+                boot_id: Some(crate::runtime::proc::boot_id().to_string()),
             },
             slots: BTreeMap::new(),
             retiring: Vec::new(),
@@ -211,6 +214,126 @@ impl<R: Runtime> Reconciler<R> {
             record: RecordWriter::new(parts.data_dir),
             changed: parts.changed,
         }
+    }
+
+    /// Takes over what the previous ten left (see [`inherit`]), before the first pass: live
+    /// processes are adopted as they are, sleeping instances sleep on, older duplicates are
+    /// stopped. The first pass then plans against them like against any running instance.
+    pub fn take_over(&mut self, inheritance: Inheritance) {
+        self.observed.generation = self.observed.generation.max(inheritance.generation + 1);
+        for entry in &inheritance.stale {
+            self.shared.runtime.forget(&entry.instance, entry.pid);
+        }
+        for stray in inheritance.strays {
+            self.stop_stray(stray);
+        }
+        let settings = self.desired.config.settings.clone();
+        for process in inheritance.processes {
+            let key = process.key;
+            // A process that is no longer declared is supervised until the plan destroys it
+            // (or holds that for `ten apply`).
+            let spec = match self.desired.instances.get(&key) {
+                Some(spec) => Arc::clone(spec),
+                None => Arc::new(InstanceSpec::left_over(
+                    key.clone(),
+                    Arc::clone(&process.observed.spec),
+                    &settings.data_dir,
+                )),
+            };
+            self.shared
+                .ports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reserve(&key, process.port);
+            if let Err(error) = self.shared.logs.attach(&key) {
+                tracing::warn!(instance = %key, %error, "cannot capture output");
+            }
+            let (handle, gate) = spawn_instance(
+                Arc::clone(&self.shared),
+                spec,
+                &settings,
+                process.port,
+                None,
+            );
+            let pid = process.adoption.pid;
+            handle.send(Command::Adopt(process.adoption));
+            self.observed
+                .instances
+                .insert(key.clone(), process.observed);
+            self.slots.insert(key.clone(), Slot { handle, gate });
+            self.shared.events.record(
+                Some(&key),
+                "adopt",
+                format!(
+                    "pid {pid} on port {}, left running by the previous ten",
+                    process.port
+                ),
+                None,
+            );
+        }
+        for (key, instance) in inheritance.sleeping {
+            let Some(spec) = self.desired.instances.get(&key).map(Arc::clone) else {
+                continue;
+            };
+            let port = {
+                let mut ports = self.shared.ports.lock().unwrap_or_else(|p| p.into_inner());
+                match ports.allocate(&key, instance.port, port_is_free) {
+                    Ok(port) => port,
+                    Err(_) => continue,
+                }
+            };
+            if let Err(error) = self.shared.logs.attach(&key) {
+                tracing::warn!(instance = %key, %error, "cannot capture output");
+            }
+            let (handle, gate) =
+                spawn_instance(Arc::clone(&self.shared), spec, &settings, port, None);
+            handle.send(Command::Asleep);
+            let mut instance = instance;
+            instance.port = Some(port);
+            self.observed.instances.insert(key.clone(), instance);
+            self.slots.insert(key, Slot { handle, gate });
+        }
+        self.routes_dirty = true;
+        self.bump();
+    }
+
+    /// Stops an older process of an instance that has a newer one (left by a ten that died
+    /// during a zero-downtime replace): its stop signal, SIGKILL after its stop timeout.
+    fn stop_stray(&self, stray: crate::runtime::table::ProcessEntry) {
+        let key = stray.instance.clone();
+        let Ok(started) = self.shared.runtime.adopt(&key, stray.pid, stray.start_time) else {
+            self.shared.runtime.forget(&key, stray.pid);
+            return;
+        };
+        let spec = InstanceSpec::left_over(
+            key.clone(),
+            stray.spec,
+            &self.desired.config.settings.data_dir,
+        );
+        let shared = Arc::clone(&self.shared);
+        shared.events.record(
+            Some(&key),
+            "stop",
+            format!(
+                "stopping pid {}: an older process of {key}, left by a replace the previous ten did not finish",
+                stray.pid
+            ),
+            None,
+        );
+        let pid = stray.pid;
+        tokio::spawn(async move {
+            use crate::runtime::GroupSignal;
+            shared
+                .runtime
+                .signal(pid, GroupSignal::Stop(spec.stop_signal));
+            if tokio::time::timeout(spec.stop_timeout, started.exit)
+                .await
+                .is_err()
+            {
+                shared.runtime.signal(pid, GroupSignal::Kill);
+            }
+            shared.runtime.forget(&key, pid);
+        });
     }
 
     pub async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
@@ -420,7 +543,7 @@ impl<R: Runtime> Reconciler<R> {
                         }
                     }
                 };
-                if let Err(error) = self.shared.logs.attach(&key, None) {
+                if let Err(error) = self.shared.logs.attach(&key) {
                     tracing::warn!(instance = %key, %error, "cannot capture output");
                 }
                 let (handle, gate) = spawn_instance(
@@ -593,6 +716,7 @@ impl<R: Runtime> Reconciler<R> {
         instance.port = Some(status.port);
         instance.health = status.health;
         instance.restarts = status.restarts;
+        instance.restart_times_unix = status.restart_times_unix;
         instance.started_at_unix = status.started_at_unix;
         instance.last_exit = status.last_exit;
         instance.note = status.note;

@@ -8,7 +8,9 @@ use tokio::sync::oneshot;
 
 use crate::names::InstanceKey;
 
-use super::{GroupSignal, Launch, Probe, ProbeResult, ProcessExit, Runtime, SpawnError, Started};
+use super::{
+    AdoptError, GroupSignal, Launch, Probe, ProbeResult, ProcessExit, Runtime, SpawnError, Started,
+};
 
 #[derive(Default)]
 struct FakeState {
@@ -16,6 +18,9 @@ struct FakeState {
     running: HashMap<u32, (InstanceKey, oneshot::Sender<ProcessExit>)>,
     launches: Vec<Launch>,
     signals: Vec<(u32, GroupSignal)>,
+    /// Processes "left by an earlier ten": pid -> (instance, start time).
+    leftovers: HashMap<u32, (InstanceKey, u64)>,
+    forgotten: Vec<u32>,
     unhealthy: HashSet<InstanceKey>,
     failing_spawns: HashSet<InstanceKey>,
     /// Instances that ignore their stop signal (only SIGKILL ends them).
@@ -58,6 +63,16 @@ impl FakeRuntime {
         self.lock().launches.clone()
     }
 
+    /// A process of `key` that an earlier ten left running, for [`Runtime::adopt`].
+    pub fn leave_running(&self, key: &InstanceKey, pid: u32, start_time: u64) {
+        self.lock().leftovers.insert(pid, (key.clone(), start_time));
+    }
+
+    /// Pids whose end was reported with [`Runtime::forget`].
+    pub fn forgotten(&self) -> Vec<u32> {
+        self.lock().forgotten.clone()
+    }
+
     pub fn signals(&self) -> Vec<(u32, GroupSignal)> {
         self.lock().signals.clone()
     }
@@ -96,6 +111,27 @@ impl Runtime for FakeRuntime {
             start_time: Some(u64::from(pid)),
             exit,
         })
+    }
+
+    fn adopt(&self, key: &InstanceKey, pid: u32, start_time: u64) -> Result<Started, AdoptError> {
+        let mut state = self.lock();
+        match state.leftovers.remove(&pid) {
+            Some((owner, started)) if owner == *key && started == start_time => {
+                let (sender, exit) = oneshot::channel();
+                state.running.insert(pid, (key.clone(), sender));
+                Ok(Started {
+                    pid,
+                    start_time: Some(start_time),
+                    exit,
+                })
+            }
+            Some(_) => Err(AdoptError::Recycled { pid }),
+            None => Err(AdoptError::Gone { pid }),
+        }
+    }
+
+    fn forget(&self, _key: &InstanceKey, pid: u32) {
+        self.lock().forgotten.push(pid);
     }
 
     fn signal(&self, pid: u32, signal: GroupSignal) {

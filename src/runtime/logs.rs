@@ -1,12 +1,18 @@
 //! Capture of tenant output.
 //!
 //! A tenant's stdout and stderr are files it appends to directly
-//! (`{data_dir}/logs/<service>/<id>/stdout.raw`, `stderr.raw`): no pipe, so a tenant never gets
-//! EPIPE from us and keeps running if ten dies. ten tails them (inotify events, no polling)
-//! from a recorded offset, cuts the bytes into lines (invalid UTF-8 shown lossily, lines
-//! longer than [`MAX_LINE`] cut), timestamps them, keeps the last lines of each instance in
-//! memory for `ten logs`, and appends them to a rotated `output.log`. Bytes already read are
-//! released from the raw files by punching holes, so they take no disk space.
+//! (`{data_dir}/.ten/capture/<service>/<id>/stdout.raw`, `stderr.raw`): no pipe, so a tenant
+//! never gets EPIPE from us and keeps running if ten dies. ten tails them (inotify events on
+//! the capture directory, no polling), cuts the bytes into lines (invalid UTF-8 shown lossily,
+//! lines longer than [`MAX_LINE`] cut), timestamps them, keeps the last lines of each instance
+//! in memory for `ten logs`, and appends them to a rotated
+//! `{data_dir}/.ten/logs/<service>/<id>/output.log`. Bytes already read are released from the
+//! raw files by punching holes, so they take no disk space.
+//!
+//! The read offsets are written to `offsets` next to `output.log` after every read that
+//! appended to it, so a ten started after a crash resumes exactly where the last one stopped:
+//! output written while no ten ran is captured, nothing twice. (Only the capture directory is
+//! watched, so ten's own writes cause no events.)
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -99,10 +105,37 @@ impl LogQuery {
 /// Where an instance's capture files are.
 #[derive(Debug, Clone)]
 pub struct CapturePaths {
+    /// The raw files' directory (watched).
     pub dir: PathBuf,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// The directory of `output.log` and `offsets` (not watched).
+    pub log_dir: PathBuf,
     pub output: PathBuf,
+    pub offsets: PathBuf,
+}
+
+/// The read offsets of stdout and stderr: `"STDOUT STDERR\n"`, padded to a fixed width so
+/// one positioned write replaces the old text whole.
+fn encode_offsets(offsets: [u64; 2]) -> [u8; 42] {
+    let mut bytes = [b' '; 42];
+    let text = format!("{} {}", offsets[0], offsets[1]);
+    bytes[..text.len()].copy_from_slice(text.as_bytes());
+    bytes[41] = b'\n';
+    bytes
+}
+
+fn decode_offsets(text: &str) -> Option<[u64; 2]> {
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>());
+    match (numbers.next(), numbers.next(), numbers.next()) {
+        (Some(Ok(stdout)), Some(Ok(stderr)), None) => Some([stdout, stderr]),
+        _ => None,
+    }
+}
+
+/// The recorded read offsets of an instance, if any.
+pub fn read_offsets(path: &Path) -> Option<[u64; 2]> {
+    decode_offsets(&fs::read_to_string(path).ok()?)
 }
 
 /// Opens (creating) a raw capture file for the tenant to append to.
@@ -311,6 +344,30 @@ struct InstanceLogs {
     sources: [Source; 2],
     ring: VecDeque<LogLine>,
     output: OutputLog,
+    /// Where the read offsets are kept; opened on first write.
+    offsets_path: PathBuf,
+    offsets_file: Option<File>,
+}
+
+impl InstanceLogs {
+    /// Records how far the raw files were read (after their lines reached `output.log`).
+    fn save_offsets(&mut self) {
+        if self.offsets_file.is_none() {
+            self.offsets_file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .mode(0o640)
+                .open(&self.offsets_path)
+                .ok();
+        }
+        if let Some(file) = &self.offsets_file {
+            let bytes = encode_offsets([self.sources[0].offset, self.sources[1].offset]);
+            if let Err(error) = file.write_all_at(&bytes, 0) {
+                tracing::debug!(%error, path = %self.offsets_path.display(), "cannot record log offsets");
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -321,13 +378,14 @@ struct HubState {
 
 /// The capture of every instance's output.
 pub struct LogHub {
+    /// `{data_dir}/.ten`: raw files under `capture/`, output logs under `logs/`.
     root: PathBuf,
     state: Mutex<HubState>,
     lines: broadcast::Sender<LogLine>,
 }
 
 impl LogHub {
-    /// `root` is `{data_dir}/logs`.
+    /// `root` is ten's own directory, `{data_dir}/.ten`.
     pub fn new(root: PathBuf) -> Arc<LogHub> {
         let (lines, _) = broadcast::channel(4096);
         Arc::new(LogHub {
@@ -337,8 +395,9 @@ impl LogHub {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The watched directory of the raw files.
+    fn capture_root(&self) -> PathBuf {
+        self.root.join("capture")
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -348,25 +407,36 @@ impl LogHub {
     }
 
     pub fn paths(&self, key: &InstanceKey) -> CapturePaths {
-        let dir = self.root.join(key.service.as_str()).join(key.id.as_str());
+        let dir = self
+            .capture_root()
+            .join(key.service.as_str())
+            .join(key.id.as_str());
+        let log_dir = self
+            .root
+            .join("logs")
+            .join(key.service.as_str())
+            .join(key.id.as_str());
         CapturePaths {
             stdout: dir.join(Stream::Stdout.raw_file()),
             stderr: dir.join(Stream::Stderr.raw_file()),
-            output: dir.join("output.log"),
             dir,
+            output: log_dir.join("output.log"),
+            offsets: log_dir.join("offsets"),
+            log_dir,
         }
     }
 
-    /// Starts capturing `key`: creates its directory and resumes at `offsets` (what was read
-    /// before ten restarted) or at the current end of the raw files. Loads the tail of
-    /// `output.log` into memory.
-    pub fn attach(&self, key: &InstanceKey, offsets: Option<[u64; 2]>) -> io::Result<CapturePaths> {
+    /// Starts capturing `key`: creates its directories and resumes where the last ten stopped
+    /// reading (its recorded offsets), or, with none recorded, at the current end of the raw
+    /// files. Loads the tail of `output.log` into memory.
+    pub fn attach(&self, key: &InstanceKey) -> io::Result<CapturePaths> {
         let paths = self.paths(key);
         if self.lock().instances.contains_key(key) {
             return Ok(paths);
         }
         fs::create_dir_all(&paths.dir)?;
-        let offsets = offsets.unwrap_or_else(|| {
+        fs::create_dir_all(&paths.log_dir)?;
+        let offsets = read_offsets(&paths.offsets).unwrap_or_else(|| {
             [&paths.stdout, &paths.stderr].map(|path| fs::metadata(path).map_or(0, |m| m.len()))
         });
         let ring = read_tail(key, &paths.output);
@@ -381,6 +451,8 @@ impl LogHub {
                 file: None,
                 size: 0,
             },
+            offsets_path: paths.offsets.clone(),
+            offsets_file: None,
         };
         let mut state = self.lock();
         state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
@@ -403,15 +475,10 @@ impl LogHub {
         }
         drop(state);
         if remove_files {
-            let _ = fs::remove_dir_all(self.paths(key).dir);
+            let paths = self.paths(key);
+            let _ = fs::remove_dir_all(paths.dir);
+            let _ = fs::remove_dir_all(paths.log_dir);
         }
-    }
-
-    /// Read offsets of `key`'s raw files, to resume after a restart of ten.
-    pub fn offsets(&self, key: &InstanceKey) -> Option<[u64; 2]> {
-        let state = self.lock();
-        let logs = state.instances.get(key)?;
-        Some([logs.sources[0].offset, logs.sources[1].offset])
     }
 
     /// Reads new output of `key`.
@@ -436,6 +503,7 @@ impl LogHub {
             return;
         }
         logs.output.append(&new_lines);
+        logs.save_offsets();
         for line in new_lines {
             if logs.ring.len() == RING_LINES {
                 logs.ring.pop_front();
@@ -502,7 +570,8 @@ impl LogHub {
     /// alive by the caller.
     pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
         use notify::{EventKind, RecursiveMode, Watcher};
-        fs::create_dir_all(&self.root).map_err(notify::Error::io)?;
+        let capture = self.capture_root();
+        fs::create_dir_all(&capture).map_err(notify::Error::io)?;
         let hub = Arc::clone(self);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
@@ -519,7 +588,7 @@ impl LogHub {
                     hub.poll_all();
                 }
             })?;
-        watcher.watch(&self.root, RecursiveMode::Recursive)?;
+        watcher.watch(&capture, RecursiveMode::Recursive)?;
         Ok(watcher)
     }
 }
@@ -572,8 +641,8 @@ mod tests {
     #[test]
     fn lines_are_cut_decoded_and_timestamped() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = LogHub::new(dir.path().join("logs"));
-        let paths = hub.attach(&key(), None).unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
         append(&paths.stdout, b"hello\r\nbad \xff\xfe bytes\npartial");
         append(&paths.stderr, b"oops\n");
         let mut long = vec![b'x'; MAX_LINE + 1000];
@@ -606,8 +675,8 @@ mod tests {
     #[test]
     fn queries_filter_and_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = LogHub::new(dir.path().join("logs"));
-        let paths = hub.attach(&key(), None).unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
         append(&paths.stdout, b"GET /a\nGET /b\nPOST /c\n");
         append(&paths.stderr, b"warning: get\n");
         hub.poll(&key());
@@ -632,16 +701,16 @@ mod tests {
     #[test]
     fn output_survives_in_output_log_and_is_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = LogHub::new(dir.path().join("logs"));
-        let paths = hub.attach(&key(), None).unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
         append(&paths.stdout, b"before restart\n");
         hub.poll(&key());
-        // What a server records as it reads; it dies here (no detach).
-        let offsets = hub.offsets(&key());
+        // The server dies here (no detach); its offsets are on disk.
         drop(hub);
+        assert_eq!(read_offsets(&paths.offsets), Some([15, 0]));
         append(&paths.stdout, b"while away\n");
-        let hub = LogHub::new(dir.path().join("logs"));
-        hub.attach(&key(), offsets).unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
         let texts: Vec<String> = hub
             .query(&LogQuery::default())
             .into_iter()
@@ -651,10 +720,33 @@ mod tests {
     }
 
     #[test]
+    fn offsets_round_trip_and_shrinking_numbers_leave_no_old_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offsets");
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        file.write_all_at(&encode_offsets([123456789, 42]), 0)
+            .unwrap();
+        file.write_all_at(&encode_offsets([7, 0]), 0).unwrap();
+        assert_eq!(read_offsets(&path), Some([7, 0]));
+        let largest = encode_offsets([u64::MAX, u64::MAX]);
+        assert_eq!(
+            decode_offsets(std::str::from_utf8(&largest).unwrap()),
+            Some([u64::MAX, u64::MAX])
+        );
+        assert_eq!(decode_offsets("12"), None);
+        assert_eq!(decode_offsets("1 2 3"), None);
+    }
+
+    #[test]
     fn read_bytes_are_released_from_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = LogHub::new(dir.path().join("logs"));
-        let paths = hub.attach(&key(), None).unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
         let line = vec![b'y'; 1023];
         let mut chunk = Vec::new();
         for _ in 0..4096 {

@@ -18,6 +18,17 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// This boot of the machine (`/proc/sys/kernel/random/boot_id`): start times count from
+/// boot, so a pid and start time identify a process only within one boot.
+pub fn boot_id() -> &'static str {
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|text| text.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// Whether `pid` is alive and, when `start_time` is known, is the same process.
 pub fn process_alive(pid: u32, start_time: Option<u64>) -> bool {
     match (process_start_time(pid), start_time) {
@@ -40,6 +51,12 @@ mod tests {
             !process_alive(pid, Some(start + 1)),
             "a different start time is another process"
         );
+    }
+
+    #[test]
+    fn the_boot_id_is_known_and_stable() {
+        assert_eq!(boot_id().len(), 36, "{:?}", boot_id());
+        assert_eq!(boot_id(), boot_id());
     }
 
     #[test]

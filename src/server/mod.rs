@@ -44,6 +44,8 @@ pub struct ServeOptions {
 pub enum ServeError {
     #[error("the files have errors; fix them and start again")]
     Invalid(Vec<Diagnostic>),
+    #[error("another ten serve{} already runs with the data directory {data_dir}", pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -73,6 +75,63 @@ pub struct ServeInfo {
 }
 
 pub const SERVE_INFO_FILE: &str = "serve.json";
+
+/// ten's own files in the data directory: `.ten/` (a tenant's directory is a DNS label, so
+/// it can never be called that). `lock`: held by the running server; `processes/`: the
+/// process table; `capture/` and `logs/`: tenant output.
+pub fn ten_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(".ten")
+}
+
+/// Holds `{data_dir}/.ten/lock` while the server runs, so two servers never supervise the
+/// same tenants. Released by the kernel however ten ends (even kill -9).
+fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServeError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = ten_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("cannot open {}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            ServeError::AlreadyRunning {
+                data_dir: data_dir.to_path_buf(),
+                pid: read_serve_info(data_dir).map(|info| info.pid),
+            }
+        } else {
+            ServeError::Io {
+                context: format!("cannot lock {}", path.display()),
+                source: std::io::Error::from(errno),
+            }
+        }
+    })
+}
+
+/// What the previous ten left: its last record (a corrupt or missing one is reported and
+/// taken as empty) and the process table.
+fn inheritance(data_dir: &Path) -> crate::reconcile::Inheritance {
+    let record = match crate::observed::read_record(data_dir) {
+        Ok(record) => record.map(|record| record.observed),
+        Err(error) => {
+            tracing::warn!(%error, "starting without the previous record: no tenant is signalled; running ones are found through the process table");
+            None
+        }
+    };
+    let (entries, problems) = crate::runtime::table::scan(&ten_dir(data_dir).join("processes"));
+    for problem in problems {
+        tracing::warn!("ignoring a process table entry: {problem}");
+    }
+    crate::reconcile::inherit(
+        record.as_ref(),
+        entries,
+        crate::runtime::proc::boot_id(),
+        |pid, start_time| crate::runtime::proc::process_alive(pid, Some(start_time)),
+    )
+}
 
 /// The per-user directory of running servers: `$XDG_RUNTIME_DIR/ten`, else a private
 /// directory in the temporary directory.
@@ -158,6 +217,7 @@ pub async fn serve(
         data_dir.display()
     )))?;
 
+    let _lock = lock_data_dir(&data_dir)?;
     Reaper::become_subreaper();
     raise_open_files_limit();
     if let Some((low, high)) = ephemeral_range()
@@ -178,7 +238,7 @@ pub async fn serve(
         .local_addr()
         .map_err(io("cannot read the listening address"))?;
 
-    let logs = LogHub::new(data_dir.join("logs"));
+    let logs = LogHub::new(ten_dir(&data_dir));
     let _log_watch = logs.watch().map_err(|error| ServeError::Io {
         context: "cannot watch tenant output".into(),
         source: std::io::Error::other(error.to_string()),
@@ -186,7 +246,9 @@ pub async fn serve(
     let events = EventLog::default();
     let (changed_sender, changed) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        runtime: Arc::new(OsRuntime),
+        runtime: Arc::new(OsRuntime {
+            table: Some(ten_dir(&data_dir).join("processes")),
+        }),
         logs: Arc::clone(&logs),
         events: events.clone(),
         ports: Arc::new(Mutex::new(PortAllocator::new(settings.port_range))),
@@ -205,7 +267,7 @@ pub async fn serve(
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
-    let reconciler = Reconciler::new(ReconcilerParts {
+    let mut reconciler = Reconciler::new(ReconcilerParts {
         routes: Arc::clone(&routes),
         domain: options.domain.to_ascii_lowercase(),
         config_path: options.config_path.clone(),
@@ -216,6 +278,7 @@ pub async fn serve(
         diagnostics: loaded.diagnostics,
         changed,
     });
+    reconciler.take_over(inheritance(&data_dir));
     let reconciling = tokio::spawn(reconciler.run(receiver));
 
     let watcher_messages = messages.clone();

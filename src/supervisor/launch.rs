@@ -63,6 +63,8 @@ pub fn build_launch(
         data_dir: spec.data_dir.clone(),
         stdout: capture.stdout.clone(),
         stderr: capture.stderr.clone(),
+        port,
+        spec: spec.shared_fields(),
     }
 }
 
@@ -93,7 +95,7 @@ mod tests {
             home: "/root".into(),
             lang: "C.UTF-8".into(),
         };
-        let capture = LogHub::new("/srv/tenement-data/logs".into()).paths(&spec.key);
+        let capture = LogHub::new("/srv/tenement-data/.ten".into()).paths(&spec.key);
         let launch = build_launch(spec, 30001, &base, &capture);
         assert_eq!(launch.argv, ["./api", "--port", "30001", "--id", "a"]);
         assert_eq!(launch.workdir, PathBuf::from("/srv"));
@@ -113,7 +115,7 @@ mod tests {
         );
         assert_eq!(
             launch.stdout,
-            PathBuf::from("/srv/tenement-data/logs/api/a/stdout.raw")
+            PathBuf::from("/srv/tenement-data/.ten/capture/api/a/stdout.raw")
         );
     }
 }

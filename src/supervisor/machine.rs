@@ -114,6 +114,13 @@ pub enum Input {
     Sleep,
     /// A request came for a sleeping (or falling asleep) instance.
     Wake,
+    /// A process left running by an earlier ten was taken over: it runs and is checked at
+    /// once. Not a start: nothing is spawned and no restart is counted.
+    Adopted {
+        pid: u32,
+    },
+    /// It was asleep when the last ten stopped: it sleeps on until a request comes.
+    Asleep,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -244,6 +251,23 @@ impl Machine {
                 }
             }
             (state, Input::Wake | Input::Sleep) => state,
+
+            // Taking over from an earlier ten.
+            (State::Stopped, Input::Adopted { pid }) => {
+                effects.push(Effect::Event(format!(
+                    "adopted (pid {pid}), left running by the previous ten"
+                )));
+                self.health = Health::Unknown;
+                self.note = None;
+                State::Running {
+                    pid,
+                    since: now,
+                    failures: 0,
+                    next_probe: now,
+                }
+            }
+            (State::Stopped, Input::Asleep) => State::Sleeping,
+            (state, Input::Adopted { .. } | Input::Asleep) => state,
             (State::Sleeping, Input::Start) => State::Sleeping,
             (State::Sleeping, Input::Restart) => self.spawn(&mut effects),
             (State::Sleeping, Input::Stop) => State::Stopped,
@@ -1084,5 +1108,45 @@ mod tests {
         let delays: Vec<u64> = (0..10).map(|n| backoff(&policy, n).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
         assert_eq!(backoff(&policy, 200), secs(60));
+    }
+
+    #[test]
+    fn an_adopted_process_runs_at_once_is_checked_and_counts_no_restart() {
+        let now = Instant::now();
+        let mut machine = Machine::new(policy());
+        let effects = machine.step(Input::Adopted { pid: 42 }, now);
+        assert!(
+            matches!(&effects[..], [Effect::Event(message)] if message.contains("adopted (pid 42)"))
+        );
+        assert_eq!(machine.phase(), Phase::Running);
+        assert_eq!(machine.pid(), Some(42));
+        assert_eq!(machine.deadline(), Some(now), "checked at once");
+        assert_eq!(machine.step(Input::Tick, now), [Effect::Probe]);
+        machine.step(Input::ProbeDone(Ok(())), now);
+        assert_eq!(machine.health, Health::Healthy);
+        assert!(machine.restarts.is_empty());
+        // It ends like any process: restarted per its policy.
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: None,
+            }),
+            now,
+        );
+        assert_eq!(machine.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn adoption_and_restored_sleep_apply_only_to_a_fresh_machine() {
+        let now = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Asleep, now);
+        assert_eq!(machine.phase(), Phase::Sleeping);
+        assert!(machine.step(Input::Adopted { pid: 7 }, now).is_empty());
+        assert_eq!(machine.phase(), Phase::Sleeping);
+        assert_eq!(
+            machine.step(Input::Wake, now),
+            [Effect::Event("waking for a request".into()), Effect::Spawn]
+        );
     }
 }

@@ -60,6 +60,21 @@ pub enum Command {
     Settings(Box<Settings>),
     /// Run a health probe now and answer.
     CheckHealth(oneshot::Sender<ProbeResult>),
+    /// Take over a process left running by an earlier ten (instead of starting one).
+    Adopt(Adoption),
+    /// It was asleep when the last ten stopped: sleep on (instead of starting).
+    Asleep,
+}
+
+/// A process left running by an earlier ten, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    pub pid: u32,
+    pub start_time: u64,
+    pub started_at_unix: u64,
+    /// When it was restarted within the restart window (Unix seconds), so restart limits
+    /// carry over.
+    pub restart_times_unix: Vec<u64>,
 }
 
 /// What the reconciler sees of an instance.
@@ -72,6 +87,8 @@ pub struct InstanceStatus {
     pub health: Health,
     /// Restarts within the restart window.
     pub restarts: u32,
+    /// When they happened (Unix seconds), oldest first.
+    pub restart_times_unix: Vec<u64>,
     pub started_at_unix: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub note: Option<String>,
@@ -89,6 +106,7 @@ impl InstanceStatus {
             port,
             health: Health::Unknown,
             restarts: 0,
+            restart_times_unix: Vec::new(),
             started_at_unix: None,
             last_exit: None,
             note: None,
@@ -238,6 +256,9 @@ impl<R: Runtime> InstanceTask<R> {
                 exit = async { self.exit.as_mut().expect("guarded").await }, if self.exit.is_some() => {
                     self.exit = None;
                     self.last_exit_at = Some(crate::observed::record::unix_now());
+                    if let Some(pid) = self.machine.pid() {
+                        self.shared.runtime.forget(&self.key, pid);
+                    }
                     match exit {
                         Ok(exit) => Input::Exited(exit),
                         // The reaper dropped it: the process is gone without a status.
@@ -338,6 +359,8 @@ impl<R: Runtime> InstanceTask<R> {
                 self.machine.policy = policy(&self.spec, &self.settings);
                 None
             }
+            Command::Adopt(adoption) => self.adopt(adoption),
+            Command::Asleep => Some(Input::Asleep),
             Command::CheckHealth(reply) => {
                 if self.machine.pid().is_none() {
                     let _ = reply.send(Err(format!(
@@ -351,6 +374,41 @@ impl<R: Runtime> InstanceTask<R> {
                         self.probing = Some(self.probe_future());
                     }
                 }
+                None
+            }
+        }
+    }
+
+    /// Takes over a process an earlier ten left. If it is gone (or its pid is another
+    /// process now) since the reconciler looked, nothing is signalled: the instance stays
+    /// stopped and the plan starts it.
+    fn adopt(&mut self, adoption: Adoption) -> Option<Input> {
+        let now = Instant::now();
+        let unix_now = crate::observed::record::unix_now();
+        self.machine.restarts = adoption
+            .restart_times_unix
+            .iter()
+            .filter_map(|at| now.checked_sub(Duration::from_secs(unix_now.saturating_sub(*at))))
+            .collect();
+        match self
+            .shared
+            .runtime
+            .adopt(&self.key, adoption.pid, adoption.start_time)
+        {
+            Ok(started) => {
+                self.exit = Some(started.exit);
+                self.pid_start_time = started.start_time;
+                self.started_at_unix = Some(adoption.started_at_unix);
+                Some(Input::Adopted { pid: started.pid })
+            }
+            Err(error) => {
+                self.shared.runtime.forget(&self.key, adoption.pid);
+                self.shared.events.record(
+                    Some(&self.key),
+                    "lifecycle",
+                    format!("not adopted: {error}"),
+                    None,
+                );
                 None
             }
         }
@@ -551,6 +609,15 @@ impl<R: Runtime> InstanceTask<R> {
             port: self.port,
             health: self.machine.health,
             restarts: self.machine.restarts.len() as u32,
+            restart_times_unix: {
+                let now = Instant::now();
+                let unix_now = crate::observed::record::unix_now();
+                self.machine
+                    .restarts
+                    .iter()
+                    .map(|at| unix_now.saturating_sub(now.duration_since(*at).as_secs()))
+                    .collect()
+            },
             started_at_unix: self.machine.running_since().and(self.started_at_unix),
             last_exit: self.machine.last_exit.map(|exit| ExitInfo {
                 code: exit.code,

@@ -13,7 +13,8 @@
 //!   GET  /ws              WebSocket echo
 //!   GET  /crash           exits at once, without answering
 //!
-//! Every request is logged on stdout ("GET /path"), unless `--quiet`.
+//! Every request is logged on stdout ("GET /path"), unless `--quiet`. With `--chatty`, it
+//! also prints "tick N" (N = 0, 1, 2, ...) every 5 ms, forever.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -45,6 +46,14 @@ impl Connection for std::os::unix::net::UnixStream {
 
 fn main() {
     let unhealthy = std::env::args().any(|arg| arg == "--unhealthy");
+    if std::env::args().any(|arg| arg == "--chatty") {
+        std::thread::spawn(|| {
+            for tick in 0u64.. {
+                println!("tick {tick}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    }
     QUIET.store(
         std::env::args().any(|arg| arg == "--quiet"),
         Ordering::Relaxed,

@@ -210,6 +210,49 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Kills the server with SIGKILL (a crash: it cannot clean up) and waits for it. Its
+    /// tenants keep running; the returned guard kills their groups when dropped, so they do
+    /// not outlive the test even if it fails before another server takes them over.
+    pub fn kill_hard(mut self) -> TenantGuard {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        TenantGuard(std::mem::take(&mut *self.tenants.lock().unwrap()))
+    }
+
+    /// Waits (20 s at most) until the server exited by itself; its exit status.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Forgets the tenants seen so far (they are handed to a [`TenantGuard`] instead).
+    pub fn release_tenants(&self) -> TenantGuard {
+        TenantGuard(std::mem::take(&mut *self.tenants.lock().unwrap()))
+    }
+}
+
+/// Kills the process groups of tenants when dropped.
+#[derive(Default)]
+pub struct TenantGuard(pub BTreeSet<u32>);
+
+impl Drop for TenantGuard {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {

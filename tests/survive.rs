@@ -452,3 +452,27 @@ fn a_second_server_for_the_same_data_directory_is_refused() {
     );
     assert_eq!(first.ps().len(), 1, "the first server is undisturbed");
 }
+
+#[test]
+fn an_adopted_tenant_whose_spec_changed_meanwhile_is_replaced() {
+    let dir = tenants(1, "", "");
+    let first = TestServer::start(dir.path());
+    let before = processes(&first.wait_until("it runs", all_healthy(1)));
+    let _guard = first.kill_hard();
+    let config = dir.path().join("tenement.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!("{text}\n[service.web.env]\nCOLOR = \"blue\"\n"),
+    )
+    .unwrap();
+    let second = TestServer::start(dir.path());
+    let views = second.wait_until("replaced by a process with the new env", |views| {
+        all_healthy(1)(views) && views[0].pid != Some(before["web:t0"].0)
+    });
+    assert!(wait_gone(before["web:t0"].0), "the old process was stopped");
+    let (status, env) = get(&second, "t0.web.localhost", "/env");
+    assert_eq!(status, 200);
+    assert!(env.contains("COLOR=blue"), "{env}");
+    assert!(views[0].port.is_some());
+}

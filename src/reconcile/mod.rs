@@ -639,9 +639,11 @@ impl<R: Runtime> Reconciler<R> {
             return false;
         };
         let current = slot.handle.status.borrow().clone();
+        // Unknown health: just adopted, not checked yet; it serves until the new one is
+        // healthy like any running process.
         if spec.health.is_none()
             || current.phase != Phase::Running
-            || current.health != Health::Healthy
+            || !matches!(current.health, Health::Healthy | Health::Unknown)
         {
             return false;
         }

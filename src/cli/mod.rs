@@ -8,6 +8,7 @@ mod context;
 mod diff;
 mod events;
 mod health;
+mod install;
 mod instance;
 mod logs;
 mod output;
@@ -113,6 +114,10 @@ pub enum Command {
     TokenGen(token::TokenArgs),
     /// Show the effective configuration: defaults filled in, instances merged
     Config(config_cmd::ConfigArgs),
+    /// Write a systemd unit that runs `ten serve` for this config, then enable and start it
+    Install(install::InstallArgs),
+    /// Stop and remove the systemd unit that `ten install` wrote
+    Uninstall(install::UninstallArgs),
 }
 
 /// An error for the user: what went wrong and, when we know, what to do next.
@@ -174,6 +179,8 @@ pub fn main() -> ExitCode {
         Command::Route(args) => traffic::route(global, args),
         Command::TokenGen(args) => token::run(global, args),
         Command::Config(args) => config_cmd::run(global, args),
+        Command::Install(args) => install::install(global, args),
+        Command::Uninstall(args) => install::uninstall(global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -157,6 +157,14 @@ pub mod exit {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // ten as the init of a `namespace` tenant: before anything else (no threads yet).
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|first| first == crate::runtime::init::SUBCOMMAND)
+    {
+        crate::runtime::init::main(args.collect());
+    }
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve(_)));
     let global = &cli.global;

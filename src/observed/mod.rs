@@ -6,5 +6,5 @@
 pub mod model;
 pub mod record;
 
-pub use model::{ExitInfo, Health, ObservedInstance, ObservedState, Phase};
+pub use model::{ExitInfo, Health, ObservedInstance, ObservedState, Phase, Usage};
 pub use record::{Record, RecordError, read_record, record_path, write_record};

@@ -76,6 +76,19 @@ impl fmt::Display for Health {
     }
 }
 
+/// What a running instance uses: its processes' memory and CPU time (from its cgroup, or
+/// its main process without one) and its data directory's size. Sampled with health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub memory_bytes: Option<u64>,
+    pub cpu_usec: Option<u64>,
+    /// Processes and threads.
+    pub tasks: Option<u64>,
+    /// Processes the kernel killed for exceeding `memory_limit_mb`, since it started.
+    pub oom_kills: Option<u64>,
+    pub storage_bytes: Option<u64>,
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {

@@ -87,6 +87,8 @@ pub fn inherit(
                 port,
                 started_at_unix: instance.started_at_unix.unwrap_or(0),
                 spec: Arc::clone(&instance.spec),
+                name: None,
+                sandboxed: false,
             });
         }
     }
@@ -139,6 +141,8 @@ fn adopted(key: InstanceKey, entry: ProcessEntry, recorded: Option<ObservedInsta
             start_time: entry.start_time,
             started_at_unix: entry.started_at_unix,
             restart_times_unix: observed.restart_times_unix.clone(),
+            name: entry.name.clone(),
+            sandboxed: entry.sandboxed,
         },
         port: entry.port,
         key,
@@ -172,6 +176,8 @@ mod tests {
             port: 30000 + pid as u16,
             started_at_unix: 1_764_000_000,
             spec: spec("app"),
+            name: Some(format!("{}.{pid}", instance.replace(':', "."))),
+            sandboxed: false,
         }
     }
 

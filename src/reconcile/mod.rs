@@ -301,7 +301,13 @@ impl<R: Runtime> Reconciler<R> {
     /// during a zero-downtime replace): its stop signal, SIGKILL after its stop timeout.
     fn stop_stray(&self, stray: crate::runtime::table::ProcessEntry) {
         let key = stray.instance.clone();
-        let Ok(started) = self.shared.runtime.adopt(&key, stray.pid, stray.start_time) else {
+        let Ok(started) = self.shared.runtime.adopt(
+            &key,
+            stray.pid,
+            stray.start_time,
+            stray.name.as_deref(),
+            stray.sandboxed,
+        ) else {
             self.shared.runtime.forget(&key, stray.pid);
             return;
         };

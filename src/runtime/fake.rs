@@ -25,6 +25,8 @@ struct FakeState {
     failing_spawns: HashSet<InstanceKey>,
     /// Instances that ignore their stop signal (only SIGKILL ends them).
     stubborn: HashSet<InstanceKey>,
+    /// What [`Runtime::usage`] reports.
+    usage: crate::observed::Usage,
 }
 
 #[derive(Clone, Default)]
@@ -90,6 +92,11 @@ impl FakeRuntime {
         self.lock().failing_spawns.insert(key.clone());
     }
 
+    /// Every process reports `usage` from now on.
+    pub fn set_usage(&self, usage: crate::observed::Usage) {
+        self.lock().usage = usage;
+    }
+
     pub fn ignore_stop_signal(&self, key: &InstanceKey) {
         self.lock().stubborn.insert(key.clone());
     }
@@ -99,7 +106,11 @@ impl Runtime for FakeRuntime {
     async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
         let mut state = self.lock();
         if state.failing_spawns.contains(&launch.key) {
-            return Err(SpawnError::EmptyCommand);
+            return Err(SpawnError::Exec {
+                program: launch.argv.first().cloned().unwrap_or_default(),
+                workdir: launch.workdir.clone(),
+                source: std::io::Error::other("fake spawn failure"),
+            });
         }
         state.next_pid += 1;
         let pid = 1000 + state.next_pid;
@@ -113,7 +124,14 @@ impl Runtime for FakeRuntime {
         })
     }
 
-    fn adopt(&self, key: &InstanceKey, pid: u32, start_time: u64) -> Result<Started, AdoptError> {
+    fn adopt(
+        &self,
+        key: &InstanceKey,
+        pid: u32,
+        start_time: u64,
+        _name: Option<&str>,
+        _sandboxed: bool,
+    ) -> Result<Started, AdoptError> {
         let mut state = self.lock();
         match state.leftovers.remove(&pid) {
             Some((owner, started)) if owner == *key && started == start_time => {
@@ -151,6 +169,10 @@ impl Runtime for FakeRuntime {
                 signal: Some(number),
             });
         }
+    }
+
+    async fn usage(&self, _pid: u32, _data_dir: std::path::PathBuf) -> crate::observed::Usage {
+        self.lock().usage
     }
 
     async fn probe(&self, key: &InstanceKey, _probe: Probe) -> ProbeResult {

@@ -1,84 +1,213 @@
 //! The only module that touches processes and the OS process table.
 //!
 //! `process`: starting tenants, adopting ones left by an earlier ten, signalling process
-//! groups; `reaper`: the one place that waits on children; `table`: the on-disk table of live
-//! tenant processes; `logs`: capture of tenant output; `probe`: health probes; `ports`: port
-//! allocation; `proc`: facts read from /proc.
+//! groups; `cgroup`: limits and membership; `init`: the PID 1 of `namespace` tenants;
+//! `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place that waits on children;
+//! `table`: the on-disk table of live tenant processes; `logs`: capture of tenant output;
+//! `probe`: health probes; `storage`: disk usage; `ports`: port allocation; `proc`: facts
+//! read from /proc.
 //!
 //! The supervisor talks to the OS only through the [`Runtime`] trait: [`OsRuntime`] is the
 //! real one, [`fake::FakeRuntime`] a scriptable one for tests on paused time.
 
+pub mod cgroup;
 pub mod fake;
+pub mod init;
 pub mod logs;
 pub mod ports;
 pub mod probe;
 pub mod proc;
 pub mod process;
 pub mod reaper;
+pub mod sandbox;
+pub mod storage;
 pub mod table;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 pub use probe::{Probe, ProbeResult, ProbeTarget};
-pub use process::{AdoptError, GroupSignal, Launch, SpawnError, Started};
+pub use process::{AdoptError, GroupSignal, Launch, SpawnEnv, SpawnError, Started};
 pub use reaper::ProcessExit;
 
 use crate::names::InstanceKey;
+use crate::observed::Usage;
 
 /// What the supervisor needs from the OS.
 pub trait Runtime: Send + Sync + 'static {
     /// Starts a tenant process.
     fn start(&self, launch: Launch) -> impl Future<Output = Result<Started, SpawnError>> + Send;
     /// Takes over `key`'s process `pid`, left running by an earlier ten, if it is still the
-    /// process that started at `start_time`.
-    fn adopt(&self, key: &InstanceKey, pid: u32, start_time: u64) -> Result<Started, AdoptError>;
-    /// The process `pid` of `key` is gone: forget it (its process table entry).
+    /// process that started at `start_time`; `name` is its cgroup and sandbox, if any.
+    fn adopt(
+        &self,
+        key: &InstanceKey,
+        pid: u32,
+        start_time: u64,
+        name: Option<&str>,
+        sandboxed: bool,
+    ) -> Result<Started, AdoptError>;
+    /// The process `pid` of `key` has ended: kill whatever is left of it (its cgroup), and
+    /// forget it (cgroup, sandbox, process table entry).
     fn forget(&self, key: &InstanceKey, pid: u32);
-    /// Sends a signal to the tenant's process group.
+    /// Sends a signal to the tenant's process group; SIGKILL also to its whole cgroup.
     fn signal(&self, pid: u32, signal: GroupSignal);
     /// Runs a health probe of `key`.
     fn probe(&self, key: &InstanceKey, probe: Probe) -> impl Future<Output = ProbeResult> + Send;
+    /// What the process `pid` (and everything it started) uses, and its data directory.
+    fn usage(&self, pid: u32, data_dir: PathBuf) -> impl Future<Output = Usage> + Send;
 }
 
 /// The real runtime.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct OsRuntime {
-    /// Where live processes are noted (`{data_dir}/.ten/processes`); none in tests that do
-    /// not need it.
-    pub table: Option<PathBuf>,
+    host: Arc<SpawnEnv>,
+    /// Cgroups and sandboxes of the processes started or adopted, by pid.
+    running: Mutex<HashMap<u32, Arc<process::Running>>>,
+}
+
+impl OsRuntime {
+    pub fn new(host: SpawnEnv) -> Self {
+        Self {
+            host: Arc::new(host),
+            running: Mutex::default(),
+        }
+    }
+
+    /// Removes this data directory's cgroups that no process uses, except `keep` (at startup,
+    /// after adopting).
+    pub fn remove_unused_cgroups(&self, keep: &std::collections::BTreeSet<String>) {
+        if let Some(cgroups) = &self.host.cgroups {
+            cgroups.remove_unused(keep);
+        }
+    }
+
+    /// Removes the cgroup parent of this data directory if no tenant is left in it (at
+    /// shutdown).
+    pub fn remove_cgroup_parent(&self) {
+        if let Some(cgroups) = &self.host.cgroups {
+            cgroups.remove_unused(&Default::default());
+            cgroups.remove_parent_if_empty();
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<process::Running>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Runtime for OsRuntime {
     async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
-        let table = self.table.clone();
-        match tokio::task::spawn_blocking(move || process::start_process(&launch, table.as_deref()))
-            .await
-        {
-            Ok(result) => result,
-            Err(join_error) => Err(SpawnError::Exec {
-                program: String::new(),
-                workdir: Default::default(),
-                source: std::io::Error::other(join_error.to_string()),
-            }),
-        }
+        let host = Arc::clone(&self.host);
+        let started =
+            match tokio::task::spawn_blocking(move || process::start_process(&launch, &host)).await
+            {
+                Ok(result) => result,
+                Err(join_error) => Err(SpawnError::Exec {
+                    program: String::new(),
+                    workdir: Default::default(),
+                    source: std::io::Error::other(join_error.to_string()),
+                }),
+            };
+        let (started, running) = started?;
+        self.running().insert(started.pid, Arc::new(running));
+        Ok(started)
     }
 
-    fn adopt(&self, _key: &InstanceKey, pid: u32, start_time: u64) -> Result<Started, AdoptError> {
-        process::adopt_process(pid, start_time)
+    fn adopt(
+        &self,
+        _key: &InstanceKey,
+        pid: u32,
+        start_time: u64,
+        name: Option<&str>,
+        sandboxed: bool,
+    ) -> Result<Started, AdoptError> {
+        let started = process::adopt_process(pid, start_time)?;
+        if let Some(name) = name {
+            let cgroup = self.host.cgroups.as_ref().map(|cgroups| cgroups.open(name));
+            let running = process::Running {
+                name: name.to_string(),
+                cgroup,
+                sandboxed,
+            };
+            self.running().insert(pid, Arc::new(running));
+        }
+        Ok(started)
     }
 
     fn forget(&self, key: &InstanceKey, pid: u32) {
-        if let Some(table) = &self.table {
-            table::remove_entry(table, key, pid);
+        let running = self.running().remove(&pid);
+        let host = Arc::clone(&self.host);
+        let key = key.clone();
+        let cleanup = move || {
+            if let Some(running) = running {
+                if let Some(cgroup) = &running.cgroup {
+                    // Whatever it left behind (a setsid daemon, a forked worker) goes too.
+                    cgroup.kill_all();
+                    cgroup.remove();
+                }
+                if running.sandboxed
+                    && let Some(sandbox) = &host.sandbox
+                {
+                    sandbox.cleanup(&running.name);
+                }
+            }
+            if let Some(table) = &host.table {
+                table::remove_entry(table, &key, pid);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(cleanup)),
+            Err(_) => cleanup(),
         }
     }
 
     fn signal(&self, pid: u32, signal: GroupSignal) {
         process::signal_group(pid, signal);
+        if signal == GroupSignal::Kill
+            && let Some(running) = self.running().get(&pid).cloned()
+            && running.cgroup.is_some()
+        {
+            let kill = move || {
+                if let Some(cgroup) = &running.cgroup {
+                    cgroup.kill_all();
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn_blocking(kill)),
+                Err(_) => kill(),
+            }
+        }
     }
 
     async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeResult {
         probe::run_probe(&probe).await
+    }
+
+    async fn usage(&self, pid: u32, data_dir: PathBuf) -> Usage {
+        let running = self.running().get(&pid).cloned();
+        let measured = tokio::task::spawn_blocking(move || {
+            let mut usage = match running.as_ref().and_then(|running| running.cgroup.as_ref()) {
+                Some(cgroup) => {
+                    let measured = cgroup.usage();
+                    Usage {
+                        memory_bytes: measured.memory_bytes,
+                        cpu_usec: measured.cpu_usec,
+                        tasks: measured.tasks,
+                        oom_kills: measured.oom_kills,
+                        storage_bytes: None,
+                    }
+                }
+                None => proc::usage(pid),
+            };
+            usage.storage_bytes = storage::usage_bytes(&data_dir).ok();
+            usage
+        })
+        .await;
+        measured.unwrap_or_default()
     }
 }

@@ -1,5 +1,6 @@
 //! Facts about processes read from /proc: whether a pid still names the process we started
-//! (pid and start time both match), so a recycled pid is never taken for a tenant.
+//! (pid and start time both match), so a recycled pid is never taken for a tenant; the boot
+//! they belong to; what one process uses.
 
 use std::fs;
 
@@ -29,6 +30,35 @@ pub fn boot_id() -> &'static str {
     })
 }
 
+/// What one process uses (for tenants without a cgroup): its resident memory and CPU time.
+pub fn usage(pid: u32) -> crate::observed::Usage {
+    // SAFETY: sysconf only reads a constant of the system.
+    let (page, ticks_per_second) = unsafe {
+        (
+            nix::libc::sysconf(nix::libc::_SC_PAGESIZE).max(1) as u64,
+            nix::libc::sysconf(nix::libc::_SC_CLK_TCK).max(1) as u64,
+        )
+    };
+    let memory_bytes = fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * page);
+    let cpu_usec = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+            // utime and stime are fields 14 and 15; after the name, field 3 is the first.
+            let user: u64 = fields.nth(11)?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some((user + system) * 1_000_000 / ticks_per_second)
+        });
+    crate::observed::Usage {
+        memory_bytes,
+        cpu_usec,
+        ..Default::default()
+    }
+}
+
 /// Whether `pid` is alive and, when `start_time` is known, is the same process.
 pub fn process_alive(pid: u32, start_time: Option<u64>) -> bool {
     match (process_start_time(pid), start_time) {
@@ -51,6 +81,19 @@ mod tests {
             !process_alive(pid, Some(start + 1)),
             "a different start time is another process"
         );
+    }
+
+    #[test]
+    fn a_process_uses_some_memory_and_cpu() {
+        let mut spin = 0u64;
+        for i in 0..5_000_000u64 {
+            spin = spin.wrapping_add(i * i);
+        }
+        assert!(spin > 0);
+        let usage = usage(std::process::id());
+        assert!(usage.memory_bytes.unwrap() > 1024 * 1024, "{usage:?}");
+        assert!(usage.cpu_usec.is_some(), "{usage:?}");
+        assert_eq!(super::usage(u32::MAX).memory_bytes, None);
     }
 
     #[test]

@@ -1,27 +1,36 @@
-//! Starting and signalling tenant processes (isolation = "process").
+//! Starting, adopting and signalling tenant processes.
 //!
 //! A tenant runs in its own process group, with exactly the environment it is given (never
-//! ten's own), stdin from /dev/null and stdout/stderr appended to its capture files. It is
-//! started through the reaper, which reports its exit. Stopping signals the whole group.
+//! ten's own), stdin from /dev/null and stdout/stderr appended to its capture files, as its
+//! `user` if one is set. Where cgroups are available it joins a cgroup of its own between
+//! fork and exec, with its limits already in force. `isolation` decides what is executed:
+//! the program itself (`process`), ten's init in new PID and mount namespaces in front of it
+//! (`namespace`, see `runtime::init`), or runsc (`sandbox`, see `runtime::sandbox`). It is
+//! started through the reaper, which reports its exit, and noted in the process table.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
-use crate::config::StopSignal;
+use crate::config::{Isolation, StopSignal};
 use crate::desired::FieldMap;
 use crate::names::InstanceKey;
 
+use super::cgroup::{CgroupError, Cgroups, Limits, TenantCgroup};
 use super::logs::open_for_tenant;
 use super::proc::{boot_id, process_start_time};
 use super::reaper::{ProcessExit, Reaper};
+use super::sandbox::Sandbox;
+use super::storage::{megabytes, usage_bytes};
 use super::table::{ProcessEntry, write_entry};
 
 /// Everything needed to start one tenant process. Built by the supervisor (pure); executed
@@ -41,6 +50,31 @@ pub struct Launch {
     /// Its port, and the spec fields it runs with: noted in the process table.
     pub port: u16,
     pub spec: Arc<FieldMap>,
+    pub isolation: Isolation,
+    pub limits: Limits,
+    pub storage_quota_mb: Option<u64>,
+    /// Run as this user (name or uid) instead of ten's.
+    pub user: Option<String>,
+    /// The directory of its Unix socket, for `listen = "socket"`.
+    pub socket_dir: Option<PathBuf>,
+    /// Resolved from `user` when starting.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// What the host offers for starting tenants.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnEnv {
+    /// Where live processes are noted.
+    pub table: Option<PathBuf>,
+    /// `None` when cgroups are not available (then no limit can be set).
+    pub cgroups: Option<Cgroups>,
+    /// Why cgroups are not available, for errors.
+    pub cgroups_missing: Option<String>,
+    /// `None` when runsc is not installed.
+    pub sandbox: Option<Sandbox>,
+    /// ten's own binary, run as the init of `namespace` tenants.
+    pub init_program: Option<PathBuf>,
 }
 
 /// A started process.
@@ -49,6 +83,16 @@ pub struct Started {
     pub pid: u32,
     pub start_time: Option<u64>,
     pub exit: oneshot::Receiver<ProcessExit>,
+}
+
+/// What ten keeps of a running process besides its pid: its cgroup and, for a sandbox, the
+/// container to delete afterwards.
+#[derive(Debug)]
+pub struct Running {
+    /// Names its cgroup and its sandbox container.
+    pub name: String,
+    pub cgroup: Option<TenantCgroup>,
+    pub sandboxed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,15 +111,124 @@ pub enum SpawnError {
     EmptyCommand,
     #[error(transparent)]
     NoPort(#[from] super::ports::PortsExhausted),
+    #[error("over storage quota: {used_mb} MB used of storage_quota_mb = {quota_mb}")]
+    OverQuota { used_mb: u64, quota_mb: u64 },
+    #[error("isolation = \"{isolation}\" needs ten to run as root")]
+    NeedsRoot { isolation: &'static str },
+    #[error(
+        "isolation = \"sandbox\" needs gVisor's runsc, which is not installed (Debian: apt-get install runsc)"
+    )]
+    NoRunsc,
+    #[error("cannot find ten's own program for isolation = \"namespace\"")]
+    NoInit,
+    #[error("{0}")]
+    Cgroup(#[from] CgroupError),
+    #[error(
+        "the limits need cgroups, which are not available here ({0}); run ten as root on a host with cgroups, or remove the limits"
+    )]
+    NoCgroups(String),
+    #[error("user {user:?} does not exist")]
+    NoSuchUser { user: String },
+    #[error("cannot prepare the sandbox: {0}")]
+    Sandbox(io::Error),
 }
 
-/// Starts the tenant and notes it in the process table in `table` (if given). Blocking
-/// (creates directories, fork/exec): call on a blocking thread.
-pub fn start_process(launch: &Launch, table: Option<&Path>) -> Result<Started, SpawnError> {
+impl SpawnError {
+    /// Whether trying again cannot help until something is changed (config, host or disk).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SpawnError::DataDir { .. }
+            | SpawnError::Logs { .. }
+            | SpawnError::Exec { .. }
+            | SpawnError::NoPort(_)
+            | SpawnError::Sandbox(_) => false,
+            SpawnError::EmptyCommand
+            | SpawnError::OverQuota { .. }
+            | SpawnError::NeedsRoot { .. }
+            | SpawnError::NoRunsc
+            | SpawnError::NoInit
+            | SpawnError::Cgroup(_)
+            | SpawnError::NoCgroups(_)
+            | SpawnError::NoSuchUser { .. } => true,
+        }
+    }
+}
+
+/// A name unique to one process of `key`, for its cgroup and sandbox.
+fn process_name(key: &InstanceKey) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros());
+    format!("{}.{}.{micros:x}{serial:x}", key.service, key.id)
+}
+
+/// Joins the cgroup whose `cgroup.procs` files are `files`: for use between fork and exec
+/// (only system calls, no allocation).
+pub fn join_cgroup(files: &[CString]) -> io::Result<()> {
+    for file in files {
+        // SAFETY: plain system calls on a NUL-terminated path and a static buffer.
+        unsafe {
+            let fd = nix::libc::open(file.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let written = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            let error = io::Error::last_os_error();
+            nix::libc::close(fd);
+            if written != 1 {
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Becomes `uid`/`gid` (no supplementary groups): between fork and exec, after joining the
+/// cgroup (which needs root).
+fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain system calls.
+    unsafe {
+        if nix::libc::setgroups(0, std::ptr::null()) != 0
+            || nix::libc::setgid(gid) != 0
+            || nix::libc::setuid(uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
+    let found = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    };
+    match found {
+        Ok(Some(found)) => Ok((found.uid.as_raw(), found.gid.as_raw())),
+        _ => Err(SpawnError::NoSuchUser {
+            user: user.to_string(),
+        }),
+    }
+}
+
+/// Starts the tenant and notes it in the process table. Blocking (creates directories,
+/// measures the data directory, fork/exec): call on a blocking thread.
+pub fn start_process(launch: &Launch, host: &SpawnEnv) -> Result<(Started, Running), SpawnError> {
     std::fs::create_dir_all(&launch.data_dir).map_err(|source| SpawnError::DataDir {
         path: launch.data_dir.clone(),
         source,
     })?;
+    if let Some(quota_mb) = launch.storage_quota_mb {
+        let used = usage_bytes(&launch.data_dir).unwrap_or(0);
+        if used >= quota_mb.saturating_mul(1024 * 1024) {
+            return Err(SpawnError::OverQuota {
+                used_mb: megabytes(used),
+                quota_mb,
+            });
+        }
+    }
     let open = |path: &Path| {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
@@ -87,35 +240,126 @@ pub fn start_process(launch: &Launch, table: Option<&Path>) -> Result<Started, S
     };
     let stdout = open(&launch.stdout)?;
     let stderr = open(&launch.stderr)?;
-    let (program, args) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
+    let (program, _) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
+    let root = nix::unistd::geteuid().is_root();
+    let isolation = launch.isolation.as_str();
+    if launch.isolation != Isolation::Process && !root {
+        return Err(SpawnError::NeedsRoot { isolation });
+    }
+    let (uid, gid) = match &launch.user {
+        Some(user) => {
+            let (uid, gid) = resolve_user(user)?;
+            (Some(uid), Some(gid))
+        }
+        None => (None, None),
+    };
+    let name = process_name(&launch.key);
+    let cgroup = match (&host.cgroups, launch.limits.any()) {
+        (Some(cgroups), _) => Some(cgroups.create(&name, &launch.limits)?),
+        (None, true) => {
+            return Err(SpawnError::NoCgroups(
+                host.cgroups_missing
+                    .clone()
+                    .unwrap_or_else(|| "not root".into()),
+            ));
+        }
+        (None, false) => None,
+    };
+    let cleanup = |error: SpawnError| {
+        if let Some(cgroup) = &cgroup {
+            cgroup.remove();
+        }
+        error
+    };
     // A relative program with a slash is relative to the workdir, not to ten's.
     let program_path = if program.contains('/') && !program.starts_with('/') {
-        launch.workdir.join(program).into_os_string()
+        launch.workdir.join(program).display().to_string()
     } else {
-        program.into()
+        program.clone()
     };
-    let mut command = Command::new(program_path);
+    let mut tenant_argv = launch.argv.clone();
+    tenant_argv[0] = program_path;
+    let (argv, switch_user) = match launch.isolation {
+        Isolation::Process => (tenant_argv, uid.zip(gid)),
+        Isolation::Namespace => {
+            let init = host
+                .init_program
+                .as_ref()
+                .ok_or(SpawnError::NoInit)
+                .map_err(cleanup)?;
+            let mut argv = vec![init.display().to_string(), super::init::SUBCOMMAND.into()];
+            if let (Some(uid), Some(gid)) = (uid, gid) {
+                argv.extend([format!("--uid={uid}"), format!("--gid={gid}")]);
+            }
+            argv.push("--".into());
+            argv.extend(tenant_argv);
+            // The init needs root for the namespaces; the tenant becomes the user.
+            (argv, None)
+        }
+        Isolation::Sandbox => {
+            let sandbox = host
+                .sandbox
+                .as_ref()
+                .ok_or(SpawnError::NoRunsc)
+                .map_err(cleanup)?;
+            let mut inside = launch.clone();
+            inside.argv = tenant_argv;
+            inside.uid = uid;
+            inside.gid = gid;
+            let argv = sandbox
+                .prepare(&inside, &name)
+                .map_err(|error| cleanup(SpawnError::Sandbox(error)))?;
+            (argv, None)
+        }
+    };
+    let mut command = Command::new(&argv[0]);
     command
-        .args(args)
+        .args(&argv[1..])
         .current_dir(&launch.workdir)
         .env_clear()
-        .envs(launch.env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0);
-    tracing::debug!(instance = %launch.key, argv = ?launch.argv, "spawning");
-    let (child, exit) =
-        Reaper::global()
-            .spawn(&mut command)
-            .map_err(|source| SpawnError::Exec {
-                program: program.clone(),
-                workdir: launch.workdir.clone(),
-                source,
-            })?;
+    if launch.isolation == Isolation::Sandbox {
+        // The tenant's environment is in the bundle; runsc gets a plain one.
+        command.env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+    } else {
+        command.envs(launch.env.iter().map(|(name, value)| (name, value)));
+    }
+    let procs = cgroup
+        .as_ref()
+        .map(TenantCgroup::procs_files)
+        .unwrap_or_default();
+    // SAFETY: the closure only makes system calls (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || {
+            join_cgroup(&procs)?;
+            if let Some((uid, gid)) = switch_user {
+                become_user(uid, gid)?;
+            }
+            Ok(())
+        });
+    }
+    tracing::debug!(instance = %launch.key, ?argv, "spawning");
+    let (child, exit) = Reaper::global().spawn(&mut command).map_err(|source| {
+        if launch.isolation == Isolation::Sandbox
+            && let Some(sandbox) = &host.sandbox
+        {
+            sandbox.cleanup(&name);
+        }
+        cleanup(SpawnError::Exec {
+            program: program.clone(),
+            workdir: launch.workdir.clone(),
+            source,
+        })
+    })?;
     let pid = child.id();
     let start_time = process_start_time(pid);
-    if let (Some(table), Some(start_time)) = (table, start_time) {
+    if let (Some(table), Some(start_time)) = (&host.table, start_time) {
         let entry = ProcessEntry {
             instance: launch.key.clone(),
             pid,
@@ -124,16 +368,25 @@ pub fn start_process(launch: &Launch, table: Option<&Path>) -> Result<Started, S
             port: launch.port,
             started_at_unix: crate::observed::record::unix_now(),
             spec: Arc::clone(&launch.spec),
+            name: Some(name.clone()),
+            sandboxed: launch.isolation == Isolation::Sandbox,
         };
         if let Err(error) = write_entry(table, &entry) {
             tracing::warn!(instance = %launch.key, pid, %error, "cannot note the process in the process table; a restarted ten will not adopt it");
         }
     }
-    Ok(Started {
-        pid,
-        start_time,
-        exit,
-    })
+    Ok((
+        Started {
+            pid,
+            start_time,
+            exit,
+        },
+        Running {
+            name,
+            cgroup,
+            sandboxed: launch.isolation == Isolation::Sandbox,
+        },
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,13 +496,28 @@ mod tests {
             stderr: dir.join("logs/stderr.raw"),
             port: 30001,
             spec: Arc::new(FieldMap::new()),
+            isolation: Isolation::Process,
+            limits: Limits::default(),
+            storage_quota_mb: None,
+            user: None,
+            socket_dir: None,
+            uid: None,
+            gid: None,
         }
+    }
+
+    fn start(launch: &Launch, table: Option<&Path>) -> Result<Started, SpawnError> {
+        let host = SpawnEnv {
+            table: table.map(Path::to_path_buf),
+            ..SpawnEnv::default()
+        };
+        start_process(launch, &host).map(|(started, _)| started)
     }
 
     #[tokio::test]
     async fn the_environment_is_exactly_the_given_one() {
         let dir = tempfile::tempdir().unwrap();
-        let started = start_process(
+        let started = start(
             &launch(dir.path(), &["sh", "-c", "env; pwd; echo oops >&2"]),
             None,
         )
@@ -274,7 +542,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_signal_reaches_every_process_of_the_group() {
         let dir = tempfile::tempdir().unwrap();
-        let started = start_process(
+        let started = start(
             &launch(dir.path(), &["sh", "-c", "sleep 1000 & echo $!; wait"]),
             None,
         )
@@ -308,7 +576,7 @@ mod tests {
     async fn a_started_process_is_noted_and_can_be_adopted_by_pid_and_start_time() {
         let dir = tempfile::tempdir().unwrap();
         let table = dir.path().join("processes");
-        let started = start_process(&launch(dir.path(), &["sleep", "1000"]), Some(&table)).unwrap();
+        let started = start(&launch(dir.path(), &["sleep", "1000"]), Some(&table)).unwrap();
         let (entries, _) = super::super::table::scan(&table);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].pid, started.pid);
@@ -344,7 +612,7 @@ mod tests {
     #[test]
     fn a_missing_program_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let error = start_process(&launch(dir.path(), &["./does-not-exist"]), None).unwrap_err();
+        let error = start(&launch(dir.path(), &["./does-not-exist"]), None).unwrap_err();
         let message = error.to_string();
         assert!(
             message.starts_with("cannot run \"./does-not-exist\" in "),

@@ -33,6 +33,12 @@ pub struct ProcessEntry {
     pub started_at_unix: u64,
     /// The spec fields it was started with.
     pub spec: Arc<FieldMap>,
+    /// Names its cgroup and sandbox container (none: started without a cgroup).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Runs under runsc (its container is deleted after it ends).
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 fn entry_path(dir: &Path, instance: &InstanceKey, pid: u32) -> PathBuf {
@@ -101,6 +107,8 @@ mod tests {
             port: 30001,
             started_at_unix: 1_764_000_000,
             spec: Arc::new(FieldMap::new()),
+            name: Some(format!("{instance}.x").replace(':', ".")),
+            sandboxed: false,
         }
     }
 

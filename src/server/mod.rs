@@ -111,6 +111,37 @@ fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Se
     })
 }
 
+/// What this host offers for starting tenants: cgroups (as root), runsc, ten's own binary
+/// as the init of namespaces.
+fn spawn_env(data_dir: &Path) -> crate::runtime::SpawnEnv {
+    use crate::runtime::cgroup::Cgroups;
+    use sha2::{Digest, Sha256};
+    let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let owner: String = digest[..4]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let (cgroups, cgroups_missing) = if nix::unistd::geteuid().is_root() {
+        match Cgroups::detect(&owner) {
+            Ok(cgroups) => (Some(cgroups), None),
+            Err(error) => {
+                tracing::warn!(%error, "tenants run without cgroups: no limits, and processes that leave their group are not tracked");
+                (None, Some(error.to_string()))
+            }
+        }
+    } else {
+        (None, Some("ten does not run as root".to_string()))
+    };
+    crate::runtime::SpawnEnv {
+        table: Some(ten_dir(data_dir).join("processes")),
+        cgroups,
+        cgroups_missing,
+        sandbox: crate::runtime::sandbox::Sandbox::find(&ten_dir(data_dir)),
+        init_program: std::env::current_exe().ok(),
+    }
+}
+
 /// What the previous ten left: its last record (a corrupt or missing one is reported and
 /// taken as empty) and the process table.
 fn inheritance(data_dir: &Path) -> crate::reconcile::Inheritance {
@@ -246,9 +277,7 @@ pub async fn serve(
     let events = EventLog::default();
     let (changed_sender, changed) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        runtime: Arc::new(OsRuntime {
-            table: Some(ten_dir(&data_dir).join("processes")),
-        }),
+        runtime: Arc::new(OsRuntime::new(spawn_env(&data_dir))),
         logs: Arc::clone(&logs),
         events: events.clone(),
         ports: Arc::new(Mutex::new(PortAllocator::new(settings.port_range))),
@@ -278,7 +307,14 @@ pub async fn serve(
         diagnostics: loaded.diagnostics,
         changed,
     });
-    reconciler.take_over(inheritance(&data_dir));
+    let inheritance = inheritance(&data_dir);
+    let adopted_cgroups = inheritance
+        .processes
+        .iter()
+        .filter_map(|process| process.adoption.name.clone())
+        .collect();
+    shared.runtime.remove_unused_cgroups(&adopted_cgroups);
+    reconciler.take_over(inheritance);
     let reconciling = tokio::spawn(reconciler.run(receiver));
 
     let watcher_messages = messages.clone();
@@ -335,6 +371,7 @@ pub async fn serve(
         let _ = finished.await;
     }
     let _ = reconciling.await;
+    shared.runtime.remove_cgroup_parent();
     for path in info_paths {
         let _ = std::fs::remove_file(path);
     }

@@ -6,8 +6,10 @@
 
 use std::path::PathBuf;
 
+use crate::config::Listen;
 use crate::desired::InstanceSpec;
 use crate::runtime::Launch;
+use crate::runtime::cgroup::Limits;
 use crate::runtime::logs::CapturePaths;
 
 /// The variables tenants inherit from ten's environment.
@@ -65,6 +67,19 @@ pub fn build_launch(
         stderr: capture.stderr.clone(),
         port,
         spec: spec.shared_fields(),
+        isolation: spec.isolation,
+        limits: Limits {
+            memory_mb: spec.memory_limit_mb,
+            cpu_shares: spec.cpu_shares,
+            pids: spec.pids_limit,
+        },
+        storage_quota_mb: spec.storage_quota_mb,
+        user: spec.user.clone(),
+        socket_dir: (spec.listen == Listen::Socket)
+            .then(|| spec.socket.parent().map(PathBuf::from))
+            .flatten(),
+        uid: None,
+        gid: None,
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Then {
     Remove,
     /// Sleep until a request wakes it.
     Sleep,
+    /// Failed, with the note already set (over storage quota): `ten restart` or `ten apply`
+    /// tries again.
+    Fail,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +108,13 @@ pub enum Input {
     },
     SpawnFailed {
         error: String,
+        /// Trying again cannot help until something changes (a limit that cannot be
+        /// enforced, over storage quota, no runsc): failed at once, no retries.
+        permanent: bool,
+    },
+    /// Its data directory reached `storage_quota_mb`: stop it, failed, with this reason.
+    OverQuota {
+        reason: String,
     },
     Exited(ProcessExit),
     ProbeDone(ProbeResult),
@@ -349,14 +359,33 @@ impl Machine {
                     },
                 }
             }
-            (State::Spawning { then }, Input::SpawnFailed { error }) => match then {
+            (State::Spawning { then }, Input::SpawnFailed { error, permanent }) => match then {
                 Some(Then::Stop) => State::Stopped,
                 Some(Then::Remove) => State::Removed,
                 _ if self.waking => {
                     self.wake_failed(format!("could not start: {error}"), &mut effects)
                 }
+                _ if permanent => {
+                    let message = format!("could not start: {error}");
+                    effects.push(Effect::Event(format!(
+                        "{message}; `ten restart` or `ten apply` tries again once that is fixed"
+                    )));
+                    self.health = Health::Failed;
+                    self.note = Some(message);
+                    State::Failed
+                }
                 _ => self.retry(now, format!("could not start: {error}"), &mut effects),
             },
+
+            // Over storage quota: stopped, failed, until someone acts.
+            (
+                State::Starting { pid, .. } | State::Running { pid, .. },
+                Input::OverQuota { reason },
+            ) => {
+                effects.push(Effect::Event(format!("{reason}; stopping")));
+                self.note = Some(reason);
+                self.stop(pid, Then::Fail, now, &mut effects)
+            }
 
             // Exits.
             (State::Starting { pid, .. } | State::Running { pid, .. }, Input::Exited(exit)) => {
@@ -409,6 +438,14 @@ impl Machine {
                         }
                     }
                     Then::Remove => State::Removed,
+                    Then::Fail => {
+                        let reason = self.note.clone().unwrap_or_else(|| "failed".into());
+                        effects.push(Effect::Event(format!(
+                            "failed: {reason}; `ten restart` or `ten apply` tries again"
+                        )));
+                        self.health = Health::Failed;
+                        State::Failed
+                    }
                     Then::Sleep => {
                         effects.push(Effect::Event("sleeping".into()));
                         self.note = None;
@@ -1000,6 +1037,7 @@ mod tests {
         let effects = machine.step(
             Input::SpawnFailed {
                 error: "no such file".into(),
+                permanent: false,
             },
             t0,
         );
@@ -1077,6 +1115,7 @@ mod tests {
         let effects = machine.step(
             Input::SpawnFailed {
                 error: "no such file".into(),
+                permanent: false,
             },
             t0,
         );
@@ -1148,5 +1187,63 @@ mod tests {
             machine.step(Input::Wake, now),
             [Effect::Event("waking for a request".into()), Effect::Spawn]
         );
+    }
+
+    #[test]
+    fn a_permanent_spawn_failure_fails_at_once_without_retries() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        let effects = machine.step(
+            Input::SpawnFailed {
+                error: "over storage quota: 70 MB used of storage_quota_mb = 64".into(),
+                permanent: true,
+            },
+            t0,
+        );
+        assert_eq!(machine.phase(), Phase::Failed);
+        assert_eq!(machine.health, Health::Failed);
+        assert!(machine.restarts.is_empty());
+        assert_eq!(
+            machine.note.as_deref(),
+            Some("could not start: over storage quota: 70 MB used of storage_quota_mb = 64")
+        );
+        assert!(
+            effects
+                .iter()
+                .all(|effect| !matches!(effect, Effect::Spawn))
+        );
+        // `ten restart` tries again.
+        assert_eq!(machine.step(Input::Restart, t0), [Effect::Spawn]);
+    }
+
+    #[test]
+    fn over_quota_stops_the_instance_and_leaves_it_failed_with_the_reason() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(policy());
+        machine.step(Input::Start, t0);
+        machine.step(Input::Spawned { pid: 9 }, t0);
+        machine.step(Input::ProbeDone(Ok(())), t0);
+        let reason = "over storage quota: 65 MB used of storage_quota_mb = 64".to_string();
+        let effects = machine.step(
+            Input::OverQuota {
+                reason: reason.clone(),
+            },
+            t0,
+        );
+        assert!(effects.contains(&Effect::Signal {
+            pid: 9,
+            signal: GroupSignal::Stop(StopSignal::Term)
+        }));
+        machine.step(
+            Input::Exited(ProcessExit {
+                code: None,
+                signal: Some(15),
+            }),
+            t0,
+        );
+        assert_eq!(machine.phase(), Phase::Failed);
+        assert_eq!(machine.note.as_deref(), Some(reason.as_str()));
+        assert!(machine.restarts.is_empty(), "not restarted");
     }
 }

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::config::{Listen, Settings};
 use crate::desired::InstanceSpec;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
-use crate::observed::{ExitInfo, Health, Phase};
+use crate::observed::{ExitInfo, Health, Phase, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, port_is_free};
 use crate::runtime::{
@@ -75,6 +76,9 @@ pub struct Adoption {
     /// When it was restarted within the restart window (Unix seconds), so restart limits
     /// carry over.
     pub restart_times_unix: Vec<u64>,
+    /// Its cgroup and sandbox container, if it has them.
+    pub name: Option<String>,
+    pub sandboxed: bool,
 }
 
 /// What the reconciler sees of an instance.
@@ -132,6 +136,9 @@ pub struct Shared<R> {
 pub struct InstanceHandle {
     pub commands: mpsc::UnboundedSender<Command>,
     pub status: watch::Receiver<InstanceStatus>,
+    /// What it used at the last sample (kept out of the status: it changes with every
+    /// sample and is no part of the observed state).
+    pub usage: Arc<ArcSwapOption<Usage>>,
 }
 
 impl InstanceHandle {
@@ -179,6 +186,7 @@ pub fn spawn_instance<R: Runtime>(
     let handle = InstanceHandle {
         commands,
         status: status_receiver,
+        usage: Arc::default(),
     };
     let gate = gate.unwrap_or_else(|| Gate::new(handle.owner()));
     let task = InstanceTask {
@@ -197,6 +205,8 @@ pub fn spawn_instance<R: Runtime>(
         exit: None,
         spawning: None,
         probing: None,
+        sampling: None,
+        usage: Arc::clone(&handle.usage),
         permit: None,
         health_waiters: Vec::new(),
         held_signal: None,
@@ -229,6 +239,9 @@ struct InstanceTask<R> {
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
     probing: Option<Boxed<ProbeResult>>,
+    /// A usage sample in progress (taken with the periodic health checks).
+    sampling: Option<Boxed<Usage>>,
+    usage: Arc<ArcSwapOption<Usage>>,
     /// Held from spawn until the instance answers (or gives up).
     permit: Option<OwnedSemaphorePermit>,
     /// `ten health` callers waiting for an explicit probe.
@@ -275,7 +288,17 @@ impl<R: Runtime> InstanceTask<R> {
                             self.started_at_unix = Some(crate::observed::record::unix_now());
                             Input::Spawned { pid: started.pid }
                         }
-                        Err(error) => Input::SpawnFailed { error: error.to_string() },
+                        Err(error) => Input::SpawnFailed {
+                            permanent: error.is_permanent(),
+                            error: error.to_string(),
+                        },
+                    }
+                }
+                usage = async { self.sampling.as_mut().expect("guarded").await }, if self.sampling.is_some() => {
+                    self.sampling = None;
+                    match self.sampled(usage) {
+                        Some(input) => input,
+                        None => continue,
                     }
                 }
                 result = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
@@ -390,11 +413,13 @@ impl<R: Runtime> InstanceTask<R> {
             .iter()
             .filter_map(|at| now.checked_sub(Duration::from_secs(unix_now.saturating_sub(*at))))
             .collect();
-        match self
-            .shared
-            .runtime
-            .adopt(&self.key, adoption.pid, adoption.start_time)
-        {
+        match self.shared.runtime.adopt(
+            &self.key,
+            adoption.pid,
+            adoption.start_time,
+            adoption.name.as_deref(),
+            adoption.sandboxed,
+        ) {
             Ok(started) => {
                 self.exit = Some(started.exit);
                 self.pid_start_time = started.start_time;
@@ -412,6 +437,22 @@ impl<R: Runtime> InstanceTask<R> {
                 None
             }
         }
+    }
+
+    /// Keeps a usage sample; past the storage quota, the instance must stop.
+    fn sampled(&mut self, usage: Usage) -> Option<Input> {
+        self.usage.store(Some(Arc::new(usage)));
+        let quota_mb = self.spec.storage_quota_mb?;
+        let used = usage.storage_bytes?;
+        if self.machine.pid().is_none() || used < quota_mb.saturating_mul(1024 * 1024) {
+            return None;
+        }
+        Some(Input::OverQuota {
+            reason: format!(
+                "over storage quota: {} MB used of storage_quota_mb = {quota_mb}",
+                crate::runtime::storage::megabytes(used)
+            ),
+        })
     }
 
     /// Once the successor runs healthy, this task leaves; if the successor is gone, it stays.
@@ -465,6 +506,13 @@ impl<R: Runtime> InstanceTask<R> {
             Effect::Probe => {
                 if self.probing.is_none() {
                     self.probing = Some(self.probe_future());
+                }
+                // Periodic checks of a running instance also sample what it uses.
+                if let (State::Running { pid, .. }, None) = (&self.machine.state, &self.sampling) {
+                    let runtime = Arc::clone(&self.shared.runtime);
+                    let (pid, data_dir) = (*pid, self.spec.data_dir.clone());
+                    self.sampling =
+                        Some(Box::pin(async move { runtime.usage(pid, data_dir).await }));
                 }
             }
             Effect::Event(message) => {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunState;
 use crate::names::InstanceKey;
-use crate::observed::{ExitInfo, Health, Phase};
+use crate::observed::{ExitInfo, Health, Phase, Usage};
 
 pub use crate::config::Diagnostic;
 pub use crate::events::Event;
@@ -36,6 +36,9 @@ pub struct InstanceView {
     pub last_exit: Option<ExitInfo>,
     pub note: Option<String>,
     pub declared_in: Option<String>,
+    /// What it uses, sampled with its health checks (running instances only).
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 /// `GET /api/status`: the server and the state of its configuration.

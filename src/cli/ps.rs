@@ -61,12 +61,19 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
                 view.health.to_string(),
                 view.weight.to_string(),
                 view.restarts.to_string(),
+                view.usage
+                    .and_then(|usage| usage.memory_bytes)
+                    .map_or_else(|| "-".into(), human_bytes),
+                view.usage
+                    .and_then(|usage| usage.storage_bytes)
+                    .map_or_else(|| "-".into(), human_bytes),
             ]
         })
         .collect();
     let mut text = table(
         &[
-            "INSTANCE", "STATE", "LISTEN", "UPTIME", "HEALTH", "WEIGHT", "RESTARTS",
+            "INSTANCE", "STATE", "LISTEN", "UPTIME", "HEALTH", "WEIGHT", "RESTARTS", "MEM",
+            "DISK",
         ],
         &rows,
     );
@@ -80,4 +87,36 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     }
     print_stdout(&text)?;
     Ok(exit::OK)
+}
+
+/// `512K`, `12.3M`, `1.2G`, as `ls -h` writes sizes.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536), "1.5K");
+        assert_eq!(human_bytes(12 * 1024 * 1024 + 300_000), "12M");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0G");
+    }
 }

@@ -793,7 +793,11 @@ impl<R: Runtime> Reconciler<R> {
                 let _ = reply.send(self.apply(token).await);
             }
             Call::Instances(reply) => {
-                let _ = reply.send(views::instance_views(&self.desired, &self.observed));
+                let usage = |key: &InstanceKey| {
+                    let slot = self.slots.get(key)?;
+                    slot.handle.usage.load_full().map(|usage| *usage)
+                };
+                let _ = reply.send(views::instance_views(&self.desired, &self.observed, usage));
             }
             Call::Watch { key, reply } => {
                 let _ = reply.send(self.slots.get(&key).map(|slot| slot.handle.status.clone()));

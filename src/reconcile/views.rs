@@ -8,9 +8,14 @@ use crate::config::{Listen, RunState};
 use crate::desired::DesiredState;
 use crate::names::InstanceKey;
 use crate::observed::record::unix_now;
-use crate::observed::{Health, ObservedState, Phase};
+use crate::observed::{Health, ObservedState, Phase, Usage};
 
-pub fn instance_views(desired: &DesiredState, observed: &ObservedState) -> Vec<InstanceView> {
+/// `usage` gives the last usage sample of an instance.
+pub fn instance_views(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    usage: impl Fn(&InstanceKey) -> Option<Usage>,
+) -> Vec<InstanceView> {
     let keys: BTreeSet<&InstanceKey> = desired
         .instances
         .keys()
@@ -58,6 +63,7 @@ pub fn instance_views(desired: &DesiredState, observed: &ObservedState) -> Vec<I
                 declared_in: spec
                     .map(|spec| spec.declared.describe())
                     .or_else(|| instance.and_then(|instance| instance.declared_in.clone())),
+                usage: if running { usage(key) } else { None },
             }
         })
         .collect()

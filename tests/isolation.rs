@@ -1,0 +1,378 @@
+//! Isolation and limits, each property shown from inside a tenant (the probe app,
+//! `testdata/apps/probe.py`), through the real binary. These tests need root (CI runs as
+//! root): namespaces, cgroups and runsc are root's.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::server::{TestServer, alive, project, stderr, stdout, wait_gone};
+use ten::api::types::InstanceView;
+use ten::observed::{Health, Phase};
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the isolation tests need root (CI runs as root)"
+    );
+}
+
+fn probe() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/apps/probe.py")
+}
+
+/// A service running the probe app with `extra` keys.
+fn service(name: &str, extra: &str) -> String {
+    format!(
+        "[service.{name}]\ncommand = \"/usr/bin/python3 {}\"\nhealth = \"/health\"\nstop_timeout = 2\n{extra}\n\n[service.{name}.env]\nDATA_DIR = \"{{data_dir}}/{{name}}/{{id}}\"\n",
+        probe().display()
+    )
+}
+
+/// A GET through the proxy: status and body (status 0 when the connection broke).
+fn get(server: &TestServer, host: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn healthy(keys: &'static [&'static str]) -> impl Fn(&[InstanceView]) -> bool {
+    move |views| {
+        keys.iter().all(|key| {
+            views.iter().any(|view| {
+                view.instance.to_string() == *key
+                    && view.phase == Phase::Running
+                    && view.health == Health::Healthy
+            })
+        })
+    }
+}
+
+fn view<'a>(views: &'a [InstanceView], key: &str) -> &'a InstanceView {
+    views
+        .iter()
+        .find(|view| view.instance.to_string() == key)
+        .unwrap()
+}
+
+/// The cgroup directory of `pid` in the v1 hierarchy `controller` (this machine), or in the
+/// unified hierarchy.
+fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        if controllers.split(',').any(|c| c == controller) {
+            return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
+        }
+    }
+    let unified = text.lines().find_map(|line| line.strip_prefix("0::")).unwrap();
+    PathBuf::from(format!("/sys/fs/cgroup{unified}"))
+}
+
+/// Pids of the processes in `pid`'s cgroup.
+fn cgroup_members(pid: u32) -> Vec<u32> {
+    fs::read_to_string(cgroup_dir(pid, "pids").join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.parse().ok())
+        .collect()
+}
+
+fn pids_seen(listing: &str) -> Vec<u32> {
+    listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_namespace_tenant_sees_only_its_own_processes_and_cannot_signal_another() {
+    require_root();
+    let dir = project(
+        "",
+        &service("ns", "isolation = \"namespace\""),
+        &[("instances/ns/a.toml", ""), ("instances/ns/b.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let views = server.wait_until("a and b run", healthy(&["ns:a", "ns:b"]));
+    let (status, listing) = get(&server, "a.ns.localhost", "/ps");
+    assert_eq!(status, 200);
+    // PID 1 is ten's init, PID 2 the app: nothing of the host, nothing of b.
+    assert_eq!(pids_seen(&listing), [1, 2], "{listing}");
+    assert!(listing.contains("2 python3"), "{listing}");
+
+    let b = view(&views, "ns:b").pid.unwrap();
+    let (_, killed) = get(&server, "a.ns.localhost", &format!("/kill?pid={b}"));
+    assert!(killed.contains("ProcessLookupError"), "{killed}");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = server.ps();
+    assert_eq!(view(&after, "ns:b").pid, Some(b), "b was not touched");
+    assert_eq!(get(&server, "b.ns.localhost", "/health"), (200, "ok".into()));
+}
+
+#[test]
+fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
+    require_root();
+    let command = format!(
+        "[service.ns]\ncommand = \"sh -c 'sleep 0.1; exec /usr/bin/python3 {}'\"\nhealth = \"/health\"\nisolation = \"namespace\"\nstop_timeout = 2\n",
+        probe().display()
+    );
+    let dir = project("", &command, &[("instances/ns/a.toml", "")]);
+    let mut server = TestServer::start(dir.path());
+    server.wait_until("it runs", healthy(&["ns:a"]));
+    // A request that waits for a second one: a server without threads would hang here.
+    let url = server.url.clone();
+    let blocked = std::thread::spawn(move || {
+        let server_url = url;
+        let mut stream = TcpStream::connect(server_url.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "GET /block HTTP/1.1\r\nHost: a.ns.localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(&server, "a.ns.localhost", "/release"), (200, "ok".into()));
+    assert!(blocked.join().unwrap().ends_with("released"));
+    let (_, listing) = get(&server, "a.ns.localhost", "/ps");
+    assert_eq!(pids_seen(&listing), [1, 2], "sh exec'd into python: {listing}");
+    // A stop reaches the app through the init, and its end comes back: SIGTERM, not the
+    // SIGKILL that would follow stop_timeout.
+    let pid = server.instance("ns:a").unwrap().pid.unwrap();
+    assert!(server.ten(&["stop", "ns:a"]).status.success());
+    assert!(wait_gone(pid));
+    let stopped = server.instance("ns:a").unwrap();
+    assert_eq!(stopped.phase, Phase::Stopped);
+    assert_eq!(stopped.last_exit.and_then(|exit| exit.signal), Some(15));
+    server.stop();
+}
+
+#[test]
+fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
+    require_root();
+    let dir = project(
+        "",
+        &service("sb", "isolation = \"sandbox\"\nstartup_timeout = 30"),
+        &[("instances/sb/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let views = server.wait_until("it runs under runsc", healthy(&["sb:a"]));
+    let pid = view(&views, "sb:a").pid.unwrap();
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.contains("runsc"), "{cmdline:?}");
+    assert_eq!(get(&server, "a.sb.localhost", "/health"), (200, "ok".into()));
+    assert_eq!(get(&server, "a.sb.localhost", "/write?mb=1"), (200, "wrote 1".into()));
+    let blob = dir.path().join("tenement-data/sb/a/blob-1");
+    assert_eq!(fs::metadata(&blob).unwrap().len(), 1024 * 1024);
+    // It sees gVisor's processes, not the host's.
+    let (_, listing) = get(&server, "a.sb.localhost", "/ps");
+    assert!(pids_seen(&listing).len() <= 3, "{listing}");
+    let members = cgroup_members(pid);
+    assert!(members.len() >= 3, "runsc, its gofer and sandbox are in the cgroup: {members:?}");
+
+    let stop = server.ten(&["stop", "sb:a"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    for member in members {
+        assert!(wait_gone(member), "{member} survived the stop");
+    }
+    let bundles = dir.path().join("tenement-data/.ten/sandbox");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::read_dir(&bundles).map_or(0, |listing| listing.count()) > 0 {
+        assert!(Instant::now() < deadline, "the bundle was not removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_tenant_over_its_memory_limit_is_oom_killed_and_restarted_alone() {
+    require_root();
+    let services = format!(
+        "{}\n{}",
+        service("hog", "memory_limit_mb = 64"),
+        service("calm", "")
+    );
+    let dir = project(
+        "",
+        &services,
+        &[("instances/hog/a.toml", ""), ("instances/calm/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let views = server.wait_until("both run", healthy(&["hog:a", "calm:a"]));
+    let hog = view(&views, "hog:a").pid.unwrap();
+    let calm = view(&views, "calm:a").pid.unwrap();
+    let limit = fs::read_to_string(cgroup_dir(hog, "memory").join("memory.limit_in_bytes"))
+        .or_else(|_| fs::read_to_string(cgroup_dir(hog, "memory").join("memory.max")))
+        .unwrap();
+    assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string());
+
+    let (status, _) = get(&server, "a.hog.localhost", "/alloc?mb=256");
+    assert_ne!(status, 200, "it could not allocate past its limit");
+    let views = server.wait_until("hog restarted", |views| {
+        let hog_view = view(views, "hog:a");
+        hog_view.restarts >= 1 && healthy(&["hog:a"])(views) && hog_view.pid != Some(hog)
+    });
+    let events = stdout(&server.ten(&["events", "hog:a"]));
+    assert!(events.contains("killed by signal 9 (SIGKILL)"), "{events}");
+    assert!(events.contains("out of memory"), "{events}");
+    let calm_view = view(&views, "calm:a");
+    assert_eq!((calm_view.pid, calm_view.restarts), (Some(calm), 0));
+    assert_eq!(get(&server, "a.calm.localhost", "/alloc?mb=100"), (200, "allocated 100".into()));
+}
+
+#[test]
+fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
+    require_root();
+    let services = format!(
+        "{}\n{}",
+        service("bomb", "pids_limit = 50"),
+        service("calm", "")
+    );
+    let dir = project(
+        "",
+        &services,
+        &[("instances/bomb/a.toml", ""), ("instances/calm/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let views = server.wait_until("both run", healthy(&["bomb:a", "calm:a"]));
+    let bomb = view(&views, "bomb:a").pid.unwrap();
+    assert_eq!(get(&server, "a.bomb.localhost", "/forkbomb"), (200, "started".into()));
+    let pids_dir = cgroup_dir(bomb, "pids");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let refused = fs::read_to_string(pids_dir.join("pids.events")).unwrap_or_default();
+        if refused.trim() != "max 0" && !refused.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bomb never hit the limit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let current: u64 = fs::read_to_string(pids_dir.join("pids.current"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(current <= 50, "{current} tasks");
+    // ten and the neighbour stay responsive.
+    assert_eq!(get(&server, "a.calm.localhost", "/health"), (200, "ok".into()));
+    assert_eq!(server.ps().len(), 2);
+
+    let members = cgroup_members(bomb);
+    assert!(members.len() > 10, "{members:?}");
+    let rm = server.ten(&["rm", "bomb:a"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    for member in members {
+        assert!(wait_gone(member), "{member} survived ten rm");
+    }
+    assert!(!pids_dir.exists(), "the cgroup is removed");
+}
+
+#[test]
+fn a_setsid_grandchild_is_gone_after_ten_rm() {
+    require_root();
+    let dir = project("", &service("web", ""), &[("instances/web/a.toml", "")]);
+    let server = TestServer::start(dir.path());
+    server.wait_until("it runs", healthy(&["web:a"]));
+    let (status, body) = get(&server, "a.web.localhost", "/setsid");
+    assert_eq!(status, 200);
+    let escapee: u32 = body.trim().parse().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(alive(escapee));
+    let session = fs::read_to_string(format!("/proc/{escapee}/stat")).unwrap();
+    let fields: Vec<&str> = session.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(fields[3], escapee.to_string(), "it leads its own session");
+    assert!(server.ten(&["rm", "web:a"]).status.success());
+    assert!(wait_gone(escapee), "the setsid grandchild survived");
+}
+
+#[test]
+fn writing_past_the_storage_quota_stops_the_tenant_with_that_reason() {
+    require_root();
+    let dir = project(
+        "",
+        &service("disk", "storage_quota_mb = 5"),
+        &[("instances/disk/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_until("it runs", healthy(&["disk:a"]));
+    assert_eq!(get(&server, "a.disk.localhost", "/write?mb=8"), (200, "wrote 8".into()));
+    let views = server.wait_until("it is stopped for its quota", |views| {
+        views[0].phase == Phase::Failed
+    });
+    let note = views[0].note.clone().unwrap_or_default();
+    assert!(note.starts_with("over storage quota: 8 MB used of storage_quota_mb = 5"), "{note}");
+    let ps = stdout(&server.ten(&["ps"]));
+    assert!(ps.contains("over storage quota"), "{ps}");
+    let events = stdout(&server.ten(&["events", "disk:a"]));
+    assert!(events.contains("over storage quota"), "{events}");
+    // While over, a start is refused with the same reason.
+    let _ = server.ten(&["restart", "disk:a"]);
+    let views = server.wait_until("the restart is refused", |views| {
+        views[0].phase == Phase::Failed
+            && views[0]
+                .note
+                .as_deref()
+                .is_some_and(|note| note.starts_with("could not start: over storage quota"))
+    });
+    assert_eq!(views[0].pid, None);
+}
+
+#[test]
+fn usage_and_user_are_visible_from_outside_and_inside() {
+    require_root();
+    // nobody must be able to read the app: a copy in a directory anyone may enter.
+    let shared = tempfile::tempdir().unwrap();
+    fs::set_permissions(shared.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = shared.path().join("probe.py");
+    fs::copy(probe(), &app).unwrap();
+    let services = format!(
+        "{}\n{}",
+        service("web", "user = \"nobody\""),
+        service("ns", "user = \"nobody\"\nisolation = \"namespace\"")
+    )
+    .replace(&probe().display().to_string(), &app.display().to_string());
+    let dir = project(
+        "",
+        &services,
+        &[("instances/web/a.toml", ""), ("instances/ns/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_until("both run", healthy(&["web:a", "ns:a"]));
+    for host in ["a.web.localhost", "a.ns.localhost"] {
+        assert_eq!(get(&server, host, "/whoami"), (200, "65534 65534".into()), "{host}");
+    }
+    let views = server.wait_until("usage is sampled", |views| {
+        views.iter().all(|view| {
+            view.usage.is_some_and(|usage| {
+                usage.memory_bytes.is_some_and(|bytes| bytes > 1024 * 1024)
+                    && usage.cpu_usec.is_some_and(|usec| usec > 0)
+                    && usage.storage_bytes.is_some()
+                    && usage.tasks.is_some_and(|tasks| tasks >= 1)
+            })
+        })
+    });
+    assert_eq!(views.len(), 2);
+    let ps = stdout(&server.ten(&["ps"]));
+    assert!(ps.lines().next().unwrap().ends_with("MEM   DISK"), "{ps}");
+}

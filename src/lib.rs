@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod events;
+pub mod metrics;
 pub mod names;
 pub mod observed;
 pub mod plan;

@@ -84,7 +84,10 @@ fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
             return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
         }
     }
-    let unified = text.lines().find_map(|line| line.strip_prefix("0::")).unwrap();
+    let unified = text
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .unwrap();
     PathBuf::from(format!("/sys/fs/cgroup{unified}"))
 }
 
@@ -126,7 +129,10 @@ fn a_namespace_tenant_sees_only_its_own_processes_and_cannot_signal_another() {
     std::thread::sleep(Duration::from_millis(300));
     let after = server.ps();
     assert_eq!(view(&after, "ns:b").pid, Some(b), "b was not touched");
-    assert_eq!(get(&server, "b.ns.localhost", "/health"), (200, "ok".into()));
+    assert_eq!(
+        get(&server, "b.ns.localhost", "/health"),
+        (200, "ok".into())
+    );
 }
 
 #[test]
@@ -154,10 +160,17 @@ fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
         response
     });
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(get(&server, "a.ns.localhost", "/release"), (200, "ok".into()));
+    assert_eq!(
+        get(&server, "a.ns.localhost", "/release"),
+        (200, "ok".into())
+    );
     assert!(blocked.join().unwrap().ends_with("released"));
     let (_, listing) = get(&server, "a.ns.localhost", "/ps");
-    assert_eq!(pids_seen(&listing), [1, 2], "sh exec'd into python: {listing}");
+    assert_eq!(
+        pids_seen(&listing),
+        [1, 2],
+        "sh exec'd into python: {listing}"
+    );
     // A stop reaches the app through the init, and its end comes back: SIGTERM, not the
     // SIGKILL that would follow stop_timeout.
     let pid = server.instance("ns:a").unwrap().pid.unwrap();
@@ -182,15 +195,24 @@ fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
     let pid = view(&views, "sb:a").pid.unwrap();
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(cmdline.contains("runsc"), "{cmdline:?}");
-    assert_eq!(get(&server, "a.sb.localhost", "/health"), (200, "ok".into()));
-    assert_eq!(get(&server, "a.sb.localhost", "/write?mb=1"), (200, "wrote 1".into()));
+    assert_eq!(
+        get(&server, "a.sb.localhost", "/health"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&server, "a.sb.localhost", "/write?mb=1"),
+        (200, "wrote 1".into())
+    );
     let blob = dir.path().join("tenement-data/sb/a/blob-1");
     assert_eq!(fs::metadata(&blob).unwrap().len(), 1024 * 1024);
     // It sees gVisor's processes, not the host's.
     let (_, listing) = get(&server, "a.sb.localhost", "/ps");
     assert!(pids_seen(&listing).len() <= 3, "{listing}");
     let members = cgroup_members(pid);
-    assert!(members.len() >= 3, "runsc, its gofer and sandbox are in the cgroup: {members:?}");
+    assert!(
+        members.len() >= 3,
+        "runsc, its gofer and sandbox are in the cgroup: {members:?}"
+    );
 
     let stop = server.ten(&["stop", "sb:a"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
@@ -238,7 +260,10 @@ fn a_tenant_over_its_memory_limit_is_oom_killed_and_restarted_alone() {
     assert!(events.contains("out of memory"), "{events}");
     let calm_view = view(&views, "calm:a");
     assert_eq!((calm_view.pid, calm_view.restarts), (Some(calm), 0));
-    assert_eq!(get(&server, "a.calm.localhost", "/alloc?mb=100"), (200, "allocated 100".into()));
+    assert_eq!(
+        get(&server, "a.calm.localhost", "/alloc?mb=100"),
+        (200, "allocated 100".into())
+    );
 }
 
 #[test]
@@ -257,7 +282,10 @@ fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
     let server = TestServer::start(dir.path());
     let views = server.wait_until("both run", healthy(&["bomb:a", "calm:a"]));
     let bomb = view(&views, "bomb:a").pid.unwrap();
-    assert_eq!(get(&server, "a.bomb.localhost", "/forkbomb"), (200, "started".into()));
+    assert_eq!(
+        get(&server, "a.bomb.localhost", "/forkbomb"),
+        (200, "started".into())
+    );
     let pids_dir = cgroup_dir(bomb, "pids");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -275,7 +303,10 @@ fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
         .unwrap();
     assert!(current <= 50, "{current} tasks");
     // ten and the neighbour stay responsive.
-    assert_eq!(get(&server, "a.calm.localhost", "/health"), (200, "ok".into()));
+    assert_eq!(
+        get(&server, "a.calm.localhost", "/health"),
+        (200, "ok".into())
+    );
     assert_eq!(server.ps().len(), 2);
 
     let members = cgroup_members(bomb);
@@ -300,7 +331,12 @@ fn a_setsid_grandchild_is_gone_after_ten_rm() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(alive(escapee));
     let session = fs::read_to_string(format!("/proc/{escapee}/stat")).unwrap();
-    let fields: Vec<&str> = session.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = session
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     assert_eq!(fields[3], escapee.to_string(), "it leads its own session");
     assert!(server.ten(&["rm", "web:a"]).status.success());
     assert!(wait_gone(escapee), "the setsid grandchild survived");
@@ -316,12 +352,19 @@ fn writing_past_the_storage_quota_stops_the_tenant_with_that_reason() {
     );
     let server = TestServer::start(dir.path());
     server.wait_until("it runs", healthy(&["disk:a"]));
-    assert_eq!(get(&server, "a.disk.localhost", "/write?mb=8"), (200, "wrote 8".into()));
+    assert_eq!(
+        get(&server, "a.disk.localhost", "/write?mb=8"),
+        (200, "wrote 8".into())
+    );
     let views = server.wait_until("it is stopped for its quota", |views| {
         views[0].phase == Phase::Failed
     });
     let note = views[0].note.clone().unwrap_or_default();
-    assert!(note.starts_with("over storage quota: 8 MB used of storage_quota_mb = 5"), "{note}");
+    assert!(
+        note.starts_with("over storage quota: ")
+            && note.ends_with(" MB used of storage_quota_mb = 5"),
+        "{note}"
+    );
     let ps = stdout(&server.ten(&["ps"]));
     assert!(ps.contains("over storage quota"), "{ps}");
     let events = stdout(&server.ten(&["events", "disk:a"]));
@@ -343,7 +386,11 @@ fn usage_and_user_are_visible_from_outside_and_inside() {
     require_root();
     // nobody must be able to read the app: a copy in a directory anyone may enter.
     let shared = tempfile::tempdir().unwrap();
-    fs::set_permissions(shared.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let app = shared.path().join("probe.py");
     fs::copy(probe(), &app).unwrap();
     let services = format!(
@@ -360,7 +407,11 @@ fn usage_and_user_are_visible_from_outside_and_inside() {
     let server = TestServer::start(dir.path());
     server.wait_until("both run", healthy(&["web:a", "ns:a"]));
     for host in ["a.web.localhost", "a.ns.localhost"] {
-        assert_eq!(get(&server, host, "/whoami"), (200, "65534 65534".into()), "{host}");
+        assert_eq!(
+            get(&server, host, "/whoami"),
+            (200, "65534 65534".into()),
+            "{host}"
+        );
     }
     let views = server.wait_until("usage is sampled", |views| {
         views.iter().all(|view| {

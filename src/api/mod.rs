@@ -1,9 +1,14 @@
-//! The control API: JSON over HTTP under the root domain (`/api/...`), bearer token.
-//! `types` holds its wire types; `routes` its handlers; `settle` waits for actions to take
-//! effect.
+//! The control API: JSON over HTTP under the root domain (`/api/...`), bearer tokens.
+//! `types` holds its wire types; `routes` its handlers; `tokens` the token store; `auth` the
+//! check of a request's token; `scope` what each token may do; `limiter` failed checks per
+//! address; `metrics` the `/metrics` scrape; `settle` waits for actions to take effect.
 
 pub mod auth;
 pub mod body;
+pub mod limiter;
+pub mod metrics;
 pub mod routes;
+pub mod scope;
 pub mod settle;
+pub mod tokens;
 pub mod types;

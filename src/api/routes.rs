@@ -3,6 +3,7 @@
 //! `start`, `rm`), so the files stay the single source of truth.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -21,12 +23,14 @@ use crate::names::InstanceKey;
 use crate::reconcile::{Call, CallError, Message};
 use crate::runtime::logs::{LogHub, LogQuery, Stream};
 
-use super::auth::Auth;
+use super::auth::{Auth, Refused};
 use super::body::{self, Body, json, ndjson_line, sse_event};
+use super::scope::{Filter, Scope, authorize, decode_key, need};
 use super::settle::{Goal, settle};
 use super::types::{
     ActionResult, ApplyProgress, ApplyRequest, DeployRequest, ErrorBody, HealthReport,
-    InstanceView, RouteRequest, SpawnRequest, StatusView, TokenResponse, WeightRequest,
+    InstanceView, RouteRequest, SpawnRequest, StatusView, TokenRequest, TokenResponse,
+    WeightRequest,
 };
 
 /// Largest request body accepted.
@@ -41,7 +45,7 @@ pub struct ApiState {
 
 type Reply = Response<Body>;
 
-fn failure(error: CallError) -> Reply {
+pub(super) fn failure(error: CallError) -> Reply {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json(
         status,
@@ -59,7 +63,10 @@ fn bad_request(message: impl Into<String>) -> CallError {
 
 impl ApiState {
     /// Asks the reconciler and waits for its answer.
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, CallError> {
+    pub(super) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Call,
+    ) -> Result<T, CallError> {
         let (sender, receiver) = oneshot::channel();
         self.reconciler
             .send(Message::Call(make(sender)))
@@ -70,14 +77,17 @@ impl ApiState {
             .map_err(|_| CallError::new(503, "ten is shutting down"))
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Reply {
-        if !self.auth.allows(request.headers()) {
-            return body::error(
-                StatusCode::UNAUTHORIZED,
-                "missing or invalid API token",
-                Some("send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token".into()),
-            );
-        }
+    /// The bearer token's scope, or why the request is refused (see `refusal`).
+    pub fn authenticate(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Scope, Refused> {
+        self.auth
+            .authenticate(headers, peer.ip(), std::time::Instant::now())
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let scope = match self.authenticate(request.headers(), peer) {
+            Ok(scope) => scope,
+            Err(refused) => return refusal(refused),
+        };
         let method = request.method().clone();
         let path = request
             .uri()
@@ -87,6 +97,10 @@ impl ApiState {
             .to_string();
         let query = parse_query(request.uri().query());
         let segments: Vec<&str> = path.split('/').collect();
+        let need = need(&method, &segments);
+        if let Err(error) = authorize(&scope, &need, &method, &path) {
+            return failure(error);
+        }
         let result = match (&method, segments.as_slice()) {
             (&Method::GET, ["status"]) => self
                 .ask(Call::Status)
@@ -100,10 +114,13 @@ impl ApiState {
                 Ok(apply) => self.apply(apply).await,
                 Err(error) => Err(error),
             },
-            (&Method::GET, ["instances"]) => self
-                .ask(Call::Instances)
-                .await
-                .map(|views| json(StatusCode::OK, &views)),
+            (&Method::GET, ["instances"]) => self.ask(Call::Instances).await.map(|views| {
+                let views: Vec<InstanceView> = views
+                    .into_iter()
+                    .filter(|view| scope.sees(&view.instance))
+                    .collect();
+                json(StatusCode::OK, &views)
+            }),
             (&Method::POST, ["instances", "spawn"]) => match read_json::<SpawnRequest>(request)
                 .await
             {
@@ -116,7 +133,7 @@ impl ApiState {
             (_, ["instances", key, rest @ ..]) => match parse_key(key) {
                 Ok(key) => match (&method, rest) {
                     (&Method::GET, []) => self.instance(&key).await,
-                    (&Method::DELETE, []) => self.undeclare(key).await,
+                    (&Method::DELETE, []) => Arc::clone(&self).undeclare(key).await,
                     (&Method::POST, ["stop"]) => self.set_state(key, RunState::Stopped).await,
                     (&Method::POST, ["start"]) => self.set_state(key, RunState::Running).await,
                     (&Method::POST, ["restart"]) => self.restart(key).await,
@@ -137,43 +154,55 @@ impl ApiState {
                 Ok(body) => self.reroute(body).await,
                 Err(error) => Err(error),
             },
-            (&Method::POST, ["tokens"]) => match self.auth.rotate() {
-                Ok((token, file)) => Ok(json(
-                    StatusCode::OK,
-                    &TokenResponse {
-                        token,
-                        file: file.display().to_string(),
-                    },
-                )),
-                Err(error) => Err(CallError::new(
-                    500,
-                    format!("cannot write the new token: {error}"),
-                )),
+            (&Method::POST, ["tokens"]) => match read_json::<TokenRequest>(request).await {
+                Ok(body) => Arc::clone(&self).issue_token(body).await,
+                Err(error) => Err(error),
             },
-            (&Method::GET, ["logs"]) => {
-                log_query(&query).map(|query| json(StatusCode::OK, &self.logs.query(&query)))
-            }
+            (&Method::GET, ["logs"]) => log_query(&query, &scope)
+                .map(|query| json(StatusCode::OK, &self.logs.query(&query))),
             (&Method::GET, ["logs", "stream"]) => {
-                log_query(&query).map(|query| self.follow_logs(query))
+                log_query(&query, &scope).map(|query| self.follow_logs(query))
             }
-            (&Method::GET, ["events"]) => {
-                let instance = match query.get("instance").map(|key| parse_key(key)).transpose() {
-                    Ok(instance) => instance,
-                    Err(error) => return failure(error),
-                };
+            (&Method::GET, ["events"]) => event_filter(&query, &scope).map(|instance| {
                 let limit = query
                     .get("limit")
                     .and_then(|limit| limit.parse().ok())
                     .unwrap_or(100);
-                Ok(json(
+                json(
                     StatusCode::OK,
                     &self.events.recent(instance.as_ref(), limit),
-                ))
+                )
+            }),
+            (&Method::GET, ["events", "stream"]) => {
+                event_filter(&query, &scope).map(|instance| self.follow_events(instance))
             }
-            (&Method::GET, ["events", "stream"]) => Ok(self.follow_events(&query)),
             _ => Err(not_found(&method, &path)),
         };
         result.unwrap_or_else(failure)
+    }
+
+    /// `ten token-gen [--tenant S:ID]`: a new token, valid at once; for a tenant, only for a
+    /// declared instance.
+    async fn issue_token(self: Arc<Self>, request: TokenRequest) -> Result<Reply, CallError> {
+        let scope = match request.tenant {
+            Some(key) => {
+                self.must_be_declared(&key).await.map_err(|error| {
+                    CallError::new(
+                        error.status,
+                        format!("{key} is not declared, so it cannot have a tenant token"),
+                    )
+                    .hint(format!("declare it first: `ten spawn {key}`"))
+                })?;
+                Scope::Tenant(key)
+            }
+            None => Scope::Admin,
+        };
+        let state = Arc::clone(&self);
+        let issued = tokio::task::spawn_blocking(move || state.auth.issue(&scope))
+            .await
+            .map_err(|error| CallError::new(500, format!("making the token failed: {error}")))?
+            .map_err(|error| CallError::new(500, format!("cannot make the token: {error}")))?;
+        Ok(json(StatusCode::OK, &TokenResponse::from(issued)))
     }
 
     async fn status(&self) -> Result<StatusView, CallError> {
@@ -472,8 +501,8 @@ impl ApiState {
         self.converge(&key, goal, shown, &what).await
     }
 
-    /// `ten rm`: remove the instance file.
-    async fn undeclare(&self, key: InstanceKey) -> Result<Reply, CallError> {
+    /// `ten rm`: remove the instance file (and the instance's token, if it has one).
+    async fn undeclare(self: Arc<Self>, key: InstanceKey) -> Result<Reply, CallError> {
         let status = self.status().await?;
         let path = self.instance_file(&status, &key);
         let shown = path.display().to_string();
@@ -492,6 +521,12 @@ impl ApiState {
             } else {
                 CallError::new(404, format!("{key} is not declared"))
             });
+        }
+        let state = Arc::clone(&self);
+        let scope = Scope::Tenant(key.clone());
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || state.auth.revoke(&scope)).await
+        {
+            tracing::warn!(instance = %key, %error, "cannot revoke the instance's token");
         }
         self.converge(
             &key,
@@ -633,10 +668,7 @@ impl ApiState {
         response
     }
 
-    fn follow_events(&self, query: &HashMap<String, String>) -> Reply {
-        let instance = query
-            .get("instance")
-            .and_then(|key| InstanceKey::parse(key).ok());
+    fn follow_events(&self, instance: Option<InstanceKey>) -> Reply {
         let mut events = self.events.subscribe();
         let (sender, response) = body::stream("text/event-stream");
         tokio::spawn(async move {
@@ -663,15 +695,7 @@ fn not_found(method: &Method, path: &str) -> CallError {
 
 /// `notes:alice` (also percent-encoded) as a key.
 fn parse_key(text: &str) -> Result<InstanceKey, CallError> {
-    let decoded = percent_decode(text);
-    InstanceKey::parse(&decoded).map_err(|error| bad_request(error.to_string()))
-}
-
-fn percent_decode(text: &str) -> String {
-    form_urlencoded::parse(format!("k={text}").as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
+    decode_key(text).map_err(|error| bad_request(error.to_string()))
 }
 
 fn parse_query(query: Option<&str>) -> HashMap<String, String> {
@@ -680,18 +704,39 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// `?process=S&id=ID` (the original's names) or `?instance=S:ID`, `level`, `search`, `limit`.
-fn log_query(query: &HashMap<String, String>) -> Result<LogQuery, CallError> {
-    let instance = match (query.get("instance"), query.get("process"), query.get("id")) {
-        (Some(key), _, _) => Some(parse_key(key)?),
-        (None, Some(process), Some(id)) => Some(parse_key(&format!("{process}:{id}"))?),
+/// The instance asked for: `?instance=S:ID` (or `all`), or `?process=S&id=ID` (the
+/// original's names) when `names` allows them.
+fn instance_filter(query: &HashMap<String, String>, names: bool) -> Result<Filter, CallError> {
+    let (process, id) = if names {
+        (query.get("process"), query.get("id"))
+    } else {
+        (None, None)
+    };
+    Ok(match (query.get("instance"), process, id) {
+        (Some(all), _, _) if all == "all" => Filter::All,
+        (Some(key), _, _) => Filter::One(parse_key(key)?),
+        (None, Some(process), Some(id)) => Filter::One(parse_key(&format!("{process}:{id}"))?),
         (None, Some(_), None) | (None, None, Some(_)) => {
             return Err(bad_request(
                 "give both `process` and `id`, or `instance=S:ID`",
             ));
         }
-        (None, None, None) => None,
-    };
+        (None, None, None) => Filter::Unspecified,
+    })
+}
+
+/// The events asked for, narrowed to what `scope` may see.
+fn event_filter(
+    query: &HashMap<String, String>,
+    scope: &Scope,
+) -> Result<Option<InstanceKey>, CallError> {
+    scope.narrow(instance_filter(query, false)?)
+}
+
+/// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit`; narrowed to what
+/// `scope` may see.
+fn log_query(query: &HashMap<String, String>, scope: &Scope) -> Result<LogQuery, CallError> {
+    let instance = scope.narrow(instance_filter(query, true)?)?;
     let stream = match query.get("level") {
         Some(level) => Some(Stream::parse(level).ok_or_else(|| {
             bad_request(format!("level must be stdout or stderr, not {level:?}"))
@@ -715,6 +760,30 @@ fn log_query(query: &HashMap<String, String>) -> Result<LogQuery, CallError> {
             .cloned(),
         limit,
     })
+}
+
+/// The answer to a request refused before any route: 401, or 429 with Retry-After. A 429
+/// closes the connection, so a flood costs the sender a new connection per attempt.
+pub(super) fn refusal(refused: Refused) -> Reply {
+    match refused {
+        Refused::Unauthorized => body::error(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid API token",
+            Some("send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token".into()),
+        ),
+        Refused::Limited { retry_after } => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut reply = body::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed API token checks from this address; try again in {seconds} s"),
+                Some("a valid token is still accepted; check --token, TENEMENT_TOKEN or {data_dir}/api_token".into()),
+            );
+            let headers = reply.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            reply
+        }
+    }
 }
 
 /// Reads a JSON body; an empty body reads as `{}`.

@@ -165,10 +165,24 @@ pub struct RouteRequest {
     pub to: String,
 }
 
-/// `POST /api/tokens`: a new admin token.
+/// `POST /api/tokens` body: without `tenant`, a new admin token (the old one stops working);
+/// with `tenant`, a token for that instance only (replacing its previous one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    #[serde(default)]
+    pub tenant: Option<InstanceKey>,
+}
+
+/// `POST /api/tokens` answer (and `ten token-gen --json`). The token is shown this once: ten
+/// keeps only its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub token: String,
-    /// Where it was written (mode 0600).
-    pub file: String,
+    /// `admin` or `tenant`.
+    pub scope: String,
+    /// The instance of a tenant token.
+    pub instance: Option<InstanceKey>,
+    /// Where the admin token was written (mode 0600); tenant tokens are written nowhere.
+    pub file: Option<String>,
 }

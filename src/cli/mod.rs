@@ -110,7 +110,7 @@ pub enum Command {
     Deploy(traffic::DeployArgs),
     /// Move a service's traffic from one instance to another at once
     Route(traffic::RouteArgs),
-    /// Make a new admin API token (rotates the running server's)
+    /// Make a new admin API token (rotating the running server's), or with --tenant S:ID one for a single instance
     TokenGen(token::TokenArgs),
     /// Show the effective configuration: defaults filled in, instances merged
     Config(config_cmd::ConfigArgs),

@@ -72,8 +72,7 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         .collect();
     let mut text = table(
         &[
-            "INSTANCE", "STATE", "LISTEN", "UPTIME", "HEALTH", "WEIGHT", "RESTARTS", "MEM",
-            "DISK",
+            "INSTANCE", "STATE", "LISTEN", "UPTIME", "HEALTH", "WEIGHT", "RESTARTS", "MEM", "DISK",
         ],
         &rows,
     );

@@ -8,6 +8,9 @@
 //!
 //! Errors: undeclared → 404 (nothing is started, created or counted), stopped → 503, backend
 //! failure → 502, no answer in time (wake or request) → 504. Bodies are short and say which.
+//!
+//! Counted (`crate::metrics`, atomics): the status of every answer to a request for a declared
+//! instance or service, and how long requests waited for a wake.
 
 pub mod connector;
 pub mod routes;
@@ -85,6 +88,11 @@ impl Proxy {
         Self { routes, client }
     }
 
+    /// Whether `/metrics` is served without a token, per the current configuration.
+    pub fn public_metrics(&self) -> bool {
+        self.routes.load().public_metrics()
+    }
+
     /// Handles a request: forwards it to an instance or a service, or hands it back when it
     /// is for ten's own pages.
     pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr, host: &str) -> Routed {
@@ -96,13 +104,13 @@ impl Proxy {
                 Resolved::Service(service) => match service.pick() {
                     Some(route) => Arc::clone(route),
                     None => {
-                        return Routed::Done(
-                            Refusal::Unavailable(format!(
-                                "no instance of {} takes traffic (every weight is 0)",
-                                service.name
-                            ))
-                            .response(),
-                        );
+                        let response = Refusal::Unavailable(format!(
+                            "no instance of {} takes traffic (every weight is 0)",
+                            service.name
+                        ))
+                        .response();
+                        crate::metrics::global().proxied(response.status().as_u16());
+                        return Routed::Done(response);
                     }
                 },
                 Resolved::NotFound(what) => {
@@ -110,10 +118,12 @@ impl Proxy {
                 }
             }
         };
-        Routed::Done(match self.send(&route, request, peer, host).await {
+        let response = match self.send(&route, request, peer, host).await {
             Ok(response) => response,
             Err(refusal) => refusal.response(),
-        })
+        };
+        crate::metrics::global().proxied(response.status().as_u16());
+        Routed::Done(response)
     }
 
     async fn send(
@@ -184,11 +194,25 @@ impl Proxy {
 }
 
 /// A lease on the instance's backend: at once when it answers; otherwise wake it (once for
-/// all concurrent requests) and wait, at most `startup_timeout`.
+/// all concurrent requests) and wait, at most `startup_timeout`. The wait is counted in the
+/// wake latency histogram (or as a failed wake).
 async fn acquire(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refusal> {
     if let Some(lease) = gate.lease() {
         return Ok(lease);
     }
+    let waiting = Instant::now();
+    let result = wait_for_backend(gate, route).await;
+    let metrics = crate::metrics::global();
+    match &result {
+        Ok(_) => metrics.woke(waiting.elapsed()),
+        Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => metrics.wake_failed(),
+        Err(_) => {}
+    }
+    result
+}
+
+/// Wakes the instance if it sleeps and waits until it takes traffic.
+async fn wait_for_backend(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refusal> {
     let deadline = Instant::now() + route.startup_timeout;
     let failures = gate.wake_failures();
     loop {

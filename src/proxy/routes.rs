@@ -2,7 +2,8 @@
 //! routing change and swapped atomically; requests read it without a lock.
 //!
 //! `ID.SERVICE.DOMAIN` goes to an instance; `SERVICE.DOMAIN` is spread over the service's
-//! instances by weight; `DOMAIN` serves ten's own pages (`/health`, `/api/`, the dashboard)
+//! instances by weight; `DOMAIN` serves ten's own pages (`/health`, `/api/`, `/metrics`, the
+//! dashboard)
 //! unless `[routing]` says otherwise: `default` sends the root domain to a target,
 //! `[routing.subdomain]` a label, `[routing.path]` a path prefix (path routes win over ten's
 //! own pages on the root domain; ten's API is always reachable by IP address or `localhost`).
@@ -71,6 +72,8 @@ pub struct RouteTable {
     /// Longest prefix first.
     paths: Vec<(String, RouteTarget)>,
     default: Option<RouteTarget>,
+    /// `settings.public_metrics`: `/metrics` without a token.
+    public_metrics: bool,
 }
 
 impl RouteTable {
@@ -136,11 +139,17 @@ impl RouteTable {
                 .collect(),
             paths,
             default: routing.default.clone(),
+            public_metrics: desired.config.settings.public_metrics,
         }
     }
 
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    /// Whether `/metrics` is served without a token (`settings.public_metrics`).
+    pub fn public_metrics(&self) -> bool {
+        self.public_metrics
     }
 
     fn target(&self, target: &RouteTarget) -> Resolved<'_> {
@@ -216,7 +225,7 @@ fn path_matches(path: &str, prefix: &str) -> bool {
 
 /// ten's own pages on the root domain.
 fn is_own_path(path: &str) -> bool {
-    path == "/health" || path_matches(path, "/api")
+    path == "/health" || path == "/metrics" || path_matches(path, "/api")
 }
 
 #[cfg(test)]
@@ -237,6 +246,22 @@ mod tests {
             .unwrap_or_else(|| panic!("{diagnostics:?}"));
         let desired = resolve(config, &[], &mut diagnostics);
         RouteTable::build("example.com", &desired, |_| None)
+    }
+
+    #[test]
+    fn public_metrics_comes_from_the_settings() {
+        assert!(!table("").public_metrics());
+        let text = "[settings]\npublic_metrics = true\n[service.notes]\ncommand = \"x\"\n";
+        let mut diagnostics = Vec::new();
+        let config = parse_config(
+            Path::new("/srv/tenement.toml"),
+            text.into(),
+            &mut diagnostics,
+        )
+        .config
+        .unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let desired = resolve(config, &[], &mut diagnostics);
+        assert!(RouteTable::build("example.com", &desired, |_| None).public_metrics());
     }
 
     fn describe(resolved: Resolved<'_>) -> String {
@@ -284,6 +309,8 @@ mod tests {
         let cases = [
             ("example.com", "/", "service notes"),
             ("example.com", "/health", "own"),
+            ("example.com", "/metrics", "own"),
+            ("example.com", "/metricsx", "service notes"),
             ("example.com", "/api/users", "service api"),
             ("example.com", "/api/v2/x", "notes:bob"),
             ("example.com", "/apix", "service notes"),

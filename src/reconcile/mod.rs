@@ -348,7 +348,9 @@ impl<R: Runtime> Reconciler<R> {
             if self.pass_due || self.files_changed {
                 let wait = PASS_THROTTLE.saturating_sub(self.last_pass.elapsed());
                 if self.files_changed || wait.is_zero() {
+                    let began = std::time::Instant::now();
                     self.pass().await;
+                    crate::metrics::global().reconcile_pass(began.elapsed());
                 }
             }
             let pass_at = self.pass_due.then(|| self.last_pass + PASS_THROTTLE);

@@ -171,6 +171,10 @@ impl Runtime for FakeRuntime {
         }
     }
 
+    fn out_of_memory(&self, _pid: u32) -> bool {
+        false
+    }
+
     async fn usage(&self, _pid: u32, _data_dir: std::path::PathBuf) -> crate::observed::Usage {
         self.lock().usage
     }

@@ -54,6 +54,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn forget(&self, key: &InstanceKey, pid: u32);
     /// Sends a signal to the tenant's process group; SIGKILL also to its whole cgroup.
     fn signal(&self, pid: u32, signal: GroupSignal);
+    /// Whether the kernel killed a process of `pid`'s cgroup for exceeding its memory limit
+    /// (asked when it has ended, before [`Runtime::forget`]).
+    fn out_of_memory(&self, pid: u32) -> bool;
     /// Runs a health probe of `key`.
     fn probe(&self, key: &InstanceKey, probe: Probe) -> impl Future<Output = ProbeResult> + Send;
     /// What the process `pid` (and everything it started) uses, and its data directory.
@@ -182,6 +185,13 @@ impl Runtime for OsRuntime {
                 Err(_) => kill(),
             }
         }
+    }
+
+    fn out_of_memory(&self, pid: u32) -> bool {
+        let running = self.running().get(&pid).cloned();
+        running
+            .and_then(|running| running.cgroup.as_ref()?.usage().oom_kills)
+            .is_some_and(|kills| kills > 0)
     }
 
     async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeResult {

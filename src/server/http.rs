@@ -1,7 +1,8 @@
 //! The one listening port: requests are routed by Host (see `proxy::routes`). Tenant hosts
 //! (`ID.SERVICE.DOMAIN`, `SERVICE.DOMAIN`, `[routing]`) go to the proxy; the root domain (or an
-//! IP address, or `localhost`) serves `/health`, the control API under `/api/` and the
-//! dashboard.
+//! IP address, or `localhost`) serves `/health`, the control API under `/api/`, `/metrics`
+//! and the dashboard. The API and `/metrics` see the TCP peer's address (for the limit on
+//! failed token checks), never a forwarded-for header.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,18 +51,22 @@ impl Router {
         let host = request_host(&request);
         match self.proxy.handle(request, peer, &host).await {
             Routed::Done(response) => response,
-            Routed::Own(request) => self.own(request).await,
+            Routed::Own(request) => self.own(request, peer).await,
         }
     }
 
-    /// ten's own pages: `/health`, the API, the dashboard.
-    async fn own(&self, request: Request<Incoming>) -> Response<Body> {
+    /// ten's own pages: `/health`, the API, `/metrics`, the dashboard.
+    async fn own(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
             return body::text(StatusCode::OK, "ok");
         }
         if path == "/api" || path.starts_with("/api/") {
-            return Arc::clone(&self.api).handle(request).await;
+            return Arc::clone(&self.api).handle(request, peer).await;
+        }
+        if path == "/metrics" {
+            let public = self.proxy.public_metrics();
+            return self.api.metrics(request.headers(), peer, public).await;
         }
         if path == "/" {
             return Response::builder()

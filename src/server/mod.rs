@@ -87,8 +87,14 @@ pub fn ten_dir(data_dir: &Path) -> PathBuf {
 /// same tenants. Released by the kernel however ten ends (even kill -9).
 fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServeError> {
     use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = ten_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(io(format!("cannot create {}", dir.display())))?;
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

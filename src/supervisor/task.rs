@@ -270,6 +270,18 @@ impl<R: Runtime> InstanceTask<R> {
                     self.exit = None;
                     self.last_exit_at = Some(crate::observed::record::unix_now());
                     if let Some(pid) = self.machine.pid() {
+                        if self.shared.runtime.out_of_memory(pid) {
+                            let limit = self
+                                .spec
+                                .memory_limit_mb
+                                .map_or_else(String::new, |mb| format!(" (memory_limit_mb = {mb})"));
+                            self.shared.events.record(
+                                Some(&self.key),
+                                "lifecycle",
+                                format!("out of memory: the kernel killed a process over its memory limit{limit}"),
+                                None,
+                            );
+                        }
                         self.shared.runtime.forget(&self.key, pid);
                     }
                     match exit {
@@ -282,16 +294,20 @@ impl<R: Runtime> InstanceTask<R> {
                     self.spawning = None;
                     match started {
                         Ok(started) => {
+                            crate::metrics::global().spawned();
                             self.permit = permit;
                             self.exit = Some(started.exit);
                             self.pid_start_time = started.start_time;
                             self.started_at_unix = Some(crate::observed::record::unix_now());
                             Input::Spawned { pid: started.pid }
                         }
-                        Err(error) => Input::SpawnFailed {
-                            permanent: error.is_permanent(),
-                            error: error.to_string(),
-                        },
+                        Err(error) => {
+                            crate::metrics::global().spawn_failed();
+                            Input::SpawnFailed {
+                                permanent: error.is_permanent(),
+                                error: error.to_string(),
+                            }
+                        }
                     }
                 }
                 usage = async { self.sampling.as_mut().expect("guarded").await }, if self.sampling.is_some() => {

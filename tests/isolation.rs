@@ -427,3 +427,49 @@ fn usage_and_user_are_visible_from_outside_and_inside() {
     let ps = stdout(&server.ten(&["ps"]));
     assert!(ps.lines().next().unwrap().ends_with("MEM   DISK"), "{ps}");
 }
+
+#[test]
+fn validate_warns_when_this_host_cannot_run_what_the_files_ask() {
+    require_root();
+    let dir = project(
+        "",
+        &format!(
+            "{}\n{}",
+            service("ns", "isolation = \"namespace\""),
+            service("capped", "memory_limit_mb = 64")
+        ),
+        &[("instances/ns/a.toml", ""), ("instances/capped/a.toml", "")],
+    );
+    let open = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(dir.path(), open).unwrap();
+    // As root: nothing to warn about.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(["validate", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(stderr(&output), "");
+    // As nobody: both services are flagged, and the files are still valid.
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_ten"))
+        .args(["validate", "--config"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let warnings = stderr(&output);
+    assert!(
+        warnings
+            .contains("warning: [service.ns]: isolation = \"namespace\" needs ten to run as root"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(
+            "warning: [service.capped]: memory_limit_mb, cpu_shares and pids_limit need cgroups"
+        ),
+        "{warnings}"
+    );
+}

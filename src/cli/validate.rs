@@ -5,7 +5,8 @@ use clap::Args;
 use crate::render::validation_json;
 
 use super::context::{Context, skip_drop};
-use super::{CliError, GlobalArgs, exit, print_stdout};
+use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout};
+use crate::runtime::process::host_cannot_run;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -34,6 +35,19 @@ pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliError> {
             &loaded.diagnostics,
         ))?;
         return Ok(code);
+    }
+    // What the files ask of this host (not an error in the files: a warning).
+    if let Some(desired) = &loaded.desired {
+        for (name, service) in &desired.config.services {
+            let limited = service.memory_limit_mb.is_some()
+                || service.cpu_shares.is_some()
+                || service.pids_limit.is_some();
+            if let Some(problem) = host_cannot_run(service.isolation, limited) {
+                print_stderr(&format!(
+                    "warning: [service.{name}]: {problem}; its instances will not start on this host as it is\n"
+                ));
+            }
+        }
     }
     if context.report_diagnostics().is_some() {
         let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });

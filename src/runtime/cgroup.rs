@@ -815,6 +815,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(cgroup.remove());
+        cgroups.remove_parent_if_empty();
     }
 
     fn join(files: &[CString]) -> std::io::Result<()> {

@@ -154,6 +154,26 @@ impl SpawnError {
     }
 }
 
+/// Why this host cannot run tenants with `isolation` (and limits, if `limited`), if it
+/// cannot: for `ten validate`, before any spawn fails.
+pub fn host_cannot_run(isolation: Isolation, limited: bool) -> Option<String> {
+    let root = nix::unistd::geteuid().is_root();
+    match isolation {
+        Isolation::Namespace | Isolation::Sandbox if !root => Some(format!(
+            "isolation = \"{}\" needs ten to run as root",
+            isolation.as_str()
+        )),
+        Isolation::Sandbox if Sandbox::find(Path::new("/")).is_none() => Some(
+            "isolation = \"sandbox\" needs gVisor's runsc, which is not installed (Debian: apt-get install runsc)"
+                .into(),
+        ),
+        _ if limited && !root => Some(
+            "memory_limit_mb, cpu_shares and pids_limit need cgroups, so ten must run as root".into(),
+        ),
+        _ => None,
+    }
+}
+
 /// A name unique to one process of `key`, for its cgroup and sandbox.
 fn process_name(key: &InstanceKey) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

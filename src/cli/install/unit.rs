@@ -115,7 +115,7 @@ pub fn render_unit(spec: &UnitSpec) -> String {
         "# The longest stop_timeout of the services ({}s) plus margins for ten and systemd.\n\
          TimeoutStopSec={}\n\
          LimitNOFILE=1048576\n\
-         # ten manages cgroups for its tenants below its own.\n\
+         # Each tenant gets a cgroup of its own, which ten makes under /ten in each hierarchy.\n\
          Delegate=yes\n\
          \n\
          [Install]\n\

@@ -175,7 +175,11 @@ impl Runtime for FakeRuntime {
         false
     }
 
-    async fn usage(&self, _pid: u32, _data_dir: std::path::PathBuf) -> crate::observed::Usage {
+    async fn usage(
+        &self,
+        _pid: u32,
+        _data_dir: Option<std::path::PathBuf>,
+    ) -> crate::observed::Usage {
         self.lock().usage
     }
 

@@ -59,8 +59,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn out_of_memory(&self, pid: u32) -> bool;
     /// Runs a health probe of `key`.
     fn probe(&self, key: &InstanceKey, probe: Probe) -> impl Future<Output = ProbeResult> + Send;
-    /// What the process `pid` (and everything it started) uses, and its data directory.
-    fn usage(&self, pid: u32, data_dir: PathBuf) -> impl Future<Output = Usage> + Send;
+    /// What the process `pid` (and everything it started) uses, and, when `data_dir` is
+    /// given, the size of that directory (a walk of the tree).
+    fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> impl Future<Output = Usage> + Send;
 }
 
 /// The real runtime.
@@ -198,7 +199,7 @@ impl Runtime for OsRuntime {
         probe::run_probe(&probe).await
     }
 
-    async fn usage(&self, pid: u32, data_dir: PathBuf) -> Usage {
+    async fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> Usage {
         let running = self.running().get(&pid).cloned();
         let measured = tokio::task::spawn_blocking(move || {
             let mut usage = match running.as_ref().and_then(|running| running.cgroup.as_ref()) {
@@ -214,7 +215,7 @@ impl Runtime for OsRuntime {
                 }
                 None => proc::usage(pid),
             };
-            usage.storage_bytes = storage::usage_bytes(&data_dir).ok();
+            usage.storage_bytes = data_dir.and_then(|dir| storage::usage_bytes(&dir).ok());
             usage
         })
         .await;

@@ -35,6 +35,8 @@ use super::machine::{Effect, Input, Machine, Policy, State};
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a stop waiting for requests in flight looks again.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
+/// Without a storage quota, the data directory is measured at every this many usage samples.
+const STORAGE_EVERY: u64 = 6;
 /// How often a busy instance with an idle timeout looks again whether it became idle.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -207,6 +209,7 @@ pub fn spawn_instance<R: Runtime>(
         probing: None,
         sampling: None,
         usage: Arc::clone(&handle.usage),
+        samples: 0,
         permit: None,
         health_waiters: Vec::new(),
         held_signal: None,
@@ -242,6 +245,8 @@ struct InstanceTask<R> {
     /// A usage sample in progress (taken with the periodic health checks).
     sampling: Option<Boxed<Usage>>,
     usage: Arc<ArcSwapOption<Usage>>,
+    /// Usage samples taken.
+    samples: u64,
     /// Held from spawn until the instance answers (or gives up).
     permit: Option<OwnedSemaphorePermit>,
     /// `ten health` callers waiting for an explicit probe.
@@ -456,7 +461,15 @@ impl<R: Runtime> InstanceTask<R> {
     }
 
     /// Keeps a usage sample; past the storage quota, the instance must stop.
-    fn sampled(&mut self, usage: Usage) -> Option<Input> {
+    fn sampled(&mut self, mut usage: Usage) -> Option<Input> {
+        if usage.storage_bytes.is_none() {
+            // Not measured this time: the last measurement stands.
+            usage.storage_bytes = self
+                .usage
+                .load()
+                .as_ref()
+                .and_then(|last| last.storage_bytes);
+        }
         self.usage.store(Some(Arc::new(usage)));
         let quota_mb = self.spec.storage_quota_mb?;
         let used = usage.storage_bytes?;
@@ -526,7 +539,13 @@ impl<R: Runtime> InstanceTask<R> {
                 // Periodic checks of a running instance also sample what it uses.
                 if let (State::Running { pid, .. }, None) = (&self.machine.state, &self.sampling) {
                     let runtime = Arc::clone(&self.shared.runtime);
-                    let (pid, data_dir) = (*pid, self.spec.data_dir.clone());
+                    // The data directory is walked at every check when a quota is to be
+                    // enforced; otherwise only every few checks (it is only shown).
+                    self.samples += 1;
+                    let walk =
+                        self.spec.storage_quota_mb.is_some() || self.samples % STORAGE_EVERY == 1;
+                    let data_dir = walk.then(|| self.spec.data_dir.clone());
+                    let pid = *pid;
                     self.sampling =
                         Some(Box::pin(async move { runtime.usage(pid, data_dir).await }));
                 }

@@ -70,6 +70,8 @@ pub struct OsRuntime {
     host: Arc<SpawnEnv>,
     /// Cgroups and sandboxes of the processes started or adopted, by pid.
     running: Mutex<HashMap<u32, Arc<process::Running>>>,
+    /// Clean-ups after ended processes still running on blocking threads.
+    cleaning: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl OsRuntime {
@@ -77,6 +79,7 @@ impl OsRuntime {
         Self {
             host: Arc::new(host),
             running: Mutex::default(),
+            cleaning: Arc::default(),
         }
     }
 
@@ -89,8 +92,13 @@ impl OsRuntime {
     }
 
     /// Removes the cgroup parent of this data directory if no tenant is left in it (at
-    /// shutdown).
+    /// shutdown, once the clean-ups of ended processes are done). Blocking.
     pub fn remove_cgroup_parent(&self) {
+        use std::sync::atomic::Ordering;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.cleaning.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         if let Some(cgroups) = &self.host.cgroups {
             cgroups.remove_unused(&Default::default());
             cgroups.remove_parent_if_empty();
@@ -164,9 +172,15 @@ impl Runtime for OsRuntime {
                 table::remove_entry(table, &key, pid);
             }
         };
+        let cleaning = Arc::clone(&self.cleaning);
+        cleaning.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let counted = move || {
+            cleanup();
+            cleaning.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => drop(handle.spawn_blocking(cleanup)),
-            Err(_) => cleanup(),
+            Ok(handle) => drop(handle.spawn_blocking(counted)),
+            Err(_) => counted(),
         }
     }
 

@@ -377,7 +377,8 @@ pub async fn serve(
         let _ = finished.await;
     }
     let _ = reconciling.await;
-    shared.runtime.remove_cgroup_parent();
+    let runtime = Arc::clone(&shared.runtime);
+    let _ = tokio::task::spawn_blocking(move || runtime.remove_cgroup_parent()).await;
     for path in info_paths {
         let _ = std::fs::remove_file(path);
     }

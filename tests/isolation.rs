@@ -473,3 +473,105 @@ fn validate_warns_when_this_host_cannot_run_what_the_files_ask() {
         "{warnings}"
     );
 }
+
+/// The spare processes (`ten __spare`) the server `server` keeps ready.
+fn spares_of(server: u32) -> Vec<u32> {
+    let mut spares = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if parent == Some(server) && cmdline.ends_with(b"\0__spare\0") {
+            spares.push(pid);
+        }
+    }
+    spares
+}
+
+#[test]
+fn tenants_start_from_spare_processes_with_their_own_limits_user_and_errors() {
+    require_root();
+    let shared = tempfile::tempdir().unwrap();
+    let open = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(shared.path(), open).unwrap();
+    let app = shared.path().join("probe.py");
+    fs::copy(probe(), &app).unwrap();
+    let services = format!(
+        "{}\n[service.broken]\ncommand = \"no-such-program-here --port {{port}}\"\n",
+        service("web", "user = \"nobody\"\nmemory_limit_mb = 64")
+    )
+    .replace(&probe().display().to_string(), &app.display().to_string());
+    let dir = project("", &services, &[]);
+    let mut server = TestServer::start(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let spares = spares_of(server.pid());
+        if spares.len() == 2 {
+            break spares;
+        }
+        assert!(Instant::now() < deadline, "no spares are kept: {spares:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // A spare becomes the tenant: its pid, in a cgroup with the tenant's limit, as its user.
+    support::write_file(&dir.path().join("instances/web/a.toml"), "");
+    let pid = view(
+        &server.wait_until("web:a runs", healthy(&["web:a"])),
+        "web:a",
+    )
+    .pid
+    .unwrap();
+    assert!(
+        ready.contains(&pid),
+        "{pid} is not one of the spares {ready:?}"
+    );
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.contains("probe.py"), "{cmdline:?}");
+    let limit = fs::read_to_string(cgroup_dir(pid, "memory").join("memory.limit_in_bytes"))
+        .or_else(|_| fs::read_to_string(cgroup_dir(pid, "memory").join("memory.max")))
+        .unwrap();
+    assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string());
+    assert_eq!(
+        get(&server, "a.web.localhost", "/whoami"),
+        (200, "65534 65534".into())
+    );
+    // The pool is refilled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spares_of(server.pid()).len() < 2 {
+        assert!(Instant::now() < deadline, "the spares were not refilled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A program that cannot be executed says why, and the spare it used is gone.
+    let before = spares_of(server.pid());
+    support::write_file(&dir.path().join("instances/broken/a.toml"), "");
+    let views = server.wait_until("broken:a fails", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "broken:a"
+                && view
+                    .note
+                    .as_deref()
+                    .is_some_and(|note| note.contains("no-such-program-here: not found in PATH"))
+        })
+    });
+    assert_eq!(view(&views, "broken:a").pid, None);
+    for spare in before
+        .iter()
+        .filter(|spare| !spares_of(server.pid()).contains(spare))
+    {
+        assert!(wait_gone(*spare), "the spare {spare} outlived its failure");
+    }
+
+    // At shutdown, the spares are let go.
+    let spares = spares_of(server.pid());
+    assert!(!spares.is_empty());
+    assert!(server.stop().success());
+    for spare in spares {
+        assert!(wait_gone(spare), "the spare {spare} outlived the server");
+    }
+}

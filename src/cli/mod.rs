@@ -159,11 +159,13 @@ pub mod exit {
 pub fn main() -> ExitCode {
     // ten as the init of a `namespace` tenant: before anything else (no threads yet).
     let mut args = std::env::args_os();
-    if args
-        .nth(1)
-        .is_some_and(|first| first == crate::runtime::init::SUBCOMMAND)
-    {
-        crate::runtime::init::main(args.collect());
+    match args.nth(1) {
+        Some(first) if first == crate::runtime::init::SUBCOMMAND => {
+            crate::runtime::init::main(args.collect())
+        }
+        // A spare process, waiting to become a tenant.
+        Some(first) if first == crate::runtime::spare::SUBCOMMAND => crate::runtime::spare::main(),
+        _ => {}
     }
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve(_)));

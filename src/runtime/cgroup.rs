@@ -423,6 +423,11 @@ impl TenantCgroup {
             .collect()
     }
 
+    /// Puts `limits` in force (read back); for a spare's cgroup, before it becomes a tenant.
+    pub fn set_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
+        self.apply(limits)
+    }
+
     fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
         let v2 = self.cgroup.v2();
         let mut resources = Resources::default();

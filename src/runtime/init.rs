@@ -30,7 +30,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execvp, fork, getppid, pipe, read, setsid, write};
+use nix::unistd::{ForkResult, Pid, execvp, fork, getppid, read, setsid, write};
 
 /// The signals the init passes on to the tenant.
 const FORWARDED: [Signal; 8] = [
@@ -89,7 +89,8 @@ fn run(argv: Vec<OsString>, user: Option<(u32, u32)>) -> ! {
             error,
         );
     }
-    let (status_read, status_write) = pipe().unwrap_or_else(|error| fail("pipe", error));
+    let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .unwrap_or_else(|error| fail("pipe", error));
     // The shim lets stop signals reach the init (same process group) and waits.
     for forwarded in FORWARDED {
         if forwarded != Signal::SIGCONT {

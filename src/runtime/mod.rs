@@ -20,6 +20,7 @@ pub mod proc;
 pub mod process;
 pub mod reaper;
 pub mod sandbox;
+pub mod spare;
 pub mod storage;
 pub mod table;
 
@@ -72,6 +73,64 @@ pub struct OsRuntime {
     running: Mutex<HashMap<u32, Arc<process::Running>>>,
     /// Clean-ups after ended processes still running on blocking threads.
     cleaning: Arc<std::sync::atomic::AtomicUsize>,
+    /// Spare processes, each in its own cgroup, ready to become a tenant (with cgroups only).
+    spares: Arc<Spares>,
+}
+
+/// How many spare processes are kept ready.
+const SPARES: usize = 2;
+
+#[derive(Debug, Default)]
+struct Spares {
+    ready: Mutex<Vec<spare::Spare>>,
+    refilling: std::sync::atomic::AtomicBool,
+}
+
+impl Spares {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<spare::Spare>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts spares until [`SPARES`] are ready. Blocking: each start moves a process into a
+    /// cgroup, which may wait for the kernel.
+    fn refill(&self, host: &SpawnEnv) {
+        use std::sync::atomic::Ordering;
+        let (Some(cgroups), Some(program)) = (&host.cgroups, &host.init_program) else {
+            return;
+        };
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        while self.lock().len() < SPARES {
+            let name = process::unique_name("spare");
+            let started = cgroups
+                .create(&name, &cgroup::Limits::default())
+                .map_err(|error| error.to_string())
+                .and_then(|cgroup| {
+                    spare::start(program, cgroup).map_err(|error| error.to_string())
+                });
+            match started {
+                Ok(spare) => self.lock().push(spare),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a spare process; tenants start without one");
+                    break;
+                }
+            }
+        }
+        self.refilling.store(false, Ordering::Release);
+    }
+
+    /// Lets every spare go and removes their cgroups (at shutdown).
+    fn dismiss_all(&self) {
+        let spares: Vec<spare::Spare> = self.lock().drain(..).collect();
+        for spare in spares {
+            let cgroup = spare.dismiss();
+            cgroup.kill_all();
+            cgroup.remove();
+        }
+    }
 }
 
 impl OsRuntime {
@@ -80,6 +139,16 @@ impl OsRuntime {
             host: Arc::new(host),
             running: Mutex::default(),
             cleaning: Arc::default(),
+            spares: Arc::default(),
+        }
+    }
+
+    /// Readies spare processes in the background (with cgroups only).
+    pub fn prepare_spares(&self) {
+        let (spares, host) = (Arc::clone(&self.spares), Arc::clone(&self.host));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(move || spares.refill(&host))),
+            Err(_) => spares.refill(&host),
         }
     }
 
@@ -95,6 +164,7 @@ impl OsRuntime {
     /// shutdown, once the clean-ups of ended processes are done). Blocking.
     pub fn remove_cgroup_parent(&self) {
         use std::sync::atomic::Ordering;
+        self.spares.dismiss_all();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while self.cleaning.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -115,16 +185,23 @@ impl OsRuntime {
 impl Runtime for OsRuntime {
     async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
         let host = Arc::clone(&self.host);
-        let started =
-            match tokio::task::spawn_blocking(move || process::start_process(&launch, &host)).await
-            {
-                Ok(result) => result,
-                Err(join_error) => Err(SpawnError::Exec {
-                    program: String::new(),
-                    workdir: Default::default(),
-                    source: std::io::Error::other(join_error.to_string()),
-                }),
-            };
+        let spare = self.spares.lock().pop();
+        let used_spare = spare.is_some();
+        let started = match tokio::task::spawn_blocking(move || {
+            process::start_process(&launch, &host, spare)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(join_error) => Err(SpawnError::Exec {
+                program: String::new(),
+                workdir: Default::default(),
+                source: std::io::Error::other(join_error.to_string()),
+            }),
+        };
+        if used_spare || self.host.cgroups.is_some() {
+            self.prepare_spares();
+        }
         let (started, running) = started?;
         self.running().insert(started.pid, Arc::new(running));
         Ok(started)

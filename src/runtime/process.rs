@@ -30,6 +30,7 @@ use super::logs::open_for_tenant;
 use super::proc::{boot_id, process_start_time};
 use super::reaper::{ProcessExit, Reaper};
 use super::sandbox::Sandbox;
+use super::spare::{ExecRequest, Spare};
 use super::storage::{megabytes, usage_bytes};
 use super::table::{ProcessEntry, write_entry};
 
@@ -176,12 +177,17 @@ pub fn host_cannot_run(isolation: Isolation, limited: bool) -> Option<String> {
 
 /// A name unique to one process of `key`, for its cgroup and sandbox.
 fn process_name(key: &InstanceKey) -> String {
+    unique_name(&format!("{}.{}", key.service, key.id))
+}
+
+/// `prefix.` and a suffix unique to this process of ten and over time.
+pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let serial = NEXT.fetch_add(1, Ordering::Relaxed);
     let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_micros());
-    format!("{}.{}.{micros:x}{serial:x}", key.service, key.id)
+    format!("{prefix}.{micros:x}{serial:x}")
 }
 
 /// Joins the cgroup whose `cgroup.procs` files are `files`: for use between fork and exec
@@ -233,9 +239,14 @@ fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
     }
 }
 
-/// Starts the tenant and notes it in the process table. Blocking (creates directories,
+/// Starts the tenant and notes it in the process table, by turning `spare` into it when one
+/// is given (see `runtime::spare`), else by fork and exec. Blocking (creates directories,
 /// measures the data directory, fork/exec): call on a blocking thread.
-pub fn start_process(launch: &Launch, host: &SpawnEnv) -> Result<(Started, Running), SpawnError> {
+pub fn start_process(
+    launch: &Launch,
+    host: &SpawnEnv,
+    spare: Option<Spare>,
+) -> Result<(Started, Running), SpawnError> {
     std::fs::create_dir_all(&launch.data_dir).map_err(|source| SpawnError::DataDir {
         path: launch.data_dir.clone(),
         source,
@@ -273,17 +284,34 @@ pub fn start_process(launch: &Launch, host: &SpawnEnv) -> Result<(Started, Runni
         }
         None => (None, None),
     };
-    let name = process_name(&launch.key);
-    let cgroup = match (&host.cgroups, launch.limits.any()) {
-        (Some(cgroups), _) => Some(cgroups.create(&name, &launch.limits)?),
-        (None, true) => {
+    let spare = spare.filter(|_| host.cgroups.is_some());
+    let name = spare.as_ref().map_or_else(
+        || process_name(&launch.key),
+        |spare| spare.cgroup.name().to_string(),
+    );
+    let spare = match spare {
+        Some(spare) => match spare.cgroup.set_limits(&launch.limits) {
+            Ok(()) => Some(spare),
+            Err(error) => {
+                let cgroup = spare.dismiss();
+                cgroup.kill_all();
+                cgroup.remove();
+                return Err(error.into());
+            }
+        },
+        None => None,
+    };
+    let cgroup = match (&host.cgroups, launch.limits.any(), &spare) {
+        (Some(_), _, Some(_)) => None,
+        (Some(cgroups), _, None) => Some(cgroups.create(&name, &launch.limits)?),
+        (None, true, _) => {
             return Err(SpawnError::NoCgroups(
                 host.cgroups_missing
                     .clone()
                     .unwrap_or_else(|| "not root".into()),
             ));
         }
-        (None, false) => None,
+        (None, false, _) => None,
     };
     let cleanup = |error: SpawnError| {
         if let Some(cgroup) = &cgroup {
@@ -332,52 +360,73 @@ pub fn start_process(launch: &Launch, host: &SpawnEnv) -> Result<(Started, Runni
             (argv, None)
         }
     };
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .current_dir(&launch.workdir)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
-    if launch.isolation == Isolation::Sandbox {
+    let env: Vec<(String, String)> = if launch.isolation == Isolation::Sandbox {
         // The tenant's environment is in the bundle; runsc gets a plain one.
-        command.env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
+        vec![(
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        )]
     } else {
-        command.envs(launch.env.iter().map(|(name, value)| (name, value)));
-    }
-    let procs = cgroup
-        .as_ref()
-        .map(TenantCgroup::procs_files)
-        .unwrap_or_default();
-    // SAFETY: the closure only makes system calls (no allocation, no locks).
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroup(&procs)?;
-            if let Some((uid, gid)) = switch_user {
-                become_user(uid, gid)?;
-            }
-            Ok(())
-        });
-    }
-    tracing::debug!(instance = %launch.key, ?argv, "spawning");
-    let (child, exit) = Reaper::global().spawn(&mut command).map_err(|source| {
+        launch.env.clone()
+    };
+    tracing::debug!(instance = %launch.key, ?argv, spare = spare.is_some(), "spawning");
+    let exec_failed = |source: io::Error| {
         if launch.isolation == Isolation::Sandbox
             && let Some(sandbox) = &host.sandbox
         {
             sandbox.cleanup(&name);
         }
-        cleanup(SpawnError::Exec {
+        SpawnError::Exec {
             program: program.clone(),
             workdir: launch.workdir.clone(),
             source,
-        })
-    })?;
-    let pid = child.id();
+        }
+    };
+    let (pid, exit, cgroup) = match spare {
+        Some(spare) => {
+            drop((stdout, stderr));
+            let request = ExecRequest {
+                argv,
+                env,
+                cwd: launch.workdir.clone(),
+                stdout: launch.stdout.clone(),
+                stderr: launch.stderr.clone(),
+                user: switch_user,
+            };
+            let (pid, cgroup, exit) = spare.become_tenant(&request).map_err(exec_failed)?;
+            (pid, exit, Some(cgroup))
+        }
+        None => {
+            let mut command = Command::new(&argv[0]);
+            command
+                .args(&argv[1..])
+                .current_dir(&launch.workdir)
+                .env_clear()
+                .envs(env.iter().map(|(name, value)| (name, value)))
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .process_group(0);
+            let procs = cgroup
+                .as_ref()
+                .map(TenantCgroup::procs_files)
+                .unwrap_or_default();
+            // SAFETY: the closure only makes system calls (no allocation, no locks).
+            unsafe {
+                command.pre_exec(move || {
+                    join_cgroup(&procs)?;
+                    if let Some((uid, gid)) = switch_user {
+                        become_user(uid, gid)?;
+                    }
+                    Ok(())
+                });
+            }
+            let (child, exit) = Reaper::global()
+                .spawn(&mut command)
+                .map_err(|source| cleanup(exec_failed(source)))?;
+            (child.id(), exit, cgroup)
+        }
+    };
     let start_time = process_start_time(pid);
     if let (Some(table), Some(start_time)) = (&host.table, start_time) {
         let entry = ProcessEntry {
@@ -531,7 +580,7 @@ mod tests {
             table: table.map(Path::to_path_buf),
             ..SpawnEnv::default()
         };
-        start_process(launch, &host).map(|(started, _)| started)
+        start_process(launch, &host, None).map(|(started, _)| started)
     }
 
     #[tokio::test]

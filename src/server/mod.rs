@@ -320,6 +320,7 @@ pub async fn serve(
         .filter_map(|process| process.adoption.name.clone())
         .collect();
     shared.runtime.remove_unused_cgroups(&adopted_cgroups);
+    shared.runtime.prepare_spares();
     reconciler.take_over(inheritance);
     let reconciling = tokio::spawn(reconciler.run(receiver));
 

@@ -244,12 +244,7 @@ pub struct TenantGuard(pub BTreeSet<u32>);
 
 impl Drop for TenantGuard {
     fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        kill_tenants(&self.0);
     }
 }
 
@@ -259,13 +254,54 @@ impl Drop for TestServer {
             self.stop();
         }
         // Whatever the outcome, no tenant outlives its test.
-        for pid in self.tenants.lock().unwrap().iter() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        kill_tenants(&self.tenants.lock().unwrap());
+    }
+}
+
+/// Kills the process groups of tenants no server stops any more, then removes the cgroups
+/// they were in (and their parent, once empty).
+fn kill_tenants(pids: &BTreeSet<u32>) {
+    let cgroups: BTreeSet<PathBuf> = pids.iter().flat_map(|pid| ten_cgroups(*pid)).collect();
+    for pid in pids {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for cgroup in &cgroups {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(cgroup).is_err() && cgroup.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(parent) = cgroup.parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+/// The directories of the cgroups under `/ten` that `pid` is in, per hierarchy.
+fn ten_cgroups(pid: u32) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let root = Path::new("/sys/fs/cgroup");
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let relative = path.strip_prefix("/ten/")?;
+            let mount = if controllers.is_empty() {
+                // v2: the unified mount of a hybrid host, else the root.
+                [root.join("unified"), root.to_path_buf()]
+                    .into_iter()
+                    .find(|mount| mount.join("ten").join(relative).is_dir())?
+            } else {
+                root.join(controllers.trim_start_matches("name="))
+            };
+            Some(mount.join("ten").join(relative))
+        })
+        .filter(|dir| dir.is_dir())
+        .collect()
 }
 
 /// Whether `pid` is a live process (not a zombie).

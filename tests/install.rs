@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use support::server::{backend_service, port_range, stderr, stdout, wait_gone};
+use support::server::{backend_service, http_get, port_range, stderr, stdout, wait_gone};
 use ten::api::types::InstanceView;
 use ten::observed::Phase;
 
@@ -517,27 +516,6 @@ fn start_unit(unit: &str) -> Started {
     }
 }
 
-fn http_get(url: &str, path: &str) -> (u16, String) {
-    let address = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
 #[test]
 fn the_units_command_line_really_runs_ten_serve() {
     let project = project("");
@@ -585,7 +563,15 @@ fn the_units_command_line_really_runs_ten_serve() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(http_get(&url, "/health").0, 200);
+    assert_eq!(
+        http_get(
+            url.trim_start_matches("http://").trim_end_matches('/'),
+            "localhost",
+            "/health"
+        )
+        .0,
+        200
+    );
 
     // Its tenant runs; `ten ps` finds the server through the config and data directory.
     let config = project.dir.to_str().unwrap();

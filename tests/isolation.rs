@@ -33,27 +33,6 @@ fn service(name: &str, extra: &str) -> String {
     )
 }
 
-/// A GET through the proxy: status and body (status 0 when the connection broke).
-fn get(server: &TestServer, host: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
 fn healthy(keys: &'static [&'static str]) -> impl Fn(&[InstanceView]) -> bool {
     move |views| {
         keys.iter().all(|key| {
@@ -117,22 +96,19 @@ fn a_namespace_tenant_sees_only_its_own_processes_and_cannot_signal_another() {
     );
     let server = TestServer::start(dir.path());
     let views = server.wait_until("a and b run", healthy(&["ns:a", "ns:b"]));
-    let (status, listing) = get(&server, "a.ns.localhost", "/ps");
+    let (status, listing) = server.get("a.ns.localhost", "/ps");
     assert_eq!(status, 200);
     // PID 1 is ten's init, PID 2 the app: nothing of the host, nothing of b.
     assert_eq!(pids_seen(&listing), [1, 2], "{listing}");
     assert!(listing.contains("2 python3"), "{listing}");
 
     let b = view(&views, "ns:b").pid.unwrap();
-    let (_, killed) = get(&server, "a.ns.localhost", &format!("/kill?pid={b}"));
+    let (_, killed) = server.get("a.ns.localhost", &format!("/kill?pid={b}"));
     assert!(killed.contains("ProcessLookupError"), "{killed}");
     std::thread::sleep(Duration::from_millis(300));
     let after = server.ps();
     assert_eq!(view(&after, "ns:b").pid, Some(b), "b was not touched");
-    assert_eq!(
-        get(&server, "b.ns.localhost", "/health"),
-        (200, "ok".into())
-    );
+    assert_eq!(server.get("b.ns.localhost", "/health"), (200, "ok".into()));
 }
 
 #[test]
@@ -160,12 +136,9 @@ fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
         response
     });
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        get(&server, "a.ns.localhost", "/release"),
-        (200, "ok".into())
-    );
+    assert_eq!(server.get("a.ns.localhost", "/release"), (200, "ok".into()));
     assert!(blocked.join().unwrap().ends_with("released"));
-    let (_, listing) = get(&server, "a.ns.localhost", "/ps");
+    let (_, listing) = server.get("a.ns.localhost", "/ps");
     assert_eq!(
         pids_seen(&listing),
         [1, 2],
@@ -195,18 +168,15 @@ fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
     let pid = view(&views, "sb:a").pid.unwrap();
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(cmdline.contains("runsc"), "{cmdline:?}");
+    assert_eq!(server.get("a.sb.localhost", "/health"), (200, "ok".into()));
     assert_eq!(
-        get(&server, "a.sb.localhost", "/health"),
-        (200, "ok".into())
-    );
-    assert_eq!(
-        get(&server, "a.sb.localhost", "/write?mb=1"),
+        server.get("a.sb.localhost", "/write?mb=1"),
         (200, "wrote 1".into())
     );
     let blob = dir.path().join("tenement-data/sb/a/blob-1");
     assert_eq!(fs::metadata(&blob).unwrap().len(), 1024 * 1024);
     // It sees gVisor's processes, not the host's.
-    let (_, listing) = get(&server, "a.sb.localhost", "/ps");
+    let (_, listing) = server.get("a.sb.localhost", "/ps");
     assert!(pids_seen(&listing).len() <= 3, "{listing}");
     let members = cgroup_members(pid);
     assert!(
@@ -249,7 +219,7 @@ fn a_tenant_over_its_memory_limit_is_oom_killed_and_restarted_alone() {
         .unwrap();
     assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string());
 
-    let (status, _) = get(&server, "a.hog.localhost", "/alloc?mb=256");
+    let (status, _) = server.get("a.hog.localhost", "/alloc?mb=256");
     assert_ne!(status, 200, "it could not allocate past its limit");
     let views = server.wait_until("hog restarted", |views| {
         let hog_view = view(views, "hog:a");
@@ -261,7 +231,7 @@ fn a_tenant_over_its_memory_limit_is_oom_killed_and_restarted_alone() {
     let calm_view = view(&views, "calm:a");
     assert_eq!((calm_view.pid, calm_view.restarts), (Some(calm), 0));
     assert_eq!(
-        get(&server, "a.calm.localhost", "/alloc?mb=100"),
+        server.get("a.calm.localhost", "/alloc?mb=100"),
         (200, "allocated 100".into())
     );
 }
@@ -283,7 +253,7 @@ fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
     let views = server.wait_until("both run", healthy(&["bomb:a", "calm:a"]));
     let bomb = view(&views, "bomb:a").pid.unwrap();
     assert_eq!(
-        get(&server, "a.bomb.localhost", "/forkbomb"),
+        server.get("a.bomb.localhost", "/forkbomb"),
         (200, "started".into())
     );
     let pids_dir = cgroup_dir(bomb, "pids");
@@ -304,7 +274,7 @@ fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
     assert!(current <= 50, "{current} tasks");
     // ten and the neighbour stay responsive.
     assert_eq!(
-        get(&server, "a.calm.localhost", "/health"),
+        server.get("a.calm.localhost", "/health"),
         (200, "ok".into())
     );
     assert_eq!(server.ps().len(), 2);
@@ -325,7 +295,7 @@ fn a_setsid_grandchild_is_gone_after_ten_rm() {
     let dir = project("", &service("web", ""), &[("instances/web/a.toml", "")]);
     let server = TestServer::start(dir.path());
     server.wait_until("it runs", healthy(&["web:a"]));
-    let (status, body) = get(&server, "a.web.localhost", "/setsid");
+    let (status, body) = server.get("a.web.localhost", "/setsid");
     assert_eq!(status, 200);
     let escapee: u32 = body.trim().parse().unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -353,7 +323,7 @@ fn writing_past_the_storage_quota_stops_the_tenant_with_that_reason() {
     let server = TestServer::start(dir.path());
     server.wait_until("it runs", healthy(&["disk:a"]));
     assert_eq!(
-        get(&server, "a.disk.localhost", "/write?mb=8"),
+        server.get("a.disk.localhost", "/write?mb=8"),
         (200, "wrote 8".into())
     );
     let views = server.wait_until("it is stopped for its quota", |views| {
@@ -408,7 +378,7 @@ fn usage_and_user_are_visible_from_outside_and_inside() {
     server.wait_until("both run", healthy(&["web:a", "ns:a"]));
     for host in ["a.web.localhost", "a.ns.localhost"] {
         assert_eq!(
-            get(&server, host, "/whoami"),
+            server.get(host, "/whoami"),
             (200, "65534 65534".into()),
             "{host}"
         );
@@ -537,7 +507,7 @@ fn tenants_start_from_spare_processes_with_their_own_limits_user_and_errors() {
         .unwrap();
     assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string());
     assert_eq!(
-        get(&server, "a.web.localhost", "/whoami"),
+        server.get("a.web.localhost", "/whoami"),
         (200, "65534 65534".into())
     );
     // The pool is refilled.

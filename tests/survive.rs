@@ -7,8 +7,6 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,27 +50,6 @@ fn processes(views: &[InstanceView]) -> BTreeMap<String, (u32, u16)> {
         .iter()
         .map(|v| (v.instance.to_string(), (v.pid.unwrap(), v.port.unwrap())))
         .collect()
-}
-
-/// A GET through the server's proxy with `Host: host`: status and body.
-fn get(server: &TestServer, host: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 /// Pids of live processes running the test backend whose PORT is one of `ports`.
@@ -162,7 +139,7 @@ fn a_killed_server_is_followed_by_one_that_adopts_its_tenants_as_they_are() {
     // Still routed, to the same processes.
     for (instance, (pid, _)) in &before {
         let id = instance.trim_start_matches("web:");
-        let (status, body) = get(&second, &format!("{id}.web.localhost"), "/");
+        let (status, body) = second.get(&format!("{id}.web.localhost"), "/");
         assert_eq!(
             (status, body.trim()),
             (200, format!("backend {pid}").as_str())
@@ -379,7 +356,7 @@ fn a_sleeping_tenant_sleeps_on_after_a_crash_and_wakes_on_request() {
         (Phase::Sleeping, None),
         "nothing was started"
     );
-    let (status, _) = get(&second, "t0.web.localhost", "/");
+    let (status, _) = second.get("t0.web.localhost", "/");
     assert_eq!(status, 200);
     let view = second.instance("web:t0").unwrap();
     assert_eq!(view.phase, Phase::Running);
@@ -471,7 +448,7 @@ fn an_adopted_tenant_whose_spec_changed_meanwhile_is_replaced() {
         all_healthy(1)(views) && views[0].pid != Some(before["web:t0"].0)
     });
     assert!(wait_gone(before["web:t0"].0), "the old process was stopped");
-    let (status, env) = get(&second, "t0.web.localhost", "/env");
+    let (status, env) = second.get("t0.web.localhost", "/env");
     assert_eq!(status, 200);
     assert!(env.contains("COLOR=blue"), "{env}");
     assert!(views[0].port.is_some());

@@ -304,6 +304,36 @@ fn ten_cgroups(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A plain HTTP/1.1 GET to `address` (`host:port`) with `Host: host`: status and body (status
+/// 0 when the connection broke). Waits up to 60 s for the answer.
+pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+impl TestServer {
+    /// A GET through this server's proxy with `Host: host`.
+    pub fn get(&self, host: &str, path: &str) -> (u16, String) {
+        http_get(self.url.trim_start_matches("http://"), host, path)
+    }
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn alive(pid: u32) -> bool {
     ten::runtime::proc::process_alive(pid, None)

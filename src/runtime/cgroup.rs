@@ -584,35 +584,41 @@ impl TenantCgroup {
         false
     }
 
-    /// What its processes use now.
+    /// What its processes use now. Reads only the few files it needs (cgroups-rs's statistics
+    /// read a dozen files per controller): this runs for every tenant at every health check.
     pub fn usage(&self) -> CgroupUsage {
+        use cgroups_rs::fs::Controller;
+        let v2 = self.cgroup.v2();
         let mut usage = CgroupUsage::default();
         if let Some(memory) = self.cgroup.controller_of::<MemController>() {
-            let stat = memory.memory_stat();
-            usage.memory_bytes = Some(stat.usage_in_bytes);
-            usage.oom_kills = Some(if self.cgroup.v2() {
-                read_key(
-                    &cgroup_v2_dir(&self.cgroup).join("memory.events"),
-                    "oom_kill",
-                )
-                .unwrap_or(0)
+            let dir = memory.path();
+            let (current, events, key) = if v2 {
+                ("memory.current", "memory.events", "oom_kill")
             } else {
-                stat.oom_control.oom_kill
-            });
+                ("memory.usage_in_bytes", "memory.oom_control", "oom_kill")
+            };
+            usage.memory_bytes = read_number(&dir.join(current));
+            usage.oom_kills = Some(read_key(&dir.join(events), key).unwrap_or(0));
         }
-        usage.cpu_usec = if self.cgroup.v2() {
+        usage.cpu_usec = if v2 {
             read_key(&cgroup_v2_dir(&self.cgroup).join("cpu.stat"), "usage_usec")
         } else {
             self.cgroup
                 .controller_of::<CpuAcctController>()
-                .map(|cpuacct| cpuacct.cpuacct().usage / 1000)
+                .and_then(|cpuacct| read_number(&cpuacct.path().join("cpuacct.usage")))
+                .map(|nanos| nanos / 1000)
         };
         usage.tasks = self
             .cgroup
             .controller_of::<PidController>()
-            .and_then(|pids| pids.get_pid_current().ok());
+            .and_then(|pids| read_number(&pids.path().join("pids.current")));
         usage
     }
+}
+
+/// A file holding one number.
+fn read_number(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 fn cgroup_v2_dir(cgroup: &Cgroup) -> PathBuf {
@@ -807,7 +813,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(cgroup.pids().contains(&child.id()));
-        assert_eq!(cgroup.usage().tasks, Some(3));
+        let usage = cgroup.usage();
+        assert_eq!(usage.tasks, Some(3));
+        assert!(
+            usage.memory_bytes.is_some_and(|bytes| bytes > 0),
+            "{usage:?}"
+        );
+        assert!(usage.cpu_usec.is_some(), "{usage:?}");
+        assert_eq!(usage.oom_kills, Some(0));
         cgroup.kill_all();
         child.wait().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

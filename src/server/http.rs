@@ -135,6 +135,7 @@ pub fn spawn_workers(
                     }
                 };
                 runtime.block_on(async move {
+                    tokio::spawn(keep_timer_armed());
                     match TcpListener::from_std(listener) {
                         Ok(listener) => accept_loop(listener, router).await,
                         Err(error) => tracing::error!(%error, "cannot use the listening socket"),
@@ -143,6 +144,17 @@ pub fn spawn_workers(
             })?;
     }
     Ok(())
+}
+
+/// Keeps a timer pending on the worker's runtime at all times. Tokio wakes its own driver (an
+/// eventfd write, then an extra turn of the event loop) whenever a timer is set while none is
+/// pending; every proxied request sets one (`request_timeout`), so on an otherwise idle worker
+/// that was a syscall and a loop turn per request. With this timer always due within a
+/// second, a request's later deadline wakes nothing.
+async fn keep_timer_armed() {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Accepts connections until the listener fails; one task per connection.

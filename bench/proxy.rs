@@ -16,6 +16,7 @@ mod support;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,24 @@ fn to_ms(value: &str) -> f64 {
     }
 }
 
-fn start_nginx(dir: &std::path::Path, listen: u16, backend: u16) -> Child {
+/// nginx, stopped with its workers when dropped: SIGTERM to the master (which ends its
+/// workers), then SIGKILL to the whole process group if it lingers.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+fn start_nginx(dir: &std::path::Path, listen: u16, backend: u16) -> Nginx {
     let config = format!(
         "worker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\ndaemon off;\n\
 events {{ worker_connections 4096; }}\n\
@@ -116,12 +134,15 @@ proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-
     );
     let path = dir.join("nginx.conf");
     fs::write(&path, config).unwrap();
-    let child = Command::new("nginx")
-        .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
+    let nginx = Nginx(
+        Command::new("nginx")
+            .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start nginx"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", listen)).is_err() {
         assert!(
@@ -131,7 +152,7 @@ proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    nginx
 }
 
 fn free_port() -> u16 {
@@ -154,7 +175,7 @@ fn throughput() {
     let ten_port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
     let nginx_dir = tempfile::tempdir().unwrap();
     let nginx_port = free_port();
-    let mut nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
+    let nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
 
     println!(
         "1. throughput and latency, {SECONDS} s per run, same backend process (pid {})",
@@ -176,8 +197,7 @@ fn throughput() {
             );
         }
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    drop(nginx);
 }
 
 /// The backend's own time from exec to accepting connections.

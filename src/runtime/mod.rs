@@ -84,6 +84,8 @@ const SPARES: usize = 2;
 struct Spares {
     ready: Mutex<Vec<spare::Spare>>,
     refilling: std::sync::atomic::AtomicBool,
+    /// Set at shutdown: a refill still running dismisses what it starts.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Spares {
@@ -103,7 +105,7 @@ impl Spares {
         if self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
-        while self.lock().len() < SPARES {
+        while !self.closed.load(Ordering::SeqCst) && self.lock().len() < SPARES {
             let name = process::unique_name("spare");
             let started = cgroups
                 .create(&name, &cgroup::Limits::default())
@@ -112,7 +114,15 @@ impl Spares {
                     spare::start(program, cgroup).map_err(|error| error.to_string())
                 });
             match started {
-                Ok(spare) => self.lock().push(spare),
+                Ok(spare) => {
+                    let mut ready = self.lock();
+                    if self.closed.load(Ordering::SeqCst) {
+                        drop(ready);
+                        spare.discard();
+                        break;
+                    }
+                    ready.push(spare);
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot start a spare process; tenants start without one");
                     break;
@@ -122,14 +132,11 @@ impl Spares {
         self.refilling.store(false, Ordering::Release);
     }
 
-    /// Lets every spare go and removes their cgroups (at shutdown).
+    /// Lets every spare go and removes their cgroups (at shutdown); none is started after.
     fn dismiss_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let spares: Vec<spare::Spare> = self.lock().drain(..).collect();
-        for spare in spares {
-            let cgroup = spare.dismiss();
-            cgroup.kill_all();
-            cgroup.remove();
-        }
+        spares.into_iter().for_each(spare::Spare::discard);
     }
 }
 

@@ -293,9 +293,7 @@ pub fn start_process(
         Some(spare) => match spare.cgroup.set_limits(&launch.limits) {
             Ok(()) => Some(spare),
             Err(error) => {
-                let cgroup = spare.dismiss();
-                cgroup.kill_all();
-                cgroup.remove();
+                spare.discard();
                 return Err(error.into());
             }
         },

@@ -140,10 +140,12 @@ impl Spare {
         }
     }
 
-    /// Lets the spare go (it exits when its stdin closes).
-    pub fn dismiss(self) -> TenantCgroup {
+    /// Ends the spare and removes its cgroup. Blocking.
+    pub fn discard(self) {
+        // Its stdin closes: it exits, if the SIGKILL to its cgroup does not come first.
         drop(self.request);
-        self.cgroup
+        self.cgroup.kill_all();
+        self.cgroup.remove();
     }
 }
 

@@ -12,7 +12,6 @@ mod support;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::server::{TestServer, backend, backend_service, project};
@@ -21,14 +20,6 @@ const TENANTS: usize = 5;
 const CONNECTIONS: usize = 4;
 const FIRST: usize = 100;
 const TOTAL: usize = 10_000;
-
-fn build_backend() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--example", "backend"])
-        .status()
-        .expect("cargo build the backend");
-    assert!(status.success());
-}
 
 fn rss_kb(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -92,7 +83,7 @@ impl Connection {
 /// `TEN_BENCH_CALLS` (default 10,000) and `TEN_BENCH_TENANT_LOGS=1` (tenants print a log line
 /// per request, so every health check also fills their log ring).
 fn main() {
-    build_backend();
+    support::server::build_backend();
     let total: usize = std::env::var("TEN_BENCH_CALLS")
         .ok()
         .and_then(|calls| calls.parse().ok())

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, port_range, project, stderr, wait_gone};
+use support::server::{TestServer, cgroup_dir, port_range, project, stderr, wait_gone};
 use ten::api::types::{Event, InstanceView};
 use ten::observed::{Health, Phase};
 
@@ -193,23 +193,6 @@ fn spawn_timings(events: &[Event], key: &str, wall: f64) -> Spawn {
         create_to_healthy: since(create),
         wall,
     }
-}
-
-/// The cgroup directory of `pid` in the v1 hierarchy `controller`, or in the unified one.
-fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        if controllers.split(',').any(|c| c == controller) {
-            return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
-        }
-    }
-    let unified = text
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .unwrap();
-    PathBuf::from(format!("/sys/fs/cgroup{unified}"))
 }
 
 /// The value of `key` (in kB) in `/proc/PID/file`, in bytes (0 for a process without

@@ -48,14 +48,6 @@ fn ensure_tools() {
     assert!(status.success(), "could not install {missing:?}");
 }
 
-fn build_backend() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--example", "backend"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// (requests per second, p50 ms, p99 ms) of a wrk run.
 fn wrk(port: u16, connections: u32) -> (f64, f64, f64) {
     let threads = connections.min(2);
@@ -279,7 +271,7 @@ fn wake_latency() {
 
 fn main() {
     ensure_tools();
-    build_backend();
+    support::server::build_backend();
     throughput();
     wake_latency();
 }

@@ -22,14 +22,6 @@ use support::server::TestServer;
 const DROPS: usize = 20;
 const MASS: usize = 1000;
 
-fn build_backend() {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--example", "backend"])
-        .status()
-        .expect("cargo build the backend");
-    assert!(status.success());
-}
-
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -265,7 +257,7 @@ fn mass_start() {
 }
 
 fn main() {
-    build_backend();
+    support::server::build_backend();
     drop_to_healthy();
     mass_start();
 }

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, alive, project, stderr, stdout, wait_gone};
+use support::server::{TestServer, alive, cgroup_dir, project, stderr, stdout, wait_gone};
 use ten::api::types::InstanceView;
 use ten::observed::{Health, Phase};
 
@@ -50,24 +50,6 @@ fn view<'a>(views: &'a [InstanceView], key: &str) -> &'a InstanceView {
         .iter()
         .find(|view| view.instance.to_string() == key)
         .unwrap()
-}
-
-/// The cgroup directory of `pid` in the v1 hierarchy `controller` (this machine), or in the
-/// unified hierarchy.
-fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        if controllers.split(',').any(|c| c == controller) {
-            return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
-        }
-    }
-    let unified = text
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .unwrap();
-    PathBuf::from(format!("/sys/fs/cgroup{unified}"))
 }
 
 /// Pids of the processes in `pid`'s cgroup.

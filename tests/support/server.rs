@@ -25,6 +25,32 @@ pub fn backend() -> PathBuf {
     path
 }
 
+/// Builds the backend in release mode, for the benchmarks.
+pub fn build_backend() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--example", "backend"])
+        .status()
+        .expect("cargo build the backend");
+    assert!(status.success());
+}
+
+/// The cgroup directory of `pid` in the v1 hierarchy `controller`, or in the unified one.
+pub fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        if controllers.split(',').any(|c| c == controller) {
+            return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
+        }
+    }
+    let unified = text
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .unwrap();
+    PathBuf::from(format!("/sys/fs/cgroup{unified}"))
+}
+
 /// A range of tenant ports no other test of this run uses (below the ephemeral range).
 pub fn port_range() -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);

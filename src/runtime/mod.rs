@@ -193,7 +193,6 @@ impl Runtime for OsRuntime {
     async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
         let host = Arc::clone(&self.host);
         let spare = self.spares.lock().pop();
-        let used_spare = spare.is_some();
         let started = match tokio::task::spawn_blocking(move || {
             process::start_process(&launch, &host, spare)
         })
@@ -206,7 +205,7 @@ impl Runtime for OsRuntime {
                 source: std::io::Error::other(join_error.to_string()),
             }),
         };
-        if used_spare || self.host.cgroups.is_some() {
+        if self.host.cgroups.is_some() {
             self.prepare_spares();
         }
         let (started, running) = started?;

@@ -13,30 +13,29 @@
 //! instance or service, and how long requests waited for a wake.
 
 pub mod connector;
+pub mod pool;
 pub mod routes;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::api::body::{self, Body, BoxError};
 use crate::observed::Phase;
-use crate::supervisor::gate::{Gate, Lease, Target};
+use crate::supervisor::gate::{Gate, Lease};
 
-use connector::{Connector, unix_authority};
+use pool::{Pool, Pooled};
 use routes::{InstanceRoute, Resolved, RouteTable};
 
 /// What became of a request.
@@ -48,7 +47,8 @@ pub enum Routed {
 
 pub struct Proxy {
     routes: Arc<ArcSwap<RouteTable>>,
-    client: Client<Connector, Incoming>,
+    /// This worker's connections to backends.
+    pool: Arc<Pool>,
 }
 
 /// Why a request cannot be forwarded; each becomes a short error response.
@@ -81,11 +81,15 @@ impl Refusal {
 
 impl Proxy {
     pub fn new(routes: Arc<ArcSwap<RouteTable>>) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(Connector);
-        Self { routes, client }
+        Self {
+            routes,
+            pool: Arc::default(),
+        }
+    }
+
+    /// The backend connection pool, for its upkeep task (`Pool::maintain`).
+    pub fn pool(&self) -> Arc<Pool> {
+        Arc::clone(&self.pool)
     }
 
     /// Whether `/metrics` is served without a token, per the current configuration.
@@ -145,10 +149,13 @@ impl Proxy {
         let lease = acquire(gate, route).await?;
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let upstream = upstream_request(request, lease.target(), peer, host, upgrade);
-        let answer =
-            tokio::time::timeout(route.request_timeout, self.client.request(upstream)).await;
-        let mut response = match answer {
+        let upstream = upstream_request(request, peer, host, upgrade);
+        let answer = tokio::time::timeout(
+            route.request_timeout,
+            self.pool.send(lease.target(), upstream),
+        )
+        .await;
+        let (mut response, connection) = match answer {
             Err(_) => {
                 return Err(Refusal::Timeout(format!(
                     "{} did not answer within request_timeout ({})",
@@ -157,14 +164,12 @@ impl Proxy {
                 )));
             }
             Ok(Err(error)) => {
-                let cause = std::error::Error::source(&error)
-                    .map_or_else(|| error.to_string(), ToString::to_string);
                 return Ok(body::text(
                     StatusCode::BAD_GATEWAY,
-                    format!("ten: {} failed: {cause}", route.key),
+                    format!("ten: {} failed: {error}", route.key),
                 ));
             }
-            Ok(Ok(response)) => response,
+            Ok(Ok(answered)) => answered,
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
@@ -187,6 +192,7 @@ impl Proxy {
         let (parts, incoming) = response.into_parts();
         let body = LeasedBody {
             inner: incoming,
+            connection: Some(connection),
             _lease: lease,
         };
         Ok(Response::from_parts(parts, body.boxed()))
@@ -258,6 +264,10 @@ async fn wait_for_backend(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lea
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Headers that belong to one hop, not to the request.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -286,6 +296,10 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, and those the Connection header names. An upgrade keeps
 /// `Connection: upgrade` and `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages have none: one pass over the names spares a lookup per hop-by-hop name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -303,54 +317,68 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// The request as the backend gets it: origin-form target (`/path?query`), hop-by-hop headers
+/// gone, `Host` as asked, `X-Forwarded-*` added.
 fn upstream_request(
     request: Request<Incoming>,
-    target: &Target,
     peer: SocketAddr,
     host: &str,
     upgrade: bool,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
-    let authority = match target {
-        Target::Tcp(port) => format!("127.0.0.1:{port}"),
-        Target::Unix(path) => unix_authority(path),
-    };
-    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .unwrap_or_default();
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        // An absolute-form request (`GET http://host/path`): the backend gets the path only.
+        let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+        parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+    }
     let original_host = parts.headers.get(header::HOST).cloned();
     strip_hop_by_hop(&mut parts.headers, upgrade);
     let forwarded_for = match parts
         .headers
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
         Some(existing) => format!("{existing}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        parts.headers.insert("x-forwarded-for", value);
+        parts.headers.insert(X_FORWARDED_FOR, value);
     }
     parts
         .headers
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     let forwarded_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
     if let Some(value) = forwarded_host {
-        parts.headers.insert("x-forwarded-host", value.clone());
+        parts.headers.insert(X_FORWARDED_HOST, value.clone());
         // The app sees the Host it was asked for.
         parts.headers.insert(header::HOST, value);
     }
     Request::from_parts(parts, body)
 }
 
-/// A backend's response body; the request stays counted in flight until it is sent.
+/// A backend's response body; the request stays counted in flight until it is sent, and the
+/// connection goes back to the pool once the body has been read to its end.
 struct LeasedBody {
     inner: Incoming,
+    connection: Option<Pooled>,
     _lease: Lease,
+}
+
+impl LeasedBody {
+    fn release(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.release();
+        }
+    }
+}
+
+impl Drop for LeasedBody {
+    fn drop(&mut self) {
+        // A body with nothing to read (empty, or a HEAD response) may never be polled.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
 }
 
 impl http_body::Body for LeasedBody {
@@ -361,9 +389,13 @@ impl http_body::Body for LeasedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(|error| Box::new(error) as BoxError)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            _ => {}
+        }
+        polled.map_err(|error| Box::new(error) as BoxError)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -114,13 +114,16 @@ pub fn bind_listeners(
 /// Runs one proxy worker per listener, each a thread with a single-threaded runtime: every
 /// task of a connection (the client's side and the pooled backend connection) runs on one
 /// thread, and each worker has its own backend connections, so requests cross no thread and
-/// share no lock (the way nginx's workers do). `router` makes each worker's router.
+/// share no lock (the way nginx's workers do). `router` makes each worker's router. Each
+/// worker also runs its pool's upkeep (`Pool::maintain`), whose timer, always pending, keeps
+/// a request's timeout from waking the event loop.
 pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     router: impl Fn() -> Router,
 ) -> std::io::Result<()> {
     for (index, listener) in listeners.into_iter().enumerate() {
         let router = Arc::new(router());
+        let pool = router.proxy.pool();
         std::thread::Builder::new()
             .name(format!("ten-proxy-{index}"))
             .spawn(move || {
@@ -135,7 +138,7 @@ pub fn spawn_workers(
                     }
                 };
                 runtime.block_on(async move {
-                    tokio::spawn(keep_timer_armed());
+                    tokio::spawn(pool.maintain());
                     match TcpListener::from_std(listener) {
                         Ok(listener) => accept_loop(listener, router).await,
                         Err(error) => tracing::error!(%error, "cannot use the listening socket"),
@@ -144,17 +147,6 @@ pub fn spawn_workers(
             })?;
     }
     Ok(())
-}
-
-/// Keeps a timer pending on the worker's runtime at all times. Tokio wakes its own driver (an
-/// eventfd write, then an extra turn of the event loop) whenever a timer is set while none is
-/// pending; every proxied request sets one (`request_timeout`), so on an otherwise idle worker
-/// that was a syscall and a loop turn per request. With this timer always due within a
-/// second, a request's later deadline wakes nothing.
-async fn keep_timer_armed() {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
 }
 
 /// Accepts connections until the listener fails; one task per connection.

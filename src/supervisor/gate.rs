@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::task::{Command, InstanceStatus};
 
 /// Where requests for an instance go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     Tcp(u16),
     Unix(PathBuf),
@@ -112,7 +112,11 @@ impl Gate {
     /// Notes activity now.
     pub fn touch(&self) {
         let elapsed = self.epoch.elapsed().as_millis() as u64;
-        self.last_activity.store(elapsed, Ordering::Release);
+        // Busy instances are touched many times a millisecond, by every proxy worker: writing
+        // only when the value changes keeps the cache line shared instead of bouncing it.
+        if self.last_activity.load(Ordering::Relaxed) != elapsed {
+            self.last_activity.store(elapsed, Ordering::Release);
+        }
     }
 
     /// When the last request started or ended.

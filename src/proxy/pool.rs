@@ -1,0 +1,290 @@
+//! Keep-alive connections to backends, one pool per proxy worker (so it is only ever locked
+//! by its own thread, without contention).
+//!
+//! A request takes an idle connection to its target that is ready, or opens one; the
+//! connection comes back once the response body has been read to its end (`Pooled`, kept by
+//! the proxied body), not before: an HTTP/1 connection carries one exchange at a time. A
+//! request that a reused connection could not even start (the backend had closed it) is sent
+//! again on a fresh one. Each connection is driven by its own task on the worker's runtime.
+//! `maintain` drops connections idle for `IDLE_TIMEOUT` and those their backend closed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+
+use super::connector;
+use crate::supervisor::gate::Target;
+
+/// How long an unused connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this many idle connections per backend.
+const MAX_IDLE_PER_TARGET: usize = 256;
+/// How often `maintain` runs.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Connections that send request bodies of type `B`.
+pub struct Pool<B = Incoming> {
+    idle: Mutex<HashMap<Target, Vec<Idle<B>>>>,
+    /// Seconds (ticks of `maintain`) since the pool began: a clock that costs nothing to read.
+    ticks: AtomicU64,
+}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: u64,
+}
+
+/// A connection in use; `release` gives it back.
+pub struct Pooled<B = Incoming> {
+    sender: SendRequest<B>,
+    target: Target,
+    pool: Arc<Pool<B>>,
+}
+
+/// Why a request got no response from its backend.
+#[derive(Debug)]
+pub enum SendError {
+    Connect(std::io::Error),
+    Http(hyper::Error),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Connect(error) => write!(f, "cannot connect: {error}"),
+            SendError::Http(error) => match std::error::Error::source(error) {
+                Some(cause) => write!(f, "{error}: {cause}"),
+                None => write!(f, "{error}"),
+            },
+        }
+    }
+}
+
+impl<B> Default for Pool<B> {
+    fn default() -> Self {
+        Pool {
+            idle: Mutex::default(),
+            ticks: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<B> Pool<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Sends `request` to `target`; on success, the response and its connection (to release
+    /// when the response body has been read).
+    pub async fn send(
+        self: &Arc<Self>,
+        target: &Target,
+        mut request: Request<B>,
+    ) -> Result<(Response<Incoming>, Pooled<B>), SendError> {
+        loop {
+            let (mut sender, reused) = match self.checkout(target) {
+                Some(sender) => (sender, true),
+                None => (open(target).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let pooled = Pooled {
+                        sender,
+                        target: target.clone(),
+                        pool: Arc::clone(self),
+                    };
+                    return Ok((response, pooled));
+                }
+                Err(mut error) => match error.take_message() {
+                    // Not sent at all: the backend had closed this idle connection.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(SendError::Http(error.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used idle connection to `target` that can take a request.
+    fn checkout(&self, target: &Target) -> Option<SendRequest<B>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(target)?;
+        while let Some(entry) = list.pop() {
+            if entry.sender.is_ready() {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, target: Target, sender: SendRequest<B>) {
+        let since = self.ticks.load(Ordering::Relaxed);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(target).or_default();
+        if list.len() < MAX_IDLE_PER_TARGET {
+            list.push(Idle { sender, since });
+        }
+    }
+
+    /// Idle connections, by target (for tests and diagnostics).
+    pub fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.values().map(Vec::len).sum()
+    }
+
+    /// Runs forever: every second, drops connections idle too long or closed by their
+    /// backend. Its timer, always pending, also keeps a request's timeout from waking the
+    /// worker's event loop (tokio wakes its driver when a timer is set while none is).
+    pub async fn maintain(self: Arc<Self>) {
+        let limit = IDLE_TIMEOUT.as_secs();
+        loop {
+            tokio::time::sleep(TICK).await;
+            let now = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|_, list| {
+                list.retain(|entry| entry.sender.is_ready() && now - entry.since < limit);
+                !list.is_empty()
+            });
+        }
+    }
+}
+
+impl<B> Pooled<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Gives the connection back to the pool once it can take the next request: at once in
+    /// the usual case, or when it becomes ready (it never does if the backend closes it).
+    pub fn release(mut self) {
+        if self.sender.is_ready() {
+            self.pool.put(self.target, self.sender);
+        } else if !self.sender.is_closed() {
+            tokio::spawn(async move {
+                if self.sender.ready().await.is_ok() {
+                    self.pool.put(self.target, self.sender);
+                }
+            });
+        }
+    }
+}
+
+/// Opens a connection to `target` and starts the task that drives it.
+async fn open<B>(target: &Target) -> Result<SendRequest<B>, SendError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = connector::connect(target)
+        .await
+        .map_err(SendError::Connect)?;
+    let (sender, connection) = http1::Builder::new()
+        .handshake(stream)
+        .await
+        .map_err(SendError::Http)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "backend connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A backend that counts its connections and answers every request on one with `hello`;
+    /// with `close_after_each`, it closes the connection after each answer (without saying so).
+    async fn backend(close_after_each: bool) -> (Target, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                        if stream.write_all(answer).await.is_err() || close_after_each {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (Target::Tcp(port), accepted)
+    }
+
+    async fn get(pool: &Arc<Pool<Empty<Bytes>>>, target: &Target) -> Bytes {
+        let request = Request::builder()
+            .uri("/")
+            .header("host", "test")
+            .body(Empty::new())
+            .unwrap();
+        let (response, connection) = pool.send(target, request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        connection.release();
+        body
+    }
+
+    #[tokio::test]
+    async fn a_connection_serves_one_request_after_another() {
+        let (target, accepted) = backend(false).await;
+        let pool = Arc::new(Pool::default());
+        for _ in 0..5 {
+            assert_eq!(get(&pool, &target).await, "hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_the_backend_closed_are_replaced() {
+        let (target, accepted) = backend(true).await;
+        let pool = Arc::new(Pool::default());
+        for _ in 0..3 {
+            assert_eq!(get(&pool, &target).await, "hello");
+            // Let the connection's task see the backend close it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_is_gone_is_a_connect_error() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let pool = Arc::new(Pool::default());
+        let request = Request::builder()
+            .uri("/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let error = pool.send(&Target::Tcp(port), request).await.err().unwrap();
+        assert!(matches!(error, SendError::Connect(_)), "{error}");
+        assert!(error.to_string().starts_with("cannot connect: "), "{error}");
+    }
+}

@@ -320,6 +320,17 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
             "{hop} leaked: {headers:?}"
         );
     }
+    // Without one, X-Forwarded-For is the client's address alone.
+    let answer = request(&server, "a.web.localhost", "GET", "/headers", &[], "");
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer
+            .body
+            .lines()
+            .any(|line| line == "x-forwarded-for: 127.0.0.1"),
+        "{}",
+        answer.body
+    );
 }
 
 #[test]

@@ -38,6 +38,25 @@ use crate::supervisor::gate::{Gate, Lease};
 use pool::{Pool, Pooled};
 use routes::{InstanceRoute, Resolved, RouteTable};
 
+/// The client at the other end of a connection.
+#[derive(Clone)]
+pub struct Peer {
+    pub address: SocketAddr,
+    /// Its IP address as an `X-Forwarded-For` value, made once per connection.
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(address: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::try_from(address.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            address,
+            forwarded_for,
+        }
+    }
+}
+
 /// What became of a request.
 pub enum Routed {
     /// For ten's own pages (health, API, dashboard).
@@ -99,7 +118,7 @@ impl Proxy {
 
     /// Handles a request: forwards it to an instance or a service, or hands it back when it
     /// is for ten's own pages.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr, host: &str) -> Routed {
+    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer, host: &str) -> Routed {
         let route = {
             let table = self.routes.load();
             match table.resolve(host, request.uri().path()) {
@@ -134,7 +153,7 @@ impl Proxy {
         &self,
         route: &InstanceRoute,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         host: &str,
     ) -> Result<Response<Body>, Refusal> {
         let Some(gate) = &route.gate else {
@@ -207,7 +226,9 @@ async fn acquire(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refus
         return Ok(lease);
     }
     let waiting = Instant::now();
-    let result = wait_for_backend(gate, route).await;
+    // Boxed: the rare path's large state stays out of every request's future (which is moved,
+    // whole, into place for each request).
+    let result = Box::pin(wait_for_backend(gate, route)).await;
     let metrics = crate::metrics::global();
     match &result {
         Ok(_) => metrics.woke(waiting.elapsed()),
@@ -321,7 +342,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// gone, `Host` as asked, `X-Forwarded-*` added.
 fn upstream_request(
     request: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     host: &str,
     upgrade: bool,
 ) -> Request<Incoming> {
@@ -338,10 +359,10 @@ fn upstream_request(
         .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
-        Some(existing) => format!("{existing}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+        Some(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.address.ip())).ok(),
+        None => Some(peer.forwarded_for.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(value) = forwarded_for {
         parts.headers.insert(X_FORWARDED_FOR, value);
     }
     parts

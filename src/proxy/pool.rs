@@ -91,7 +91,8 @@ where
         loop {
             let (mut sender, reused) = match self.checkout(target) {
                 Some(sender) => (sender, true),
-                None => (open(target).await?, false),
+                // Boxed: connecting is rare, and its state would enlarge every request's future.
+                None => (Box::pin(open(target)).await?, false),
             };
             match sender.try_send_request(request).await {
                 Ok(response) => {

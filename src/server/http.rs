@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::api::body::{self, Body};
 use crate::api::routes::ApiState;
-use crate::proxy::{Proxy, Routed};
+use crate::proxy::{Peer, Proxy, Routed};
 
 pub struct Router {
     pub api: Arc<ApiState>,
@@ -43,15 +43,11 @@ pub fn request_host<B>(request: &Request<B>) -> String {
 }
 
 impl Router {
-    pub async fn route(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    pub async fn route(self: Arc<Self>, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         let host = request_host(&request);
-        match self.proxy.handle(request, peer, &host).await {
+        match self.proxy.handle(request, &peer, &host).await {
             Routed::Done(response) => response,
-            Routed::Own(request) => self.own(request, peer).await,
+            Routed::Own(request) => self.own(request, peer.address).await,
         }
     }
 
@@ -167,9 +163,11 @@ pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let client = Peer::new(peer);
     let service = service_fn(move |request| {
         let router = Arc::clone(&router);
-        async move { Ok::<_, std::convert::Infallible>(router.route(request, peer).await) }
+        let client = client.clone();
+        async move { Ok::<_, std::convert::Infallible>(router.route(request, client).await) }
     });
     if let Err(error) = http1::Builder::new()
         .keep_alive(true)

@@ -1,6 +1,8 @@
 //! Benchmark of the proxy (issue #4), all in one run, against the same backend process:
 //!
-//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 10 s each) for
+//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 5 s per run; ten and
+//!    nginx alternate over 3 rounds and each figure is the median of its runs; the ratio
+//!    column of each round is reported too) for
 //!    - direct: wrk to the backend's own port,
 //!    - ten: wrk to `ten serve` with `Host: a.web.localhost`,
 //!    - nginx: wrk to nginx set up as the same Host-routing reverse proxy (server_name, an
@@ -23,7 +25,10 @@ use std::time::{Duration, Instant};
 use support::server::TestServer;
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
-const SECONDS: u32 = 10;
+const SECONDS: u32 = 5;
+/// Runs of ten and of nginx per connection count, alternating (ten first in odd rounds,
+/// nginx first in even ones), so that drift in this shared machine's load hits both alike.
+const ROUNDS: usize = 3;
 const WAKES: usize = 20;
 
 fn ensure_tools() {
@@ -170,26 +175,56 @@ fn throughput() {
     let nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
 
     println!(
-        "1. throughput and latency, {SECONDS} s per run, same backend process (pid {})",
+        "1. throughput and latency, {SECONDS} s per run, median of {ROUNDS} alternating runs, \
+         same backend process (pid {})",
         server.instance("web:a").unwrap().pid.unwrap()
     );
     println!(
-        "   {:<6} {:>5} {:>12} {:>9} {:>9}   {:>10} {:>10}",
-        "target", "conns", "requests/s", "p50 ms", "p99 ms", "rps/nginx", "p99/nginx"
+        "   {:<6} {:>5} {:>12} {:>9} {:>9}   {:>10} {:>10}   rps/nginx by round",
+        "target", "conns", "requests/s", "p50 ms", "p99 ms", "rps/nginx", "p99/nginx",
     );
     for connections in CONNECTIONS {
         let direct = wrk(backend_port, connections);
-        let ten = wrk(ten_port, connections);
-        let via_nginx = wrk(nginx_port, connections);
+        let (mut ten, mut via_nginx) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                ten.push(wrk(ten_port, connections));
+                via_nginx.push(wrk(nginx_port, connections));
+            } else {
+                via_nginx.push(wrk(nginx_port, connections));
+                ten.push(wrk(ten_port, connections));
+            }
+        }
+        let rounds: Vec<String> = ten
+            .iter()
+            .zip(&via_nginx)
+            .map(|(ten, nginx)| format!("{:.2}", ten.0 / nginx.0))
+            .collect();
+        let (ten, via_nginx) = (medians(&ten), medians(&via_nginx));
         for (name, (rps, p50, p99)) in [("direct", direct), ("ten", ten), ("nginx", via_nginx)] {
             println!(
-                "   {name:<6} {connections:>5} {rps:>12.0} {p50:>9.3} {p99:>9.3}   {:>10.2} {:>10.2}",
+                "   {name:<6} {connections:>5} {rps:>12.0} {p50:>9.3} {p99:>9.3}   {:>10.2} {:>10.2}   {}",
                 rps / via_nginx.0,
-                p99 / via_nginx.2
+                p99 / via_nginx.2,
+                if name == "ten" {
+                    rounds.join(" ")
+                } else {
+                    String::new()
+                }
             );
         }
     }
     drop(nginx);
+}
+
+/// The median of each figure over runs.
+fn medians(runs: &[(f64, f64, f64)]) -> (f64, f64, f64) {
+    let median = |pick: fn(&(f64, f64, f64)) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    (median(|r| r.0), median(|r| r.1), median(|r| r.2))
 }
 
 /// The backend's own time from exec to accepting connections.

@@ -5,8 +5,6 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,16 +104,12 @@ fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
     // A request that waits for a second one: a server without threads would hang here.
     let url = server.url.clone();
     let blocked = std::thread::spawn(move || {
-        let server_url = url;
-        let mut stream = TcpStream::connect(server_url.trim_start_matches("http://")).unwrap();
-        write!(
-            stream,
-            "GET /block HTTP/1.1\r\nHost: a.ns.localhost\r\nConnection: close\r\n\r\n"
+        support::server::http_get(
+            url.trim_start_matches("http://"),
+            "a.ns.localhost",
+            "/block",
         )
-        .unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response
+        .1
     });
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(server.get("a.ns.localhost", "/release"), (200, "ok".into()));

@@ -44,11 +44,7 @@ fn request(
     stream.write_all(text.as_bytes()).unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let (status, body) = support::server::parse_response(&response);
     Answer { status, body }
 }
 
@@ -321,7 +317,7 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
         );
     }
     // Without one, X-Forwarded-For is the client's address alone.
-    let answer = request(&server, "a.web.localhost", "GET", "/headers", &[], "");
+    let answer = get(&server, "a.web.localhost", "/headers");
     assert_eq!(answer.status, 200);
     assert!(
         answer

@@ -133,7 +133,7 @@ where
         }
     }
 
-    /// Idle connections, by target (for tests and diagnostics).
+    /// How many connections are idle, over all targets (for tests and diagnostics).
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()

@@ -345,6 +345,11 @@ pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
+    parse_response(&response)
+}
+
+/// The status and body of a whole HTTP/1.1 response (0 when there is no status line).
+pub fn parse_response(response: &str) -> (u16, String) {
     let status = response
         .get(9..12)
         .and_then(|code| code.parse().ok())

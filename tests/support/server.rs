@@ -372,8 +372,14 @@ pub fn alive(pid: u32) -> bool {
 
 /// Waits until `pid` is gone (10 s at most).
 pub fn wait_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
+    within(Duration::from_secs(10), || !alive(pid))
+}
+
+/// Whether `condition` holds within `timeout` (checked every 20 ms): for what ten does in the
+/// background after a command returns.
+pub fn within(timeout: Duration, condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
         if Instant::now() > deadline {
             return false;
         }

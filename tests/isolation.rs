@@ -166,10 +166,9 @@ fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
         assert!(wait_gone(member), "{member} survived the stop");
     }
     let bundles = dir.path().join("tenement-data/.ten/sandbox");
+    let removed = || fs::read_dir(&bundles).map_or(0, |listing| listing.count()) == 0;
     assert!(
-        within(Duration::from_secs(10), || fs::read_dir(&bundles)
-            .map_or(0, |listing| listing.count())
-            == 0),
+        within(Duration::from_secs(10), removed),
         "the bundle was not removed"
     );
 }
@@ -234,15 +233,15 @@ fn a_fork_bomb_is_contained_by_its_pids_limit_and_ten_rm_ends_it_all() {
         (200, "started".into())
     );
     let pids_dir = cgroup_dir(bomb, "pids");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let refused = fs::read_to_string(pids_dir.join("pids.events")).unwrap_or_default();
-        if refused.trim() != "max 0" && !refused.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the bomb never hit the limit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // pids.events counts the forks the limit refused: "max N".
+    let refusing = || {
+        let events = fs::read_to_string(pids_dir.join("pids.events")).unwrap_or_default();
+        events.trim() != "max 0" && !events.is_empty()
+    };
+    assert!(
+        within(Duration::from_secs(10), refusing),
+        "the bomb never hit the limit"
+    );
     let current: u64 = fs::read_to_string(pids_dir.join("pids.current"))
         .unwrap()
         .trim()
@@ -492,11 +491,11 @@ fn tenants_start_from_spare_processes_with_their_own_limits_user_and_errors() {
         (200, "65534 65534".into())
     );
     // The pool is refilled.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while spares_of(server.pid()).len() < 2 {
-        assert!(Instant::now() < deadline, "the spares were not refilled");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let refilled = || spares_of(server.pid()).len() >= 2;
+    assert!(
+        within(Duration::from_secs(10), refilled),
+        "the spares were not refilled"
+    );
 
     // A program that cannot be executed says why, and the spare it used is gone.
     let before = spares_of(server.pid());

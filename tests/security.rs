@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, backend_service, project, stderr, stdout};
+use support::server::{TestServer, backend_service, project, stderr, stdout, within};
 
 /// An answer: status, headers (lowercase names) and body.
 struct Answer {
@@ -428,14 +428,11 @@ fn metrics_need_the_admin_token_unless_public() {
         config.replace("[settings]\n", "[settings]\npublic_metrics = true\n"),
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(&server, "/metrics", None).status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "public_metrics was not picked up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let public = || get(&server, "/metrics", None).status == 200;
+    assert!(
+        within(Duration::from_secs(20), public),
+        "public_metrics was not picked up"
+    );
     assert_eq!(
         get(&server, "/api/status", None).status,
         401,

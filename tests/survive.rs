@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::server::{
-    TenantGuard, TestServer, alive, backend, backend_service, project, stderr, wait_gone,
+    TenantGuard, TestServer, alive, backend, backend_service, project, stderr, wait_gone, within,
 };
 use ten::api::types::InstanceView;
 use ten::observed::{Health, Phase};
@@ -309,25 +309,22 @@ fn output_written_while_no_server_runs_is_captured_once() {
     let dir = tenants(1, "", "args = [\"--chatty\"]");
     let first = TestServer::start(dir.path());
     first.wait_until("it runs", all_healthy(1));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ticks(dir.path(), "t0").len() < 20 {
-        assert!(Instant::now() < deadline, "no output captured");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let captured = || ticks(dir.path(), "t0").len() >= 20;
+    assert!(
+        within(Duration::from_secs(10), captured),
+        "no output captured"
+    );
     let _guard = first.kill_hard();
     let at_kill = *ticks(dir.path(), "t0").last().unwrap();
     // It keeps writing while no ten runs (no pipe to break).
     std::thread::sleep(Duration::from_millis(500));
     let second = TestServer::start(dir.path());
     second.wait_until("adopted", all_healthy(1));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ticks(dir.path(), "t0").last().copied().unwrap_or(0) < at_kill + 150 {
-        assert!(
-            Instant::now() < deadline,
-            "output after adoption is not captured"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let resumed = || ticks(dir.path(), "t0").last().copied().unwrap_or(0) >= at_kill + 150;
+    assert!(
+        within(Duration::from_secs(10), resumed),
+        "output after adoption is not captured"
+    );
     let captured = ticks(dir.path(), "t0");
     let expected: Vec<u64> = (0..=*captured.last().unwrap()).collect();
     assert_eq!(captured, expected, "every line exactly once, in order");

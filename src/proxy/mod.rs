@@ -35,7 +35,7 @@ use crate::api::body::{self, Body, BoxError};
 use crate::observed::Phase;
 use crate::supervisor::gate::{Gate, Lease};
 
-use pool::{Pool, Pooled};
+use pool::{Pool, Pooled, SendError};
 use routes::{InstanceRoute, Resolved, RouteTable};
 
 /// The client at the other end of a connection.
@@ -169,26 +169,25 @@ impl Proxy {
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let upstream = upstream_request(request, peer, host, upgrade);
-        let answer = tokio::time::timeout(
-            route.request_timeout,
-            self.pool.send(lease.target(), upstream),
-        )
-        .await;
+        let answer = self
+            .pool
+            .send(lease.target(), upstream, route.request_timeout)
+            .await;
         let (mut response, connection) = match answer {
-            Err(_) => {
+            Err(SendError::Timeout(_)) => {
                 return Err(Refusal::Timeout(format!(
                     "{} did not answer within request_timeout ({})",
                     route.key,
                     humantime::format_duration(route.request_timeout)
                 )));
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 return Ok(body::text(
                     StatusCode::BAD_GATEWAY,
                     format!("ten: {} failed: {error}", route.key),
                 ));
             }
-            Ok(Ok(answered)) => answered,
+            Ok(answered) => answered,
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade

@@ -7,16 +7,24 @@
 //! request that a reused connection could not even start (the backend had closed it) is sent
 //! again on a fresh one. Each connection is driven by its own task on the worker's runtime.
 //! `maintain` drops connections idle for `IDLE_TIMEOUT` and those their backend closed.
+//!
+//! Each connection keeps a timer for the wait for a response. A request moves it later, which
+//! costs an atomic operation: a timer of its own would be filed into tokio's timer wheel and
+//! taken out again, under the wheel's lock, for every request.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
+use tokio::time::{Instant, Sleep};
 
 use super::connector;
 use crate::supervisor::gate::Target;
@@ -37,12 +45,17 @@ pub struct Pool<B = Incoming> {
 
 struct Idle<B> {
     sender: SendRequest<B>,
+    timer: Timer,
     since: u64,
 }
+
+/// A connection's timer for the wait for a response.
+type Timer = Pin<Box<Sleep>>;
 
 /// A connection in use; `release` gives it back.
 pub struct Pooled<B = Incoming> {
     sender: SendRequest<B>,
+    timer: Timer,
     target: Target,
     pool: Arc<Pool<B>>,
 }
@@ -52,12 +65,19 @@ pub struct Pooled<B = Incoming> {
 pub enum SendError {
     Connect(std::io::Error),
     Http(hyper::Error),
+    /// No response head within this long.
+    Timeout(Duration),
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendError::Connect(error) => write!(f, "cannot connect: {error}"),
+            SendError::Timeout(timeout) => write!(
+                f,
+                "no answer within {}",
+                humantime::format_duration(*timeout)
+            ),
             SendError::Http(error) => match std::error::Error::source(error) {
                 Some(cause) => write!(f, "{error}: {cause}"),
                 None => write!(f, "{error}"),
@@ -81,29 +101,48 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// Sends `request` to `target`; on success, the response and its connection (to release
-    /// when the response body has been read).
+    /// Sends `request` to `target`, and waits at most `timeout` (connecting included) for the
+    /// response head. On success, the response and its connection (to release when the
+    /// response body has been read).
     pub async fn send(
         self: &Arc<Self>,
         target: &Target,
         mut request: Request<B>,
+        timeout: Duration,
     ) -> Result<(Response<Incoming>, Pooled<B>), SendError> {
+        let deadline = Instant::now() + timeout;
         loop {
-            let (mut sender, reused) = match self.checkout(target) {
-                Some(sender) => (sender, true),
+            let (mut sender, mut timer, reused) = match self.checkout(target) {
+                Some((sender, mut timer)) => {
+                    timer.as_mut().reset(deadline);
+                    (sender, timer, true)
+                }
                 // Boxed: connecting is rare, and its state would enlarge every request's future.
-                None => (Box::pin(open(target)).await?, false),
+                None => {
+                    let opened = tokio::time::timeout_at(deadline, Box::pin(open(target)))
+                        .await
+                        .map_err(|_| SendError::Timeout(timeout))??;
+                    (opened, Box::pin(tokio::time::sleep_until(deadline)), false)
+                }
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => {
+            let mut sending = pin!(sender.try_send_request(request));
+            let answer = poll_fn(|cx| match sending.as_mut().poll(cx) {
+                Poll::Ready(answer) => Poll::Ready(Some(answer)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+            })
+            .await;
+            match answer {
+                None => return Err(SendError::Timeout(timeout)),
+                Some(Ok(response)) => {
                     let pooled = Pooled {
                         sender,
+                        timer,
                         target: target.clone(),
                         pool: Arc::clone(self),
                     };
                     return Ok((response, pooled));
                 }
-                Err(mut error) => match error.take_message() {
+                Some(Err(mut error)) => match error.take_message() {
                     // Not sent at all: the backend had closed this idle connection.
                     Some(unsent) if reused => request = unsent,
                     _ => return Err(SendError::Http(error.into_error())),
@@ -113,23 +152,30 @@ where
     }
 
     /// The most recently used idle connection to `target` that can take a request.
-    fn checkout(&self, target: &Target) -> Option<SendRequest<B>> {
+    fn checkout(&self, target: &Target) -> Option<(SendRequest<B>, Timer)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(target)?;
         while let Some(entry) = list.pop() {
             if entry.sender.is_ready() {
-                return Some(entry.sender);
+                return Some((entry.sender, entry.timer));
             }
         }
         None
     }
 
-    fn put(&self, target: Target, sender: SendRequest<B>) {
+    fn put(&self, target: Target, sender: SendRequest<B>, mut timer: Timer) {
+        // The timer stays set (it is moved, not taken out, by the next request); polled once
+        // here, it lets go of the waker of the task that used it last.
+        let _ = timer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
         let since = self.ticks.load(Ordering::Relaxed);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(target).or_default();
         if list.len() < MAX_IDLE_PER_TARGET {
-            list.push(Idle { sender, since });
+            list.push(Idle {
+                sender,
+                timer,
+                since,
+            });
         }
     }
 
@@ -166,11 +212,11 @@ where
     /// the usual case, or when it becomes ready (it never does if the backend closes it).
     pub fn release(mut self) {
         if self.sender.is_ready() {
-            self.pool.put(self.target, self.sender);
+            self.pool.put(self.target, self.sender, self.timer);
         } else if !self.sender.is_closed() {
             tokio::spawn(async move {
                 if self.sender.ready().await.is_ok() {
-                    self.pool.put(self.target, self.sender);
+                    self.pool.put(self.target, self.sender, self.timer);
                 }
             });
         }
@@ -210,6 +256,9 @@ mod tests {
 
     use super::*;
 
+    /// Ample time for a local backend to answer.
+    const WAIT: Duration = Duration::from_secs(10);
+
     /// A backend that counts its connections and answers every request on one with `hello`;
     /// with `close_after_each`, it closes the connection after each answer (without saying so).
     async fn backend(close_after_each: bool) -> (Target, Arc<AtomicUsize>) {
@@ -239,12 +288,20 @@ mod tests {
     }
 
     async fn get(pool: &Arc<Pool<Empty<Bytes>>>, target: &Target) -> Bytes {
+        get_within(pool, target, WAIT).await
+    }
+
+    async fn get_within(
+        pool: &Arc<Pool<Empty<Bytes>>>,
+        target: &Target,
+        timeout: Duration,
+    ) -> Bytes {
         let request = Request::builder()
             .uri("/")
             .header("host", "test")
             .body(Empty::new())
             .unwrap();
-        let (response, connection) = pool.send(target, request).await.unwrap();
+        let (response, connection) = pool.send(target, request, timeout).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         connection.release();
         body
@@ -257,6 +314,18 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(get(&pool, &target).await, "hello");
         }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_timer_went_off_while_idle_is_reused() {
+        let (target, accepted) = backend(false).await;
+        let pool = Arc::new(Pool::default());
+        let short = Duration::from_millis(50);
+        assert_eq!(get_within(&pool, &target, short).await, "hello");
+        tokio::time::sleep(short * 3).await;
+        assert_eq!(get(&pool, &target).await, "hello");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
     }
@@ -284,8 +353,52 @@ mod tests {
             .uri("/")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let error = pool.send(&Target::Tcp(port), request).await.err().unwrap();
+        let error = pool
+            .send(&Target::Tcp(port), request, WAIT)
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(error, SendError::Connect(_)), "{error}");
         assert!(error.to_string().starts_with("cannot connect: "), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_stops_answering_times_out_on_a_reused_connection() {
+        // Answers the first request on a connection, and never the next ones.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::Tcp(listener.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0u8; 4096];
+            let mut answered = false;
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                if !answered {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                    stream.write_all(answer).await.unwrap();
+                    answered = true;
+                }
+            }
+        });
+        let pool = Arc::new(Pool::default());
+        // The connection's timer is set for 100 ms from now; the next request moves it later,
+        // which leaves it filed at the earlier time in tokio's wheel until then.
+        let first = Duration::from_millis(100);
+        assert_eq!(get_within(&pool, &target, first).await, "hello");
+        assert_eq!(pool.idle_count(), 1);
+        let request = Request::builder()
+            .uri("/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let timeout = Duration::from_millis(200);
+        let started = Instant::now();
+        let error = pool.send(&target, request, timeout).await.err().unwrap();
+        assert!(matches!(error, SendError::Timeout(_)), "{error}");
+        assert_eq!(error.to_string(), "no answer within 200ms");
+        assert!(started.elapsed() >= timeout);
+        // The connection with a request left unanswered is not reused.
+        assert_eq!(pool.idle_count(), 0);
     }
 }

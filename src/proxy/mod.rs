@@ -168,10 +168,10 @@ impl Proxy {
         let lease = acquire(gate, route).await?;
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let upstream = upstream_request(request, peer, host, upgrade);
+        to_upstream(&mut request, peer, host, upgrade);
         let answer = self
             .pool
-            .send(lease.target(), upstream, route.request_timeout)
+            .send(lease.target(), request, route.request_timeout)
             .await;
         let (mut response, connection) = match answer {
             Err(SendError::Timeout(_)) => {
@@ -337,24 +337,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// The request as the backend gets it: origin-form target (`/path?query`), hop-by-hop headers
-/// gone, `Host` as asked, `X-Forwarded-*` added.
-fn upstream_request(
-    request: Request<Incoming>,
-    peer: &Peer,
-    host: &str,
-    upgrade: bool,
-) -> Request<Incoming> {
-    let (mut parts, body) = request.into_parts();
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+/// Makes `request` what the backend gets, in place (the request is not moved): origin-form
+/// target (`/path?query`), hop-by-hop headers gone, `Host` as asked, `X-Forwarded-*` added.
+fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bool) {
+    let uri = request.uri_mut();
+    if uri.scheme().is_some() || uri.authority().is_some() {
         // An absolute-form request (`GET http://host/path`): the backend gets the path only.
-        let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-        parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+        let path = uri.path_and_query().map_or("/", |path| path.as_str());
+        *uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
     }
-    let original_host = parts.headers.get(header::HOST).cloned();
-    strip_hop_by_hop(&mut parts.headers, upgrade);
-    let forwarded_for = match parts
-        .headers
+    let headers = request.headers_mut();
+    let original_host = headers.get(header::HOST).cloned();
+    strip_hop_by_hop(headers, upgrade);
+    let forwarded_for = match headers
         .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
@@ -362,18 +357,15 @@ fn upstream_request(
         None => Some(peer.forwarded_for.clone()),
     };
     if let Some(value) = forwarded_for {
-        parts.headers.insert(X_FORWARDED_FOR, value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    parts
-        .headers
-        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     let forwarded_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
     if let Some(value) = forwarded_host {
-        parts.headers.insert(X_FORWARDED_HOST, value.clone());
-        // The app sees the Host it was asked for.
-        parts.headers.insert(header::HOST, value);
+        headers.insert(X_FORWARDED_HOST, value.clone());
+        // The app sees the Host that was routed: one, even if the request repeated it.
+        headers.insert(header::HOST, value);
     }
-    Request::from_parts(parts, body)
 }
 
 /// A backend's response body; the request stays counted in flight until it is sent, and the
@@ -453,6 +445,28 @@ mod tests {
         let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         names.sort();
         assert_eq!(names, ["authorization", "x-custom"]);
+    }
+
+    #[test]
+    fn the_backend_gets_one_host_the_path_and_forwarded_headers() {
+        let peer = Peer::new("10.1.2.3:5000".parse().unwrap());
+        let mut request = Request::builder()
+            .uri("http://a.notes.example.com/x?y=1")
+            .header(header::HOST, "a.notes.example.com")
+            .header(header::HOST, "evil.example.org")
+            .header(&X_FORWARDED_FOR, "192.0.2.7")
+            .header(header::AUTHORIZATION, "Bearer t")
+            .body(())
+            .unwrap();
+        to_upstream(&mut request, &peer, "a.notes.example.com", false);
+        let headers = request.headers();
+        assert_eq!(request.uri(), "/x?y=1");
+        let hosts: Vec<_> = headers.get_all(header::HOST).iter().collect();
+        assert_eq!(hosts, ["a.notes.example.com"]);
+        assert_eq!(headers[&X_FORWARDED_HOST], "a.notes.example.com");
+        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7, 10.1.2.3");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
     }
 
     #[test]

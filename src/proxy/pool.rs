@@ -12,7 +12,6 @@
 //! costs an atomic operation: a timer of its own would be filed into tokio's timer wheel and
 //! taken out again, under the wheel's lock, for every request.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -21,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+// Keyed by this worker's own backends: a fast hash needs no flood resistance.
+use foldhash::HashMap;
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};

@@ -9,10 +9,12 @@
 //! own pages on the root domain; ten's API is always reachable by IP address or `localhost`).
 //! Only declared instances are routable.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+// Keys are declared names, never inserted by a request: a fast hash needs no flood resistance.
+use foldhash::{HashMap, HashMapExt};
 
 use crate::config::{RouteTarget, RunState};
 use crate::desired::DesiredState;
@@ -185,7 +187,7 @@ impl RouteTable {
                 None => Resolved::Own,
             };
         }
-        if host.is_empty() || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok() {
+        if host.is_empty() || host == "localhost" || is_ip_address(host) {
             return Resolved::Own;
         }
         let Some(sub) = host
@@ -213,6 +215,13 @@ impl RouteTable {
             Some(_) => Resolved::NotFound(host.to_string()),
         }
     }
+}
+
+/// Whether `host` is an IP address. Tenant hosts end in a letter and have no `:`, so they are
+/// told apart without a parse.
+fn is_ip_address(host: &str) -> bool {
+    (host.ends_with(|c: char| c.is_ascii_digit()) || host.contains(':'))
+        && host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// `/api` matches `/api`, `/api/x` and `/api?x`, not `/apix`.
@@ -282,6 +291,9 @@ mod tests {
             ("example.com", "/", "own"),
             ("example.com", "/api/instances", "own"),
             ("127.0.0.1", "/anything", "own"),
+            ("::1", "/anything", "own"),
+            ("fe80::a", "/", "own"),
+            ("10.0.0.256", "/", "404 10.0.0.256 (not under example.com)"),
             ("carol.notes.example.com", "/", "404 instance notes:carol"),
             ("zed.example.com", "/", "404 service zed"),
             ("a.b.notes.example.com", "/", "404 a.b.notes.example.com"),

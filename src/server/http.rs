@@ -4,6 +4,7 @@
 //! and the dashboard. The API and `/metrics` see the TCP peer's address (for the limit on
 //! failed token checks), never a forwarded-for header.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,28 +24,46 @@ pub struct Router {
     pub proxy: Proxy,
 }
 
-/// The host of a request, lowercased, without port or trailing dot.
-pub fn request_host<B>(request: &Request<B>) -> String {
+/// The host of a request (its `Host` header, else its target's), lowercased, without port or
+/// trailing dot.
+pub fn request_host<B>(request: &Request<B>) -> Cow<'_, str> {
     let raw = request
         .headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .or_else(|| request.uri().host())
         .unwrap_or("");
-    let host = if raw.starts_with('[') {
-        raw.split(']')
-            .next()
-            .map(|h| h.trim_start_matches('['))
-            .unwrap_or(raw)
+    bare_host(raw)
+}
+
+/// `raw` without port or trailing dot, lowercased; borrowed when it already is.
+fn bare_host(raw: &str) -> Cow<'_, str> {
+    let host = if let Some(bracketed) = raw.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or(bracketed)
     } else {
-        raw.rsplit_once(':').map_or(raw, |(host, _)| host)
+        // Bytes, not a char search: the usual host is short and this runs for every request.
+        match raw.bytes().rposition(|byte| byte == b':') {
+            Some(colon) => &raw[..colon],
+            None => raw,
+        }
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 impl Router {
     pub async fn route(self: Arc<Self>, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-        let host = request_host(&request);
+        // The request moves on, so the host is read from a copy of its header (which shares
+        // the header's bytes); only a request without one has its host copied out.
+        let host_header = request.headers().get(header::HOST).cloned();
+        let host = match host_header.as_ref().and_then(|value| value.to_str().ok()) {
+            Some(raw) => bare_host(raw),
+            None => Cow::Owned(request_host(&request).into_owned()),
+        };
         match self.proxy.handle(request, &peer, &host).await {
             Routed::Done(response) => response,
             Routed::Own(request) => self.own(request, peer.address).await,
@@ -192,6 +211,7 @@ mod tests {
                     .body(())
                     .unwrap(),
             )
+            .into_owned()
         };
         assert_eq!(
             host("Alice.Notes.Example.com:8080"),
@@ -200,5 +220,21 @@ mod tests {
         assert_eq!(host("example.com."), "example.com");
         assert_eq!(host("[::1]:8080"), "::1");
         assert_eq!(host("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host("alice.notes.localhost"), "alice.notes.localhost");
+    }
+
+    #[test]
+    fn a_bare_host_is_borrowed_unless_it_must_change() {
+        assert!(matches!(
+            bare_host("a.notes.localhost"),
+            Cow::Borrowed("a.notes.localhost")
+        ));
+        assert!(matches!(
+            bare_host("a.notes.localhost:80"),
+            Cow::Borrowed("a.notes.localhost")
+        ));
+        assert!(
+            matches!(bare_host("A.notes.localhost"), Cow::Owned(host) if host == "a.notes.localhost")
+        );
     }
 }

@@ -7,11 +7,13 @@
 //!    - direct: wrk to the backend's own port,
 //!    - ten: wrk to `ten serve` with `Host: a.web.localhost`,
 //!    - nginx: wrk to nginx set up as the same Host-routing reverse proxy (server_name, an
-//!      upstream with keep-alive connections, no access log, a worker per core);
+//!      upstream with keep-alive connections, no access log, a worker per core), which, like
+//!      ten, keeps a connection for any number of requests (see `keepalive_requests`);
 //! 2. wake latency: the first request to a sleeping tenant, against the app's own time from
 //!    exec to accepting connections.
 //!
 //! Run with `cargo bench --bench proxy`. Installs `wrk` and `nginx` (Debian) when missing.
+//! `NGINX_KEEPALIVE_REQUESTS=1000 cargo bench --bench proxy` compares with nginx's default.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -119,16 +121,31 @@ impl Drop for Nginx {
     }
 }
 
+/// How many requests nginx serves on a connection before it closes it. ten never closes a
+/// client's or a backend's connection after some number of requests; nginx does by default,
+/// after 1000 (`keepalive_requests`, on both sides). A closed connection changes more than
+/// the proxy: wrk connects again, and on a 2-CPU VM the scheduler often places wrk, proxy and
+/// backend anew, sometimes all on one CPU, which at 1 connection is faster by up to 30% for
+/// either proxy. So that both proxies serve the same load, nginx keeps its connections too.
+fn keepalive_requests() -> u64 {
+    std::env::var("NGINX_KEEPALIVE_REQUESTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000_000)
+}
+
 fn start_nginx(dir: &std::path::Path, listen: u16, backend: u16) -> Nginx {
     let config = format!(
         "worker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\ndaemon off;\n\
 events {{ worker_connections 4096; }}\n\
-http {{\n  access_log off;\n  upstream tenant {{ server 127.0.0.1:{backend}; keepalive 128; }}\n\
+http {{\n  access_log off;\n  keepalive_requests {requests};\n\
+  upstream tenant {{ server 127.0.0.1:{backend}; keepalive 128; keepalive_requests {requests}; }}\n\
   server {{\n    listen 127.0.0.1:{listen};\n    server_name a.web.localhost;\n\
     location / {{ proxy_pass http://tenant; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; \
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; }}\n  }}\n\
   server {{ listen 127.0.0.1:{listen} default_server; return 404; }}\n}}\n",
-        dir = dir.display()
+        dir = dir.display(),
+        requests = keepalive_requests(),
     );
     let path = dir.join("nginx.conf");
     fs::write(&path, config).unwrap();
@@ -177,8 +194,9 @@ fn throughput() {
 
     println!(
         "1. throughput and latency, {SECONDS} s per run, median of {ROUNDS} alternating runs, \
-         same backend process (pid {})",
-        server.instance("web:a").unwrap().pid.unwrap()
+         same backend process (pid {}), nginx keepalive_requests {}",
+        server.instance("web:a").unwrap().pid.unwrap(),
+        keepalive_requests()
     );
     println!(
         "   {:<6} {:>5} {:>12} {:>9} {:>9}   {:>10} {:>10}",

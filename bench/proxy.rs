@@ -1,7 +1,7 @@
 //! Benchmark of the proxy (issue #4), all in one run, against the same backend process:
 //!
 //! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 3 s per run; ten and
-//!    nginx alternate over 6 rounds and each figure is the median of its runs; the ratios
+//!    nginx alternate over 10 rounds and each figure is the median of its runs; the ratios
 //!    ten/nginx are taken round by round, and their median and the rounds ten won are
 //!    reported too, since this shared machine's speed drifts by more than the difference) for
 //!    - direct: wrk to the backend's own port,
@@ -31,7 +31,7 @@ const CONNECTIONS: [u32; 3] = [1, 16, 64];
 const SECONDS: u32 = 3;
 /// Runs of ten and of nginx per connection count, alternating (ten first in odd rounds,
 /// nginx first in even ones), so that drift in this shared machine's load hits both alike.
-const ROUNDS: usize = 6;
+const ROUNDS: usize = 10;
 const WAKES: usize = 20;
 
 fn ensure_tools() {

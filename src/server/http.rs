@@ -66,7 +66,10 @@ impl Router {
         };
         match self.proxy.handle(request, &peer, &host).await {
             Routed::Done(response) => response,
-            Routed::Own(request) => self.own(request, peer.address).await,
+            // Boxed: the API's state is large. Inline, it would make every request's future
+            // 4.4 KB instead of 3.0 KB: moved whole into place for each request, and kept
+            // allocated by hyper for each open connection.
+            Routed::Own(request) => Box::pin(self.own(request, peer.address)).await,
         }
     }
 

@@ -57,11 +57,14 @@ impl Peer {
     }
 }
 
-/// What became of a request.
+/// Where a request goes.
 pub enum Routed {
     /// For ten's own pages (health, API, dashboard).
     Own(Request<Incoming>),
+    /// Answered already (undeclared, or no instance takes traffic).
     Done(Response<Body>),
+    /// To an instance: `Proxy::forward` sends it.
+    Forward(Arc<InstanceRoute>, Request<Incoming>),
 }
 
 pub struct Proxy {
@@ -76,6 +79,7 @@ enum Refusal {
     Stopped(String),
     Unavailable(String),
     WakeFailed(String),
+    BackendFailed(String),
     Timeout(String),
 }
 
@@ -91,7 +95,9 @@ impl Refusal {
                 format!("ten: {what} is stopped"),
             ),
             Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("ten: {why}")),
-            Refusal::WakeFailed(why) => (StatusCode::BAD_GATEWAY, format!("ten: {why}")),
+            Refusal::WakeFailed(why) | Refusal::BackendFailed(why) => {
+                (StatusCode::BAD_GATEWAY, format!("ten: {why}"))
+            }
             Refusal::Timeout(why) => (StatusCode::GATEWAY_TIMEOUT, format!("ten: {why}")),
         };
         body::text(status, text)
@@ -116,56 +122,46 @@ impl Proxy {
         self.routes.load().public_metrics()
     }
 
-    /// Handles a request: forwards it to an instance or a service, or hands it back when it
-    /// is for ten's own pages.
-    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer, host: &str) -> Routed {
-        let route = {
-            let table = self.routes.load();
-            match table.resolve(host, request.uri().path()) {
-                Resolved::Own => return Routed::Own(request),
-                Resolved::Instance(route) => Arc::clone(route),
-                Resolved::Service(service) => match service.pick() {
-                    Some(route) => Arc::clone(route),
-                    None => {
-                        let response = Refusal::Unavailable(format!(
-                            "no instance of {} takes traffic (every weight is 0)",
-                            service.name
-                        ))
-                        .response();
-                        crate::metrics::global().proxied(response.status().as_u16());
-                        return Routed::Done(response);
-                    }
-                },
-                Resolved::NotFound(what) => {
-                    return Routed::Done(Refusal::NotFound(what).response());
-                }
-            }
-        };
-        let response = match self.send(&route, request, peer, host).await {
-            Ok(response) => response,
-            Err(refusal) => refusal.response(),
-        };
-        crate::metrics::global().proxied(response.status().as_u16());
-        Routed::Done(response)
+    /// Where a request goes: to an instance (of a service, by weight), to ten's own pages, or
+    /// answered at once. Not async, so that a request's future holds only `forward`'s state.
+    pub fn route(&self, request: Request<Incoming>, host: &str) -> Routed {
+        let table = self.routes.load();
+        match table.resolve(host, request.uri().path()) {
+            Resolved::Own => Routed::Own(request),
+            Resolved::Instance(route) => Routed::Forward(Arc::clone(route), request),
+            Resolved::Service(service) => match service.pick() {
+                Some(route) => Routed::Forward(Arc::clone(route), request),
+                None => Routed::Done(counted(Refusal::Unavailable(format!(
+                    "no instance of {} takes traffic (every weight is 0)",
+                    service.name
+                )))),
+            },
+            Resolved::NotFound(what) => Routed::Done(Refusal::NotFound(what).response()),
+        }
     }
 
-    async fn send(
+    /// Forwards `request` to the instance of `route`, waking it if it sleeps. Every answer is
+    /// counted by status.
+    pub async fn forward(
         &self,
         route: &InstanceRoute,
         mut request: Request<Incoming>,
         peer: &Peer,
         host: &str,
-    ) -> Result<Response<Body>, Refusal> {
+    ) -> Response<Body> {
         let Some(gate) = &route.gate else {
-            return Err(Refusal::Unavailable(format!(
+            return counted(Refusal::Unavailable(format!(
                 "{} has not been started yet (`ten apply` starts it)",
                 route.key
             )));
         };
         if route.state == crate::config::RunState::Stopped {
-            return Err(Refusal::Stopped(route.key.to_string()));
+            return counted(Refusal::Stopped(route.key.to_string()));
         }
-        let lease = acquire(gate, route).await?;
+        let lease = match acquire(gate, route).await {
+            Ok(lease) => lease,
+            Err(refusal) => return counted(refusal),
+        };
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         to_upstream(&mut request, peer, host, upgrade);
@@ -175,17 +171,17 @@ impl Proxy {
             .await;
         let (mut response, connection) = match answer {
             Err(SendError::Timeout(_)) => {
-                return Err(Refusal::Timeout(format!(
+                return counted(Refusal::Timeout(format!(
                     "{} did not answer within request_timeout ({})",
                     route.key,
                     humantime::format_duration(route.request_timeout)
                 )));
             }
             Err(error) => {
-                return Ok(body::text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("ten: {} failed: {error}", route.key),
-                ));
+                return counted(Refusal::BackendFailed(format!(
+                    "{} failed: {error}",
+                    route.key
+                )));
             }
             Ok(answered) => answered,
         };
@@ -204,7 +200,8 @@ impl Proxy {
                 }
             });
             let (parts, _) = response.into_parts();
-            return Ok(Response::from_parts(parts, body::full(Bytes::new())));
+            crate::metrics::global().proxied(parts.status.as_u16());
+            return Response::from_parts(parts, body::full(Bytes::new()));
         }
         strip_hop_by_hop(response.headers_mut(), false);
         let (parts, incoming) = response.into_parts();
@@ -213,8 +210,16 @@ impl Proxy {
             connection: Some(connection),
             _lease: lease,
         };
-        Ok(Response::from_parts(parts, body.boxed()))
+        crate::metrics::global().proxied(parts.status.as_u16());
+        Response::from_parts(parts, body.boxed())
     }
+}
+
+/// The response for `refusal`, counted.
+fn counted(refusal: Refusal) -> Response<Body> {
+    let response = refusal.response();
+    crate::metrics::global().proxied(response.status().as_u16());
+    response
 }
 
 /// A lease on the instance's backend: at once when it answers; otherwise wake it (once for

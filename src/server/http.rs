@@ -64,13 +64,15 @@ impl Router {
             Some(raw) => bare_host(raw),
             None => Cow::Owned(request_host(&request).into_owned()),
         };
-        match self.proxy.handle(request, &peer, &host).await {
-            Routed::Done(response) => response,
+        let (route, request) = match self.proxy.route(request, &host) {
+            Routed::Forward(route, request) => (route, request),
+            Routed::Done(response) => return response,
             // Boxed: the API's state is large. Inline, it would make every request's future
-            // 4.4 KB instead of 3.0 KB: moved whole into place for each request, and kept
+            // 4.4 KB instead of 2.5 KB: moved whole into place for each request, and kept
             // allocated by hyper for each open connection.
-            Routed::Own(request) => Box::pin(self.own(request, peer.address)).await,
-        }
+            Routed::Own(request) => return Box::pin(self.own(request, peer.address)).await,
+        };
+        self.proxy.forward(&route, request, &peer, &host).await
     }
 
     /// ten's own pages: `/health`, the API, `/metrics`, the dashboard.

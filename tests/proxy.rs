@@ -327,6 +327,21 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
         "{}",
         answer.body
     );
+    // Without a Host header (HTTP/1.0, absolute form), the target's host routes the request,
+    // and the backend gets that Host and the path alone.
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET http://A.Web.Localhost/headers HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (status, body) = support::server::parse_response(&response);
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        body.lines().any(|line| line == "host: a.web.localhost"),
+        "{body}"
+    );
 }
 
 #[test]

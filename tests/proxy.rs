@@ -345,6 +345,31 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
 }
 
 #[test]
+fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // The backend takes a while, so the end of the client's side arrives mid-request.
+    stream
+        .write_all(b"GET /slow?ms=300 HTTP/1.1\r\nHost: a.web.localhost\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (status, _) = support::server::parse_response(&response);
+    assert_eq!(status, 200, "{response:?}");
+}
+
+#[test]
 fn a_websocket_echo_works_through_the_proxy() {
     let dir = project(
         "",

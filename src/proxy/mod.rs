@@ -322,9 +322,13 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// `Connection: upgrade` and `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Most messages have none: one pass over the names spares a lookup per hop-by-hop name.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
+    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        remove_hop_by_hop(headers, upgrade);
     }
+}
+
+/// `strip_hop_by_hop` once some are known to be there.
+fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -352,12 +356,31 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
         *uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
     }
     let headers = request.headers_mut();
-    let original_host = headers.get(header::HOST).cloned();
-    strip_hop_by_hop(headers, upgrade);
-    let forwarded_for = match headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|value| value.to_str().ok())
-    {
+    // One pass over the headers (a handful) finds what would otherwise take a lookup each:
+    // the Host and how often it is there, a hop-by-hop header, an X-Forwarded-For.
+    let mut original_host = None;
+    let mut hosts = 0;
+    let mut hop_by_hop = false;
+    let mut forwarded_for = false;
+    for (name, value) in headers.iter() {
+        if name == header::HOST {
+            hosts += 1;
+            original_host.get_or_insert_with(|| value.clone());
+        } else if name == X_FORWARDED_FOR {
+            forwarded_for = true;
+        } else if HOP_BY_HOP.contains(name) {
+            hop_by_hop = true;
+        }
+    }
+    if hop_by_hop {
+        // The Connection header may name any header, Host and X-Forwarded-For too.
+        remove_hop_by_hop(headers, upgrade);
+    }
+    let existing_for = (forwarded_for || hop_by_hop)
+        .then(|| headers.get(&X_FORWARDED_FOR))
+        .flatten()
+        .and_then(|value| value.to_str().ok());
+    let forwarded_for = match existing_for {
         Some(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.address.ip())).ok(),
         None => Some(peer.forwarded_for.clone()),
     };
@@ -367,9 +390,12 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     let forwarded_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
     if let Some(value) = forwarded_host {
-        headers.insert(X_FORWARDED_HOST, value.clone());
-        // The app sees the Host that was routed: one, even if the request repeated it.
-        headers.insert(header::HOST, value);
+        if hosts != 1 || hop_by_hop {
+            // The app sees the Host that was routed: one, even if the request repeated it
+            // (or had none, or named it in Connection).
+            headers.insert(header::HOST, value.clone());
+        }
+        headers.insert(X_FORWARDED_HOST, value);
     }
 }
 
@@ -472,6 +498,56 @@ mod tests {
         assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7, 10.1.2.3");
         assert_eq!(headers[&X_FORWARDED_PROTO], "http");
         assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
+    }
+
+    #[test]
+    fn forwarded_headers_are_set_by_the_proxy_whatever_the_request_says() {
+        let peer = Peer::new("10.1.2.3:5000".parse().unwrap());
+        // What the backend gets of Host and X-Forwarded-*, one "name: value" per value.
+        let upstream = |request: &mut Request<()>| -> Vec<String> {
+            to_upstream(request, &peer, "a.notes.example.com", false);
+            [
+                &header::HOST,
+                &X_FORWARDED_FOR,
+                &X_FORWARDED_PROTO,
+                &X_FORWARDED_HOST,
+            ]
+            .into_iter()
+            .flat_map(|name| {
+                request
+                    .headers()
+                    .get_all(name)
+                    .iter()
+                    .map(move |value| format!("{name}: {}", value.to_str().unwrap()))
+            })
+            .collect()
+        };
+        let expected = [
+            "host: a.notes.example.com",
+            "x-forwarded-for: 10.1.2.3",
+            "x-forwarded-proto: http",
+            "x-forwarded-host: a.notes.example.com",
+        ];
+        // The usual request: one Host, nothing forwarded yet.
+        let mut plain = Request::builder()
+            .header(header::HOST, "a.notes.example.com")
+            .body(())
+            .unwrap();
+        assert_eq!(upstream(&mut plain), expected);
+        // Claims of its own are replaced, and a Connection header naming Host or
+        // X-Forwarded-For takes neither away.
+        let mut claims = Request::builder()
+            .header(header::HOST, "a.notes.example.com")
+            .header(header::CONNECTION, "host, x-forwarded-for")
+            .header(&X_FORWARDED_FOR, "192.0.2.7")
+            .header(&X_FORWARDED_PROTO, "https")
+            .header(&X_FORWARDED_HOST, "bank.example.org")
+            .body(())
+            .unwrap();
+        assert_eq!(upstream(&mut claims), expected);
+        // No Host (HTTP/1.0): the routed host.
+        let mut bare = Request::builder().body(()).unwrap();
+        assert_eq!(upstream(&mut bare), expected);
     }
 
     #[test]

@@ -184,6 +184,12 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, route
     });
     if let Err(error) = http1::Builder::new()
         .keep_alive(true)
+        // A client may shut its side down once it has sent its request, and still gets the
+        // answer. It also spares a read while the answer is awaited, which (the request still
+        // holding the read buffer) would take a new 8 KB buffer for every request. A client
+        // that goes away instead is noticed when its answer is written (bounded by
+        // `request_timeout` for the head; a body fails at its next chunk).
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await

@@ -57,7 +57,9 @@ pub struct Gate {
     backend: ArcSwapOption<Backend>,
     owner: ArcSwap<Owner>,
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last request's start or end.
+    /// Milliseconds since `epoch` of the last request's end (or of the backend's opening).
+    /// Only the end is noted: while a request is in flight it is counted on its backend, and
+    /// the idle reaper waits for that count to drop.
     last_activity: AtomicU64,
     wake_requested: AtomicBool,
     /// Bumped by every failed wake, so waiters notice one happened.
@@ -119,7 +121,7 @@ impl Gate {
         }
     }
 
-    /// When the last request started or ended.
+    /// When the last request ended (or the backend opened).
     pub fn last_activity(&self) -> Instant {
         self.epoch + Duration::from_millis(self.last_activity.load(Ordering::Acquire))
     }
@@ -136,7 +138,6 @@ impl Gate {
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let backend = self.backend.load_full()?;
         backend.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
         Some(Lease {
             backend,
             gate: Arc::clone(self),
@@ -236,6 +237,25 @@ mod tests {
         );
         drop(lease);
         assert_eq!(old.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_request_is_its_activity() {
+        let (gate, _) = gate();
+        gate.open(Backend::new(Target::Tcp(1)));
+        gate.touch();
+        let opened = gate.last_activity();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let lease = gate.lease().unwrap();
+        assert_eq!(
+            gate.last_activity(),
+            opened,
+            "a start is counted in flight instead"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        drop(lease);
+        assert_eq!(gate.in_flight(), 0);
+        assert_eq!(gate.last_activity(), opened + Duration::from_secs(8));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@
 pub mod connector;
 pub mod pool;
 pub mod routes;
+pub mod timers;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -37,6 +38,7 @@ use crate::supervisor::gate::{Gate, Lease};
 
 use pool::{Pool, Pooled, SendError};
 use routes::{InstanceRoute, Resolved, RouteTable};
+use timers::Timers;
 
 /// The client at the other end of a connection.
 #[derive(Clone)]
@@ -105,10 +107,10 @@ impl Refusal {
 }
 
 impl Proxy {
-    pub fn new(routes: Arc<ArcSwap<RouteTable>>) -> Self {
+    pub fn new(routes: Arc<ArcSwap<RouteTable>>, timers: Timers) -> Self {
         Self {
             routes,
-            pool: Arc::default(),
+            pool: Arc::new(Pool::new(timers)),
         }
     }
 
@@ -158,7 +160,7 @@ impl Proxy {
         if route.state == crate::config::RunState::Stopped {
             return counted(Refusal::Stopped(route.key.to_string()));
         }
-        let lease = match acquire(gate, route).await {
+        let lease = match acquire(gate, route, self.pool.timers()).await {
             Ok(lease) => lease,
             Err(refusal) => return counted(refusal),
         };
@@ -225,14 +227,18 @@ fn counted(refusal: Refusal) -> Response<Body> {
 /// A lease on the instance's backend: at once when it answers; otherwise wake it (once for
 /// all concurrent requests) and wait, at most `startup_timeout`. The wait is counted in the
 /// wake latency histogram (or as a failed wake).
-async fn acquire(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refusal> {
+async fn acquire(
+    gate: &Arc<Gate>,
+    route: &InstanceRoute,
+    timers: &Timers,
+) -> Result<Lease, Refusal> {
     if let Some(lease) = gate.lease() {
         return Ok(lease);
     }
     let waiting = Instant::now();
     // Boxed: the rare path's large state stays out of every request's future (which is moved,
     // whole, into place for each request).
-    let result = Box::pin(wait_for_backend(gate, route)).await;
+    let result = Box::pin(wait_for_backend(gate, route, timers)).await;
     let metrics = crate::metrics::global();
     match &result {
         Ok(_) => metrics.woke(waiting.elapsed()),
@@ -243,7 +249,11 @@ async fn acquire(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refus
 }
 
 /// Wakes the instance if it sleeps and waits until it takes traffic.
-async fn wait_for_backend(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lease, Refusal> {
+async fn wait_for_backend(
+    gate: &Arc<Gate>,
+    route: &InstanceRoute,
+    timers: &Timers,
+) -> Result<Lease, Refusal> {
     let deadline = Instant::now() + route.startup_timeout;
     let failures = gate.wake_failures();
     loop {
@@ -278,7 +288,7 @@ async fn wait_for_backend(gate: &Arc<Gate>, route: &InstanceRoute) -> Result<Lea
         }
         tokio::select! {
             () = changed => {}
-            () = tokio::time::sleep_until(deadline) => {
+            () = timers.sleep_until(deadline) => {
                 return Err(Refusal::Timeout(format!(
                     "{} did not become ready within startup_timeout ({})",
                     route.key,

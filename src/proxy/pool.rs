@@ -10,7 +10,8 @@
 //!
 //! Each connection keeps a timer for the wait for a response. A request moves it later, which
 //! costs an atomic operation: a timer of its own would be filed into tokio's timer wheel and
-//! taken out again, under the wheel's lock, for every request.
+//! taken out again, under the wheel's lock, for every request. The timers are kept by the
+//! proxy's timer thread (`super::timers`), so the worker's event loop waits without a timeout.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -28,6 +29,7 @@ use hyper::{Request, Response};
 use tokio::time::{Instant, Sleep};
 
 use super::connector;
+use super::timers::Timers;
 use crate::supervisor::gate::Target;
 
 /// How long an unused connection is kept.
@@ -42,6 +44,7 @@ pub struct Pool<B = Incoming> {
     idle: Mutex<HashMap<Target, Vec<Idle<B>>>>,
     /// Seconds (ticks of `maintain`) since the pool began: a clock that costs nothing to read.
     ticks: AtomicU64,
+    timers: Timers,
 }
 
 struct Idle<B> {
@@ -87,21 +90,24 @@ impl fmt::Display for SendError {
     }
 }
 
-impl<B> Default for Pool<B> {
-    fn default() -> Self {
-        Pool {
-            idle: Mutex::default(),
-            ticks: AtomicU64::new(0),
-        }
-    }
-}
-
 impl<B> Pool<B>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    pub fn new(timers: Timers) -> Self {
+        Pool {
+            idle: Mutex::default(),
+            ticks: AtomicU64::new(0),
+            timers,
+        }
+    }
+
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
     /// Sends `request` to `target`, and waits at most `timeout` (connecting included) for the
     /// response head. On success, the response and its connection (to release when the
     /// response body has been read).
@@ -120,10 +126,12 @@ where
                 }
                 // Boxed: connecting is rare, and its state would enlarge every request's future.
                 None => {
-                    let opened = tokio::time::timeout_at(deadline, Box::pin(open(target)))
+                    let opened = self
+                        .timers
+                        .timeout_at(deadline, Box::pin(open(target)))
                         .await
                         .map_err(|_| SendError::Timeout(timeout))??;
-                    (opened, Box::pin(tokio::time::sleep_until(deadline)), false)
+                    (opened, Box::pin(self.timers.sleep_until(deadline)), false)
                 }
             };
             let mut sending = pin!(sender.try_send_request(request));
@@ -188,11 +196,11 @@ where
 
     /// Runs forever: every second, drops connections idle too long or closed by their
     /// backend. Its timer, always pending, also keeps a request's timeout from waking the
-    /// worker's event loop (tokio wakes its driver when a timer is set while none is).
+    /// timer thread (tokio wakes its driver when a timer is set earlier than any other).
     pub async fn maintain(self: Arc<Self>) {
         let limit = IDLE_TIMEOUT.as_secs();
         loop {
-            tokio::time::sleep(TICK).await;
+            self.timers.sleep_until(Instant::now() + TICK).await;
             let now = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.retain(|_, list| {
@@ -311,7 +319,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_serves_one_request_after_another() {
         let (target, accepted) = backend(false).await;
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Timers::current()));
         for _ in 0..5 {
             assert_eq!(get(&pool, &target).await, "hello");
         }
@@ -322,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_whose_timer_went_off_while_idle_is_reused() {
         let (target, accepted) = backend(false).await;
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Timers::current()));
         let short = Duration::from_millis(50);
         assert_eq!(get_within(&pool, &target, short).await, "hello");
         tokio::time::sleep(short * 3).await;
@@ -334,7 +342,7 @@ mod tests {
     #[tokio::test]
     async fn connections_the_backend_closed_are_replaced() {
         let (target, accepted) = backend(true).await;
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Timers::current()));
         for _ in 0..3 {
             assert_eq!(get(&pool, &target).await, "hello");
             // Let the connection's task see the backend close it.
@@ -349,7 +357,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             listener.local_addr().unwrap().port()
         };
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Timers::current()));
         let request = Request::builder()
             .uri("/")
             .body(Empty::<Bytes>::new())
@@ -383,7 +391,7 @@ mod tests {
                 }
             }
         });
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Timers::current()));
         // The connection's timer is set for 100 ms from now; the next request moves it later,
         // which leaves it filed at the earlier time in tokio's wheel until then.
         let first = Duration::from_millis(100);

@@ -124,8 +124,8 @@ pub fn bind_listeners(
 /// task of a connection (the client's side and the pooled backend connection) runs on one
 /// thread, and each worker has its own backend connections, so requests cross no thread and
 /// share no lock (the way nginx's workers do). `router` makes each worker's router. Each
-/// worker also runs its pool's upkeep (`Pool::maintain`), whose timer, always pending, keeps
-/// a request's timeout from waking the event loop.
+/// worker also runs its pool's upkeep (`Pool::maintain`). The proxy's timers are kept by a
+/// thread of their own (`proxy::timers`), so a worker's event loop waits without a timeout.
 pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     router: impl Fn() -> Router,

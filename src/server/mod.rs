@@ -19,6 +19,7 @@ use crate::desired::reload;
 use crate::events::EventLog;
 use crate::proxy::Proxy;
 use crate::proxy::routes::RouteTable;
+use crate::proxy::timers::Timers;
 use crate::reconcile::{Message, Reconciler, ReconcilerParts};
 use crate::runtime::OsRuntime;
 use crate::runtime::logs::LogHub;
@@ -340,8 +341,9 @@ pub async fn serve(
         events: events.clone(),
         auth,
     });
+    let timers = Timers::start().map_err(io("cannot start the proxy's timer thread"))?;
     http::spawn_workers(listeners, || http::Router {
-        proxy: Proxy::new(Arc::clone(&routes)),
+        proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
     })
     .map_err(io("cannot start the proxy workers"))?;

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod routes;
 pub mod timers;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -142,79 +143,90 @@ impl Proxy {
         }
     }
 
-    /// Forwards `request` to the instance of `route`, waking it if it sleeps. Every answer is
-    /// counted by status.
-    pub async fn forward(
+    /// Makes `request` what the instance of `route` gets (in place: target, headers), and
+    /// returns the future that forwards it, waking the instance if it sleeps. Every answer is
+    /// counted by status. The future owns what it needs, so a request's future is this one
+    /// alone (hyper keeps one allocated per open connection and moves each request's into it).
+    pub fn forward(
         &self,
-        route: &InstanceRoute,
+        route: Arc<InstanceRoute>,
         mut request: Request<Incoming>,
         peer: &Peer,
         host: &str,
-    ) -> Response<Body> {
-        let Some(gate) = &route.gate else {
-            return counted(Refusal::Unavailable(format!(
-                "{} has not been started yet (`ten apply` starts it)",
-                route.key
-            )));
-        };
-        if route.state == crate::config::RunState::Stopped {
-            return counted(Refusal::Stopped(route.key.to_string()));
-        }
-        let lease = match acquire(gate, route, self.pool.timers()).await {
-            Ok(lease) => lease,
-            Err(refusal) => return counted(refusal),
-        };
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         to_upstream(&mut request, peer, host, upgrade);
-        let answer = self
-            .pool
-            .send(lease.target(), request, route.request_timeout)
-            .await;
-        let (mut response, connection) = match answer {
-            Err(SendError::Timeout(_)) => {
-                return counted(Refusal::Timeout(format!(
-                    "{} did not answer within request_timeout ({})",
-                    route.key,
-                    humantime::format_duration(route.request_timeout)
-                )));
-            }
-            Err(error) => {
-                return counted(Refusal::BackendFailed(format!(
-                    "{} failed: {error}",
-                    route.key
-                )));
-            }
-            Ok(answered) => answered,
-        };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_upgrade) = client_upgrade
-        {
-            let backend_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                let _lease = lease;
-                if let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) {
-                    let _ = tokio::io::copy_bidirectional(
-                        &mut TokioIo::new(client),
-                        &mut TokioIo::new(backend),
-                    )
-                    .await;
-                }
-            });
-            let (parts, _) = response.into_parts();
-            crate::metrics::global().proxied(parts.status.as_u16());
-            return Response::from_parts(parts, body::full(Bytes::new()));
-        }
-        strip_hop_by_hop(response.headers_mut(), false);
-        let (parts, incoming) = response.into_parts();
-        let body = LeasedBody {
-            inner: incoming,
-            connection: Some(connection),
-            _lease: lease,
-        };
-        crate::metrics::global().proxied(parts.status.as_u16());
-        Response::from_parts(parts, body.boxed())
+        send_to_instance(Arc::clone(&self.pool), route, request, client_upgrade)
     }
+}
+
+/// `Proxy::forward`'s future.
+async fn send_to_instance(
+    pool: Arc<Pool>,
+    route: Arc<InstanceRoute>,
+    request: Request<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<Body> {
+    let Some(gate) = &route.gate else {
+        return counted(Refusal::Unavailable(format!(
+            "{} has not been started yet (`ten apply` starts it)",
+            route.key
+        )));
+    };
+    if route.state == crate::config::RunState::Stopped {
+        return counted(Refusal::Stopped(route.key.to_string()));
+    }
+    let lease = match acquire(gate, &route, pool.timers()).await {
+        Ok(lease) => lease,
+        Err(refusal) => return counted(refusal),
+    };
+    let answer = pool
+        .send(lease.target(), request, route.request_timeout)
+        .await;
+    let (mut response, connection) = match answer {
+        Err(SendError::Timeout(_)) => {
+            return counted(Refusal::Timeout(format!(
+                "{} did not answer within request_timeout ({})",
+                route.key,
+                humantime::format_duration(route.request_timeout)
+            )));
+        }
+        Err(error) => {
+            return counted(Refusal::BackendFailed(format!(
+                "{} failed: {error}",
+                route.key
+            )));
+        }
+        Ok(answered) => answered,
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let backend_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            let _lease = lease;
+            if let (Ok(client), Ok(backend)) = (client_upgrade.await, backend_upgrade.await) {
+                let _ = tokio::io::copy_bidirectional(
+                    &mut TokioIo::new(client),
+                    &mut TokioIo::new(backend),
+                )
+                .await;
+            }
+        });
+        let (parts, _) = response.into_parts();
+        crate::metrics::global().proxied(parts.status.as_u16());
+        return Response::from_parts(parts, body::full(Bytes::new()));
+    }
+    strip_hop_by_hop(response.headers_mut(), false);
+    let (parts, incoming) = response.into_parts();
+    let body = LeasedBody {
+        inner: incoming,
+        connection: Some(connection),
+        _lease: lease,
+    };
+    crate::metrics::global().proxied(parts.status.as_u16());
+    Response::from_parts(parts, body.boxed())
 }
 
 /// The response for `refusal`, counted.

@@ -5,9 +5,12 @@
 //! failed token checks), never a forwarded-for header.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -44,7 +47,15 @@ fn bare_host(raw: &str) -> Cow<'_, str> {
 }
 
 impl Router {
-    pub async fn route(self: Arc<Self>, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+    /// The answer to `request`: routing is done here, at once; what is left to wait for is
+    /// the returned future, which owns what it needs. For a tenant it is `Proxy::forward`'s
+    /// alone (no async layer of ten's around it), since hyper keeps one allocated for each open
+    /// connection and moves each request's into place.
+    pub fn serve(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        peer: &Peer,
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
         // The host is its `Host` header's, else its target's. The request moves on, so the
         // host is read from a copy of the header (which shares the header's bytes); only a
         // request without one has its host copied out.
@@ -53,15 +64,20 @@ impl Router {
             Some(raw) => bare_host(raw),
             None => Cow::Owned(bare_host(request.uri().host().unwrap_or("")).into_owned()),
         };
-        let (route, request) = match self.proxy.route(request, &host) {
-            Routed::Forward(route, request) => (route, request),
-            Routed::Done(response) => return response,
-            // Boxed: the API's state is large, and inline it made every request's future
-            // 4.4 KB (2.5 KB now), moved whole into place for each request and kept allocated
-            // by hyper for each open connection.
-            Routed::Own(request) => return Box::pin(self.own(request, peer.address)).await,
-        };
-        self.proxy.forward(&route, request, &peer, &host).await
+        match self.proxy.route(request, &host) {
+            Routed::Forward(route, request) => {
+                Either::Left(self.proxy.forward(route, request, peer, &host))
+            }
+            Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
+            // Boxed: the API's state is large.
+            Routed::Own(request) => {
+                let router = Arc::clone(self);
+                let address = peer.address;
+                Either::Right(Either::Right(Box::pin(async move {
+                    router.own(request, address).await
+                })))
+            }
+        }
     }
 
     /// ten's own pages: `/health`, the API, `/metrics`, the dashboard.
@@ -175,13 +191,14 @@ pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
     }
 }
 
+/// A response as hyper's service gives it.
+fn answered(response: Response<Body>) -> Result<Response<Body>, std::convert::Infallible> {
+    Ok(response)
+}
+
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
     let client = Peer::new(peer);
-    let service = service_fn(move |request| {
-        let router = Arc::clone(&router);
-        let client = client.clone();
-        async move { Ok::<_, std::convert::Infallible>(router.route(request, client).await) }
-    });
+    let service = service_fn(move |request| router.serve(request, &client).map(answered));
     if let Err(error) = http1::Builder::new()
         .keep_alive(true)
         // A client may shut its side down once it has sent its request, and still gets the

@@ -52,6 +52,18 @@ fn get(server: &TestServer, host: &str, path: &str) -> Answer {
     request(server, host, "GET", path, &[], "")
 }
 
+/// `ten serve` with one running tenant, `web:a` (the test backend), at `a.web.localhost`.
+fn serve_one_tenant() -> (tempfile::TempDir, TestServer) {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    (dir, server)
+}
+
 #[test]
 fn the_seeds_quick_start_works_as_written() {
     // From the original's quick start: the notes app and this config, verbatim.
@@ -106,13 +118,7 @@ fn the_seeds_quick_start_works_as_written() {
 
 #[test]
 fn undeclared_instances_are_404_and_leave_no_trace() {
-    let dir = project(
-        "",
-        &backend_service("web", ""),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (dir, server) = serve_one_tenant();
     for host in [
         "zed.web.localhost",
         "zed.nope.localhost",
@@ -273,13 +279,7 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
 
 #[test]
 fn headers_pass_through_and_forwarding_headers_are_added() {
-    let dir = project(
-        "",
-        &backend_service("web", ""),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (_dir, server) = serve_one_tenant();
     let answer = request(
         &server,
         "a.web.localhost",
@@ -346,13 +346,7 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
 
 #[test]
 fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
-    let dir = project(
-        "",
-        &backend_service("web", ""),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (_dir, server) = serve_one_tenant();
     let address = server.url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     stream
@@ -371,13 +365,7 @@ fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
 
 #[test]
 fn a_websocket_echo_works_through_the_proxy() {
-    let dir = project(
-        "",
-        &backend_service("web", ""),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (_dir, server) = serve_one_tenant();
     let address = server.url.trim_start_matches("http://").to_string();
     let stream = TcpStream::connect(&address).unwrap();
     let request = tungstenite::http::Request::builder()

@@ -191,7 +191,9 @@ pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
     }
 }
 
-/// A response as hyper's service gives it.
+/// A response as hyper's service gives it. A named function: with a closure in its place,
+/// rustc cannot prove the connection's future `Send` (it infers a shorter lifetime for the
+/// body's boxed error type).
 fn answered(response: Response<Body>) -> Result<Response<Body>, std::convert::Infallible> {
     Ok(response)
 }

@@ -41,8 +41,8 @@ use pool::{Pool, Pooled, SendError};
 use routes::{InstanceRoute, Resolved, RouteTable};
 use timers::Timers;
 
-/// The client at the other end of a connection.
-#[derive(Clone)]
+/// The client at the other end of a connection (made once per connection, borrowed by each
+/// request).
 pub struct Peer {
     pub address: SocketAddr,
     /// Its IP address as an `X-Forwarded-For` value, made once per connection.

@@ -134,6 +134,8 @@ fn keepalive_requests() -> u64 {
         .unwrap_or(1_000_000_000)
 }
 
+/// nginx set up as the same proxy as ten: routed by `server_name`, keep-alive connections to
+/// the backend, and the same headers to it (Host, X-Forwarded-For, -Proto and -Host).
 fn start_nginx(dir: &std::path::Path, listen: u16, backend: u16) -> Nginx {
     let config = format!(
         "worker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\ndaemon off;\n\
@@ -142,7 +144,8 @@ http {{\n  access_log off;\n  keepalive_requests {requests};\n\
   upstream tenant {{ server 127.0.0.1:{backend}; keepalive 128; keepalive_requests {requests}; }}\n\
   server {{\n    listen 127.0.0.1:{listen};\n    server_name a.web.localhost;\n\
     location / {{ proxy_pass http://tenant; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; \
-proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; }}\n  }}\n\
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; \
+proxy_set_header X-Forwarded-Host $host; }}\n  }}\n\
   server {{ listen 127.0.0.1:{listen} default_server; return 404; }}\n}}\n",
         dir = dir.display(),
         requests = keepalive_requests(),

@@ -29,17 +29,28 @@ pub struct Router {
 
 /// `raw` without port or trailing dot, lowercased; borrowed when it already is.
 fn bare_host(raw: &str) -> Cow<'_, str> {
-    let host = if let Some(bracketed) = raw.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or(bracketed)
+    // Bytes, not char searches, and one pass for the usual host: this runs for every request.
+    // Every position found is that of an ASCII byte, so the slices below are `str`s.
+    // `capitals`: whether the host may have some (checked again only if so).
+    let bytes = raw.as_bytes();
+    let (start, mut end, capitals) = if bytes.first() == Some(&b'[') {
+        let close = bytes.iter().position(|&byte| byte == b']');
+        (1, close.unwrap_or(bytes.len()), true)
     } else {
-        // Bytes, not a char search: the usual host is short and this runs for every request.
-        match raw.bytes().rposition(|byte| byte == b':') {
-            Some(colon) => &raw[..colon],
-            None => raw,
+        let (mut colon, mut capitals) = (bytes.len(), false);
+        for (index, &byte) in bytes.iter().enumerate() {
+            if byte == b':' {
+                colon = index;
+            }
+            capitals |= byte.is_ascii_uppercase();
         }
+        (0, colon, capitals)
     };
-    let host = host.trim_end_matches('.');
-    if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+    while end > start && bytes[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = &raw[start..end];
+    if capitals && host.bytes().any(|byte| byte.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
@@ -232,6 +243,12 @@ mod tests {
         assert_eq!(host("[::1]:8080"), "::1");
         assert_eq!(host("127.0.0.1"), "127.0.0.1");
         assert_eq!(host("alice.notes.localhost"), "alice.notes.localhost");
+        assert_eq!(host("Example.COM..:80"), "example.com");
+        assert_eq!(host("[::1]"), "::1");
+        assert_eq!(host("[::1"), "::1");
+        assert_eq!(host("[FE80::1]:80"), "fe80::1");
+        assert_eq!(host(""), "");
+        assert_eq!(host("["), "");
     }
 
     #[test]

@@ -230,26 +230,59 @@ fn throughput() {
     }
     println!("   ten/nginx round by round (each round: both measured back to back)");
     println!(
-        "   {:>5}   {:>10} {:>12} {:>10}   rps ratios",
-        "conns", "rps median", "ten >= nginx", "p99 median"
+        "   {:>5}   {:>10} {:>13} {:>12}   {:>10} {:>13}   rps ratios",
+        "conns", "rps median", "interval", "ten >= nginx", "p99 median", "interval"
     );
-    for (connections, rounds) in by_round {
+    for (connections, rounds) in &by_round {
+        let (rps, p99) = (&rounds.rps, &rounds.p99);
         println!(
-            "   {connections:>5}   {:>10.2} {:>12} {:>10.2}   {}",
-            rounds.rps_median,
+            "   {connections:>5}   {:>10.2} {:>13} {:>12} {:>10.2} {:>13}   {}",
+            rps.median,
+            format!("{:.2}..{:.2}", rps.low, rps.high),
             format!("{}/{ROUNDS}", rounds.won),
-            rounds.p99_median,
-            rounds.rps.join(" ")
+            p99.median,
+            format!("{:.2}..{:.2}", p99.low, p99.high),
+            rounds.rps_ratios.join(" ")
         );
+    }
+    let coverage = by_round
+        .first()
+        .map_or(0.0, |(_, rounds)| rounds.rps.coverage);
+    println!(
+        "   interval: holds the true median ratio with {:.0}% confidence (order statistics, \
+         no assumption about the noise's distribution)",
+        coverage * 100.0
+    );
+    for (connections, rounds) in &by_round {
+        let throughput = if rounds.rps.low >= 1.0 {
+            "ten ahead"
+        } else if rounds.rps.high < 1.0 {
+            "ten behind"
+        } else {
+            "level (the difference is within the noise)"
+        };
+        let p99 = if rounds.p99.high <= 1.0 {
+            "ten's lower"
+        } else if rounds.p99.low > 1.0 {
+            "ten's higher"
+        } else {
+            "level"
+        };
+        let unit = if *connections == 1 {
+            "connection"
+        } else {
+            "connections"
+        };
+        println!("   {connections:>5} {unit}: throughput {throughput}; p99 {p99}");
     }
     drop(nginx);
 }
 
 /// ten against nginx, round by round.
 struct Rounds {
-    rps: Vec<String>,
-    rps_median: f64,
-    p99_median: f64,
+    rps_ratios: Vec<String>,
+    rps: Interval,
+    p99: Interval,
     /// Rounds in which ten served at least as many requests as nginx.
     won: usize,
 }
@@ -259,10 +292,47 @@ impl Rounds {
         let rps: Vec<f64> = ten.iter().zip(nginx).map(|(t, n)| t.0 / n.0).collect();
         let p99: Vec<f64> = ten.iter().zip(nginx).map(|(t, n)| t.2 / n.2).collect();
         Rounds {
-            rps: rps.iter().map(|ratio| format!("{ratio:.2}")).collect(),
-            rps_median: median_of(rps.clone()),
-            p99_median: median_of(p99),
+            rps_ratios: rps.iter().map(|ratio| format!("{ratio:.2}")).collect(),
             won: rps.iter().filter(|ratio| **ratio >= 1.0).count(),
+            rps: Interval::of_median(rps),
+            p99: Interval::of_median(p99),
+        }
+    }
+}
+
+/// A sample's median, and an interval that holds the true median with probability `coverage`.
+struct Interval {
+    median: f64,
+    low: f64,
+    high: f64,
+    coverage: f64,
+}
+
+impl Interval {
+    /// The narrowest interval between order statistics, `[x(k), x(n+1-k)]`, that holds the
+    /// median with at least 88% probability: it does unless k or more of the n values fall on
+    /// one side of it, each with probability 1/2 (the values being independent).
+    fn of_median(mut values: Vec<f64>) -> Interval {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = median_of(values.clone());
+        // P(X <= j) for X ~ Binomial(n, 1/2), for each j.
+        let mut below = Vec::with_capacity(n + 1);
+        let (mut choose, mut sum) = (1.0_f64, 0.0_f64);
+        for j in 0..=n {
+            sum += choose / 2f64.powi(n as i32);
+            below.push(sum);
+            choose = choose * (n - j) as f64 / (j + 1) as f64;
+        }
+        let mut k = 1;
+        while k < n.div_ceil(2) && 1.0 - 2.0 * below[k] >= 0.88 {
+            k += 1;
+        }
+        Interval {
+            median,
+            low: values[k - 1],
+            high: values[n - k],
+            coverage: 1.0 - 2.0 * below[k - 1],
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The proxy's timers (a request's wait for its response, a wake's wait, the pool's upkeep)
 //! are kept by a runtime of their own, on a thread of its own, not by the proxy workers.
 //!
-//! A worker's event loop then has no timer, so it waits for I/O without a timeout. A timeout
-//! costs the kernel a timer armed and cancelled around every wait: on a virtual machine that
-//! can mean two exits to the hypervisor, twice per proxied request when traffic is light
-//! (measured on this project's 2-vCPU VM: see docs/ARCHITECTURE.md). A timer kept here is
+//! A worker's runtime then has no timer at all (built without tokio's time driver), so it
+//! waits for I/O without a timeout and reads no clock around its waits. A timeout costs the
+//! kernel a timer armed and cancelled around every wait: on a virtual machine that can mean
+//! two exits to the hypervisor, twice per proxied request when traffic is light (measured on
+//! this project's 2-vCPU VM: see docs/ARCHITECTURE.md). A timer kept here is
 //! still polled by the worker's task, and wakes it from this thread when it goes off.
 //!
 //! The runtime is never shut down, so a worker never polls a timer whose runtime is gone

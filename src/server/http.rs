@@ -1,8 +1,9 @@
 //! The one listening port: requests are routed by Host (see `proxy::routes`). Tenant hosts
 //! (`ID.SERVICE.DOMAIN`, `SERVICE.DOMAIN`, `[routing]`) go to the proxy; the root domain (or an
 //! IP address, or `localhost`) serves `/health`, the control API under `/api/`, `/metrics`
-//! and the dashboard. The API and `/metrics` see the TCP peer's address (for the limit on
-//! failed token checks), never a forwarded-for header.
+//! and the dashboard, on ten's main runtime (the proxy workers' have no timer). The API and
+//! `/metrics` see the TCP peer's address (for the limit on failed token checks), never a
+//! forwarded-for header.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -25,6 +26,9 @@ use crate::proxy::{Peer, Proxy, Routed};
 pub struct Router {
     pub api: Arc<ApiState>,
     pub proxy: Proxy,
+    /// The runtime that serves ten's own pages: ten's main one, with a timer (the API waits
+    /// with timeouts), where a proxy worker has none.
+    pub control: tokio::runtime::Handle,
 }
 
 /// `raw` without port or trailing dot, lowercased; borrowed when it already is.
@@ -80,12 +84,19 @@ impl Router {
                 Either::Left(self.proxy.forward(route, request, peer, &host))
             }
             Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
-            // Boxed: the API's state is large.
+            // On the control runtime; the wait for it is boxed (rare, and larger than a
+            // request's).
             Routed::Own(request) => {
                 let router = Arc::clone(self);
                 let address = peer.address;
+                let answer = self
+                    .control
+                    .spawn(async move { router.own(request, address).await });
                 Either::Right(Either::Right(Box::pin(async move {
-                    router.own(request, address).await
+                    answer.await.unwrap_or_else(|error| {
+                        tracing::error!(%error, "serving ten's own page failed");
+                        body::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                    })
                 })))
             }
         }
@@ -151,8 +162,10 @@ pub fn bind_listeners(
 /// task of a connection (the client's side and the pooled backend connection) runs on one
 /// thread, and each worker has its own backend connections, so requests cross no thread and
 /// share no lock (the way nginx's workers do). `router` makes each worker's router. Each
-/// worker also runs its pool's upkeep (`Pool::maintain`). The proxy's timers are kept by a
-/// thread of their own (`proxy::timers`), so a worker's event loop waits without a timeout.
+/// worker also runs its pool's upkeep (`Pool::maintain`). A worker's runtime has no timer:
+/// the proxy's are kept by a thread of their own (`proxy::timers`), so a worker's event loop
+/// waits without a timeout and does no timer upkeep around its waits, and ten's own pages are
+/// served on the control runtime (`Router::control`).
 pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     router: impl Fn() -> Router,
@@ -164,7 +177,7 @@ pub fn spawn_workers(
             .name(format!("ten-proxy-{index}"))
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_io()
                     .build()
                 {
                     Ok(runtime) => runtime,
@@ -192,7 +205,8 @@ pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let pause = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+                router.proxy.pool().timers().sleep_until(pause).await;
                 continue;
             }
         };

@@ -345,6 +345,7 @@ pub async fn serve(
     http::spawn_workers(listeners, || http::Router {
         proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
+        control: tokio::runtime::Handle::current(),
     })
     .map_err(io("cannot start the proxy workers"))?;
 

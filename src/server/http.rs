@@ -84,20 +84,19 @@ impl Router {
                 Either::Left(self.proxy.forward(route, request, peer, &host))
             }
             Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
-            // On the control runtime; the wait for it is boxed (rare, and larger than a
-            // request's).
             Routed::Own(request) => {
                 let router = Arc::clone(self);
                 let address = peer.address;
-                let answer = self
-                    .control
-                    .spawn(async move { router.own(request, address).await });
-                Either::Right(Either::Right(Box::pin(async move {
-                    answer.await.unwrap_or_else(|error| {
+                let mut answer = OwnPage(
+                    self.control
+                        .spawn(async move { router.own(request, address).await }),
+                );
+                Either::Right(Either::Right(async move {
+                    (&mut answer.0).await.unwrap_or_else(|error| {
                         tracing::error!(%error, "serving ten's own page failed");
                         body::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
                     })
-                })))
+                }))
             }
         }
     }
@@ -123,6 +122,17 @@ impl Router {
                 .expect("static response parts");
         }
         body::text(StatusCode::NOT_FOUND, format!("nothing at {path}"))
+    }
+}
+
+/// One of ten's own pages, being answered on the control runtime. It is aborted if the
+/// answer is no longer awaited (its client went away), as its future would be dropped if it
+/// ran on the worker.
+struct OwnPage(tokio::task::JoinHandle<Response<Body>>);
+
+impl Drop for OwnPage {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -93,8 +93,17 @@ impl Router {
                 );
                 Either::Right(Either::Right(async move {
                     (&mut answer.0).await.unwrap_or_else(|error| {
+                        if error.is_cancelled() {
+                            return body::text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "ten is shutting down",
+                            );
+                        }
                         tracing::error!(%error, "serving ten's own page failed");
-                        body::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                        body::text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "ten failed to answer this request (its log says why)",
+                        )
                     })
                 }))
             }

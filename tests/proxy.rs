@@ -52,11 +52,12 @@ fn get(server: &TestServer, host: &str, path: &str) -> Answer {
     request(server, host, "GET", path, &[], "")
 }
 
-/// `ten serve` with one running tenant, `web:a` (the test backend), at `a.web.localhost`.
-fn serve_one_tenant() -> (tempfile::TempDir, TestServer) {
+/// `ten serve` with one running tenant, `web:a` (the test backend), at `a.web.localhost`;
+/// `settings` go into its service's table.
+fn serve_one_tenant(settings: &str) -> (tempfile::TempDir, TestServer) {
     let dir = project(
         "",
-        &backend_service("web", ""),
+        &backend_service("web", settings),
         &[("instances/web/a.toml", "")],
     );
     let server = TestServer::start(dir.path());
@@ -118,7 +119,7 @@ fn the_seeds_quick_start_works_as_written() {
 
 #[test]
 fn undeclared_instances_are_404_and_leave_no_trace() {
-    let (dir, server) = serve_one_tenant();
+    let (dir, server) = serve_one_tenant("");
     for host in [
         "zed.web.localhost",
         "zed.nope.localhost",
@@ -147,13 +148,7 @@ fn undeclared_instances_are_404_and_leave_no_trace() {
 
 #[test]
 fn a_sleeping_tenant_wakes_once_for_fifty_concurrent_requests() {
-    let dir = project(
-        "",
-        &backend_service("web", "idle_timeout = 1"),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (_dir, server) = serve_one_tenant("idle_timeout = 1");
     server.wait_until("web:a sleeps", |views| {
         views.iter().any(|v| v.phase == Phase::Sleeping)
     });
@@ -279,7 +274,7 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
 
 #[test]
 fn headers_pass_through_and_forwarding_headers_are_added() {
-    let (_dir, server) = serve_one_tenant();
+    let (_dir, server) = serve_one_tenant("");
     let answer = request(
         &server,
         "a.web.localhost",
@@ -346,7 +341,7 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
 
 #[test]
 fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
-    let (_dir, server) = serve_one_tenant();
+    let (_dir, server) = serve_one_tenant("");
     let address = server.url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     stream
@@ -365,7 +360,7 @@ fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
 
 #[test]
 fn a_websocket_echo_works_through_the_proxy() {
-    let (_dir, server) = serve_one_tenant();
+    let (_dir, server) = serve_one_tenant("");
     let address = server.url.trim_start_matches("http://").to_string();
     let stream = TcpStream::connect(&address).unwrap();
     let request = tungstenite::http::Request::builder()
@@ -424,13 +419,7 @@ fn backend_stats(port: u16) -> (u64, u64) {
 #[test]
 fn a_100_mb_upload_and_download_stream_through_without_buffering() {
     const TOTAL: u64 = 100 * 1024 * 1024;
-    let dir = project(
-        "",
-        &backend_service("web", "request_timeout = 120"),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
+    let (_dir, server) = serve_one_tenant("request_timeout = 120");
     let port = server.instance("web:a").unwrap().port.unwrap();
     let address = server.url.trim_start_matches("http://").to_string();
 

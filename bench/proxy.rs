@@ -249,8 +249,9 @@ fn throughput() {
         .first()
         .map_or(0.0, |(_, rounds)| rounds.rps.coverage);
     println!(
-        "   interval: holds the true median ratio with {:.0}% confidence (order statistics, \
-         no assumption about the noise's distribution)",
+        "   interval: holds the true median ratio of these processes with {:.0}% confidence \
+         (order statistics, no assumption about the noise's distribution); the rounds share \
+         one ten, one nginx and one backend, so a run with new ones can differ by more",
         coverage * 100.0
     );
     for (connections, rounds) in &by_round {

@@ -1,14 +1,19 @@
 //! Benchmark of the proxy (issue #4), all in one run, against the same backend process:
 //!
-//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 3 s per run; ten and
-//!    nginx alternate over 10 rounds and each figure is the median of its runs; the ratios
-//!    ten/nginx are taken round by round, and their median and the rounds ten won are
-//!    reported too, since this shared machine's speed drifts by more than the difference) for
+//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 3 s per run) for
 //!    - direct: wrk to the backend's own port,
 //!    - ten: wrk to `ten serve` with `Host: a.web.localhost`,
 //!    - nginx: wrk to nginx set up as the same Host-routing reverse proxy (server_name, an
 //!      upstream with keep-alive connections, no access log, a worker per core), which, like
-//!      ten, keeps a connection for any number of requests (see `keepalive_requests`);
+//!      ten, keeps a connection for any number of requests (see `keepalive_requests`),
+//!    - nginx-2: a second nginx, set up exactly as the first: the control. Two identical
+//!      proxies measure apart by this shared machine's noise alone, so nginx-2 against nginx
+//!      shows how finely the bench can tell two proxies apart (an A/A comparison).
+//!
+//!    ten, nginx and nginx-2 take turns over 12 rounds (each order of the three twice, so
+//!    that drift in the machine's load and the position in a round hit all alike); each figure
+//!    is the median of its runs, and the ratios to nginx are taken round by round, with an
+//!    interval for their median and a verdict from it;
 //! 2. wake latency: the first request to a sleeping tenant, against the app's own time from
 //!    exec to accepting connections.
 //!
@@ -29,9 +34,18 @@ use support::server::TestServer;
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
 const SECONDS: u32 = 3;
-/// Runs of ten and of nginx per connection count, alternating (ten first in odd rounds,
-/// nginx first in even ones), so that drift in this shared machine's load hits both alike.
-const ROUNDS: usize = 10;
+/// Rounds per connection count: in each, ten, nginx and the control nginx are measured back
+/// to back, in each of their six orders twice.
+const ROUNDS: usize = 12;
+/// The orders of the three proxies (0 ten, 1 nginx, 2 the control nginx) in a round.
+const ORDERS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [0, 2, 1],
+    [2, 1, 0],
+    [1, 0, 2],
+];
 const WAKES: usize = 20;
 
 fn ensure_tools() {
@@ -54,6 +68,66 @@ fn ensure_tools() {
         .status()
         .expect("apt-get");
     assert!(status.success(), "could not install {missing:?}");
+}
+
+/// What one wrk run measured: requests per second, p50 and p99 latency, and the CPU time
+/// the proxy's processes spent per request, in user space and in the kernel.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    user_us: f64,
+    system_us: f64,
+}
+
+/// A wrk run against `port`, with the CPU time of `processes` over it.
+fn measure(port: u16, connections: u32, processes: &[u32]) -> Run {
+    let before = cpu_ticks(processes);
+    let (rps, p50_ms, p99_ms) = wrk(port, connections);
+    let after = cpu_ticks(processes);
+    let requests = rps * f64::from(SECONDS);
+    let per_request = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests;
+    Run {
+        rps,
+        p50_ms,
+        p99_ms,
+        user_us: per_request(after.0 - before.0),
+        system_us: per_request(after.1 - before.1),
+    }
+}
+
+/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat` (100 on every architecture
+/// ten runs on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// `pid` and its children: an nginx master and its workers.
+fn with_children(pid: u32) -> Vec<u32> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+    let mut all = vec![pid];
+    all.extend(
+        children
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|child| child.parse::<u32>().ok()),
+    );
+    all
+}
+
+/// User and system CPU time (ticks) of `processes`, all their threads.
+fn cpu_ticks(processes: &[u32]) -> (u64, u64) {
+    processes.iter().fold((0, 0), |(user, system), pid| {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command's closing parenthesis: state is the first, utime the
+        // 12th and stime the 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let field = |index: usize| fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (user + field(11), system + field(12))
+    })
 }
 
 /// (requests per second, p50 ms, p99 ms) of a wrk run.
@@ -191,114 +265,224 @@ fn throughput() {
     server.wait_running("web:a");
     let backend_port = server.instance("web:a").unwrap().port.unwrap();
     let ten_port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
-    let nginx_dir = tempfile::tempdir().unwrap();
-    let nginx_port = free_port();
+    let (nginx_dir, control_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (nginx_port, control_port) = (free_port(), free_port());
     let nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
+    let control = start_nginx(control_dir.path(), control_port, backend_port);
+    let ports = [ten_port, nginx_port, control_port];
+    // ten's own process only (its tenants are its children), nginx's master and workers.
+    let processes = [
+        vec![server.pid()],
+        with_children(nginx.0.id()),
+        with_children(control.0.id()),
+    ];
+    let backend_pid = server.instance("web:a").unwrap().pid.unwrap();
 
     println!(
-        "1. throughput and latency, {SECONDS} s per run, median of {ROUNDS} alternating runs, \
-         same backend process (pid {}), nginx keepalive_requests {}",
+        "1. throughput and latency, {SECONDS} s per run, median of {ROUNDS} rounds (ten, nginx \
+         and nginx-2 back to back in each, in turns), same backend process (pid {}), nginx \
+         keepalive_requests {}",
         server.instance("web:a").unwrap().pid.unwrap(),
         keepalive_requests()
     );
     println!(
-        "   {:<6} {:>5} {:>12} {:>9} {:>9}   {:>10} {:>10}",
-        "target", "conns", "requests/s", "p50 ms", "p99 ms", "rps/nginx", "p99/nginx",
+        "   CPU: the proxy's processes, in µs per request (direct: the backend's), user and system"
+    );
+    println!(
+        "   {:<7} {:>5} {:>12} {:>9} {:>9} {:>7} {:>7}   {:>10} {:>10} {:>10}",
+        "target",
+        "conns",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "user",
+        "system",
+        "rps/nginx",
+        "p99/nginx",
+        "cpu/nginx",
     );
     let mut by_round = Vec::new();
     for connections in CONNECTIONS {
-        let direct = wrk(backend_port, connections);
-        let (mut ten, mut via_nginx) = (Vec::new(), Vec::new());
+        let direct = measure(backend_port, connections, &[backend_pid]);
+        let mut runs: [Vec<Run>; 3] = Default::default();
         for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                ten.push(wrk(ten_port, connections));
-                via_nginx.push(wrk(nginx_port, connections));
-            } else {
-                via_nginx.push(wrk(nginx_port, connections));
-                ten.push(wrk(ten_port, connections));
+            for target in ORDERS[round % ORDERS.len()] {
+                runs[target].push(measure(ports[target], connections, &processes[target]));
             }
         }
-        by_round.push((connections, Rounds::new(&ten, &via_nginx)));
-        let (ten, via_nginx) = (medians(&ten), medians(&via_nginx));
-        for (name, (rps, p50, p99)) in [("direct", direct), ("ten", ten), ("nginx", via_nginx)] {
+        let [ten, via_nginx, via_control] = &runs;
+        by_round.push((
+            connections,
+            Rounds::new(ten, via_nginx),
+            Rounds::new(via_control, via_nginx),
+        ));
+        let nginx_median = medians(via_nginx);
+        for (name, run) in [
+            ("direct", direct),
+            ("ten", medians(ten)),
+            ("nginx", nginx_median),
+            ("nginx-2", medians(via_control)),
+        ] {
             println!(
-                "   {name:<6} {connections:>5} {rps:>12.0} {p50:>9.3} {p99:>9.3}   {:>10.2} {:>10.2}",
-                rps / via_nginx.0,
-                p99 / via_nginx.2,
+                "   {name:<7} {connections:>5} {:>12.0} {:>9.3} {:>9.3} {:>7.2} {:>7.2}   {:>10.2} {:>10.2} {:>10.2}",
+                run.rps,
+                run.p50_ms,
+                run.p99_ms,
+                run.user_us,
+                run.system_us,
+                run.rps / nginx_median.rps,
+                run.p99_ms / nginx_median.p99_ms,
+                (run.user_us + run.system_us) / (nginx_median.user_us + nginx_median.system_us),
             );
         }
     }
-    println!("   ten/nginx round by round (each round: both measured back to back)");
     println!(
-        "   {:>5}   {:>10} {:>13} {:>12}   {:>10} {:>13}   rps ratios",
-        "conns", "rps median", "interval", "ten >= nginx", "p99 median", "interval"
+        "   against nginx round by round (each round: all three measured back to back); \
+         nginx-2 is nginx again, the control"
     );
-    for (connections, rounds) in &by_round {
-        let (rps, p99) = (&rounds.rps, &rounds.p99);
-        println!(
-            "   {connections:>5}   {:>10.2} {:>13} {:>12} {:>10.2} {:>13}   {}",
-            rps.median,
-            format!("{:.2}..{:.2}", rps.low, rps.high),
-            format!("{}/{ROUNDS}", rounds.won),
-            p99.median,
-            format!("{:.2}..{:.2}", p99.low, p99.high),
-            rounds.rps_ratios.join(" ")
-        );
+    println!(
+        "   {:>5} {:<7}   {:>10} {:>13} {:>10}   {:>10} {:>13}   {:>10} {:>13}   rps ratios",
+        "conns",
+        "",
+        "rps median",
+        "interval",
+        ">= nginx",
+        "p99 median",
+        "interval",
+        "cpu median",
+        "interval"
+    );
+    for (connections, ten, control) in &by_round {
+        for (name, rounds) in [("ten", ten), ("nginx-2", control)] {
+            let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
+            println!(
+                "   {connections:>5} {name:<7}   {:>10.2} {:>13} {:>10}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
+                rps.median,
+                format!("{:.2}..{:.2}", rps.low, rps.high),
+                format!("{}/{ROUNDS}", rounds.won),
+                p99.median,
+                format!("{:.2}..{:.2}", p99.low, p99.high),
+                cpu.median,
+                format!("{:.2}..{:.2}", cpu.low, cpu.high),
+                rounds.rps_ratios.join(" ")
+            );
+        }
     }
     let coverage = by_round
         .first()
-        .map_or(0.0, |(_, rounds)| rounds.rps.coverage);
+        .map_or(0.0, |(_, rounds, _)| rounds.rps.coverage);
     println!(
         "   interval: holds the true median ratio of these processes with {:.0}% confidence \
          (order statistics, no assumption about the noise's distribution); the rounds share \
-         one ten, one nginx and one backend, so a run with new ones can differ by more",
+         one ten, two nginx and one backend, so a run with new ones can differ by more",
         coverage * 100.0
     );
-    for (connections, rounds) in &by_round {
-        let throughput = if rounds.rps.low >= 1.0 {
-            "ten ahead"
-        } else if rounds.rps.high < 1.0 {
-            "ten behind"
-        } else {
-            "level (the difference is within the noise)"
-        };
-        let p99 = if rounds.p99.high <= 1.0 {
-            "ten's lower"
-        } else if rounds.p99.low > 1.0 {
-            "ten's higher"
-        } else {
-            "level"
-        };
+    for (connections, ten, control) in &by_round {
         let unit = if *connections == 1 {
             "connection"
         } else {
             "connections"
         };
-        println!("   {connections:>5} {unit}: throughput {throughput}; p99 {p99}");
+        println!(
+            "   {connections:>5} {unit}: throughput {}; p99 {}; CPU per request {}",
+            ten.rps_verdict(control),
+            ten.p99_verdict(control),
+            ten.cpu_verdict(control)
+        );
     }
-    drop(nginx);
+    drop((nginx, control));
 }
 
-/// ten against nginx, round by round.
+/// A proxy against nginx, round by round.
 struct Rounds {
     rps_ratios: Vec<String>,
     rps: Interval,
     p99: Interval,
-    /// Rounds in which ten served at least as many requests as nginx.
+    /// CPU time per request (user and system) against nginx's.
+    cpu: Interval,
+    /// Rounds in which the proxy served at least as many requests as nginx.
     won: usize,
 }
 
 impl Rounds {
-    fn new(ten: &[(f64, f64, f64)], nginx: &[(f64, f64, f64)]) -> Rounds {
-        let rps: Vec<f64> = ten.iter().zip(nginx).map(|(t, n)| t.0 / n.0).collect();
-        let p99: Vec<f64> = ten.iter().zip(nginx).map(|(t, n)| t.2 / n.2).collect();
+    fn new(proxy: &[Run], nginx: &[Run]) -> Rounds {
+        let ratios = |pick: fn(&Run) -> f64| -> Vec<f64> {
+            proxy
+                .iter()
+                .zip(nginx)
+                .map(|(p, n)| pick(p) / pick(n))
+                .collect()
+        };
+        let rps = ratios(|run| run.rps);
+        let p99 = ratios(|run| run.p99_ms);
+        let cpu = ratios(|run| run.user_us + run.system_us);
         Rounds {
             rps_ratios: rps.iter().map(|ratio| format!("{ratio:.2}")).collect(),
             won: rps.iter().filter(|ratio| **ratio >= 1.0).count(),
             rps: Interval::of_median(rps),
             p99: Interval::of_median(p99),
+            cpu: Interval::of_median(cpu),
         }
     }
+
+    /// Throughput against nginx, and beside it how nginx measures against itself
+    /// (`control`): how far apart two identical proxies land on this machine.
+    fn rps_verdict(&self, control: &Rounds) -> String {
+        verdict(
+            &self.rps,
+            &control.rps,
+            Better::Higher,
+            "ten ahead",
+            "ten behind",
+        )
+    }
+
+    /// p99 latency against nginx, with the control beside it.
+    fn p99_verdict(&self, control: &Rounds) -> String {
+        verdict(
+            &self.p99,
+            &control.p99,
+            Better::Lower,
+            "ten's lower",
+            "ten's higher",
+        )
+    }
+
+    /// CPU time per request against nginx's, with the control beside it.
+    fn cpu_verdict(&self, control: &Rounds) -> String {
+        verdict(
+            &self.cpu,
+            &control.cpu,
+            Better::Lower,
+            "ten's lower",
+            "ten's higher",
+        )
+    }
+}
+
+/// Which way a ratio to nginx is better.
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// `better` when the whole interval of the ratio is on the better side of 1, `worse` when it
+/// is on the worse side, else level; with the control's interval beside it.
+fn verdict(ratio: &Interval, control: &Interval, way: Better, better: &str, worse: &str) -> String {
+    let (low, high) = match way {
+        Better::Higher => (ratio.low, ratio.high),
+        // Mirrored, so that the test below reads the same: the inverse of a ratio.
+        Better::Lower => (1.0 / ratio.high, 1.0 / ratio.low),
+    };
+    let verdict = if low >= 1.0 {
+        better
+    } else if high < 1.0 {
+        worse
+    } else {
+        "level"
+    };
+    format!("{verdict} ({ratio}; nginx against itself: {control})")
 }
 
 /// A sample's median, and an interval that holds the true median with probability `coverage`.
@@ -338,6 +522,12 @@ impl Interval {
     }
 }
 
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}, {:.2}..{:.2}", self.median, self.low, self.high)
+    }
+}
+
 /// The median; of an even count, the mean of the middle two.
 fn median_of(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -350,9 +540,15 @@ fn median_of(mut values: Vec<f64>) -> f64 {
 }
 
 /// The median of each figure over runs.
-fn medians(runs: &[(f64, f64, f64)]) -> (f64, f64, f64) {
-    let median = |pick: fn(&(f64, f64, f64)) -> f64| median_of(runs.iter().map(pick).collect());
-    (median(|r| r.0), median(|r| r.1), median(|r| r.2))
+fn medians(runs: &[Run]) -> Run {
+    let median = |pick: fn(&Run) -> f64| median_of(runs.iter().map(pick).collect());
+    Run {
+        rps: median(|r| r.rps),
+        p50_ms: median(|r| r.p50_ms),
+        p99_ms: median(|r| r.p99_ms),
+        user_us: median(|r| r.user_us),
+        system_us: median(|r| r.system_us),
+    }
 }
 
 /// The backend's own time from exec to accepting connections.

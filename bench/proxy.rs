@@ -1,6 +1,7 @@
 //! Benchmark of the proxy (issue #4), all in one run, against the same backend process:
 //!
-//! 1. requests/s and p50/p99 latency at 1, 16 and 64 connections (wrk, 3 s per run) for
+//! 1. requests/s, p50/p99 latency and CPU time per request (user and system, of the proxy's
+//!    processes, from `/proc/PID/stat`) at 1, 16 and 64 connections (wrk, 3 s per run) for
 //!    - direct: wrk to the backend's own port,
 //!    - ten: wrk to `ten serve` with `Host: a.web.localhost`,
 //!    - nginx: wrk to nginx set up as the same Host-routing reverse proxy (server_name, an
@@ -72,7 +73,7 @@ fn ensure_tools() {
 
 /// What one wrk run measured: requests per second, p50 and p99 latency, and the CPU time
 /// the proxy's processes spent per request, in user space and in the kernel.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Run {
     rps: f64,
     p50_ms: f64,
@@ -263,7 +264,8 @@ fn throughput() {
     let dir = support::server::project("", &service, &[("instances/web/a.toml", "")]);
     let server = TestServer::start(dir.path());
     server.wait_running("web:a");
-    let backend_port = server.instance("web:a").unwrap().port.unwrap();
+    let backend = server.instance("web:a").unwrap();
+    let (backend_port, backend_pid) = (backend.port.unwrap(), backend.pid.unwrap());
     let ten_port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
     let (nginx_dir, control_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (nginx_port, control_port) = (free_port(), free_port());
@@ -276,13 +278,12 @@ fn throughput() {
         with_children(nginx.0.id()),
         with_children(control.0.id()),
     ];
-    let backend_pid = server.instance("web:a").unwrap().pid.unwrap();
 
     println!(
         "1. throughput and latency, {SECONDS} s per run, median of {ROUNDS} rounds (ten, nginx \
          and nginx-2 back to back in each, in turns), same backend process (pid {}), nginx \
          keepalive_requests {}",
-        server.instance("web:a").unwrap().pid.unwrap(),
+        backend_pid,
         keepalive_requests()
     );
     println!(
@@ -358,12 +359,12 @@ fn throughput() {
             println!(
                 "   {connections:>5} {name:<7}   {:>10.2} {:>13} {:>10}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
                 rps.median,
-                format!("{:.2}..{:.2}", rps.low, rps.high),
+                rps.range(),
                 format!("{}/{ROUNDS}", rounds.won),
                 p99.median,
-                format!("{:.2}..{:.2}", p99.low, p99.high),
+                p99.range(),
                 cpu.median,
-                format!("{:.2}..{:.2}", cpu.low, cpu.high),
+                cpu.range(),
                 rounds.rps_ratios.join(" ")
             );
         }
@@ -494,6 +495,11 @@ struct Interval {
 }
 
 impl Interval {
+    /// `low..high`.
+    fn range(&self) -> String {
+        format!("{:.2}..{:.2}", self.low, self.high)
+    }
+
     /// The narrowest interval between order statistics, `[x(k), x(n+1-k)]`, that holds the
     /// median with at least 88% probability: it does unless k or more of the n values fall on
     /// one side of it, each with probability 1/2 (the values being independent).
@@ -524,7 +530,7 @@ impl Interval {
 
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2}, {:.2}..{:.2}", self.median, self.low, self.high)
+        write!(f, "{:.2}, {}", self.median, self.range())
     }
 }
 

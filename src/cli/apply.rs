@@ -136,7 +136,7 @@ fn confirm() -> Result<bool, CliError> {
                 .hint("pass --auto-approve to apply without asking"),
         );
     }
-    print!("\nApply these changes? [y/N] ");
+    print_stdout("\nApply these changes? [y/N] ")?;
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()

@@ -217,6 +217,9 @@ fn init_tracing(server: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(stderr_style().color)
         .with_target(false)
+        // A closed stderr (`ten serve 2>&1 | head`) must not stop ten: by default the
+        // subscriber reports a failed write with `eprintln!`, which panics then.
+        .log_internal_errors(false)
         .try_init();
 }
 

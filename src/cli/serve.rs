@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 use clap::Args;
 
-use crate::server::{ServeError, ServeOptions, serve};
+use crate::server::listen::ListenError;
+use crate::server::{ServeError, ServeOptions, serve, server_on_port};
 
 use super::context::find_config_path;
 use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
@@ -60,8 +61,19 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
                     .hint("fix them (`ten validate` shows every problem) and start again"),
             )
         }
-        Err(error @ ServeError::Listen { .. }) => Err(CliError::new(error.to_string())
-            .hint("another program listens there: pick another --port, or stop it")),
+        Err(ServeError::Listen(error)) => {
+            let hint = match &error {
+                ListenError::InUse { address } => match server_on_port(address.port()) {
+                    Some(other) => format!(
+                        "another ten serve (pid {}, serving {}) listens there: use it (`ten --config {} ps`), stop it, or pick another --port",
+                        other.pid, other.config, other.config
+                    ),
+                    None => "another program listens there: pick another --port, or stop it".into(),
+                },
+                ListenError::Other { .. } => "pick another --port or --bind address".into(),
+            };
+            Err(CliError::new(error.to_string()).hint(hint))
+        }
         Err(error @ ServeError::AlreadyRunning { .. }) => Err(CliError::new(error.to_string())
             .hint(
                 "use that server (`ten ps`), stop it first, or give this one its own --data-dir",

@@ -24,6 +24,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{CString, OsString};
+use std::io::Write as _;
 use std::os::unix::ffi::OsStringExt;
 
 use nix::mount::{MsFlags, mount};
@@ -51,7 +52,8 @@ pub const SUBCOMMAND: &str = "__init";
 const SETUP_FAILED: i32 = 127;
 
 fn fail(what: &str, error: impl std::fmt::Display) -> ! {
-    eprintln!("ten init: {what}: {error}");
+    // Not `eprintln!`, which panics when stderr is gone.
+    let _ = writeln!(std::io::stderr(), "ten init: {what}: {error}");
     std::process::exit(SETUP_FAILED)
 }
 

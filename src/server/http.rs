@@ -149,34 +149,6 @@ const DASHBOARD_PLACEHOLDER: &str = "<!doctype html><html><head><title>ten</titl
 <body><h1>ten is running</h1><p>Use the CLI: <code>ten ps</code>, <code>ten diff</code>, \
 <code>ten logs</code>.</p></body></html>\n";
 
-/// Binds `count` listening sockets on `address` with `SO_REUSEPORT`, so the kernel spreads new
-/// connections over them; when the port is 0 the first socket picks it for all.
-pub fn bind_listeners(
-    address: SocketAddr,
-    count: usize,
-) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let mut listeners = Vec::with_capacity(count);
-    let mut address = address;
-    for _ in 0..count.max(1) {
-        let socket = Socket::new(
-            Domain::for_address(address),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        socket.set_tcp_nodelay(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&address.into())?;
-        socket.listen(4096)?;
-        let listener: std::net::TcpListener = socket.into();
-        address = listener.local_addr()?;
-        listeners.push(listener);
-    }
-    Ok(listeners)
-}
-
 /// Runs one proxy worker per listener, each a thread with a single-threaded runtime: every
 /// task of a connection (the client's side and the pooled backend connection) runs on one
 /// thread, and each worker has its own backend connections, so requests cross no thread and

@@ -2,6 +2,7 @@
 //! HTTP front) and runs it until SIGTERM or SIGINT.
 
 pub mod http;
+pub mod listen;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,11 +48,8 @@ pub enum ServeError {
     Invalid(Vec<Diagnostic>),
     #[error("another ten serve{} already runs with the data directory {data_dir}", pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
     AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] listen::ListenError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -209,6 +207,15 @@ fn write_serve_info(info: &ServeInfo, data_dir: &Path, config_path: &Path) -> Ve
     paths
 }
 
+/// A running server (of any config of this user) that listens on `port`.
+pub fn server_on_port(port: u16) -> Option<ServeInfo> {
+    let suffix = format!(":{port}");
+    std::fs::read_dir(registry_dir())
+        .ok()?
+        .filter_map(|entry| read_info(&entry.ok()?.path()))
+        .find(|info| info.url.ends_with(&suffix))
+}
+
 /// The running server of `config_path`, if any.
 pub fn find_server(config_path: &Path) -> Option<ServeInfo> {
     read_info(&registry_entry(config_path))
@@ -270,8 +277,7 @@ pub async fn serve(
     }
 
     let address = SocketAddr::new(options.bind, options.port);
-    let listeners = http::bind_listeners(address, proxy_workers())
-        .map_err(|source| ServeError::Listen { address, source })?;
+    let listeners = listen::bind_listeners(address, proxy_workers())?;
     let local = listeners[0]
         .local_addr()
         .map_err(io("cannot read the listening address"))?;

@@ -377,7 +377,7 @@ pub fn wait_gone(pid: u32) -> bool {
 
 /// Whether `condition` holds within `timeout` (checked every 20 ms): for what ten does in the
 /// background after a command returns.
-pub fn within(timeout: Duration, condition: impl Fn() -> bool) -> bool {
+pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !condition() {
         if Instant::now() > deadline {

@@ -1,0 +1,148 @@
+//! What a new user hits first: one regression test per defect found by trying ten as a new
+//! user would (issue 17), through the real binary.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::server::{TestServer, backend_service, project, wait_gone, within};
+
+/// `ten serve` on `port` for the project in `dir`, its output piped.
+fn serve_on(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--config")
+        .arg(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ten serve")
+}
+
+/// Kills `child` (if it still runs) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_second_server_on_the_same_port_refuses_to_start() {
+    let first_dir = project("", &backend_service("web", ""), &[]);
+    let first = TestServer::start(first_dir.path());
+    let port: u16 = first.url.rsplit(':').next().unwrap().parse().unwrap();
+
+    let second_dir = project("", &backend_service("web", ""), &[]);
+    let mut second = Killed(serve_on(second_dir.path(), port));
+    let exited = within(Duration::from_secs(20), || {
+        second.0.try_wait().ok().flatten().is_some()
+    });
+    let mut output = String::new();
+    if exited {
+        let _ = second.0.stderr.take().unwrap().read_to_string(&mut output);
+    }
+    assert!(
+        exited,
+        "a second ten serve started on port {port}, where another ten listens"
+    );
+    let status = second.0.wait().unwrap();
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("address in use") && output.contains(&format!(":{port}")),
+        "{output}"
+    );
+    assert!(
+        output.contains("another ten serve"),
+        "the refusal says who holds the port: {output}"
+    );
+    // The first server still answers alone.
+    assert!(first.ten(&["ps"]).status.success());
+}
+
+#[test]
+fn a_closed_output_pipe_neither_panics_ten_nor_orphans_its_tenants() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--config"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .env("TEN_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until ten says where it listens, then close the pipe: every later write fails.
+    let mut stderr_pipe = server.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("Ctrl-C stops\n") {
+        match stderr_pipe.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => break,
+        }
+    }
+    drop(stderr_pipe);
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    let url = seen
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {seen}"))
+        .to_string();
+    let mut server = Killed(server);
+    let ten = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(args)
+            .arg("--config")
+            .arg(dir.path())
+            .args(["--server", &url])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let pid = |key: &str| -> Option<u32> {
+        let output = ten(&["ps", "--json"]);
+        let views: Vec<ten::api::types::InstanceView> =
+            serde_json::from_slice(&output.stdout).ok()?;
+        views
+            .into_iter()
+            .find(|view| view.instance.to_string() == key && view.health.to_string() == "healthy")
+            .and_then(|view| view.pid)
+    };
+    // Whatever happens below, no tenant outlives the test.
+    let mut tenants = support::server::TenantGuard::default();
+    assert!(within(Duration::from_secs(20), || pid("web:a").is_some()));
+    tenants.0.insert(pid("web:a").unwrap());
+    // More output (a new tenant is logged) while nobody reads it.
+    support::write_file(&dir.path().join("instances/web/b.toml"), "");
+    assert!(within(Duration::from_secs(20), || pid("web:b").is_some()));
+    tenants.0.insert(pid("web:b").unwrap());
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(within(Duration::from_secs(20), || {
+        server.0.try_wait().ok().flatten().is_some()
+    }));
+    let status = server.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "ten serve ended with {status}");
+    for tenant in &tenants.0 {
+        assert!(wait_gone(*tenant), "tenant {tenant} outlived ten");
+    }
+}

@@ -7,7 +7,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::server::{TestServer, backend_service, project, wait_gone, within};
+use support::server::{TestServer, backend_service, project, stderr, stdout, wait_gone, within};
+use ten::observed::Phase;
 
 /// `ten serve` on `port` for the project in `dir`, its output piped.
 fn serve_on(dir: &std::path::Path, port: u16) -> std::process::Child {
@@ -145,4 +146,69 @@ fn a_closed_output_pipe_neither_panics_ten_nor_orphans_its_tenants() {
     for tenant in &tenants.0 {
         assert!(wait_gone(*tenant), "tenant {tenant} outlived ten");
     }
+}
+
+#[test]
+fn start_spawn_and_health_of_a_sleeping_instance_answer_at_once() {
+    let dir = project(
+        "",
+        &backend_service("web", "idle_timeout = 1"),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_until("web:a sleeps", |views| views[0].phase == Phase::Sleeping);
+    for verb in ["start", "spawn"] {
+        let output = server.ten(&[verb, "web:a"]);
+        assert!(output.status.success(), "ten {verb}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains("sleeping; it wakes on its next request"),
+            "ten {verb}: {}",
+            stdout(&output)
+        );
+    }
+    let output = server.ten(&["health", "web:a"]);
+    assert!(output.status.success(), "ten health: {}", stderr(&output));
+    assert!(stdout(&output).contains("sleeping"), "{}", stdout(&output));
+    let output = server.ten(&["health", "web:a", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], "sleeping", "{report}");
+    // None of it woke the instance.
+    assert_eq!(server.ps()[0].phase, Phase::Sleeping);
+}
+
+#[test]
+fn commands_that_edit_files_never_write_an_invalid_one() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    for (args, hint) in [
+        (&["spawn", "webb:x"][..], "did you mean `web`?"),
+        (&["spawn", "webb", "--id", "x"], "did you mean `web`?"),
+        (&["deploy", "webb:x"], "did you mean `web`?"),
+        (&["spawn", "nope:x"], "declared services: web"),
+    ] {
+        let output = server.ten(args);
+        assert!(!output.status.success(), "ten {args:?} succeeded");
+        let text = stderr(&output);
+        assert!(
+            text.contains("which is not declared in tenement.toml") && text.contains(hint),
+            "ten {args:?}: {text}"
+        );
+        assert!(text.contains("nothing was written"), "ten {args:?}: {text}");
+    }
+    for service in ["webb", "nope"] {
+        assert!(
+            !dir.path().join("instances").join(service).exists(),
+            "an instance file for the undeclared service {service} was written"
+        );
+    }
+    // Nothing is frozen: a new tenant still starts, and the files are valid.
+    support::write_file(&dir.path().join("instances/web/b.toml"), "");
+    server.wait_running("web:b");
+    assert!(server.ten(&["validate"]).status.success());
 }

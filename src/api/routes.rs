@@ -29,9 +29,15 @@ use super::scope::{Filter, Scope, authorize, decode_key, need};
 use super::settle::{Goal, settle};
 use super::types::{
     ActionResult, ApplyProgress, ApplyRequest, DeployRequest, ErrorBody, HealthReport,
-    InstanceView, RouteRequest, SpawnRequest, StatusView, TokenRequest, TokenResponse,
-    WeightRequest,
+    HealthVerdict, InstanceView, RouteRequest, SpawnRequest, StatusView, TokenRequest,
+    TokenResponse, WeightRequest,
 };
+
+/// An instance file to edit: where it is, and what its new text must pass.
+struct Editable {
+    path: PathBuf,
+    check: Box<edit::CheckFn>,
+}
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -235,13 +241,36 @@ impl ApiState {
         instance_file_path(std::path::Path::new(&status.instances_dir), key)
     }
 
-    /// Runs a file edit off the async runtime.
+    /// Edits instance files off the async runtime. `change` gets, for an instance, its
+    /// file's path and the check its new text must pass (nothing invalid is written).
     async fn edit<T: Send + 'static>(
         &self,
-        change: impl FnOnce() -> Result<T, edit::EditError> + Send + 'static,
+        status: &StatusView,
+        change: impl FnOnce(&dyn Fn(&InstanceKey) -> Editable) -> Result<T, edit::EditError>
+        + Send
+        + 'static,
     ) -> Result<T, CallError> {
-        match tokio::task::spawn_blocking(change).await {
+        let config = PathBuf::from(&status.config);
+        let instances_dir = PathBuf::from(&status.instances_dir);
+        let editable = move |key: &InstanceKey| Editable {
+            path: instance_file_path(&instances_dir, key),
+            check: Box::new(crate::desired::instance_file_check(&config, key)),
+        };
+        match tokio::task::spawn_blocking(move || change(&editable)).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(edit::EditError::Refused { path, diagnostics })) => Err(CallError {
+                status: 400,
+                message: edit::EditError::Refused {
+                    path,
+                    diagnostics: Vec::new(),
+                }
+                .to_string(),
+                hint: Some(
+                    "`ten validate` shows what the files may hold; services are declared in tenement.toml"
+                        .into(),
+                ),
+                diagnostics,
+            }),
             Ok(Err(error)) => Err(CallError::new(409, error.to_string())),
             Err(error) => Err(CallError::new(500, format!("edit failed: {error}"))),
         }
@@ -309,12 +338,14 @@ impl ApiState {
     /// `ten spawn`: declare (write the instance file) and start.
     async fn declare(&self, key: InstanceKey) -> Result<Reply, CallError> {
         let status = self.status().await?;
-        let path = self.instance_file(&status, &key);
-        let shown = path.display().to_string();
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let declared = key.clone();
         let (created, restarted) = self
-            .edit(move || {
-                let created = edit::create_instance_file(&path)?;
-                let restarted = !created && edit::set_state(&path, RunState::Running)?;
+            .edit(&status, move |editable| {
+                let file = editable(&declared);
+                let created = edit::create_instance_file(&file.path, &file.check)?;
+                let restarted =
+                    !created && edit::set_state(&file.path, RunState::Running, &file.check)?;
                 Ok((created, restarted))
             })
             .await?;
@@ -325,8 +356,7 @@ impl ApiState {
             }
             (false, false) => format!("{key} is already declared in {shown}"),
         };
-        self.converge(&key, Goal::Running { old_pid: None }, shown, &what)
-            .await
+        self.converge(&key, Goal::Up, shown, &what).await
     }
 
     /// `ten weight`: set `weight` in the instance file (in place: no restart).
@@ -338,9 +368,13 @@ impl ApiState {
         }
         let status = self.status().await?;
         self.must_be_declared(&key).await?;
-        let path = self.instance_file(&status, &key);
-        let shown = path.display().to_string();
-        self.edit(move || edit::set_weight(&path, weight)).await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let weighted = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&weighted);
+            edit::set_weight(&file.path, weight, &file.check)
+        })
+        .await?;
         let reloaded = self.ask(Call::Reload).await?;
         let view = self.view(&key).await;
         let applied = view.as_ref().is_some_and(|view| view.weight == weight);
@@ -373,12 +407,12 @@ impl ApiState {
             )));
         }
         let status = self.status().await?;
-        let path = self.instance_file(&status, &key);
-        let shown = path.display().to_string();
-        let declare = path.clone();
-        self.edit(move || {
-            edit::set_weight(&declare, 0)?;
-            edit::set_state(&declare, RunState::Running)
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let declared = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&declared);
+            edit::set_weight(&file.path, 0, &file.check)?;
+            edit::set_state(&file.path, RunState::Running, &file.check)
         })
         .await?;
         let reloaded = self.ask(Call::Reload).await?;
@@ -402,9 +436,12 @@ impl ApiState {
             )
             .hint(format!("see `ten logs {key}`; `ten rm {key}` removes it")));
         }
-        let weighted = path.clone();
-        self.edit(move || edit::set_weight(&weighted, weight))
-            .await?;
+        let weighted = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&weighted);
+            edit::set_weight(&file.path, weight, &file.check)
+        })
+        .await?;
         self.ask(Call::Reload).await?;
         let view = self.view(&key).await;
         Ok(json(
@@ -457,13 +494,11 @@ impl ApiState {
             from_view.weight
         };
         let status = self.status().await?;
-        let (from_path, to_path) = (
-            self.instance_file(&status, &from),
-            self.instance_file(&status, &to),
-        );
-        self.edit(move || {
-            edit::set_weight(&to_path, weight)?;
-            edit::set_weight(&from_path, 0)
+        let (moved_from, moved_to) = (from.clone(), to.clone());
+        self.edit(&status, move |editable| {
+            let (from_file, to_file) = (editable(&moved_from), editable(&moved_to));
+            edit::set_weight(&to_file.path, weight, &to_file.check)?;
+            edit::set_weight(&from_file.path, 0, &from_file.check)
         })
         .await?;
         self.ask(Call::Reload).await?;
@@ -486,16 +521,21 @@ impl ApiState {
     async fn set_state(&self, key: InstanceKey, state: RunState) -> Result<Reply, CallError> {
         let status = self.status().await?;
         self.must_be_declared(&key).await?;
-        let path = self.instance_file(&status, &key);
-        let shown = path.display().to_string();
-        let changed = self.edit(move || edit::set_state(&path, state)).await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let stated = key.clone();
+        let changed = self
+            .edit(&status, move |editable| {
+                let file = editable(&stated);
+                edit::set_state(&file.path, state, &file.check)
+            })
+            .await?;
         let what = if changed {
             format!("set state = \"{state}\" in {shown}")
         } else {
             format!("{shown} already says state = \"{state}\"")
         };
         let goal = match state {
-            RunState::Running => Goal::Running { old_pid: None },
+            RunState::Running => Goal::Up,
             RunState::Stopped => Goal::Stopped,
         };
         self.converge(&key, goal, shown, &what).await
@@ -506,7 +546,9 @@ impl ApiState {
         let status = self.status().await?;
         let path = self.instance_file(&status, &key);
         let shown = path.display().to_string();
-        let removed = self.edit(move || edit::remove_instance_file(&path)).await?;
+        let removed = self
+            .edit(&status, move |_| edit::remove_instance_file(&path))
+            .await?;
         if !removed {
             let listed = self
                 .view(&key)
@@ -571,6 +613,21 @@ impl ApiState {
     }
 
     async fn health(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        if self
+            .view(&key)
+            .await
+            .is_some_and(|view| view.phase == crate::observed::Phase::Sleeping)
+        {
+            return Ok(json(
+                StatusCode::OK,
+                &HealthReport {
+                    message: format!("{key} is {}", super::settle::SLEEPING),
+                    instance: key,
+                    healthy: false,
+                    status: HealthVerdict::Sleeping,
+                },
+            ));
+        }
         let result = self
             .ask(|reply| Call::CheckHealth {
                 key: key.clone(),
@@ -583,6 +640,11 @@ impl ApiState {
         let report = HealthReport {
             instance: key,
             healthy: outcome.is_ok(),
+            status: if outcome.is_ok() {
+                HealthVerdict::Healthy
+            } else {
+                HealthVerdict::Unhealthy
+            },
             message: outcome.err().unwrap_or_else(|| "healthy".into()),
         };
         Ok(json(StatusCode::OK, &report))

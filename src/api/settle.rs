@@ -17,6 +17,9 @@ pub enum Goal {
     Running {
         old_pid: Option<u32>,
     },
+    /// Declared running and converged: running and answering, or sleeping (it wakes on its
+    /// next request). What `spawn`, `start` and a planned create or start wait for.
+    Up,
     Stopped,
     Removed,
     /// Nothing to wait for.
@@ -26,7 +29,7 @@ pub enum Goal {
 impl Goal {
     pub fn of(action: Action, current: Option<&InstanceStatus>) -> Goal {
         match action {
-            Action::Create | Action::Start => Goal::Running { old_pid: None },
+            Action::Create | Action::Start => Goal::Up,
             Action::Replace => Goal::Running {
                 old_pid: current.and_then(|status| status.pid),
             },
@@ -84,6 +87,17 @@ pub async fn settle(
     })
 }
 
+/// What a sleeping instance is, for people.
+pub const SLEEPING: &str = "sleeping; it wakes on its next request";
+
+fn running(status: &InstanceStatus) -> String {
+    format!(
+        "running (pid {}, port {})",
+        status.pid.unwrap_or(0),
+        status.port
+    )
+}
+
 fn judge(status: &InstanceStatus, goal: Goal) -> Option<Result<String, String>> {
     let note = || {
         status
@@ -94,12 +108,14 @@ fn judge(status: &InstanceStatus, goal: Goal) -> Option<Result<String, String>> 
     match goal {
         Goal::Running { old_pid } => match status.phase {
             Phase::Running if status.pid != old_pid && status.health != Health::Unknown => {
-                Some(Ok(format!(
-                    "running (pid {}, port {})",
-                    status.pid.unwrap_or(0),
-                    status.port
-                )))
+                Some(Ok(running(status)))
             }
+            Phase::Failed | Phase::Exited | Phase::Backoff => Some(Err(note())),
+            _ => None,
+        },
+        Goal::Up => match status.phase {
+            Phase::Running if status.health != Health::Unknown => Some(Ok(running(status))),
+            Phase::Sleeping => Some(Ok(SLEEPING.into())),
             Phase::Failed | Phase::Exited | Phase::Backoff => Some(Err(note())),
             _ => None,
         },

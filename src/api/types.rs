@@ -121,8 +121,20 @@ pub struct ActionResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthReport {
     pub instance: InstanceKey,
+    /// It answered the check.
     pub healthy: bool,
+    pub status: HealthVerdict,
     pub message: String,
+}
+
+/// The outcome of `ten health`: `sleeping` is no failure (the instance is declared and
+/// converged; nothing was checked, and it wakes on its next request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthVerdict {
+    Healthy,
+    Unhealthy,
+    Sleeping,
 }
 
 /// Every error answer of the API.

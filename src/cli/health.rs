@@ -1,8 +1,9 @@
-//! `ten health S:ID`: run a health check now. Exit 0 when healthy, 1 when not.
+//! `ten health S:ID`: run a health check now. Exit 0 when healthy or sleeping (declared and
+//! converged: it wakes on its next request), 1 when not.
 
 use clap::Args;
 
-use crate::api::types::HealthReport;
+use crate::api::types::{HealthReport, HealthVerdict};
 use crate::names::InstanceKey;
 
 use super::client::Client;
@@ -28,21 +29,19 @@ pub fn run(global: &GlobalArgs, args: &HealthArgs) -> Result<u8, CliError> {
         ))?;
     } else {
         let style = stdout_style();
-        let verdict = if report.healthy {
-            style.green("healthy")
-        } else {
-            style.red("unhealthy")
+        let line = match report.status {
+            HealthVerdict::Healthy => style.green("healthy"),
+            HealthVerdict::Sleeping => {
+                format!("{} (it wakes on its next request)", style.bold("sleeping"))
+            }
+            HealthVerdict::Unhealthy => {
+                format!("{}: {}", style.red("unhealthy"), report.message)
+            }
         };
-        let detail = if report.healthy {
-            String::new()
-        } else {
-            format!(": {}", report.message)
-        };
-        print_stdout(&format!("{}: {verdict}{detail}\n", report.instance))?;
+        print_stdout(&format!("{}: {line}\n", report.instance))?;
     }
-    Ok(if report.healthy {
-        exit::OK
-    } else {
-        exit::ERROR
+    Ok(match report.status {
+        HealthVerdict::Healthy | HealthVerdict::Sleeping => exit::OK,
+        HealthVerdict::Unhealthy => exit::ERROR,
     })
 }

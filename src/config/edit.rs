@@ -1,6 +1,8 @@
 //! Format-preserving edits of instance files (`ten spawn`, `stop`, `start`, `rm`, `weight`):
 //! toml_edit keeps comments and layout; files are replaced atomically (a hidden temporary file
 //! in the same directory, renamed over the old one), so a watcher never reads half a file.
+//! Nothing invalid is written: every new text passes the caller's [`Check`] (the same one
+//! `ten validate` makes of the file) first.
 
 use std::fs;
 use std::io::{self, Write};
@@ -10,7 +12,12 @@ use toml_edit::{DocumentMut, value};
 
 use crate::names::InstanceKey;
 
+use super::diag::Diagnostic;
 use super::model::RunState;
+
+/// The error diagnostics an instance file's new text would have; none: it may be written.
+pub type Check<'a> = &'a CheckFn;
+pub type CheckFn = dyn Fn(&str) -> Vec<Diagnostic>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -20,6 +27,11 @@ pub enum EditError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("{path} would not be valid, so nothing was written")]
+    Refused {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
 }
 
 /// The instance file of `key` under `instances_dir`.
@@ -30,19 +42,21 @@ pub fn instance_file_path(instances_dir: &Path, key: &InstanceKey) -> PathBuf {
 }
 
 /// Declares `key`: creates its (empty) instance file. Returns false if it existed.
-pub fn create_instance_file(path: &Path) -> Result<bool, EditError> {
+pub fn create_instance_file(path: &Path, check: Check<'_>) -> Result<bool, EditError> {
     if path.exists() {
         return Ok(false);
     }
+    checked(path, "", check)?;
     write_atomically(path, "")?;
     Ok(true)
 }
 
 /// Sets `state` in the instance file (creating it if needed). Returns false when it already
-/// said so.
-pub fn set_state(path: &Path, state: RunState) -> Result<bool, EditError> {
-    edit(path, |document| {
-        if document.get("state").and_then(|item| item.as_str()) == Some(state.as_str()) {
+/// said so (a file without `state` says "running", the default).
+pub fn set_state(path: &Path, state: RunState, check: Check<'_>) -> Result<bool, EditError> {
+    edit(path, check, |document| {
+        let current = document.get("state").and_then(|item| item.as_str());
+        if current.unwrap_or(RunState::Running.as_str()) == state.as_str() {
             return false;
         }
         document["state"] = value(state.as_str());
@@ -51,8 +65,8 @@ pub fn set_state(path: &Path, state: RunState) -> Result<bool, EditError> {
 }
 
 /// Sets `weight` in the instance file (creating it if needed).
-pub fn set_weight(path: &Path, weight: u8) -> Result<bool, EditError> {
-    edit(path, |document| {
+pub fn set_weight(path: &Path, weight: u8, check: Check<'_>) -> Result<bool, EditError> {
+    edit(path, check, |document| {
         if document.get("weight").and_then(|item| item.as_integer()) == Some(i64::from(weight)) {
             return false;
         }
@@ -73,7 +87,23 @@ pub fn remove_instance_file(path: &Path) -> Result<bool, EditError> {
     }
 }
 
-fn edit(path: &Path, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<bool, EditError> {
+/// Refuses `text` for `path` if `check` finds errors in it.
+fn checked(path: &Path, text: &str, check: Check<'_>) -> Result<(), EditError> {
+    let diagnostics = check(text);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(EditError::Refused {
+            path: path.to_path_buf(),
+            diagnostics,
+        });
+    }
+    Ok(())
+}
+
+fn edit(
+    path: &Path,
+    check: Check<'_>,
+    change: impl FnOnce(&mut DocumentMut) -> bool,
+) -> Result<bool, EditError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
@@ -109,7 +139,9 @@ fn edit(path: &Path, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<bo
             document.set_trailing("");
         }
     }
-    write_atomically(path, &document.to_string())?;
+    let text = document.to_string();
+    checked(path, &text, check)?;
+    write_atomically(path, &text)?;
     Ok(true)
 }
 
@@ -142,6 +174,9 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), EditError> {
 mod tests {
     use super::*;
 
+    /// A check that accepts everything.
+    const ANY: Check<'static> = &|_| Vec::new();
+
     #[test]
     fn state_edits_keep_comments_and_layout() {
         let dir = tempfile::tempdir().unwrap();
@@ -149,17 +184,17 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let original = "# Alice's notes: the first customer.\nweight = 50 # half the traffic\n\n[env]\n# verbose for now\nLOG_LEVEL = \"debug\"\n";
         fs::write(&path, original).unwrap();
-        assert!(set_state(&path, RunState::Stopped).unwrap());
+        assert!(set_state(&path, RunState::Stopped, ANY).unwrap());
         let edited = fs::read_to_string(&path).unwrap();
         assert_eq!(
             edited,
             "# Alice's notes: the first customer.\nweight = 50 # half the traffic\nstate = \"stopped\"\n\n[env]\n# verbose for now\nLOG_LEVEL = \"debug\"\n"
         );
         assert!(
-            !set_state(&path, RunState::Stopped).unwrap(),
+            !set_state(&path, RunState::Stopped, ANY).unwrap(),
             "already stopped"
         );
-        assert!(set_state(&path, RunState::Running).unwrap());
+        assert!(set_state(&path, RunState::Running, ANY).unwrap());
         assert!(
             fs::read_to_string(&path)
                 .unwrap()
@@ -174,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alice.toml");
         fs::write(&path, "# Alice: declared with the defaults.\n").unwrap();
-        set_state(&path, RunState::Stopped).unwrap();
+        set_state(&path, RunState::Stopped, ANY).unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
             "# Alice: declared with the defaults.\nstate = \"stopped\"\n"
@@ -187,10 +222,10 @@ mod tests {
         let key = InstanceKey::parse("notes:carol").unwrap();
         let path = instance_file_path(dir.path(), &key);
         assert_eq!(path, dir.path().join("notes/carol.toml"));
-        assert!(create_instance_file(&path).unwrap());
-        assert!(!create_instance_file(&path).unwrap());
+        assert!(create_instance_file(&path, ANY).unwrap());
+        assert!(!create_instance_file(&path, ANY).unwrap());
         assert_eq!(fs::read_to_string(&path).unwrap(), "");
-        assert!(set_weight(&path, 25).unwrap());
+        assert!(set_weight(&path, 25, ANY).unwrap());
         assert_eq!(fs::read_to_string(&path).unwrap(), "weight = 25\n");
         assert!(remove_instance_file(&path).unwrap());
         assert!(!remove_instance_file(&path).unwrap());
@@ -201,11 +236,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.toml");
         fs::write(&path, "state = \n").unwrap();
-        let error = set_state(&path, RunState::Stopped).unwrap_err();
+        let error = set_state(&path, RunState::Stopped, ANY).unwrap_err();
         assert!(
             error.to_string().contains("fix it before changing it"),
             "{error}"
         );
         assert_eq!(fs::read_to_string(&path).unwrap(), "state = \n");
+    }
+
+    #[test]
+    fn a_text_the_check_refuses_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        let refuse: Check<'_> = &|text| {
+            vec![Diagnostic::in_file(
+                Path::new("x.toml"),
+                format!("no: {text:?}"),
+            )]
+        };
+        assert!(matches!(
+            create_instance_file(&path, refuse),
+            Err(EditError::Refused { .. })
+        ));
+        assert!(!path.exists());
+        fs::write(&path, "weight = 5\n").unwrap();
+        let error = set_weight(&path, 7, refuse).unwrap_err();
+        let EditError::Refused { diagnostics, .. } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(diagnostics[0].message, "no: \"weight = 7\\n\"");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "weight = 5\n");
+        // An unchanged file is not written, so not checked either.
+        assert!(!set_weight(&path, 5, refuse).unwrap());
+        assert!(!set_state(&path, RunState::Running, refuse).unwrap());
     }
 }

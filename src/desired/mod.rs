@@ -191,6 +191,44 @@ pub fn read_instance_files(
         .collect()
 }
 
+/// The check an edit of `key`'s instance file must pass before it is written (see
+/// `config::edit`): what `ten validate` would say of the file with that text, against
+/// tenement.toml at `config_path` as it is now (its services). When tenement.toml cannot be
+/// read as TOML, only the file's own keys are checked.
+pub fn instance_file_check(
+    config_path: &Path,
+    key: &InstanceKey,
+) -> impl Fn(&str) -> Vec<Diagnostic> + use<> {
+    let mut ignored = Vec::new();
+    let outline = read_config(config_path, &mut ignored).outline;
+    let key = key.clone();
+    move |text: &str| {
+        // Shown relative to the config's directory, as `ten validate` shows it.
+        let path = match &outline {
+            Some(outline) => {
+                let path = crate::config::edit::instance_file_path(&outline.instances_dir, &key);
+                path.strip_prefix(&outline.dir)
+                    .map_or_else(|_| path.clone(), Path::to_path_buf)
+            }
+            None => crate::config::edit::instance_file_path(Path::new("instances"), &key),
+        };
+        let file = SourceFile {
+            path,
+            text: text.to_string(),
+        };
+        let mut diagnostics = Vec::new();
+        match &outline {
+            Some(outline) => {
+                parse_file(outline, &key, &file, &mut diagnostics);
+            }
+            None => {
+                parse_instance_file(&file, key.service.as_str(), &mut diagnostics);
+            }
+        }
+        diagnostics
+    }
+}
+
 fn parse_file(
     outline: &Outline,
     key: &InstanceKey,

@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, alive, cgroup_dir, project, stderr, stdout, wait_gone, within};
+use support::server::{
+    TestServer, alive, cgroup_dir, project, project_in, stderr, stdout, wait_gone, within,
+};
 use ten::api::types::InstanceView;
 use ten::observed::{Health, Phase};
 
@@ -171,6 +173,67 @@ fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
         within(Duration::from_secs(10), removed),
         "the bundle was not removed"
     );
+}
+
+/// The README's quick start puts the project in /tmp/notes, and the sandbox has a private
+/// /tmp: the program and its workdir must still be there inside.
+#[test]
+fn a_sandboxed_tenant_runs_its_program_from_a_project_under_tmp() {
+    require_root();
+    let app = fs::read_to_string(probe()).unwrap();
+    let sandboxed = |name: &str, command: &str, extra: &str| {
+        format!(
+            "[service.{name}]\ncommand = \"{command}\"\nhealth = \"/health\"\nisolation = \"sandbox\"\nstartup_timeout = 30\nstop_timeout = 2\n{extra}\n\n[service.{name}.env]\nDATA_DIR = \"{{data_dir}}/{{name}}/{{id}}\"\n"
+        )
+    };
+    // `python3 app.py` in the project's directory (the workdir), as in the quick start.
+    let dir = project_in(
+        Path::new("/tmp"),
+        "",
+        &sandboxed("notes", "python3 app.py", ""),
+        &[
+            ("app.py", &app),
+            ("bin/probe.py", &app),
+            ("instances/notes/a.toml", ""),
+            ("instances/elsewhere/a.toml", ""),
+        ],
+    );
+    assert!(dir.path().starts_with("/tmp"), "{}", dir.path().display());
+    // A program named by its absolute path in the project, run from a workdir outside it.
+    let program = dir.path().join("bin/probe.py");
+    let mut config = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("tenement.toml"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut config,
+        sandboxed(
+            "elsewhere",
+            &format!("python3 {}", program.display()),
+            "workdir = \"/\"",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    drop(config);
+
+    let server = TestServer::start(dir.path());
+    server.wait_until("both run under runsc", healthy(&["notes:a", "elsewhere:a"]));
+    assert_eq!(
+        server.get("a.notes.localhost", "/health"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        server.get("a.elsewhere.localhost", "/health"),
+        (200, "ok".into())
+    );
+    // The data directory, inside the read-only project, is still writable.
+    assert_eq!(
+        server.get("a.notes.localhost", "/write?mb=1"),
+        (200, "wrote 1".into())
+    );
+    let blob = dir.path().join("tenement-data/notes/a/blob-1");
+    assert_eq!(fs::metadata(&blob).unwrap().len(), 1024 * 1024);
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub struct InstanceSpec {
     pub state: RunState,
     pub argv: Vec<Template>,
     pub workdir: Template,
+    /// The directory of tenement.toml: what the command names in it is shown to a sandboxed
+    /// tenant.
+    pub config_dir: PathBuf,
     /// `{data_dir}/{service}/{id}`, created before spawn.
     pub data_dir: PathBuf,
     pub env: BTreeMap<String, Template>,
@@ -137,6 +140,7 @@ pub fn effective_spec(
         state: overrides.state.unwrap_or(RunState::Running),
         argv,
         workdir,
+        config_dir: config.dir.clone(),
         data_dir: instance_data_dir(&config.settings.data_dir, key),
         env,
         socket: socket.clone(),
@@ -167,7 +171,12 @@ impl InstanceSpec {
     /// after its file was removed): what is needed to check and stop it, read back from the
     /// `fields` it was started with. It is never started again (`restart = "never"`, no
     /// traffic); the plan destroys it.
-    pub fn left_over(key: InstanceKey, fields: Arc<FieldMap>, data_dir: &Path) -> InstanceSpec {
+    pub fn left_over(
+        key: InstanceKey,
+        fields: Arc<FieldMap>,
+        config_dir: &Path,
+        data_dir: &Path,
+    ) -> InstanceSpec {
         let text = |name: &str| fields.get(name).and_then(FieldValue::as_text);
         let seconds = |name: &str, default: u64| match fields.get(name) {
             Some(FieldValue::Int(seconds)) => Duration::from_secs(*seconds),
@@ -187,6 +196,7 @@ impl InstanceSpec {
             state: RunState::Running,
             argv,
             workdir: Template::literal(text("workdir").unwrap_or("/")),
+            config_dir: config_dir.to_path_buf(),
             data_dir: instance_data_dir(data_dir, &key),
             env: BTreeMap::new(),
             socket: PathBuf::from(text("socket").unwrap_or_default()),

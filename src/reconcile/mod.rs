@@ -237,6 +237,7 @@ impl<R: Runtime> Reconciler<R> {
                 None => Arc::new(InstanceSpec::left_over(
                     key.clone(),
                     Arc::clone(&process.observed.spec),
+                    &self.desired.config.dir,
                     &settings.data_dir,
                 )),
             };
@@ -314,6 +315,7 @@ impl<R: Runtime> Reconciler<R> {
         let spec = InstanceSpec::left_over(
             key.clone(),
             stray.spec,
+            &self.desired.config.dir,
             &self.desired.config.settings.data_dir,
         );
         let shared = Arc::clone(&self.shared);

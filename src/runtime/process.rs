@@ -42,6 +42,8 @@ pub struct Launch {
     /// Program and arguments, all templates resolved.
     pub argv: Vec<String>,
     pub workdir: PathBuf,
+    /// The directory of tenement.toml (for a sandbox: what the argv names in it is shown).
+    pub config_dir: PathBuf,
     /// The complete environment.
     pub env: Vec<(String, String)>,
     /// Created before the process starts.
@@ -554,6 +556,7 @@ mod tests {
             key: InstanceKey::parse("test:one").unwrap(),
             argv: argv.iter().map(ToString::to_string).collect(),
             workdir: dir.to_path_buf(),
+            config_dir: dir.to_path_buf(),
             env: vec![
                 ("ONLY".into(), "this".into()),
                 ("PATH".into(), "/usr/bin:/bin".into()),

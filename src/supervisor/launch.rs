@@ -61,6 +61,7 @@ pub fn build_launch(
         key: spec.key.clone(),
         argv: spec.argv.iter().map(|arg| arg.resolve_port(port)).collect(),
         workdir: PathBuf::from(spec.workdir.resolve_port(port)),
+        config_dir: spec.config_dir.clone(),
         env,
         data_dir: spec.data_dir.clone(),
         stdout: capture.stdout.clone(),

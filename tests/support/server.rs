@@ -61,7 +61,17 @@ pub fn port_range() -> (u16, u16) {
 
 /// A project directory: tenement.toml (with a private port range) and instance files.
 pub fn project(settings: &str, services: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    project_in(&std::env::temp_dir(), settings, services, files)
+}
+
+/// A project directory made in `parent`, as [`project`] makes one in the temporary directory.
+pub fn project_in(
+    parent: &Path,
+    settings: &str,
+    services: &str,
+    files: &[(&str, &str)],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(parent).unwrap();
     let (low, high) = port_range();
     super::write_file(
         &dir.path().join("tenement.toml"),

@@ -173,6 +173,9 @@ fn a_sandboxed_tenant_answers_through_the_proxy_and_writes_its_data_dir() {
         within(Duration::from_secs(10), removed),
         "the bundle was not removed"
     );
+    // runsc delete, run before the bundle's removal, ended well, and ten saw it end.
+    let log = server.log();
+    assert!(!log.contains("runsc delete"), "{log}");
 }
 
 /// The README's quick start puts the project in /tmp/notes, and the sandbox has a private

@@ -802,7 +802,11 @@ mod tests {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || join(&files));
         }
-        let mut child = command.spawn().unwrap();
+        // Through the reaper, which other tests of this binary keep running: a wait of our
+        // own would race its `waitpid(-1)`.
+        let (child, exit) = crate::runtime::reaper::Reaper::global()
+            .spawn(&mut command)
+            .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while cgroup.pids().len() < 3 {
             assert!(
@@ -822,7 +826,7 @@ mod tests {
         assert!(usage.cpu_usec.is_some(), "{usage:?}");
         assert_eq!(usage.oom_kills, Some(0));
         cgroup.kill_all();
-        child.wait().unwrap();
+        exit.blocking_recv().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !cgroup.pids().is_empty() {
             assert!(

@@ -2,9 +2,11 @@
 //! statuses to whoever registered the pid. ten is a child subreaper, so orphans of tenants
 //! are reparented to it and reaped here too.
 //!
-//! Invariant: nothing else in ten waits on children (no `std::process::Child::wait`, no
-//! `tokio::process`): every child is started through [`Reaper::spawn`]. Spawning holds the
-//! reaper's lock, so a child that exits at once cannot be reaped before its owner is known.
+//! Invariant: nothing else in ten waits on children (no `std::process::Child::wait`,
+//! `Command::status` or `output`, no `tokio::process`): every child is started through
+//! [`Reaper::spawn`], helper commands ten runs to their end (`runsc delete`) through
+//! [`run_helper`]. Spawning holds the reaper's lock, so a child that exits at once cannot be
+//! reaped before its owner is known.
 //! The reaper is a thread blocked in `waitpid`, not a signal handler: it needs no runtime and
 //! costs nothing while no child exits.
 
@@ -166,6 +168,16 @@ impl Reaper {
     }
 }
 
+/// Runs a helper command ten needs (`runsc delete`) to its end and returns how it ended,
+/// through the reaper like any child: a `Command::status()` would race the reaper's
+/// `waitpid(-1)` for the status while tenants live. Blocking: call it on a blocking thread,
+/// never on the async runtime.
+pub fn run_helper(command: &mut Command) -> io::Result<ProcessExit> {
+    let (_child, exit) = Reaper::global().spawn(command)?;
+    exit.blocking_recv()
+        .map_err(|_| io::Error::other("the reaper lost the exit status"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +217,41 @@ mod tests {
             let (_child, exit) = reaper.spawn(&mut Command::new("true")).unwrap();
             assert!(exit.blocking_recv().unwrap().is_clean());
         }
+    }
+
+    /// Kills a process when dropped, so a failing test leaves none behind.
+    struct KillOnDrop(u32);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// While a tenant lives the reaper is blocked in `waitpid(-1)`: a helper command (runsc
+    /// delete) run then must still get its own exit status, every time.
+    #[test]
+    fn a_helper_run_while_a_child_lives_gets_its_own_exit_status() {
+        let reaper = Reaper::global();
+        let (tenant, tenant_exit) = reaper.spawn(Command::new("sleep").arg("1000")).unwrap();
+        let tenant = KillOnDrop(tenant.id());
+        for round in 1..=20 {
+            let exit = run_helper(Command::new("sh").args(["-c", "exit 3"]));
+            assert!(
+                matches!(
+                    exit,
+                    Ok(ProcessExit {
+                        code: Some(3),
+                        signal: None
+                    })
+                ),
+                "round {round}: {exit:?}"
+            );
+        }
+        drop(tenant);
+        assert_eq!(tenant_exit.blocking_recv().unwrap().signal, Some(9));
     }
 }

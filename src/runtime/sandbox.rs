@@ -11,7 +11,8 @@
 //! foreground, passes signals on to the sandboxed process, hands its output through, and
 //! exits as it did. The cgroup is ten's (joined before exec, so the sandbox is in it too);
 //! `--ignore-cgroups` keeps runsc from moving itself elsewhere. After the end,
-//! `runsc delete --force` removes the container's state.
+//! `runsc delete --force` removes the container's state; it is waited for through the reaper
+//! (`reaper::run_helper`), like every child of ten.
 
 use std::fs;
 use std::io;
@@ -21,6 +22,7 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use super::process::Launch;
+use super::reaper::run_helper;
 use crate::config::parse::normalize;
 
 /// Where runsc and its state are.
@@ -77,17 +79,27 @@ impl Sandbox {
         Ok(argv)
     }
 
-    /// Removes what is left of process `name`: runsc's state and the bundle. Blocking.
+    /// Removes what is left of process `name`: runsc's state and the bundle. Blocking (runsc
+    /// is waited for through the reaper): call it on a blocking thread.
     pub fn cleanup(&self, name: &str) {
-        let deleted = Command::new(&self.runsc)
-            .arg(format!("--root={}", self.state.display()))
-            .args(["delete", "--force", name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if let Err(error) = deleted {
-            tracing::debug!(%error, name, "runsc delete failed");
+        let deleted = run_helper(
+            Command::new(&self.runsc)
+                .arg(format!("--root={}", self.state.display()))
+                .args(["delete", "--force", name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        match deleted {
+            Ok(exit) if exit.is_clean() => {}
+            Ok(exit) => tracing::warn!(
+                name,
+                code = exit.code,
+                signal = exit.signal,
+                "runsc delete failed; its container state may be left in {}",
+                self.state.display()
+            ),
+            Err(error) => tracing::warn!(%error, name, "cannot run runsc delete"),
         }
         let _ = fs::remove_dir_all(self.bundles.join(name));
     }

@@ -51,16 +51,45 @@ impl EventLog {
         message: impl Into<String>,
         reason: Option<&str>,
     ) {
+        self.push(instance, action, message.into(), reason, false);
+    }
+
+    /// Records an event that needs someone's attention (files with errors, changes held):
+    /// logged as a warning.
+    pub fn warn(
+        &self,
+        instance: Option<&InstanceKey>,
+        action: &str,
+        message: impl Into<String>,
+        reason: Option<&str>,
+    ) {
+        self.push(instance, action, message.into(), reason, true);
+    }
+
+    fn push(
+        &self,
+        instance: Option<&InstanceKey>,
+        action: &str,
+        message: String,
+        reason: Option<&str>,
+        warning: bool,
+    ) {
         let event = Event {
             at_unix_ms: unix_millis(),
             instance: instance.cloned(),
             action: action.to_string(),
-            message: message.into(),
+            message,
             reason: reason.map(str::to_string),
         };
-        match &event.instance {
-            Some(key) => tracing::info!(instance = %key, action, reason, "{}", event.message),
-            None => tracing::info!(action, "{}", event.message),
+        match (&event.instance, warning) {
+            (Some(key), false) => {
+                tracing::info!(instance = %key, action, reason, "{}", event.message)
+            }
+            (None, false) => tracing::info!(action, "{}", event.message),
+            (Some(key), true) => {
+                tracing::warn!(instance = %key, action, reason, "{}", event.message)
+            }
+            (None, true) => tracing::warn!(action, "{}", event.message),
         }
         {
             let mut ring = self

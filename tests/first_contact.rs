@@ -212,3 +212,51 @@ fn commands_that_edit_files_never_write_an_invalid_one() {
     server.wait_running("web:b");
     assert!(server.ten(&["validate"]).status.success());
 }
+
+#[test]
+fn broken_instance_files_are_reported_at_startup_in_ps_and_in_the_log() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[
+            ("instances/web/a.toml", ""),
+            ("instances/web/b.toml", "state = 5\n"),
+        ],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let log = server.log();
+    assert!(
+        log.contains("instances/web/b.toml:1:9")
+            && log.contains("`state` in this instance file must be a string"),
+        "the startup output shows the problem as `ten validate` does:\n{log}"
+    );
+    let output = server.ten(&["ps"]);
+    let text = format!("{}{}", stderr(&output), stdout(&output));
+    assert!(
+        text.contains("1 instance file has errors") && text.contains("instances/web/b.toml"),
+        "{text}"
+    );
+
+    // Every file broken: ps does not say that nothing is declared.
+    support::write_file(&dir.path().join("instances/web/a.toml"), "weight = \"x\"\n");
+    server.wait_until("web:a is frozen", |_| {
+        stderr(&server.ten(&["ps"])).contains("2 instance files have errors")
+    });
+    let output = server.ten(&["ps"]);
+    assert!(
+        !stdout(&output).contains("No instances are declared"),
+        "{}",
+        stdout(&output)
+    );
+
+    // A broken tenement.toml while serving is logged as a warning, not as information.
+    std::fs::write(dir.path().join("tenement.toml"), "[service.web\n").unwrap();
+    assert!(
+        within(Duration::from_secs(20), || server.log().lines().any(
+            |line| line.contains(" WARN ") && line.contains("tenement.toml:1")
+        )),
+        "{}",
+        server.log()
+    );
+}

@@ -1,8 +1,11 @@
 //! `ten ps` (alias `ls`): every declared instance, sleeping and failed ones too.
 
+use std::path::Path;
+
 use clap::Args;
 
 use crate::api::types::{InstanceView, StatusView};
+use crate::config::other_files_with_errors;
 use crate::observed::Phase;
 
 use super::client::Client;
@@ -27,9 +30,20 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     }
     let status: StatusView = client.get("/api/status")?;
     let warn = stderr_style();
+    let config_file = Path::new(&status.config)
+        .file_name()
+        .map(Path::new)
+        .unwrap_or(Path::new("tenement.toml"));
+    let broken = other_files_with_errors(&status.diagnostics, config_file);
     if !status.valid {
+        let what = if broken.is_empty() {
+            "the files have errors".to_string()
+        } else {
+            files_with_errors(&broken)
+        };
         print_stderr(&format!(
-            "{} the files have errors; the last valid configuration keeps running (`ten diff` shows them)\n",
+            "{} {what}; the last valid configuration keeps running, and instances whose files \
+             never were valid are left out (`ten diff` shows the errors)\n",
             warn.yellow("!")
         ));
     }
@@ -37,9 +51,13 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
     }
     if views.is_empty() {
-        print_stdout(
-            "No instances are declared. Declare one with `ten spawn SERVICE:ID` or a file in instances/.\n",
-        )?;
+        if broken.is_empty() {
+            print_stdout(
+                "No instances are declared. Declare one with `ten spawn SERVICE:ID` or a file in instances/.\n",
+            )?;
+        } else {
+            print_stdout("No instance runs: every instance file in reach has errors.\n")?;
+        }
         return Ok(exit::OK);
     }
     let style = stdout_style();
@@ -86,6 +104,29 @@ pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     }
     print_stdout(&text)?;
     Ok(exit::OK)
+}
+
+/// "2 instance files have errors: a.toml, b.toml" (at most a few named).
+pub(super) fn files_with_errors(files: &[&Path]) -> String {
+    const NAMED: usize = 5;
+    let mut names: Vec<String> = files
+        .iter()
+        .take(NAMED)
+        .map(|file| file.display().to_string())
+        .collect();
+    if files.len() > NAMED {
+        names.push(format!("and {} more", files.len() - NAMED));
+    }
+    let (noun, verb) = if files.len() == 1 {
+        ("file", "has")
+    } else {
+        ("files", "have")
+    };
+    format!(
+        "{} instance {noun} {verb} errors: {}",
+        files.len(),
+        names.join(", ")
+    )
 }
 
 /// `512K`, `12.3M`, `1.2G`, as `ls -h` writes sizes.

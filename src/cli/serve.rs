@@ -1,6 +1,7 @@
 //! `ten serve`: run the server in the foreground until SIGTERM or SIGINT.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -9,7 +10,10 @@ use crate::server::{ServeError, ServeOptions, serve, server_on_port};
 
 use super::context::find_config_path;
 use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
-use crate::render::render_diagnostics;
+use crate::config::other_files_with_errors;
+use crate::render::{render_diagnostics, render_each};
+
+use super::ps::files_with_errors;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -29,19 +33,33 @@ pub struct ServeArgs {
 pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
     let config_path = find_config_path(global)?;
     let options = ServeOptions {
-        config_path,
+        config_path: config_path.clone(),
         data_dir: global.data_dir.clone(),
         bind: args.bind,
         port: args.port,
         domain: args.domain.clone(),
     };
+    let config_file = PathBuf::from(config_path.file_name().unwrap_or_default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ten")
         .build()
         .map_err(|error| CliError::new(format!("cannot start the runtime: {error}")))?;
-    let result = runtime.block_on(serve(options, |address, data_dir| {
+    let result = runtime.block_on(serve(options, |address, data_dir, problems| {
         let style = stderr_style();
+        if !problems.is_empty() {
+            // As `ten validate` shows them; instances whose files have errors are left out.
+            let mut text = render_each(problems, Path::new(""), style);
+            let broken = other_files_with_errors(problems, &config_file);
+            if !broken.is_empty() {
+                text.push_str(&format!(
+                    "{} {}; their instances are left out until the files are fixed (`ten validate` checks them)\n",
+                    style.yellow("!"),
+                    files_with_errors(&broken)
+                ));
+            }
+            print_stderr(&text);
+        }
         print_stderr(&format!(
             "{} listening on http://{address} (data in {}); Ctrl-C stops\n",
             style.bold("ten serve:"),

@@ -3,11 +3,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Renders rows as left-aligned columns separated by two spaces (last column unpadded).
+/// Cells may be colored: their escape sequences take no width.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|title| title.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(visible_width(cell));
         }
     }
     let mut out = String::new();
@@ -16,7 +17,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         for (index, cell) in cells.iter().enumerate() {
             out.push_str(cell);
             if index < last {
-                let pad = widths[index] - cell.chars().count() + 2;
+                let pad = widths[index] - visible_width(cell) + 2;
                 out.push_str(&" ".repeat(pad));
             }
         }
@@ -27,6 +28,26 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// The characters of `text` a terminal shows: ANSI escape sequences (`ESC [ ... letter`, as
+/// `render::Style` writes colors) take no room.
+fn visible_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
 }
 
 /// `42s`, `3m`, `5h`, `2d`.
@@ -60,6 +81,34 @@ mod tests {
             ],
         );
         assert_eq!(text, "A    LONGER\nxyz  1\nq    22\n");
+    }
+
+    #[test]
+    fn colored_cells_align_as_plain_ones() {
+        let style = crate::render::Style::COLOR;
+        let colored = table(
+            &["INSTANCE", "STATE", "HEALTH"],
+            &[
+                vec!["a:x".into(), style.green("running"), "healthy".into()],
+                vec!["a:y".into(), style.red("failed"), "failed".into()],
+            ],
+        );
+        let plain: String = {
+            let mut out = String::new();
+            let mut chars = colored.chars();
+            while let Some(c) = chars.next() {
+                if c == '\u{1b}' {
+                    chars.by_ref().find(char::is_ascii_alphabetic);
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        assert_eq!(
+            plain,
+            "INSTANCE  STATE    HEALTH\na:x       running  healthy\na:y       failed   failed\n"
+        );
     }
 
     #[test]

@@ -136,6 +136,22 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(Diagnostic::is_error)
 }
 
+/// The files other than `config_file` (tenement.toml, as diagnostics name it) that have
+/// errors: instance files whose instances are left out or frozen. Sorted, each once.
+pub fn other_files_with_errors<'a>(
+    diagnostics: &'a [Diagnostic],
+    config_file: &std::path::Path,
+) -> Vec<&'a std::path::Path> {
+    let mut files: Vec<&std::path::Path> = diagnostics
+        .iter()
+        .filter(|d| d.is_error() && d.file != config_file)
+        .map(|d| d.file.as_path())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(text, offset.min(text.len()));

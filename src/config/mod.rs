@@ -14,7 +14,7 @@ pub mod reader;
 pub mod service;
 pub mod template;
 
-pub use diag::{Diagnostic, Severity, SourceFile, has_errors};
+pub use diag::{Diagnostic, Severity, SourceFile, has_errors, other_files_with_errors};
 pub use discover::{CONFIG_FILE, find_config};
 pub use instance_file::{INSTANCE_KEYS, parse_instance_file};
 pub use model::*;

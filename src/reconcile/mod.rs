@@ -404,9 +404,7 @@ impl<R: Runtime> Reconciler<R> {
         };
         if held != self.held {
             if let Some(reason) = &held {
-                self.shared
-                    .events
-                    .record(None, "held", reason.clone(), None);
+                self.shared.events.warn(None, "held", reason.clone(), None);
             }
             self.held = held;
         }
@@ -489,7 +487,10 @@ impl<R: Runtime> Reconciler<R> {
                 } else {
                     "keeping the last valid desired state; no tenant is touched".to_string()
                 };
-                self.shared.events.record(
+                for diagnostic in self.diagnostics.iter().filter(|d| d.is_error()) {
+                    tracing::warn!("{}: {}", diagnostic.location(), diagnostic.message);
+                }
+                self.shared.events.warn(
                     None,
                     "config",
                     format!("{count} problem(s) in the files ({scope}); first: {error}"),

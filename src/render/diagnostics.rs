@@ -13,6 +13,18 @@ use super::style::Style;
 /// Renders every diagnostic, paths shown under `base` (e.g. the config directory relative to
 /// the working directory; empty for as-is), followed by a count line when there are errors.
 pub fn render_diagnostics(diagnostics: &[Diagnostic], base: &Path, style: Style) -> String {
+    let mut out = render_each(diagnostics, base, style);
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        let noun = if errors == 1 { "problem" } else { "problems" };
+        out.push_str(&style.red(&format!("{errors} {noun} found; nothing was changed.")));
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders every diagnostic, without the count line (for callers that say what follows).
+pub fn render_each(diagnostics: &[Diagnostic], base: &Path, style: Style) -> String {
     let renderer = if style.color {
         Renderer::styled()
     } else {
@@ -23,12 +35,6 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic], base: &Path, style: Style)
     for diagnostic in diagnostics {
         out.push_str(&renderer.render(&[group(diagnostic, base)]));
         out.push_str("\n\n");
-    }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    if errors > 0 {
-        let noun = if errors == 1 { "problem" } else { "problems" };
-        out.push_str(&style.red(&format!("{errors} {noun} found; nothing was changed.")));
-        out.push('\n');
     }
     out
 }

@@ -10,7 +10,7 @@ pub mod json;
 pub mod plan_text;
 pub mod style;
 
-pub use diagnostics::render_diagnostics;
+pub use diagnostics::{render_diagnostics, render_each};
 pub use json::{plan_json, validation_json};
 pub use plan_text::{Detail, NO_CHANGES, render_plan};
 pub use style::Style;

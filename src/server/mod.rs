@@ -237,10 +237,12 @@ fn startup_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |cores| cores.get()) * 8
 }
 
-/// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens.
+/// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens, and the
+/// problems found in the files at startup (errors in instance files, which leave those
+/// instances out; warnings).
 pub async fn serve(
     options: ServeOptions,
-    ready: impl FnOnce(SocketAddr, &Path),
+    ready: impl FnOnce(SocketAddr, &Path, &[Diagnostic]),
 ) -> Result<(), ServeError> {
     let config_path = options.config_path.clone();
     let loaded = tokio::task::spawn_blocking(move || reload(&config_path, &BTreeMap::new()))
@@ -303,9 +305,7 @@ pub async fn serve(
     if created {
         tracing::info!(file = %crate::api::auth::token_path(&data_dir).display(), "created the admin API token");
     }
-    for diagnostic in loaded.diagnostics.iter().filter(|d| !d.is_error()) {
-        tracing::warn!("{}: {}", diagnostic.location(), diagnostic.message);
-    }
+    let startup_problems = loaded.diagnostics.clone();
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
@@ -379,7 +379,7 @@ pub async fn serve(
         ),
         None,
     );
-    ready(local, &data_dir);
+    ready(local, &data_dir, &startup_problems);
 
     wait_for_exit_signal().await;
     let (done, finished) = oneshot::channel();

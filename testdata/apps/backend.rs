@@ -12,13 +12,19 @@
 //!   GET  /stats           "received=R sent=S": body bytes read by /upload, written by /download
 //!   GET  /ws              WebSocket echo
 //!   GET  /crash           exits at once, without answering
+//!   GET  /stop-ticks      stops the ticks of `--chatty` or `--stream`: the last N written
 //!
 //! Every request is logged on stdout ("GET /path"), unless `--quiet`. With `--chatty`, it
-//! also prints "tick N" (N = 0, 1, 2, ...) every 5 ms, forever.
+//! also prints "tick N" (N = 0, 1, 2, ...) every 5 ms, a line per write, until
+//! `/stop-ticks`. `--stream` writes the same lines faster and cut anywhere: 256 bytes per
+//! write, a write every millisecond (use it with `--quiet`, so no request line lands inside
+//! a tick).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -44,16 +50,91 @@ impl Connection for std::os::unix::net::UnixStream {
     }
 }
 
+/// The numbered lines of `--chatty` and `--stream`.
+struct Ticks {
+    /// stdout, written to directly: each write is exactly the bytes given.
+    out: std::fs::File,
+    next: u64,
+    /// Lines made but not yet written (`--stream` writes them in fixed-size blocks).
+    unwritten: Vec<u8>,
+    stopped: bool,
+}
+
+static TICKS: Mutex<Option<Ticks>> = Mutex::new(None);
+
+/// How ticks are written.
+#[derive(Clone, Copy)]
+enum Ticking {
+    /// `--chatty`: a whole line every 5 ms.
+    Lines,
+    /// `--stream`: this many bytes every millisecond, lines cut anywhere.
+    Blocks(usize),
+}
+
+/// Writes ticks from a thread of their own until `/stop-ticks`.
+fn start_ticks(ticking: Ticking) {
+    let out = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .expect("duplicate stdout");
+    *TICKS.lock().unwrap() = Some(Ticks {
+        out: out.into(),
+        next: 0,
+        unwritten: Vec::new(),
+        stopped: false,
+    });
+    std::thread::spawn(move || {
+        loop {
+            {
+                let mut guard = TICKS.lock().unwrap();
+                let ticks = guard.as_mut().unwrap();
+                if ticks.stopped {
+                    return;
+                }
+                let written: Vec<u8> = match ticking {
+                    Ticking::Lines => {
+                        let line = format!("tick {}\n", ticks.next);
+                        ticks.next += 1;
+                        line.into_bytes()
+                    }
+                    Ticking::Blocks(size) => {
+                        while ticks.unwritten.len() < size {
+                            let line = format!("tick {}\n", ticks.next);
+                            ticks.unwritten.extend_from_slice(line.as_bytes());
+                            ticks.next += 1;
+                        }
+                        ticks.unwritten.drain(..size).collect()
+                    }
+                };
+                ticks.out.write_all(&written).expect("write to stdout");
+            }
+            std::thread::sleep(match ticking {
+                Ticking::Lines => Duration::from_millis(5),
+                Ticking::Blocks(_) => Duration::from_millis(1),
+            });
+        }
+    });
+}
+
+/// Stops the ticks after finishing the line under way; the last number written.
+fn stop_ticks() -> Option<u64> {
+    let mut guard = TICKS.lock().unwrap();
+    let ticks = guard.as_mut()?;
+    ticks.stopped = true;
+    let rest = std::mem::take(&mut ticks.unwritten);
+    ticks.out.write_all(&rest).expect("write to stdout");
+    ticks.next.checked_sub(1)
+}
+
 fn main() {
     let unhealthy = std::env::args().any(|arg| arg == "--unhealthy");
-    if std::env::args().any(|arg| arg == "--chatty") {
-        std::thread::spawn(|| {
-            for tick in 0u64.. {
-                println!("tick {tick}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-    }
+    let ticking = if std::env::args().any(|arg| arg == "--stream") {
+        Some(Ticking::Blocks(256))
+    } else if std::env::args().any(|arg| arg == "--chatty") {
+        Some(Ticking::Lines)
+    } else {
+        None
+    };
     QUIET.store(
         std::env::args().any(|arg| arg == "--quiet"),
         Ordering::Relaxed,
@@ -66,6 +147,9 @@ fn main() {
         }
         let listener = UnixListener::bind(&path).expect("bind $SOCKET_PATH");
         println!("backend {} listening on {path}", std::process::id());
+        if let Some(ticking) = ticking {
+            start_ticks(ticking);
+        }
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || serve(stream, unhealthy));
         }
@@ -79,6 +163,9 @@ fn main() {
         "backend {} listening on 127.0.0.1:{port}",
         std::process::id()
     );
+    if let Some(ticking) = ticking {
+        start_ticks(ticking);
+    }
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || serve(stream, unhealthy));
     }
@@ -260,6 +347,10 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
                 ("200 OK", "slow\n".to_string())
             }
             "/upload" => ("200 OK", format!("{body_length}\n")),
+            "/stop-ticks" => match stop_ticks() {
+                Some(last) => ("200 OK", format!("{last}\n")),
+                None => ("200 OK", "none\n".to_string()),
+            },
             "/stats" => (
                 "200 OK",
                 format!(

@@ -332,6 +332,162 @@ fn output_written_while_no_server_runs_is_captured_once() {
     assert!(logs.contains(&format!("tick {at_kill}\n")), "{logs}");
 }
 
+/// The stdout lines of an instance in its output.log and the rotated files, oldest first (but
+/// the backend's "listening" line).
+fn captured_stdout(dir: &Path, id: &str) -> Vec<String> {
+    let log = data_dir(dir).join(format!(".ten/logs/web/{id}/output.log"));
+    let mut files: Vec<PathBuf> = (1..=ten::runtime::logs::KEEP_ROTATED)
+        .rev()
+        .map(|index| PathBuf::from(format!("{}.{index}", log.display())))
+        .collect();
+    files.push(log);
+    files
+        .iter()
+        .flat_map(|file| {
+            fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| Some(line.split_once(" stdout ")?.1.to_string()))
+                .filter(|text| !text.starts_with("backend "))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The bytes in an instance's output.log and its rotated files: grows while ten captures.
+fn captured_bytes(dir: &Path, id: &str) -> u64 {
+    let log = data_dir(dir).join(format!(".ten/logs/web/{id}/output.log"));
+    (0..=ten::runtime::logs::KEEP_ROTATED)
+        .map(|index| match index {
+            0 => log.clone(),
+            index => PathBuf::from(format!("{}.{index}", log.display())),
+        })
+        .map(|file| fs::metadata(file).map_or(0, |metadata| metadata.len()))
+        .sum()
+}
+
+/// `lines` as runs of consecutive ticks and lines that are not a tick, in order:
+/// `line 0: ticks 0..=836`, `line 837: "08"`, `line 838: ticks 809..=2673`. Every tick
+/// exactly once, in order, is the single run `line 0: ticks 0..=LAST`.
+fn tick_runs(lines: &[String]) -> Vec<String> {
+    let describe =
+        |(at, first, end): (usize, u64, u64)| format!("line {at}: ticks {first}..={end}");
+    let mut runs = Vec::new();
+    let mut run: Option<(usize, u64, u64)> = None;
+    for (index, line) in lines.iter().enumerate() {
+        let tick = line
+            .strip_prefix("tick ")
+            .and_then(|number| number.parse::<u64>().ok());
+        match (tick, run) {
+            (Some(tick), Some((at, first, end))) if tick == end + 1 => {
+                run = Some((at, first, tick));
+            }
+            (Some(tick), _) => {
+                runs.extend(run.map(describe));
+                run = Some((index, tick, tick));
+            }
+            (None, _) => {
+                runs.extend(run.take().map(describe));
+                runs.push(format!("line {index}: {line:?}"));
+            }
+        }
+    }
+    runs.extend(run.map(describe));
+    runs
+}
+
+/// Kills `server` the moment it is about to record how far it read the raw files (its next
+/// `pwrite64`, which is the write of `offsets`): strace makes that call fail and sends SIGKILL
+/// instead. The window between appending lines to output.log and recording the offsets is a
+/// few microseconds, which a kill at a random time almost never hits.
+fn kill_before_offsets_are_recorded(server: TestServer) -> TenantGuard {
+    struct Tracer(std::process::Child);
+    impl Drop for Tracer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _tracer = Tracer(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=pwrite64"])
+            .args(["-e", "inject=pwrite64:error=EIO:signal=KILL:when=1"])
+            .args(["-p", &server.pid().to_string()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run strace (apt-get install strace)"),
+    );
+    let mut server = server;
+    let status = server.wait_exit();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.and_then(|status| status.signal()),
+        Some(9),
+        "strace did not kill ten at its offsets write: {status:?}"
+    );
+    server.kill_hard()
+}
+
+#[test]
+fn output_is_captured_exactly_once_however_often_the_server_is_killed() {
+    // A tenant writing numbered lines in 256-byte writes (lines cut anywhere), a write every ms.
+    let dir = tenants(1, "", "args = [\"--stream\", \"--quiet\"]");
+    let mut guards = Vec::new();
+    for round in 0..8 {
+        let server = TestServer::start(dir.path());
+        server.wait_until("it runs", all_healthy(1));
+        // This server has captured output of its own.
+        let before = captured_bytes(dir.path(), "t0");
+        let progress = || captured_bytes(dir.path(), "t0") > before;
+        assert!(
+            within(Duration::from_secs(10), progress),
+            "round {round}: no output captured"
+        );
+        guards.push(if round % 2 == 0 {
+            kill_before_offsets_are_recorded(server)
+        } else {
+            server.kill_hard()
+        });
+    }
+    let server = TestServer::start(dir.path());
+    server.wait_until("adopted", all_healthy(1));
+    let (status, last) = server.get("t0.web.localhost", "/stop-ticks");
+    assert_eq!(status, 200, "{last}");
+    let last: u64 = last.trim().parse().unwrap();
+    let complete = || {
+        captured_stdout(dir.path(), "t0")
+            .last()
+            .is_some_and(|line| *line == format!("tick {last}"))
+    };
+    assert!(
+        within(Duration::from_secs(20), complete),
+        "tick {last} never captured"
+    );
+    assert_eq!(
+        tick_runs(&captured_stdout(dir.path(), "t0")),
+        [format!("line 0: ticks 0..={last}")],
+        "output.log holds every tick exactly once, in order"
+    );
+    // The lines in memory (reloaded from output.log at each start) are the last ticks.
+    let logs =
+        support::server::stdout(&server.ten(&["logs", "web:t0", "--limit", "2000", "--json"]));
+    let texts: Vec<String> = logs
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["stream"] == "stdout")
+        .map(|line| line["text"].as_str().unwrap().to_string())
+        .filter(|text| !text.starts_with("backend "))
+        .collect();
+    assert!(!texts.is_empty(), "{logs}");
+    let mut expected: Vec<String> = (0..=last)
+        .rev()
+        .take(texts.len())
+        .map(|tick| format!("tick {tick}"))
+        .collect();
+    expected.reverse();
+    assert_eq!(texts, expected, "ten logs shows the last ticks, each once");
+}
+
 #[test]
 fn a_sleeping_tenant_sleeps_on_after_a_crash_and_wakes_on_request() {
     let dir = tenants(1, "", "idle_timeout = 1");

@@ -9,10 +9,19 @@
 //! `{data_dir}/.ten/logs/<service>/<id>/output.log`. Bytes already read are released from the
 //! raw files by punching holes, so they take no disk space.
 //!
-//! The read offsets are written to `offsets` next to `output.log` after every read that
-//! appended to it, so a ten started after a crash resumes exactly where the last one stopped:
-//! output written while no ten ran is captured, nothing twice. (Only the capture directory is
-//! watched, so ten's own writes cause no events.)
+//! Each line reaches `output.log` exactly once, even across a kill -9 of ten. After every
+//! append to `output.log`, `offsets` next to it records (one positioned write of a fixed-width
+//! `"STDOUT STDERR LOG_LENGTH"`) where the first line not yet in `output.log` begins in each
+//! raw file (an unfinished line is read again whole, so its bytes are not counted as read) and
+//! the length of `output.log` that holds exactly the lines before. A ten killed after an append
+//! and before its record left lines past the recorded length: the next ten cuts `output.log`
+//! back to it when it attaches (before loading its tail into memory) and reads those bytes
+//! again, and it captures what was written while no ten ran. A rotation comes after the record
+//! of the append that filled the file and is followed by a record of its own, so a ten killed
+//! in between finds no `output.log` (the recorded length is `output.log.1`'s) and cuts nothing.
+//! An `offsets` of an earlier version (two numbers, no length) is resumed from with nothing
+//! cut. Nothing is fsynced: a machine crash may lose the last lines. (Only the capture
+//! directory is watched, so ten's own writes cause no events.)
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -115,27 +124,56 @@ pub struct CapturePaths {
     pub offsets: PathBuf,
 }
 
-/// The read offsets of stdout and stderr: `"STDOUT STDERR\n"`, padded to a fixed width so
-/// one positioned write replaces the old text whole.
-fn encode_offsets(offsets: [u64; 2]) -> [u8; 42] {
-    let mut bytes = [b' '; 42];
-    let text = format!("{} {}", offsets[0], offsets[1]);
+/// What `offsets` records: how far the lines of stdout and stderr reached `output.log`, and
+/// how long `output.log` was then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Where the first line not yet in `output.log` begins, in each raw file.
+    pub offsets: [u64; 2],
+    /// The length of `output.log` that holds exactly the lines before `offsets`; `None` in
+    /// the format of earlier versions, which did not record it.
+    pub log_length: Option<u64>,
+}
+
+const RECORD_WIDTH: usize = 64;
+
+/// `"STDOUT STDERR LOG_LENGTH\n"`, padded to a fixed width so one positioned write replaces
+/// the old text whole (and one page holds it: a killed ten leaves the old or the new record).
+fn encode_record(record: Recorded) -> [u8; RECORD_WIDTH] {
+    let mut bytes = [b' '; RECORD_WIDTH];
+    let text = format!(
+        "{} {} {}",
+        record.offsets[0],
+        record.offsets[1],
+        record.log_length.unwrap_or(0)
+    );
     bytes[..text.len()].copy_from_slice(text.as_bytes());
-    bytes[41] = b'\n';
+    bytes[RECORD_WIDTH - 1] = b'\n';
     bytes
 }
 
-fn decode_offsets(text: &str) -> Option<[u64; 2]> {
-    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>());
-    match (numbers.next(), numbers.next(), numbers.next()) {
-        (Some(Ok(stdout)), Some(Ok(stderr)), None) => Some([stdout, stderr]),
+/// Reads both formats: `"STDOUT STDERR LOG_LENGTH"` and the earlier `"STDOUT STDERR"`.
+fn decode_record(text: &str) -> Option<Recorded> {
+    let numbers: Vec<u64> = text
+        .split_whitespace()
+        .map(|number| number.parse().ok())
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [stdout, stderr] => Some(Recorded {
+            offsets: [stdout, stderr],
+            log_length: None,
+        }),
+        [stdout, stderr, log_length] => Some(Recorded {
+            offsets: [stdout, stderr],
+            log_length: Some(log_length),
+        }),
         _ => None,
     }
 }
 
-/// The recorded read offsets of an instance, if any.
-pub fn read_offsets(path: &Path) -> Option<[u64; 2]> {
-    decode_offsets(&fs::read_to_string(path).ok()?)
+/// The record of an instance's capture, if any.
+pub fn read_record(path: &Path) -> Option<Recorded> {
+    decode_record(&fs::read_to_string(path).ok()?)
 }
 
 /// Opens (creating) a raw capture file for the tenant to append to.
@@ -152,8 +190,12 @@ struct Source {
     stream: Stream,
     path: PathBuf,
     file: Option<File>,
+    /// How far the file was read.
     offset: u64,
+    /// Bytes before this are released from disk.
     punched: u64,
+    /// Released bytes cut off an unfinished line end here.
+    punched_cut: u64,
     pending: Vec<u8>,
     /// Bytes of the current line dropped past [`MAX_LINE`].
     dropped: usize,
@@ -167,9 +209,17 @@ impl Source {
             file: None,
             offset,
             punched: offset - offset % PUNCH_STEP,
+            punched_cut: 0,
             pending: Vec::new(),
             dropped: 0,
         }
+    }
+
+    /// Where the unfinished line begins: every byte before it is in a line already returned.
+    /// This, not the read offset, is what is recorded, so a restarted ten reads the
+    /// unfinished line again from its start.
+    fn line_start(&self) -> u64 {
+        self.offset - (self.pending.len() + self.dropped) as u64
     }
 
     /// Reads what was appended since the last read; returns the complete lines.
@@ -190,6 +240,9 @@ impl Source {
             // Truncated by someone: start again from the beginning.
             self.offset = 0;
             self.punched = 0;
+            self.punched_cut = 0;
+            self.pending.clear();
+            self.dropped = 0;
         }
         let mut lines = Vec::new();
         // Sized to what was appended (usually one short line), not a fixed large chunk.
@@ -244,20 +297,35 @@ impl Source {
         text
     }
 
-    /// Frees the disk blocks of what was read (the file keeps its size: the tenant's
-    /// append offset and ours stay valid).
+    /// Frees the disk blocks of what was read and is not needed again (the file keeps its
+    /// size: the tenant's append offset and ours stay valid). An unfinished line may be read
+    /// again by a restarted ten, so its kept bytes stay; the bytes cut off it past
+    /// [`MAX_LINE`] are only counted and hold no newline, so reading zeros in their place
+    /// gives the same line: they are freed too (an endless line takes no disk space).
     fn release_read_bytes(&mut self, file: &File) {
-        let end = self.offset - self.offset % PUNCH_STEP;
-        if end <= self.punched {
-            return;
+        let line_start = self.line_start();
+        let end = line_start - line_start % PUNCH_STEP;
+        if end > self.punched && self.punch(file, self.punched, end) {
+            self.punched = end;
         }
+        if self.dropped > 0 {
+            let cut_from = (line_start + MAX_LINE as u64).next_multiple_of(PUNCH_STEP);
+            let start = cut_from.max(self.punched).max(self.punched_cut);
+            let end = self.offset - self.offset % PUNCH_STEP;
+            if end > start && self.punch(file, start, end) {
+                self.punched_cut = end;
+            }
+        }
+    }
+
+    fn punch(&self, file: &File, start: u64, end: u64) -> bool {
         let flags = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
             | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
-        let length = (end - self.punched) as i64;
-        match nix::fcntl::fallocate(file, flags, self.punched as i64, length) {
-            Ok(()) => self.punched = end,
+        match nix::fcntl::fallocate(file, flags, start as i64, (end - start) as i64) {
+            Ok(()) => true,
             Err(error) => {
-                tracing::debug!(%error, path = %self.path.display(), "cannot release read log bytes")
+                tracing::debug!(%error, path = %self.path.display(), "cannot release read log bytes");
+                false
             }
         }
     }
@@ -267,10 +335,13 @@ impl Source {
 struct OutputLog {
     path: PathBuf,
     file: Option<File>,
+    /// The length of the file at `path` (kept whole lines only).
     size: u64,
 }
 
 impl OutputLog {
+    /// Appends the lines (opening the file first if needed). Rotation is left to the caller,
+    /// to be done after the offsets that match this append are recorded.
     fn append(&mut self, lines: &[LogLine]) {
         if self.file.is_none() {
             self.file = OpenOptions::new()
@@ -290,24 +361,42 @@ impl OutputLog {
             text.push_str(&format_line(line));
             text.push('\n');
         }
-        if let Some(file) = &mut self.file
-            && file.write_all(text.as_bytes()).is_ok()
-        {
-            self.size += text.len() as u64;
-        }
-        if self.size >= ROTATE_BYTES {
-            self.rotate();
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        match file.write_all(text.as_bytes()) {
+            Ok(()) => self.size += text.len() as u64,
+            Err(error) => {
+                // These lines are lost to the file (the ring has them); what was written of
+                // them goes, so the file keeps whole lines and the length we record.
+                tracing::warn!(%error, path = %self.path.display(), "cannot append to the output log");
+                let _ = file.set_len(self.size);
+            }
         }
     }
 
+    fn full(&self) -> bool {
+        self.size >= ROTATE_BYTES
+    }
+
+    /// Moves `output.log` to `output.log.1` (each older file one up, the oldest dropped); the
+    /// next append starts a new `output.log`.
     fn rotate(&mut self) {
         self.file = None;
         for index in (1..KEEP_ROTATED).rev() {
             let _ = fs::rename(rotated(&self.path, index), rotated(&self.path, index + 1));
         }
-        let _ = fs::rename(&self.path, rotated(&self.path, 1));
-        self.size = 0;
+        if let Err(error) = fs::rename(&self.path, rotated(&self.path, 1)) {
+            tracing::warn!(%error, path = %self.path.display(), "cannot rotate the output log");
+        }
+        // Nothing is at the path now, unless the rename failed.
+        self.size = file_length(&self.path);
     }
+}
+
+/// The length of the file at `path`; 0 if there is none.
+fn file_length(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |metadata| metadata.len())
 }
 
 fn rotated(path: &Path, index: usize) -> PathBuf {
@@ -350,8 +439,9 @@ struct InstanceLogs {
 }
 
 impl InstanceLogs {
-    /// Records how far the raw files were read (after their lines reached `output.log`).
-    fn save_offsets(&mut self) {
+    /// Records how far the lines of the raw files reached `output.log`, and its length then:
+    /// one positioned write of a fixed-width text, after every append and rotation.
+    fn record(&mut self) {
         if self.offsets_file.is_none() {
             self.offsets_file = OpenOptions::new()
                 .create(true)
@@ -362,7 +452,10 @@ impl InstanceLogs {
                 .ok();
         }
         if let Some(file) = &self.offsets_file {
-            let bytes = encode_offsets([self.sources[0].offset, self.sources[1].offset]);
+            let bytes = encode_record(Recorded {
+                offsets: [self.sources[0].line_start(), self.sources[1].line_start()],
+                log_length: Some(self.output.size),
+            });
             if let Err(error) = file.write_all_at(&bytes, 0) {
                 tracing::debug!(%error, path = %self.offsets_path.display(), "cannot record log offsets");
             }
@@ -426,9 +519,11 @@ impl LogHub {
         }
     }
 
-    /// Starts capturing `key`: creates its directories and resumes where the last ten stopped
-    /// reading (its recorded offsets), or, with none recorded, at the current end of the raw
-    /// files. Loads the tail of `output.log` into memory.
+    /// Starts capturing `key`: creates its directories and resumes where the last ten's lines
+    /// stopped (its recorded offsets), or, with none recorded, at the current end of the raw
+    /// files. Lines in `output.log` past the recorded length (appended by a ten killed before
+    /// it recorded their offsets) are removed first: they are read again. Then loads the tail
+    /// of `output.log` into memory.
     pub fn attach(&self, key: &InstanceKey) -> io::Result<CapturePaths> {
         let paths = self.paths(key);
         if self.lock().instances.contains_key(key) {
@@ -436,11 +531,16 @@ impl LogHub {
         }
         fs::create_dir_all(&paths.dir)?;
         fs::create_dir_all(&paths.log_dir)?;
-        let offsets = read_offsets(&paths.offsets).unwrap_or_else(|| {
-            [&paths.stdout, &paths.stderr].map(|path| fs::metadata(path).map_or(0, |m| m.len()))
-        });
+        let recorded = read_record(&paths.offsets);
+        if let Some(length) = recorded.and_then(|recorded| recorded.log_length) {
+            cut_back(&paths.output, length);
+        }
+        let offsets = recorded.map_or_else(
+            || [&paths.stdout, &paths.stderr].map(|path| file_length(path)),
+            |recorded| recorded.offsets,
+        );
         let ring = read_tail(key, &paths.output);
-        let logs = InstanceLogs {
+        let mut logs = InstanceLogs {
             sources: [
                 Source::new(Stream::Stdout, paths.stdout.clone(), offsets[0]),
                 Source::new(Stream::Stderr, paths.stderr.clone(), offsets[1]),
@@ -449,11 +549,21 @@ impl LogHub {
             output: OutputLog {
                 path: paths.output.clone(),
                 file: None,
-                size: 0,
+                size: file_length(&paths.output),
             },
             offsets_path: paths.offsets.clone(),
             offsets_file: None,
         };
+        // The record now says where this ten starts, in this version's format, with the
+        // length of the output.log it appends to (after a ten killed between a rotation and
+        // the record that follows it, the recorded length was the rotated file's).
+        let current = Recorded {
+            offsets,
+            log_length: Some(logs.output.size),
+        };
+        if recorded != Some(current) {
+            logs.record();
+        }
         let mut state = self.lock();
         state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
         state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
@@ -502,8 +612,16 @@ impl LogHub {
         if new_lines.is_empty() {
             return;
         }
+        // Crash-safe in this order: a ten killed before the record truncates output.log back
+        // to the recorded length when it attaches, then reads those lines again; a rotation
+        // comes after the record, so the recorded length is the rotated file's, and a ten
+        // killed before the record that follows finds no output.log longer than recorded.
         logs.output.append(&new_lines);
-        logs.save_offsets();
+        logs.record();
+        if logs.output.full() {
+            logs.output.rotate();
+            logs.record();
+        }
         for line in new_lines {
             if logs.ring.len() == RING_LINES {
                 logs.ring.pop_front();
@@ -590,6 +708,22 @@ impl LogHub {
             })?;
         watcher.watch(&capture, RecursiveMode::Recursive)?;
         Ok(watcher)
+    }
+}
+
+/// Cuts `output.log` back to the recorded `length`: what is past it was appended by a ten
+/// killed before it recorded the offsets of those lines, which will be read again.
+fn cut_back(path: &Path, length: u64) {
+    let Ok(file) = OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    let actual = file.metadata().map_or(0, |metadata| metadata.len());
+    if actual <= length {
+        return;
+    }
+    tracing::debug!(path = %path.display(), bytes = actual - length, "removing output log lines that are read again");
+    if let Err(error) = file.set_len(length) {
+        tracing::warn!(%error, path = %path.display(), "cannot cut the output log back; its last lines may repeat");
     }
 }
 
@@ -707,7 +841,13 @@ mod tests {
         hub.poll(&key());
         // The server dies here (no detach); its offsets are on disk.
         drop(hub);
-        assert_eq!(read_offsets(&paths.offsets), Some([15, 0]));
+        assert_eq!(
+            read_record(&paths.offsets),
+            Some(Recorded {
+                offsets: [15, 0],
+                log_length: Some(fs::metadata(&paths.output).unwrap().len()),
+            })
+        );
         append(&paths.stdout, b"while away\n");
         let hub = LogHub::new(dir.path().join(".ten"));
         hub.attach(&key()).unwrap();
@@ -720,7 +860,7 @@ mod tests {
     }
 
     #[test]
-    fn offsets_round_trip_and_shrinking_numbers_leave_no_old_digits() {
+    fn records_round_trip_and_shrinking_numbers_leave_no_old_digits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("offsets");
         let file = OpenOptions::new()
@@ -729,17 +869,55 @@ mod tests {
             .truncate(false)
             .open(&path)
             .unwrap();
-        file.write_all_at(&encode_offsets([123456789, 42]), 0)
+        let record = |stdout, stderr, log_length| Recorded {
+            offsets: [stdout, stderr],
+            log_length,
+        };
+        file.write_all_at(&encode_record(record(123456789, 42, Some(987654321))), 0)
             .unwrap();
-        file.write_all_at(&encode_offsets([7, 0]), 0).unwrap();
-        assert_eq!(read_offsets(&path), Some([7, 0]));
-        let largest = encode_offsets([u64::MAX, u64::MAX]);
+        file.write_all_at(&encode_record(record(7, 0, Some(3))), 0)
+            .unwrap();
+        assert_eq!(read_record(&path), Some(record(7, 0, Some(3))));
+        let largest = record(u64::MAX, u64::MAX, Some(u64::MAX));
+        let text = encode_record(largest);
         assert_eq!(
-            decode_offsets(std::str::from_utf8(&largest).unwrap()),
-            Some([u64::MAX, u64::MAX])
+            decode_record(std::str::from_utf8(&text).unwrap()),
+            Some(largest)
         );
-        assert_eq!(decode_offsets("12"), None);
-        assert_eq!(decode_offsets("1 2 3"), None);
+        // The format of earlier versions: no length of output.log.
+        assert_eq!(decode_record("12 34"), Some(record(12, 34, None)));
+        assert_eq!(decode_record("12"), None);
+        assert_eq!(decode_record("1 2 3 4"), None);
+        assert_eq!(decode_record("1 x 3"), None);
+    }
+
+    #[test]
+    fn offsets_recorded_by_an_earlier_version_are_resumed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.paths(&key());
+        // An earlier ten captured "before" and recorded two numbers, padded to 42 bytes.
+        fs::create_dir_all(&paths.dir).unwrap();
+        fs::create_dir_all(&paths.log_dir).unwrap();
+        append(&paths.stdout, b"before\nwhile away\n");
+        let line = LogLine {
+            at_unix_ms: 0,
+            instance: key(),
+            stream: Stream::Stdout,
+            text: "before".to_string(),
+        };
+        fs::write(&paths.output, format!("{}\n", format_line(&line))).unwrap();
+        fs::write(&paths.offsets, format!("{:<41}\n", "7 0")).unwrap();
+        hub.attach(&key()).unwrap();
+        assert_eq!(stored_texts(&paths), ["before", "while away"]);
+        assert_eq!(ring_texts(&hub), ["before", "while away"]);
+        assert_eq!(
+            read_record(&paths.offsets),
+            Some(Recorded {
+                offsets: [18, 0],
+                log_length: Some(fs::metadata(&paths.output).unwrap().len()),
+            })
+        );
     }
 
     #[test]
@@ -765,6 +943,168 @@ mod tests {
         );
     }
 
+    /// The texts of an instance's output.log (and its rotated files), oldest first.
+    fn stored_texts(paths: &CapturePaths) -> Vec<String> {
+        let mut files: Vec<PathBuf> = (1..=KEEP_ROTATED)
+            .rev()
+            .map(|index| rotated(&paths.output, index))
+            .collect();
+        files.push(paths.output.clone());
+        files
+            .iter()
+            .flat_map(|file| {
+                let text = fs::read_to_string(file).unwrap_or_default();
+                text.lines()
+                    .map(|line| parse_line(&key(), line).unwrap().text)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn ring_texts(hub: &LogHub) -> Vec<String> {
+        hub.query(&LogQuery::default())
+            .into_iter()
+            .map(|line| line.text)
+            .collect()
+    }
+
+    /// Polls as a ten killed between appending to output.log and recording the offsets would
+    /// have: the lines are in output.log (the last of them cut short: the write was cut off
+    /// too), the offsets file is as before.
+    fn poll_and_crash_before_the_offsets_write(hub: &LogHub, paths: &CapturePaths) {
+        let recorded = fs::read(&paths.offsets).unwrap();
+        let before = fs::metadata(&paths.output).map_or(0, |m| m.len());
+        hub.poll(&key());
+        let after = fs::metadata(&paths.output).unwrap().len();
+        assert!(after > before + 3, "the poll appended lines");
+        fs::write(&paths.offsets, recorded).unwrap();
+        File::options()
+            .write(true)
+            .open(&paths.output)
+            .unwrap()
+            .set_len(after - 3)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_crash_between_appending_and_recording_the_offsets_duplicates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
+        append(&paths.stdout, b"one\n");
+        append(&paths.stderr, b"oops\n");
+        hub.poll(&key());
+        append(&paths.stdout, b"two\nthree\n");
+        append(&paths.stderr, b"again\n");
+        poll_and_crash_before_the_offsets_write(&hub, &paths);
+        drop(hub);
+        append(&paths.stdout, b"four\n");
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
+        // (A poll takes stdout's lines, then stderr's.)
+        let expected = ["one", "oops", "two", "three", "four", "again"];
+        assert_eq!(stored_texts(&paths), expected);
+        assert_eq!(ring_texts(&hub), expected);
+    }
+
+    #[test]
+    fn a_crash_around_a_rotation_duplicates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
+        let mut expected: Vec<String> = (0..10_300)
+            .map(|index| format!("{index:05} {}", "r".repeat(994)))
+            .collect();
+        let mut raw = expected.join("\n");
+        raw.push('\n');
+        append(&paths.stdout, raw.as_bytes());
+        hub.poll(&key());
+        let rotated_length = fs::metadata(rotated(&paths.output, 1)).unwrap().len();
+        assert!(rotated_length >= ROTATE_BYTES);
+        assert!(!paths.output.exists());
+        // Killed after output.log became output.log.1, before the record that follows: the
+        // record still has the length of the file now called output.log.1.
+        let offsets = read_record(&paths.offsets).unwrap().offsets;
+        fs::write(
+            &paths.offsets,
+            encode_record(Recorded {
+                offsets,
+                log_length: Some(rotated_length),
+            }),
+        )
+        .unwrap();
+        drop(hub);
+        append(&paths.stdout, b"after rotation\n");
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
+        expected.push("after rotation".to_string());
+        assert_eq!(stored_texts(&paths), expected);
+        // Killed after the first append to the new output.log, before its record.
+        append(&paths.stdout, b"more\n");
+        poll_and_crash_before_the_offsets_write(&hub, &paths);
+        drop(hub);
+        append(&paths.stdout, b"last\n");
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
+        expected.extend(["more".to_string(), "last".to_string()]);
+        assert_eq!(stored_texts(&paths), expected);
+        assert_eq!(ring_texts(&hub), ["after rotation", "more", "last"]);
+    }
+
+    #[test]
+    fn an_unfinished_line_is_read_again_whole_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
+        append(&paths.stdout, b"one\ntw");
+        append(&paths.stderr, b"oops\n");
+        hub.poll(&key());
+        assert_eq!(ring_texts(&hub), ["one", "oops"]);
+        // Killed: the offsets on disk are all that is left of this ten.
+        drop(hub);
+        append(&paths.stdout, b"o\n");
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
+        assert_eq!(stored_texts(&paths), ["one", "oops", "two"]);
+        assert_eq!(ring_texts(&hub), ["one", "oops", "two"]);
+    }
+
+    #[test]
+    fn a_long_unfinished_line_is_released_from_disk_and_still_whole_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().join(".ten"));
+        let paths = hub.attach(&key()).unwrap();
+        let length = 3 * 1024 * 1024;
+        append(&paths.stdout, &vec![b'x'; length]);
+        hub.poll(&key());
+        use std::os::unix::fs::MetadataExt;
+        let blocks = fs::metadata(&paths.stdout).unwrap().blocks();
+        assert!(
+            blocks * 512 < 2 * 1024 * 1024,
+            "what is cut off the line is freed: {blocks} blocks"
+        );
+        drop(hub);
+        append(&paths.stdout, b"\n");
+        let hub = LogHub::new(dir.path().join(".ten"));
+        hub.attach(&key()).unwrap();
+        // (how many x, what follows them) of each line
+        let summary = |texts: Vec<String>| -> Vec<(usize, String)> {
+            texts
+                .iter()
+                .map(|text| {
+                    let rest = text.trim_start_matches('x');
+                    (text.len() - rest.len(), rest.to_string())
+                })
+                .collect()
+        };
+        let cut = (
+            MAX_LINE,
+            format!(" [line cut: {} more bytes]", length - MAX_LINE),
+        );
+        assert_eq!(summary(stored_texts(&paths)), std::slice::from_ref(&cut));
+        assert_eq!(summary(ring_texts(&hub)), [cut]);
+    }
+
     #[test]
     fn rotation_keeps_a_few_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -781,6 +1121,9 @@ mod tests {
         };
         for _ in 0..(10 * (KEEP_ROTATED + 2)) {
             output.append(std::slice::from_ref(&line));
+            if output.full() {
+                output.rotate();
+            }
         }
         assert!(rotated(&output.path, KEEP_ROTATED).exists());
         assert!(!rotated(&output.path, KEEP_ROTATED + 1).exists());

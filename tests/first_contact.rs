@@ -260,3 +260,44 @@ fn broken_instance_files_are_reported_at_startup_in_ps_and_in_the_log() {
         server.log()
     );
 }
+
+#[test]
+fn a_service_that_sets_a_socket_listens_on_it_as_in_the_seed() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("api-{id}.sock");
+    // The original's README, literally but for the program and the socket's directory.
+    let services = format!(
+        "[process.api]\ncommand = \"{} --socket\"\nsocket = \"{}\"\nhealth = \"/health\"\n\n\
+         [process.api.env]\nDATABASE_PATH = \"{{data_dir}}/{{id}}/app.db\"\n\n\
+         [process.web]\ncommand = \"{}\"\nsocket = \"{}\"\nhealth = \"/health\"\nstartup_timeout = 1\n",
+        support::server::backend().display(),
+        socket.display(),
+        support::server::backend().display(),
+        root.path().join("web-{id}.sock").display(),
+    );
+    let dir = project("", &services, &[]);
+    let server = TestServer::start(dir.path());
+    let output = server.ten(&["spawn", "api", "--id", "user123"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listening = root.path().join("api-user123.sock");
+    assert!(
+        stdout(&output).contains(&listening.display().to_string()),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        server.get("user123.api.localhost", "/health"),
+        (200, "ok\n".into())
+    );
+    // An app that listens on $PORT although the service names a socket: the error says what
+    // ten waited for and what to change.
+    let output = server.ten(&["spawn", "web:a"]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("waited for GET /health on the socket")
+            && text.contains("web-a.sock")
+            && text.contains("listen = \"port\""),
+        "{text}"
+    );
+}

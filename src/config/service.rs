@@ -133,7 +133,12 @@ pub fn parse_service(
         stop_signal: stop_signal.unwrap_or(StopSignal::Term),
         stop_timeout: stop_timeout.unwrap_or(Duration::from_secs(10)),
         weight: weight.unwrap_or(100),
-        listen: listen.unwrap_or(Listen::Port),
+        // The original's model: a service that names its socket listens there.
+        listen: listen.unwrap_or(if fields.item("socket").is_some() {
+            Listen::Socket
+        } else {
+            Listen::Port
+        }),
         pids_limit,
         user,
     })
@@ -527,6 +532,23 @@ mod tests {
         assert_eq!(template.listen, Listen::Port);
         assert!(template.storage_persist);
         assert_eq!(template.socket.to_string(), DEFAULT_SOCKET);
+    }
+
+    #[test]
+    fn a_service_that_names_its_socket_listens_there_unless_listen_says_otherwise() {
+        let listen = |keys: &str| {
+            service(&format!("command = \"x\"\n{keys}"))
+                .0
+                .unwrap()
+                .listen
+        };
+        assert_eq!(listen("socket = \"/tmp/api-{id}.sock\"\n"), Listen::Socket);
+        assert_eq!(
+            listen("socket = \"/tmp/api-{id}.sock\"\nlisten = \"port\"\n"),
+            Listen::Port
+        );
+        assert_eq!(listen("listen = \"socket\"\n"), Listen::Socket);
+        assert_eq!(listen(""), Listen::Port);
     }
 
     #[test]

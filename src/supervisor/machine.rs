@@ -40,6 +40,18 @@ pub struct Policy {
     pub check_interval: Duration,
     pub stop_signal: StopSignal,
     pub stop_timeout: Duration,
+    /// What a start waits for, for the message when it never comes.
+    pub readiness: Readiness,
+}
+
+/// What a started process must do to count as started, and what to check when it does not:
+/// said when `startup_timeout` passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// "GET /health on 127.0.0.1:30001 to answer 2xx", "a connection to /run/app.sock".
+    pub waits_for: String,
+    /// The likely fix.
+    pub hint: String,
 }
 
 /// What to do once the process being stopped is gone.
@@ -161,6 +173,8 @@ pub struct Machine {
     /// The current start is a wake: if it fails, back to sleep (the next request tries again)
     /// rather than restarts with backoff.
     pub waking: bool,
+    /// Why the last probe of the current start failed.
+    pub last_probe_error: Option<String>,
 }
 
 impl Machine {
@@ -174,7 +188,28 @@ impl Machine {
             health: Health::Unknown,
             note: None,
             waking: false,
+            last_probe_error: None,
         }
+    }
+
+    /// Why a start did not count as one: what it waited for, the last check's answer and
+    /// the likely fix.
+    fn not_ready(&self) -> String {
+        let mut reason = format!(
+            "did not answer within startup_timeout ({})",
+            humantime::format_duration(self.policy.startup_timeout)
+        );
+        let readiness = &self.policy.readiness;
+        if !readiness.waits_for.is_empty() {
+            reason.push_str(&format!(": waited for {}", readiness.waits_for));
+        }
+        if let Some(error) = &self.last_probe_error {
+            reason.push_str(&format!(" (last check: {error})"));
+        }
+        if !readiness.hint.is_empty() {
+            reason.push_str(&format!("; {}", readiness.hint));
+        }
+        reason
     }
 
     pub fn phase(&self) -> Phase {
@@ -349,6 +384,7 @@ impl Machine {
             (State::Spawning { then }, Input::Spawned { pid }) => {
                 effects.push(Effect::Event(format!("started (pid {pid})")));
                 self.note = None;
+                self.last_probe_error = None;
                 match then {
                     Some(then) => self.stop(pid, then, now, &mut effects),
                     None => State::Starting {
@@ -476,8 +512,9 @@ impl Machine {
                     probe_gap,
                     ..
                 },
-                Input::ProbeDone(Err(_)),
+                Input::ProbeDone(Err(error)),
             ) => {
+                self.last_probe_error = Some(error);
                 let probe_gap = (probe_gap * 6 / 5).min(MAX_PROBE_GAP);
                 State::Starting {
                     pid,
@@ -547,10 +584,7 @@ impl Machine {
                 Input::Tick,
             ) => {
                 if now >= since + self.policy.startup_timeout {
-                    let reason = format!(
-                        "did not answer within startup_timeout ({})",
-                        humantime::format_duration(self.policy.startup_timeout)
-                    );
+                    let reason = self.not_ready();
                     effects.push(Effect::Event(format!("{reason}; restarting")));
                     self.note = Some(reason);
                     self.stop(pid, Then::Retry, now, &mut effects)
@@ -709,6 +743,7 @@ mod tests {
             check_interval: Duration::from_secs(10),
             stop_signal: StopSignal::Term,
             stop_timeout: Duration::from_secs(10),
+            readiness: Readiness::default(),
         }
     }
 
@@ -1027,6 +1062,34 @@ mod tests {
             t0 + secs(10),
         );
         assert_eq!(machine.phase(), Phase::Backoff);
+    }
+
+    #[test]
+    fn a_start_that_times_out_says_what_it_waited_for_and_what_to_check() {
+        let t0 = Instant::now();
+        let mut machine = Machine::new(Policy {
+            readiness: Readiness {
+                waits_for: "a connection to the socket /tmp/api-a.sock".into(),
+                hint: "does the app listen on $SOCKET_PATH?".into(),
+            },
+            ..policy()
+        });
+        machine.step(Input::Start, t0);
+        machine.step(Input::Spawned { pid: 7 }, t0);
+        machine.step(Input::Tick, t0 + FIRST_PROBE_GAP);
+        machine.step(
+            Input::ProbeDone(Err("connect to /tmp/api-a.sock: No such file".into())),
+            t0 + FIRST_PROBE_GAP,
+        );
+        let effects = machine.step(Input::Tick, t0 + secs(10));
+        assert_eq!(
+            events(&effects),
+            [
+                "did not answer within startup_timeout (10s): waited for a connection to the socket \
+              /tmp/api-a.sock (last check: connect to /tmp/api-a.sock: No such file); does the \
+              app listen on $SOCKET_PATH?; restarting"
+            ]
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::runtime::{
 
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
-use super::machine::{Effect, Input, Machine, Policy, State};
+use super::machine::{Effect, Input, Machine, Policy, Readiness, State};
 
 /// Longest a probe may take.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,9 +158,10 @@ impl InstanceHandle {
     }
 }
 
-/// The supervision policy of `spec` under `settings`.
-pub fn policy(spec: &InstanceSpec, settings: &Settings) -> Policy {
+/// The supervision policy of `spec` under `settings`, listening on `port`.
+pub fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
     Policy {
+        readiness: readiness(spec, port),
         restart: spec.restart,
         max_restarts: settings.max_restarts,
         restart_window: settings.restart_window,
@@ -170,6 +171,34 @@ pub fn policy(spec: &InstanceSpec, settings: &Settings) -> Policy {
         check_interval: settings.health_check_interval,
         stop_signal: spec.stop_signal,
         stop_timeout: spec.stop_timeout,
+    }
+}
+
+/// What a start of `spec` waits for (its readiness probe), and the likely fix when it never
+/// comes.
+fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
+    let (place, listens) = match spec.listen {
+        Listen::Port => (
+            format!("127.0.0.1:{port}"),
+            format!(
+                "does the app listen on 127.0.0.1:$PORT ({port})? A socket app sets `socket` (and listens on $SOCKET_PATH)"
+            ),
+        ),
+        Listen::Socket => (
+            format!("the socket {}", spec.socket.display()),
+            format!(
+                "does the app listen on $SOCKET_PATH ({})? An app that listens on $PORT needs listen = \"port\"",
+                spec.socket.display()
+            ),
+        ),
+    };
+    let waits_for = match &spec.health {
+        Some(path) => format!("GET {path} on {place} to answer 2xx"),
+        None => format!("a connection to {place}"),
+    };
+    Readiness {
+        waits_for,
+        hint: format!("{listens}; a slow start needs a larger startup_timeout"),
     }
 }
 
@@ -183,7 +212,7 @@ pub fn spawn_instance<R: Runtime>(
     gate: Option<Arc<Gate>>,
 ) -> (InstanceHandle, Arc<Gate>) {
     let (commands, receiver) = mpsc::unbounded_channel();
-    let machine = Machine::new(policy(&spec, settings));
+    let machine = Machine::new(policy(&spec, settings, port));
     let (status_sender, status_receiver) = watch::channel(InstanceStatus::stopped(port));
     let handle = InstanceHandle {
         commands,
@@ -400,7 +429,7 @@ impl<R: Runtime> InstanceTask<R> {
             }
             Command::Settings(settings) => {
                 self.settings = *settings;
-                self.machine.policy = policy(&self.spec, &self.settings);
+                self.machine.policy = policy(&self.spec, &self.settings, self.port);
                 None
             }
             Command::Adopt(adoption) => self.adopt(adoption),
@@ -510,7 +539,7 @@ impl<R: Runtime> InstanceTask<R> {
 
     fn set_spec(&mut self, spec: Arc<InstanceSpec>) {
         self.spec = spec;
-        self.machine.policy = policy(&self.spec, &self.settings);
+        self.machine.policy = policy(&self.spec, &self.settings, self.port);
     }
 
     fn execute(&mut self, effect: Effect) {

@@ -1,13 +1,14 @@
-//! The reaper: one thread per process reaps every child (`waitpid(-1)`), handing exit
+//! The reaper: one thread per process reaps every child (`waitid` on all of them), handing exit
 //! statuses to whoever registered the pid. ten is a child subreaper, so orphans of tenants
 //! are reparented to it and reaped here too.
 //!
 //! Invariant: nothing else in ten waits on children (no `std::process::Child::wait`,
 //! `Command::status` or `output`, no `tokio::process`): every child is started through
 //! [`Reaper::spawn`], helper commands ten runs to their end (`runsc delete`) through
-//! [`run_helper`]. Spawning holds the reaper's lock, so a child that exits at once cannot be
-//! reaped before its owner is known.
-//! The reaper is a thread blocked in `waitpid`, not a signal handler: it needs no runtime and
+//! [`run_helper`]. Spawning holds the reaper's lock, and the reaper reaps under it (it learns
+//! of an exit with `WNOWAIT` first): a child that exits at once is not reaped before its owner
+//! is known, and a child whose exec failed is left to `Command::spawn`, which reaps it itself.
+//! The reaper is a thread blocked in `waitid`, not a signal handler: it needs no runtime and
 //! costs nothing while no child exits.
 
 use std::collections::HashMap;
@@ -16,8 +17,7 @@ use std::process::{Child, Command};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use tokio::sync::oneshot;
 
 /// How a process ended.
@@ -107,10 +107,16 @@ impl Reaper {
                     false
                 }
             };
-            let flags = idle.then_some(WaitPidFlag::WNOHANG);
-            let status = match waitpid(Pid::from_raw(-1), flags) {
+            // Learn which child exited without reaping it yet (WNOWAIT), then reap it under
+            // the lock: a spawn in progress holds the lock, and `Command::spawn` reaps a child
+            // whose exec failed itself (and panics if it was reaped elsewhere first).
+            let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            if idle {
+                flags |= WaitPidFlag::WNOHANG;
+            }
+            let exited = match waitid(Id::All, flags) {
                 Ok(WaitStatus::StillAlive) => continue,
-                Ok(status) => status,
+                Ok(status) => status.pid(),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ECHILD) if idle => continue,
                 Err(Errno::ECHILD) => {
@@ -126,10 +132,17 @@ impl Reaper {
                     continue;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "waitpid failed");
+                    tracing::warn!(%error, "waitid failed");
                     std::thread::sleep(std::time::Duration::from_millis(100));
                     continue;
                 }
+            };
+            let Some(exited) = exited else { continue };
+            let mut waiters = self.lock();
+            let status = match waitpid(exited, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status) => status,
+                // A failed spawn reaped it while we waited for the lock.
+                Err(_) => continue,
             };
             let (pid, exit) = match status {
                 WaitStatus::Exited(pid, code) => (
@@ -149,14 +162,11 @@ impl Reaper {
                 _ => continue,
             };
             let pid = pid.as_raw() as u32;
-            let waiter = {
-                let mut waiters = self.lock();
-                let waiter = waiters.waiting.remove(&pid);
-                if waiter.is_some() {
-                    waiters.live -= 1;
-                }
-                waiter
-            };
+            let waiter = waiters.waiting.remove(&pid);
+            if waiter.is_some() {
+                waiters.live -= 1;
+            }
+            drop(waiters);
             match waiter {
                 Some(waiter) => {
                     tracing::debug!(pid, ?exit, "child exited");
@@ -180,6 +190,8 @@ pub fn run_helper(command: &mut Command) -> io::Result<ProcessExit> {
 
 #[cfg(test)]
 mod tests {
+    use nix::unistd::Pid;
+
     use super::*;
 
     #[tokio::test]
@@ -249,6 +261,33 @@ mod tests {
                     })
                 ),
                 "round {round}: {exit:?}"
+            );
+        }
+        drop(tenant);
+        assert_eq!(tenant_exit.blocking_recv().unwrap().signal, Some(9));
+    }
+
+    /// `Command::spawn` (fork and exec) waits itself for a child whose exec failed: the reaper
+    /// must not reap that child first, or the spawning thread panics.
+    #[test]
+    fn a_program_that_cannot_start_is_an_error_while_children_live() {
+        let reaper = Reaper::global();
+        let (tenant, tenant_exit) = reaper.spawn(Command::new("sleep").arg("1000")).unwrap();
+        let tenant = KillOnDrop(tenant.id());
+        for round in 1..=200 {
+            let mut command = Command::new("/nonexistent/ten-test-program");
+            // As tenants are spawned (they join their cgroup before exec): fork and exec,
+            // where std waits for a failed child itself (posix_spawn's C library does too,
+            // but tolerates losing it).
+            // SAFETY: does nothing between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, || Ok(()));
+            }
+            let spawned = reaper.spawn(&mut command);
+            assert!(
+                matches!(&spawned, Err(error) if error.kind() == io::ErrorKind::NotFound),
+                "round {round}: {:?}",
+                spawned.map(|(child, _)| child.id())
             );
         }
         drop(tenant);

@@ -301,3 +301,47 @@ fn a_service_that_sets_a_socket_listens_on_it_as_in_the_seed() {
         "{text}"
     );
 }
+
+#[test]
+fn https_asked_for_is_refused_not_ignored() {
+    let dir = project("", &backend_service("web", ""), &[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--tls",
+            "--email",
+            "admin@example.com",
+        ])
+        .args(["--domain", "example.com", "--staging", "--config"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("HTTPS is not available") && text.contains("TLS proxy in front"),
+        "{text}"
+    );
+    assert!(!text.contains("listening on"), "{text}");
+
+    let dir = project(
+        "[settings.tls]\nenabled = true\nacme_email = \"admin@example.com\"\n",
+        &backend_service("web", ""),
+        &[],
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(["validate", "--config"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("HTTPS is not available"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -11,6 +11,7 @@ use crate::server::{ServeError, ServeOptions, serve, server_on_port};
 use super::context::find_config_path;
 use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
 use crate::config::other_files_with_errors;
+use crate::config::parse::TLS_PROXY_HINT;
 use crate::render::{render_diagnostics, render_each};
 
 use super::ps::files_with_errors;
@@ -28,9 +29,29 @@ pub struct ServeArgs {
     /// The root domain: ID.SERVICE.DOMAIN routes to instances, DOMAIN serves the API
     #[arg(long, default_value = "localhost")]
     pub domain: String,
+
+    /// Serve HTTPS with certificates from Let's Encrypt (not available in this version: ten
+    /// says so and does not start)
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Contact address for the ACME account (with --tls)
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    /// Use Let's Encrypt's staging environment (with --tls)
+    #[arg(long)]
+    pub staging: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
+    if args.tls || args.email.is_some() || args.staging {
+        // A security setting is never ignored: refuse rather than serve plain HTTP.
+        return Err(CliError::new(
+            "HTTPS is not available in this version of ten: `ten serve --tls` cannot be honoured, so ten did not start",
+        )
+        .hint(TLS_PROXY_HINT.replace("remove `enabled = true`", "start ten without --tls")));
+    }
     let config_path = find_config_path(global)?;
     let options = ServeOptions {
         config_path: config_path.clone(),

@@ -261,6 +261,11 @@ fn parse_port_range(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
     None
 }
 
+/// What to do for HTTPS until ten serves it itself.
+pub const TLS_PROXY_HINT: &str = "until ten serves HTTPS itself, put a TLS proxy in front of it: Caddy \
+(`reverse_proxy 127.0.0.1:8080` for your domain and *.your-domain, with on-demand TLS) or nginx \
+with certbot, forwarding Host; then remove `enabled = true`";
+
 fn parse_tls(
     settings: &Fields<'_>,
     table: &dyn TableLike,
@@ -306,8 +311,20 @@ fn parse_tls(
             .with_hint("for example https://acme-v02.api.letsencrypt.org/directory"),
         );
     }
+    let enabled = fields.bool("enabled", diagnostics).unwrap_or(false);
+    if enabled {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("enabled"),
+                "HTTPS is not available in this version of ten: `enabled = true` in [settings.tls] cannot be honoured",
+            )
+            .with_label("not supported yet")
+            .with_hint(TLS_PROXY_HINT),
+        );
+    }
     TlsSettings {
-        enabled: fields.bool("enabled", diagnostics).unwrap_or(false),
+        enabled,
         acme_email,
         domain: text("domain", diagnostics),
         acme_directory,

@@ -57,6 +57,33 @@ pub fn parse_service(
             "environment" => Some("use an [service.NAME.env] table".into()),
             "directory" => Some("did you mean `workdir`?".into()),
             "stopsignal" => Some("did you mean `stop_signal`?".into()),
+            "stopwaitsecs" | "shutdown_timeout" => {
+                Some("did you mean `stop_timeout` (seconds before SIGKILL)?".into())
+            }
+            "startretries" => Some(
+                "use max_restarts (and restart_window) in [settings]: after that many restarts the instance is failed"
+                    .into(),
+            ),
+            "startsecs" => Some(
+                "ten has no minimum uptime (`startsecs`) yet: a start counts once the app answers its health check, within startup_timeout"
+                    .into(),
+            ),
+            "autostart" => Some(
+                "every declared instance starts; set state = \"stopped\" in its instance file to keep it stopped"
+                    .into(),
+            ),
+            "numprocs" | "process_num" => Some(
+                "process sets are not supported yet: declare each instance, e.g. [instances] NAME = [\"0\", \"1\", \"2\"]"
+                    .into(),
+            ),
+            "stdout_logfile" | "stderr_logfile" | "logfile" | "redirect_stderr" => Some(
+                "ten captures output itself: `ten logs S:ID`, files under {data_dir}/.ten/logs/; log files of your own are not supported yet"
+                    .into(),
+            ),
+            key if key.starts_with("healthcheck_") => Some(
+                "health checks are `health = \"/path\"` (an HTTP GET that must answer 2xx; without it, a TCP connect to PORT) and health_check_interval in [settings]; TCP-port and command checks are not supported yet"
+                    .into(),
+            ),
             _ => None,
         },
         diagnostics,

@@ -25,7 +25,8 @@ use crate::runtime::logs::{LogHub, LogQuery, Stream};
 
 use super::auth::{Auth, Refused};
 use super::body::{self, Body, json, ndjson_line, sse_event};
-use super::scope::{Filter, Scope, authorize, decode_key, need};
+use super::route::Route;
+use super::scope::{Filter, Scope, authorize, decode_key};
 use super::settle::{Goal, settle};
 use super::types::{
     ActionResult, ApplyProgress, ApplyRequest, DeployRequest, ErrorBody, HealthReport,
@@ -67,6 +68,10 @@ fn bad_request(message: impl Into<String>) -> CallError {
     CallError::new(400, message)
 }
 
+fn bad_key(error: crate::names::KeyError) -> CallError {
+    bad_request(error.to_string())
+}
+
 impl ApiState {
     /// Asks the reconciler and waits for its answer.
     pub(super) async fn ask<T>(
@@ -103,73 +108,86 @@ impl ApiState {
             .to_string();
         let query = parse_query(request.uri().query());
         let segments: Vec<&str> = path.split('/').collect();
-        let need = need(&method, &segments);
-        if let Err(error) = authorize(&scope, &need, &method, &path) {
+        let Some(route) = Route::parse(&method, &segments) else {
+            return failure(not_found(&method, &path));
+        };
+        // Every route says what it needs (`Route::need`, exhaustive): nothing is reachable
+        // by a tenant token unless its route says so.
+        if let Err(error) = authorize(&scope, &route.need(), &method, &path) {
             return failure(error);
         }
-        let result = match (&method, segments.as_slice()) {
-            (&Method::GET, ["status"]) => self
+        let result = match route {
+            Route::Status => self
                 .ask(Call::Status)
                 .await
                 .map(|view| json(StatusCode::OK, &view)),
-            (&Method::GET, ["plan"]) => self
+            Route::Plan => self
                 .ask(Call::Plan)
                 .await
                 .map(|view| json(StatusCode::OK, &view)),
-            (&Method::POST, ["apply"]) => match read_json::<ApplyRequest>(request).await {
+            Route::Apply => match read_json::<ApplyRequest>(request).await {
                 Ok(apply) => self.apply(apply).await,
                 Err(error) => Err(error),
             },
-            (&Method::GET, ["instances"]) => self.ask(Call::Instances).await.map(|views| {
+            Route::Instances => self.ask(Call::Instances).await.map(|views| {
                 let views: Vec<InstanceView> = views
                     .into_iter()
                     .filter(|view| scope.sees(&view.instance))
                     .collect();
                 json(StatusCode::OK, &views)
             }),
-            (&Method::POST, ["instances", "spawn"]) => match read_json::<SpawnRequest>(request)
-                .await
-            {
+            Route::Spawn => match read_json::<SpawnRequest>(request).await {
                 Ok(spawn) => match InstanceKey::parse(&format!("{}:{}", spawn.process, spawn.id)) {
                     Ok(key) => self.declare(key).await,
                     Err(error) => Err(bad_request(error.to_string())),
                 },
                 Err(error) => Err(error),
             },
-            (_, ["instances", key, rest @ ..]) => match parse_key(key) {
-                Ok(key) => match (&method, rest) {
-                    (&Method::GET, []) => self.instance(&key).await,
-                    (&Method::DELETE, []) => Arc::clone(&self).undeclare(key).await,
-                    (&Method::POST, ["stop"]) => self.set_state(key, RunState::Stopped).await,
-                    (&Method::POST, ["start"]) => self.set_state(key, RunState::Running).await,
-                    (&Method::POST, ["restart"]) => self.restart(key).await,
-                    (&Method::GET, ["health"]) => self.health(key).await,
-                    (&Method::PUT, ["weight"]) => match read_json::<WeightRequest>(request).await {
-                        Ok(body) => self.set_weight(key, body.weight).await,
-                        Err(error) => Err(error),
-                    },
-                    _ => Err(not_found(&method, &path)),
-                },
-                Err(error) => Err(error),
+            Route::Instance(key) => match key {
+                Ok(key) => self.instance(&key).await,
+                Err(error) => Err(bad_key(error)),
             },
-            (&Method::POST, ["deploy"]) => match read_json::<DeployRequest>(request).await {
+            Route::Remove(key) => match key {
+                Ok(key) => Arc::clone(&self).undeclare(key).await,
+                Err(error) => Err(bad_key(error)),
+            },
+            Route::Stop(key) => match key {
+                Ok(key) => self.set_state(key, RunState::Stopped).await,
+                Err(error) => Err(bad_key(error)),
+            },
+            Route::Start(key) => match key {
+                Ok(key) => self.set_state(key, RunState::Running).await,
+                Err(error) => Err(bad_key(error)),
+            },
+            Route::Restart(key) => match key {
+                Ok(key) => self.restart(key).await,
+                Err(error) => Err(bad_key(error)),
+            },
+            Route::Health(key) => match key {
+                Ok(key) => self.health(key).await,
+                Err(error) => Err(bad_key(error)),
+            },
+            Route::Weight(key) => match (key, read_json::<WeightRequest>(request).await) {
+                (Ok(key), Ok(body)) => self.set_weight(key, body.weight).await,
+                (Err(error), _) => Err(bad_key(error)),
+                (_, Err(error)) => Err(error),
+            },
+            Route::Deploy => match read_json::<DeployRequest>(request).await {
                 Ok(body) => self.deploy(body).await,
                 Err(error) => Err(error),
             },
-            (&Method::POST, ["route"]) => match read_json::<RouteRequest>(request).await {
+            Route::Reroute => match read_json::<RouteRequest>(request).await {
                 Ok(body) => self.reroute(body).await,
                 Err(error) => Err(error),
             },
-            (&Method::POST, ["tokens"]) => match read_json::<TokenRequest>(request).await {
+            Route::Tokens => match read_json::<TokenRequest>(request).await {
                 Ok(body) => Arc::clone(&self).issue_token(body).await,
                 Err(error) => Err(error),
             },
-            (&Method::GET, ["logs"]) => log_query(&query, &scope)
+            Route::Logs => log_query(&query, &scope)
                 .map(|query| json(StatusCode::OK, &self.logs.query(&query))),
-            (&Method::GET, ["logs", "stream"]) => {
-                log_query(&query, &scope).map(|query| self.follow_logs(query))
-            }
-            (&Method::GET, ["events"]) => event_filter(&query, &scope).map(|instance| {
+            Route::LogStream => log_query(&query, &scope).map(|query| self.follow_logs(query)),
+            Route::Events => event_filter(&query, &scope).map(|instance| {
                 let limit = query
                     .get("limit")
                     .and_then(|limit| limit.parse().ok())
@@ -179,10 +197,9 @@ impl ApiState {
                     &self.events.recent(instance.as_ref(), limit),
                 )
             }),
-            (&Method::GET, ["events", "stream"]) => {
+            Route::EventStream => {
                 event_filter(&query, &scope).map(|instance| self.follow_events(instance))
             }
-            _ => Err(not_found(&method, &path)),
         };
         result.unwrap_or_else(failure)
     }

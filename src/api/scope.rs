@@ -1,4 +1,5 @@
-//! Who may do what: a token's scope and what each API route needs of it. Pure: no I/O.
+//! Who may do what: a token's scope, and whether it meets what a route needs of it
+//! (`route::Route::need`). Pure: no I/O.
 //!
 //! An admin token may do everything. A tenant token (one instance) may only read its own
 //! instance (`GET /api/instances` lists only it, `GET /api/instances/{it}`, `/health`), restart
@@ -37,8 +38,6 @@ pub enum Need {
     Instance(InstanceKey),
     /// Any token; a tenant's answer is narrowed to its own instance (listing, logs, events).
     Narrowed,
-    /// No such route: 404 for any valid token.
-    Nothing,
 }
 
 /// The instance filter a request asked for (`?instance=`, or `?process=&id=` for logs).
@@ -50,46 +49,13 @@ pub enum Filter {
     One(InstanceKey),
 }
 
-/// What the route `method /api/{segments}` needs. Mirrors the dispatch in `routes`.
-pub fn need(method: &Method, segments: &[&str]) -> Need {
-    match (method, segments) {
-        (&Method::GET, ["instances"])
-        | (&Method::GET, ["logs"])
-        | (&Method::GET, ["logs", "stream"])
-        | (&Method::GET, ["events"])
-        | (&Method::GET, ["events", "stream"]) => Need::Narrowed,
-        (&Method::GET, ["status"] | ["plan"])
-        | (&Method::POST, ["apply"] | ["instances", "spawn"] | ["deploy"] | ["route"])
-        | (&Method::POST, ["tokens"]) => Need::Admin,
-        (_, ["instances", key, rest @ ..]) => {
-            let own = matches!(
-                (method, rest),
-                (&Method::GET, [] | ["health"]) | (&Method::POST, ["restart"])
-            );
-            let known = own
-                || matches!(
-                    (method, rest),
-                    (&Method::DELETE, [])
-                        | (&Method::POST, ["stop"] | ["start"])
-                        | (&Method::PUT, ["weight"])
-                );
-            match (own, decode_key(key)) {
-                (true, Ok(key)) => Need::Instance(key),
-                _ if known => Need::Admin,
-                _ => Need::Nothing,
-            }
-        }
-        _ => Need::Nothing,
-    }
-}
-
 /// Refuses (403) what `scope` may not do; says which scope the token has and what is needed.
 pub fn authorize(scope: &Scope, need: &Need, method: &Method, path: &str) -> Result<(), CallError> {
     let Scope::Tenant(own) = scope else {
         return Ok(());
     };
     match need {
-        Need::Narrowed | Need::Nothing => Ok(()),
+        Need::Narrowed => Ok(()),
         Need::Instance(key) if key == own => Ok(()),
         Need::Instance(key) => Err(forbidden(
             scope,
@@ -155,65 +121,6 @@ mod tests {
 
     fn key(text: &str) -> InstanceKey {
         InstanceKey::parse(text).unwrap()
-    }
-
-    fn tenant_may(method: Method, path: &str) -> Result<(), u16> {
-        let segments: Vec<&str> = path.split('/').collect();
-        let need = need(&method, &segments);
-        authorize(&Scope::Tenant(key("notes:alice")), &need, &method, path)
-            .map_err(|error| error.status)
-    }
-
-    #[test]
-    fn a_tenant_token_reaches_only_its_own_routes() {
-        let allowed = [
-            (Method::GET, "instances"),
-            (Method::GET, "instances/notes:alice"),
-            (Method::GET, "instances/notes%3Aalice"),
-            (Method::GET, "instances/notes:alice/health"),
-            (Method::POST, "instances/notes:alice/restart"),
-            (Method::GET, "logs"),
-            (Method::GET, "logs/stream"),
-            (Method::GET, "events"),
-            (Method::GET, "events/stream"),
-            // Unknown routes answer 404 to any token.
-            (Method::GET, "nothing/here"),
-        ];
-        for (method, path) in allowed {
-            assert_eq!(tenant_may(method.clone(), path), Ok(()), "{method} {path}");
-        }
-        let refused = [
-            (Method::GET, "status"),
-            (Method::GET, "plan"),
-            (Method::POST, "apply"),
-            (Method::POST, "instances/spawn"),
-            (Method::POST, "deploy"),
-            (Method::POST, "route"),
-            (Method::POST, "tokens"),
-            (Method::GET, "instances/notes:bob"),
-            (Method::GET, "instances/notes:bob/health"),
-            (Method::POST, "instances/notes:bob/restart"),
-            (Method::DELETE, "instances/notes:alice"),
-            (Method::POST, "instances/notes:alice/stop"),
-            (Method::POST, "instances/notes:alice/start"),
-            (Method::PUT, "instances/notes:alice/weight"),
-        ];
-        for (method, path) in refused {
-            assert_eq!(
-                tenant_may(method.clone(), path),
-                Err(403),
-                "{method} {path}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_admin_token_reaches_everything() {
-        for path in ["status", "tokens", "instances/notes:bob/weight"] {
-            let segments: Vec<&str> = path.split('/').collect();
-            let need = need(&Method::PUT, &segments);
-            assert!(authorize(&Scope::Admin, &need, &Method::PUT, path).is_ok());
-        }
     }
 
     #[test]

@@ -345,3 +345,27 @@ fn https_asked_for_is_refused_not_ignored() {
         stderr(&output)
     );
 }
+
+#[test]
+fn falling_asleep_is_not_logged_as_a_start() {
+    let dir = project(
+        "",
+        &backend_service("web", "idle_timeout = 1"),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_until("web:a sleeps", |views| views[0].phase == Phase::Sleeping);
+    // Let a few reconcile passes run while it sleeps.
+    std::thread::sleep(Duration::from_millis(300));
+    let events = stdout(&server.ten(&["events", "web:a"]));
+    let after_sleep: Vec<&str> = events
+        .lines()
+        .skip_while(|line| !line.contains("sleep"))
+        .collect();
+    assert!(!after_sleep.is_empty(), "{events}");
+    assert!(
+        !after_sleep.iter().any(|line| line.contains("start")),
+        "{events}"
+    );
+}

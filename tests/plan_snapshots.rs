@@ -29,7 +29,8 @@ fn load_valid(root: &Path) -> DesiredState {
         .unwrap_or_else(|| panic!("fixture desired state is invalid: {messages:?}"))
 }
 
-/// Applies `observed` lines: `KEY phase=P exit_code=N signal=N restarts=N note=rest of line`.
+/// Applies `observed` lines: `KEY phase=P heading_for=P exit_code=N signal=N restarts=N
+/// note=rest of line`.
 fn adjust(observed: &mut ObservedState, lines: &str) {
     for line in lines.lines().filter(|line| !line.trim().is_empty()) {
         let (key, attributes) = line.split_once(' ').unwrap_or((line, ""));
@@ -48,6 +49,10 @@ fn adjust(observed: &mut ObservedState, lines: &str) {
             match name {
                 "phase" => instance.phase = serde_json::from_str(&format!("\"{value}\"")).unwrap(),
                 "restarts" => instance.restarts = value.parse().unwrap(),
+                "heading_for" => {
+                    instance.heading_for =
+                        Some(serde_json::from_str(&format!("\"{value}\"")).unwrap());
+                }
                 "exit_code" | "signal" => {
                     let exit = instance.last_exit.get_or_insert(ExitInfo {
                         code: None,

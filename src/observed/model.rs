@@ -166,6 +166,10 @@ pub struct ObservedInstance {
     /// Why it is in its phase, when that needs saying ("process 4242 is gone").
     #[serde(default)]
     pub note: Option<String>,
+    /// While `stopping`: the phase it heads for (`sleeping` when idle, `starting` or `backoff`
+    /// for a restart, `failed`, `stopped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading_for: Option<Phase>,
 }
 
 impl ObservedInstance {
@@ -184,6 +188,7 @@ impl ObservedInstance {
             restart_times_unix: Vec::new(),
             last_exit: None,
             note: None,
+            heading_for: None,
         }
     }
 }

@@ -173,6 +173,15 @@ fn plan_existing(
         }
         (RunState::Running, Phase::Sleeping)
         | (RunState::Stopped, Phase::Stopped | Phase::Stopping) => None,
+        // A stop on its way to sleep, a restart or failed is not undone: it was the
+        // supervisor's own (idle, unhealthy, over quota), and it ends converged or as drift.
+        (RunState::Running, Phase::Stopping)
+            if instance
+                .heading_for
+                .is_some_and(|phase| phase != Phase::Stopped) =>
+        {
+            None
+        }
         (RunState::Running, Phase::Stopped | Phase::Stopping) => {
             let fields = diff_fields(&instance.spec, desired_fields, fields::effect);
             let message = "because its declared state is \"running\"".to_string();

@@ -733,6 +733,7 @@ impl<R: Runtime> Reconciler<R> {
         instance.started_at_unix = status.started_at_unix;
         instance.last_exit = status.last_exit;
         instance.note = status.note;
+        instance.heading_for = status.heading_for;
         if phase_changed {
             self.pass_due = true;
         }

@@ -212,6 +212,20 @@ impl Machine {
         reason
     }
 
+    /// While stopping: the phase it heads for once the process is gone.
+    pub fn heading_for(&self) -> Option<Phase> {
+        let State::Stopping { then, .. } = &self.state else {
+            return None;
+        };
+        Some(match then {
+            Then::Stop | Then::Remove => Phase::Stopped,
+            Then::Restart => Phase::Starting,
+            Then::Retry => Phase::Backoff,
+            Then::Sleep => Phase::Sleeping,
+            Then::Fail => Phase::Failed,
+        })
+    }
+
     pub fn phase(&self) -> Phase {
         match self.state {
             State::Stopped => Phase::Stopped,

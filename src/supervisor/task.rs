@@ -98,6 +98,8 @@ pub struct InstanceStatus {
     pub started_at_unix: Option<u64>,
     pub last_exit: Option<ExitInfo>,
     pub note: Option<String>,
+    /// While stopping: the phase it heads for.
+    pub heading_for: Option<Phase>,
     /// The task ended (after `Remove`).
     pub removed: bool,
 }
@@ -116,6 +118,7 @@ impl InstanceStatus {
             started_at_unix: None,
             last_exit: None,
             note: None,
+            heading_for: None,
             removed: false,
         }
     }
@@ -737,6 +740,7 @@ impl<R: Runtime> InstanceTask<R> {
                 at_unix: self.last_exit_at.unwrap_or(0),
             }),
             note: self.machine.note.clone(),
+            heading_for: self.machine.heading_for(),
             removed: false,
         }
     }

@@ -369,3 +369,154 @@ fn falling_asleep_is_not_logged_as_a_start() {
         "{events}"
     );
 }
+
+/// The CLI in `dir` with a clean environment (no TENEMENT_* variables).
+fn ten_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("TENEMENT_CONFIG")
+        .env_remove("TENEMENT_SERVER")
+        .env_remove("TENEMENT_TOKEN")
+        .env_remove("TENEMENT_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn route_to_itself_is_refused_and_nothing_changes() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "weight = 70\n")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let output = server.ten(&["route", "web", "--from", "a", "--to", "a"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("same instance"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instances/web/a.toml")).unwrap(),
+        "weight = 70\n"
+    );
+}
+
+#[test]
+fn apply_speaks_json_on_every_error_and_applies_a_reviewed_plan_without_asking() {
+    let dir = project(
+        "auto_apply = false",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let json_error = |args: &[&str]| {
+        let output = if args.contains(&"--server") {
+            ten_in(dir.path(), args)
+        } else {
+            server.ten(args)
+        };
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}");
+        let error: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("ten {args:?}: no JSON on stdout: {}", stdout(&output)));
+        assert!(error["error"].is_string(), "ten {args:?}: {error}");
+        error
+    };
+    // Without a terminal and without --auto-approve.
+    json_error(&["apply", "--json"]);
+    // A token from another plan.
+    let error = json_error(&["apply", "--json", "--check", "0000000000000000"]);
+    assert!(
+        error["error"].as_str().unwrap().contains("plan changed"),
+        "{error}"
+    );
+    // No server there.
+    json_error(&["apply", "--json", "--server", "http://127.0.0.1:9"]);
+    // Files with errors: their diagnostics are in the JSON.
+    support::write_file(&dir.path().join("instances/web/b.toml"), "weight = \"x\"\n");
+    server.wait_until("b's error is seen", |_| {
+        !stdout(&server.ten(&["diff", "--json"])).contains("\"diagnostics\": []")
+    });
+    let error = json_error(&["apply", "--json"]);
+    assert_eq!(
+        error["diagnostics"][0]["file"], "instances/web/b.toml",
+        "{error}"
+    );
+    std::fs::remove_file(dir.path().join("instances/web/b.toml")).unwrap();
+
+    // The plan reviewed with `ten diff` is applied by its token, without a prompt.
+    server.wait_until("b is gone from the plan", |_| {
+        stdout(&server.ten(&["diff", "--json"])).contains("\"diagnostics\": []")
+    });
+    let plan: serde_json::Value =
+        serde_json::from_slice(&server.ten(&["diff", "--json"]).stdout).unwrap();
+    let token = plan["token"].as_str().unwrap();
+    let output = server.ten(&["apply", "--check", token]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    server.wait_running("web:a");
+}
+
+#[test]
+fn health_answers_json_and_a_cli_of_another_config_is_told_so() {
+    let first = project("", &backend_service("web", ""), &[]);
+    let server = TestServer::start(first.path());
+    let (status, body) = server.get("localhost", "/health");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok", "{body}");
+
+    // A CLI in another project, pointed at this server.
+    let second = project("", &backend_service("web", ""), &[]);
+    let output = ten_in(second.path(), &["ps", "--server", &server.url]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("serves another tenement.toml") && text.contains(&server.url),
+        "{text}"
+    );
+}
+
+#[test]
+fn commands_without_a_config_in_reach_say_so() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = ten_in(empty.path(), &["spawn", "notes:alice"]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("no tenement.toml in") && text.contains("ten init"),
+        "{text}"
+    );
+}
+
+#[test]
+fn init_makes_a_project_that_validates_and_never_suggests_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = ten_in(empty.path(), &["init"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!said.contains("install"), "{said}");
+    assert!(said.contains("ten serve"), "{said}");
+    assert!(empty.path().join("tenement.toml").is_file());
+    assert!(empty.path().join("instances").is_dir());
+    let output = ten_in(empty.path(), &["validate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A second init changes nothing.
+    let before = std::fs::read_to_string(empty.path().join("tenement.toml")).unwrap();
+    let output = ten_in(empty.path(), &["init"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("already"), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(empty.path().join("tenement.toml")).unwrap(),
+        before
+    );
+}

@@ -44,6 +44,8 @@ struct Editable {
 const MAX_BODY: usize = 64 * 1024;
 
 pub struct ApiState {
+    /// Which config this server serves (`server::config_id`), for `/health`.
+    pub config_id: String,
     pub reconciler: mpsc::Sender<Message>,
     pub logs: Arc<LogHub>,
     pub events: EventLog,
@@ -479,6 +481,12 @@ impl ApiState {
                 .map_err(|error| bad_request(error.to_string()))
         };
         let (from, to) = (parse(&request.from)?, parse(&request.to)?);
+        if from == to {
+            return Err(bad_request(format!(
+                "--from and --to name the same instance ({from}): there is no traffic to move"
+            ))
+            .hint(format!("to set its share, use `ten weight {from} N`")));
+        }
         let views = self.ask(Call::Instances).await?;
         let find = |key: &InstanceKey| {
             views

@@ -117,6 +117,16 @@ pub struct ActionResult {
     pub view: Option<InstanceView>,
 }
 
+/// `GET /health` (public): `{"status": "ok"}`, as the original answers, and which config the
+/// server serves, as a digest of its path (`server::config_id`): the CLI tells a server of
+/// another project from a wrong token by it, and no path is shown to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthBody {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
 /// `GET /api/instances/{S:ID}/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthReport {

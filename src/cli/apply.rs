@@ -9,7 +9,7 @@ use hyper::Method;
 use crate::api::types::{ApplyProgress, ApplyRequest, PlanView};
 use crate::render::{Detail, render_plan};
 
-use super::client::{Client, Lines, print_diagnostics};
+use super::client::{Client, Lines};
 use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stdout_style};
 
 #[derive(Debug, Args)]
@@ -18,7 +18,8 @@ pub struct ApplyArgs {
     #[arg(long, visible_alias = "yes")]
     pub auto_approve: bool,
 
-    /// Apply only if the plan still has this token (from `ten diff`); refuse if anything changed
+    /// Apply the plan `ten diff` showed with this token, without asking again; refuse if
+    /// anything changed since
     #[arg(long, value_name = "TOKEN")]
     pub check: Option<String>,
 
@@ -35,9 +36,9 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let view: PlanView = client.get("/api/plan")?;
     if view.diagnostics.iter().any(|d| d.is_error()) {
-        print_diagnostics(&view.diagnostics);
         return Err(CliError::new("the files have errors; nothing was applied")
-            .hint("fix them (`ten validate` shows where) and apply again"));
+            .hint("fix them (`ten validate` shows where) and apply again")
+            .diagnostics(view.diagnostics));
     }
     let style = stdout_style();
     if !args.json {
@@ -60,7 +61,8 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CliError> {
         ))
         .hint("review the plan above and apply again"));
     }
-    if !args.auto_approve && !confirm()? {
+    // A plan reviewed with `ten diff` and named by its token needs no second confirmation.
+    if !args.auto_approve && args.check.is_none() && !confirm()? {
         print_stderr("Apply cancelled.\n");
         return Ok(exit::ERROR);
     }

@@ -5,7 +5,7 @@
 //! and the token (`--token` / `TENEMENT_TOKEN`, else `{data_dir}/api_token`).
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -31,19 +31,21 @@ pub struct Client {
     host: String,
     port: u16,
     token: Option<String>,
+    /// The config in reach, to tell a server of another config from a wrong token.
+    config_path: Option<PathBuf>,
     runtime: tokio::runtime::Runtime,
 }
 
-/// The server serving the config in reach, if one runs, and the data directory (for the
+/// The config in reach, the server serving it if one runs, and the data directory (for the
 /// token): found through the registry by config path, or the config's `data_dir`.
-fn local_server(global: &GlobalArgs) -> (Option<ServeInfo>, Option<PathBuf>) {
-    let config_path = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| find_config(global.config.as_deref(), &cwd).ok());
-    let mut info = config_path.as_deref().and_then(find_server);
+fn local_server(
+    config_path: Option<&Path>,
+    global: &GlobalArgs,
+) -> (Option<ServeInfo>, Option<PathBuf>) {
+    let mut info = config_path.and_then(find_server);
     let mut data_dir = global.data_dir.clone();
     if info.is_none()
-        && let Some(config_path) = &config_path
+        && let Some(config_path) = config_path
     {
         let mut diagnostics = Vec::new();
         let configured = crate::desired::read_config(config_path, &mut diagnostics)
@@ -59,7 +61,21 @@ fn local_server(global: &GlobalArgs) -> (Option<ServeInfo>, Option<PathBuf>) {
 
 impl Client {
     pub fn new(global: &GlobalArgs) -> Result<Client, CliError> {
-        let (info, data_dir) = local_server(global);
+        let cwd = std::env::current_dir().map_err(|error| {
+            CliError::new(format!("cannot read the working directory: {error}"))
+        })?;
+        let config_path = match find_config(global.config.as_deref(), &cwd) {
+            Ok(path) => Some(path),
+            // Without a config, nothing says which server or token to use: unless both are
+            // given, say what is missing rather than try a default server.
+            Err(error) if global.server.is_none() || global.token.is_none() => {
+                return Err(CliError::new(error.to_string()).hint(
+                    "run ten in your project's directory (`ten init` makes a new one), pass --config PATH, or --server URL with --token for a server elsewhere",
+                ));
+            }
+            Err(_) => None,
+        };
+        let (info, data_dir) = local_server(config_path.as_deref(), global);
         let url = match &global.server {
             Some(url) => url.clone(),
             None => info.map_or_else(|| DEFAULT_SERVER.to_string(), |info| info.url),
@@ -98,6 +114,7 @@ impl Client {
             host,
             port,
             token,
+            config_path,
             runtime,
         })
     }
@@ -196,6 +213,11 @@ impl Client {
                     .await
                     .map(|body| body.to_bytes())
                     .unwrap_or_default();
+                if status == StatusCode::UNAUTHORIZED
+                    && let Some(error) = self.another_config().await
+                {
+                    return Err(error);
+                }
                 return Err(self.error(status, &bytes));
             }
             while let Some(frame) = response.body_mut().frame().await {
@@ -212,6 +234,37 @@ impl Client {
         })
     }
 
+    /// When the server serves another config than the one in reach (its `/health` says
+    /// which, as a digest of its path), the error that says so: a token refused there is no
+    /// surprise.
+    async fn another_config(&self) -> Option<CliError> {
+        let ours = crate::server::config_id(self.config_path.as_deref()?);
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .ok()?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(connection);
+        let request = Request::get("/health")
+            .header(header::HOST, &self.authority)
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let response = sender.send_request(request).await.ok()?;
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        let health: crate::api::types::HealthBody = serde_json::from_slice(&body).ok()?;
+        let theirs = health.config?;
+        (theirs != ours).then(|| {
+            let config = self.config_path.as_deref().unwrap_or(Path::new(""));
+            CliError::new(format!(
+                "the server at {} serves another tenement.toml, not {}",
+                self.url,
+                config.display()
+            ))
+            .hint("point --server (TENEMENT_SERVER) at the server of this config (`ten serve` prints where it listens), or run the CLI in the other server's project directory")
+        })
+    }
+
     fn unreachable(&self, error: std::io::Error) -> CliError {
         CliError::new(format!("cannot reach the ten server at {}: {error}", self.url)).hint(
             "start it with `ten serve`, or point --server (TENEMENT_SERVER) at it; `ten diff --offline` works without a server",
@@ -221,8 +274,7 @@ impl Client {
     fn error(&self, status: StatusCode, bytes: &[u8]) -> CliError {
         match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(body) => {
-                print_diagnostics(&body.diagnostics);
-                let mut error = CliError::new(body.error);
+                let mut error = CliError::new(body.error).diagnostics(body.diagnostics);
                 error.hint = body.hint;
                 if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
                     error.hint = Some(

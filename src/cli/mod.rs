@@ -8,6 +8,7 @@ mod context;
 mod diff;
 mod events;
 mod health;
+mod init;
 mod install;
 mod instance;
 mod logs;
@@ -77,6 +78,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make a new project here: a tenement.toml to start from and an instances/ directory
+    Init(init::InitArgs),
     /// Run the server: keeps processes equal to the files, supervises them, serves the API
     Serve(serve::ServeArgs),
     /// Check tenement.toml and instances/: every problem with file:line:col; exit 1 if any
@@ -120,11 +123,39 @@ pub enum Command {
     Uninstall(install::UninstallArgs),
 }
 
-/// An error for the user: what went wrong and, when we know, what to do next.
+impl Command {
+    /// Whether the command was asked for JSON (`--json`): its errors are JSON then too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Validate(args) => args.json,
+            Command::Diff(args) => args.json,
+            Command::Apply(args) => args.json,
+            Command::Spawn(args) => args.json,
+            Command::Stop(args) | Command::Start(args) | Command::Rm(args) => args.json,
+            Command::Restart(args) => args.json,
+            Command::Ps(args) => args.json,
+            Command::Health(args) => args.json,
+            Command::Logs(args) => args.json,
+            Command::Events(args) => args.json,
+            Command::Weight(args) => args.json,
+            Command::Deploy(args) => args.json,
+            Command::Route(args) => args.json,
+            Command::TokenGen(args) => args.json,
+            Command::Config(args) => args.json,
+            Command::Install(args) => args.json,
+            Command::Uninstall(args) => args.json,
+            Command::Serve(_) | Command::Init(_) => false,
+        }
+    }
+}
+
+/// An error for the user: what went wrong and, when we know, what to do next, and the
+/// problems in the files behind it, if any.
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
+    pub diagnostics: Vec<crate::config::Diagnostic>,
 }
 
 impl CliError {
@@ -132,12 +163,31 @@ impl CliError {
         Self {
             message: message.into(),
             hint: None,
+            diagnostics: Vec::new(),
         }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    pub fn diagnostics(mut self, diagnostics: Vec<crate::config::Diagnostic>) -> Self {
+        self.diagnostics = diagnostics;
+        self
+    }
+
+    /// For `--json`: `{"format_version": 1, "error": ..., "hint": ..., "diagnostics": [...]}`.
+    fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&serde_json::json!({
+            "format_version": 1,
+            "error": self.message,
+            "hint": self.hint,
+            "diagnostics": self.diagnostics,
+        }))
+        .unwrap_or_default();
+        text.push('\n');
+        text
     }
 }
 
@@ -171,6 +221,7 @@ pub fn main() -> ExitCode {
     init_tracing(matches!(cli.command, Command::Serve(_)));
     let global = &cli.global;
     let result = match &cli.command {
+        Command::Init(args) => init::run(global, args),
         Command::Serve(args) => serve::run(global, args),
         Command::Validate(args) => validate::run(global, args),
         Command::Diff(args) => diff::run(global, args),
@@ -194,8 +245,20 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // Asked for JSON, errors are JSON too (on stdout, where the answer was expected).
+        Err(error) if cli.command.json() => {
+            let _ = print_stdout(&error.to_json());
+            ExitCode::from(exit::ERROR)
+        }
         Err(error) => {
             let style = stderr_style();
+            if !error.diagnostics.is_empty() {
+                print_stderr(&crate::render::render_each(
+                    &error.diagnostics,
+                    std::path::Path::new(""),
+                    style,
+                ));
+            }
             let mut text = format!("{} {}\n", style.red("error:"), error.message);
             if let Some(hint) = error.hint {
                 text.push_str(&format!("{} {hint}\n", style.bold("hint:")));

@@ -114,7 +114,11 @@ impl Router {
     async fn own(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
-            return body::text(StatusCode::OK, "ok");
+            let health = crate::api::types::HealthBody {
+                status: "ok".into(),
+                config: Some(self.api.config_id.clone()),
+            };
+            return body::json(StatusCode::OK, &health);
         }
         if path == "/api" || path.starts_with("/api/") {
             return Arc::clone(&self.api).handle(request, peer).await;

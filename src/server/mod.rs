@@ -178,14 +178,19 @@ pub fn registry_dir() -> PathBuf {
     }
 }
 
-fn registry_entry(config_path: &Path) -> PathBuf {
+/// Which config a server serves, for `/health`: 16 hex digits of the SHA-256 of its path (the
+/// path itself is nobody's business).
+pub fn config_id(config_path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(config_path.as_os_str().as_encoded_bytes());
-    let name: String = digest[..8]
+    digest[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
-        .collect();
-    registry_dir().join(format!("{name}.json"))
+        .collect()
+}
+
+fn registry_entry(config_path: &Path) -> PathBuf {
+    registry_dir().join(format!("{}.json", config_id(config_path)))
 }
 
 fn write_serve_info(info: &ServeInfo, data_dir: &Path, config_path: &Path) -> Vec<PathBuf> {
@@ -342,6 +347,7 @@ pub async fn serve(
         })?;
 
     let api = Arc::new(ApiState {
+        config_id: config_id(&options.config_path),
         reconciler: messages.clone(),
         logs,
         events: events.clone(),

@@ -107,9 +107,24 @@ impl TestServer {
     }
 
     pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        let config = dir.display().to_string();
+        let args = ["--port", "0", "--bind", "127.0.0.1", "--config", &config];
+        Self::launch(dir, &args, env)
+    }
+
+    /// `ten serve ARGS` run in `dir` (its tenement.toml found there, as a user runs it).
+    pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
+        Self::launch(dir, args, &[])
+    }
+
+    fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ten"))
-            .args(["serve", "--port", "0", "--bind", "127.0.0.1", "--config"])
-            .arg(dir)
+            .arg("serve")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("TENEMENT_CONFIG")
+            .env_remove("TENEMENT_SERVER")
+            .env_remove("TENEMENT_TOKEN")
             .envs(env.iter().copied())
             .env("TEN_LOG", "info")
             .env("NO_COLOR", "1")

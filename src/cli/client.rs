@@ -176,35 +176,7 @@ impl Client {
             None => Vec::new(),
         };
         self.runtime.block_on(async {
-            let stream = TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|error| self.unreachable(error))?;
-            let _ = stream.set_nodelay(true);
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|error| self.unreachable(std::io::Error::other(error)))?;
-            tokio::spawn(connection);
-            let mut request = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(header::HOST, &self.authority)
-                .header(
-                    header::USER_AGENT,
-                    concat!("ten/", env!("CARGO_PKG_VERSION")),
-                );
-            if let Some(token) = &self.token {
-                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            if !payload.is_empty() {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-            }
-            let request = request
-                .body(Full::new(Bytes::from(payload)))
-                .map_err(|error| CliError::new(error.to_string()))?;
-            let mut response = sender.send_request(request).await.map_err(|error| {
-                CliError::new(format!("the request to {}{path} failed: {error}", self.url))
-            })?;
+            let mut response = self.send(method, path, payload, true).await?;
             let status = response.status();
             if !status.is_success() {
                 let bytes = response
@@ -234,23 +206,53 @@ impl Client {
         })
     }
 
-    /// When the server serves another config than the one in reach (its `/health` says
-    /// which, as a digest of its path), the error that says so: a token refused there is no
-    /// surprise.
-    async fn another_config(&self) -> Option<CliError> {
-        let ours = crate::server::config_id(self.config_path.as_deref()?);
+    /// Sends one request (with the token when `authorized`) on a connection of its own.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Vec<u8>,
+        authorized: bool,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, CliError> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .ok()?;
+            .map_err(|error| self.unreachable(error))?;
+        let _ = stream.set_nodelay(true);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .ok()?;
+            .map_err(|error| self.unreachable(std::io::Error::other(error)))?;
         tokio::spawn(connection);
-        let request = Request::get("/health")
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
             .header(header::HOST, &self.authority)
-            .body(Full::new(Bytes::new()))
+            .header(
+                header::USER_AGENT,
+                concat!("ten/", env!("CARGO_PKG_VERSION")),
+            );
+        if authorized && let Some(token) = &self.token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if !payload.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(payload)))
+            .map_err(|error| CliError::new(error.to_string()))?;
+        sender.send_request(request).await.map_err(|error| {
+            CliError::new(format!("the request to {}{path} failed: {error}", self.url))
+        })
+    }
+
+    /// When the server serves another config than the one in reach (its public `/health`
+    /// says which, as a digest of its path), the error that says so: a token refused there
+    /// is no surprise.
+    async fn another_config(&self) -> Option<CliError> {
+        let ours = crate::server::config_id(self.config_path.as_deref()?);
+        let response = self
+            .send(Method::GET, "/health", Vec::new(), false)
+            .await
             .ok()?;
-        let response = sender.send_request(request).await.ok()?;
         let body = response.into_body().collect().await.ok()?.to_bytes();
         let health: crate::api::types::HealthBody = serde_json::from_slice(&body).ok()?;
         let theirs = health.config?;

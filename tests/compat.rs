@@ -9,28 +9,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use support::server::{TestServer, port_range, stderr, stdout, wait_gone};
-
-/// The CLI in the project's directory, as a user types it; `env` adds variables.
-fn ten(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ten"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("TENEMENT_CONFIG")
-        .env_remove("TENEMENT_SERVER")
-        .env_remove("TENEMENT_TOKEN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use support::server::{TestServer, port_range, stderr, stdout, ten_in, wait_gone};
 
 /// `ten ARGS` must succeed; its stdout.
 fn ok(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = ten(dir, args, env);
+    let output = ten_in(dir, args, env);
     assert!(
         output.status.success(),
         "ten {args:?}: {}{}",

@@ -7,7 +7,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::server::{TestServer, backend_service, project, stderr, stdout, wait_gone, within};
+use support::server::{
+    TestServer, backend_service, project, stderr, stdout, ten_in, wait_gone, within,
+};
 use ten::observed::Phase;
 
 /// `ten serve` on `port` for the project in `dir`, its output piped.
@@ -148,8 +150,8 @@ fn a_closed_output_pipe_neither_panics_ten_nor_orphans_its_tenants() {
     }
 }
 
-#[test]
-fn start_spawn_and_health_of_a_sleeping_instance_answer_at_once() {
+/// A server with one instance, `web:a`, that ran and fell asleep (idle for 1 s).
+fn asleep() -> (tempfile::TempDir, TestServer) {
     let dir = project(
         "",
         &backend_service("web", "idle_timeout = 1"),
@@ -158,6 +160,12 @@ fn start_spawn_and_health_of_a_sleeping_instance_answer_at_once() {
     let server = TestServer::start(dir.path());
     server.wait_running("web:a");
     server.wait_until("web:a sleeps", |views| views[0].phase == Phase::Sleeping);
+    (dir, server)
+}
+
+#[test]
+fn start_spawn_and_health_of_a_sleeping_instance_answer_at_once() {
+    let (_dir, server) = asleep();
     for verb in ["start", "spawn"] {
         let output = server.ten(&[verb, "web:a"]);
         assert!(output.status.success(), "ten {verb}: {}", stderr(&output));
@@ -348,14 +356,7 @@ fn https_asked_for_is_refused_not_ignored() {
 
 #[test]
 fn falling_asleep_is_not_logged_as_a_start() {
-    let dir = project(
-        "",
-        &backend_service("web", "idle_timeout = 1"),
-        &[("instances/web/a.toml", "")],
-    );
-    let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
-    server.wait_until("web:a sleeps", |views| views[0].phase == Phase::Sleeping);
+    let (_dir, server) = asleep();
     // Let a few reconcile passes run while it sleeps.
     std::thread::sleep(Duration::from_millis(300));
     let events = stdout(&server.ten(&["events", "web:a"]));
@@ -368,21 +369,6 @@ fn falling_asleep_is_not_logged_as_a_start() {
         !after_sleep.iter().any(|line| line.contains("start")),
         "{events}"
     );
-}
-
-/// The CLI in `dir` with a clean environment (no TENEMENT_* variables).
-fn ten_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ten"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("TENEMENT_CONFIG")
-        .env_remove("TENEMENT_SERVER")
-        .env_remove("TENEMENT_TOKEN")
-        .env_remove("TENEMENT_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -417,7 +403,7 @@ fn apply_speaks_json_on_every_error_and_applies_a_reviewed_plan_without_asking()
     let server = TestServer::start(dir.path());
     let json_error = |args: &[&str]| {
         let output = if args.contains(&"--server") {
-            ten_in(dir.path(), args)
+            ten_in(dir.path(), args, &[])
         } else {
             server.ten(args)
         };
@@ -477,7 +463,7 @@ fn health_answers_json_and_a_cli_of_another_config_is_told_so() {
 
     // A CLI in another project, pointed at this server.
     let second = project("", &backend_service("web", ""), &[]);
-    let output = ten_in(second.path(), &["ps", "--server", &server.url]);
+    let output = ten_in(second.path(), &["ps", "--server", &server.url], &[]);
     assert!(!output.status.success());
     let text = stderr(&output);
     assert!(
@@ -489,7 +475,7 @@ fn health_answers_json_and_a_cli_of_another_config_is_told_so() {
 #[test]
 fn commands_without_a_config_in_reach_say_so() {
     let empty = tempfile::tempdir().unwrap();
-    let output = ten_in(empty.path(), &["spawn", "notes:alice"]);
+    let output = ten_in(empty.path(), &["spawn", "notes:alice"], &[]);
     assert!(!output.status.success());
     let text = stderr(&output);
     assert!(
@@ -501,18 +487,18 @@ fn commands_without_a_config_in_reach_say_so() {
 #[test]
 fn init_makes_a_project_that_validates_and_never_suggests_install() {
     let empty = tempfile::tempdir().unwrap();
-    let output = ten_in(empty.path(), &["init"]);
+    let output = ten_in(empty.path(), &["init"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let said = format!("{}{}", stdout(&output), stderr(&output));
     assert!(!said.contains("install"), "{said}");
     assert!(said.contains("ten serve"), "{said}");
     assert!(empty.path().join("tenement.toml").is_file());
     assert!(empty.path().join("instances").is_dir());
-    let output = ten_in(empty.path(), &["validate"]);
+    let output = ten_in(empty.path(), &["validate"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     // A second init changes nothing.
     let before = std::fs::read_to_string(empty.path().join("tenement.toml")).unwrap();
-    let output = ten_in(empty.path(), &["init"]);
+    let output = ten_in(empty.path(), &["init"], &[]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("already"), "{}", stderr(&output));
     assert_eq!(

@@ -413,6 +413,22 @@ pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// The CLI run in `dir` as a user types it there: no TENEMENT_* variables but `env`.
+pub fn ten_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ten"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("TENEMENT_CONFIG")
+        .env_remove("TENEMENT_SERVER")
+        .env_remove("TENEMENT_TOKEN")
+        .env_remove("TENEMENT_DATA_DIR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

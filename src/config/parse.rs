@@ -169,8 +169,9 @@ fn parse_settings(
     let seconds = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
         fields.duration(key, TimeUnit::Seconds, Duration::from_secs(1), diagnostics)
     };
+    // 0 is a backoff too: restart at once (the restart still counts towards max_restarts).
     let millis = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
-        fields.duration(key, TimeUnit::Millis, Duration::from_millis(1), diagnostics)
+        fields.duration(key, TimeUnit::Millis, Duration::ZERO, diagnostics)
     };
     if let Some(path) = fields.string("data_dir", diagnostics) {
         settings.data_dir = resolve_path(&fields, "data_dir", &path, dir, diagnostics);
@@ -741,6 +742,24 @@ mod tests {
         assert!(settings.auto_apply);
         assert_eq!(settings.max_destroy_percent, 50);
         assert_eq!(settings.port_range, (30000, 40000));
+    }
+
+    #[test]
+    fn a_backoff_of_zero_restarts_at_once_and_is_accepted() {
+        // The original's own end-to-end suite runs with `backoff_base_ms = 0`.
+        let (config, diagnostics) = parse(
+            "[settings]\nbackoff_base_ms = 0\nbackoff_max_ms = 0\n[service.api]\ncommand = \"x\"\n",
+        );
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let settings = config.unwrap().settings;
+        assert_eq!(settings.backoff_base, Duration::ZERO);
+        assert_eq!(settings.backoff_max, Duration::ZERO);
+        let (config, diagnostics) =
+            parse("[settings]\nbackoff_base_ms = 0\n[service.api]\ncommand = \"x\"\n");
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let settings = config.unwrap().settings;
+        assert_eq!(settings.backoff_base, Duration::ZERO);
+        assert_eq!(settings.backoff_max, Duration::from_millis(60000));
     }
 
     #[test]

@@ -910,6 +910,29 @@ mod tests {
     }
 
     #[test]
+    fn a_backoff_of_zero_restarts_at_once_counts_and_still_fails() {
+        let t0 = Instant::now();
+        let mut machine = running(t0);
+        machine.policy.backoff_base = Duration::ZERO;
+        machine.policy.backoff_max = Duration::ZERO;
+        let mut now = t0;
+        for pid in 8..11 {
+            now += secs(1);
+            let effects = machine.step(Input::Exited(CRASH), now);
+            assert_eq!(machine.state, State::Backoff { until: now });
+            assert_eq!(events(&effects), ["exited with code 1; restarting in 0s"]);
+            assert_eq!(machine.deadline(), Some(now), "due at once");
+            assert_eq!(machine.step(Input::Tick, now), [Effect::Spawn]);
+            machine.step(Input::Spawned { pid }, now);
+            assert_eq!(machine.phase(), Phase::Starting);
+        }
+        assert_eq!(machine.restarts.len(), 3, "each restart counts");
+        machine.step(Input::Exited(CRASH), now);
+        assert_eq!(machine.phase(), Phase::Failed, "after max_restarts");
+        assert_eq!(machine.deadline(), None);
+    }
+
+    #[test]
     fn restarts_older_than_the_window_are_forgotten() {
         let t0 = Instant::now();
         let mut machine = running(t0);

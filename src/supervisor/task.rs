@@ -790,9 +790,14 @@ mod tests {
     }
 
     fn harness(service: &str) -> Harness {
+        harness_with("backoff_base_ms = 1000", service)
+    }
+
+    /// A harness with `settings` added to [settings].
+    fn harness_with(settings: &str, service: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[settings]\nmax_restarts = 3\nbackoff_base_ms = 1000\nhealth_check_interval = 10\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"
+            "[settings]\nmax_restarts = 3\nhealth_check_interval = 10\n{settings}\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"
         );
         let mut diagnostics = Vec::new();
         let config = parse_config(&dir.path().join("tenement.toml"), text, &mut diagnostics)
@@ -896,6 +901,35 @@ mod tests {
             waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
             "{waited:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_backoff_of_zero_a_crash_restarts_at_once_and_a_crash_loop_still_fails() {
+        let harness = harness_with(
+            "backoff_base_ms = 0",
+            "[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n",
+        );
+        let handle = harness.start("a", 20001);
+        let mut status = until(&handle, |s| s.phase == Phase::Running).await;
+        let crashed_at = Instant::now();
+        for round in 1..=3 {
+            let pid = status.pid.unwrap();
+            harness.runtime.exit(pid, CRASH);
+            status = until(&handle, |s| s.phase == Phase::Running && s.pid != Some(pid)).await;
+            assert_eq!(status.restarts, round, "every restart counts");
+        }
+        // On paused time: only the readiness probes' few milliseconds passed, no backoff.
+        let waited = Instant::now() - crashed_at;
+        assert!(waited < Duration::from_millis(100), "{waited:?}");
+        harness.runtime.exit(status.pid.unwrap(), CRASH);
+        let failed = until(&handle, |s| s.phase == Phase::Failed).await;
+        assert!(
+            failed
+                .note
+                .unwrap()
+                .starts_with("failed: exited with code 1, after 3 restarts"),
+        );
+        assert_eq!(harness.runtime.launches().len(), 4);
     }
 
     #[tokio::test(start_paused = true)]

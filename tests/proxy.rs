@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, backend, backend_service, project, stderr, stdout, wait_gone};
+use support::server::{
+    TestServer, backend, backend_service, load_across_a_kill, project, stderr, stdout, wait_gone,
+};
 use ten::observed::Phase;
 
 /// A response: status and body.
@@ -256,6 +258,8 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
         slow.body
     );
 
+    // A request that kills its backend: a GET is sent once more, to the restarted instance,
+    // then answered 502; a POST is never sent twice.
     let crash = get(&server, "a.web.localhost", "/crash");
     assert_eq!(crash.status, 502, "{}", crash.body);
     assert!(
@@ -263,6 +267,20 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
         "{}",
         crash.body
     );
+    let post = request(&server, "b.web.localhost", "POST", "/crash", &[], "");
+    assert_eq!(post.status, 502, "{}", post.body);
+    let received = |key: &str, line: &str| {
+        stdout(&server.ten(&["logs", key, "--limit", "1000"]))
+            .matches(line)
+            .count()
+    };
+    // Both answers came after the last delivery; the captured output follows.
+    assert!(support::server::within(Duration::from_secs(10), || {
+        received("web:a", "GET /crash") >= 2 && received("web:b", "POST /crash") >= 1
+    }));
+    assert_eq!(received("web:a", "GET /crash"), 2, "sent twice");
+    assert_eq!(received("web:b", "POST /crash"), 1, "sent once");
+    server.wait_running("web:b");
 
     assert!(server.ten(&["stop", "web:b"]).status.success());
     let stopped = get(&server, "b.web.localhost", "/");
@@ -637,4 +655,50 @@ fn instances_listening_on_a_unix_socket_are_proxied_and_checked_over_it() {
     let answer = get(&server, "a.sock.localhost", "/");
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.body.starts_with("backend "));
+}
+
+/// What the load of the kill tests asks for: at once, and slowly enough that requests are in
+/// flight when the tenant dies.
+const KILL_LOAD: [&str; 2] = ["/", "/slow?ms=5"];
+
+#[test]
+fn a_tenant_killed_under_load_costs_no_request() {
+    // Held while the instance restarts, sent again if they were lost with it.
+    let dir = project(
+        "backoff_base_ms = 0",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let outcome = load_across_a_kill(&server, "web:a", "a.web.localhost", &KILL_LOAD, 4);
+    assert!(
+        outcome.failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        outcome.failed.len(),
+        outcome.ok + outcome.failed.len(),
+        outcome.failed
+    );
+    assert_eq!(server.instance("web:a").unwrap().restarts, 1);
+}
+
+#[test]
+fn a_killed_instance_of_a_weighted_service_costs_no_request() {
+    // Requests lost with web:a go to web:b (or wait for web:a's restart).
+    let dir = project(
+        "backoff_base_ms = 0",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", ""), ("instances/web/b.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:b");
+    let outcome = load_across_a_kill(&server, "web:a", "web.localhost", &KILL_LOAD, 4);
+    assert!(
+        outcome.failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        outcome.failed.len(),
+        outcome.ok + outcome.failed.len(),
+        outcome.failed
+    );
+    assert_eq!(server.instance("web:a").unwrap().restarts, 1);
+    assert_eq!(server.instance("web:b").unwrap().restarts, 0);
 }

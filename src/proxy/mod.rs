@@ -9,11 +9,16 @@
 //! Errors: undeclared → 404 (nothing is started, created or counted), stopped → 503, backend
 //! failure → 502, no answer in time (wake or request) → 504. Bodies are short and say which.
 //!
+//! A request for an instance that is restarting (`backoff`) is held until it answers again, as
+//! for a wake; a request whose backend failed before answering is sent again where that is
+//! safe (`retry`), to another instance of its service or to the restarted instance.
+//!
 //! Counted (`crate::metrics`, atomics): the status of every answer to a request for a declared
 //! instance or service, and how long requests waited for a wake.
 
 pub mod connector;
 pub mod pool;
+pub mod retry;
 pub mod routes;
 pub mod timers;
 
@@ -38,7 +43,8 @@ use crate::observed::Phase;
 use crate::supervisor::gate::{Gate, Lease};
 
 use pool::{Pool, Pooled, SendError};
-use routes::{InstanceRoute, Resolved, RouteTable};
+use retry::{Head, UpstreamBody};
+use routes::{InstanceRoute, Resolved, RouteTable, ServiceRoute};
 use timers::Timers;
 
 /// The client at the other end of a connection (made once per connection, borrowed by each
@@ -66,14 +72,19 @@ pub enum Routed {
     Own(Request<Incoming>),
     /// Answered already (undeclared, or no instance takes traffic).
     Done(Response<Body>),
-    /// To an instance: `Proxy::forward` sends it.
-    Forward(Arc<InstanceRoute>, Request<Incoming>),
+    /// To an instance (picked from a service, when the service is given): `Proxy::forward`
+    /// sends it.
+    Forward(
+        Arc<InstanceRoute>,
+        Option<Arc<ServiceRoute>>,
+        Request<Incoming>,
+    ),
 }
 
 pub struct Proxy {
     routes: Arc<ArcSwap<RouteTable>>,
     /// This worker's connections to backends.
-    pool: Arc<Pool>,
+    pool: Arc<Pool<UpstreamBody>>,
 }
 
 /// Why a request cannot be forwarded; each becomes a short error response.
@@ -116,7 +127,7 @@ impl Proxy {
     }
 
     /// The backend connection pool, for its upkeep task (`Pool::maintain`).
-    pub fn pool(&self) -> Arc<Pool> {
+    pub fn pool(&self) -> Arc<Pool<UpstreamBody>> {
         Arc::clone(&self.pool)
     }
 
@@ -131,9 +142,11 @@ impl Proxy {
         let table = self.routes.load();
         match table.resolve(host, request.uri().path()) {
             Resolved::Own => Routed::Own(request),
-            Resolved::Instance(route) => Routed::Forward(Arc::clone(route), request),
+            Resolved::Instance(route) => Routed::Forward(Arc::clone(route), None, request),
             Resolved::Service(service) => match service.pick() {
-                Some(route) => Routed::Forward(Arc::clone(route), request),
+                Some(route) => {
+                    Routed::Forward(Arc::clone(route), Some(Arc::clone(service)), request)
+                }
                 None => Routed::Done(counted(Refusal::Unavailable(format!(
                     "no instance of {} takes traffic (every weight is 0)",
                     service.name
@@ -144,12 +157,15 @@ impl Proxy {
     }
 
     /// Makes `request` what the instance of `route` gets (in place: target, headers), and
-    /// returns the future that forwards it, waking the instance if it sleeps. Every answer is
-    /// counted by status. The future owns what it needs, so a request's future is this one
-    /// alone (hyper keeps one allocated per open connection and moves each request's into it).
+    /// returns the future that forwards it, waking the instance if it sleeps. `service`: the
+    /// service it was picked from, whose other instances may take the request if this one
+    /// fails. Every answer is counted by status. The future owns what it needs, so a
+    /// request's future is this one alone (hyper keeps one allocated per open connection and
+    /// moves each request's into it).
     pub fn forward(
         &self,
         route: Arc<InstanceRoute>,
+        service: Option<Arc<ServiceRoute>>,
         mut request: Request<Incoming>,
         peer: &Peer,
         host: &str,
@@ -157,49 +173,77 @@ impl Proxy {
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         to_upstream(&mut request, peer, host, upgrade);
-        send_to_instance(Arc::clone(&self.pool), route, request, client_upgrade)
+        let request = request.map(UpstreamBody::Client);
+        // What hyper does not give back once it has sent a request: kept for those that may
+        // be sent again after their backend failed (idempotent, no body).
+        let copy = Head::of(&request);
+        send_to_instance(
+            Arc::clone(&self.pool),
+            route,
+            service,
+            request,
+            copy,
+            client_upgrade,
+        )
     }
 }
 
-/// `Proxy::forward`'s future.
-async fn send_to_instance(
-    pool: Arc<Pool>,
+/// `Proxy::forward`'s future. An `async` block rather than an `async fn`, whose arguments
+/// take room twice in its future (as arguments, and as the locals they are moved into): 136
+/// bytes more per request's future, which hyper keeps for every open connection.
+#[expect(clippy::manual_async_fn, reason = "an async fn's future is larger")]
+fn send_to_instance(
+    pool: Arc<Pool<UpstreamBody>>,
     route: Arc<InstanceRoute>,
-    request: Request<Incoming>,
+    service: Option<Arc<ServiceRoute>>,
+    request: Request<UpstreamBody>,
+    copy: Option<Head>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> impl Future<Output = Response<Body>> + Send + use<> {
+    async move {
+        let ready = route
+            .gate
+            .as_ref()
+            .filter(|_| route.state != crate::config::RunState::Stopped)
+            .and_then(|gate| gate.lease());
+        let (route, lease) = match ready {
+            Some(lease) => (route, lease),
+            // Boxed: the rare path's large state stays out of every request's future (which
+            // is moved, whole, into place for each request).
+            None => match Box::pin(acquire(route, service.as_deref(), pool.timers())).await {
+                Ok(acquired) => acquired,
+                Err(refusal) => return counted(refusal),
+            },
+        };
+        let failed = match pool
+            .send(lease.target(), request, route.request_timeout)
+            .await
+        {
+            Ok((response, connection)) => {
+                return answer(lease, response, connection, client_upgrade);
+            }
+            Err(failed) => failed,
+        };
+        // Boxed, as every rare path: its state (the loop that sends again) stays out of every
+        // request's future.
+        let resent = retry::resend(&pool, route, service.as_deref(), lease, failed, copy);
+        match Box::pin(resent).await {
+            Ok((lease, response, connection)) => {
+                answer(lease, response, connection, client_upgrade)
+            }
+            Err(refusal) => counted(refusal),
+        }
+    }
+}
+
+/// What the client gets of the backend's `response`: its body streamed (or the upgraded
+/// connection tunnelled), counted.
+fn answer(
+    lease: Lease,
+    mut response: Response<Incoming>,
+    connection: Pooled<UpstreamBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<Body> {
-    let Some(gate) = &route.gate else {
-        return counted(Refusal::Unavailable(format!(
-            "{} has not been started yet (`ten apply` starts it)",
-            route.key
-        )));
-    };
-    if route.state == crate::config::RunState::Stopped {
-        return counted(Refusal::Stopped(route.key.to_string()));
-    }
-    let lease = match acquire(gate, &route, pool.timers()).await {
-        Ok(lease) => lease,
-        Err(refusal) => return counted(refusal),
-    };
-    let answer = pool
-        .send(lease.target(), request, route.request_timeout)
-        .await;
-    let (mut response, connection) = match answer {
-        Err(SendError::Timeout(_)) => {
-            return counted(Refusal::Timeout(format!(
-                "{} did not answer within request_timeout ({})",
-                route.key,
-                humantime::format_duration(route.request_timeout)
-            )));
-        }
-        Err(error) => {
-            return counted(Refusal::BackendFailed(format!(
-                "{} failed: {error}",
-                route.key
-            )));
-        }
-        Ok(answered) => answered,
-    };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -236,37 +280,64 @@ fn counted(refusal: Refusal) -> Response<Body> {
     response
 }
 
-/// A lease on the instance's backend: at once when it answers; otherwise wake it (once for
-/// all concurrent requests) and wait, at most `startup_timeout`. The wait is counted in the
-/// wake latency histogram (or as a failed wake).
+/// The answer for a request whose backend gave none, with `error`.
+fn refusal(route: &InstanceRoute, error: SendError) -> Refusal {
+    match error {
+        SendError::Timeout(_) => Refusal::Timeout(format!(
+            "{} did not answer within request_timeout ({})",
+            route.key,
+            humantime::format_duration(route.request_timeout)
+        )),
+        error => Refusal::BackendFailed(format!("{} failed: {error}", route.key)),
+    }
+}
+
+/// A lease on a backend for a request whose instance had none ready: if it is restarting and
+/// another instance of its service takes traffic, that one's; otherwise wake the instance
+/// (once for all concurrent requests) or wait for its restart, at most `startup_timeout`. The
+/// wait is counted in the wake latency histogram (or as a failed wake).
 async fn acquire(
-    gate: &Arc<Gate>,
-    route: &InstanceRoute,
+    route: Arc<InstanceRoute>,
+    service: Option<&ServiceRoute>,
     timers: &Timers,
-) -> Result<Lease, Refusal> {
+) -> Result<(Arc<InstanceRoute>, Lease), Refusal> {
+    let Some(gate) = &route.gate else {
+        return Err(Refusal::Unavailable(format!(
+            "{} has not been started yet (`ten apply` starts it)",
+            route.key
+        )));
+    };
+    if route.state == crate::config::RunState::Stopped {
+        return Err(Refusal::Stopped(route.key.to_string()));
+    }
     if let Some(lease) = gate.lease() {
-        return Ok(lease);
+        return Ok((route, lease));
+    }
+    if let Some(service) = service
+        && gate.owner().status.borrow().phase == Phase::Backoff
+        && let Some(other) = service.another(&route)
+    {
+        return Ok(other);
     }
     let waiting = Instant::now();
-    // Boxed: the rare path's large state stays out of every request's future (which is moved,
-    // whole, into place for each request).
-    let result = Box::pin(wait_for_backend(gate, route, timers)).await;
+    let result = wait_for_backend(gate, &route, timers, waiting + route.startup_timeout).await;
     let metrics = crate::metrics::global();
     match &result {
         Ok(_) => metrics.woke(waiting.elapsed()),
         Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => metrics.wake_failed(),
         Err(_) => {}
     }
-    result
+    result.map(|lease| (route, lease))
 }
 
-/// Wakes the instance if it sleeps and waits until it takes traffic.
+/// Wakes the instance if it sleeps and waits until it takes traffic (a restart is waited for
+/// too), at most until `deadline`.
 async fn wait_for_backend(
     gate: &Arc<Gate>,
     route: &InstanceRoute,
     timers: &Timers,
+    deadline: Instant,
 ) -> Result<Lease, Refusal> {
-    let deadline = Instant::now() + route.startup_timeout;
     let failures = gate.wake_failures();
     loop {
         let changed = gate.changed();
@@ -280,15 +351,9 @@ async fn wait_for_backend(
         let status = gate.owner().status.borrow().clone();
         match status.phase {
             Phase::Sleeping | Phase::Stopping => gate.request_wake(),
-            Phase::Starting | Phase::Running => {}
+            // Restarting (after a crash, or a failed health check): held until it answers.
+            Phase::Starting | Phase::Running | Phase::Backoff => {}
             Phase::Stopped => return Err(Refusal::Stopped(route.key.to_string())),
-            Phase::Backoff => {
-                return Err(Refusal::Unavailable(format!(
-                    "{} is restarting after a failure ({}); try again shortly",
-                    route.key,
-                    status.note.unwrap_or_default()
-                )));
-            }
             Phase::Failed | Phase::Exited => {
                 return Err(Refusal::Unavailable(format!(
                     "{} is not running ({}: {})",
@@ -425,7 +490,7 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
 /// connection goes back to the pool once the body has been read to its end.
 struct LeasedBody {
     inner: Incoming,
-    connection: Option<Pooled>,
+    connection: Option<Pooled<UpstreamBody>>,
     _lease: Lease,
 }
 

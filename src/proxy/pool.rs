@@ -5,7 +5,10 @@
 //! connection comes back once the response body has been read to its end (`Pooled`, kept by
 //! the proxied body), not before: an HTTP/1 connection carries one exchange at a time. A
 //! request that a reused connection could not even start (the backend had closed it) is sent
-//! again on a fresh one. Each connection is driven by its own task on the worker's runtime.
+//! again on a fresh one. A request that never left (no connection could be opened, or a fresh
+//! one closed before it took the request) comes back with the error (`Failed::unsent`), so
+//! that the proxy can send it again elsewhere or later. Each connection is driven by its own
+//! task on the worker's runtime.
 //! `maintain` drops connections idle for `IDLE_TIMEOUT` and those their backend closed.
 //!
 //! Each connection keeps a timer for the wait for a response. A request moves it later, which
@@ -64,6 +67,14 @@ pub struct Pooled<B = Incoming> {
     pool: Arc<Pool<B>>,
 }
 
+/// A request that got no response head from its backend: why, and the request itself if it
+/// never left (so it may be sent again, whatever its method and body).
+#[derive(Debug)]
+pub struct Failed<B = Incoming> {
+    pub error: SendError,
+    pub unsent: Option<Request<B>>,
+}
+
 /// Why a request got no response from its backend.
 #[derive(Debug)]
 pub enum SendError {
@@ -90,6 +101,26 @@ impl fmt::Display for SendError {
     }
 }
 
+impl SendError {
+    /// Whether the connection was refused, or broke before the response head: what a backend
+    /// that is gone (or going) does. Not a timeout (the backend may still be at work) nor a
+    /// response that could not be parsed (the backend answered).
+    pub fn lost_connection(&self) -> bool {
+        match self {
+            SendError::Connect(_) => true,
+            SendError::Timeout(_) => false,
+            SendError::Http(error) => {
+                !(error.is_parse() || error.is_user())
+                    && (error.is_incomplete_message()
+                        || error.is_canceled()
+                        || error.is_closed()
+                        || std::error::Error::source(error)
+                            .is_some_and(|cause| cause.is::<std::io::Error>()))
+            }
+        }
+    }
+}
+
 impl<B> Pool<B>
 where
     B: Body + Send + 'static,
@@ -110,13 +141,14 @@ where
 
     /// Sends `request` to `target`, and waits at most `timeout` (connecting included) for the
     /// response head. On success, the response and its connection (to release when the
-    /// response body has been read).
+    /// response body has been read). A failure is boxed: it is rare, and would otherwise
+    /// enlarge every request's future by a request.
     pub async fn send(
         self: &Arc<Self>,
         target: &Target,
         mut request: Request<B>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Pooled<B>), SendError> {
+    ) -> Result<(Response<Incoming>, Pooled<B>), Box<Failed<B>>> {
         let deadline = Instant::now() + timeout;
         loop {
             let (mut sender, mut timer, reused) = match self.checkout(target) {
@@ -126,11 +158,15 @@ where
                 }
                 // Boxed: connecting is rare, and its state would enlarge every request's future.
                 None => {
-                    let opened = self
+                    let opened = match self
                         .timers
                         .timeout_at(deadline, Box::pin(open(target)))
                         .await
-                        .map_err(|_| SendError::Timeout(timeout))??;
+                    {
+                        Ok(Ok(opened)) => opened,
+                        Ok(Err(error)) => return Err(failed(error, Some(request))),
+                        Err(_) => return Err(failed(SendError::Timeout(timeout), Some(request))),
+                    };
                     (opened, Box::pin(self.timers.sleep_until(deadline)), false)
                 }
             };
@@ -141,7 +177,7 @@ where
             })
             .await;
             match answer {
-                None => return Err(SendError::Timeout(timeout)),
+                None => return Err(failed(SendError::Timeout(timeout), None)),
                 Some(Ok(response)) => {
                     let pooled = Pooled {
                         sender,
@@ -154,7 +190,7 @@ where
                 Some(Err(mut error)) => match error.take_message() {
                     // Not sent at all: the backend had closed this idle connection.
                     Some(unsent) if reused => request = unsent,
-                    _ => return Err(SendError::Http(error.into_error())),
+                    unsent => return Err(failed(SendError::Http(error.into_error()), unsent)),
                 },
             }
         }
@@ -230,6 +266,10 @@ where
             });
         }
     }
+}
+
+fn failed<B>(error: SendError, unsent: Option<Request<B>>) -> Box<Failed<B>> {
+    Box::new(Failed { error, unsent })
 }
 
 /// Opens a connection to `target` and starts the task that drives it.
@@ -362,13 +402,42 @@ mod tests {
             .uri("/")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let error = pool
+        let failed = pool
             .send(&Target::Tcp(port), request, WAIT)
             .await
             .err()
             .unwrap();
+        let error = &failed.error;
         assert!(matches!(error, SendError::Connect(_)), "{error}");
         assert!(error.to_string().starts_with("cannot connect: "), "{error}");
+        assert!(error.lost_connection());
+        assert!(
+            failed.unsent.is_some(),
+            "the request never left: it comes back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_after_the_request_left_is_lost_and_not_given_back() {
+        // Reads a request and closes the connection without a word (as a process that dies
+        // while it serves a request).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::Tcp(listener.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer).await;
+        });
+        let pool = Arc::new(Pool::new(Timers::current()));
+        let request = Request::builder()
+            .uri("/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let failed = pool.send(&target, request, WAIT).await.err().unwrap();
+        let error = &failed.error;
+        assert!(matches!(error, SendError::Http(_)), "{error}");
+        assert!(error.lost_connection(), "{error}");
+        assert!(failed.unsent.is_none(), "it was sent");
     }
 
     #[tokio::test]
@@ -403,9 +472,12 @@ mod tests {
             .unwrap();
         let timeout = Duration::from_millis(200);
         let started = Instant::now();
-        let error = pool.send(&target, request, timeout).await.err().unwrap();
+        let failed = pool.send(&target, request, timeout).await.err().unwrap();
+        let error = &failed.error;
         assert!(matches!(error, SendError::Timeout(_)), "{error}");
         assert_eq!(error.to_string(), "no answer within 200ms");
+        assert!(!error.lost_connection(), "the backend may still be at work");
+        assert!(failed.unsent.is_none(), "it was sent");
         assert!(started.elapsed() >= timeout);
         // The connection with a request left unanswered is not reused.
         assert_eq!(pool.idle_count(), 0);

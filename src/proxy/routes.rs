@@ -19,7 +19,7 @@ use foldhash::{HashMap, HashMapExt};
 use crate::config::{RouteTarget, RunState};
 use crate::desired::DesiredState;
 use crate::names::InstanceKey;
-use crate::supervisor::gate::Gate;
+use crate::supervisor::gate::{Gate, Lease};
 
 /// What the proxy knows of one declared instance.
 pub struct InstanceRoute {
@@ -52,6 +52,22 @@ impl ServiceRoute {
             .partition_point(|(cumulative, _)| *cumulative <= point);
         self.members.get(index).map(|(_, route)| route)
     }
+
+    /// An instance other than `except` that takes traffic now, with a lease on its backend:
+    /// a pick by weight if it has a backend, else the first member that does. For a request
+    /// whose instance failed before answering, or is restarting.
+    pub fn another(&self, except: &Arc<InstanceRoute>) -> Option<(Arc<InstanceRoute>, Lease)> {
+        let usable = |route: &Arc<InstanceRoute>| {
+            if Arc::ptr_eq(route, except) || route.state == RunState::Stopped {
+                return None;
+            }
+            let lease = route.gate.as_ref()?.lease()?;
+            Some((Arc::clone(route), lease))
+        };
+        self.pick()
+            .and_then(usable)
+            .or_else(|| self.members.iter().find_map(|(_, route)| usable(route)))
+    }
 }
 
 /// Where a request goes.
@@ -59,7 +75,7 @@ pub enum Resolved<'a> {
     /// ten's own pages and API.
     Own,
     Instance(&'a Arc<InstanceRoute>),
-    Service(&'a ServiceRoute),
+    Service(&'a Arc<ServiceRoute>),
     /// Nothing is declared there; the text says what was asked for.
     NotFound(String),
 }
@@ -69,7 +85,7 @@ pub struct RouteTable {
     domain: String,
     /// By `ID.SERVICE`.
     instances: HashMap<String, Arc<InstanceRoute>>,
-    services: HashMap<String, ServiceRoute>,
+    services: HashMap<String, Arc<ServiceRoute>>,
     subdomains: HashMap<String, RouteTarget>,
     /// Longest prefix first.
     paths: Vec<(String, RouteTarget)>,
@@ -133,7 +149,10 @@ impl RouteTable {
         RouteTable {
             domain: domain.to_ascii_lowercase(),
             instances,
-            services,
+            services: services
+                .into_iter()
+                .map(|(name, service)| (name, Arc::new(service)))
+                .collect(),
             subdomains: routing
                 .subdomain
                 .iter()
@@ -377,5 +396,63 @@ mod tests {
         assert!((share("api:a") - 0.75).abs() < 0.02, "{counts:?}");
         assert!((share("api:b") - 0.25).abs() < 0.02, "{counts:?}");
         assert_eq!(share("api:c"), 0.0, "weight 0 takes no traffic");
+    }
+
+    #[test]
+    fn another_instance_is_one_that_takes_traffic_now() {
+        use crate::supervisor::gate::{Backend, Owner, Target};
+        use crate::supervisor::task::InstanceStatus;
+        let text = "[service.api]\ncommand = \"y\"\n[instances]\napi = [\"a\", \"b\", \"c\"]\n";
+        let mut diagnostics = Vec::new();
+        let config = parse_config(
+            Path::new("/srv/tenement.toml"),
+            text.into(),
+            &mut diagnostics,
+        )
+        .config
+        .unwrap();
+        let desired = resolve(config, &[], &mut diagnostics);
+        let gates = std::cell::RefCell::new(HashMap::new());
+        let table = RouteTable::build("example.com", &desired, |key| {
+            let (commands, _) = tokio::sync::mpsc::unbounded_channel();
+            let (_, status) = tokio::sync::watch::channel(InstanceStatus::stopped(1));
+            let gate = Gate::new(Owner { commands, status });
+            gates
+                .borrow_mut()
+                .insert(key.id.to_string(), Arc::clone(&gate));
+            Some(gate)
+        });
+        let gates = gates.into_inner();
+        let Resolved::Service(service) = table.resolve("api.example.com", "/") else {
+            panic!()
+        };
+        let route = |id: &str| {
+            let Resolved::Instance(route) = table.resolve(&format!("{id}.api.example.com"), "/")
+            else {
+                panic!()
+            };
+            Arc::clone(route)
+        };
+        let (a, b) = (route("a"), route("b"));
+        assert!(service.another(&a).is_none(), "no instance has a backend");
+        gates["a"].open(Backend::new(Target::Tcp(1)));
+        assert!(
+            service.another(&a).is_none(),
+            "only the one that failed has"
+        );
+        gates["c"].open(Backend::new(Target::Tcp(3)));
+        for _ in 0..10 {
+            let (other, lease) = service.another(&a).unwrap();
+            assert_eq!(other.key.to_string(), "api:c");
+            assert_eq!(lease.target(), &Target::Tcp(3));
+        }
+        let picked: std::collections::BTreeSet<String> = (0..20)
+            .map(|_| service.another(&b).unwrap().0.key.to_string())
+            .collect();
+        assert_eq!(
+            picked.into_iter().collect::<Vec<_>>(),
+            ["api:a", "api:c"],
+            "by weight among those that have a backend"
+        );
     }
 }

@@ -80,8 +80,8 @@ impl Router {
             None => Cow::Owned(bare_host(request.uri().host().unwrap_or("")).into_owned()),
         };
         match self.proxy.route(request, &host) {
-            Routed::Forward(route, request) => {
-                Either::Left(self.proxy.forward(route, request, peer, &host))
+            Routed::Forward(route, service, request) => {
+                Either::Left(self.proxy.forward(route, service, request, peer, &host))
             }
             Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
             Routed::Own(request) => {

@@ -79,6 +79,19 @@ impl Lease {
     pub fn target(&self) -> &Target {
         &self.backend.target
     }
+
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// Whether its backend is still the gate's current one.
+    pub fn is_current(&self) -> bool {
+        self.gate
+            .backend
+            .load()
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &self.backend))
+    }
 }
 
 impl Drop for Lease {
@@ -193,7 +206,7 @@ impl Gate {
         self.changed.notify_waiters();
     }
 
-    /// The instance's state changed (waiters re-check).
+    /// The instance's status changed (waiters re-check its phase).
     pub fn notify(&self) {
         self.changed.notify_waiters();
     }
@@ -230,11 +243,15 @@ mod tests {
         let new = Backend::new(Target::Tcp(2));
         gate.open(Arc::clone(&new));
         assert_eq!((old.in_flight(), gate.in_flight()), (1, 0));
+        assert!(!lease.is_current(), "its backend was replaced");
+        assert!(gate.lease().unwrap().is_current());
         gate.close(&old);
         assert!(
             gate.lease().is_some(),
             "closing a backend that is not current changes nothing"
         );
+        gate.close(&new);
+        assert!(gate.lease().is_none());
         drop(lease);
         assert_eq!(old.in_flight(), 0);
     }

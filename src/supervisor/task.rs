@@ -757,6 +757,9 @@ impl<R: Runtime> InstanceTask<R> {
         });
         if changed {
             let _ = self.shared.changed.send(self.key.clone());
+            // Requests held for a restart or a wake look at the phase again (a restart that
+            // ends in `failed` changes no backend).
+            self.gate.notify();
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -387,6 +387,96 @@ impl TestServer {
     /// A GET through this server's proxy with `Host: host`.
     pub fn get(&self, host: &str, path: &str) -> (u16, String) {
         http_get(self.url.trim_start_matches("http://"), host, path)
+    }
+}
+
+/// What clients saw while a tenant was killed: how many requests were answered 200, and the
+/// others (status and body; status 0 when the connection broke).
+pub struct KillOutcome {
+    pub ok: usize,
+    pub failed: Vec<String>,
+    /// The longest a request took (a request held for the restart waits for it).
+    pub slowest: Duration,
+}
+
+/// Sets its flag when dropped, so that load threads stop even when the test fails midway.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Steady load across the crash of a tenant: `clients` threads GET through the proxy with
+/// `Host: host` in a loop (client `i` asks for `paths[i % paths.len()]`, each request on a
+/// fresh connection). Once every client has had answers, `key`'s process is killed with
+/// SIGKILL (its pid from `ten ps --json`); the load goes on until the instance runs again
+/// with another pid and for as many answers again, then stops. Returns what the clients saw.
+pub fn load_across_a_kill(
+    server: &TestServer,
+    key: &str,
+    host: &str,
+    paths: &[&str],
+    clients: usize,
+) -> KillOutcome {
+    let victim = server.wait_running(key);
+    let stop = AtomicBool::new(false);
+    let ok = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    let slowest = Mutex::new(Duration::ZERO);
+    let answered = || ok.load(Ordering::SeqCst) + failed.lock().unwrap().len();
+    // Waits (20 s at most) until `count` requests were answered, one way or another.
+    let wait_for_answers = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while answered() < count {
+            assert!(Instant::now() < deadline, "the load stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        for client in 0..clients {
+            let (stop, ok, failed, slowest) = (&stop, &ok, &failed, &slowest);
+            let path = paths[client % paths.len()];
+            scope.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let (status, body) = server.get(host, path);
+                    let took = started.elapsed();
+                    let mut longest = slowest.lock().unwrap();
+                    *longest = (*longest).max(took);
+                    drop(longest);
+                    if status == 200 {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("{status}: {}", body.trim()));
+                    }
+                }
+            });
+        }
+        wait_for_answers(clients * 10);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the tenant");
+        server.wait_until(&format!("{key} runs again"), |views| {
+            views.iter().any(|view| {
+                view.instance.to_string() == key
+                    && view.phase == Phase::Running
+                    && view.pid.is_some_and(|pid| pid != victim)
+            })
+        });
+        wait_for_answers(answered() + clients * 10);
+    });
+    KillOutcome {
+        ok: ok.into_inner(),
+        failed: failed.into_inner().unwrap(),
+        slowest: slowest.into_inner().unwrap(),
     }
 }
 

@@ -282,6 +282,21 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
     assert_eq!(received("web:b", "POST /crash"), 1, "sent once");
     server.wait_running("web:b");
 
+    // A backend that is alive and drops a connection: 502, not held for a restart, not sent
+    // again.
+    let hangup = get(&server, "b.web.localhost", "/hangup");
+    assert_eq!(hangup.status, 502, "{}", hangup.body);
+    assert!(
+        hangup.body.starts_with("ten: web:b failed"),
+        "{}",
+        hangup.body
+    );
+    assert!(support::server::within(Duration::from_secs(10), || {
+        received("web:b", "GET /hangup") >= 1
+    }));
+    assert_eq!(received("web:b", "GET /hangup"), 1, "sent once");
+    assert_eq!(server.instance("web:b").unwrap().restarts, 1, "no restart");
+
     assert!(server.ten(&["stop", "web:b"]).status.success());
     let stopped = get(&server, "b.web.localhost", "/");
     assert_eq!(

@@ -12,6 +12,7 @@
 //!   GET  /stats           "received=R sent=S": body bytes read by /upload, written by /download
 //!   GET  /ws              WebSocket echo
 //!   GET  /crash           exits at once, without answering
+//!   GET  /hangup          closes the connection without answering (and keeps running)
 //!   GET  /stop-ticks      stops the ticks of `--chatty` or `--stream`: the last N written
 //!
 //! Every request is logged on stdout ("GET /path"), unless `--quiet`. With `--chatty`, it
@@ -228,6 +229,9 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
 
         if route == "/crash" {
             std::process::exit(3);
+        }
+        if route == "/hangup" {
+            return;
         }
         if route == "/ws" {
             let key = header("sec-websocket-key").unwrap_or("").to_string();

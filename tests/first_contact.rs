@@ -150,11 +150,12 @@ fn a_closed_output_pipe_neither_panics_ten_nor_orphans_its_tenants() {
     }
 }
 
-/// A server with one instance, `web:a`, that ran and fell asleep (idle for 1 s).
-fn asleep() -> (tempfile::TempDir, TestServer) {
+/// A server with one instance, `web:a`, that ran and fell asleep (idle for 1 s); `extra`:
+/// more keys of its service.
+fn asleep(extra: &str) -> (tempfile::TempDir, TestServer) {
     let dir = project(
         "",
-        &backend_service("web", "idle_timeout = 1"),
+        &backend_service("web", &format!("idle_timeout = 1\n{extra}")),
         &[("instances/web/a.toml", "")],
     );
     let server = TestServer::start(dir.path());
@@ -165,7 +166,7 @@ fn asleep() -> (tempfile::TempDir, TestServer) {
 
 #[test]
 fn start_spawn_and_health_of_a_sleeping_instance_answer_at_once() {
-    let (_dir, server) = asleep();
+    let (_dir, server) = asleep("");
     for verb in ["start", "spawn"] {
         let output = server.ten(&[verb, "web:a"]);
         assert!(output.status.success(), "ten {verb}: {}", stderr(&output));
@@ -356,9 +357,9 @@ fn https_asked_for_is_refused_not_ignored() {
 
 #[test]
 fn falling_asleep_is_not_logged_as_a_start() {
-    let (_dir, server) = asleep();
-    // Let a few reconcile passes run while it sleeps.
-    std::thread::sleep(Duration::from_millis(300));
+    // The app ignores its stop signal, so falling asleep takes stop_timeout (2 s, then
+    // SIGKILL): reconcile passes run while it is stopping on its way to sleep.
+    let (_dir, server) = asleep("stop_signal = \"WINCH\"");
     let events = stdout(&server.ten(&["events", "web:a"]));
     let after_sleep: Vec<&str> = events
         .lines()

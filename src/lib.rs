@@ -2,6 +2,7 @@
 //! declare. See docs/ARCHITECTURE.md for the map of modules and their invariants.
 
 pub mod api;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod desired;

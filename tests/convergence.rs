@@ -1,7 +1,10 @@
-//! The convergence law (DESIGN §6): for any desired and observed state, executing the plan on a
-//! process table and planning again gives an empty plan. Desired states are generated as real
-//! tenement.toml text and instance files and go through the real parser; observed states are
-//! another generated desired state, applied, with random phases (dead, failed, sleeping, ...).
+//! The convergence law: for any desired and observed state, executing the plan and planning
+//! again gives an empty plan. Desired states are generated as real tenement.toml text and
+//! instance files and go through the real parser; observed states are another generated
+//! desired state, applied by the reconciler's own core, with random phases reported by its
+//! tasks (dead, failed, sleeping, ...). The plan is executed by the core (`ten apply`), as the
+//! server executes it; the only stand-in is the tasks' report that a removed instance's
+//! process is gone.
 
 mod support;
 
@@ -9,12 +12,19 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use std::collections::BTreeMap;
 use ten::config::{InstanceFile, SourceFile, parse_config, parse_instance_file};
-use ten::desired::{DesiredState, FieldMap, resolve};
+use ten::desired::{DesiredState, FieldMap, Reload, resolve};
 use ten::names::InstanceKey;
 use ten::observed::{ObservedInstance, ObservedState, Phase};
-use ten::plan::{Action, Plan, Target, plan};
+
+use ten::observed::Health;
+use ten::plan::{Action, Plan, plan};
+use ten::reconcile::core::{Core, Effect, Event, First, Order};
+use ten::reconcile::inherit::{Inheritance, Inherited};
 use ten::render::{Detail, Style, plan_json, render_plan};
+use ten::supervisor::task::{Adoption, InstanceStatus};
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 struct ServiceGen {
@@ -210,50 +220,6 @@ const PHASES: [Phase; 8] = [
     Phase::Exited,
 ];
 
-/// The fake process table: does to `observed` what the server does for each change.
-fn execute(plan: &Plan, desired: &DesiredState, observed: &mut ObservedState) {
-    for change in &plan.changes {
-        let key = match &change.target {
-            Target::Settings => {
-                observed.settings = Some(desired.settings_fields());
-                continue;
-            }
-            Target::Instance(key) => key,
-        };
-        match change.action {
-            Action::Create | Action::Start | Action::Replace => {
-                let spec = &desired.instances[key];
-                let mut instance = ObservedInstance::new(Phase::Running, spec.shared_fields());
-                instance.declared_in = Some(spec.declared.describe());
-                instance.pid = Some(4242);
-                observed.instances.insert(key.clone(), instance);
-            }
-            Action::Update => {
-                let instance = observed
-                    .instances
-                    .get_mut(key)
-                    .expect("update of a known instance");
-                instance.spec = desired.instances[key].shared_fields();
-            }
-            Action::Stop => {
-                let instance = observed
-                    .instances
-                    .get_mut(key)
-                    .expect("stop of a known instance");
-                instance.phase = Phase::Stopped;
-                instance.pid = None;
-            }
-            Action::Destroy => {
-                observed
-                    .instances
-                    .remove(key)
-                    .expect("destroy of a known instance");
-            }
-        }
-    }
-    observed.generation += 1;
-}
-
 fn observed_from(
     before: &DesiredState,
     phases: &[usize],
@@ -276,6 +242,114 @@ fn observed_from(
     observed
 }
 
+fn reloaded(desired: DesiredState) -> Event {
+    Event::Reloaded(Box::new(Reload {
+        desired: Some(desired),
+        files: BTreeMap::new(),
+        frozen: Vec::new(),
+        diagnostics: Vec::new(),
+    }))
+}
+
+/// A core that applied `before` (its tasks made, on ports of their own), whose tasks then
+/// reported `phases` in turn; `strays`: live processes of undeclared instances it took over.
+fn applied_with_phases(before: DesiredState, phases: &[usize], strays: &[&str]) -> (Core, Instant) {
+    let now = Instant::now();
+    let mut core = Core::new(
+        Path::new(ROOT).join("tenement.toml"),
+        before,
+        BTreeMap::new(),
+        Vec::new(),
+        Some("boot".into()),
+        now,
+    );
+    let mut inheritance = Inheritance::default();
+    for (index, stray) in strays.iter().enumerate() {
+        let mut observed = ObservedInstance::new(Phase::Running, FieldMap::new());
+        observed.pid = Some(9000 + index as u32);
+        inheritance.processes.push(Inherited {
+            key: InstanceKey::parse(stray).unwrap(),
+            port: 29000 + index as u16,
+            adoption: Adoption {
+                pid: 9000 + index as u32,
+                start_time: 1,
+                started_at_unix: 1,
+                restart_times_unix: Vec::new(),
+                name: None,
+                sandboxed: false,
+            },
+            observed,
+        });
+    }
+    // Strays of a declared instance are that instance's process.
+    inheritance
+        .processes
+        .retain(|process| !core.desired().instances.contains_key(&process.key));
+    let effects = core.handle(Event::TakeOver(Box::new(inheritance)), now);
+    removals_reported(&mut core, &effects, now);
+    let effects = core.handle(Event::Tick, now);
+    removals_reported(&mut core, &effects, now);
+    let mut spawned = 0;
+    for effect in &effects {
+        if let Effect::Spawn {
+            key,
+            first: First::Start,
+            ..
+        } = effect
+        {
+            let port = 30000 + spawned;
+            spawned += 1;
+            core.handle(
+                Event::Spawned {
+                    key: key.clone(),
+                    port,
+                },
+                now,
+            );
+            let phase = PHASES[phases[usize::from(spawned) % phases.len()] % PHASES.len()];
+            let status = InstanceStatus {
+                phase,
+                pid: matches!(phase, Phase::Running | Phase::Starting | Phase::Stopping)
+                    .then_some(4000 + u32::from(spawned)),
+                health: Health::Unknown,
+                ..InstanceStatus::stopped(port)
+            };
+            core.handle(
+                Event::Status {
+                    key: key.clone(),
+                    status,
+                },
+                now,
+            );
+        }
+    }
+    (core, now)
+}
+
+/// The tasks of instances removed by `effects` report their end, as tasks do.
+fn removals_reported(core: &mut Core, effects: &[Effect], now: Instant) {
+    for effect in effects {
+        if let Effect::Order {
+            key,
+            order: Order::Remove,
+        } = effect
+        {
+            let status = InstanceStatus {
+                removed: true,
+                ..InstanceStatus::stopped(1)
+            };
+            let more = core.handle(
+                Event::Status {
+                    key: key.clone(),
+                    status,
+                },
+                now,
+            );
+            removals_reported(core, &more, now);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -284,22 +358,28 @@ proptest! {
         desired in desired_gen(),
         before in desired_gen(),
         phases in prop::collection::vec(0usize..8, 1..12),
-        forget_settings in any::<bool>(),
         strays in prop::sample::subsequence(vec!["old:x", "web:zz", "notes:a"], 0..=3),
     ) {
         let desired = build(&desired);
         let before = build(&before);
-        let mut observed = observed_from(&before, &phases, forget_settings, &strays);
+        let (mut core, now) = applied_with_phases(before, &phases, &strays);
 
-        let first = plan(&desired, &observed);
+        let first = plan(&desired, core.observed());
         // Rendering is total, and the JSON form reads back to the same plan.
         let _ = render_plan(&first, Detail::Full, Style::COLOR);
         let _ = render_plan(&first, Detail::Summary, Style::PLAIN);
         let read_back: Plan = serde_json::from_str(&plan_json(&first, &[])).unwrap();
         prop_assert_eq!(&read_back, &first);
 
-        execute(&first, &desired, &mut observed);
-        let second = plan(&desired, &observed);
+        // `ten apply`: the core reloads (to `desired`) and executes every change.
+        core.handle(Event::Apply { token: None }, now);
+        let effects = core.handle(reloaded(desired), now);
+        prop_assert!(
+            effects.iter().any(|effect| matches!(effect, Effect::Applied(_))),
+            "not applied: {effects:?}"
+        );
+        removals_reported(&mut core, &effects, now);
+        let (second, _, _) = core.plan();
         prop_assert!(
             second.is_empty(),
             "not converged after applying:\n{}\nstill planned:\n{}",

@@ -9,11 +9,11 @@ use hyper::{Response, StatusCode};
 
 use crate::metrics::{CONTENT_TYPE, Gauges, global};
 use crate::observed::Phase;
-use crate::reconcile::Call;
 
-use super::body::{self, Body};
-use super::routes::{ApiState, failure, refusal};
+use super::error::{failure, refusal};
+use super::routes::ApiState;
 use super::scope::{Scope, forbidden};
+use crate::body::{self, Body};
 
 /// Every phase, in the order shown.
 const PHASES: [Phase; 8] = [
@@ -48,10 +48,7 @@ impl ApiState {
                 Err(refused) => return refusal(refused),
             }
         }
-        let (status, views) = match (
-            self.ask(Call::Status).await,
-            self.ask(Call::Instances).await,
-        ) {
+        let (status, views) = match (self.status().await, self.views().await) {
             (Ok(status), Ok(views)) => (status, views),
             (Err(error), _) | (_, Err(error)) => return failure(error),
         };

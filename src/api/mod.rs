@@ -5,12 +5,15 @@
 //! address; `metrics` the `/metrics` scrape; `settle` waits for actions to take effect.
 
 pub mod auth;
-pub mod body;
+mod edits;
+pub mod error;
 pub mod limiter;
 pub mod metrics;
 pub mod route;
 pub mod routes;
 pub mod scope;
 pub mod settle;
+mod streams;
 pub mod tokens;
 pub mod types;
+pub mod views;

@@ -10,8 +10,8 @@ use std::fmt;
 
 use hyper::Method;
 
+use super::error::CallError;
 use crate::names::InstanceKey;
-use crate::reconcile::CallError;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use crate::api::body::{self, Body, BoxError};
+use crate::body::{self, Body, BoxError};
 use crate::observed::Phase;
 use crate::supervisor::gate::{Gate, Lease};
 

@@ -19,8 +19,8 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::api::body::{self, Body};
 use crate::api::routes::ApiState;
+use crate::body::{self, Body};
 use crate::proxy::{Peer, Proxy, Routed};
 
 pub struct Router {

@@ -314,9 +314,12 @@ pub async fn serve(
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+    let domain = options.domain.to_ascii_lowercase();
+    let published = Arc::clone(&routes);
     let mut reconciler = Reconciler::new(ReconcilerParts {
-        routes: Arc::clone(&routes),
-        domain: options.domain.to_ascii_lowercase(),
+        publish: Box::new(move |desired, gate| {
+            published.store(Arc::new(RouteTable::build(&domain, desired, gate)));
+        }),
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
         shared: Arc::clone(&shared),
@@ -333,7 +336,7 @@ pub async fn serve(
         .collect();
     shared.runtime.remove_unused_cgroups(&adopted_cgroups);
     shared.runtime.prepare_spares();
-    reconciler.take_over(inheritance);
+    reconciler.take_over(inheritance).await;
     let reconciling = tokio::spawn(reconciler.run(receiver));
 
     let watcher_messages = messages.clone();

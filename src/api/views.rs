@@ -1,14 +1,48 @@
-//! What `ten ps` shows: every declared instance (never started, sleeping and failed ones
-//! too), and undeclared ones still being destroyed.
+//! The API's views of the reconciler's reports: what `ten ps` shows (every declared instance,
+//! never started, sleeping and failed ones too, and undeclared ones still being destroyed),
+//! the status and the plan.
 
 use std::collections::BTreeSet;
 
-use crate::api::types::InstanceView;
+use crate::api::types::{API_VERSION, InstanceView, PlanView, StatusView};
 use crate::config::{Listen, RunState};
 use crate::desired::DesiredState;
 use crate::names::InstanceKey;
 use crate::observed::record::unix_now;
 use crate::observed::{Health, ObservedState, Phase, Usage};
+use crate::reconcile::{PlanReport, Snapshot, StatusReport};
+
+pub fn status_view(report: StatusReport) -> StatusView {
+    StatusView {
+        api_version: API_VERSION,
+        ten_version: env!("CARGO_PKG_VERSION").to_string(),
+        config: report.config.display().to_string(),
+        valid: report.valid,
+        diagnostics: report.diagnostics,
+        frozen: report.frozen,
+        held: report.held,
+        auto_apply: report.settings.auto_apply,
+        generation: report.generation,
+        instances: report.instances,
+        instances_dir: report.settings.instances_dir.display().to_string(),
+        data_dir: report.settings.data_dir.display().to_string(),
+    }
+}
+
+pub fn plan_view(report: PlanReport) -> PlanView {
+    PlanView {
+        plan: report.plan,
+        diagnostics: report.diagnostics,
+        held: report.held,
+    }
+}
+
+/// Every instance of `snapshot`, as `ten ps` shows it.
+pub fn snapshot_views(snapshot: &Snapshot) -> Vec<InstanceView> {
+    instance_views(&snapshot.desired, &snapshot.observed, |key| {
+        snapshot.usage.get(key).copied()
+    })
+}
 
 /// `usage` gives the last usage sample of an instance.
 pub fn instance_views(

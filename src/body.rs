@@ -1,5 +1,6 @@
-//! Response bodies: JSON documents, errors, and streams (newline-delimited JSON, server-sent
-//! events) fed from a channel.
+//! Response bodies of everything ten answers over HTTP (the proxy's refusals, ten's own pages,
+//! the API): JSON documents, text, and streams (newline-delimited JSON, server-sent events)
+//! fed from a channel. A leaf: the proxy and the API share it, neither through the other.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -12,8 +13,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Response, StatusCode, header};
 use serde::Serialize;
 use tokio::sync::mpsc;
-
-use super::types::ErrorBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response ten sends.
@@ -45,21 +44,6 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(full(bytes))
         .expect("static response parts")
-}
-
-pub fn error(
-    status: StatusCode,
-    message: impl Into<String>,
-    hint: Option<String>,
-) -> Response<Body> {
-    json(
-        status,
-        &ErrorBody {
-            error: message.into(),
-            hint,
-            diagnostics: Vec::new(),
-        },
-    )
 }
 
 /// A body whose chunks come from a channel; it ends when the sender is dropped.

@@ -1,0 +1,384 @@
+//! The API's commands that change what is declared (`spawn`, `stop`, `start`, `rm`,
+//! `weight`, `deploy`, `route`): they edit instance files (nothing invalid is written, see
+//! `config::edit`), reload, and wait until the server converged. The files stay the single
+//! source of truth.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::{Response, StatusCode};
+
+use crate::body::{Body, json};
+use crate::config::RunState;
+use crate::config::edit::{self, instance_file_path};
+use crate::names::InstanceKey;
+use crate::reconcile::Call;
+
+use super::error::{CallError, bad_request};
+use super::routes::ApiState;
+use super::scope::Scope;
+use super::settle::{Goal, settle};
+use super::types::{ActionResult, DeployRequest, RouteRequest, StatusView};
+
+type Reply = Response<Body>;
+
+/// An instance file to edit: where it is, and what its new text must pass.
+struct Editable {
+    path: PathBuf,
+    check: Box<edit::CheckFn>,
+}
+
+impl ApiState {
+    /// Edits instance files off the async runtime. `change` gets, for an instance, its
+    /// file's path and the check its new text must pass (nothing invalid is written).
+    async fn edit<T: Send + 'static>(
+        &self,
+        status: &StatusView,
+        change: impl FnOnce(&dyn Fn(&InstanceKey) -> Editable) -> Result<T, edit::EditError>
+        + Send
+        + 'static,
+    ) -> Result<T, CallError> {
+        let config = PathBuf::from(&status.config);
+        let instances_dir = PathBuf::from(&status.instances_dir);
+        let editable = move |key: &InstanceKey| Editable {
+            path: instance_file_path(&instances_dir, key),
+            check: Box::new(crate::desired::instance_file_check(&config, key)),
+        };
+        match tokio::task::spawn_blocking(move || change(&editable)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(edit::EditError::Refused { path, diagnostics })) => Err(CallError {
+                status: 400,
+                message: edit::EditError::Refused {
+                    path,
+                    diagnostics: Vec::new(),
+                }
+                .to_string(),
+                hint: Some(
+                    "`ten validate` shows what the files may hold; services are declared in tenement.toml"
+                        .into(),
+                ),
+                diagnostics,
+            }),
+            Ok(Err(error)) => Err(CallError::new(409, error.to_string())),
+            Err(error) => Err(CallError::new(500, format!("edit failed: {error}"))),
+        }
+    }
+
+    /// Reloads the files now and waits until `key` reaches `goal`.
+    async fn converge(
+        &self,
+        key: &InstanceKey,
+        goal: Goal,
+        file: String,
+        what: &str,
+    ) -> Result<Reply, CallError> {
+        let status = self.reload().await?;
+        if !status.valid
+            && !status.frozen.contains(key)
+            && status.diagnostics.iter().any(|d| d.is_error())
+        {
+            return Err(CallError {
+                status: 409,
+                message: format!("{what}, but the files have errors, so nothing changed yet"),
+                hint: Some("fix them (`ten validate` shows where); the change applies as soon as they are valid".into()),
+                diagnostics: status.diagnostics,
+            });
+        }
+        if let Some(held) = status.held {
+            let view = self.view(key).await;
+            return Ok(json(
+                StatusCode::ACCEPTED,
+                &ActionResult {
+                    instance: key.clone(),
+                    message: format!("{what}; not applied yet: {held}"),
+                    file: Some(file),
+                    view,
+                },
+            ));
+        }
+        let watch = self
+            .ask(|reply| Call::Watch {
+                key: key.clone(),
+                reply,
+            })
+            .await?;
+        let timeout = Duration::from_secs(60);
+        let outcome = settle(watch, goal, timeout).await;
+        let view = self.view(key).await;
+        match outcome {
+            Ok(done) => Ok(json(
+                StatusCode::OK,
+                &ActionResult {
+                    instance: key.clone(),
+                    message: format!("{what}: {done}"),
+                    file: Some(file),
+                    view,
+                },
+            )),
+            Err(problem) => Err(CallError::new(
+                502,
+                format!("{what}, but it did not work out: {problem}"),
+            )
+            .hint(format!("see `ten logs {key}` and `ten events`"))),
+        }
+    }
+
+    /// `ten spawn`: declare (write the instance file) and start.
+    pub(super) async fn declare(&self, key: InstanceKey) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let declared = key.clone();
+        let (created, restarted) = self
+            .edit(&status, move |editable| {
+                let file = editable(&declared);
+                let created = edit::create_instance_file(&file.path, &file.check)?;
+                let restarted =
+                    !created && edit::set_state(&file.path, RunState::Running, &file.check)?;
+                Ok((created, restarted))
+            })
+            .await?;
+        let what = match (created, restarted) {
+            (true, _) => format!("declared {key} in {shown}"),
+            (false, true) => {
+                format!("{key} was declared stopped; set state = \"running\" in {shown}")
+            }
+            (false, false) => format!("{key} is already declared in {shown}"),
+        };
+        self.converge(&key, Goal::Up, shown, &what).await
+    }
+
+    /// `ten weight`: set `weight` in the instance file (in place: no restart).
+    pub(super) async fn set_weight(
+        &self,
+        key: InstanceKey,
+        weight: u8,
+    ) -> Result<Reply, CallError> {
+        if weight > 100 {
+            return Err(bad_request(format!(
+                "weight must be between 0 and 100, not {weight}"
+            )));
+        }
+        let status = self.status().await?;
+        self.must_be_declared(&key).await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let weighted = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&weighted);
+            edit::set_weight(&file.path, weight, &file.check)
+        })
+        .await?;
+        let reloaded = self.reload().await?;
+        let view = self.view(&key).await;
+        let applied = view.as_ref().is_some_and(|view| view.weight == weight);
+        let message = match (&reloaded.held, applied) {
+            (Some(held), false) => {
+                format!("set weight = {weight} in {shown}; not applied yet: {held}")
+            }
+            _ => format!("weight {weight} (in {shown})"),
+        };
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: key,
+                message,
+                file: Some(shown),
+                view,
+            },
+        ))
+    }
+
+    /// `ten deploy S:VERSION`: declare it with no traffic, wait until it is healthy, then give
+    /// it its weight. It never takes traffic before it is healthy.
+    pub(super) async fn deploy(&self, request: DeployRequest) -> Result<Reply, CallError> {
+        let key = InstanceKey::parse(&format!("{}:{}", request.process, request.version))
+            .map_err(|error| bad_request(error.to_string()))?;
+        let weight = request.weight.unwrap_or(100);
+        if weight > 100 {
+            return Err(bad_request(format!(
+                "weight must be between 0 and 100, not {weight}"
+            )));
+        }
+        let status = self.status().await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let declared = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&declared);
+            edit::set_weight(&file.path, 0, &file.check)?;
+            edit::set_state(&file.path, RunState::Running, &file.check)
+        })
+        .await?;
+        let reloaded = self.reload().await?;
+        if let Some(held) = reloaded.held {
+            return Err(CallError::new(
+                409,
+                format!("declared {key} with weight 0 in {shown}, but it is not started: {held}"),
+            ));
+        }
+        let watch = self
+            .ask(|reply| Call::Watch {
+                key: key.clone(),
+                reply,
+            })
+            .await?;
+        let timeout = Duration::from_secs(request.timeout.unwrap_or(60));
+        if let Err(problem) = settle(watch, Goal::Running { old_pid: None }, timeout).await {
+            return Err(CallError::new(
+                502,
+                format!("{key} did not become healthy, so it takes no traffic (weight 0 in {shown}): {problem}"),
+            )
+            .hint(format!("see `ten logs {key}`; `ten rm {key}` removes it")));
+        }
+        let weighted = key.clone();
+        self.edit(&status, move |editable| {
+            let file = editable(&weighted);
+            edit::set_weight(&file.path, weight, &file.check)
+        })
+        .await?;
+        self.reload().await?;
+        let view = self.view(&key).await;
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: key,
+                message: format!("deployed: healthy, now taking traffic with weight {weight}"),
+                file: Some(shown),
+                view,
+            },
+        ))
+    }
+
+    /// `ten route S --from A --to B`: B takes A's weight, A gets 0, in one reload.
+    pub(super) async fn reroute(&self, request: RouteRequest) -> Result<Reply, CallError> {
+        let parse = |id: &str| {
+            InstanceKey::parse(&format!("{}:{id}", request.process))
+                .map_err(|error| bad_request(error.to_string()))
+        };
+        let (from, to) = (parse(&request.from)?, parse(&request.to)?);
+        if from == to {
+            return Err(bad_request(format!(
+                "--from and --to name the same instance ({from}): there is no traffic to move"
+            ))
+            .hint(format!("to set its share, use `ten weight {from} N`")));
+        }
+        let views = self.views().await?;
+        let find = |key: &InstanceKey| {
+            views
+                .iter()
+                .find(|view| view.instance == *key && view.state.is_some())
+                .cloned()
+        };
+        let from_view =
+            find(&from).ok_or_else(|| CallError::new(404, format!("{from} is not declared")))?;
+        let to_view =
+            find(&to).ok_or_else(|| CallError::new(404, format!("{to} is not declared")))?;
+        if !matches!(
+            to_view.phase,
+            crate::observed::Phase::Running | crate::observed::Phase::Sleeping
+        ) {
+            return Err(CallError::new(
+                409,
+                format!(
+                    "{to} is {}, not running: the traffic stays on {from}",
+                    to_view.phase
+                ),
+            )
+            .hint(format!(
+                "start it first (`ten start {to}`), or see `ten logs {to}`"
+            )));
+        }
+        let weight = if from_view.weight == 0 {
+            100
+        } else {
+            from_view.weight
+        };
+        let status = self.status().await?;
+        let (moved_from, moved_to) = (from.clone(), to.clone());
+        self.edit(&status, move |editable| {
+            let (from_file, to_file) = (editable(&moved_from), editable(&moved_to));
+            edit::set_weight(&to_file.path, weight, &to_file.check)?;
+            edit::set_weight(&from_file.path, 0, &from_file.check)
+        })
+        .await?;
+        self.reload().await?;
+        let view = self.view(&to).await;
+        Ok(json(
+            StatusCode::OK,
+            &ActionResult {
+                instance: to.clone(),
+                message: format!(
+                    "traffic of {} moved from {from} to {to} (weight {weight})",
+                    request.process
+                ),
+                file: None,
+                view,
+            },
+        ))
+    }
+
+    /// `ten stop` / `ten start`: set `state` in the instance file.
+    pub(super) async fn set_state(
+        &self,
+        key: InstanceKey,
+        state: RunState,
+    ) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        self.must_be_declared(&key).await?;
+        let shown = self.instance_file(&status, &key).display().to_string();
+        let stated = key.clone();
+        let changed = self
+            .edit(&status, move |editable| {
+                let file = editable(&stated);
+                edit::set_state(&file.path, state, &file.check)
+            })
+            .await?;
+        let what = if changed {
+            format!("set state = \"{state}\" in {shown}")
+        } else {
+            format!("{shown} already says state = \"{state}\"")
+        };
+        let goal = match state {
+            RunState::Running => Goal::Up,
+            RunState::Stopped => Goal::Stopped,
+        };
+        self.converge(&key, goal, shown, &what).await
+    }
+
+    /// `ten rm`: remove the instance file (and the instance's token, if it has one).
+    pub(super) async fn undeclare(self: Arc<Self>, key: InstanceKey) -> Result<Reply, CallError> {
+        let status = self.status().await?;
+        let path = self.instance_file(&status, &key);
+        let shown = path.display().to_string();
+        let removed = self
+            .edit(&status, move |_| edit::remove_instance_file(&path))
+            .await?;
+        if !removed {
+            let listed = self
+                .view(&key)
+                .await
+                .is_some_and(|view| view.state.is_some());
+            return Err(if listed {
+                CallError::new(
+                    409,
+                    format!("{key} is declared in [instances] of tenement.toml, not by a file"),
+                )
+                .hint("remove it from [instances] in tenement.toml")
+            } else {
+                CallError::new(404, format!("{key} is not declared"))
+            });
+        }
+        let state = Arc::clone(&self);
+        let scope = Scope::Tenant(key.clone());
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || state.auth.revoke(&scope)).await
+        {
+            tracing::warn!(instance = %key, %error, "cannot revoke the instance's token");
+        }
+        self.converge(
+            &key,
+            Goal::Removed,
+            shown.clone(),
+            &format!("removed {shown}"),
+        )
+        .await
+    }
+}

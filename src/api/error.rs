@@ -1,0 +1,116 @@
+//! The API's errors: an HTTP status and what to tell the user ([`CallError`]), as the JSON
+//! body every error answer has; and the reconciler's failures said in HTTP.
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+
+use crate::body::{Body, json};
+use crate::config::Diagnostic;
+use crate::names::InstanceKey;
+use crate::reconcile::Failure;
+
+use super::auth::Refused;
+use super::types::ErrorBody;
+
+/// An API error: an HTTP status and what to tell the user.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub status: u16,
+    pub message: String,
+    pub hint: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CallError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            hint: None,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn not_declared(key: &InstanceKey) -> Self {
+        Self::new(404, format!("{key} is not declared"))
+            .hint(format!("declare it with `ten spawn {key}`, then try again"))
+    }
+}
+
+impl From<Failure> for CallError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotDeclared(key) => CallError::not_declared(&key),
+            Failure::NeverRun(key) => CallError::new(409, format!("{key} has never run"))
+                .hint(format!("start it with `ten start {key}`")),
+            Failure::Invalid(diagnostics) => CallError {
+                status: 409,
+                message: "the files have errors; nothing was applied".into(),
+                hint: Some("fix them (`ten validate` shows where) and apply again".into()),
+                diagnostics,
+            },
+            Failure::PlanChanged { expected, now } => CallError::new(
+                409,
+                format!("the plan changed since it was shown (token {expected}, now {now})"),
+            )
+            .hint("run `ten diff` to see the current plan, then apply again"),
+        }
+    }
+}
+
+pub fn bad_request(message: impl Into<String>) -> CallError {
+    CallError::new(400, message)
+}
+
+pub fn bad_key(error: crate::names::KeyError) -> CallError {
+    bad_request(error.to_string())
+}
+
+pub fn not_found(method: &Method, path: &str) -> CallError {
+    CallError::new(404, format!("no API route {method} /api/{path}"))
+        .hint("see `ten --help` for what the CLI can do")
+}
+
+/// The answer of `error`.
+pub fn failure(error: CallError) -> Response<Body> {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(
+        status,
+        &ErrorBody {
+            error: error.message,
+            hint: error.hint,
+            diagnostics: error.diagnostics,
+        },
+    )
+}
+
+/// The answer to a request refused before any route: 401, or 429 with Retry-After. A 429
+/// closes the connection, so a flood costs the sender a new connection per attempt.
+pub fn refusal(refused: Refused) -> Response<Body> {
+    match refused {
+        Refused::Unauthorized => failure(CallError::new(401, "missing or invalid API token").hint(
+            "send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token",
+        )),
+        Refused::Limited { retry_after } => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut reply = failure(
+                CallError::new(
+                    429,
+                    format!(
+                        "too many failed API token checks from this address; try again in {seconds} s"
+                    ),
+                )
+                .hint("a valid token is still accepted; check --token, TENEMENT_TOKEN or {data_dir}/api_token"),
+            );
+            let headers = reply.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            reply
+        }
+    }
+}

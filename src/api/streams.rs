@@ -1,0 +1,188 @@
+//! The API's answers that go on: `ten apply` (one line per finished change), and the logs
+//! and events followed as server-sent events; with the queries that narrow them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use hyper::Response;
+use tokio::sync::mpsc;
+
+use crate::body::{self, Body, ndjson_line, sse_event};
+use crate::names::InstanceKey;
+use crate::reconcile::Call;
+use crate::runtime::logs::{LogQuery, Stream};
+
+use super::error::{CallError, bad_request};
+use super::routes::ApiState;
+use super::scope::{Filter, Scope, decode_key};
+use super::settle::{Goal, settle};
+use super::types::{ApplyProgress, ApplyRequest};
+
+type Reply = Response<Body>;
+
+impl ApiState {
+    /// `ten apply`: executes the plan and streams one line per finished change.
+    pub(super) async fn apply(&self, request: ApplyRequest) -> Result<Reply, CallError> {
+        let started = self
+            .ask(|reply| Call::Apply {
+                token: request.token,
+                reply,
+            })
+            .await??;
+        let (sender, response) = body::stream("application/x-ndjson");
+        let changes = started.changes.len();
+        let _ = sender
+            .send(ndjson_line(&ApplyProgress::Started {
+                token: started.token,
+                changes,
+            }))
+            .await;
+        tokio::spawn(async move {
+            let (done_sender, mut done) = mpsc::unbounded_channel();
+            for change in started.changes {
+                let done_sender = done_sender.clone();
+                tokio::spawn(async move {
+                    let begun = tokio::time::Instant::now();
+                    let goal = Goal::of(
+                        change.action,
+                        change.status.as_ref().map(|s| s.borrow().clone()).as_ref(),
+                    );
+                    let outcome = settle(change.status, goal, change.timeout).await;
+                    let _ = done_sender.send(ApplyProgress::Done {
+                        target: change.target,
+                        action: change.action.as_str().to_string(),
+                        ok: outcome.is_ok(),
+                        message: outcome.unwrap_or_else(|error| error),
+                        elapsed_ms: begun.elapsed().as_millis() as u64,
+                    });
+                });
+            }
+            drop(done_sender);
+            let (mut ok, mut failed) = (0, 0);
+            while let Some(progress) = done.recv().await {
+                if let ApplyProgress::Done { ok: true, .. } = progress {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+                let _ = sender.send(ndjson_line(&progress)).await;
+            }
+            let _ = sender
+                .send(ndjson_line(&ApplyProgress::Finished { ok, failed }))
+                .await;
+        });
+        Ok(response)
+    }
+
+    pub(super) fn follow_logs(&self, query: LogQuery) -> Reply {
+        let mut lines = self.logs.subscribe();
+        let (sender, response) = body::stream("text/event-stream");
+        tokio::spawn(async move {
+            loop {
+                match lines.recv().await {
+                    Ok(line) if query.matches(&line) => {
+                        if sender.send(sse_event(&line)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let note = Bytes::from(format!(
+                            ": {missed} lines were skipped (too fast to follow)\n\n"
+                        ));
+                        if sender.send(note).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        response
+    }
+
+    pub(super) fn follow_events(&self, instance: Option<InstanceKey>) -> Reply {
+        let mut events = self.events.subscribe();
+        let (sender, response) = body::stream("text/event-stream");
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if instance
+                    .as_ref()
+                    .is_some_and(|key| event.instance.as_ref() != Some(key))
+                {
+                    continue;
+                }
+                if sender.send(sse_event(&event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        response
+    }
+}
+
+/// `notes:alice` (also percent-encoded) as a key.
+fn parse_key(text: &str) -> Result<InstanceKey, CallError> {
+    decode_key(text).map_err(|error| bad_request(error.to_string()))
+}
+
+/// The instance asked for: `?instance=S:ID` (or `all`), or `?process=S&id=ID` (the
+/// original's names) when `names` allows them.
+fn instance_filter(query: &HashMap<String, String>, names: bool) -> Result<Filter, CallError> {
+    let (process, id) = if names {
+        (query.get("process"), query.get("id"))
+    } else {
+        (None, None)
+    };
+    Ok(match (query.get("instance"), process, id) {
+        (Some(all), _, _) if all == "all" => Filter::All,
+        (Some(key), _, _) => Filter::One(parse_key(key)?),
+        (None, Some(process), Some(id)) => Filter::One(parse_key(&format!("{process}:{id}"))?),
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(bad_request(
+                "give both `process` and `id`, or `instance=S:ID`",
+            ));
+        }
+        (None, None, None) => Filter::Unspecified,
+    })
+}
+
+/// The events asked for, narrowed to what `scope` may see.
+pub(super) fn event_filter(
+    query: &HashMap<String, String>,
+    scope: &Scope,
+) -> Result<Option<InstanceKey>, CallError> {
+    scope.narrow(instance_filter(query, false)?)
+}
+
+/// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit`; narrowed to what
+/// `scope` may see.
+pub(super) fn log_query(
+    query: &HashMap<String, String>,
+    scope: &Scope,
+) -> Result<LogQuery, CallError> {
+    let instance = scope.narrow(instance_filter(query, true)?)?;
+    let stream = match query.get("level") {
+        Some(level) => Some(Stream::parse(level).ok_or_else(|| {
+            bad_request(format!("level must be stdout or stderr, not {level:?}"))
+        })?),
+        None => None,
+    };
+    let limit = match query.get("limit") {
+        Some(limit) => Some(
+            limit
+                .parse()
+                .map_err(|_| bad_request(format!("limit must be a number, not {limit:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(LogQuery {
+        instance,
+        stream,
+        search: query
+            .get("search")
+            .filter(|search| !search.is_empty())
+            .cloned(),
+        limit,
+    })
+}

@@ -11,8 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper::header::{AUTHORIZATION, HeaderMap};
+use hyper::Response;
+use hyper::header::{self, AUTHORIZATION, HeaderMap, HeaderValue};
 
+use crate::body::Body;
+
+use super::error::{CallError, failure};
 use super::limiter::{Limiter, Verdict};
 pub use super::scope::Scope;
 pub use super::tokens::{Issued, TOKEN_FILE, TokenError, token_path};
@@ -145,6 +149,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|token| !token.is_empty())
+}
+
+/// The answer to a request refused before any route: 401, or 429 with Retry-After. A 429
+/// closes the connection, so a flood costs the sender a new connection per attempt.
+pub fn refusal(refused: Refused) -> Response<Body> {
+    match refused {
+        Refused::Unauthorized => failure(CallError::new(401, "missing or invalid API token").hint(
+            "send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token",
+        )),
+        Refused::Limited { retry_after } => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut reply = failure(
+                CallError::new(
+                    429,
+                    format!(
+                        "too many failed API token checks from this address; try again in {seconds} s"
+                    ),
+                )
+                .hint("a valid token is still accepted; check --token, TENEMENT_TOKEN or {data_dir}/api_token"),
+            );
+            let headers = reply.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            reply
+        }
+    }
 }
 
 #[cfg(test)]

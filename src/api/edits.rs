@@ -16,9 +16,9 @@ use crate::names::InstanceKey;
 use crate::reconcile::Call;
 
 use super::error::{CallError, bad_request};
-use super::routes::ApiState;
 use super::scope::Scope;
 use super::settle::{Goal, settle};
+use super::state::ApiState;
 use super::types::{ActionResult, DeployRequest, RouteRequest, StatusView};
 
 type Reply = Response<Body>;

@@ -1,7 +1,6 @@
 //! The API's errors: an HTTP status and what to tell the user ([`CallError`]), as the JSON
 //! body every error answer has; and the reconciler's failures said in HTTP.
 
-use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use crate::body::{Body, json};
@@ -9,7 +8,6 @@ use crate::config::Diagnostic;
 use crate::names::InstanceKey;
 use crate::reconcile::Failure;
 
-use super::auth::Refused;
 use super::types::ErrorBody;
 
 /// An API error: an HTTP status and what to tell the user.
@@ -87,30 +85,4 @@ pub fn failure(error: CallError) -> Response<Body> {
             diagnostics: error.diagnostics,
         },
     )
-}
-
-/// The answer to a request refused before any route: 401, or 429 with Retry-After. A 429
-/// closes the connection, so a flood costs the sender a new connection per attempt.
-pub fn refusal(refused: Refused) -> Response<Body> {
-    match refused {
-        Refused::Unauthorized => failure(CallError::new(401, "missing or invalid API token").hint(
-            "send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token",
-        )),
-        Refused::Limited { retry_after } => {
-            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let mut reply = failure(
-                CallError::new(
-                    429,
-                    format!(
-                        "too many failed API token checks from this address; try again in {seconds} s"
-                    ),
-                )
-                .hint("a valid token is still accepted; check --token, TENEMENT_TOKEN or {data_dir}/api_token"),
-            );
-            let headers = reply.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            reply
-        }
-    }
 }

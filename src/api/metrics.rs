@@ -10,9 +10,10 @@ use hyper::{Response, StatusCode};
 use crate::metrics::{CONTENT_TYPE, Gauges, global};
 use crate::observed::Phase;
 
-use super::error::{failure, refusal};
-use super::routes::ApiState;
+use super::auth::refusal;
+use super::error::failure;
 use super::scope::{Scope, forbidden};
+use super::state::ApiState;
 use crate::body::{self, Body};
 
 /// Every phase, in the order shown.

@@ -13,6 +13,7 @@ pub mod route;
 pub mod routes;
 pub mod scope;
 pub mod settle;
+pub mod state;
 mod streams;
 pub mod tokens;
 pub mod types;

@@ -13,9 +13,9 @@ use crate::reconcile::Call;
 use crate::runtime::logs::{LogQuery, Stream};
 
 use super::error::{CallError, bad_request};
-use super::routes::ApiState;
 use super::scope::{Filter, Scope, decode_key};
 use super::settle::{Goal, settle};
+use super::state::ApiState;
 use super::types::{ApplyProgress, ApplyRequest};
 
 type Reply = Response<Body>;

@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::api::routes::ApiState;
+use crate::api::state::ApiState;
 use crate::body::{self, Body};
 use crate::proxy::{Peer, Proxy, Routed};
 

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::api::auth::Auth;
-use crate::api::routes::ApiState;
+use crate::api::state::ApiState;
 use crate::config::Diagnostic;
 use crate::desired::reload;
 use crate::events::EventLog;

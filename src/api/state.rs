@@ -1,0 +1,86 @@
+//! What the API handlers share: the reconciler's address, the logs, the events and the token
+//! check; and the questions most handlers ask the reconciler.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper::header::HeaderMap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::edit::instance_file_path;
+use crate::events::EventLog;
+use crate::names::InstanceKey;
+use crate::reconcile::{Call, Message};
+use crate::runtime::logs::LogHub;
+
+use super::auth::{Auth, Refused};
+use super::error::CallError;
+use super::scope::Scope;
+use super::types::{InstanceView, StatusView};
+use super::views;
+
+pub struct ApiState {
+    /// Which config this server serves (`server::config_id`), for `/health`.
+    pub config_id: String,
+    pub reconciler: mpsc::Sender<Message>,
+    pub logs: Arc<LogHub>,
+    pub events: EventLog,
+    pub auth: Auth,
+}
+
+impl ApiState {
+    /// Asks the reconciler and waits for its answer.
+    pub(super) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Call,
+    ) -> Result<T, CallError> {
+        let (sender, receiver) = oneshot::channel();
+        self.reconciler
+            .send(Message::Call(make(sender)))
+            .await
+            .map_err(|_| CallError::new(503, "ten is shutting down"))?;
+        receiver
+            .await
+            .map_err(|_| CallError::new(503, "ten is shutting down"))
+    }
+
+    /// The bearer token's scope, or why the request is refused (see `refusal`).
+    pub fn authenticate(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Scope, Refused> {
+        self.auth
+            .authenticate(headers, peer.ip(), std::time::Instant::now())
+    }
+
+    pub(super) async fn status(&self) -> Result<StatusView, CallError> {
+        self.ask(Call::Status).await.map(views::status_view)
+    }
+
+    /// Reloads the files now and runs a pass; the status after it.
+    pub(super) async fn reload(&self) -> Result<StatusView, CallError> {
+        self.ask(Call::Reload).await.map(views::status_view)
+    }
+
+    /// Every instance, as `ten ps` shows it.
+    pub(super) async fn views(&self) -> Result<Vec<InstanceView>, CallError> {
+        self.ask(Call::Instances)
+            .await
+            .map(|snapshot| views::snapshot_views(&snapshot))
+    }
+
+    pub(super) async fn view(&self, key: &InstanceKey) -> Option<InstanceView> {
+        let views = self.views().await.ok()?;
+        views.into_iter().find(|view| view.instance == *key)
+    }
+
+    pub(super) async fn must_be_declared(&self, key: &InstanceKey) -> Result<(), CallError> {
+        match self.view(key).await {
+            Some(view) if view.state.is_some() => Ok(()),
+            _ => Err(CallError::new(404, format!("{key} is not declared"))
+                .hint(format!("declare it with `ten spawn {key}`"))),
+        }
+    }
+
+    pub(super) fn instance_file(&self, status: &StatusView, key: &InstanceKey) -> PathBuf {
+        instance_file_path(std::path::Path::new(&status.instances_dir), key)
+    }
+}

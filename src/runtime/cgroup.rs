@@ -19,6 +19,7 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -616,6 +617,27 @@ impl TenantCgroup {
     }
 }
 
+/// Joins the cgroup whose `cgroup.procs` files are `files` ([`TenantCgroup::procs_files`]):
+/// for use between fork and exec (only system calls, no allocation).
+pub fn join_cgroup(files: &[CString]) -> io::Result<()> {
+    for file in files {
+        // SAFETY: plain system calls on a NUL-terminated path and a static buffer.
+        unsafe {
+            let fd = nix::libc::open(file.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let written = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            let error = io::Error::last_os_error();
+            nix::libc::close(fd);
+            if written != 1 {
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A file holding one number.
 fn read_number(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -800,7 +822,7 @@ mod tests {
         command.args(["-c", "setsid sleep 1000 & sleep 1000"]);
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(move || join(&files));
+            command.pre_exec(move || join_cgroup(&files));
         }
         // Through the reaper, which other tests of this binary keep running: a wait of our
         // own would race its `waitpid(-1)`.
@@ -838,9 +860,5 @@ mod tests {
         }
         assert!(cgroup.remove());
         cgroups.remove_parent_if_empty();
-    }
-
-    fn join(files: &[CString]) -> std::io::Result<()> {
-        super::super::process::join_cgroup(files)
     }
 }

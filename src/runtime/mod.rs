@@ -1,11 +1,13 @@
 //! The only module that touches processes and the OS process table.
 //!
 //! `process`: starting tenants, adopting ones left by an earlier ten, signalling process
-//! groups; `cgroup`: limits and membership; `init`: the PID 1 of `namespace` tenants;
-//! `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place that waits on children;
-//! `table`: the on-disk table of live tenant processes; `logs`: capture of tenant output;
-//! `probe`: health probes; `storage`: disk usage; `ports`: port allocation; `proc`: facts
-//! read from /proc.
+//! groups; `launch`: what a start is asked for; `spare`: processes started ahead, waiting in
+//! their cgroup to become a tenant; `cgroup`: limits and membership; `init`: the PID 1 of
+//! `namespace` tenants; `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place
+//! that waits on children; `table`: the on-disk table of live tenant processes; `logs`:
+//! capture of tenant output; `probe`: health probes; `storage`: disk usage; `ports`: port
+//! allocation; `proc`: facts read from /proc. No file that `process` uses imports `process`
+//! back.
 //!
 //! The supervisor talks to the OS only through the [`Runtime`] trait: [`OsRuntime`] is the
 //! real one, [`fake::FakeRuntime`] a scriptable one for tests on paused time.
@@ -13,6 +15,7 @@
 pub mod cgroup;
 pub mod fake;
 pub mod init;
+pub mod launch;
 pub mod logs;
 pub mod ports;
 pub mod probe;
@@ -29,8 +32,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use launch::Launch;
 pub use probe::{Probe, ProbeResult, ProbeTarget};
-pub use process::{AdoptError, GroupSignal, Launch, SpawnEnv, SpawnError, Started};
+pub use process::{AdoptError, GroupSignal, SpawnEnv, SpawnError, Started};
 pub use reaper::ProcessExit;
 
 use crate::names::InstanceKey;

@@ -8,7 +8,6 @@
 //! (`namespace`, see `runtime::init`), or runsc (`sandbox`, see `runtime::sandbox`). It is
 //! started through the reaper, which reports its exit, and noted in the process table.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -22,10 +21,10 @@ use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use crate::config::{Isolation, StopSignal};
-use crate::desired::FieldMap;
 use crate::names::InstanceKey;
 
-use super::cgroup::{CgroupError, Cgroups, Limits, TenantCgroup};
+use super::cgroup::{CgroupError, Cgroups, TenantCgroup, join_cgroup};
+use super::launch::Launch;
 use super::logs::open_for_tenant;
 use super::proc::{boot_id, process_start_time};
 use super::reaper::{ProcessExit, Reaper};
@@ -33,37 +32,6 @@ use super::sandbox::Sandbox;
 use super::spare::{ExecRequest, Spare};
 use super::storage::{megabytes, usage_bytes};
 use super::table::{ProcessEntry, write_entry};
-
-/// Everything needed to start one tenant process. Built by the supervisor (pure); executed
-/// here.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Launch {
-    pub key: InstanceKey,
-    /// Program and arguments, all templates resolved.
-    pub argv: Vec<String>,
-    pub workdir: PathBuf,
-    /// The directory of tenement.toml (for a sandbox: what the argv names in it is shown).
-    pub config_dir: PathBuf,
-    /// The complete environment.
-    pub env: Vec<(String, String)>,
-    /// Created before the process starts.
-    pub data_dir: PathBuf,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
-    /// Its port, and the spec fields it runs with: noted in the process table.
-    pub port: u16,
-    pub spec: Arc<FieldMap>,
-    pub isolation: Isolation,
-    pub limits: Limits,
-    pub storage_quota_mb: Option<u64>,
-    /// Run as this user (name or uid) instead of ten's.
-    pub user: Option<String>,
-    /// The directory of its Unix socket, for `listen = "socket"`.
-    pub socket_dir: Option<PathBuf>,
-    /// Resolved from `user` when starting.
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-}
 
 /// What the host offers for starting tenants.
 #[derive(Debug, Clone, Default)]
@@ -190,27 +158,6 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_micros());
     format!("{prefix}.{micros:x}{serial:x}")
-}
-
-/// Joins the cgroup whose `cgroup.procs` files are `files`: for use between fork and exec
-/// (only system calls, no allocation).
-pub fn join_cgroup(files: &[CString]) -> io::Result<()> {
-    for file in files {
-        // SAFETY: plain system calls on a NUL-terminated path and a static buffer.
-        unsafe {
-            let fd = nix::libc::open(file.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let written = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
-            let error = io::Error::last_os_error();
-            nix::libc::close(fd);
-            if written != 1 {
-                return Err(error);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Becomes `uid`/`gid` (no supplementary groups): between fork and exec, after joining the
@@ -550,6 +497,8 @@ pub fn signal_group(pid: u32, signal: GroupSignal) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::FieldMap;
+    use crate::runtime::cgroup::Limits;
 
     fn launch(dir: &Path, argv: &[&str]) -> Launch {
         Launch {

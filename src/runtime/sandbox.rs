@@ -13,6 +13,9 @@
 //! `--ignore-cgroups` keeps runsc from moving itself elsewhere. After the end,
 //! `runsc delete --force` removes the container's state; it is waited for through the reaper
 //! (`reaper::run_helper`), like every child of ten.
+//!
+//! Reads the process's description from `launch`; must not import `process`, which runs
+//! the command line made here.
 
 use std::fs;
 use std::io;
@@ -21,7 +24,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use super::process::Launch;
+use super::launch::Launch;
 use super::reaper::run_helper;
 use crate::config::parse::normalize;
 

@@ -13,6 +13,9 @@
 //! Whether the exec worked comes back the way `std::process` does it: a pipe the spare holds
 //! on fd 3, closed on exec (success), or carrying the error (failure). A spare whose ten is
 //! gone reads end-of-file on stdin and exits.
+//!
+//! Joins its cgroup through `cgroup` and opens output through `logs`; must not import
+//! `process`, which hands it the request.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -26,7 +29,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::cgroup::TenantCgroup;
+use super::cgroup::{TenantCgroup, join_cgroup};
 use super::reaper::{ProcessExit, Reaper};
 
 /// The hidden subcommand that runs [`main`].
@@ -95,7 +98,7 @@ fn start_in(
     // SAFETY: only system calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            super::process::join_cgroup(&procs)?;
+            join_cgroup(&procs)?;
             if nix::libc::dup2(status_raw, STATUS_FD) < 0 {
                 return Err(io::Error::last_os_error());
             }

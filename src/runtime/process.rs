@@ -8,6 +8,7 @@
 //! (`namespace`, see `runtime::init`), or runsc (`sandbox`, see `runtime::sandbox`). It is
 //! started through the reaper, which reports its exit, and noted in the process table.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -196,126 +197,22 @@ pub fn start_process(
     host: &SpawnEnv,
     spare: Option<Spare>,
 ) -> Result<(Started, Running), SpawnError> {
-    std::fs::create_dir_all(&launch.data_dir).map_err(|source| SpawnError::DataDir {
-        path: launch.data_dir.clone(),
-        source,
-    })?;
-    if let Some(quota_mb) = launch.storage_quota_mb {
-        let used = usage_bytes(&launch.data_dir).unwrap_or(0);
-        if used >= quota_mb.saturating_mul(1024 * 1024) {
-            return Err(SpawnError::OverQuota {
-                used_mb: megabytes(used),
-                quota_mb,
-            });
-        }
-    }
-    let open = |path: &Path| {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        open_for_tenant(path).map_err(|source| SpawnError::Logs {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let stdout = open(&launch.stdout)?;
-    let stderr = open(&launch.stderr)?;
+    let (stdout, stderr) = prepare_files(launch)?;
     let (program, _) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
-    let root = nix::unistd::geteuid().is_root();
-    let isolation = launch.isolation.as_str();
-    if launch.isolation != Isolation::Process && !root {
-        return Err(SpawnError::NeedsRoot { isolation });
-    }
-    let (uid, gid) = match &launch.user {
-        Some(user) => {
-            let (uid, gid) = resolve_user(user)?;
-            (Some(uid), Some(gid))
-        }
-        None => (None, None),
-    };
-    let spare = spare.filter(|_| host.cgroups.is_some());
-    let name = spare.as_ref().map_or_else(
-        || process_name(&launch.key),
-        |spare| spare.cgroup.name().to_string(),
-    );
-    let spare = match spare {
-        Some(spare) => match spare.cgroup.set_limits(&launch.limits) {
-            Ok(()) => Some(spare),
-            Err(error) => {
-                spare.discard();
-                return Err(error.into());
-            }
-        },
-        None => None,
-    };
-    let cgroup = match (&host.cgroups, launch.limits.any(), &spare) {
-        (Some(_), _, Some(_)) => None,
-        (Some(cgroups), _, None) => Some(cgroups.create(&name, &launch.limits)?),
-        (None, true, _) => {
-            return Err(SpawnError::NoCgroups(
-                host.cgroups_missing
-                    .clone()
-                    .unwrap_or_else(|| "not root".into()),
-            ));
-        }
-        (None, false, _) => None,
-    };
+    let user = tenant_user(launch)?;
+    let Placement {
+        name,
+        spare,
+        cgroup,
+    } = place(launch, host, spare)?;
     let cleanup = |error: SpawnError| {
         if let Some(cgroup) = &cgroup {
             cgroup.remove();
         }
         error
     };
-    // A relative program with a slash is relative to the workdir, not to ten's.
-    let program_path = if program.contains('/') && !program.starts_with('/') {
-        launch.workdir.join(program).display().to_string()
-    } else {
-        program.clone()
-    };
-    let mut tenant_argv = launch.argv.clone();
-    tenant_argv[0] = program_path;
-    let (argv, switch_user) = match launch.isolation {
-        Isolation::Process => (tenant_argv, uid.zip(gid)),
-        Isolation::Namespace => {
-            let init = host
-                .init_program
-                .as_ref()
-                .ok_or(SpawnError::NoInit)
-                .map_err(cleanup)?;
-            let mut argv = vec![init.display().to_string(), super::init::SUBCOMMAND.into()];
-            if let (Some(uid), Some(gid)) = (uid, gid) {
-                argv.extend([format!("--uid={uid}"), format!("--gid={gid}")]);
-            }
-            argv.push("--".into());
-            argv.extend(tenant_argv);
-            // The init needs root for the namespaces; the tenant becomes the user.
-            (argv, None)
-        }
-        Isolation::Sandbox => {
-            let sandbox = host
-                .sandbox
-                .as_ref()
-                .ok_or(SpawnError::NoRunsc)
-                .map_err(cleanup)?;
-            let mut inside = launch.clone();
-            inside.argv = tenant_argv;
-            inside.uid = uid;
-            inside.gid = gid;
-            let argv = sandbox
-                .prepare(&inside, &name)
-                .map_err(|error| cleanup(SpawnError::Sandbox(error)))?;
-            (argv, None)
-        }
-    };
-    let env: Vec<(String, String)> = if launch.isolation == Isolation::Sandbox {
-        // The tenant's environment is in the bundle; runsc gets a plain one.
-        vec![(
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        )]
-    } else {
-        launch.env.clone()
-    };
+    let (argv, switch_user) = command_line(launch, host, program, user, &name).map_err(cleanup)?;
+    let env = program_env(launch);
     tracing::debug!(instance = %launch.key, ?argv, spare = spare.is_some(), "spawning");
     let exec_failed = |source: io::Error| {
         if launch.isolation == Isolation::Sandbox
@@ -344,53 +241,14 @@ pub fn start_process(
             (pid, exit, Some(cgroup))
         }
         None => {
-            let mut command = Command::new(&argv[0]);
-            command
-                .args(&argv[1..])
-                .current_dir(&launch.workdir)
-                .env_clear()
-                .envs(env.iter().map(|(name, value)| (name, value)))
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .process_group(0);
-            let procs = cgroup
-                .as_ref()
-                .map(TenantCgroup::procs_files)
-                .unwrap_or_default();
-            // SAFETY: the closure only makes system calls (no allocation, no locks).
-            unsafe {
-                command.pre_exec(move || {
-                    join_cgroup(&procs)?;
-                    if let Some((uid, gid)) = switch_user {
-                        become_user(uid, gid)?;
-                    }
-                    Ok(())
-                });
-            }
-            let (child, exit) = Reaper::global()
-                .spawn(&mut command)
+            let output = (stdout, stderr);
+            let (pid, exit) = fork_exec(launch, &argv, &env, output, cgroup.as_ref(), switch_user)
                 .map_err(|source| cleanup(exec_failed(source)))?;
-            (child.id(), exit, cgroup)
+            (pid, exit, cgroup)
         }
     };
     let start_time = process_start_time(pid);
-    if let (Some(table), Some(start_time)) = (&host.table, start_time) {
-        let entry = ProcessEntry {
-            instance: launch.key.clone(),
-            pid,
-            start_time,
-            boot_id: boot_id().to_string(),
-            port: launch.port,
-            started_at_unix: crate::observed::record::unix_now(),
-            spec: Arc::clone(&launch.spec),
-            name: Some(name.clone()),
-            sandboxed: launch.isolation == Isolation::Sandbox,
-        };
-        if let Err(error) = write_entry(table, &entry) {
-            tracing::warn!(instance = %launch.key, pid, %error, "cannot note the process in the process table; a restarted ten will not adopt it");
-        }
-    }
+    note_in_table(launch, host, pid, start_time, &name);
     Ok((
         Started {
             pid,
@@ -403,6 +261,213 @@ pub fn start_process(
             sandboxed: launch.isolation == Isolation::Sandbox,
         },
     ))
+}
+
+/// Creates the data directory, refuses to start over the storage quota, and opens the
+/// capture files the tenant's stdout and stderr append to.
+fn prepare_files(launch: &Launch) -> Result<(File, File), SpawnError> {
+    std::fs::create_dir_all(&launch.data_dir).map_err(|source| SpawnError::DataDir {
+        path: launch.data_dir.clone(),
+        source,
+    })?;
+    if let Some(quota_mb) = launch.storage_quota_mb {
+        let used = usage_bytes(&launch.data_dir).unwrap_or(0);
+        if used >= quota_mb.saturating_mul(1024 * 1024) {
+            return Err(SpawnError::OverQuota {
+                used_mb: megabytes(used),
+                quota_mb,
+            });
+        }
+    }
+    let open = |path: &Path| {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        open_for_tenant(path).map_err(|source| SpawnError::Logs {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    Ok((open(&launch.stdout)?, open(&launch.stderr)?))
+}
+
+/// The uid and gid of the tenant's `user`, if it has one; an isolation other than `process`
+/// needs ten to run as root.
+fn tenant_user(launch: &Launch) -> Result<Option<UserIds>, SpawnError> {
+    let root = nix::unistd::geteuid().is_root();
+    if launch.isolation != Isolation::Process && !root {
+        return Err(SpawnError::NeedsRoot {
+            isolation: launch.isolation.as_str(),
+        });
+    }
+    launch.user.as_deref().map(resolve_user).transpose()
+}
+
+/// A user's uid and gid.
+type UserIds = (u32, u32);
+
+/// Where a new process runs: its name, and the spare it becomes or the cgroup it joins.
+struct Placement {
+    /// Names its cgroup and its sandbox container.
+    name: String,
+    /// A spare in its cgroup, with the tenant's limits in force.
+    spare: Option<Spare>,
+    /// A new cgroup of its own (with no spare, when cgroups are available).
+    cgroup: Option<TenantCgroup>,
+}
+
+/// Takes `spare` (giving its cgroup the tenant's limits) when cgroups are available, else
+/// creates a cgroup with them; limits without cgroups are an error.
+fn place(launch: &Launch, host: &SpawnEnv, spare: Option<Spare>) -> Result<Placement, SpawnError> {
+    let spare = spare.filter(|_| host.cgroups.is_some());
+    let name = spare.as_ref().map_or_else(
+        || process_name(&launch.key),
+        |spare| spare.cgroup.name().to_string(),
+    );
+    let spare = match spare {
+        Some(spare) => match spare.cgroup.set_limits(&launch.limits) {
+            Ok(()) => Some(spare),
+            Err(error) => {
+                spare.discard();
+                return Err(error.into());
+            }
+        },
+        None => None,
+    };
+    let cgroup = match (&host.cgroups, launch.limits.any(), &spare) {
+        (Some(_), _, Some(_)) => None,
+        (Some(cgroups), _, None) => Some(cgroups.create(&name, &launch.limits)?),
+        (None, true, _) => {
+            return Err(SpawnError::NoCgroups(
+                host.cgroups_missing
+                    .clone()
+                    .unwrap_or_else(|| "not root".into()),
+            ));
+        }
+        (None, false, _) => None,
+    };
+    Ok(Placement {
+        name,
+        spare,
+        cgroup,
+    })
+}
+
+/// The command line executed for `isolation`, and the user to become between fork and exec:
+/// the tenant's program as that user (`process`), ten's init in front of it (`namespace`),
+/// or runsc with a bundle written for process `name` (`sandbox`); the init and the sandbox
+/// make the tenant its user themselves.
+fn command_line(
+    launch: &Launch,
+    host: &SpawnEnv,
+    program: &str,
+    user: Option<UserIds>,
+    name: &str,
+) -> Result<(Vec<String>, Option<UserIds>), SpawnError> {
+    // A relative program with a slash is relative to the workdir, not to ten's.
+    let program_path = if program.contains('/') && !program.starts_with('/') {
+        launch.workdir.join(program).display().to_string()
+    } else {
+        program.to_string()
+    };
+    let mut tenant_argv = launch.argv.clone();
+    tenant_argv[0] = program_path;
+    match launch.isolation {
+        Isolation::Process => Ok((tenant_argv, user)),
+        Isolation::Namespace => {
+            let init = host.init_program.as_ref().ok_or(SpawnError::NoInit)?;
+            let mut argv = vec![init.display().to_string(), super::init::SUBCOMMAND.into()];
+            if let Some((uid, gid)) = user {
+                argv.extend([format!("--uid={uid}"), format!("--gid={gid}")]);
+            }
+            argv.push("--".into());
+            argv.extend(tenant_argv);
+            // The init needs root for the namespaces; the tenant becomes the user.
+            Ok((argv, None))
+        }
+        Isolation::Sandbox => {
+            let sandbox = host.sandbox.as_ref().ok_or(SpawnError::NoRunsc)?;
+            let mut inside = launch.clone();
+            inside.argv = tenant_argv;
+            inside.uid = user.map(|(uid, _)| uid);
+            inside.gid = user.map(|(_, gid)| gid);
+            let argv = sandbox
+                .prepare(&inside, name)
+                .map_err(SpawnError::Sandbox)?;
+            Ok((argv, None))
+        }
+    }
+}
+
+/// The environment of what is executed: the tenant's own, except for a sandbox, whose
+/// tenant environment is in the bundle while runsc gets a plain one.
+fn program_env(launch: &Launch) -> Vec<(String, String)> {
+    if launch.isolation == Isolation::Sandbox {
+        vec![(
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        )]
+    } else {
+        launch.env.clone()
+    }
+}
+
+/// Forks and executes `argv` with exactly `env`, in a process group of its own, stdin from
+/// /dev/null and `output` as stdout and stderr, joining `cgroup` and becoming `user` between
+/// fork and exec; through the reaper, which reports its exit.
+fn fork_exec(
+    launch: &Launch,
+    argv: &[String],
+    env: &[(String, String)],
+    output: (File, File),
+    cgroup: Option<&TenantCgroup>,
+    user: Option<UserIds>,
+) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
+    let (stdout, stderr) = output;
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .current_dir(&launch.workdir)
+        .env_clear()
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    let procs = cgroup.map(TenantCgroup::procs_files).unwrap_or_default();
+    // SAFETY: the closure only makes system calls (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || {
+            join_cgroup(&procs)?;
+            if let Some((uid, gid)) = user {
+                become_user(uid, gid)?;
+            }
+            Ok(())
+        });
+    }
+    let (child, exit) = Reaper::global().spawn(&mut command)?;
+    Ok((child.id(), exit))
+}
+
+/// Notes the started process in the process table, for a restarted ten to adopt it.
+fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, start_time: Option<u64>, name: &str) {
+    let (Some(table), Some(start_time)) = (&host.table, start_time) else {
+        return;
+    };
+    let entry = ProcessEntry {
+        instance: launch.key.clone(),
+        pid,
+        start_time,
+        boot_id: boot_id().to_string(),
+        port: launch.port,
+        started_at_unix: crate::observed::record::unix_now(),
+        spec: Arc::clone(&launch.spec),
+        name: Some(name.to_string()),
+        sandboxed: launch.isolation == Isolation::Sandbox,
+    };
+    if let Err(error) = write_entry(table, &entry) {
+        tracing::warn!(instance = %launch.key, pid, %error, "cannot note the process in the process table; a restarted ten will not adopt it");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -163,7 +163,7 @@ impl Runtime for FakeRuntime {
             return;
         }
         if let Some((_, sender)) = state.running.remove(&pid) {
-            let number = crate::runtime::process::nix_signal(signal) as i32;
+            let number = super::signal::nix_signal(signal) as i32;
             let _ = sender.send(ProcessExit {
                 code: None,
                 signal: Some(number),

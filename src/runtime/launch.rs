@@ -1,17 +1,22 @@
-//! [`Launch`]: everything needed to start one tenant process, as the supervisor builds it.
+//! [`Launch`]: everything needed to start one tenant process, as the supervisor builds it;
+//! [`Started`]: what a start (or an adoption) gives back.
 //!
 //! A module of its own so that what executes a launch in part (`sandbox` writes a bundle
 //! from it) depends on the description, not on `process`, which executes it whole and
-//! depends on them. Imports no other part of `runtime` but `cgroup` (for [`Limits`]).
+//! depends on them. Imports no other part of `runtime` but `cgroup` (for [`Limits`]) and
+//! `reaper` (for [`ProcessExit`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use tokio::sync::oneshot;
 
 use crate::config::Isolation;
 use crate::desired::FieldMap;
 use crate::names::InstanceKey;
 
 use super::cgroup::Limits;
+use super::reaper::ProcessExit;
 
 /// Everything needed to start one tenant process. Built by the supervisor (pure); executed
 /// by `runtime::process`.
@@ -42,4 +47,13 @@ pub struct Launch {
     /// Resolved from `user` when starting.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// A started (or adopted) process: its pid, its start time (with the pid, its identity)
+/// and the report of its exit.
+#[derive(Debug)]
+pub struct Started {
+    pub pid: u32,
+    pub start_time: Option<u64>,
+    pub exit: oneshot::Receiver<ProcessExit>,
 }

@@ -1,7 +1,8 @@
 //! The only module that touches processes and the OS process table.
 //!
 //! `process`: starting tenants, adopting ones left by an earlier ten, signalling process
-//! groups; `launch`: what a start is asked for; `spare`: processes started ahead, waiting in
+//! groups; `adopt`: taking over a process left by an earlier ten; `signal`: signals to a
+//! process group; `launch`: what a start is asked for and gives; `spare`: processes started ahead, waiting in
 //! their cgroup to become a tenant; `cgroup`: limits and membership; `init`: the PID 1 of
 //! `namespace` tenants; `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place
 //! that waits on children; `table`: the on-disk table of live tenant processes; `logs`:
@@ -12,6 +13,7 @@
 //! The supervisor talks to the OS only through the [`Runtime`] trait: [`OsRuntime`] is the
 //! real one, [`fake::FakeRuntime`] a scriptable one for tests on paused time.
 
+pub mod adopt;
 pub mod cgroup;
 pub mod fake;
 pub mod init;
@@ -23,6 +25,7 @@ pub mod proc;
 pub mod process;
 pub mod reaper;
 pub mod sandbox;
+pub mod signal;
 pub mod spare;
 pub mod storage;
 pub mod table;
@@ -32,10 +35,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use launch::Launch;
+pub use adopt::AdoptError;
+pub use launch::{Launch, Started};
 pub use probe::{Probe, ProbeResult, ProbeTarget};
-pub use process::{AdoptError, GroupSignal, SpawnEnv, SpawnError, Started};
+pub use process::{SpawnEnv, SpawnError};
 pub use reaper::ProcessExit;
+pub use signal::GroupSignal;
 
 use crate::names::InstanceKey;
 use crate::observed::Usage;
@@ -225,7 +230,7 @@ impl Runtime for OsRuntime {
         name: Option<&str>,
         sandboxed: bool,
     ) -> Result<Started, AdoptError> {
-        let started = process::adopt_process(pid, start_time)?;
+        let started = adopt::adopt_process(pid, start_time)?;
         if let Some(name) = name {
             let cgroup = self.host.cgroups.as_ref().map(|cgroups| cgroups.open(name));
             let running = process::Running {
@@ -272,7 +277,7 @@ impl Runtime for OsRuntime {
     }
 
     fn signal(&self, pid: u32, signal: GroupSignal) {
-        process::signal_group(pid, signal);
+        signal::signal_group(pid, signal);
         if signal == GroupSignal::Kill
             && let Some(running) = self.running().get(&pid).cloned()
             && running.cgroup.is_some()

@@ -1,4 +1,4 @@
-//! Starting, adopting and signalling tenant processes.
+//! Starting tenant processes (adopting them is `adopt`'s, signalling them `signal`'s).
 //!
 //! A tenant runs in its own process group, with exactly the environment it is given (never
 //! ten's own), stdin from /dev/null and stdout/stderr appended to its capture files, as its
@@ -7,25 +7,25 @@
 //! the program itself (`process`), ten's init in new PID and mount namespaces in front of it
 //! (`namespace`, see `runtime::init`), or runsc (`sandbox`, see `runtime::sandbox`). It is
 //! started through the reaper, which reports its exit, and noted in the process table.
+//!
+//! Uses the rest of `runtime` (cgroups, spares, the sandbox, the reaper, the process table);
+//! none of what it uses imports it.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
-use crate::config::{Isolation, StopSignal};
+use crate::config::Isolation;
 use crate::names::InstanceKey;
 
 use super::cgroup::{CgroupError, Cgroups, TenantCgroup, join_cgroup};
-use super::launch::Launch;
+use super::launch::{Launch, Started};
 use super::logs::open_for_tenant;
 use super::proc::{boot_id, process_start_time};
 use super::reaper::{ProcessExit, Reaper};
@@ -47,14 +47,6 @@ pub struct SpawnEnv {
     pub sandbox: Option<Sandbox>,
     /// ten's own binary, run as the init of `namespace` tenants.
     pub init_program: Option<PathBuf>,
-}
-
-/// A started process.
-#[derive(Debug)]
-pub struct Started {
-    pub pid: u32,
-    pub start_time: Option<u64>,
-    pub exit: oneshot::Receiver<ProcessExit>,
 }
 
 /// What ten keeps of a running process besides its pid: its cgroup and, for a sandbox, the
@@ -470,100 +462,13 @@ fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, start_time: Option<
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdoptError {
-    #[error("process {pid} is gone")]
-    Gone { pid: u32 },
-    #[error("process {pid} is another process now (its start time differs)")]
-    Recycled { pid: u32 },
-    #[error("cannot watch process {pid}: {source}")]
-    Watch { pid: u32, source: io::Error },
-}
-
-/// Takes over a running tenant that is not our child (left by a ten that died or was
-/// upgraded): checks it is the same process (pid and start time), and reports its exit
-/// through a pidfd, which becomes readable when the process ends. The exit status of a
-/// process that is not our child cannot be known.
-pub fn adopt_process(pid: u32, start_time: u64) -> Result<Started, AdoptError> {
-    let raw_pid = i32::try_from(pid).map_err(|_| AdoptError::Gone { pid })?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, raw_pid, 0) };
-    if fd < 0 {
-        let error = io::Error::last_os_error();
-        return Err(match error.raw_os_error() {
-            Some(nix::libc::ESRCH) => AdoptError::Gone { pid },
-            _ => AdoptError::Watch { pid, source: error },
-        });
-    }
-    // SAFETY: the syscall returned a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // Checked after opening: the pidfd holds on to whatever process had the pid, so if that
-    // is still the one we recorded, it is the one we watch.
-    match process_start_time(pid) {
-        Some(actual) if actual == start_time => {}
-        Some(_) => return Err(AdoptError::Recycled { pid }),
-        None => return Err(AdoptError::Gone { pid }),
-    }
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until it is dropped.
-    let watched = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-    }
-    .map_err(|error| AdoptError::Watch {
-        pid,
-        source: error.into(),
-    })?;
-    let (sender, exit) = oneshot::channel();
-    tokio::spawn(async move {
-        let _ = watched.readable().await;
-        let _ = sender.send(ProcessExit {
-            code: None,
-            signal: None,
-        });
-    });
-    Ok(Started {
-        pid,
-        start_time: Some(start_time),
-        exit,
-    })
-}
-
-/// A signal for a tenant's process group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupSignal {
-    Stop(StopSignal),
-    Kill,
-}
-
-pub fn nix_signal(signal: GroupSignal) -> Signal {
-    match signal {
-        GroupSignal::Kill => Signal::SIGKILL,
-        GroupSignal::Stop(stop) => match stop {
-            StopSignal::Term => Signal::SIGTERM,
-            StopSignal::Int => Signal::SIGINT,
-            StopSignal::Quit => Signal::SIGQUIT,
-            StopSignal::Hup => Signal::SIGHUP,
-            StopSignal::Kill => Signal::SIGKILL,
-            StopSignal::Usr1 => Signal::SIGUSR1,
-            StopSignal::Usr2 => Signal::SIGUSR2,
-            StopSignal::Winch => Signal::SIGWINCH,
-        },
-    }
-}
-
-/// Sends `signal` to the process group led by `pid`. A group that is already gone is fine.
-pub fn signal_group(pid: u32, signal: GroupSignal) {
-    let Ok(raw) = i32::try_from(pid) else { return };
-    match killpg(Pid::from_raw(raw), nix_signal(signal)) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(error) => tracing::warn!(pid, %error, ?signal, "cannot signal process group"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::desired::FieldMap;
+    use crate::runtime::adopt::{AdoptError, adopt_process};
     use crate::runtime::cgroup::Limits;
+    use crate::runtime::signal::{GroupSignal, signal_group};
 
     fn launch(dir: &Path, argv: &[&str]) -> Launch {
         Launch {

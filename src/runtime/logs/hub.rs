@@ -1,0 +1,350 @@
+//! The capture of every instance's output: attaching and detaching instances, polling their
+//! raw files (on inotify events), appending to `output.log` and recording offsets in the
+//! crash-safe order, the ring of recent lines per instance and queries over it, and new lines
+//! as a broadcast.
+//!
+//! Imports `line`, `record`, `source` and `output` of `logs`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+use crate::names::InstanceKey;
+
+use super::line::{LogLine, LogQuery, Stream, parse_line, unix_millis};
+use super::output::{OutputLog, cut_back, file_length};
+use super::record::{Recorded, encode_record, read_record};
+use super::source::Source;
+
+/// Lines kept in memory per instance.
+pub const RING_LINES: usize = 2000;
+
+/// Where an instance's capture files are.
+#[derive(Debug, Clone)]
+pub struct CapturePaths {
+    /// The raw files' directory (watched).
+    pub dir: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// The directory of `output.log` and `offsets` (not watched).
+    pub log_dir: PathBuf,
+    pub output: PathBuf,
+    pub offsets: PathBuf,
+}
+
+struct InstanceLogs {
+    sources: [Source; 2],
+    ring: VecDeque<LogLine>,
+    output: OutputLog,
+    /// Where the read offsets are kept; opened on first write.
+    offsets_path: PathBuf,
+    offsets_file: Option<File>,
+}
+
+impl InstanceLogs {
+    /// Records how far the lines of the raw files reached `output.log`, and its length then:
+    /// one positioned write of a fixed-width text, after every append and rotation.
+    fn record(&mut self) {
+        if self.offsets_file.is_none() {
+            self.offsets_file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .mode(0o640)
+                .open(&self.offsets_path)
+                .ok();
+        }
+        if let Some(file) = &self.offsets_file {
+            let bytes = encode_record(Recorded {
+                offsets: [self.sources[0].line_start(), self.sources[1].line_start()],
+                log_length: Some(self.output.size),
+            });
+            if let Err(error) = file.write_all_at(&bytes, 0) {
+                tracing::debug!(%error, path = %self.offsets_path.display(), "cannot record log offsets");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct HubState {
+    instances: HashMap<InstanceKey, InstanceLogs>,
+    by_path: HashMap<PathBuf, (InstanceKey, usize)>,
+}
+
+/// The capture of every instance's output.
+pub struct LogHub {
+    /// `{data_dir}/.ten`: raw files under `capture/`, output logs under `logs/`.
+    root: PathBuf,
+    state: Mutex<HubState>,
+    lines: broadcast::Sender<LogLine>,
+}
+
+impl LogHub {
+    /// `root` is ten's own directory, `{data_dir}/.ten`.
+    pub fn new(root: PathBuf) -> Arc<LogHub> {
+        let (lines, _) = broadcast::channel(4096);
+        Arc::new(LogHub {
+            root,
+            state: Mutex::default(),
+            lines,
+        })
+    }
+
+    /// The watched directory of the raw files.
+    fn capture_root(&self) -> PathBuf {
+        self.root.join("capture")
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn paths(&self, key: &InstanceKey) -> CapturePaths {
+        let dir = self
+            .capture_root()
+            .join(key.service.as_str())
+            .join(key.id.as_str());
+        let log_dir = self
+            .root
+            .join("logs")
+            .join(key.service.as_str())
+            .join(key.id.as_str());
+        CapturePaths {
+            stdout: dir.join(Stream::Stdout.raw_file()),
+            stderr: dir.join(Stream::Stderr.raw_file()),
+            dir,
+            output: log_dir.join("output.log"),
+            offsets: log_dir.join("offsets"),
+            log_dir,
+        }
+    }
+
+    /// Starts capturing `key`: creates its directories and resumes where the last ten's lines
+    /// stopped (its recorded offsets), or, with none recorded, at the current end of the raw
+    /// files. Lines in `output.log` past the recorded length (appended by a ten killed before
+    /// it recorded their offsets) are removed first: they are read again. Then loads the tail
+    /// of `output.log` into memory.
+    pub fn attach(&self, key: &InstanceKey) -> io::Result<CapturePaths> {
+        let paths = self.paths(key);
+        if self.lock().instances.contains_key(key) {
+            return Ok(paths);
+        }
+        fs::create_dir_all(&paths.dir)?;
+        fs::create_dir_all(&paths.log_dir)?;
+        let recorded = read_record(&paths.offsets);
+        if let Some(length) = recorded.and_then(|recorded| recorded.log_length) {
+            cut_back(&paths.output, length);
+        }
+        let offsets = recorded.map_or_else(
+            || [&paths.stdout, &paths.stderr].map(|path| file_length(path)),
+            |recorded| recorded.offsets,
+        );
+        let ring = read_tail(key, &paths.output);
+        let mut logs = InstanceLogs {
+            sources: [
+                Source::new(Stream::Stdout, paths.stdout.clone(), offsets[0]),
+                Source::new(Stream::Stderr, paths.stderr.clone(), offsets[1]),
+            ],
+            ring,
+            output: OutputLog {
+                path: paths.output.clone(),
+                file: None,
+                size: file_length(&paths.output),
+            },
+            offsets_path: paths.offsets.clone(),
+            offsets_file: None,
+        };
+        // The record now says where this ten starts, in this version's format, with the
+        // length of the output.log it appends to (after a ten killed between a rotation and
+        // the record that follows it, the recorded length was the rotated file's).
+        let current = Recorded {
+            offsets,
+            log_length: Some(logs.output.size),
+        };
+        if recorded != Some(current) {
+            logs.record();
+        }
+        let mut state = self.lock();
+        state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
+        state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
+        state.instances.insert(key.clone(), logs);
+        drop(state);
+        // Anything written before we attached.
+        self.poll(key);
+        Ok(paths)
+    }
+
+    /// Stops capturing `key` (after reading what is left); removes its files when asked.
+    pub fn detach(&self, key: &InstanceKey, remove_files: bool) {
+        self.poll(key);
+        let mut state = self.lock();
+        if let Some(logs) = state.instances.remove(key) {
+            for source in &logs.sources {
+                state.by_path.remove(&source.path);
+            }
+        }
+        drop(state);
+        if remove_files {
+            let paths = self.paths(key);
+            let _ = fs::remove_dir_all(paths.dir);
+            let _ = fs::remove_dir_all(paths.log_dir);
+        }
+    }
+
+    /// Reads new output of `key`.
+    pub fn poll(&self, key: &InstanceKey) {
+        let mut state = self.lock();
+        let Some(logs) = state.instances.get_mut(key) else {
+            return;
+        };
+        let now = unix_millis();
+        let mut new_lines = Vec::new();
+        for source in &mut logs.sources {
+            for text in source.read_new() {
+                new_lines.push(LogLine {
+                    at_unix_ms: now,
+                    instance: key.clone(),
+                    stream: source.stream,
+                    text,
+                });
+            }
+        }
+        if new_lines.is_empty() {
+            return;
+        }
+        // Crash-safe in this order: a ten killed before the record truncates output.log back
+        // to the recorded length when it attaches, then reads those lines again; a rotation
+        // comes after the record, so the recorded length is the rotated file's, and a ten
+        // killed before the record that follows finds no output.log longer than recorded.
+        logs.output.append(&new_lines);
+        logs.record();
+        if logs.output.full() {
+            logs.output.rotate();
+            logs.record();
+        }
+        for line in new_lines {
+            if logs.ring.len() == RING_LINES {
+                logs.ring.pop_front();
+            }
+            logs.ring.push_back(line.clone());
+            let _ = self.lines.send(line);
+        }
+    }
+
+    /// Reads new output of the instance whose raw file is `path`.
+    pub fn poll_path(&self, path: &Path) {
+        let key = self.lock().by_path.get(path).map(|(key, _)| key.clone());
+        if let Some(key) = key {
+            self.poll(&key);
+        }
+    }
+
+    pub fn poll_all(&self) {
+        let keys: Vec<InstanceKey> = self.lock().instances.keys().cloned().collect();
+        for key in keys {
+            self.poll(&key);
+        }
+    }
+
+    /// The last matching lines, oldest first.
+    pub fn query(&self, query: &LogQuery) -> Vec<LogLine> {
+        let state = self.lock();
+        let mut lines: Vec<LogLine> = match &query.instance {
+            Some(key) => state
+                .instances
+                .get(key)
+                .map(|logs| {
+                    logs.ring
+                        .iter()
+                        .filter(|l| query.matches(l))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => {
+                let mut all: Vec<LogLine> = state
+                    .instances
+                    .values()
+                    .flat_map(|logs| logs.ring.iter().filter(|l| query.matches(l)).cloned())
+                    .collect();
+                all.sort_by_key(|line| line.at_unix_ms);
+                all
+            }
+        };
+        if let Some(limit) = query.limit
+            && lines.len() > limit
+        {
+            lines.drain(..lines.len() - limit);
+        }
+        lines
+    }
+
+    /// New lines as they are captured.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+        self.lines.subscribe()
+    }
+
+    /// Tails the raw files: reads whenever inotify reports a write. The watcher must be kept
+    /// alive by the caller.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let capture = self.capture_root();
+        fs::create_dir_all(&capture).map_err(notify::Error::io)?;
+        let hub = Arc::clone(self);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if event.need_rescan() => hub.poll_all(),
+                Ok(event) => {
+                    if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+                        for path in &event.paths {
+                            hub.poll_path(path);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "log watcher error; reading all logs");
+                    hub.poll_all();
+                }
+            })?;
+        watcher.watch(&capture, RecursiveMode::Recursive)?;
+        Ok(watcher)
+    }
+}
+
+/// The last [`RING_LINES`] lines of an `output.log` (reads at most its last 1 MiB).
+fn read_tail(key: &InstanceKey, path: &Path) -> VecDeque<LogLine> {
+    let mut ring = VecDeque::new();
+    let Ok(mut file) = File::open(path) else {
+        return ring;
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    let start = size.saturating_sub(1024 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return ring;
+    }
+    let mut reader = BufReader::new(file);
+    if start > 0 {
+        let mut partial = Vec::new();
+        let _ = reader.read_until(b'\n', &mut partial);
+    }
+    for line in reader.lines().map_while(Result::ok) {
+        if let Some(line) = parse_line(key, &line) {
+            if ring.len() == RING_LINES {
+                ring.pop_front();
+            }
+            ring.push_back(line);
+        }
+    }
+    ring
+}
+
+#[cfg(test)]
+mod tests;

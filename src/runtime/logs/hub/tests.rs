@@ -1,0 +1,318 @@
+//! The capture end to end: lines as the hub returns and stores them, and each line in
+//! `output.log` exactly once across a ten killed at any point of a poll.
+
+use std::io::Write;
+
+use super::*;
+use crate::runtime::logs::line::format_line;
+use crate::runtime::logs::output::{KEEP_ROTATED, ROTATE_BYTES, rotated};
+use crate::runtime::logs::source::{MAX_LINE, open_for_tenant};
+
+fn key() -> InstanceKey {
+    InstanceKey::parse("notes:alice").unwrap()
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    open_for_tenant(path).unwrap().write_all(bytes).unwrap();
+}
+
+#[test]
+fn lines_are_cut_decoded_and_timestamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    append(&paths.stdout, b"hello\r\nbad \xff\xfe bytes\npartial");
+    append(&paths.stderr, b"oops\n");
+    let mut long = vec![b'x'; MAX_LINE + 1000];
+    long.push(b'\n');
+    append(&paths.stdout, &long);
+    hub.poll(&key());
+    let texts: Vec<(Stream, String)> = hub
+        .query(&LogQuery::default())
+        .into_iter()
+        .map(|line| (line.stream, line.text))
+        .collect();
+    assert_eq!(texts[0], (Stream::Stdout, "hello".to_string()));
+    assert_eq!(
+        texts[1],
+        (Stream::Stdout, "bad \u{fffd}\u{fffd} bytes".to_string())
+    );
+    assert_eq!(texts[2].0, Stream::Stdout);
+    assert!(texts[2].1.starts_with("partialxxx"));
+    assert!(
+        texts[2].1.ends_with(" [line cut: 1007 more bytes]"),
+        "{}",
+        &texts[2].1[MAX_LINE - 10..]
+    );
+    assert_eq!(texts[3], (Stream::Stderr, "oops".to_string()));
+    let stored = fs::read_to_string(&paths.output).unwrap();
+    assert_eq!(stored.lines().count(), 4);
+    assert!(stored.lines().next().unwrap().ends_with(" stdout hello"));
+}
+
+#[test]
+fn queries_filter_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    append(&paths.stdout, b"GET /a\nGET /b\nPOST /c\n");
+    append(&paths.stderr, b"warning: get\n");
+    hub.poll(&key());
+    let query = |search: &str, stream, limit| {
+        hub.query(&LogQuery {
+            instance: Some(key()),
+            stream,
+            search: Some(search.to_string()),
+            limit,
+        })
+        .into_iter()
+        .map(|line| line.text)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        query("get", None, None),
+        ["GET /a", "GET /b", "warning: get"]
+    );
+    assert_eq!(query("get", Some(Stream::Stdout), Some(1)), ["GET /b"]);
+}
+
+#[test]
+fn output_survives_in_output_log_and_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    append(&paths.stdout, b"before restart\n");
+    hub.poll(&key());
+    // The server dies here (no detach); its offsets are on disk.
+    drop(hub);
+    assert_eq!(
+        read_record(&paths.offsets),
+        Some(Recorded {
+            offsets: [15, 0],
+            log_length: Some(fs::metadata(&paths.output).unwrap().len()),
+        })
+    );
+    append(&paths.stdout, b"while away\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    let texts: Vec<String> = hub
+        .query(&LogQuery::default())
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["before restart", "while away"]);
+}
+
+#[test]
+fn offsets_recorded_by_an_earlier_version_are_resumed_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.paths(&key());
+    // An earlier ten captured "before" and recorded two numbers, padded to 42 bytes.
+    fs::create_dir_all(&paths.dir).unwrap();
+    fs::create_dir_all(&paths.log_dir).unwrap();
+    append(&paths.stdout, b"before\nwhile away\n");
+    let line = LogLine {
+        at_unix_ms: 0,
+        instance: key(),
+        stream: Stream::Stdout,
+        text: "before".to_string(),
+    };
+    fs::write(&paths.output, format!("{}\n", format_line(&line))).unwrap();
+    fs::write(&paths.offsets, format!("{:<41}\n", "7 0")).unwrap();
+    hub.attach(&key()).unwrap();
+    assert_eq!(stored_texts(&paths), ["before", "while away"]);
+    assert_eq!(ring_texts(&hub), ["before", "while away"]);
+    assert_eq!(
+        read_record(&paths.offsets),
+        Some(Recorded {
+            offsets: [18, 0],
+            log_length: Some(fs::metadata(&paths.output).unwrap().len()),
+        })
+    );
+}
+
+#[test]
+fn read_bytes_are_released_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    let line = vec![b'y'; 1023];
+    let mut chunk = Vec::new();
+    for _ in 0..4096 {
+        chunk.extend_from_slice(&line);
+        chunk.push(b'\n');
+    }
+    append(&paths.stdout, &chunk);
+    hub.poll(&key());
+    let metadata = fs::metadata(&paths.stdout).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(metadata.len(), 4 * 1024 * 1024, "the size stays");
+    assert!(
+        metadata.blocks() * 512 < 1024 * 1024,
+        "the blocks are freed: {}",
+        metadata.blocks()
+    );
+}
+
+/// The texts of an instance's output.log (and its rotated files), oldest first.
+fn stored_texts(paths: &CapturePaths) -> Vec<String> {
+    let mut files: Vec<PathBuf> = (1..=KEEP_ROTATED)
+        .rev()
+        .map(|index| rotated(&paths.output, index))
+        .collect();
+    files.push(paths.output.clone());
+    files
+        .iter()
+        .flat_map(|file| {
+            let text = fs::read_to_string(file).unwrap_or_default();
+            text.lines()
+                .map(|line| parse_line(&key(), line).unwrap().text)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn ring_texts(hub: &LogHub) -> Vec<String> {
+    hub.query(&LogQuery::default())
+        .into_iter()
+        .map(|line| line.text)
+        .collect()
+}
+
+/// Polls as a ten killed between appending to output.log and recording the offsets would
+/// have: the lines are in output.log (the last of them cut short: the write was cut off
+/// too), the offsets file is as before.
+fn poll_and_crash_before_the_offsets_write(hub: &LogHub, paths: &CapturePaths) {
+    let recorded = fs::read(&paths.offsets).unwrap();
+    let before = fs::metadata(&paths.output).map_or(0, |m| m.len());
+    hub.poll(&key());
+    let after = fs::metadata(&paths.output).unwrap().len();
+    assert!(after > before + 3, "the poll appended lines");
+    fs::write(&paths.offsets, recorded).unwrap();
+    File::options()
+        .write(true)
+        .open(&paths.output)
+        .unwrap()
+        .set_len(after - 3)
+        .unwrap();
+}
+
+#[test]
+fn a_crash_between_appending_and_recording_the_offsets_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    append(&paths.stdout, b"one\n");
+    append(&paths.stderr, b"oops\n");
+    hub.poll(&key());
+    append(&paths.stdout, b"two\nthree\n");
+    append(&paths.stderr, b"again\n");
+    poll_and_crash_before_the_offsets_write(&hub, &paths);
+    drop(hub);
+    append(&paths.stdout, b"four\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    // (A poll takes stdout's lines, then stderr's.)
+    let expected = ["one", "oops", "two", "three", "four", "again"];
+    assert_eq!(stored_texts(&paths), expected);
+    assert_eq!(ring_texts(&hub), expected);
+}
+
+#[test]
+fn a_crash_around_a_rotation_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    let mut expected: Vec<String> = (0..10_300)
+        .map(|index| format!("{index:05} {}", "r".repeat(994)))
+        .collect();
+    let mut raw = expected.join("\n");
+    raw.push('\n');
+    append(&paths.stdout, raw.as_bytes());
+    hub.poll(&key());
+    let rotated_length = fs::metadata(rotated(&paths.output, 1)).unwrap().len();
+    assert!(rotated_length >= ROTATE_BYTES);
+    assert!(!paths.output.exists());
+    // Killed after output.log became output.log.1, before the record that follows: the
+    // record still has the length of the file now called output.log.1.
+    let offsets = read_record(&paths.offsets).unwrap().offsets;
+    fs::write(
+        &paths.offsets,
+        encode_record(Recorded {
+            offsets,
+            log_length: Some(rotated_length),
+        }),
+    )
+    .unwrap();
+    drop(hub);
+    append(&paths.stdout, b"after rotation\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    expected.push("after rotation".to_string());
+    assert_eq!(stored_texts(&paths), expected);
+    // Killed after the first append to the new output.log, before its record.
+    append(&paths.stdout, b"more\n");
+    poll_and_crash_before_the_offsets_write(&hub, &paths);
+    drop(hub);
+    append(&paths.stdout, b"last\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    expected.extend(["more".to_string(), "last".to_string()]);
+    assert_eq!(stored_texts(&paths), expected);
+    assert_eq!(ring_texts(&hub), ["after rotation", "more", "last"]);
+}
+
+#[test]
+fn an_unfinished_line_is_read_again_whole_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    append(&paths.stdout, b"one\ntw");
+    append(&paths.stderr, b"oops\n");
+    hub.poll(&key());
+    assert_eq!(ring_texts(&hub), ["one", "oops"]);
+    // Killed: the offsets on disk are all that is left of this ten.
+    drop(hub);
+    append(&paths.stdout, b"o\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    assert_eq!(stored_texts(&paths), ["one", "oops", "two"]);
+    assert_eq!(ring_texts(&hub), ["one", "oops", "two"]);
+}
+
+#[test]
+fn a_long_unfinished_line_is_released_from_disk_and_still_whole_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key()).unwrap();
+    let length = 3 * 1024 * 1024;
+    append(&paths.stdout, &vec![b'x'; length]);
+    hub.poll(&key());
+    use std::os::unix::fs::MetadataExt;
+    let blocks = fs::metadata(&paths.stdout).unwrap().blocks();
+    assert!(
+        blocks * 512 < 2 * 1024 * 1024,
+        "what is cut off the line is freed: {blocks} blocks"
+    );
+    drop(hub);
+    append(&paths.stdout, b"\n");
+    let hub = LogHub::new(dir.path().join(".ten"));
+    hub.attach(&key()).unwrap();
+    // (how many x, what follows them) of each line
+    let summary = |texts: Vec<String>| -> Vec<(usize, String)> {
+        texts
+            .iter()
+            .map(|text| {
+                let rest = text.trim_start_matches('x');
+                (text.len() - rest.len(), rest.to_string())
+            })
+            .collect()
+    };
+    let cut = (
+        MAX_LINE,
+        format!(" [line cut: {} more bytes]", length - MAX_LINE),
+    );
+    assert_eq!(summary(stored_texts(&paths)), std::slice::from_ref(&cut));
+    assert_eq!(summary(ring_texts(&hub)), [cut]);
+}

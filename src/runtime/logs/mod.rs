@@ -1,0 +1,41 @@
+//! Capture of tenant output.
+//!
+//! A tenant's stdout and stderr are files it appends to directly
+//! (`{data_dir}/.ten/capture/<service>/<id>/stdout.raw`, `stderr.raw`): no pipe, so a tenant
+//! never gets EPIPE from us and keeps running if ten dies. ten tails them (inotify events on
+//! the capture directory, no polling), cuts the bytes into lines (invalid UTF-8 shown lossily,
+//! lines longer than [`MAX_LINE`] cut), timestamps them, keeps the last lines of each instance
+//! in memory for `ten logs`, and appends them to a rotated
+//! `{data_dir}/.ten/logs/<service>/<id>/output.log`. Bytes already read are released from the
+//! raw files by punching holes, so they take no disk space.
+//!
+//! Each line reaches `output.log` exactly once, even across a kill -9 of ten. After every
+//! append to `output.log`, `offsets` next to it records (one positioned write of a fixed-width
+//! `"STDOUT STDERR LOG_LENGTH"`) where the first line not yet in `output.log` begins in each
+//! raw file (an unfinished line is read again whole, so its bytes are not counted as read) and
+//! the length of `output.log` that holds exactly the lines before. A ten killed after an append
+//! and before its record left lines past the recorded length: the next ten cuts `output.log`
+//! back to it when it attaches (before loading its tail into memory) and reads those bytes
+//! again, and it captures what was written while no ten ran. A rotation comes after the record
+//! of the append that filled the file and is followed by a record of its own, so a ten killed
+//! in between finds no `output.log` (the recorded length is `output.log.1`'s) and cuts nothing.
+//! An `offsets` of an earlier version (two numbers, no length) is resumed from with nothing
+//! cut. Nothing is fsynced: a machine crash may lose the last lines. (Only the capture
+//! directory is watched, so ten's own writes cause no events.)
+//!
+//! `hub`: the capture of every instance (attach, poll, the ring, queries, the broadcast);
+//! `source`: tailing one raw file; `output`: `output.log` and its rotation; `record`: the
+//! `offsets` record; `line`: captured lines and their text form. Imports nothing of
+//! `runtime` outside `logs`.
+
+mod hub;
+mod line;
+mod output;
+mod record;
+mod source;
+
+pub use hub::{CapturePaths, LogHub, RING_LINES};
+pub use line::{LogLine, LogQuery, Stream, unix_millis};
+pub use output::{KEEP_ROTATED, ROTATE_BYTES};
+pub use record::{Recorded, read_record};
+pub use source::{MAX_LINE, open_for_tenant};

@@ -1,0 +1,274 @@
+//! `[settings]` and `[settings.tls]`: every setting checked, paths resolved against the
+//! config's directory.
+//!
+//! Imports nothing else of `parse`.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml_edit::TableLike;
+
+use crate::config::diag::{Diagnostic, has_errors};
+use crate::config::model::{Settings, TlsSettings};
+use crate::config::reader::{Fields, Spanned, TimeUnit};
+use crate::config::service::SERVICE_KEYS;
+
+pub(super) const SETTINGS_KEYS: &[&str] = &[
+    "data_dir",
+    "health_check_interval",
+    "max_restarts",
+    "restart_window",
+    "backoff_base_ms",
+    "backoff_max_ms",
+    "instances_dir",
+    "auto_apply",
+    "max_destroy_percent",
+    "port_range",
+    "keep_tenants_on_exit",
+    "public_metrics",
+    "tls",
+];
+const TLS_KEYS: &[&str] = &[
+    "enabled",
+    "acme_email",
+    "domain",
+    "acme_directory",
+    "cache_dir",
+];
+
+pub(super) fn parse_settings(
+    root: &Fields<'_>,
+    dir: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Settings> {
+    let mut settings = Settings::defaults(dir);
+    let Some(table) = root.table("settings", diagnostics) else {
+        return root.item("settings").is_none().then_some(settings);
+    };
+    let before = diagnostics.len();
+    let fields = Fields::new(root.file, table, "[settings]", root.key_span("settings"));
+    fields.reject_unknown(
+        SETTINGS_KEYS,
+        |key| {
+            SERVICE_KEYS
+                .contains(&key)
+                .then(|| format!("`{key}` is a service key: set it in [service.NAME]"))
+        },
+        diagnostics,
+    );
+    let seconds = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
+        fields.duration(key, TimeUnit::Seconds, Duration::from_secs(1), diagnostics)
+    };
+    // 0 is a backoff too: restart at once (the restart still counts towards max_restarts).
+    let millis = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
+        fields.duration(key, TimeUnit::Millis, Duration::ZERO, diagnostics)
+    };
+    if let Some(path) = fields.string("data_dir", diagnostics) {
+        settings.data_dir = resolve_path(&fields, "data_dir", &path, dir, diagnostics);
+    }
+    if let Some(path) = fields.string("instances_dir", diagnostics) {
+        settings.instances_dir = resolve_path(&fields, "instances_dir", &path, dir, diagnostics);
+    }
+    if let Some(value) = seconds("health_check_interval", diagnostics) {
+        settings.health_check_interval = value;
+    }
+    if let Some(value) = fields.integer("max_restarts", 0..1001, "restarts", diagnostics) {
+        settings.max_restarts = value as u32;
+    }
+    if let Some(value) = seconds("restart_window", diagnostics) {
+        settings.restart_window = value;
+    }
+    if let Some(value) = millis("backoff_base_ms", diagnostics) {
+        settings.backoff_base = value;
+    }
+    if let Some(value) = millis("backoff_max_ms", diagnostics) {
+        settings.backoff_max = value;
+    }
+    if settings.backoff_max < settings.backoff_base {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("backoff_max_ms"),
+                "`backoff_max_ms` in [settings] is smaller than `backoff_base_ms`",
+            )
+            .with_label("smaller than the base")
+            .with_hint("the maximum backoff must be at least the base backoff"),
+        );
+    }
+    if let Some(value) = fields.bool("auto_apply", diagnostics) {
+        settings.auto_apply = value;
+    }
+    if let Some(value) = fields.integer("max_destroy_percent", 0..101, "percent", diagnostics) {
+        settings.max_destroy_percent = value as u8;
+    }
+    if let Some(range) = parse_port_range(&fields, diagnostics) {
+        settings.port_range = range;
+    }
+    if let Some(value) = fields.bool("keep_tenants_on_exit", diagnostics) {
+        settings.keep_tenants_on_exit = value;
+    }
+    if let Some(value) = fields.bool("public_metrics", diagnostics) {
+        settings.public_metrics = value;
+    }
+    if let Some(table) = fields.table("tls", diagnostics) {
+        settings.tls = parse_tls(&fields, table, dir, diagnostics);
+    }
+    (!has_errors(&diagnostics[before..])).then_some(settings)
+}
+
+fn parse_port_range(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<(u16, u16)> {
+    let item = fields.item("port_range")?;
+    let span = fields.value_span("port_range");
+    let bounds: Option<Vec<i64>> = item.as_array().map(|array| {
+        array
+            .iter()
+            .filter_map(|value| value.as_integer())
+            .collect()
+    });
+    let problem = match bounds.as_deref() {
+        Some(&[low, high]) if item.as_array().is_some_and(|a| a.len() == 2) => {
+            if !(1024..=65535).contains(&low) || !(1024..=65535).contains(&high) {
+                Some("ports must be between 1024 and 65535")
+            } else if low > high {
+                Some("the first port must not be larger than the second")
+            } else {
+                return Some((low as u16, high as u16));
+            }
+        }
+        _ => Some("it must be two integers, [first, last]"),
+    };
+    diagnostics.push(
+        Diagnostic::at(
+            fields.file,
+            span,
+            format!(
+                "`port_range` in [settings] is invalid: {}",
+                problem.unwrap_or_default()
+            ),
+        )
+        .with_label("invalid port range")
+        .with_hint("for example: port_range = [30000, 40000]"),
+    );
+    None
+}
+
+/// What to do for HTTPS until ten serves it itself.
+pub const TLS_PROXY_HINT: &str = "until ten serves HTTPS itself, put a TLS proxy in front of it: Caddy \
+(`reverse_proxy 127.0.0.1:8080` for your domain and *.your-domain, with on-demand TLS) or nginx \
+with certbot, forwarding Host; then remove `enabled = true`";
+
+fn parse_tls(
+    settings: &Fields<'_>,
+    table: &dyn TableLike,
+    dir: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> TlsSettings {
+    let fields = Fields::new(
+        settings.file,
+        table,
+        "[settings.tls]",
+        settings.key_span("tls"),
+    );
+    fields.reject_unknown(TLS_KEYS, |_| None, diagnostics);
+    let text = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
+        fields
+            .string(key, diagnostics)
+            .map(|value| value.value.to_string())
+    };
+    let acme_email = text("acme_email", diagnostics);
+    if let Some(email) = &acme_email
+        && !email.contains('@')
+    {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("acme_email"),
+                "`acme_email` in [settings.tls] is not an email address",
+            )
+            .with_label("expected an address like admin@example.com"),
+        );
+    }
+    let acme_directory = text("acme_directory", diagnostics);
+    if let Some(url) = &acme_directory
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("acme_directory"),
+                "`acme_directory` in [settings.tls] must be an http(s) URL",
+            )
+            .with_label("not a URL")
+            .with_hint("for example https://acme-v02.api.letsencrypt.org/directory"),
+        );
+    }
+    let enabled = fields.bool("enabled", diagnostics).unwrap_or(false);
+    if enabled {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("enabled"),
+                "HTTPS is not available in this version of ten: `enabled = true` in [settings.tls] cannot be honoured",
+            )
+            .with_label("not supported yet")
+            .with_hint(TLS_PROXY_HINT),
+        );
+    }
+    TlsSettings {
+        enabled,
+        acme_email,
+        domain: text("domain", diagnostics),
+        acme_directory,
+        cache_dir: fields
+            .string("cache_dir", diagnostics)
+            .map(|path| resolve_path(&fields, "cache_dir", &path, dir, diagnostics)),
+    }
+}
+
+/// A path setting, relative to the config's directory when not absolute.
+fn resolve_path(
+    fields: &Fields<'_>,
+    key: &str,
+    path: &Spanned<&str>,
+    dir: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> PathBuf {
+    if path.value.trim().is_empty() {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                path.span.clone(),
+                format!("`{key}` in {} is empty", fields.section),
+            )
+            .with_label("expected a path"),
+        );
+    }
+    normalize(&dir.join(path.value))
+}
+
+/// Removes `.` and resolves `..` lexically, without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+    }
+}

@@ -161,7 +161,10 @@ fn a_forbidden_use_is_found() {
     let src = copy.path().join("src");
     for (path, text) in [
         ("config/mod.rs", "use crate::cli::Cli;\n"),
-        ("plan/mod.rs", "// crate::server is above, but this is a comment\nfn f() { tokio::spawn(async {}); }\n"),
+        (
+            "plan/mod.rs",
+            "// crate::server is above, but this is a comment\nfn f() { tokio::spawn(async {}); }\n",
+        ),
         ("names.rs", "use crate::config::Config;\n"),
         ("api/mod.rs", "use crate::reconcile::Message;\n"),
         ("gadget.rs", "\n"),
@@ -173,7 +176,10 @@ fn a_forbidden_use_is_found() {
     let found = breaches(&src);
     let found: Vec<&str> = found
         .iter()
-        .map(|line| line.rsplit_once(": ").map_or(line.as_str(), |(_, what)| what))
+        .map(|line| {
+            line.rsplit_once(": ")
+                .map_or(line.as_str(), |(_, what)| what)
+        })
         .collect();
     assert_eq!(
         found,

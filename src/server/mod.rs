@@ -242,20 +242,27 @@ fn startup_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |cores| cores.get()) * 8
 }
 
-/// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens, and the
-/// problems found in the files at startup (errors in instance files, which leave those
-/// instances out; warnings).
-pub async fn serve(
-    options: ServeOptions,
-    ready: impl FnOnce(SocketAddr, &Path, &[Diagnostic]),
-) -> Result<(), ServeError> {
-    let config_path = options.config_path.clone();
-    let loaded = tokio::task::spawn_blocking(move || reload(&config_path, &BTreeMap::new()))
-        .await
-        .map_err(|error| ServeError::Io {
-            context: "loading the files".into(),
-            source: std::io::Error::other(error.to_string()),
-        })?;
+/// What startup prepares on a blocking thread before anything is served.
+struct Prepared {
+    desired: crate::desired::DesiredState,
+    files: BTreeMap<crate::names::InstanceKey, crate::config::InstanceFile>,
+    diagnostics: Vec<Diagnostic>,
+    data_dir: PathBuf,
+    /// Held while the server runs: no second server on this data directory.
+    lock: nix::fcntl::Flock<std::fs::File>,
+    listeners: Vec<std::net::TcpListener>,
+    local: SocketAddr,
+    logs: Arc<LogHub>,
+    auth: Auth,
+    shared: Arc<Shared<OsRuntime>>,
+    changed: mpsc::UnboundedReceiver<crate::names::InstanceKey>,
+    inheritance: crate::reconcile::Inheritance,
+}
+
+/// Loads the files, takes the data directory, binds the port and sets up what the tenants
+/// need, in that order; blocking (files, locks, sockets, cgroups).
+fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
+    let loaded = reload(&options.config_path, &BTreeMap::new());
     let Some(desired) = loaded.desired else {
         return Err(ServeError::Invalid(loaded.diagnostics));
     };
@@ -268,8 +275,7 @@ pub async fn serve(
         "cannot create the data directory {}",
         data_dir.display()
     )))?;
-
-    let _lock = lock_data_dir(&data_dir)?;
+    let lock = lock_data_dir(&data_dir)?;
     Reaper::become_subreaper();
     raise_open_files_limit();
     if let Some((low, high)) = ephemeral_range()
@@ -282,24 +288,17 @@ pub async fn serve(
             settings.port_range.1
         );
     }
-
     let address = SocketAddr::new(options.bind, options.port);
     let listeners = listen::bind_listeners(address, proxy_workers())?;
     let local = listeners[0]
         .local_addr()
         .map_err(io("cannot read the listening address"))?;
-
     let logs = LogHub::new(ten_dir(&data_dir));
-    let _log_watch = logs.watch().map_err(|error| ServeError::Io {
-        context: "cannot watch tenant output".into(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
-    let events = EventLog::default();
     let (changed_sender, changed) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         runtime: Arc::new(OsRuntime::new(spawn_env(&data_dir))),
         logs: Arc::clone(&logs),
-        events: events.clone(),
+        events: EventLog::default(),
         ports: Arc::new(Mutex::new(PortAllocator::new(settings.port_range))),
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(startup_permits())),
@@ -310,7 +309,56 @@ pub async fn serve(
     if created {
         tracing::info!(file = %crate::api::auth::token_path(&data_dir).display(), "created the admin API token");
     }
-    let startup_problems = loaded.diagnostics.clone();
+    let inheritance = inheritance(&data_dir);
+    let adopted_cgroups = inheritance
+        .processes
+        .iter()
+        .filter_map(|process| process.adoption.name.clone())
+        .collect();
+    shared.runtime.remove_unused_cgroups(&adopted_cgroups);
+    shared.runtime.prepare_spares();
+    Ok(Prepared {
+        desired,
+        files: loaded.files,
+        diagnostics: loaded.diagnostics,
+        data_dir,
+        lock,
+        listeners,
+        local,
+        logs,
+        auth,
+        shared,
+        changed,
+        inheritance,
+    })
+}
+
+/// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens, and the
+/// problems found in the files at startup (errors in instance files, which leave those
+/// instances out; warnings).
+pub async fn serve(
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr, &Path, &[Diagnostic]),
+) -> Result<(), ServeError> {
+    let prepared = {
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || prepare(&options))
+            .await
+            .map_err(|error| ServeError::Io {
+                context: "starting".into(),
+                source: std::io::Error::other(error.to_string()),
+            })??
+    };
+    let _lock = prepared.lock;
+    let (local, data_dir) = (prepared.local, prepared.data_dir.clone());
+    let settings = prepared.desired.config.settings.clone();
+    let startup_problems = prepared.diagnostics.clone();
+    let shared = Arc::clone(&prepared.shared);
+    let events = shared.events.clone();
+    let _log_watch = prepared.logs.watch().map_err(|error| ServeError::Io {
+        context: "cannot watch tenant output".into(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
@@ -323,20 +371,12 @@ pub async fn serve(
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
         shared: Arc::clone(&shared),
-        desired,
-        files: loaded.files,
-        diagnostics: loaded.diagnostics,
-        changed,
+        desired: prepared.desired,
+        files: prepared.files,
+        diagnostics: prepared.diagnostics,
+        changed: prepared.changed,
     });
-    let inheritance = inheritance(&data_dir);
-    let adopted_cgroups = inheritance
-        .processes
-        .iter()
-        .filter_map(|process| process.adoption.name.clone())
-        .collect();
-    shared.runtime.remove_unused_cgroups(&adopted_cgroups);
-    shared.runtime.prepare_spares();
-    reconciler.take_over(inheritance).await;
+    reconciler.take_over(prepared.inheritance).await;
     let reconciling = tokio::spawn(reconciler.run(receiver));
 
     let watcher_messages = messages.clone();
@@ -352,18 +392,46 @@ pub async fn serve(
     let api = Arc::new(ApiState {
         config_id: config_id(&options.config_path),
         reconciler: messages.clone(),
-        logs,
+        logs: prepared.logs,
         events: events.clone(),
-        auth,
+        auth: prepared.auth,
     });
     let timers = Timers::start().map_err(io("cannot start the proxy's timer thread"))?;
-    http::spawn_workers(listeners, || http::Router {
+    http::spawn_workers(prepared.listeners, || http::Router {
         proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
         control: tokio::runtime::Handle::current(),
     })
     .map_err(io("cannot start the proxy workers"))?;
 
+    let info_paths = announce(&options, local, &data_dir, &events).await;
+    ready(local, &data_dir, &startup_problems);
+
+    wait_for_exit_signal().await;
+    let (done, finished) = oneshot::channel();
+    if messages.send(Message::Shutdown { done }).await.is_ok() {
+        let _ = finished.await;
+    }
+    let _ = reconciling.await;
+    let runtime = Arc::clone(&shared.runtime);
+    let _ = tokio::task::spawn_blocking(move || {
+        runtime.remove_cgroup_parent();
+        for path in info_paths {
+            let _ = std::fs::remove_file(path);
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Says where this server listens: `serve.json` for the CLI (on a blocking thread), and an
+/// event. The files written, to remove at exit.
+async fn announce(
+    options: &ServeOptions,
+    local: SocketAddr,
+    data_dir: &Path,
+    events: &EventLog,
+) -> Vec<PathBuf> {
     let url_host = if local.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
@@ -375,7 +443,10 @@ pub async fn serve(
         config: options.config_path.display().to_string(),
         data_dir: data_dir.display().to_string(),
     };
-    let info_paths = write_serve_info(&info, &data_dir, &options.config_path);
+    let (dir, config) = (data_dir.to_path_buf(), options.config_path.clone());
+    let written = tokio::task::spawn_blocking(move || write_serve_info(&info, &dir, &config))
+        .await
+        .unwrap_or_default();
     events.record(
         None,
         "serve",
@@ -388,20 +459,7 @@ pub async fn serve(
         ),
         None,
     );
-    ready(local, &data_dir, &startup_problems);
-
-    wait_for_exit_signal().await;
-    let (done, finished) = oneshot::channel();
-    if messages.send(Message::Shutdown { done }).await.is_ok() {
-        let _ = finished.await;
-    }
-    let _ = reconciling.await;
-    let runtime = Arc::clone(&shared.runtime);
-    let _ = tokio::task::spawn_blocking(move || runtime.remove_cgroup_parent()).await;
-    for path in info_paths {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
+    written
 }
 
 async fn wait_for_exit_signal() {

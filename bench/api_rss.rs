@@ -10,10 +10,9 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use support::http::{Connection, Request};
 use support::server::{TestServer, backend, backend_service, project};
 
 const TENANTS: usize = 5;
@@ -30,54 +29,6 @@ fn rss_kb(pid: u32) -> u64 {
                 .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
         })
         .unwrap()
-}
-
-/// A keep-alive connection to the API.
-struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Connection {
-    fn open(server: &TestServer) -> Connection {
-        let stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Connection {
-            writer: stream.try_clone().unwrap(),
-            reader: BufReader::new(stream),
-        }
-    }
-
-    /// GET `path` with `token`; the status (the body is read and dropped).
-    fn get(&mut self, path: &str, token: &str) -> u16 {
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .unwrap();
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        let status = line
-            .get(9..12)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).unwrap();
-        status
-    }
 }
 
 /// `TEN_BENCH_CALLS` (default 10,000) and `TEN_BENCH_TENANT_LOGS=1` (tenants print a log line
@@ -125,7 +76,7 @@ fn main() {
         ("/api/logs?limit=10", true),
     ];
     let mut connections: Vec<Connection> = (0..CONNECTIONS)
-        .map(|_| Connection::open(&server))
+        .map(|_| Connection::open(server.address()))
         .collect();
     let mut call = |n: usize| {
         let (path, as_tenant) = calls[n % calls.len()];
@@ -134,7 +85,9 @@ fn main() {
         } else {
             &admin
         };
-        let status = connections[n % CONNECTIONS].get(path, token);
+        let status = connections[n % CONNECTIONS]
+            .send(&Request::get(path).bearer(token))
+            .status;
         assert_eq!(status, 200, "{path}");
     };
 

@@ -29,12 +29,11 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::Request;
 use support::server::{TestServer, cgroup_dir, port_range, project, stderr, wait_gone};
 use ten::api::types::{Event, InstanceView};
 use ten::observed::{Health, Phase};
@@ -67,21 +66,11 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Whether `GET /health` on 127.0.0.1:`port` answers 200.
+/// Whether `GET /health` on 127.0.0.1:`port` answers 200 (a refused connection is a no).
 fn answers(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1) == Some("200")
+    Request::get("/health")
+        .try_send(("127.0.0.1", port))
+        .is_ok_and(|response| response.status == 200)
 }
 
 /// A process started by the bench, killed when dropped (a failed run leaves nothing behind).

@@ -25,12 +25,12 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::Request;
 use support::server::TestServer;
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
@@ -576,13 +576,8 @@ fn app_start(port: u16) -> Duration {
 
 fn timed_get(address: &str) -> Duration {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: a.sleepy.localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let response = Request::get("/").host("a.sleepy.localhost").send(address);
+    assert_eq!(response.status, 200, "{response:?}");
     started.elapsed()
 }
 

@@ -12,11 +12,12 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::{self, Request};
 use support::server::TestServer;
 
 const DROPS: usize = 20;
@@ -59,30 +60,22 @@ fn token(server: &TestServer) -> String {
         .to_string()
 }
 
+/// `GET path` of the API, its answer's head read: the stream's lines follow in the reader.
 fn api_stream(server: &TestServer, path: &str) -> BufReader<TcpStream> {
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
-        token(server)
-    )
-    .unwrap();
-    BufReader::new(stream)
+    let mut stream = http::connect(server.address());
+    let request = Request::get(path).bearer(&token(server));
+    stream.write_all(&request.to_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let head = http::read_head(&mut reader);
+    assert_eq!(head.status, 200, "{head:?}");
+    reader
 }
 
 fn api_get(server: &TestServer, path: &str) -> String {
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        token(server)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    Request::get(path)
+        .bearer(&token(server))
+        .send(server.address())
+        .body
 }
 
 fn drop_to_healthy() {
@@ -217,12 +210,10 @@ fn mass_start() {
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_kb(server.pid());
     let cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
-    let tenant_rss: u64 = serde_json::from_str::<Vec<ten::api::types::InstanceView>>(
-        api_get(&server, "/api/instances")
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap(),
-    )
+    let tenant_rss: u64 = serde_json::from_str::<Vec<ten::api::types::InstanceView>>(&api_get(
+        &server,
+        "/api/instances",
+    ))
     .unwrap()
     .iter()
     .filter_map(|view| view.pid)

@@ -7,9 +7,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::path::Path;
 
+use support::http::{Request, Response};
 use support::server::{TestServer, port_range, stderr, stdout, ten_in, wait_gone};
 
 /// `ten ARGS` must succeed; its stdout.
@@ -24,20 +24,15 @@ fn ok(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     stdout(&output)
 }
 
-/// What curl does for `curl [-X METHOD] http://HOST:PORT/PATH [-d BODY]`: status line and body.
-fn curl(port: u16, host: &str, method: &str, path: &str, body: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.lines().next().unwrap_or("").to_string();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+/// What curl sends for `curl [-X METHOD] http://HOST:PORT/PATH [-d BODY]`.
+fn curl(port: u16, host: &str, method: &str, path: &str, body: &str) -> Response {
+    let mut request = Request::new(method, path).host(&format!("{host}:{port}"));
+    if !body.is_empty() {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body);
+    }
+    request.send(("127.0.0.1", port))
 }
 
 #[test]
@@ -93,18 +88,21 @@ fn the_original_quick_start_and_verbs_work_as_written() {
         );
     }
     // Each tenant has its own process, data directory and database.
-    let (status, _) = curl(
+    let posted = curl(
         port,
         "alice.notes.localhost",
         "POST",
         "/notes",
         r#"{"text":"hello from alice"}"#,
     );
-    assert!(status.starts_with("HTTP/1.1 201"), "{status}");
-    let (_, notes) = curl(port, "alice.notes.localhost", "GET", "/notes", "");
-    assert_eq!(notes, r#"[{"id": 1, "text": "hello from alice"}]"#);
-    let (_, notes) = curl(port, "bob.notes.localhost", "GET", "/notes", "");
-    assert_eq!(notes, "[]");
+    assert_eq!(posted.status, 201, "{posted:?}");
+    let notes = curl(port, "alice.notes.localhost", "GET", "/notes", "");
+    assert_eq!(
+        (notes.status, notes.body.as_str()),
+        (200, r#"[{"id": 1, "text": "hello from alice"}]"#)
+    );
+    let notes = curl(port, "bob.notes.localhost", "GET", "/notes", "");
+    assert_eq!((notes.status, notes.body.as_str()), (200, "[]"));
     // ten ps: INSTANCE LISTEN UPTIME HEALTH WEIGHT, and a row per tenant.
     let ps = ok(dir, &["ps"], &[]);
     let header: Vec<&str> = ps.lines().next().unwrap().split_whitespace().collect();
@@ -143,8 +141,8 @@ fn the_original_quick_start_and_verbs_work_as_written() {
             && line.contains(&listening.display().to_string())),
         "{ps}"
     );
-    let (status, _) = curl(port, "user123.api.localhost", "GET", "/health", "");
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let health = curl(port, "user123.api.localhost", "GET", "/health", "");
+    assert_eq!(health.status, 200, "{health:?}");
     let health = ok(dir, &["health", "api:user123"], &[]);
     assert!(health.contains("api:user123: healthy"), "{health}");
     let pid = server
@@ -170,8 +168,11 @@ fn the_original_quick_start_and_verbs_work_as_written() {
         .and_then(|view| view.pid)
         .unwrap();
     assert_ne!(before, after);
-    let (_, notes) = curl(port, "alice.notes.localhost", "GET", "/notes", "");
-    assert_eq!(notes, r#"[{"id": 1, "text": "hello from alice"}]"#);
+    let notes = curl(port, "alice.notes.localhost", "GET", "/notes", "");
+    assert_eq!(
+        (notes.status, notes.body.as_str()),
+        (200, r#"[{"id": 1, "text": "hello from alice"}]"#)
+    );
     // ten logs notes:alice: the app's own output (Python logs each request).
     let logs = ok(dir, &["logs", "notes:alice"], &[]);
     assert!(logs.contains("POST /notes"), "{logs}");
@@ -182,7 +183,7 @@ fn the_original_quick_start_and_verbs_work_as_written() {
         "{config}"
     );
     // The public health check, as the original answers it.
-    let (status, body) = curl(port, "localhost", "GET", "/health", "");
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    assert!(body.contains(r#""status":"ok""#), "{body}");
+    let health = curl(port, "localhost", "GET", "/health", "");
+    assert_eq!(health.status, 200, "{health:?}");
+    assert!(health.body.contains(r#""status":"ok""#), "{}", health.body);
 }

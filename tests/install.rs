@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use support::server::{backend_service, http_get, port_range, stderr, stdout, wait_gone};
+use support::http::Request;
+use support::server::{backend_service, port_range, stderr, stdout, wait_gone};
 use ten::api::types::InstanceView;
 use ten::observed::Phase;
 
@@ -563,15 +564,9 @@ fn the_units_command_line_really_runs_ten_serve() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(
-        http_get(
-            url.trim_start_matches("http://").trim_end_matches('/'),
-            "localhost",
-            "/health"
-        )
-        .0,
-        200
-    );
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    let health = Request::get("/health").send(address);
+    assert_eq!(health.status, 200, "{health:?}");
 
     // Its tenant runs; `ten ps` finds the server through the config and data directory.
     let config = project.dir.to_str().unwrap();

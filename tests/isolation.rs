@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use support::http::Request;
 use support::server::{
     TestServer, alive, cgroup_dir, project, project_in, stderr, stdout, wait_gone, within,
 };
@@ -104,14 +105,12 @@ fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
     let mut server = TestServer::start(dir.path());
     server.wait_until("it runs", healthy(&["ns:a"]));
     // A request that waits for a second one: a server without threads would hang here.
-    let url = server.url.clone();
+    let address = server.address().to_string();
     let blocked = std::thread::spawn(move || {
-        support::server::http_get(
-            url.trim_start_matches("http://"),
-            "a.ns.localhost",
-            "/block",
-        )
-        .1
+        Request::get("/block")
+            .host("a.ns.localhost")
+            .send(address)
+            .body
     });
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(server.get("a.ns.localhost", "/release"), (200, "ok".into()));

@@ -2,56 +2,21 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufReader, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use support::http::{self, Request, Response};
 use support::server::{
     TestServer, backend, backend_service, load_across_a_kill, project, stderr, stdout, wait_gone,
 };
 use ten::observed::Phase;
 
-/// A response: status and body.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-/// An HTTP/1.1 request through the server with a Host header (what `curl alice.notes.localhost`
-/// sends), on a fresh connection.
-fn request(
-    server: &TestServer,
-    host: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
-    text.push_str(body);
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (status, body) = support::server::parse_response(&response);
-    Answer { status, body }
-}
-
-fn get(server: &TestServer, host: &str, path: &str) -> Answer {
-    request(server, host, "GET", path, &[], "")
+/// A GET through the server with a Host header (what `curl alice.notes.localhost` sends), on
+/// a fresh connection.
+fn get(server: &TestServer, host: &str, path: &str) -> Response {
+    Request::get(path).host(host).send(server.address())
 }
 
 /// `ten serve` with one running tenant, `web:a` (the test backend), at `a.web.localhost`;
@@ -91,14 +56,11 @@ fn the_seeds_quick_start_works_as_written() {
         let spawn = server.ten(&["spawn", &format!("notes:{id}")]);
         assert!(spawn.status.success(), "{}", stderr(&spawn));
     }
-    let posted = request(
-        &server,
-        "alice.notes.localhost",
-        "POST",
-        "/notes",
-        &[("Content-Type", "application/json")],
-        r#"{"text":"hello from alice"}"#,
-    );
+    let posted = Request::post("/notes")
+        .host("alice.notes.localhost")
+        .header("Content-Type", "application/json")
+        .body(r#"{"text":"hello from alice"}"#)
+        .send(server.address());
     assert_eq!(posted.status, 201, "{}", posted.body);
     let alice = get(&server, "alice.notes.localhost", "/notes");
     assert_eq!(
@@ -206,7 +168,7 @@ fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_aga
     std::fs::write(&broken, "").unwrap();
 
     let started = Instant::now();
-    let answers: Vec<Answer> = (0..10)
+    let answers: Vec<Response> = (0..10)
         .map(|_| {
             let server = Arc::clone(&server);
             std::thread::spawn(move || get(&server, "a.web.localhost", "/"))
@@ -267,7 +229,9 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
         "{}",
         crash.body
     );
-    let post = request(&server, "b.web.localhost", "POST", "/crash", &[], "");
+    let post = Request::post("/crash")
+        .host("b.web.localhost")
+        .send(server.address());
     assert_eq!(post.status, 502, "{}", post.body);
     let received = |key: &str, line: &str| {
         stdout(&server.ten(&["logs", key, "--limit", "1000"]))
@@ -308,21 +272,15 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
 #[test]
 fn headers_pass_through_and_forwarding_headers_are_added() {
     let (_dir, server) = serve_one_tenant("");
-    let answer = request(
-        &server,
-        "a.web.localhost",
-        "GET",
-        "/headers",
-        &[
-            ("Authorization", "Bearer the-app's-own-token"),
-            ("X-Request-Id", "abc-123"),
-            ("X-Forwarded-For", "203.0.113.9"),
-            ("Keep-Alive", "timeout=5"),
-            ("Connection", "close, X-Hop"),
-            ("X-Hop", "only for this hop"),
-        ],
-        "",
-    );
+    let answer = Request::get("/headers")
+        .host("a.web.localhost")
+        .bearer("the-app's-own-token")
+        .header("X-Request-Id", "abc-123")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("Keep-Alive", "timeout=5")
+        .header("Connection", "close, X-Hop")
+        .header("X-Hop", "only for this hop")
+        .send(server.address());
     assert_eq!(answer.status, 200);
     let headers: Vec<&str> = answer.body.lines().collect();
     for expected in [
@@ -357,45 +315,37 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
     );
     // Without a Host header (HTTP/1.0, absolute form), the target's host routes the request,
     // and the backend gets that Host and the path alone.
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .write_all(b"GET http://A.Web.Localhost/headers HTTP/1.0\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (status, body) = support::server::parse_response(&response);
-    assert_eq!(status, 200, "{response}");
+    let answer = http::send_raw(
+        server.address(),
+        b"GET http://A.Web.Localhost/headers HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
     assert!(
-        body.lines().any(|line| line == "host: a.web.localhost"),
-        "{body}"
+        answer
+            .body
+            .lines()
+            .any(|line| line == "host: a.web.localhost"),
+        "{}",
+        answer.body
     );
 }
 
 #[test]
 fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
     let (_dir, server) = serve_one_tenant("");
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
     // The backend takes a while, so the end of the client's side arrives mid-request.
-    stream
-        .write_all(b"GET /slow?ms=300 HTTP/1.1\r\nHost: a.web.localhost\r\n\r\n")
-        .unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (status, _) = support::server::parse_response(&response);
-    assert_eq!(status, 200, "{response:?}");
+    let answer = http::send_raw_half_closed(
+        server.address(),
+        b"GET /slow?ms=300 HTTP/1.1\r\nHost: a.web.localhost\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
 }
 
 #[test]
 fn a_websocket_echo_works_through_the_proxy() {
     let (_dir, server) = serve_one_tenant("");
-    let address = server.url.trim_start_matches("http://").to_string();
-    let stream = TcpStream::connect(&address).unwrap();
+    let address = server.address();
+    let stream = http::connect(address);
     let request = tungstenite::http::Request::builder()
         .uri(format!("ws://{address}/ws"))
         .header("Host", "a.web.localhost")
@@ -427,18 +377,9 @@ fn a_websocket_echo_works_through_the_proxy() {
 
 /// The backend's own counters, read directly on its port.
 fn backend_stats(port: u16) -> (u64, u64) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let stats = Request::get("/stats").send(("127.0.0.1", port));
+    assert_eq!(stats.status, 200, "{stats:?}");
+    let body = stats.body.trim();
     let number = |name: &str| {
         body.split_whitespace()
             .find_map(|part| part.strip_prefix(name))
@@ -454,11 +395,15 @@ fn a_100_mb_upload_and_download_stream_through_without_buffering() {
     const TOTAL: u64 = 100 * 1024 * 1024;
     let (_dir, server) = serve_one_tenant("request_timeout = 120");
     let port = server.instance("web:a").unwrap().port.unwrap();
-    let address = server.url.trim_start_matches("http://").to_string();
+    let address = server.address();
 
-    // Upload: the backend has bytes long before the client has sent them all.
-    let mut upload = TcpStream::connect(&address).unwrap();
-    write!(upload, "POST /upload HTTP/1.1\r\nHost: a.web.localhost\r\nContent-Length: {TOTAL}\r\nConnection: close\r\n\r\n").unwrap();
+    // Upload: the backend has bytes long before the client has sent them all. The head says
+    // how long the body is; the body is written by hand, a MiB at a time.
+    let mut upload = http::connect(address);
+    let head = Request::post("/upload")
+        .host("a.web.localhost")
+        .header("Content-Length", &TOTAL.to_string());
+    upload.write_all(&head.to_bytes()).unwrap();
     let chunk = vec![b'u'; 1024 * 1024];
     let mut seen_midway = 0;
     for sent in 1..=100u64 {
@@ -475,25 +420,20 @@ fn a_100_mb_upload_and_download_stream_through_without_buffering() {
         seen_midway >= 10 * 1024 * 1024,
         "after 50 MB sent the backend had only {seen_midway} bytes: buffered"
     );
-    let mut response = String::new();
-    upload.read_to_string(&mut response).unwrap();
-    assert!(
-        response.ends_with(&format!("\r\n\r\n{TOTAL}\n")),
-        "{response}"
+    let uploaded = http::read_response(&mut upload);
+    assert_eq!(
+        (uploaded.status, uploaded.body.as_str()),
+        (200, format!("{TOTAL}\n").as_str()),
+        "{uploaded:?}"
     );
 
     // Download: the client gets bytes while the backend is still held back by it.
-    let mut download = TcpStream::connect(&address).unwrap();
-    write!(
-        download,
-        "GET /download?bytes={TOTAL} HTTP/1.1\r\nHost: a.web.localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut download = http::connect(address);
+    let request = Request::get(&format!("/download?bytes={TOTAL}")).host("a.web.localhost");
+    download.write_all(&request.to_bytes()).unwrap();
     let mut reader = BufReader::new(download);
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 2 {
-        line.clear();
-    }
+    let head = http::read_head(&mut reader);
+    assert_eq!(head.status, 200, "{head:?}");
     let mut first = vec![0u8; 1024 * 1024];
     reader.read_exact(&mut first).unwrap();
     std::thread::sleep(Duration::from_millis(300));

@@ -4,9 +4,10 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
+use support::http::{Request, Response};
 use support::server::{TestServer, stdout, wait_gone};
 use ten::observed::Phase;
 
@@ -25,22 +26,16 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A request through ten's proxy, as curl sends it to `http://HOST:PORT/...`; the status line
-/// and the body.
-fn request(server: &TestServer, host: &str, method: &str, path: &str, body: &str) -> String {
-    let mut stream =
-        std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.lines().next().unwrap_or("").to_string();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
-    format!("{status}\n{body}")
+/// A request through ten's proxy, as curl sends it to `http://HOST:PORT/...` (`-d BODY`:
+/// form-encoded).
+fn request(server: &TestServer, host: &str, method: &str, path: &str, body: &str) -> Response {
+    let mut request = Request::new(method, path).host(host);
+    if !body.is_empty() {
+        request = request
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+    }
+    request.send(server.address())
 }
 
 #[test]
@@ -123,15 +118,16 @@ fn the_quick_start_works_as_written() {
         "/notes",
         r#"{"text": "hello from alice"}"#,
     );
-    assert!(posted.starts_with("HTTP/1.1 201"), "{posted}");
+    assert_eq!(posted.status, 201, "{posted:?}");
     let notes = request(&server, alice_host, "GET", "/notes", "");
-    assert!(notes.contains(r#""text": "hello from alice""#), "{notes}");
-    let bob = request(&server, "bob.notes.localhost", "GET", "/notes", "");
+    assert_eq!(notes.status, 200, "{notes:?}");
     assert!(
-        bob.starts_with("HTTP/1.1 200") && bob.ends_with("\n[]"),
-        "{bob}"
+        notes.body.contains(r#""text": "hello from alice""#),
+        "{notes:?}"
     );
+    let bob = request(&server, "bob.notes.localhost", "GET", "/notes", "");
+    assert_eq!((bob.status, bob.body.as_str()), (200, "[]"), "{bob:?}");
     let eve = request(&server, "eve.notes.localhost", "GET", "/notes", "");
-    assert!(eve.starts_with("HTTP/1.1 404"), "{eve}");
+    assert_eq!(eve.status, 404, "{eve:?}");
     assert!(dir.join("tenement-data/notes/alice/notes.db").exists());
 }

@@ -4,111 +4,38 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::{Request, Response};
 use support::server::{TestServer, backend_service, project, stderr, stdout, within};
 
-/// An answer: status, headers (lowercase names) and body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
+/// Another client's address than the tests' own 127.0.0.1.
+const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|error| panic!("{error}: {} {}", self.status, self.body))
+/// A request to ten's own pages (`Host: localhost`), with `token` if there is one.
+fn request(method: &str, path: &str, token: Option<&str>) -> Request {
+    let request = Request::new(method, path);
+    match token {
+        Some(token) => request.bearer(token),
+        None => request,
     }
 }
 
-fn server_address(server: &TestServer) -> SocketAddr {
-    server.url.trim_start_matches("http://").parse().unwrap()
+fn api(server: &TestServer, method: &str, path: &str, token: Option<&str>) -> Response {
+    request(method, path, token).send(server.address())
 }
 
-/// A connection to the server from `source` (127.0.0.1 or 127.0.0.2).
-fn connect_from(server: &TestServer, source: Ipv4Addr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
-    socket.connect(&server_address(server).into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-}
-
-/// Sends one request (`Connection: close`) and reads the whole answer, or only its head when
-/// `head_only` (for streams).
-fn send(
-    server: &TestServer,
-    source: Ipv4Addr,
-    host: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    head_only: bool,
-) -> Answer {
-    let mut stream = connect_from(server, source);
-    let mut text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    if let Some(token) = token {
-        text.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    text.push_str("\r\n");
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let read = stream.read(&mut buffer).unwrap_or(0);
-        if read == 0 {
-            break;
-        }
-        response.extend_from_slice(&buffer[..read]);
-        if head_only && response.windows(4).any(|window| window == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    Answer {
-        status: head
-            .get(9..12)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0),
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-const LOCAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-const OTHER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-fn api(server: &TestServer, method: &str, path: &str, token: Option<&str>) -> Answer {
-    send(server, LOCAL, "localhost", method, path, token, false)
-}
-
-fn get(server: &TestServer, path: &str, token: Option<&str>) -> Answer {
+fn get(server: &TestServer, path: &str, token: Option<&str>) -> Response {
     api(server, "GET", path, token)
 }
 
 /// The status and head of a streaming answer (the stream itself is not read).
-fn stream_head(server: &TestServer, path: &str, token: &str) -> Answer {
-    send(server, LOCAL, "localhost", "GET", path, Some(token), true)
+fn stream_head(server: &TestServer, path: &str, token: &str) -> Response {
+    request("GET", path, Some(token)).send_for_head(server.address())
 }
 
 fn admin_token(dir: &Path) -> String {
@@ -287,15 +214,9 @@ fn a_flood_of_bad_tokens_from_one_address_locks_out_no_one() {
     let mut retry_after = None;
     for n in 0..1000 {
         let guess = format!("{n:064x}");
-        let answer = send(
-            &server,
-            OTHER,
-            "localhost",
-            "GET",
-            "/api/status",
-            Some(&guess),
-            false,
-        );
+        let answer = request("GET", "/api/status", Some(&guess))
+            .from(OTHER)
+            .send(server.address());
         if answer.status == 429 && retry_after.is_none() {
             retry_after = answer.header("retry-after").map(str::to_string);
         }
@@ -319,27 +240,19 @@ fn a_flood_of_bad_tokens_from_one_address_locks_out_no_one() {
         401,
         "127.0.0.1's failures are counted on their own"
     );
-    let valid_from_flooder = send(
-        &server,
-        OTHER,
-        "localhost",
-        "GET",
-        "/api/status",
-        Some(&admin),
-        false,
-    );
+    let valid_from_flooder = request("GET", "/api/status", Some(&admin))
+        .from(OTHER)
+        .send(server.address());
     assert_eq!(
         valid_from_flooder.status, 200,
         "a valid token is never refused, even from the flooding address"
     );
     // X-Forwarded-For is not trusted.
-    let mut stream = connect_from(&server, OTHER);
-    stream
-        .write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 10.1.2.3\r\nAuthorization: Bearer bad\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    let forwarded = request("GET", "/api/status", Some("bad"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .from(OTHER)
+        .send(server.address());
+    assert_eq!(forwarded.status, 429, "{forwarded:?}");
 
     let metrics = get(&server, "/metrics", Some(&admin)).body;
     let limited = metrics
@@ -364,15 +277,9 @@ fn tenants_do_not_see_the_servers_environment() {
         ],
     );
     server.wait_running("web:a");
-    let env = send(
-        &server,
-        LOCAL,
-        "a.web.localhost",
-        "GET",
-        "/env",
-        None,
-        false,
-    );
+    let env = Request::get("/env")
+        .host("a.web.localhost")
+        .send(server.address());
     assert_eq!(env.status, 200, "{}", env.body);
     assert!(env.body.contains("PORT="), "{}", env.body);
     assert!(!env.body.contains("marker-3f9c"), "{}", env.body);
@@ -393,14 +300,8 @@ fn metrics_need_the_admin_token_unless_public() {
     let denied = get(&server, "/metrics", tenant["token"].as_str());
     assert_eq!(denied.status, 403, "{}", denied.body);
 
-    assert_eq!(
-        send(&server, LOCAL, "a.web.localhost", "GET", "/", None, false).status,
-        200
-    );
-    assert_eq!(
-        send(&server, LOCAL, "zed.web.localhost", "GET", "/", None, false).status,
-        404
-    );
+    assert_eq!(server.get("a.web.localhost", "/").0, 200);
+    assert_eq!(server.get("zed.web.localhost", "/").0, 404);
     let scrape = get(&server, "/metrics", Some(&admin));
     assert_eq!(scrape.status, 200, "{}", scrape.body);
     assert_eq!(

@@ -5,6 +5,7 @@ mod support;
 use std::fs;
 use std::time::{Duration, Instant};
 
+use support::http::{Request, Response};
 use support::server::{
     TestServer, alive, backend, backend_service, project, stderr, stdout, wait_gone,
 };
@@ -91,8 +92,9 @@ fn editing_a_template_replaces_exactly_its_instances() {
         "the other service keeps its process"
     );
     assert!(wait_gone(a) && wait_gone(b));
-    let env = http_get(&views, "web:a", "/env");
-    assert!(env.contains("LOG_LEVEL=debug"), "{env}");
+    let env = get_direct(&views, "web:a", "/env");
+    assert_eq!(env.status, 200, "{env:?}");
+    assert!(env.body.contains("LOG_LEVEL=debug"), "{}", env.body);
     assert!(stdout(&server.ten(&["diff"])).contains("No changes."));
 }
 
@@ -320,7 +322,8 @@ fn invalid_utf8_and_a_huge_line_are_captured_and_the_tenant_keeps_running() {
     let server = TestServer::start(dir.path());
     let pid = server.wait_running("noisy:one");
     let views = server.ps();
-    http_get(&views, "noisy:one", "/after-the-noise");
+    // Any answer will do (a 404): the backend logs the request line.
+    get_direct(&views, "noisy:one", "/after-the-noise");
     let deadline = Instant::now() + Duration::from_secs(10);
     let logs = loop {
         let logs = stdout(&server.ten(&["logs", "noisy:one", "--limit", "50"]));
@@ -528,7 +531,9 @@ fn tenants_get_a_clean_environment() {
         ],
     );
     server.wait_running("web:a");
-    let env = http_get(&server.ps(), "web:a", "/env");
+    let env = get_direct(&server.ps(), "web:a", "/env");
+    assert_eq!(env.status, 200, "{env:?}");
+    let env = env.body;
     let names: Vec<&str> = env
         .lines()
         .map(|line| line.split('=').next().unwrap())
@@ -593,23 +598,14 @@ fn group_members(group: u32) -> Vec<u32> {
     members
 }
 
-/// GET `path` from the instance's port.
-fn http_get(views: &[ten::api::types::InstanceView], key: &str, path: &str) -> String {
-    use std::io::{Read, Write};
+/// GET `path` from the instance's port, past the proxy.
+fn get_direct(views: &[ten::api::types::InstanceView], key: &str, path: &str) -> Response {
     let port = views
         .iter()
         .find(|v| v.instance.to_string() == key)
         .and_then(|v| v.port)
         .unwrap();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    Request::get(path).host("x").send(("127.0.0.1", port))
 }
 
 #[test]

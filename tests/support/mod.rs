@@ -1,10 +1,12 @@
-//! Helpers shared by integration tests: multi-file fixtures in a txtar-like format.
+//! Helpers shared by integration tests and benchmarks: multi-file fixtures in a txtar-like
+//! format; `http`, the one HTTP client; `server`, a real `ten serve` to test against.
 //!
 //! A fixture is text: lines before the first header describe the case; each
 //! `-- relative/path --` header starts a file whose content runs to the next header.
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod server;
 
 use std::fs;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::http::Request;
 use ten::api::types::InstanceView;
 use ten::observed::Phase;
 
@@ -355,38 +356,17 @@ fn ten_cgroups(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A plain HTTP/1.1 GET to `address` (`host:port`) with `Host: host`: status and body (status
-/// 0 when the connection broke). Waits up to 60 s for the answer.
-pub fn http_get(address: &str, host: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    parse_response(&response)
-}
-
-/// The status and body of a whole HTTP/1.1 response (0 when there is no status line).
-pub fn parse_response(response: &str) -> (u16, String) {
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
 impl TestServer {
-    /// A GET through this server's proxy with `Host: host`.
+    /// Where the server listens: `127.0.0.1:PORT`.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// A GET through this server's proxy with `Host: host`: status (0 when the connection
+    /// broke) and body.
     pub fn get(&self, host: &str, path: &str) -> (u16, String) {
-        http_get(self.url.trim_start_matches("http://"), host, path)
+        let response = Request::get(path).host(host).send(self.address());
+        (response.status, response.body)
     }
 }
 

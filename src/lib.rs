@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod events;
+pub mod files;
 pub mod metrics;
 pub mod names;
 pub mod observed;

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -216,24 +216,12 @@ impl TokenStore {
     }
 }
 
-/// Writes `bytes` to `path` for its owner only: a temporary file (mode 0600 from its
-/// creation) in the same directory, fsynced, renamed over `path`, the directory fsynced.
+/// Writes `bytes` to `path` for its owner only (mode 0600, from the temporary file's
+/// creation: see `files::write_atomically`).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokenError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_error("create", dir))?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_error("create a temporary file in", dir))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(io_error("write", file.path()))?;
-    file.persist(path)
-        .map_err(|error| io_error("write", path)(error.error))?;
-    if let Ok(handle) = fs::File::open(dir) {
-        let _ = handle.sync_all();
-    }
-    Ok(())
+    crate::files::write_atomically(path, bytes, 0o600).map_err(io_error("write", path))
 }
 
 /// Holds the store's lock (an exclusive `flock` on `.ten/tokens.lock`) while alive.
@@ -401,11 +389,12 @@ mod tests {
         assert_eq!(mode(&store_path(dir.path())), 0o600);
         assert_eq!(mode(&token_path(dir.path())), 0o600);
         assert_eq!(mode(&dir.path().join(PRIVATE_DIR)), 0o700);
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join(PRIVATE_DIR))
-            .unwrap()
-            .flatten()
+        // No temporary file of `files::write_atomically` is left, here or beside api_token.
+        let leftovers: Vec<_> = [dir.path().join(PRIVATE_DIR), dir.path().to_path_buf()]
+            .iter()
+            .flat_map(|dir| fs::read_dir(dir).unwrap().flatten())
             .map(|entry| entry.file_name())
-            .filter(|name| name.to_string_lossy().starts_with(".tmp-"))
+            .filter(|name| name.to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
 

@@ -6,7 +6,6 @@
 
 mod unit;
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -172,20 +171,10 @@ fn systemctl_is_active(unit: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Writes `text` to `path` atomically (a temporary file in the same directory, renamed), mode 0644.
+/// Writes `text` to `path` atomically, mode 0644.
 fn write_unit_file(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let write = || -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(text.as_bytes())?;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.as_file().sync_all()?;
-        file.persist(path).map_err(|error| error.error)?;
-        Ok(())
-    };
-    write().map_err(|error| file_error("write", path, &error))
+    crate::files::write_atomically(path, text.as_bytes(), 0o644)
+        .map_err(|error| file_error("write", path, &error))
 }
 
 /// Finds what the unit needs: the config (and its settings), the binary, the flags.

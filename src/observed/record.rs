@@ -14,7 +14,7 @@
 //! the same format version may add some); a newer format version is refused with a message.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -140,15 +140,7 @@ pub fn write_record(data_dir: &Path, observed: &ObservedState) -> io::Result<()>
         instances: &observed.instances,
     };
     let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".state.json.")
-        .tempfile_in(data_dir)?;
-    temporary.write_all(&bytes)?;
-    temporary.as_file().sync_all()?;
-    temporary
-        .persist(record_path(data_dir))
-        .map_err(|error| error.error)?;
-    fs::File::open(data_dir)?.sync_all()
+    crate::files::write_atomically(&record_path(data_dir), &bytes, 0o600)
 }
 
 pub fn unix_now() -> u64 {

@@ -45,15 +45,12 @@ fn entry_path(dir: &Path, instance: &InstanceKey, pid: u32) -> PathBuf {
     dir.join(format!("{}.{}.{pid}.json", instance.service, instance.id))
 }
 
-/// Notes `entry` in the table in `dir` (atomically: a temporary file renamed into place).
+/// Notes `entry` in the table in `dir` (atomically, not fsynced).
 pub fn write_entry(dir: &Path, entry: &ProcessEntry) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let path = entry_path(dir, &entry.instance, entry.pid);
-    let mut temporary = path.clone().into_os_string();
-    temporary.push(".tmp");
     let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    fs::write(&temporary, bytes)?;
-    fs::rename(&temporary, &path)
+    crate::files::write_atomically_for_this_boot(&path, &bytes, 0o644)
 }
 
 /// Removes the entry of `instance`'s process `pid`; a missing one is fine.

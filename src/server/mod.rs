@@ -205,7 +205,7 @@ fn write_serve_info(info: &ServeInfo, data_dir: &Path, config_path: &Path) -> Ve
     }
     let paths = vec![data_dir.join(SERVE_INFO_FILE), registry];
     for path in &paths {
-        if let Err(error) = std::fs::write(path, &bytes) {
+        if let Err(error) = crate::files::write_atomically(path, &bytes, 0o644) {
             tracing::warn!(%error, file = %path.display(), "cannot write where the CLI finds this server");
         }
     }

@@ -336,6 +336,31 @@ mod tests {
         (Target::Tcp(port), accepted)
     }
 
+    /// Waits (10 s at most) until `condition` holds.
+    async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether every idle connection's timer went off.
+    fn timers_went_off<B>(pool: &Pool<B>) -> bool {
+        let idle = pool.idle.lock().unwrap();
+        idle.values()
+            .flatten()
+            .all(|entry| entry.timer.is_elapsed())
+    }
+
+    /// Whether every idle connection is closed.
+    fn closed<B>(pool: &Pool<B>) -> bool {
+        let idle = pool.idle.lock().unwrap();
+        idle.values()
+            .flatten()
+            .all(|entry| entry.sender.is_closed())
+    }
+
     async fn get(pool: &Arc<Pool<Empty<Bytes>>>, target: &Target) -> Bytes {
         get_within(pool, target, WAIT).await
     }
@@ -373,7 +398,11 @@ mod tests {
         let pool = Arc::new(Pool::new(Timers::current()));
         let short = Duration::from_millis(50);
         assert_eq!(get_within(&pool, &target, short).await, "hello");
-        tokio::time::sleep(short * 3).await;
+        assert_eq!(pool.idle_count(), 1);
+        until("the idle connection's timer went off", || {
+            timers_went_off(&pool)
+        })
+        .await;
         assert_eq!(get(&pool, &target).await, "hello");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
@@ -385,8 +414,9 @@ mod tests {
         let pool = Arc::new(Pool::new(Timers::current()));
         for _ in 0..3 {
             assert_eq!(get(&pool, &target).await, "hello");
-            // Let the connection's task see the backend close it.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Once the connection's task saw the backend close it: else the next request could
+            // be sent on it (and be lost) before that.
+            until("the connection is seen closed", || closed(&pool)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }

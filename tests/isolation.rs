@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::http::Request;
 use support::server::{
@@ -87,8 +87,9 @@ fn a_namespace_tenant_sees_only_its_own_processes_and_cannot_signal_another() {
 
     let b = view(&views, "ns:b").pid.unwrap();
     let (_, killed) = server.get("a.ns.localhost", &format!("/kill?pid={b}"));
+    // The kill failed (a's namespace has no such process): no signal was sent, so there is
+    // nothing to wait for before looking at b.
     assert!(killed.contains("ProcessLookupError"), "{killed}");
-    std::thread::sleep(Duration::from_millis(300));
     let after = server.ps();
     assert_eq!(view(&after, "ns:b").pid, Some(b), "b was not touched");
     assert_eq!(server.get("b.ns.localhost", "/health"), (200, "ok".into()));
@@ -112,7 +113,12 @@ fn namespace_tenants_run_threaded_servers_behind_shell_commands() {
             .send(address)
             .body
     });
-    std::thread::sleep(Duration::from_millis(100));
+    // Released only once it waits: a release first would let it through at once.
+    let waiting = || server.get("a.ns.localhost", "/waiting") == (200, "1".into());
+    assert!(
+        within(Duration::from_secs(20), waiting),
+        "/block never arrived"
+    );
     assert_eq!(server.get("a.ns.localhost", "/release"), (200, "ok".into()));
     assert!(blocked.join().unwrap().ends_with("released"));
     let (_, listing) = server.get("a.ns.localhost", "/ps");
@@ -343,16 +349,23 @@ fn a_setsid_grandchild_is_gone_after_ten_rm() {
     let (status, body) = server.get("a.web.localhost", "/setsid");
     assert_eq!(status, 200);
     let escapee: u32 = body.trim().parse().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // Field 6 of /proc/PID/stat: its session, its own once `setsid` has run.
+    let session = || {
+        let stat = fs::read_to_string(format!("/proc/{escapee}/stat")).unwrap_or_default();
+        let fields: Vec<String> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        fields
+            .get(3)
+            .and_then(|session| session.parse::<u32>().ok())
+    };
+    assert!(
+        within(Duration::from_secs(10), || session() == Some(escapee)),
+        "it does not lead its own session: {:?}",
+        session()
+    );
     assert!(alive(escapee));
-    let session = fs::read_to_string(format!("/proc/{escapee}/stat")).unwrap();
-    let fields: Vec<&str> = session
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    assert_eq!(fields[3], escapee.to_string(), "it leads its own session");
     assert!(server.ten(&["rm", "web:a"]).status.success());
     assert!(wait_gone(escapee), "the setsid grandchild survived");
 }
@@ -523,15 +536,12 @@ fn tenants_start_from_spare_processes_with_their_own_limits_user_and_errors() {
     .replace(&probe().display().to_string(), &app.display().to_string());
     let dir = project("", &services, &[]);
     let mut server = TestServer::start(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ready = loop {
-        let spares = spares_of(server.pid());
-        if spares.len() == 2 {
-            break spares;
-        }
-        assert!(Instant::now() < deadline, "no spares are kept: {spares:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut ready = Vec::new();
+    let kept = within(Duration::from_secs(10), || {
+        ready = spares_of(server.pid());
+        ready.len() == 2
+    });
+    assert!(kept, "no spares are kept: {ready:?}");
 
     // A spare becomes the tenant: its pid, in a cgroup with the tenant's limit, as its user.
     support::write_file(&dir.path().join("instances/web/a.toml"), "");

@@ -5,11 +5,12 @@ mod support;
 use std::io::{BufReader, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::http::{self, Request, Response};
 use support::server::{
     TestServer, backend, backend_service, load_across_a_kill, project, stderr, stdout, wait_gone,
+    within,
 };
 use ten::observed::Phase;
 
@@ -167,7 +168,6 @@ fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_aga
     });
     std::fs::write(&broken, "").unwrap();
 
-    let started = Instant::now();
     let answers: Vec<Response> = (0..10)
         .map(|_| {
             let server = Arc::clone(&server);
@@ -177,10 +177,8 @@ fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_aga
         .into_iter()
         .map(|thread| thread.join().unwrap())
         .collect();
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the waiters did not wait for startup_timeout"
-    );
+    // Told why the wake failed: not left to wait for startup_timeout (30 s), which would
+    // answer "did not become ready within startup_timeout".
     for answer in &answers {
         assert_eq!(answer.status, 502, "{}", answer.body);
         assert!(
@@ -409,10 +407,9 @@ fn a_100_mb_upload_and_download_stream_through_without_buffering() {
     for sent in 1..=100u64 {
         upload.write_all(&chunk).unwrap();
         if sent == 50 {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while backend_stats(port).0 < 10 * 1024 * 1024 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            within(Duration::from_secs(20), || {
+                backend_stats(port).0 >= 10 * 1024 * 1024
+            });
             seen_midway = backend_stats(port).0;
         }
     }
@@ -436,6 +433,9 @@ fn a_100_mb_upload_and_download_stream_through_without_buffering() {
     assert_eq!(head.status, 200, "{head:?}");
     let mut first = vec![0u8; 1024 * 1024];
     reader.read_exact(&mut first).unwrap();
+    // A negative: time for the backend to write all it can while the client reads nothing.
+    // Buffered by ten, the whole 100 MB would go in this time; streamed, the socket buffers
+    // hold it back.
     std::thread::sleep(Duration::from_millis(300));
     let sent_while_paused = backend_stats(port).1;
     assert!(
@@ -481,7 +481,12 @@ fn editing_the_env_under_load_replaces_with_zero_failed_requests() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The edit comes under load: once requests are being answered.
+    let answered = |count: usize| {
+        let enough = || ok.load(Ordering::SeqCst) + failed.load(Ordering::SeqCst) >= count;
+        assert!(within(Duration::from_secs(20), enough), "the load stalled");
+    };
+    answered(50);
     let config = std::fs::read_to_string(dir.path().join("tenement.toml")).unwrap();
     std::fs::write(
         dir.path().join("tenement.toml"),
@@ -494,7 +499,8 @@ fn editing_the_env_under_load_replaces_with_zero_failed_requests() {
             .any(|v| v.pid.is_some() && v.pid != Some(old) && v.phase == Phase::Running)
     });
     assert!(wait_gone(old), "the old process stopped");
-    std::thread::sleep(Duration::from_millis(500));
+    // And goes on after it, on the new process alone.
+    answered(ok.load(Ordering::SeqCst) + failed.load(Ordering::SeqCst) + 50);
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.join().unwrap();
@@ -582,7 +588,8 @@ fn weights_deploys_and_routes_move_traffic() {
         format!("{config}\n[service.broken]\ncommand = \"sh -c 'exit 1'\"\n"),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // No wait for the watcher: `ten deploy` checks the new file against tenement.toml as it
+    // is on disk, and reloads the files itself.
     let failed = server.ten(&["deploy", "broken:v1", "--timeout", "5"]);
     assert_eq!(failed.status.code(), Some(1));
     assert!(

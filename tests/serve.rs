@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use support::http::{Request, Response};
 use support::server::{
-    TestServer, alive, backend, backend_service, project, stderr, stdout, wait_gone,
+    TestServer, alive, backend, backend_service, project, stderr, stdout, wait_gone, within,
 };
 use ten::observed::{Health, Phase};
 
@@ -116,7 +116,11 @@ fn broken_files_touch_no_tenant_and_fixing_them_converges() {
 
     // A broken tenement.toml: nothing changes, `ten diff` exits 1 naming file and line.
     fs::write(&config_path, format!("{good}\n[service.web.env\n")).unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    let seen = || stderr(&server.ten(&["ps"])).contains("the files have errors");
+    assert!(
+        within(Duration::from_secs(20), seen),
+        "the server never saw the broken file"
+    );
     let diff = server.ten(&["diff"]);
     assert_eq!(diff.status.code(), Some(1), "{}", stdout(&diff));
     assert!(
@@ -129,7 +133,6 @@ fn broken_files_touch_no_tenant_and_fixing_them_converges() {
         (key_pid(&views, "web:alice"), key_pid(&views, "web:bob")),
         (Some(alice), Some(bob))
     );
-    assert!(stderr(&server.ten(&["ps"])).contains("the files have errors"));
 
     // Fixed, with a change: it converges.
     fs::write(
@@ -263,15 +266,13 @@ fn rm_leaves_no_process_of_the_tenant_behind() {
         key_pid(views, "group:one").is_some()
     });
     let leader = key_pid(&views, "group:one").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let members = loop {
-        let members = group_members(leader);
-        if members.len() >= 3 || Instant::now() > deadline {
-            break members;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(members.len() >= 3, "sh and two sleeps: {members:?}");
+    let started = || group_members(leader).len() >= 3;
+    assert!(
+        within(Duration::from_secs(10), started),
+        "sh and two sleeps: {:?}",
+        group_members(leader)
+    );
+    let members = group_members(leader);
 
     let output = server.ten(&["rm", "group:one"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -324,14 +325,12 @@ fn invalid_utf8_and_a_huge_line_are_captured_and_the_tenant_keeps_running() {
     let views = server.ps();
     // Any answer will do (a 404): the backend logs the request line.
     get_direct(&views, "noisy:one", "/after-the-noise");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let logs = loop {
-        let logs = stdout(&server.ten(&["logs", "noisy:one", "--limit", "50"]));
-        if logs.contains("GET /after-the-noise") || Instant::now() > deadline {
-            break logs;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Until the request's line is captured, or 10 s: the assertions below say what is missing.
+    let logs = || stdout(&server.ten(&["logs", "noisy:one", "--limit", "50"]));
+    within(Duration::from_secs(10), || {
+        logs().contains("GET /after-the-noise")
+    });
+    let logs = logs();
     assert!(logs.contains("\u{fffd}\u{fffd} not utf-8"), "{logs}");
     assert!(
         logs.contains("[line cut: 1032192 more bytes]"),
@@ -358,7 +357,12 @@ fn with_auto_apply_off_changes_wait_for_apply() {
     server.wait_until("the new file is seen", |views| {
         views.iter().any(|v| v.instance.to_string() == "web:new")
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Held: every pass from now on plans the start and holds it.
+    let held = || stderr(&server.ten(&["ps"])).contains("changes are held: auto_apply = false");
+    assert!(
+        within(Duration::from_secs(20), held),
+        "the start is not held"
+    );
     let view = server.instance("web:new").unwrap();
     assert_eq!(
         (view.phase, view.pid),
@@ -502,15 +506,19 @@ fn deleting_most_instances_at_once_is_held_for_a_human() {
     for n in 1..4 {
         fs::remove_file(dir.path().join(format!("instances/web/t{n}.toml"))).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(800));
+    // Held: every pass from now on plans the three destroys and holds them.
+    let held = || stderr(&server.ten(&["ps"])).contains("more than max_destroy_percent = 50");
+    assert!(
+        within(Duration::from_secs(20), held),
+        "the destroys are not held: {}",
+        stderr(&server.ten(&["ps"]))
+    );
     let views = server.ps();
     assert_eq!(
         views.iter().filter(|v| v.phase == Phase::Running).count(),
         4,
         "nothing destroyed"
     );
-    let ps = stderr(&server.ten(&["ps"]));
-    assert!(ps.contains("more than max_destroy_percent = 50"), "{ps}");
     let apply = server.ten(&["apply", "--auto-approve"]);
     assert!(apply.status.success(), "{}", stderr(&apply));
     assert_eq!(server.ps().len(), 1);
@@ -633,6 +641,7 @@ fn editor_saves_and_directory_changes_are_seen() {
     {
         use std::io::Write;
         let mut file = fs::File::create(web.join("alice.toml")).unwrap();
+        // A pause between the two, as an editor makes: the watcher may see the empty file.
         std::thread::sleep(Duration::from_millis(20));
         file.write_all(b"weight = 7\n").unwrap();
     }

@@ -179,11 +179,13 @@ fn a_pid_that_is_not_our_tenant_any_more_is_never_signalled() {
     // from another boot (with the decoy's real start time), t1's has the right boot but another
     // start time (a recycled pid). Each decoy notes any signal it gets.
     let signals = dir.path().join("signals");
+    let ready = dir.path().join("ready");
     let decoys: Vec<std::process::Child> = (0..2)
         .map(|_| {
             let script = format!(
-                "trap 'echo $$ >> {0}' TERM INT HUP QUIT USR1 USR2; while :; do sleep 0.05; done",
-                signals.display()
+                "trap 'echo $$ >> {0}' TERM INT HUP QUIT USR1 USR2; echo $$ >> {1}; while :; do sleep 0.05; done",
+                signals.display(),
+                ready.display()
             );
             Command::new("sh")
                 .args(["-c", &script])
@@ -194,7 +196,18 @@ fn a_pid_that_is_not_our_tenant_any_more_is_never_signalled() {
         })
         .collect();
     let _decoy_guard = TenantGuard(decoys.iter().map(std::process::Child::id).collect());
-    std::thread::sleep(Duration::from_millis(50));
+    // Each decoy says when its traps are set.
+    let trapping = || {
+        fs::read_to_string(&ready)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 2
+    };
+    assert!(
+        within(Duration::from_secs(10), trapping),
+        "the decoys did not start"
+    );
     let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let boot = boot.trim();
     let record_path = data_dir(dir.path()).join("state.json");
@@ -233,7 +246,8 @@ fn a_pid_that_is_not_our_tenant_any_more_is_never_signalled() {
     for view in &views {
         assert!(!decoy_pids.contains(&view.pid.unwrap()), "{view:?}");
     }
-    // Give a wrongly sent signal time to arrive.
+    // A negative: time for a wrongly sent signal to arrive (a stale entry is dealt with while
+    // the server starts, but nothing says when it is done with them).
     std::thread::sleep(Duration::from_millis(300));
     for pid in &decoy_pids {
         assert!(alive(*pid), "decoy {pid} was killed");
@@ -316,8 +330,20 @@ fn output_written_while_no_server_runs_is_captured_once() {
     );
     let _guard = first.kill_hard();
     let at_kill = *ticks(dir.path(), "t0").last().unwrap();
-    // It keeps writing while no ten runs (no pipe to break).
-    std::thread::sleep(Duration::from_millis(500));
+    // It keeps writing while no ten runs (no pipe to break): 100 ticks past the last captured
+    // one, in its raw output file.
+    let raw = data_dir(dir.path()).join(".ten/capture/web/t0/stdout.raw");
+    let written = format!("tick {}\n", at_kill + 100);
+    let written_meanwhile = || {
+        let bytes = fs::read(&raw).unwrap_or_default();
+        bytes
+            .windows(written.len())
+            .any(|window| window == written.as_bytes())
+    };
+    assert!(
+        within(Duration::from_secs(10), written_meanwhile),
+        "the tenant stopped writing"
+    );
     let second = TestServer::start(dir.path());
     second.wait_until("adopted", all_healthy(1));
     let resumed = || ticks(dir.path(), "t0").last().copied().unwrap_or(0) >= at_kill + 150;
@@ -502,6 +528,8 @@ fn a_sleeping_tenant_sleeps_on_after_a_crash_and_wakes_on_request() {
     second.wait_until("it sleeps on", |views| {
         views.len() == 1 && views[0].phase == Phase::Sleeping && views[0].pid.is_none()
     });
+    // A negative: time for a wrong wake to show (the adopted state is a sleeping one from the
+    // first pass on; nothing says a wake will not come later).
     std::thread::sleep(Duration::from_millis(300));
     let view = second.instance("web:t0").unwrap();
     assert_eq!(

@@ -11,6 +11,7 @@ library only.
   GET /setsid          starts `setsid sleep 1000` in the background: its pid
   GET /write?mb=N      writes N MiB to $DATA_DIR/blob-K: "wrote N"
   GET /block           waits until /release is called (proves requests run concurrently)
+  GET /waiting         how many /block requests wait
   GET /release         releases every /block
   GET /whoami          "uid gid"
 """
@@ -25,6 +26,8 @@ from urllib.parse import parse_qs, urlparse
 
 KEPT = []
 RELEASE = threading.Event()
+WAITING = [0]
+WAITING_LOCK = threading.Lock()
 WRITES = [0]
 
 
@@ -94,8 +97,16 @@ class Handler(BaseHTTPRequestHandler):
                 os.fsync(blob.fileno())
             self.answer(200, f"wrote {query['mb']}")
         elif path == "/block":
+            with WAITING_LOCK:
+                WAITING[0] += 1
             RELEASE.wait(60)
+            with WAITING_LOCK:
+                WAITING[0] -= 1
             self.answer(200, "released" if RELEASE.is_set() else "timed out")
+        elif path == "/waiting":
+            with WAITING_LOCK:
+                waiting = WAITING[0]
+            self.answer(200, str(waiting))
         elif path == "/release":
             RELEASE.set()
             self.answer(200, "ok")

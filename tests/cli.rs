@@ -351,14 +351,68 @@ fn config_shows_the_effective_configuration() {
     );
 }
 
+/// `text` with every run of whitespace made one space (help text is wrapped to a width).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[test]
 fn help_describes_every_command() {
+    use clap::CommandFactory;
+    let cli = ten::cli::Cli::command();
+    let commands: Vec<&clap::Command> =
+        cli.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    let names: Vec<&str> = commands.iter().map(|command| command.get_name()).collect();
+    for expected in ["validate", "config", "diff", "serve", "token-gen"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+
     let output = ten(Path::new("."), &["--help"]);
     assert_eq!(output.status.code(), Some(0));
     let help = stdout(&output);
-    for command in ["validate", "config", "diff"] {
-        assert!(help.contains(command), "{help}");
+    // The names listed under "Commands:" (each at two spaces; wrapped lines are indented more).
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let mut expected = names.clone();
+    expected.push("help");
+    assert_eq!(listed, expected, "{help}");
+    let help = one_line(&help);
+    for command in &commands {
+        let name = command.get_name();
+        let about = command
+            .get_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(!about.trim().is_empty(), "`ten {name}` has no description");
+        assert!(
+            help.contains(&format!(" {name} {}", one_line(&about))),
+            "`ten --help` does not describe {name} as {about:?}"
+        );
+        let output = ten(Path::new("."), &[name, "--help"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "ten {name} --help: {}",
+            stderr(&output)
+        );
+        let own = one_line(&stdout(&output));
+        let described = command
+            .get_long_about()
+            .or(command.get_about())
+            .unwrap()
+            .to_string();
+        assert!(
+            own.starts_with(&one_line(&described)) && own.contains(&format!("Usage: ten {name} ")),
+            "ten {name} --help: {own}"
+        );
     }
+
     let diff_help = stdout(&ten(Path::new("."), &["diff", "--help"]));
     assert!(diff_help.contains("--detailed-exitcode"));
     assert!(diff_help.contains("--offline"));

@@ -276,9 +276,39 @@ mod tests {
 
     #[test]
     fn an_admin_token_reaches_every_route() {
-        for (method, path, route, _) in table() {
-            assert!(authorize(&Scope::Admin, &route.need(), &method, path).is_ok());
+        // Every route as a request names it (those naming no instance too: admin-only). An
+        // admin token passes each, also every one that another tenant's token is refused.
+        let bob = Scope::Tenant(key("notes:bob"));
+        let mut requests: Vec<(Method, &str)> = table()
+            .into_iter()
+            .map(|(method, path, _, _)| (method, path))
+            .collect();
+        requests.extend([
+            (Method::GET, "instances/Bad_Key"),
+            (Method::GET, "instances/Bad_Key/health"),
+            (Method::POST, "instances/Bad_Key/restart"),
+        ]);
+        let mut refused_to_bob = 0;
+        for (method, path) in &requests {
+            let need = route(method, path).expect("a route").need();
+            assert_eq!(
+                authorize(&Scope::Admin, &need, method, path).map_err(|error| error.status),
+                Ok(()),
+                "{method} {path}"
+            );
+            match authorize(&bob, &need, method, path) {
+                Ok(()) => assert_eq!(need, Need::Narrowed, "{method} {path}"),
+                Err(error) => {
+                    assert_eq!(error.status, 403, "{method} {path}");
+                    refused_to_bob += 1;
+                }
+            }
         }
+        let narrowed = table()
+            .iter()
+            .filter(|(_, _, _, need)| *need == Need::Narrowed)
+            .count();
+        assert_eq!(refused_to_bob, requests.len() - narrowed);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Replacing a file atomically: a reader sees its old content or its new content, never a
-//! mix, and a crash (of ten or of the machine) leaves one of the two. The one way ten replaces
-//! a file it writes for itself: the record (`state.json`), the token store and `api_token`,
-//! instance files edited by the CLI, `serve.json`, the systemd unit, the process table.
+//! mix, and a crash of ten leaves one of the two (a crash of the machine too, unless the file
+//! is one for this boot only). The one way ten replaces a file it writes for itself: the record
+//! (`state.json`), the token store and `api_token`, instance files edited by the CLI,
+//! `serve.json`, the systemd unit, the process table.
 //!
 //! std and tempfile only: `config` uses it, and imports no tokio, nix, hyper or notify.
 

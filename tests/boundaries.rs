@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// The modules of the crate, lowest first: each may use those before it, none after it.
 const LAYERS: &[&str] = &[
     "names",
+    "files",
     "metrics",
     "body",
     "config",
@@ -35,6 +36,7 @@ const NO_RUNTIME: &[(&str, &[&str])] = &[
     ("plan", &["tokio", "nix", "hyper", "notify"]),
     ("render", &["tokio", "nix", "hyper", "notify"]),
     ("metrics", &["tokio", "nix", "hyper"]),
+    ("files", &["tokio", "nix", "hyper", "notify"]),
 ];
 
 /// Every `.rs` file under `dir`.

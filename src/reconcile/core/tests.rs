@@ -5,7 +5,9 @@ use std::path::Path;
 use super::*;
 use crate::config::parse_config;
 use crate::desired::resolve;
-use crate::reconcile::inherit::Inherited;
+use crate::observed::{Health, ObservedInstance, Phase};
+use crate::reconcile::inherit::{Inheritance, Inherited};
+use crate::supervisor::task::{Adoption, InstanceStatus};
 
 /// A valid desired state from tenement.toml `text` (instances declared in `[instances]`).
 fn desired(text: &str) -> DesiredState {

@@ -1,0 +1,345 @@
+//! Executing changes and taking in what the tasks and the last ten say: the core's
+//! bookkeeping of the observed state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::desired::{FieldValue, InstanceSpec};
+use crate::names::InstanceKey;
+use crate::observed::{Health, ObservedInstance, Phase};
+use crate::plan::{Action, Change, Target, plan};
+use crate::supervisor::task::InstanceStatus;
+
+use super::super::inherit::Inheritance;
+use super::{
+    Applied, AppliedChange, Core, Effect, Failure, First, Note, Order, PortWish, note, note_of,
+};
+
+impl Core {
+    /// Executes one change: the effects for the tasks, and the observed state updated at once,
+    /// so the next plan sees it.
+    pub(super) fn execute(&mut self, change: &Change, now: Instant, effects: &mut Vec<Effect>) {
+        let reason = Some(change.reason.message.clone());
+        let action = change.action.as_str();
+        let key = match &change.target {
+            Target::Settings => {
+                self.observed.settings = Some(self.desired.settings_fields());
+                effects.push(Effect::Settings(Box::new(
+                    self.desired.config.settings.clone(),
+                )));
+                self.routes_dirty = true;
+                effects.push(Effect::Record(Note {
+                    reason,
+                    ..note_of(None, "update", "settings updated in place".into())
+                }));
+                self.bump(now);
+                return;
+            }
+            Target::Instance(key) => key.clone(),
+        };
+        let spec = self.desired.instances.get(&key).map(Arc::clone);
+        let message = match (change.action, spec) {
+            (Action::Create, Some(spec)) => {
+                let mut instance = ObservedInstance::new(Phase::Starting, spec.shared_fields());
+                instance.declared_in = Some(spec.declared.describe());
+                self.observed.instances.insert(key.clone(), instance);
+                self.tasks.insert(key.clone());
+                self.creating
+                    .insert(key.clone(), change.reason.message.clone());
+                self.routes_dirty = true;
+                effects.push(Effect::Spawn {
+                    key: key.clone(),
+                    spec,
+                    port: PortWish::Any,
+                    first: First::Start,
+                });
+                // Told once the actor has its port (`Event::Spawned`).
+                None
+            }
+            (Action::Replace, Some(spec)) if self.tasks.contains(&key) => {
+                let side_by_side = self.replaceable_side_by_side(&key, &spec);
+                self.applied(&key, &spec, false);
+                effects.push(Effect::Replace {
+                    key: key.clone(),
+                    spec,
+                    side_by_side,
+                    reason: change.reason.message.clone(),
+                });
+                // The actor says how it went.
+                None
+            }
+            (Action::Start | Action::Update, Some(spec)) if self.tasks.contains(&key) => {
+                let start = change.action == Action::Start;
+                self.applied(&key, &spec, start);
+                let (order, message) = if start {
+                    (Order::Start(spec), "starting")
+                } else {
+                    (Order::Update(spec), "updated in place")
+                };
+                effects.push(Effect::Order {
+                    key: key.clone(),
+                    order,
+                });
+                Some(message)
+            }
+            (Action::Stop, _) if self.tasks.contains(&key) => {
+                effects.push(Effect::Order {
+                    key: key.clone(),
+                    order: Order::Stop,
+                });
+                effects.push(Effect::RetireNow(key.clone()));
+                self.set_phase(&key, Phase::Stopping);
+                Some("stopping")
+            }
+            (Action::Destroy, _) => {
+                if !self.removing.insert(key.clone()) {
+                    return;
+                }
+                effects.push(Effect::RetireNow(key.clone()));
+                if self.tasks.contains(&key) {
+                    effects.push(Effect::Order {
+                        key: key.clone(),
+                        order: Order::Remove,
+                    });
+                    self.set_phase(&key, Phase::Stopping);
+                } else {
+                    self.observed.instances.remove(&key);
+                    self.removing.remove(&key);
+                }
+                Some("stopping and forgetting it")
+            }
+            // A change for an instance with no task (or no spec) cannot be executed.
+            _ => return,
+        };
+        if let Some(message) = message {
+            self.routes_dirty = true;
+            effects.push(Effect::Record(Note {
+                reason,
+                ..note_of(Some(&key), action, message.into())
+            }));
+        }
+        self.bump(now);
+    }
+
+    /// The observed instance of `key` now runs with `spec` (and starts, with `start`).
+    fn applied(&mut self, key: &InstanceKey, spec: &Arc<InstanceSpec>, start: bool) {
+        self.routes_dirty = true;
+        if let Some(instance) = self.observed.instances.get_mut(key) {
+            instance.spec = spec.shared_fields();
+            instance.declared_in = Some(spec.declared.describe());
+            if start {
+                instance.phase = Phase::Starting;
+            }
+        }
+    }
+
+    fn set_phase(&mut self, key: &InstanceKey, phase: Phase) {
+        if let Some(instance) = self.observed.instances.get_mut(key) {
+            instance.phase = phase;
+        }
+    }
+
+    /// Whether a replace of `key` can start the new process next to the old one: it runs
+    /// healthy (or not checked yet, just adopted) and the new spec has a health endpoint to
+    /// tell when the new one may take the traffic.
+    fn replaceable_side_by_side(&self, key: &InstanceKey, spec: &InstanceSpec) -> bool {
+        self.observed.instances.get(key).is_some_and(|instance| {
+            spec.health.is_some()
+                && instance.phase == Phase::Running
+                && matches!(instance.health, Health::Healthy | Health::Unknown)
+        })
+    }
+
+    /// Takes in the status of `key`'s task.
+    pub(super) fn refresh(
+        &mut self,
+        key: &InstanceKey,
+        status: InstanceStatus,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) {
+        if !self.tasks.contains(key) {
+            return;
+        }
+        if status.removed {
+            self.finish_removal(key, status.port, now, effects);
+            return;
+        }
+        let Some(instance) = self.observed.instances.get_mut(key) else {
+            return;
+        };
+        let phase_changed = instance.phase != status.phase;
+        instance.phase = status.phase;
+        instance.pid = status.pid;
+        instance.pid_start_time = status.pid_start_time;
+        instance.port = Some(status.port);
+        instance.health = status.health;
+        instance.restarts = status.restarts;
+        instance.restart_times_unix = status.restart_times_unix;
+        instance.started_at_unix = status.started_at_unix;
+        instance.last_exit = status.last_exit;
+        instance.note = status.note;
+        instance.heading_for = status.heading_for;
+        if phase_changed {
+            self.pass_due = true;
+        }
+        self.bump(now);
+    }
+
+    fn finish_removal(
+        &mut self,
+        key: &InstanceKey,
+        port: u16,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.tasks.remove(key);
+        self.routes_dirty = true;
+        self.removing.remove(key);
+        let persist = self
+            .observed
+            .instances
+            .remove(key)
+            .and_then(|instance| instance.spec.get("storage_persist").cloned())
+            .is_none_or(|value| value == FieldValue::Bool(true));
+        let remove_data = (!persist).then(|| {
+            crate::desired::spec::instance_data_dir(&self.desired.config.settings.data_dir, key)
+        });
+        effects.push(Effect::Forget {
+            key: key.clone(),
+            port,
+            remove_data,
+        });
+        effects.push(note(Some(key), "destroy", "gone".into()));
+        self.bump(now);
+    }
+
+    /// Takes over what the previous ten left: live processes are adopted as they are,
+    /// sleeping instances sleep on, older duplicates are stopped. The first pass then plans
+    /// against them like against any running instance.
+    pub(super) fn take_over(
+        &mut self,
+        inheritance: Inheritance,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.observed.generation = self.observed.generation.max(inheritance.generation + 1);
+        let strays = inheritance
+            .strays
+            .into_iter()
+            .map(|stray| {
+                let spec = self.left_over(&stray.instance, Arc::clone(&stray.spec));
+                (stray, spec)
+            })
+            .collect();
+        effects.push(Effect::Inherited {
+            stale: inheritance.stale,
+            strays,
+        });
+        for process in inheritance.processes {
+            let key = process.key;
+            // A process that is no longer declared is supervised until the plan destroys it
+            // (or holds that for `ten apply`).
+            let spec = match self.desired.instances.get(&key) {
+                Some(spec) => Arc::clone(spec),
+                None => self.left_over(&key, Arc::clone(&process.observed.spec)),
+            };
+            let pid = process.adoption.pid;
+            effects.push(Effect::Spawn {
+                key: key.clone(),
+                spec,
+                port: PortWish::Reserve(process.port),
+                first: First::Adopt(process.adoption),
+            });
+            effects.push(note(
+                Some(&key),
+                "adopt",
+                format!(
+                    "pid {pid} on port {}, left running by the previous ten",
+                    process.port
+                ),
+            ));
+            self.observed
+                .instances
+                .insert(key.clone(), process.observed);
+            self.tasks.insert(key);
+        }
+        for (key, instance) in inheritance.sleeping {
+            let Some(spec) = self.desired.instances.get(&key).map(Arc::clone) else {
+                continue;
+            };
+            effects.push(Effect::Spawn {
+                key: key.clone(),
+                spec,
+                port: instance.port.map_or(PortWish::Any, PortWish::Prefer),
+                first: First::Asleep,
+            });
+            self.observed.instances.insert(key.clone(), instance);
+            self.tasks.insert(key);
+        }
+        self.routes_dirty = true;
+        self.bump(now);
+    }
+
+    fn left_over(
+        &self,
+        key: &InstanceKey,
+        fields: Arc<crate::desired::FieldMap>,
+    ) -> Arc<InstanceSpec> {
+        Arc::new(InstanceSpec::left_over(
+            key.clone(),
+            fields,
+            &self.desired.config.dir,
+            &self.desired.config.settings.data_dir,
+        ))
+    }
+
+    /// `ten apply`, after its reload: check the token, execute every change (drift included).
+    pub(super) fn apply(&mut self, token: Option<String>, now: Instant, effects: &mut Vec<Effect>) {
+        self.last_pass = Some(now);
+        if self.invalid && self.frozen.is_empty() {
+            effects.push(Effect::ApplyRefused(Failure::Invalid(
+                self.diagnostics.clone(),
+            )));
+            return;
+        }
+        let plan = plan(&self.desired, &self.observed);
+        if let Some(expected) = token
+            && expected != plan.token
+        {
+            effects.push(Effect::ApplyRefused(Failure::PlanChanged {
+                expected,
+                now: plan.token,
+            }));
+            return;
+        }
+        let mut changes = Vec::with_capacity(plan.changes.len());
+        for change in &plan.changes {
+            self.execute(change, now, effects);
+            changes.push(AppliedChange {
+                target: change.target.clone(),
+                action: change.action,
+                timeout: self.change_timeout(change),
+            });
+        }
+        self.held = None;
+        effects.push(Effect::Applied(Applied {
+            token: plan.token,
+            changes,
+        }));
+    }
+
+    fn change_timeout(&self, change: &Change) -> Duration {
+        let spec = change
+            .target
+            .instance()
+            .and_then(|key| self.desired.instances.get(key));
+        let (startup, stop) = spec
+            .map_or((Duration::from_secs(10), Duration::from_secs(10)), |spec| {
+                (spec.startup_timeout, spec.stop_timeout)
+            });
+        startup + stop + Duration::from_secs(5)
+    }
+}

@@ -1,0 +1,442 @@
+//! The reconciler's decisions, pure: `Core::handle(event, now) -> Vec<Effect>`. It owns the
+//! desired state and the observed process table, holds and generations, the pass schedule and
+//! the record's schedule; the actor (`super::actor`) only feeds it events and carries out its
+//! effects (instance tasks, ports, blocking file work, events, the route table). Tested on
+//! explicit instants, without processes, files or a runtime.
+//!
+//! A pass is level-triggered: it ignores what caused it, reloads the files when they may have
+//! changed (an effect whose answer is `Event::Reloaded`), plans desired against observed and
+//! executes the changes the files ask for (or holds them). Executing updates the observed
+//! state at once, so the next plan is empty; the tasks' statuses then keep it true.
+//!
+//! Must not: touch a file, a process or a clock (time comes in as `now`), or await.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{Diagnostic, InstanceFile, has_errors};
+use crate::desired::{DesiredState, Reload};
+use crate::names::InstanceKey;
+use crate::observed::ObservedState;
+use crate::plan::{Action, Change, Plan, ReasonKind, plan};
+
+/// A full reload and pass at least this often, whatever happens.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// Passes caused by instance state changes run at most this often.
+pub const PASS_THROTTLE: Duration = Duration::from_millis(100);
+/// The record is written at most this often while things change.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(250);
+
+/// The reconciler's state.
+pub struct Core {
+    config: PathBuf,
+    desired: Arc<DesiredState>,
+    files: BTreeMap<InstanceKey, InstanceFile>,
+    diagnostics: Vec<Diagnostic>,
+    /// The latest files are invalid; `desired` is the last valid state.
+    invalid: bool,
+    frozen: Vec<InstanceKey>,
+    held: Option<String>,
+    observed: ObservedState,
+    /// Instances that have a task.
+    tasks: BTreeSet<InstanceKey>,
+    /// Destroys sent, not finished.
+    removing: BTreeSet<InstanceKey>,
+    /// Creates sent, their tasks not made yet: why (told once the port is known).
+    creating: BTreeMap<InstanceKey, String>,
+    routes_dirty: bool,
+    files_changed: bool,
+    pass_due: bool,
+    last_pass: Option<Instant>,
+    last_resync: Instant,
+    /// The observed state changed since the record was last written.
+    dirty_since: Option<Instant>,
+    /// Passes run (for the actor's metrics).
+    passes: u64,
+    /// An apply waiting for its reload.
+    apply: Option<Option<String>>,
+    exiting: bool,
+}
+
+impl Core {
+    /// A core serving `desired` (valid) from `files`, with the problems the files had.
+    pub fn new(
+        config: PathBuf,
+        desired: DesiredState,
+        files: BTreeMap<InstanceKey, InstanceFile>,
+        diagnostics: Vec<Diagnostic>,
+        boot_id: Option<String>,
+        now: Instant,
+    ) -> Self {
+        let observed = ObservedState {
+            generation: 1,
+            settings: Some(desired.settings_fields()),
+            instances: BTreeMap::new(),
+            boot_id,
+        };
+        Self {
+            config,
+            desired: Arc::new(desired),
+            files,
+            invalid: has_errors(&diagnostics),
+            diagnostics,
+            frozen: Vec::new(),
+            held: None,
+            observed,
+            tasks: BTreeSet::new(),
+            removing: BTreeSet::new(),
+            creating: BTreeMap::new(),
+            routes_dirty: true,
+            files_changed: false,
+            pass_due: true,
+            last_pass: None,
+            last_resync: now,
+            dirty_since: None,
+            passes: 0,
+            apply: None,
+            exiting: false,
+        }
+    }
+
+    pub fn desired(&self) -> &Arc<DesiredState> {
+        &self.desired
+    }
+
+    pub fn observed(&self) -> &ObservedState {
+        &self.observed
+    }
+
+    /// The instance files in effect (the last valid one of a broken file): what a reload
+    /// starts from.
+    pub fn files(&self) -> &BTreeMap<InstanceKey, InstanceFile> {
+        &self.files
+    }
+
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// The plan now, with the files' problems and why changes wait, if they do.
+    pub fn plan(&self) -> (Plan, Vec<Diagnostic>, Option<String>) {
+        (
+            plan(&self.desired, &self.observed),
+            self.diagnostics.clone(),
+            self.held.clone(),
+        )
+    }
+
+    pub fn status(&self) -> StatusReport {
+        StatusReport {
+            config: self.config.clone(),
+            valid: !self.invalid,
+            diagnostics: self.diagnostics.clone(),
+            frozen: self.frozen.clone(),
+            held: self.held.clone(),
+            settings: self.desired.config.settings.clone(),
+            generation: self.observed.generation,
+            instances: self.desired.instances.len(),
+        }
+    }
+
+    /// Whether `key` may be asked for its health now.
+    pub fn check_health(&self, key: &InstanceKey) -> Result<(), Failure> {
+        match (
+            self.tasks.contains(key),
+            self.desired.instances.contains_key(key),
+        ) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Failure::NeverRun(key.clone())),
+            (false, false) => Err(Failure::NotDeclared(key.clone())),
+        }
+    }
+
+    /// When [`Event::Tick`] is next due (at once when it is in the past).
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.exiting {
+            return None;
+        }
+        let pass = if self.files_changed {
+            // Files that changed are read at once.
+            Some(self.last_resync)
+        } else if self.pass_due {
+            // Passes for status changes are throttled.
+            Some(
+                self.last_pass
+                    .map_or(self.last_resync, |last| last + PASS_THROTTLE),
+            )
+        } else {
+            None
+        };
+        let flush = self.dirty_since.map(|since| since + FLUSH_DELAY);
+        [pass, flush, Some(self.last_resync + RESYNC)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        // Exiting, only the tasks' last statuses are taken in (for the record).
+        if self.exiting && !matches!(event, Event::Status { .. }) {
+            return effects;
+        }
+        match event {
+            Event::FilesChanged => self.files_changed = true,
+            Event::ReloadNow => {
+                self.files_changed = false;
+                effects.push(Effect::Reload);
+            }
+            Event::Reloaded(reload) => {
+                self.reloaded(*reload, &mut effects);
+                match self.apply.take() {
+                    Some(token) => self.apply(token, now, &mut effects),
+                    None => self.pass(now, &mut effects),
+                }
+            }
+            Event::Tick => self.tick(now, &mut effects),
+            Event::Spawned { key, port } => {
+                if let Some(instance) = self.observed.instances.get_mut(&key) {
+                    instance.port = Some(port);
+                }
+                if let Some(reason) = self.creating.remove(&key) {
+                    effects.push(Effect::Record(Note {
+                        reason: Some(reason),
+                        ..note_of(Some(&key), "create", format!("creating on port {port}"))
+                    }));
+                }
+                self.bump(now);
+            }
+            Event::Status { key, status } => self.refresh(&key, status, now, &mut effects),
+            Event::SpawnRefused { key, error } => {
+                self.creating.remove(&key);
+                self.tasks.remove(&key);
+                self.observed.instances.remove(&key);
+                self.routes_dirty = true;
+                effects.push(note(Some(&key), "create", format!("not created: {error}")));
+                self.bump(now);
+            }
+            Event::TakeOver(inheritance) => self.take_over(*inheritance, now, &mut effects),
+            Event::Apply { token } => {
+                self.apply = Some(token);
+                self.files_changed = false;
+                effects.push(Effect::Reload);
+            }
+            Event::Restart(key) => {
+                if self.tasks.contains(&key) && self.desired.instances.contains_key(&key) {
+                    effects.push(Effect::Order {
+                        key: key.clone(),
+                        order: Order::Restart,
+                    });
+                    effects.push(note(Some(&key), "restart", "restarting on request".into()));
+                }
+            }
+            Event::Shutdown => {
+                self.exiting = true;
+                let settings = &self.desired.config.settings;
+                let stop_timeout = self
+                    .desired
+                    .instances
+                    .values()
+                    .map(|spec| spec.stop_timeout)
+                    .max()
+                    .unwrap_or_default();
+                effects.push(note(
+                    None,
+                    "serve",
+                    if settings.keep_tenants_on_exit {
+                        "exiting; tenants keep running (keep_tenants_on_exit)".into()
+                    } else {
+                        "exiting; stopping every tenant".into()
+                    },
+                ));
+                effects.push(Effect::Exit {
+                    keep: settings.keep_tenants_on_exit,
+                    stop_timeout,
+                });
+            }
+        }
+        self.publish_routes(&mut effects);
+        effects
+    }
+
+    /// Whether `ten restart KEY` can be done.
+    pub fn may_restart(&self, key: &InstanceKey) -> Result<(), Failure> {
+        if self.tasks.contains(key) && self.desired.instances.contains_key(key) {
+            Ok(())
+        } else {
+            Err(Failure::NotDeclared(key.clone()))
+        }
+    }
+
+    /// The record to write at exit (after the tasks stopped and reported).
+    pub fn final_record(&mut self) -> ObservedState {
+        self.dirty_since = None;
+        self.observed.clone()
+    }
+
+    fn tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        if now >= self.last_resync + RESYNC {
+            self.last_resync = now;
+            self.files_changed = true;
+        }
+        if self.files_changed {
+            self.files_changed = false;
+            self.last_pass = Some(now);
+            effects.push(Effect::Reload);
+        } else if self.pass_due
+            && self
+                .last_pass
+                .is_none_or(|last| now >= last + PASS_THROTTLE)
+        {
+            self.pass(now, effects);
+        }
+        if let Some(since) = self.dirty_since
+            && now >= since + FLUSH_DELAY
+        {
+            self.dirty_since = None;
+            effects.push(Effect::WriteRecord(Box::new(self.observed.clone())));
+        }
+    }
+
+    /// A pass: plan, then execute what the files ask for, or hold it.
+    fn pass(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let span = tracing::info_span!("reconcile", generation = self.observed.generation);
+        let _enter = span.enter();
+        self.passes += 1;
+        self.last_pass = Some(now);
+        self.pass_due = false;
+        let plan = plan(&self.desired, &self.observed);
+        let declared: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|change| change.reason.kind == ReasonKind::Declared)
+            .collect();
+        let held = if declared.is_empty() {
+            None
+        } else {
+            self.hold_reason(&plan, &declared)
+        };
+        if held != self.held {
+            if let Some(reason) = &held {
+                effects.push(Effect::Record(Note {
+                    warning: true,
+                    ..note_of(None, "held", reason.clone())
+                }));
+            }
+            self.held = held;
+        }
+        if self.held.is_some() {
+            return;
+        }
+        let changes: Vec<Change> = declared.into_iter().cloned().collect();
+        for change in &changes {
+            self.execute(change, now, effects);
+        }
+    }
+
+    /// Why the declared changes of `plan` wait for a human, if they do.
+    fn hold_reason(&self, plan: &Plan, declared: &[&Change]) -> Option<String> {
+        let settings = &self.desired.config.settings;
+        if !settings.auto_apply {
+            return Some(format!(
+                "auto_apply = false: {} change{} wait for `ten apply`",
+                declared.len(),
+                if declared.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let destroys = declared
+            .iter()
+            .filter(|c| c.action == Action::Destroy)
+            .count();
+        let total = self.observed.instances.len().max(1);
+        let percent = destroys * 100 / total;
+        if destroys > 1 && percent > usize::from(settings.max_destroy_percent) {
+            return Some(format!(
+                "the files now declare {destroys} fewer instances ({percent}% of {total}), more than max_destroy_percent = {}; \
+                 if that is intended, run `ten apply` (plan token {})",
+                settings.max_destroy_percent, plan.token
+            ));
+        }
+        None
+    }
+
+    /// Takes in a reload: a valid desired state replaces the last; problems are told.
+    fn reloaded(&mut self, loaded: Reload, effects: &mut Vec<Effect>) {
+        let was_invalid = self.invalid;
+        self.invalid = has_errors(&loaded.diagnostics);
+        self.frozen = loaded.frozen;
+        self.files = loaded.files;
+        self.diagnostics = loaded.diagnostics;
+        let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| d.is_error()).collect();
+        match (errors.first(), was_invalid) {
+            (Some(first), _) => {
+                let scope = if loaded.desired.is_some() {
+                    format!(
+                        "{} instance(s) keep their last valid declaration",
+                        self.frozen.len()
+                    )
+                } else {
+                    "keeping the last valid desired state; no tenant is touched".to_string()
+                };
+                for diagnostic in &errors {
+                    tracing::warn!("{}: {}", diagnostic.location(), diagnostic.message);
+                }
+                let message = format!(
+                    "{} problem(s) in the files ({scope}); first: {}: {}",
+                    errors.len(),
+                    first.location(),
+                    first.message
+                );
+                effects.push(Effect::Record(Note {
+                    warning: true,
+                    ..note_of(None, "config", message)
+                }));
+            }
+            (None, true) => effects.push(note(None, "config", "the files are valid again".into())),
+            (None, false) => {}
+        }
+        if let Some(desired) = loaded.desired {
+            self.desired = Arc::new(desired);
+            self.routes_dirty = true;
+        }
+    }
+
+    /// Asks for a new route table when instances, weights or routing changed.
+    fn publish_routes(&mut self, effects: &mut Vec<Effect>) {
+        if std::mem::take(&mut self.routes_dirty) {
+            effects.push(Effect::PublishRoutes(Arc::clone(&self.desired)));
+        }
+    }
+
+    /// The observed state changed: a new generation, and the record is due.
+    fn bump(&mut self, now: Instant) {
+        self.observed.generation += 1;
+        self.dirty_since.get_or_insert(now);
+    }
+}
+
+fn note_of(instance: Option<&InstanceKey>, action: &str, message: String) -> Note {
+    Note {
+        instance: instance.cloned(),
+        action: action.to_string(),
+        message,
+        reason: None,
+        warning: false,
+    }
+}
+
+fn note(instance: Option<&InstanceKey>, action: &str, message: String) -> Effect {
+    Effect::Record(note_of(instance, action, message))
+}
+
+mod execute;
+mod types;
+
+pub use types::*;
+
+#[cfg(test)]
+mod tests;

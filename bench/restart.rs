@@ -1,4 +1,4 @@
-//! Failed requests across the crash of a tenant (issue 17, defect 9): steady load (4 clients
+//! Failed requests across the crash of a tenant (a request held for the restart, or sent again where it is safe): steady load (4 clients
 //! doing GETs in a loop, each on a fresh connection, half of them of `/slow?ms=5` so that
 //! requests are in flight when the tenant dies) while the tenant is killed with SIGKILL, by
 //! its pid from `ten ps --json`; through an instance's host (`a.web.localhost`) and through

@@ -1,4 +1,4 @@
-//! The original tenement's promises, walked literally as its documents (the seeds) give them:
+//! The original tenement's promises, walked literally as its documents give them:
 //! its quick start (`ten serve --port P --domain localhost`, `ten token-gen`, `ten spawn
 //! notes:alice`, curl through the subdomains, `ten ps`, `TENEMENT_SERVER`), the README's
 //! socket app (`ten spawn api --id user123`), and its CLI verbs (`stop`, `restart`, `health`,

@@ -1,5 +1,5 @@
 //! What a new user hits first: one regression test per defect found by trying ten as a new
-//! user would (issue 17), through the real binary.
+//! user would, through the real binary.
 
 mod support;
 

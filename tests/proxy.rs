@@ -34,7 +34,7 @@ fn serve_one_tenant(settings: &str) -> (tempfile::TempDir, TestServer) {
 }
 
 #[test]
-fn the_seeds_quick_start_works_as_written() {
+fn the_originals_quick_start_works_as_written() {
     // From the original's quick start: the notes app and this config, verbatim.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(

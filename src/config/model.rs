@@ -24,7 +24,7 @@ pub struct Config {
     pub routing: Routing,
 }
 
-/// `[settings]`. Defaults are the seeds' (see `Settings::default`).
+/// `[settings]`. Defaults are the original tenement's (see `Settings::default`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Absolute.

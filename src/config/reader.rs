@@ -176,7 +176,7 @@ impl<'a> Fields<'a> {
         None
     }
 
-    /// A duration: an integer number of `unit`s (seconds or milliseconds, as the seeds
+    /// A duration: an integer number of `unit`s (seconds or milliseconds, as the original tenement
     /// write them) or a string like "30s" or "5m". At least `min`.
     pub fn duration(
         &self,

@@ -293,7 +293,7 @@ fn text_path(path: &Path) -> FieldValue {
     FieldValue::Text(path.to_string_lossy().into_owned())
 }
 
-/// Whole seconds as an integer (as the seeds write them), anything finer as "1.5s".
+/// Whole seconds as an integer (as the original tenement writes them), anything finer as "1.5s".
 pub fn duration(value: Duration) -> FieldValue {
     if value.subsec_nanos() == 0 {
         FieldValue::Int(value.as_secs())

@@ -3,7 +3,7 @@
 //! PURE and total: no I/O, no clock, cannot fail; the same inputs give the same plan, in a
 //! deterministic order. Must not import tokio, nix, hyper or notify.
 //!
-//! Rules (DESIGN §6): a declared instance with no process is created; an instance no longer
+//! Rules: a declared instance with no process is created; an instance no longer
 //! declared is destroyed; a changed field that forces a restart replaces it; fields that apply
 //! in place update it; a changed declared state starts or stops it. Sleeping instances are
 //! converged (a changed spec is used at the next wake). Exited and failed instances are drift

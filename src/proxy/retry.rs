@@ -5,7 +5,7 @@
 //! refused, reset or closed):
 //! - a request that never left (no connection could be opened, or hyper gave it back): any;
 //! - a request that was sent: only an idempotent one (GET, HEAD, OPTIONS, TRACE, PUT, DELETE:
-//!   RFC 9110 §9.2.2) without a body, from a copy of its head made before it was sent
+//!   the methods HTTP defines as idempotent) without a body, from a copy of its head made before it was sent
 //!   ([`Head`]), and only once (a request that kills its backend kills it twice, not forever).
 //!
 //! A timeout is never sent again (the backend may still be at work), nor is a request whose
@@ -56,7 +56,7 @@ pub const GRACE: Duration = Duration::from_millis(100);
 const MAX_RESENDS: usize = 4;
 
 /// Whether a request that was sent and got no answer may be sent again: an idempotent method
-/// (RFC 9110 §9.2.2) and no body (a body streams from the client: it cannot be sent twice).
+/// (as HTTP defines them) and no body (a body streams from the client: it cannot be sent twice).
 pub fn resendable(method: &Method, has_body: bool) -> bool {
     !has_body
         && (*method == Method::GET

@@ -4,7 +4,7 @@
 //! ([`Machine::deadline`]), and everything that touches the world is an [`Effect`] the task
 //! executes. Tests drive it with explicit instants.
 //!
-//! Rules (DESIGN §10): a started process is probed quickly until it answers (or
+//! Rules: a started process is probed quickly until it answers (or
 //! `startup_timeout` passes), then every `health_check_interval`; 1-2 failed probes are
 //! `degraded`, 3 are `unhealthy` and restart it. An exit is restarted per the restart policy
 //! after `backoff_base * 2^n` (capped at `backoff_max`), n counting restarts within

@@ -31,7 +31,7 @@ fn a_broken_service_is_still_declared() {
 }
 
 #[test]
-fn defaults_are_the_seeds() {
+fn defaults_are_the_originals() {
     let (config, diagnostics) = parse("[service.api]\ncommand = \"python3 app.py\"\n");
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     let config = config.unwrap();

@@ -5,7 +5,7 @@
 //! waits for I/O without a timeout and reads no clock around its waits. A timeout costs the
 //! kernel a timer armed and cancelled around every wait: on a virtual machine that can mean
 //! two exits to the hypervisor, twice per proxied request when traffic is light (measured on
-//! this project's 2-vCPU VM: see docs/ARCHITECTURE.md). A timer kept here is
+//! this project's 2-vCPU VM: see bench/README.md). A timer kept here is
 //! still polled by the worker's task, and wakes it from this thread when it goes off.
 //!
 //! The runtime is never shut down, so a worker never polls a timer whose runtime is gone

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::observed::{Health, Phase};
 use crate::plan::Action;
-use crate::supervisor::task::InstanceStatus;
+use crate::supervisor::messages::InstanceStatus;
 
 /// What an action waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

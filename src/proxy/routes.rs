@@ -401,7 +401,7 @@ mod tests {
     #[test]
     fn another_instance_is_one_that_takes_traffic_now() {
         use crate::supervisor::gate::{Backend, Owner, Target};
-        use crate::supervisor::task::InstanceStatus;
+        use crate::supervisor::messages::InstanceStatus;
         let text = "[service.api]\ncommand = \"y\"\n[instances]\napi = [\"a\", \"b\", \"c\"]\n";
         let mut diagnostics = Vec::new();
         let config = parse_config(

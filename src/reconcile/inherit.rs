@@ -14,7 +14,7 @@ use crate::desired::FieldMap;
 use crate::names::InstanceKey;
 use crate::observed::{Health, ObservedInstance, ObservedState, Phase};
 use crate::runtime::table::ProcessEntry;
-use crate::supervisor::task::Adoption;
+use crate::supervisor::messages::Adoption;
 
 /// What to take over.
 #[derive(Debug, Default, PartialEq)]

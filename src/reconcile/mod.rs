@@ -30,7 +30,7 @@ use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Usage};
 use crate::plan::{Action, Plan};
 use crate::runtime::ProbeResult;
-use crate::supervisor::task::InstanceStatus;
+use crate::supervisor::messages::InstanceStatus;
 
 pub use self::core::{Failure, StatusReport};
 pub use actor::{Publish, Reconciler, ReconcilerParts};

@@ -18,7 +18,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use super::task::{Command, InstanceStatus};
+use super::messages::{Command, InstanceStatus};
 
 /// Where requests for an instance go.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,8 +1,10 @@
 //! Supervision of one instance: a pure state machine (`machine`), the pure launch builder
-//! (`launch`) and the task that runs the machine, executing its effects through the runtime
-//! (`task`).
+//! (`launch`), the task that runs the machine, executing its effects through the runtime
+//! (`task`), what the proxy and the task share (`gate`) and the messages they all speak
+//! (`messages`). `gate` and `task` both import `messages`; `gate` never imports `task`.
 
 pub mod gate;
 pub mod launch;
 pub mod machine;
+pub mod messages;
 pub mod task;

@@ -30,6 +30,8 @@ use crate::runtime::{
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
 use super::machine::{Effect, Input, Machine, Policy, Readiness, State};
+// The task's messages, also reachable where its handle is.
+pub use super::messages::{Adoption, Command, InstanceStatus};
 
 /// Longest a probe may take.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,90 +41,6 @@ const DRAIN_CHECK: Duration = Duration::from_millis(5);
 const STORAGE_EVERY: u64 = 6;
 /// How often a busy instance with an idle timeout looks again whether it became idle.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
-
-/// What the reconciler (and the proxy) ask of an instance.
-#[derive(Debug)]
-pub enum Command {
-    /// Run, with this spec.
-    Start(Arc<InstanceSpec>),
-    /// Restart with this spec (a field that forces a restart changed).
-    Replace(Arc<InstanceSpec>),
-    /// Use this spec from now on, without a restart (in-place fields changed).
-    Update(Arc<InstanceSpec>),
-    /// Restart now with the current spec (`ten restart`; also retries a failed instance).
-    Restart,
-    Stop,
-    /// Stop and forget the instance; the task ends.
-    Remove,
-    /// A request came for this sleeping instance (sent by the proxy through the gate).
-    Wake,
-    /// Remove this instance once its successor (a replace) runs healthy; until then, keep
-    /// serving.
-    RetireAfter(watch::Receiver<InstanceStatus>),
-    /// Settings changed (restart limits, backoff, check interval).
-    Settings(Box<Settings>),
-    /// Run a health probe now and answer.
-    CheckHealth(oneshot::Sender<ProbeResult>),
-    /// Take over a process left running by an earlier ten (instead of starting one).
-    Adopt(Adoption),
-    /// It was asleep when the last ten stopped: sleep on (instead of starting).
-    Asleep,
-}
-
-/// A process left running by an earlier ten, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Adoption {
-    pub pid: u32,
-    pub start_time: u64,
-    pub started_at_unix: u64,
-    /// When it was restarted within the restart window (Unix seconds), so restart limits
-    /// carry over.
-    pub restart_times_unix: Vec<u64>,
-    /// Its cgroup and sandbox container, if it has them.
-    pub name: Option<String>,
-    pub sandboxed: bool,
-}
-
-/// What the reconciler sees of an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceStatus {
-    pub phase: Phase,
-    pub pid: Option<u32>,
-    pub pid_start_time: Option<u64>,
-    pub port: u16,
-    pub health: Health,
-    /// Restarts within the restart window.
-    pub restarts: u32,
-    /// When they happened (Unix seconds), oldest first.
-    pub restart_times_unix: Vec<u64>,
-    pub started_at_unix: Option<u64>,
-    pub last_exit: Option<ExitInfo>,
-    pub note: Option<String>,
-    /// While stopping: the phase it heads for.
-    pub heading_for: Option<Phase>,
-    /// The task ended (after `Remove`).
-    pub removed: bool,
-}
-
-impl InstanceStatus {
-    /// A task that was never started, on `port`.
-    pub fn stopped(port: u16) -> Self {
-        Self {
-            phase: Phase::Stopped,
-            pid: None,
-            pid_start_time: None,
-            port,
-            health: Health::Unknown,
-            restarts: 0,
-            restart_times_unix: Vec::new(),
-            started_at_unix: None,
-            last_exit: None,
-            note: None,
-            heading_for: None,
-            removed: false,
-        }
-    }
-}
 
 /// What every instance task shares.
 pub struct Shared<R> {

@@ -1,0 +1,314 @@
+use super::*;
+use crate::config::parse_config;
+use crate::desired::{DesiredState, resolve};
+use crate::runtime::fake::FakeRuntime;
+
+struct Harness {
+    runtime: FakeRuntime,
+    shared: Arc<Shared<FakeRuntime>>,
+    desired: DesiredState,
+    _dir: tempfile::TempDir,
+}
+
+fn harness(service: &str) -> Harness {
+    harness_with("backoff_base_ms = 1000", service)
+}
+
+/// A harness with `settings` added to [settings].
+fn harness_with(settings: &str, service: &str) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[settings]\nmax_restarts = 3\nhealth_check_interval = 10\n{settings}\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"
+    );
+    let mut diagnostics = Vec::new();
+    let config = parse_config(&dir.path().join("tenement.toml"), text, &mut diagnostics)
+        .config
+        .unwrap_or_else(|| panic!("{diagnostics:?}"));
+    let desired = resolve(config, &[], &mut diagnostics);
+    let runtime = FakeRuntime::new();
+    let (changed, _) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        runtime: Arc::new(runtime.clone()),
+        logs: LogHub::new(dir.path().join("logs")),
+        events: EventLog::default(),
+        ports: Arc::new(Mutex::new(PortAllocator::new((20000, 20100)))),
+        base_env: BaseEnv::from_process(),
+        startup_permits: Arc::new(Semaphore::new(8)),
+        changed,
+    });
+    Harness {
+        runtime,
+        shared,
+        desired,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    fn key(&self, id: &str) -> InstanceKey {
+        InstanceKey::parse(&format!("web:{id}")).unwrap()
+    }
+
+    fn start(&self, id: &str, port: u16) -> InstanceHandle {
+        self.start_with_gate(id, port).0
+    }
+
+    fn start_with_gate(&self, id: &str, port: u16) -> (InstanceHandle, Arc<Gate>) {
+        let spec = Arc::clone(&self.desired.instances[&self.key(id)]);
+        let (handle, gate) = spawn_instance(
+            Arc::clone(&self.shared),
+            Arc::clone(&spec),
+            &self.desired.config.settings,
+            port,
+            None,
+        );
+        handle.send(Command::Start(spec));
+        (handle, gate)
+    }
+}
+
+/// Waits (on paused time) until the status satisfies `check`.
+async fn until(handle: &InstanceHandle, check: impl Fn(&InstanceStatus) -> bool) -> InstanceStatus {
+    let mut status = handle.status.clone();
+    let found =
+        tokio::time::timeout(Duration::from_secs(3600), status.wait_for(|s| check(s))).await;
+    found
+        .expect("status never reached")
+        .expect("task alive")
+        .clone()
+}
+
+const CRASH: ProcessExit = ProcessExit {
+    code: Some(1),
+    signal: None,
+};
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_instance_is_restarted_after_backoff() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+    let handle = harness.start("a", 20001);
+    let running = until(&handle, |s| s.phase == Phase::Running).await;
+    assert_eq!(running.health, Health::Healthy);
+    let first_pid = running.pid.unwrap();
+    let launch = &harness.runtime.launches()[0];
+    assert!(
+        launch
+            .env
+            .contains(&("PORT".to_string(), "20001".to_string()))
+    );
+
+    let killed_at = Instant::now();
+    harness.runtime.exit(
+        first_pid,
+        ProcessExit {
+            code: None,
+            signal: Some(9),
+        },
+    );
+    let backoff = until(&handle, |s| s.phase == Phase::Backoff).await;
+    assert_eq!(
+        backoff.note.as_deref(),
+        Some("killed by signal 9 (SIGKILL)")
+    );
+    let again = until(&handle, |s| s.phase == Phase::Running).await;
+    assert_ne!(again.pid, Some(first_pid));
+    assert_eq!(again.restarts, 1);
+    assert_eq!(again.port, 20001, "the port is stable across restarts");
+    let waited = Instant::now() - killed_at;
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_backoff_of_zero_a_crash_restarts_at_once_and_a_crash_loop_still_fails() {
+    let harness = harness_with(
+        "backoff_base_ms = 0",
+        "[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n",
+    );
+    let handle = harness.start("a", 20001);
+    let mut status = until(&handle, |s| s.phase == Phase::Running).await;
+    let crashed_at = Instant::now();
+    for round in 1..=3 {
+        let pid = status.pid.unwrap();
+        harness.runtime.exit(pid, CRASH);
+        status = until(&handle, |s| s.phase == Phase::Running && s.pid != Some(pid)).await;
+        assert_eq!(status.restarts, round, "every restart counts");
+    }
+    // On paused time: only the readiness probes' few milliseconds passed, no backoff.
+    let waited = Instant::now() - crashed_at;
+    assert!(waited < Duration::from_millis(100), "{waited:?}");
+    harness.runtime.exit(status.pid.unwrap(), CRASH);
+    let failed = until(&handle, |s| s.phase == Phase::Failed).await;
+    assert!(
+        failed
+            .note
+            .unwrap()
+            .starts_with("failed: exited with code 1, after 3 restarts"),
+    );
+    assert_eq!(harness.runtime.launches().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_fails_while_a_neighbour_recovers_promptly() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\n");
+    let looping = harness.start("a", 20001);
+    let neighbour = harness.start("b", 20002);
+    until(&neighbour, |s| s.phase == Phase::Running).await;
+    for round in 0..4 {
+        let status = until(&looping, |s| s.phase == Phase::Running).await;
+        harness.runtime.exit(status.pid.unwrap(), CRASH);
+        if round < 3 {
+            until(&looping, |s| {
+                s.phase == Phase::Backoff && s.restarts == round + 1
+            })
+            .await;
+        }
+    }
+    let failed = until(&looping, |s| s.phase == Phase::Failed).await;
+    assert_eq!(failed.health, Health::Failed);
+    assert!(
+        failed
+            .note
+            .unwrap()
+            .starts_with("failed: exited with code 1, after 3 restarts")
+    );
+
+    // The neighbour's own exit is handled on its own clock.
+    let pid = neighbour.status.borrow().pid.unwrap();
+    let killed_at = Instant::now();
+    harness.runtime.exit(
+        pid,
+        ProcessExit {
+            code: None,
+            signal: Some(9),
+        },
+    );
+    until(&neighbour, |s| {
+        s.phase == Phase::Running && s.pid != Some(pid)
+    })
+    .await;
+    assert!(Instant::now() - killed_at < Duration::from_secs(2));
+
+    // `ten restart` retries the failed one.
+    looping.send(Command::Restart);
+    until(&looping, |s| s.phase == Phase::Running).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stubborn_process_is_killed_after_stop_timeout() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 7\n");
+    let handle = harness.start("a", 20001);
+    let pid = until(&handle, |s| s.phase == Phase::Running)
+        .await
+        .pid
+        .unwrap();
+    harness.runtime.ignore_stop_signal(&harness.key("a"));
+    let stopped_at = Instant::now();
+    handle.send(Command::Stop);
+    until(&handle, |s| s.phase == Phase::Stopped).await;
+    assert_eq!(Instant::now() - stopped_at, Duration::from_secs(7));
+    let signals: Vec<GroupSignal> = harness
+        .runtime
+        .signals()
+        .into_iter()
+        .filter(|(p, _)| *p == pid)
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(
+        signals[0],
+        GroupSignal::Stop(crate::config::StopSignal::Term)
+    );
+    assert_eq!(signals[1], GroupSignal::Kill);
+}
+
+#[tokio::test(start_paused = true)]
+async fn remove_ends_the_task() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\n");
+    let handle = harness.start("a", 20001);
+    until(&handle, |s| s.phase == Phase::Running).await;
+    handle.send(Command::Remove);
+    let last = until(&handle, |s| s.removed).await;
+    assert_eq!(last.pid, None);
+    assert!(harness.runtime.pid_of(&harness.key("a")).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_instance_is_restarted() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+    let handle = harness.start("a", 20001);
+    let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
+    harness.runtime.set_healthy(&harness.key("a"), false);
+    until(&handle, |s| s.health == Health::Degraded).await;
+    until(&handle, |s| s.phase == Phase::Backoff).await;
+    harness.runtime.set_healthy(&harness.key("a"), true);
+    let back = until(&handle, |s| s.phase == Phase::Running).await;
+    assert_ne!(back.pid, pid);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
+    let harness =
+        harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\nidle_timeout = 60\n");
+    let (handle, gate) = harness.start_with_gate("a", 20001);
+    let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
+    // Traffic keeps it awake.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        drop(gate.lease().expect("open while running"));
+    }
+    assert_eq!(handle.status.borrow().phase, Phase::Running);
+    // A request in flight keeps it awake past the timeout.
+    let lease = gate.lease().unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(handle.status.borrow().phase, Phase::Running);
+    drop(lease);
+    let asleep_at = Instant::now();
+    until(&handle, |s| s.phase == Phase::Sleeping).await;
+    assert_eq!(Instant::now() - asleep_at, Duration::from_secs(60));
+    assert!(gate.lease().is_none(), "closed while asleep");
+    gate.request_wake();
+    let woken = until(&handle, |s| s.phase == Phase::Running).await;
+    assert_ne!(woken.pid, pid);
+    assert!(gate.lease().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_wake_reaches_the_gate() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nidle_timeout = 1\n");
+    let (handle, gate) = harness.start_with_gate("a", 20001);
+    until(&handle, |s| s.phase == Phase::Sleeping).await;
+    harness.runtime.fail_spawns(&harness.key("a"));
+    let before = gate.wake_failures();
+    let changed = gate.changed();
+    gate.request_wake();
+    changed.await;
+    until(&handle, |s| s.phase == Phase::Sleeping && s.note.is_some()).await;
+    assert_eq!(gate.wake_failures(), before + 1);
+    assert!(
+        gate.wake_error()
+            .unwrap()
+            .starts_with("wake failed: could not start")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_waits_for_requests_in_flight() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 30\n");
+    let (handle, gate) = harness.start_with_gate("a", 20001);
+    let pid = until(&handle, |s| s.phase == Phase::Running)
+        .await
+        .pid
+        .unwrap();
+    let lease = gate.lease().unwrap();
+    handle.send(Command::Stop);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        harness.runtime.signals().iter().all(|(p, _)| *p != pid),
+        "no signal while a request is in flight"
+    );
+    assert!(gate.lease().is_none(), "no new requests meanwhile");
+    drop(lease);
+    until(&handle, |s| s.phase == Phase::Stopped).await;
+}

@@ -278,57 +278,45 @@ impl Machine {
 
     pub fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if let Input::ProbeDone(_) = input {
-            self.probe_in_flight = false;
-        }
         let state = std::mem::replace(&mut self.state, State::Stopped);
-        self.state = match (state, input) {
-            // Sleep and wake.
-            (State::Starting { pid, .. } | State::Running { pid, .. }, Input::Sleep) => {
-                effects.push(Effect::Event("idle: going to sleep".into()));
-                self.stop(pid, Then::Sleep, now, &mut effects)
+        self.state = match input {
+            Input::Start | Input::Stop | Input::Restart | Input::Remove => {
+                self.asked(state, input, now, &mut effects)
             }
-            (State::Sleeping, Input::Wake) => {
-                self.waking = true;
-                self.note = None;
-                effects.push(Effect::Event("waking for a request".into()));
-                self.spawn(&mut effects)
+            Input::Sleep => self.sleep(state, now, &mut effects),
+            Input::Wake => self.wake(state, &mut effects),
+            Input::Adopted { pid } => self.adopted(state, pid, now, &mut effects),
+            Input::Asleep => match state {
+                State::Stopped => State::Sleeping,
+                state => state,
+            },
+            Input::Spawned { pid } => self.spawned(state, pid, now, &mut effects),
+            Input::SpawnFailed { error, permanent } => {
+                self.spawn_failed(state, error, permanent, now, &mut effects)
             }
-            (
-                State::Stopping {
-                    pid,
-                    kill_at,
-                    then: Then::Sleep,
-                },
-                Input::Wake,
-            ) => {
-                self.waking = true;
-                State::Stopping {
-                    pid,
-                    kill_at,
-                    then: Then::Restart,
-                }
+            Input::OverQuota { reason } => self.over_quota(state, reason, now, &mut effects),
+            Input::Exited(exit) => self.exited(state, exit, now, &mut effects),
+            Input::ProbeDone(result) => {
+                self.probe_in_flight = false;
+                self.probed(state, result, now, &mut effects)
             }
-            (state, Input::Wake | Input::Sleep) => state,
+            Input::Tick => self.tick(state, now, &mut effects),
+        };
+        effects
+    }
 
-            // Taking over from an earlier ten.
-            (State::Stopped, Input::Adopted { pid }) => {
-                effects.push(Effect::Event(format!(
-                    "adopted (pid {pid}), left running by the previous ten"
-                )));
-                self.health = Health::Unknown;
-                self.note = None;
-                State::Running {
-                    pid,
-                    since: now,
-                    failures: 0,
-                    next_probe: now,
-                }
-            }
-            (State::Stopped, Input::Asleep) => State::Sleeping,
-            (state, Input::Adopted { .. } | Input::Asleep) => state,
+    /// Asked to run, to stop or to go away (by the reconciler, or `ten restart`).
+    fn asked(
+        &mut self,
+        state: State,
+        input: Input,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match (state, input) {
+            // A sleeping instance runs when a request comes; a restart wakes it at once.
             (State::Sleeping, Input::Start) => State::Sleeping,
-            (State::Sleeping, Input::Restart) => self.spawn(&mut effects),
+            (State::Sleeping, Input::Restart) => self.spawn(effects),
             (State::Sleeping, Input::Stop) => State::Stopped,
             (State::Sleeping, Input::Remove) => State::Removed,
 
@@ -336,7 +324,7 @@ impl Machine {
             (State::Stopped | State::Failed | State::Exited, Input::Start | Input::Restart)
             | (State::Backoff { .. }, Input::Restart) => {
                 self.restarts.clear();
-                self.spawn(&mut effects)
+                self.spawn(effects)
             }
             (
                 state @ (State::Backoff { .. } | State::Spawning { then: None }),
@@ -378,12 +366,9 @@ impl Machine {
                     Input::Restart => Then::Restart,
                     _ => Then::Remove,
                 };
-                self.stop(pid, then, now, &mut effects)
+                self.stop(pid, then, now, effects)
             }
-            (
-                State::Stopping { pid, kill_at, then },
-                input @ (Input::Start | Input::Stop | Input::Restart | Input::Remove),
-            ) => {
+            (State::Stopping { pid, kill_at, then }, input) => {
                 let then = match (input, then) {
                     (Input::Stop, _) => Then::Stop,
                     (Input::Remove, _) => Then::Remove,
@@ -392,53 +377,153 @@ impl Machine {
                 };
                 State::Stopping { pid, kill_at, then }
             }
-            (state @ (State::Starting { .. } | State::Running { .. }), Input::Start) => state,
+            (state, _) => state,
+        }
+    }
 
-            // The runtime's answer to a spawn.
-            (State::Spawning { then }, Input::Spawned { pid }) => {
-                effects.push(Effect::Event(format!("started (pid {pid})")));
+    /// Idle for its idle timeout, no request in flight: stop until a request comes.
+    fn sleep(&mut self, state: State, now: Instant, effects: &mut Vec<Effect>) -> State {
+        match state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
+                effects.push(Effect::Event("idle: going to sleep".into()));
+                self.stop(pid, Then::Sleep, now, effects)
+            }
+            state => state,
+        }
+    }
+
+    /// A request came: a sleeping instance starts; one falling asleep starts again once it
+    /// is down.
+    fn wake(&mut self, state: State, effects: &mut Vec<Effect>) -> State {
+        match state {
+            State::Sleeping => {
+                self.waking = true;
                 self.note = None;
-                self.last_probe_error = None;
-                match then {
-                    Some(then) => self.stop(pid, then, now, &mut effects),
-                    None => State::Starting {
-                        pid,
-                        since: now,
-                        next_probe: now + FIRST_PROBE_GAP,
-                        probe_gap: FIRST_PROBE_GAP,
-                    },
+                effects.push(Effect::Event("waking for a request".into()));
+                self.spawn(effects)
+            }
+            State::Stopping {
+                pid,
+                kill_at,
+                then: Then::Sleep,
+            } => {
+                self.waking = true;
+                State::Stopping {
+                    pid,
+                    kill_at,
+                    then: Then::Restart,
                 }
             }
-            (State::Spawning { then }, Input::SpawnFailed { error, permanent }) => match then {
-                Some(Then::Stop) => State::Stopped,
-                Some(Then::Remove) => State::Removed,
-                _ if self.waking => {
-                    self.wake_failed(format!("could not start: {error}"), &mut effects)
-                }
-                _ if permanent => {
-                    let message = format!("could not start: {error}");
-                    effects.push(Effect::Event(format!(
-                        "{message}; `ten restart` or `ten apply` tries again once that is fixed"
-                    )));
-                    self.health = Health::Failed;
-                    self.note = Some(message);
-                    State::Failed
-                }
-                _ => self.retry(now, format!("could not start: {error}"), &mut effects),
-            },
+            state => state,
+        }
+    }
 
-            // Over storage quota: stopped, failed, until someone acts.
-            (
-                State::Starting { pid, .. } | State::Running { pid, .. },
-                Input::OverQuota { reason },
-            ) => {
+    /// Taking over a process from an earlier ten (only into a fresh machine).
+    fn adopted(
+        &mut self,
+        state: State,
+        pid: u32,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        let State::Stopped = state else {
+            return state;
+        };
+        effects.push(Effect::Event(format!(
+            "adopted (pid {pid}), left running by the previous ten"
+        )));
+        self.health = Health::Unknown;
+        self.note = None;
+        State::Running {
+            pid,
+            since: now,
+            failures: 0,
+            next_probe: now,
+        }
+    }
+
+    /// The runtime started the process.
+    fn spawned(
+        &mut self,
+        state: State,
+        pid: u32,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        let State::Spawning { then } = state else {
+            return state;
+        };
+        effects.push(Effect::Event(format!("started (pid {pid})")));
+        self.note = None;
+        self.last_probe_error = None;
+        match then {
+            Some(then) => self.stop(pid, then, now, effects),
+            None => State::Starting {
+                pid,
+                since: now,
+                next_probe: now + FIRST_PROBE_GAP,
+                probe_gap: FIRST_PROBE_GAP,
+            },
+        }
+    }
+
+    /// The runtime could not start the process.
+    fn spawn_failed(
+        &mut self,
+        state: State,
+        error: String,
+        permanent: bool,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        let State::Spawning { then } = state else {
+            return state;
+        };
+        match then {
+            Some(Then::Stop) => State::Stopped,
+            Some(Then::Remove) => State::Removed,
+            _ if self.waking => self.wake_failed(format!("could not start: {error}"), effects),
+            _ if permanent => {
+                let message = format!("could not start: {error}");
+                effects.push(Effect::Event(format!(
+                    "{message}; `ten restart` or `ten apply` tries again once that is fixed"
+                )));
+                self.health = Health::Failed;
+                self.note = Some(message);
+                State::Failed
+            }
+            _ => self.retry(now, format!("could not start: {error}"), effects),
+        }
+    }
+
+    /// Over storage quota: stopped, failed, until someone acts.
+    fn over_quota(
+        &mut self,
+        state: State,
+        reason: String,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
                 effects.push(Effect::Event(format!("{reason}; stopping")));
                 self.note = Some(reason);
-                self.stop(pid, Then::Fail, now, &mut effects)
+                self.stop(pid, Then::Fail, now, effects)
             }
+            state => state,
+        }
+    }
 
-            // Exits.
-            (State::Starting { pid, .. } | State::Running { pid, .. }, Input::Exited(exit)) => {
+    /// The process ended.
+    fn exited(
+        &mut self,
+        state: State,
+        exit: ProcessExit,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match state {
+            State::Starting { pid, .. } | State::Running { pid, .. } => {
                 self.last_exit = Some(exit);
                 effects.push(Effect::Signal {
                     pid,
@@ -451,9 +536,9 @@ impl Machine {
                 };
                 let what = describe_exit(exit);
                 if self.waking {
-                    self.wake_failed(what, &mut effects)
+                    self.wake_failed(what, effects)
                 } else if restart {
-                    self.retry(now, what, &mut effects)
+                    self.retry(now, what, effects)
                 } else {
                     effects.push(Effect::Event(format!(
                         "{what}; not restarted (restart = \"{}\")",
@@ -464,7 +549,7 @@ impl Machine {
                     State::Exited
                 }
             }
-            (State::Stopping { pid, then, .. }, Input::Exited(exit)) => {
+            State::Stopping { pid, then, .. } => {
                 self.last_exit = Some(exit);
                 // Whatever of its group is left goes too.
                 effects.push(Effect::Signal {
@@ -472,40 +557,56 @@ impl Machine {
                     signal: GroupSignal::Kill,
                 });
                 self.health = Health::Unknown;
-                match then {
-                    Then::Stop => {
-                        effects.push(Effect::Event("stopped".into()));
-                        self.note = None;
-                        State::Stopped
-                    }
-                    Then::Restart => self.spawn(&mut effects),
-                    Then::Retry => {
-                        let reason = self.note.clone().unwrap_or_else(|| "restarting".into());
-                        if self.waking {
-                            self.wake_failed(reason, &mut effects)
-                        } else {
-                            self.retry(now, reason, &mut effects)
-                        }
-                    }
-                    Then::Remove => State::Removed,
-                    Then::Fail => {
-                        let reason = self.note.clone().unwrap_or_else(|| "failed".into());
-                        effects.push(Effect::Event(format!(
-                            "failed: {reason}; `ten restart` or `ten apply` tries again"
-                        )));
-                        self.health = Health::Failed;
-                        State::Failed
-                    }
-                    Then::Sleep => {
-                        effects.push(Effect::Event("sleeping".into()));
-                        self.note = None;
-                        State::Sleeping
-                    }
+                self.stopped(then, now, effects)
+            }
+            state => state,
+        }
+    }
+
+    /// The process being stopped is gone: on to what the stop was for.
+    fn stopped(&mut self, then: Then, now: Instant, effects: &mut Vec<Effect>) -> State {
+        match then {
+            Then::Stop => {
+                effects.push(Effect::Event("stopped".into()));
+                self.note = None;
+                State::Stopped
+            }
+            Then::Restart => self.spawn(effects),
+            Then::Retry => {
+                let reason = self.note.clone().unwrap_or_else(|| "restarting".into());
+                if self.waking {
+                    self.wake_failed(reason, effects)
+                } else {
+                    self.retry(now, reason, effects)
                 }
             }
+            Then::Remove => State::Removed,
+            Then::Fail => {
+                let reason = self.note.clone().unwrap_or_else(|| "failed".into());
+                effects.push(Effect::Event(format!(
+                    "failed: {reason}; `ten restart` or `ten apply` tries again"
+                )));
+                self.health = Health::Failed;
+                State::Failed
+            }
+            Then::Sleep => {
+                effects.push(Effect::Event("sleeping".into()));
+                self.note = None;
+                State::Sleeping
+            }
+        }
+    }
 
-            // Probes.
-            (State::Starting { pid, since, .. }, Input::ProbeDone(Ok(()))) => {
+    /// A probe answered (or failed).
+    fn probed(
+        &mut self,
+        state: State,
+        result: ProbeResult,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match (state, result) {
+            (State::Starting { pid, since, .. }, Ok(())) => {
                 effects.push(Effect::Event(format!(
                     "healthy after {}",
                     humantime::format_duration(round_ms(now - since))
@@ -526,7 +627,7 @@ impl Machine {
                     probe_gap,
                     ..
                 },
-                Input::ProbeDone(Err(error)),
+                Err(error),
             ) => {
                 self.last_probe_error = Some(error);
                 let probe_gap = (probe_gap * 6 / 5).min(MAX_PROBE_GAP);
@@ -544,92 +645,93 @@ impl Machine {
                     failures,
                     ..
                 },
-                Input::ProbeDone(result),
-            ) => {
-                let next_probe = now + self.policy.check_interval;
-                match result {
-                    Ok(()) => {
-                        if failures > 0 {
-                            effects.push(Effect::Event("healthy again".into()));
-                        }
-                        self.health = Health::Healthy;
-                        self.note = None;
-                        State::Running {
-                            pid,
-                            since,
-                            failures: 0,
-                            next_probe,
-                        }
-                    }
-                    Err(error) => {
-                        let failures = failures + 1;
-                        if failures >= UNHEALTHY_AFTER {
-                            self.health = Health::Unhealthy;
-                            let reason =
-                                format!("unhealthy after {failures} failed checks: {error}");
-                            effects.push(Effect::Event(format!("{reason}; restarting")));
-                            self.note = Some(reason);
-                            self.stop(pid, Then::Retry, now, &mut effects)
-                        } else {
-                            self.health = Health::Degraded;
-                            effects.push(Effect::Event(format!(
-                                "health check failed ({failures} of {UNHEALTHY_AFTER}): {error}"
-                            )));
-                            self.note = Some(error);
-                            State::Running {
-                                pid,
-                                since,
-                                failures,
-                                next_probe,
-                            }
-                        }
-                    }
-                }
-            }
+                result,
+            ) => self.checked(pid, since, failures, result, now, effects),
+            (state, _) => state,
+        }
+    }
 
-            // Timers.
-            (
+    /// A periodic health check of a running process answered (or failed).
+    fn checked(
+        &mut self,
+        pid: u32,
+        since: Instant,
+        failures: u32,
+        result: ProbeResult,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        let next_probe = now + self.policy.check_interval;
+        let error = match result {
+            Ok(()) => {
+                if failures > 0 {
+                    effects.push(Effect::Event("healthy again".into()));
+                }
+                self.health = Health::Healthy;
+                self.note = None;
+                return State::Running {
+                    pid,
+                    since,
+                    failures: 0,
+                    next_probe,
+                };
+            }
+            Err(error) => error,
+        };
+        let failures = failures + 1;
+        if failures >= UNHEALTHY_AFTER {
+            self.health = Health::Unhealthy;
+            let reason = format!("unhealthy after {failures} failed checks: {error}");
+            effects.push(Effect::Event(format!("{reason}; restarting")));
+            self.note = Some(reason);
+            return self.stop(pid, Then::Retry, now, effects);
+        }
+        self.health = Health::Degraded;
+        effects.push(Effect::Event(format!(
+            "health check failed ({failures} of {UNHEALTHY_AFTER}): {error}"
+        )));
+        self.note = Some(error);
+        State::Running {
+            pid,
+            since,
+            failures,
+            next_probe,
+        }
+    }
+
+    /// A deadline passed: whatever is due (a probe, the startup timeout, SIGKILL, a restart).
+    /// Early ticks change nothing.
+    fn tick(&mut self, state: State, now: Instant, effects: &mut Vec<Effect>) -> State {
+        match state {
+            State::Starting {
+                pid,
+                since,
+                next_probe,
+                probe_gap,
+            } => {
+                if now >= since + self.policy.startup_timeout {
+                    let reason = self.not_ready();
+                    effects.push(Effect::Event(format!("{reason}; restarting")));
+                    self.note = Some(reason);
+                    return self.stop(pid, Then::Retry, now, effects);
+                }
+                self.probe_if_due(next_probe, now, effects);
                 State::Starting {
                     pid,
                     since,
                     next_probe,
                     probe_gap,
-                },
-                Input::Tick,
-            ) => {
-                if now >= since + self.policy.startup_timeout {
-                    let reason = self.not_ready();
-                    effects.push(Effect::Event(format!("{reason}; restarting")));
-                    self.note = Some(reason);
-                    self.stop(pid, Then::Retry, now, &mut effects)
-                } else {
-                    if now >= next_probe && !self.probe_in_flight {
-                        self.probe_in_flight = true;
-                        effects.push(Effect::Probe);
-                    }
-                    State::Starting {
-                        pid,
-                        since,
-                        next_probe,
-                        probe_gap,
-                    }
                 }
             }
-            (state @ State::Running { next_probe, .. }, Input::Tick) => {
-                if now >= next_probe && !self.probe_in_flight {
-                    self.probe_in_flight = true;
-                    effects.push(Effect::Probe);
-                }
+            State::Running { next_probe, .. } => {
+                self.probe_if_due(next_probe, now, effects);
                 state
             }
-            (
-                State::Stopping {
-                    pid,
-                    kill_at: Some(kill_at),
-                    then,
-                },
-                Input::Tick,
-            ) if now >= kill_at => {
+            State::Stopping {
+                pid,
+                kill_at: Some(kill_at),
+                then,
+            } if now >= kill_at => {
                 effects.push(Effect::Event(format!(
                     "still running {} after {}; sending SIGKILL",
                     humantime::format_duration(self.policy.stop_timeout),
@@ -645,12 +747,16 @@ impl Machine {
                     then,
                 }
             }
-            (State::Backoff { until }, Input::Tick) if now >= until => self.spawn(&mut effects),
+            State::Backoff { until } if now >= until => self.spawn(effects),
+            state => state,
+        }
+    }
 
-            // Anything else changes nothing (late probe results, early ticks, ...).
-            (state, _) => state,
-        };
-        effects
+    fn probe_if_due(&mut self, next_probe: Instant, now: Instant, effects: &mut Vec<Effect>) {
+        if now >= next_probe && !self.probe_in_flight {
+            self.probe_in_flight = true;
+            effects.push(Effect::Probe);
+        }
     }
 
     /// A wake that did not work out: back to sleep, and say so to whoever waits.

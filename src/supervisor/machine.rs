@@ -2,15 +2,23 @@
 //!
 //! Deterministic and free of I/O: time is an input, timers are derived from the state
 //! ([`Machine::deadline`]), and everything that touches the world is an [`Effect`] the task
-//! executes. Tests drive it with explicit instants. The transitions, one method per family
-//! of inputs, are in `transitions`.
+//! executes. Tests drive it with explicit instants.
 //!
-//! Rules: a started process is probed quickly until it answers (or
-//! `startup_timeout` passes), then every `health_check_interval`; 1-2 failed probes are
-//! `degraded`, 3 are `unhealthy` and restart it. An exit is restarted per the restart policy
-//! after `backoff_base * 2^n` (capped at `backoff_max`), n counting restarts within
-//! `restart_window`; more than `max_restarts` in the window is `failed`. A stop sends the stop
-//! signal, then SIGKILL after `stop_timeout`; a stop cancels a pending restart.
+//! Rules: a started process is probed quickly until it answers (or `startup_timeout` passes),
+//! then every `health_check_interval`; 1-2 failed probes are `degraded`, 3 are `unhealthy` and
+//! restart it. An exit is restarted per the restart policy after `backoff_base * 2^n` (capped
+//! at `backoff_max`), n counting restarts within `restart_window`; more than `max_restarts` in
+//! the window is `failed`. A stop sends the stop signal, then SIGKILL after `stop_timeout`; a
+//! stop cancels a pending restart.
+//!
+//! What requests do matters too, and the machine hears it as observations ([`Traffic`], the
+//! replacement's status) that it decides on (`traffic`): a running instance idle for its
+//! `idle_timeout` with nothing in flight falls asleep; a stop holds its signal until the
+//! requests in flight on the process are done (SIGKILL still comes at `stop_timeout`); a
+//! process being replaced serves until its replacement runs healthy, then goes.
+//!
+//! The transitions are in `transitions` (the lifecycle) and `traffic` (idle, drain, retire).
+//! The machine imports nothing of the task or the gate: the task feeds it what they say.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,6 +29,9 @@ use crate::config::{RestartPolicy, StopSignal};
 use crate::observed::{Health, Phase};
 use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
+use super::messages::InstanceStatus;
+
+mod traffic;
 mod transitions;
 
 /// Failed probes in a row that make a running instance unhealthy (and restart it).
@@ -30,6 +41,11 @@ pub const UNHEALTHY_AFTER: u32 = 3;
 /// milliseconds of accepting connections. (A refused connect on localhost costs microseconds.)
 pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(1);
 pub const MAX_PROBE_GAP: Duration = Duration::from_millis(10);
+/// How long a stop holding its signal for requests in flight waits before it looks again.
+pub const DRAIN_CHECK: Duration = Duration::from_millis(5);
+/// How long a running instance with requests in flight waits before it looks again whether it
+/// became idle: the end of a request is only noted, never announced.
+pub const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What governs one instance's supervision (from its spec and the settings).
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +59,8 @@ pub struct Policy {
     pub check_interval: Duration,
     pub stop_signal: StopSignal,
     pub stop_timeout: Duration,
+    /// Idle this long with no request in flight, a running instance sleeps; zero: never.
+    pub idle_timeout: Duration,
     /// What a start waits for, for the message when it never comes.
     pub readiness: Readiness,
 }
@@ -95,11 +113,14 @@ pub enum State {
         failures: u32,
         next_probe: Instant,
     },
-    /// Stop signal sent; SIGKILL at `kill_at` unless it exits first.
+    /// Stop signal sent (or held while `draining`); SIGKILL at `kill_at` unless it exits
+    /// first.
     Stopping {
         pid: u32,
         kill_at: Option<Instant>,
         then: Then,
+        /// The stop signal waits for the requests in flight on the process to end.
+        draining: bool,
     },
     Backoff {
         until: Instant,
@@ -135,8 +156,13 @@ pub enum Input {
     ProbeDone(ProbeResult),
     /// A deadline passed.
     Tick,
-    /// Idle for its idle timeout, no request in flight: stop until a request comes.
-    Sleep,
+    /// What the gate says of the requests for this instance, now. The task looks before every
+    /// other input, so idleness and drains are decided on a fresh look.
+    Traffic(Traffic),
+    /// How this process's replacement (a zero-downtime replace) is doing; `None` once its
+    /// task is gone. The first one starts the wait: this process serves until the
+    /// replacement runs healthy, then goes; if the replacement goes first, it stays.
+    Successor(Option<InstanceStatus>),
     /// A request came for a sleeping (or falling asleep) instance.
     Wake,
     /// A process left running by an earlier ten was taken over: it runs and is checked at
@@ -146,6 +172,15 @@ pub enum Input {
     },
     /// It was asleep when the last ten stopped: it sleeps on until a request comes.
     Asleep,
+}
+
+/// The requests for an instance, as its task saw them at the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// When the last request ended (or the backend opened).
+    pub last_activity: Instant,
+    /// Requests in flight on this machine's process.
+    pub in_flight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +213,12 @@ pub struct Machine {
     pub waking: bool,
     /// Why the last probe of the current start failed.
     pub last_probe_error: Option<String>,
+    /// The last look at the instance's requests, and when it was taken (none yet: nothing
+    /// in flight, no activity since the process started).
+    pub traffic: Option<(Traffic, Instant)>,
+    /// A replacement is on its way: this process goes once it runs healthy, and does not fall
+    /// asleep meanwhile.
+    pub retiring: bool,
 }
 
 impl Machine {
@@ -192,6 +233,8 @@ impl Machine {
             note: None,
             waking: false,
             last_probe_error: None,
+            traffic: None,
+            retiring: false,
         }
     }
 
@@ -272,8 +315,22 @@ impl Machine {
                     (*next_probe).min(timeout)
                 })
             }
-            State::Running { next_probe, .. } if !self.probe_in_flight => Some(*next_probe),
-            State::Stopping { kill_at, .. } => *kill_at,
+            State::Running {
+                next_probe, since, ..
+            } => {
+                let probe = (!self.probe_in_flight).then_some(*next_probe);
+                earliest(probe, self.idle_deadline(*since))
+            }
+            State::Stopping {
+                kill_at, draining, ..
+            } => {
+                let drain = if *draining {
+                    self.drain_deadline()
+                } else {
+                    None
+                };
+                earliest(*kill_at, drain)
+            }
             State::Backoff { until } => Some(*until),
             _ => None,
         }
@@ -286,7 +343,6 @@ impl Machine {
             Input::Start | Input::Stop | Input::Restart | Input::Remove => {
                 self.asked(state, input, now, &mut effects)
             }
-            Input::Sleep => self.sleep(state, now, &mut effects),
             Input::Wake => self.wake(state, &mut effects),
             Input::Adopted { pid } => self.adopted(state, pid, now, &mut effects),
             Input::Asleep => match state {
@@ -304,6 +360,11 @@ impl Machine {
                 self.probed(state, result, now, &mut effects)
             }
             Input::Tick => self.tick(state, now, &mut effects),
+            Input::Traffic(traffic) => {
+                self.traffic = Some((traffic, now));
+                state
+            }
+            Input::Successor(status) => self.successor(state, status, now, &mut effects),
         };
         effects
     }
@@ -327,15 +388,21 @@ impl Machine {
         State::Spawning { then: None }
     }
 
+    /// Stops the process: the stop signal now, or, with requests in flight on it, once they
+    /// are done (bounded by `stop_timeout`: SIGKILL comes at its deadline whatever happens).
     fn stop(&mut self, pid: u32, then: Then, now: Instant, effects: &mut Vec<Effect>) -> State {
-        effects.push(Effect::Signal {
-            pid,
-            signal: GroupSignal::Stop(self.policy.stop_signal),
-        });
+        let draining = self.in_flight() > 0;
+        if !draining {
+            effects.push(Effect::Signal {
+                pid,
+                signal: GroupSignal::Stop(self.policy.stop_signal),
+            });
+        }
         State::Stopping {
             pid,
             kill_at: Some(now + self.policy.stop_timeout),
             then,
+            draining,
         }
     }
 
@@ -395,6 +462,14 @@ pub fn describe_exit(exit: ProcessExit) -> String {
 
 fn round_ms(duration: Duration) -> Duration {
     Duration::from_millis(duration.as_millis() as u64)
+}
+
+/// The earlier of two deadlines, either of which may be missing.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]

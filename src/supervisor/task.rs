@@ -5,7 +5,9 @@
 //! probe, a long backoff or a stuck stop only ever delays its own instance. The reconciler
 //! talks to it with [`Command`]s and reads its [`InstanceStatus`] from a watch channel; it is
 //! told which instance changed over one shared channel. The proxy talks to it through the gate
-//! (wake requests) and the gate tells it about traffic (idle time, requests in flight).
+//! (wake requests); the task tells the machine what the gate says of traffic (last activity,
+//! requests in flight) and how a replacement is doing, and the machine decides when to sleep,
+//! when a held stop signal goes and when to retire.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,27 +22,21 @@ use crate::config::{Listen, Settings};
 use crate::desired::InstanceSpec;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
-use crate::observed::{ExitInfo, Health, Phase, Usage};
+use crate::observed::{ExitInfo, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, port_is_free};
-use crate::runtime::{
-    GroupSignal, Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started,
-};
+use crate::runtime::{Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started};
 
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
-use super::machine::{Effect, Input, Machine, Policy, Readiness, State};
+use super::machine::{Effect, Input, Machine, Policy, Readiness, State, Traffic};
 // The task's messages, also reachable where its handle is.
 pub use super::messages::{Adoption, Command, InstanceStatus};
 
 /// Longest a probe may take.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a stop waiting for requests in flight looks again.
-const DRAIN_CHECK: Duration = Duration::from_millis(5);
 /// Without a storage quota, the data directory is measured at every this many usage samples.
 const STORAGE_EVERY: u64 = 6;
-/// How often a busy instance with an idle timeout looks again whether it became idle.
-const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What every instance task shares.
 pub struct Shared<R> {
@@ -92,6 +88,7 @@ pub fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
         check_interval: settings.health_check_interval,
         stop_signal: spec.stop_signal,
         stop_timeout: spec.stop_timeout,
+        idle_timeout: spec.idle_timeout,
     }
 }
 
@@ -162,7 +159,6 @@ pub fn spawn_instance<R: Runtime>(
         samples: 0,
         permit: None,
         health_waiters: Vec::new(),
-        held_signal: None,
         successor: None,
     };
     tokio::spawn(task.run(receiver));
@@ -201,9 +197,8 @@ struct InstanceTask<R> {
     permit: Option<OwnedSemaphorePermit>,
     /// `ten health` callers waiting for an explicit probe.
     health_waiters: Vec<oneshot::Sender<ProbeResult>>,
-    /// A stop signal held back until the requests in flight on our backend are done.
-    held_signal: Option<(u32, GroupSignal)>,
-    /// The replacement whose health this task waits for before leaving.
+    /// The replacement whose health this task waits for before leaving (while the machine is
+    /// retiring).
     successor: Option<watch::Receiver<InstanceStatus>>,
 }
 
@@ -211,7 +206,6 @@ impl<R: Runtime> InstanceTask<R> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             let deadline = self.machine.deadline();
-            let idle_at = self.idle_deadline();
             let input = tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => match self.command(command) {
@@ -223,47 +217,12 @@ impl<R: Runtime> InstanceTask<R> {
                 },
                 exit = async { self.exit.as_mut().expect("guarded").await }, if self.exit.is_some() => {
                     self.exit = None;
-                    self.last_exit_at = Some(crate::observed::record::unix_now());
-                    if let Some(pid) = self.machine.pid() {
-                        if self.shared.runtime.out_of_memory(pid) {
-                            let limit = self
-                                .spec
-                                .memory_limit_mb
-                                .map_or_else(String::new, |mb| format!(" (memory_limit_mb = {mb})"));
-                            self.shared.events.record(
-                                Some(&self.key),
-                                "lifecycle",
-                                format!("out of memory: the kernel killed a process over its memory limit{limit}"),
-                                None,
-                            );
-                        }
-                        self.shared.runtime.forget(&self.key, pid);
-                    }
-                    match exit {
-                        Ok(exit) => Input::Exited(exit),
-                        // The reaper dropped it: the process is gone without a status.
-                        Err(_) => Input::Exited(ProcessExit { code: None, signal: None }),
-                    }
+                    // The reaper dropped it: the process is gone without a status.
+                    self.ended(exit.unwrap_or(ProcessExit { code: None, signal: None }))
                 }
                 (permit, started) = async { self.spawning.as_mut().expect("guarded").await }, if self.spawning.is_some() => {
                     self.spawning = None;
-                    match started {
-                        Ok(started) => {
-                            crate::metrics::global().spawned();
-                            self.permit = permit;
-                            self.exit = Some(started.exit);
-                            self.pid_start_time = started.start_time;
-                            self.started_at_unix = Some(crate::observed::record::unix_now());
-                            Input::Spawned { pid: started.pid }
-                        }
-                        Err(error) => {
-                            crate::metrics::global().spawn_failed();
-                            Input::SpawnFailed {
-                                permanent: error.is_permanent(),
-                                error: error.to_string(),
-                            }
-                        }
-                    }
+                    self.spawned(permit, started)
                 }
                 usage = async { self.sampling.as_mut().expect("guarded").await }, if self.sampling.is_some() => {
                     self.sampling = None;
@@ -280,44 +239,114 @@ impl<R: Runtime> InstanceTask<R> {
                     Input::ProbeDone(result)
                 }
                 () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
-                () = sleep_until(idle_at), if idle_at.is_some() => {
-                    if !self.idle() {
-                        continue;
-                    }
-                    Input::Sleep
-                }
-                () = tokio::time::sleep(DRAIN_CHECK), if self.held_signal.is_some() => {
-                    self.release_held_signal();
-                    continue;
-                }
                 changed = async { self.successor.as_mut().expect("guarded").changed().await }, if self.successor.is_some() => {
-                    match self.successor_verdict(changed.is_ok()) {
-                        Some(input) => input,
-                        None => continue,
-                    }
+                    Input::Successor(self.successor_status(changed.is_ok()))
                 }
             };
-            let effects = self.machine.step(input, Instant::now());
-            for effect in effects {
-                self.execute(effect);
-            }
-            if !matches!(
-                self.machine.state,
-                State::Spawning { .. } | State::Starting { .. }
-            ) {
-                // Starting is over (answering, or given up): let another instance start.
-                self.permit = None;
-            }
-            self.sync_gate();
-            if self.machine.state == State::Removed
-                && self.machine.pid().is_none()
-                && self.spawning.is_none()
-            {
-                self.finish();
+            if self.advance(input) {
                 return;
             }
-            self.publish();
         }
+    }
+
+    /// Runs one input through the machine and carries out what follows; true once the task
+    /// is done (removed, its process gone).
+    fn advance(&mut self, input: Input) -> bool {
+        let now = Instant::now();
+        // Idleness and drains are decided on what the gate says now.
+        let mut effects = self.machine.step(Input::Traffic(self.traffic()), now);
+        effects.extend(self.machine.step(input, now));
+        for effect in effects {
+            self.execute(effect);
+        }
+        if !matches!(
+            self.machine.state,
+            State::Spawning { .. } | State::Starting { .. }
+        ) {
+            // Starting is over (answering, or given up): let another instance start.
+            self.permit = None;
+        }
+        if !self.machine.retiring {
+            // Retired, or the replacement is gone: nothing more to hear from it.
+            self.successor = None;
+        }
+        self.sync_gate();
+        if self.machine.state == State::Removed
+            && self.machine.pid().is_none()
+            && self.spawning.is_none()
+        {
+            self.finish();
+            return true;
+        }
+        self.publish();
+        false
+    }
+
+    /// The process ended: says so if the kernel killed it over its memory limit, lets the
+    /// runtime clean up after it.
+    fn ended(&mut self, exit: ProcessExit) -> Input {
+        self.last_exit_at = Some(crate::observed::record::unix_now());
+        if let Some(pid) = self.machine.pid() {
+            if self.shared.runtime.out_of_memory(pid) {
+                let limit = self
+                    .spec
+                    .memory_limit_mb
+                    .map_or_else(String::new, |mb| format!(" (memory_limit_mb = {mb})"));
+                self.shared.events.record(
+                    Some(&self.key),
+                    "lifecycle",
+                    format!(
+                        "out of memory: the kernel killed a process over its memory limit{limit}"
+                    ),
+                    None,
+                );
+            }
+            self.shared.runtime.forget(&self.key, pid);
+        }
+        Input::Exited(exit)
+    }
+
+    /// The runtime's answer to a spawn.
+    fn spawned(
+        &mut self,
+        permit: Option<OwnedSemaphorePermit>,
+        started: Result<Started, SpawnError>,
+    ) -> Input {
+        match started {
+            Ok(started) => {
+                crate::metrics::global().spawned();
+                self.permit = permit;
+                self.exit = Some(started.exit);
+                self.pid_start_time = started.start_time;
+                self.started_at_unix = Some(crate::observed::record::unix_now());
+                Input::Spawned { pid: started.pid }
+            }
+            Err(error) => {
+                crate::metrics::global().spawn_failed();
+                Input::SpawnFailed {
+                    permanent: error.is_permanent(),
+                    error: error.to_string(),
+                }
+            }
+        }
+    }
+
+    /// What the gate says of this instance's requests: the last activity, and the requests in
+    /// flight on this task's process (none without a backend).
+    fn traffic(&self) -> Traffic {
+        Traffic {
+            last_activity: self.gate.last_activity(),
+            in_flight: self
+                .backend
+                .as_ref()
+                .map_or(0, |backend| backend.in_flight()),
+        }
+    }
+
+    /// The replacement's status; `None` once its task is gone.
+    fn successor_status(&self, alive: bool) -> Option<InstanceStatus> {
+        let successor = self.successor.as_ref().filter(|_| alive)?;
+        Some(successor.borrow().clone())
     }
 
     /// Applies a command to the task's own state; returns what the machine must hear.
@@ -346,7 +375,7 @@ impl<R: Runtime> InstanceTask<R> {
             Command::RetireAfter(successor) => {
                 self.successor = Some(successor);
                 // It may be healthy already.
-                self.successor_verdict(true)
+                Some(Input::Successor(self.successor_status(true)))
             }
             Command::Settings(settings) => {
                 self.settings = *settings;
@@ -434,30 +463,6 @@ impl<R: Runtime> InstanceTask<R> {
         })
     }
 
-    /// Once the successor runs healthy, this task leaves; if the successor is gone, it stays.
-    fn successor_verdict(&mut self, alive: bool) -> Option<Input> {
-        let successor = self.successor.as_ref()?;
-        let status = successor.borrow().clone();
-        if !alive || status.removed {
-            self.successor = None;
-            return None;
-        }
-        if status.phase == Phase::Running && status.health == Health::Healthy {
-            self.successor = None;
-            self.shared.events.record(
-                Some(&self.key),
-                "lifecycle",
-                format!(
-                    "the replacement (pid {}) is healthy; retiring this process",
-                    status.pid.unwrap_or(0)
-                ),
-                None,
-            );
-            return Some(Input::Remove);
-        }
-        None
-    }
-
     fn set_spec(&mut self, spec: Arc<InstanceSpec>) {
         self.spec = spec;
         self.machine.policy = policy(&self.spec, &self.settings, self.port);
@@ -466,22 +471,7 @@ impl<R: Runtime> InstanceTask<R> {
     fn execute(&mut self, effect: Effect) {
         match effect {
             Effect::Spawn => self.spawning = Some(self.spawn_future()),
-            Effect::Signal { pid, signal } => {
-                let busy = self
-                    .backend
-                    .as_ref()
-                    .is_some_and(|backend| backend.in_flight() > 0);
-                if matches!(signal, GroupSignal::Stop(_)) && busy {
-                    // Let the requests in flight finish first (bounded by stop_timeout: the
-                    // machine sends SIGKILL at its deadline whatever happens).
-                    self.held_signal = Some((pid, signal));
-                } else {
-                    if signal == GroupSignal::Kill {
-                        self.held_signal = None;
-                    }
-                    self.shared.runtime.signal(pid, signal);
-                }
-            }
+            Effect::Signal { pid, signal } => self.shared.runtime.signal(pid, signal),
             Effect::Probe => {
                 if self.probing.is_none() {
                     self.probing = Some(self.probe_future());
@@ -509,18 +499,6 @@ impl<R: Runtime> InstanceTask<R> {
         }
     }
 
-    /// Sends a held stop signal once nothing is in flight on our backend any more.
-    fn release_held_signal(&mut self) {
-        let drained = self
-            .backend
-            .as_ref()
-            .is_none_or(|backend| backend.in_flight() == 0);
-        if drained && let Some((pid, signal)) = self.held_signal.take() {
-            self.shared.runtime.signal(pid, signal);
-            self.backend = None;
-        }
-    }
-
     /// Opens the gate while the process answers; closes it (for this backend) otherwise.
     fn sync_gate(&mut self) {
         let answering = matches!(self.machine.state, State::Running { .. });
@@ -539,40 +517,12 @@ impl<R: Runtime> InstanceTask<R> {
             (Some(backend), false) => {
                 self.gate.close(backend);
                 // Kept while a stop waits for the requests in flight on it.
-                if self.held_signal.is_none() {
+                if !self.machine.draining() {
                     self.backend = None;
                 }
             }
             _ => {}
         }
-    }
-
-    /// When the instance will have been idle for its idle timeout (only while it answers
-    /// and has the traffic).
-    fn idle_deadline(&self) -> Option<Instant> {
-        let timeout = self.spec.idle_timeout;
-        if timeout.is_zero()
-            || !matches!(self.machine.state, State::Running { .. })
-            || self.successor.is_some()
-            || self.backend.is_none()
-        {
-            return None;
-        }
-        if self.gate.in_flight() > 0 {
-            // Busy: look again a little later (the end of a request counts as activity).
-            return Some(Instant::now() + timeout.min(IDLE_RECHECK));
-        }
-        Some(self.gate.last_activity().max(self.machine.running_since()?) + timeout)
-    }
-
-    /// Whether it really is idle (no request since, none in flight).
-    fn idle(&self) -> bool {
-        let timeout = self.spec.idle_timeout;
-        let last = self
-            .gate
-            .last_activity()
-            .max(self.machine.running_since().unwrap_or_else(Instant::now));
-        self.gate.in_flight() == 0 && last + timeout <= Instant::now()
     }
 
     fn spawn_future(

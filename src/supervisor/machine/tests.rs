@@ -11,6 +11,7 @@ fn policy() -> Policy {
         check_interval: Duration::from_secs(10),
         stop_signal: StopSignal::Term,
         stop_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::ZERO,
         readiness: Readiness::default(),
     }
 }
@@ -38,6 +39,16 @@ fn running(t0: Instant) -> Machine {
     assert_eq!(machine.phase(), Phase::Running);
     assert_eq!(machine.health, Health::Healthy);
     machine
+}
+
+/// Gives a machine that runs since `t0` an idle timeout of 5 s (shorter than the check
+/// interval, so the idle deadline comes first) and no request: the tick at `t0 + 5 s` puts it
+/// to sleep. Returns that tick's effects and instant.
+fn idle_tick(machine: &mut Machine, t0: Instant) -> (Vec<Effect>, Instant) {
+    machine.policy.idle_timeout = secs(5);
+    let t1 = t0 + secs(5);
+    assert_eq!(machine.deadline(), Some(t1));
+    (machine.step(Input::Tick, t1), t1)
 }
 
 fn events(effects: &[Effect]) -> Vec<&str> {
@@ -406,7 +417,8 @@ fn a_failed_spawn_counts_as_a_failure() {
 fn idle_instances_sleep_and_wake_on_request() {
     let t0 = Instant::now();
     let mut machine = running(t0);
-    let effects = machine.step(Input::Sleep, t0);
+    let (effects, t1) = idle_tick(&mut machine, t0);
+    assert_eq!(events(&effects), ["idle: going to sleep"]);
     assert_eq!(
         effects[1],
         Effect::Signal {
@@ -419,22 +431,22 @@ fn idle_instances_sleep_and_wake_on_request() {
             code: None,
             signal: Some(15),
         }),
-        t0,
+        t1,
     );
     assert_eq!(machine.phase(), Phase::Sleeping);
     assert!(machine.restarts.is_empty(), "sleeping is not a restart");
     assert_eq!(machine.deadline(), None, "no probes while asleep");
     // A start (the reconciler re-applying) leaves it asleep; a request wakes it.
-    assert!(machine.step(Input::Start, t0).is_empty());
+    assert!(machine.step(Input::Start, t1).is_empty());
     assert_eq!(machine.phase(), Phase::Sleeping);
-    assert_eq!(machine.step(Input::Wake, t0)[1], Effect::Spawn);
+    assert_eq!(machine.step(Input::Wake, t1)[1], Effect::Spawn);
     assert!(
-        machine.step(Input::Wake, t0).is_empty(),
+        machine.step(Input::Wake, t1).is_empty(),
         "concurrent wakes share one"
     );
-    machine.step(Input::Spawned { pid: 8 }, t0);
-    machine.step(Input::Tick, t0 + FIRST_PROBE_GAP);
-    machine.step(Input::ProbeDone(Ok(())), t0 + FIRST_PROBE_GAP);
+    machine.step(Input::Spawned { pid: 8 }, t1);
+    machine.step(Input::Tick, t1 + FIRST_PROBE_GAP);
+    machine.step(Input::ProbeDone(Ok(())), t1 + FIRST_PROBE_GAP);
     assert_eq!((machine.phase(), machine.waking), (Phase::Running, false));
 }
 
@@ -442,17 +454,17 @@ fn idle_instances_sleep_and_wake_on_request() {
 fn a_failed_wake_goes_back_to_sleep_and_says_so() {
     let t0 = Instant::now();
     let mut machine = running(t0);
-    machine.step(Input::Sleep, t0);
+    let (_, t1) = idle_tick(&mut machine, t0);
     machine.step(
         Input::Exited(ProcessExit {
             code: None,
             signal: Some(15),
         }),
-        t0,
+        t1,
     );
-    machine.step(Input::Wake, t0);
-    machine.step(Input::Spawned { pid: 8 }, t0);
-    let effects = machine.step(Input::Exited(CRASH), t0);
+    machine.step(Input::Wake, t1);
+    machine.step(Input::Spawned { pid: 8 }, t1);
+    let effects = machine.step(Input::Exited(CRASH), t1);
     assert!(
         effects.contains(&Effect::WakeFailed(
             "wake failed: exited with code 1".into()
@@ -465,13 +477,13 @@ fn a_failed_wake_goes_back_to_sleep_and_says_so() {
         "the next request tries again"
     );
     assert!(machine.restarts.is_empty(), "no backoff for wakes");
-    assert_eq!(machine.step(Input::Wake, t0)[1], Effect::Spawn);
+    assert_eq!(machine.step(Input::Wake, t1)[1], Effect::Spawn);
     let effects = machine.step(
         Input::SpawnFailed {
             error: "no such file".into(),
             permanent: false,
         },
-        t0,
+        t1,
     );
     assert!(effects.contains(&Effect::WakeFailed(
         "wake failed: could not start: no such file".into()
@@ -482,14 +494,14 @@ fn a_failed_wake_goes_back_to_sleep_and_says_so() {
 fn a_request_during_the_fall_to_sleep_restarts_it() {
     let t0 = Instant::now();
     let mut machine = running(t0);
-    machine.step(Input::Sleep, t0);
-    assert!(machine.step(Input::Wake, t0).is_empty());
+    let (_, t1) = idle_tick(&mut machine, t0);
+    assert!(machine.step(Input::Wake, t1).is_empty());
     let effects = machine.step(
         Input::Exited(ProcessExit {
             code: None,
             signal: Some(15),
         }),
-        t0,
+        t1,
     );
     assert_eq!(effects[1], Effect::Spawn);
     assert_eq!(machine.phase(), Phase::Starting);
@@ -600,3 +612,5 @@ fn over_quota_stops_the_instance_and_leaves_it_failed_with_the_reason() {
     assert_eq!(machine.note.as_deref(), Some(reason.as_str()));
     assert!(machine.restarts.is_empty(), "not restarted");
 }
+
+mod traffic;

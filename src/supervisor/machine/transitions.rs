@@ -1,5 +1,5 @@
 //! The machine's transitions, one method per family of inputs: what the reconciler asks,
-//! sleep and wake, the runtime's answers to spawns, exits, probe results and timers.
+//! wakes, the runtime's answers to spawns, exits, probe results and timers.
 
 use tokio::time::Instant;
 
@@ -76,27 +76,29 @@ impl Machine {
                 };
                 self.stop(pid, then, now, effects)
             }
-            (State::Stopping { pid, kill_at, then }, input) => {
+            (
+                State::Stopping {
+                    pid,
+                    kill_at,
+                    then,
+                    draining,
+                },
+                input,
+            ) => {
                 let then = match (input, then) {
                     (Input::Stop, _) => Then::Stop,
                     (Input::Remove, _) => Then::Remove,
                     (Input::Restart, _) | (Input::Start, Then::Stop) => Then::Restart,
                     (_, then) => then,
                 };
-                State::Stopping { pid, kill_at, then }
+                State::Stopping {
+                    pid,
+                    kill_at,
+                    then,
+                    draining,
+                }
             }
             (state, _) => state,
-        }
-    }
-
-    /// Idle for its idle timeout, no request in flight: stop until a request comes.
-    pub(super) fn sleep(&mut self, state: State, now: Instant, effects: &mut Vec<Effect>) -> State {
-        match state {
-            State::Starting { pid, .. } | State::Running { pid, .. } => {
-                effects.push(Effect::Event("idle: going to sleep".into()));
-                self.stop(pid, Then::Sleep, now, effects)
-            }
-            state => state,
         }
     }
 
@@ -114,12 +116,14 @@ impl Machine {
                 pid,
                 kill_at,
                 then: Then::Sleep,
+                draining,
             } => {
                 self.waking = true;
                 State::Stopping {
                     pid,
                     kill_at,
                     then: Then::Restart,
+                    draining,
                 }
             }
             state => state,
@@ -407,8 +411,8 @@ impl Machine {
         }
     }
 
-    /// A deadline passed: whatever is due (a probe, the startup timeout, SIGKILL, a restart).
-    /// Early ticks change nothing.
+    /// A deadline passed: whatever is due (a probe, the startup timeout, sleep when idle, a
+    /// held stop signal, SIGKILL, a restart). Early ticks change nothing.
     pub(super) fn tick(&mut self, state: State, now: Instant, effects: &mut Vec<Effect>) -> State {
         match state {
             State::Starting {
@@ -431,6 +435,9 @@ impl Machine {
                     probe_gap,
                 }
             }
+            State::Running { pid, since, .. } if self.idle(since, now) => {
+                self.fall_asleep(pid, now, effects)
+            }
             State::Running { next_probe, .. } => {
                 self.probe_if_due(next_probe, now, effects);
                 state
@@ -439,6 +446,7 @@ impl Machine {
                 pid,
                 kill_at: Some(kill_at),
                 then,
+                ..
             } if now >= kill_at => {
                 effects.push(Effect::Event(format!(
                     "still running {} after {}; sending SIGKILL",
@@ -449,12 +457,20 @@ impl Machine {
                     pid,
                     signal: GroupSignal::Kill,
                 });
+                // Requests still in flight are cut off: the signal held for them is moot.
                 State::Stopping {
                     pid,
                     kill_at: None,
                     then,
+                    draining: false,
                 }
             }
+            State::Stopping {
+                pid,
+                kill_at,
+                then,
+                draining: true,
+            } => self.drain(pid, kill_at, then, effects),
             State::Backoff { until } if now >= until => self.spawn(effects),
             state => state,
         }

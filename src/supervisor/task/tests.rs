@@ -1,6 +1,8 @@
 use super::*;
 use crate::config::parse_config;
 use crate::desired::{DesiredState, resolve};
+use crate::observed::{Health, Phase};
+use crate::runtime::GroupSignal;
 use crate::runtime::fake::FakeRuntime;
 
 struct Harness {
@@ -311,4 +313,63 @@ async fn a_stop_waits_for_requests_in_flight() {
     assert!(gate.lease().is_none(), "no new requests meanwhile");
     drop(lease);
     until(&handle, |s| s.phase == Phase::Stopped).await;
+}
+
+/// A replace side by side, as the reconciler makes it: a new task on `port` sharing the
+/// old one's gate takes it over, and the old one retires after it.
+fn replace(harness: &Harness, old: &InstanceHandle, gate: &Arc<Gate>, port: u16) -> InstanceHandle {
+    let spec = Arc::clone(&harness.desired.instances[&harness.key("a")]);
+    let (new, _) = spawn_instance(
+        Arc::clone(&harness.shared),
+        Arc::clone(&spec),
+        &harness.desired.config.settings,
+        port,
+        Some(Arc::clone(gate)),
+    );
+    new.send(Command::Start(spec));
+    gate.set_owner(new.owner());
+    old.send(Command::RetireAfter(new.status.clone()));
+    new
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_instance_retires_once_its_replacement_is_healthy_after_its_requests() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+    let (old, gate) = harness.start_with_gate("a", 20001);
+    let old_pid = until(&old, |s| s.phase == Phase::Running)
+        .await
+        .pid
+        .unwrap();
+    let lease = gate.lease().unwrap();
+    let new = replace(&harness, &old, &gate, 20002);
+    until(&new, |s| s.health == Health::Healthy).await;
+    until(&old, |s| s.phase == Phase::Stopping).await;
+    assert_eq!(
+        gate.lease().unwrap().target(),
+        &Target::Tcp(20002),
+        "the replacement has the traffic"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        harness.runtime.signals().iter().all(|(p, _)| *p != old_pid),
+        "no signal while its request is in flight"
+    );
+    drop(lease);
+    until(&old, |s| s.removed).await;
+    assert_eq!(new.status.borrow().phase, Phase::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_instance_stays_when_its_replacement_is_removed_first() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+    let (old, gate) = harness.start_with_gate("a", 20001);
+    until(&old, |s| s.phase == Phase::Running).await;
+    harness.runtime.fail_spawns(&harness.key("a"));
+    let new = replace(&harness, &old, &gate, 20002);
+    until(&new, |s| s.phase == Phase::Backoff).await;
+    new.send(Command::Remove);
+    until(&new, |s| s.removed).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(old.status.borrow().phase, Phase::Running);
+    assert_eq!(gate.lease().unwrap().target(), &Target::Tcp(20001));
 }

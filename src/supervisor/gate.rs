@@ -59,7 +59,7 @@ pub struct Gate {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last request's end (or of the backend's opening).
     /// Only the end is noted: while a request is in flight it is counted on its backend, and
-    /// the idle reaper waits for that count to drop.
+    /// the instance does not fall asleep before that count drops.
     last_activity: AtomicU64,
     wake_requested: AtomicBool,
     /// Bumped by every failed wake, so waiters notice one happened.

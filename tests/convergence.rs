@@ -23,7 +23,7 @@ use ten::plan::{Action, Plan, plan};
 use ten::reconcile::core::{Core, Effect, Event, First, Order};
 use ten::reconcile::inherit::{Inheritance, Inherited};
 use ten::render::{Detail, Style, plan_json, render_plan};
-use ten::supervisor::task::{Adoption, InstanceStatus};
+use ten::supervisor::messages::{Adoption, InstanceStatus};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]

@@ -19,7 +19,8 @@ use crate::runtime::Runtime;
 use crate::runtime::ports::port_is_free;
 use crate::runtime::table::ProcessEntry;
 use crate::supervisor::gate::Gate;
-use crate::supervisor::task::{Command, InstanceHandle, Shared, spawn_instance};
+use crate::supervisor::messages::Command;
+use crate::supervisor::task::{InstanceHandle, Shared, spawn_instance};
 
 use super::core::{Core, Effect, Event, First, Note, Order, PortWish};
 use super::record::RecordWriter;

@@ -30,8 +30,7 @@ use crate::runtime::{Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, Spaw
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
 use super::machine::{Effect, Input, Machine, Policy, Readiness, State, Traffic};
-// The task's messages, also reachable where its handle is.
-pub use super::messages::{Adoption, Command, InstanceStatus};
+use super::messages::{Adoption, Command, InstanceStatus};
 
 /// Longest a probe may take.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);

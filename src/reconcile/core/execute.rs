@@ -10,7 +10,7 @@ use crate::desired::{FieldValue, InstanceSpec};
 use crate::names::InstanceKey;
 use crate::observed::{Health, ObservedInstance, Phase};
 use crate::plan::{Action, Change, Target, plan};
-use crate::supervisor::task::InstanceStatus;
+use crate::supervisor::messages::InstanceStatus;
 
 use super::super::inherit::Inheritance;
 use super::{

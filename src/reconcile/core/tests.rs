@@ -7,7 +7,7 @@ use crate::config::parse_config;
 use crate::desired::resolve;
 use crate::observed::{Health, ObservedInstance, Phase};
 use crate::reconcile::inherit::{Inheritance, Inherited};
-use crate::supervisor::task::{Adoption, InstanceStatus};
+use crate::supervisor::messages::{Adoption, InstanceStatus};
 
 /// A valid desired state from tenement.toml `text` (instances declared in `[instances]`).
 fn desired(text: &str) -> DesiredState {

@@ -11,7 +11,7 @@ use crate::names::InstanceKey;
 use crate::observed::ObservedState;
 use crate::plan::{Action, Target};
 use crate::runtime::table::ProcessEntry;
-use crate::supervisor::task::{Adoption, InstanceStatus};
+use crate::supervisor::messages::{Adoption, InstanceStatus};
 
 use super::super::inherit::Inheritance;
 

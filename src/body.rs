@@ -14,17 +14,17 @@ use hyper::{Response, StatusCode, header};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response ten sends.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never: Infallible| match never {})
         .boxed()
 }
 
-pub fn text(status: StatusCode, text: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     let mut text = text.into();
     if !text.ends_with('\n') {
         text.push('\n');
@@ -36,7 +36,7 @@ pub fn text(status: StatusCode, text: impl Into<String>) -> Response<Body> {
         .expect("static response parts")
 }
 
-pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     Response::builder()
@@ -47,7 +47,7 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
 }
 
 /// A body whose chunks come from a channel; it ends when the sender is dropped.
-pub struct ChannelBody {
+pub(crate) struct ChannelBody {
     receiver: mpsc::Receiver<Bytes>,
 }
 
@@ -66,7 +66,7 @@ impl http_body::Body for ChannelBody {
 }
 
 /// A streaming response of `content_type`; write chunks into the returned sender.
-pub fn stream(content_type: &'static str) -> (mpsc::Sender<Bytes>, Response<Body>) {
+pub(crate) fn stream(content_type: &'static str) -> (mpsc::Sender<Bytes>, Response<Body>) {
     let (sender, receiver) = mpsc::channel(64);
     let response = Response::builder()
         .status(StatusCode::OK)
@@ -78,14 +78,14 @@ pub fn stream(content_type: &'static str) -> (mpsc::Sender<Bytes>, Response<Body
 }
 
 /// One newline-delimited JSON line.
-pub fn ndjson_line(value: &impl Serialize) -> Bytes {
+pub(crate) fn ndjson_line(value: &impl Serialize) -> Bytes {
     let mut bytes = serde_json::to_vec(value).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
 
 /// One server-sent event carrying JSON.
-pub fn sse_event(value: &impl Serialize) -> Bytes {
+pub(crate) fn sse_event(value: &impl Serialize) -> Bytes {
     let json = serde_json::to_string(value).unwrap_or_default();
     Bytes::from(format!("data: {json}\n\n"))
 }

@@ -12,7 +12,7 @@ use crate::names::InstanceKey;
 use crate::runtime::logs::unix_millis;
 
 /// Events kept in memory.
-pub const KEPT_EVENTS: usize = 5000;
+pub(crate) const KEPT_EVENTS: usize = 5000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

@@ -18,7 +18,7 @@ use std::path::Path;
 /// by more than `mode` allows, not even before it is renamed. It is written, fsynced, renamed
 /// over `path`, and the directory is fsynced, so that the rename itself is on disk. On an
 /// error the temporary file is removed and `path` is as it was. The directory must exist.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     replace(path, bytes, mode, true)
 }
 
@@ -28,7 +28,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
 /// add to every spawn, and so to every wake, for nothing (measured on a 2-vCPU VM with ext4: an
 /// fsync of the file and of its directory took 0.5 ms at the median, 6–8 ms at the 90th
 /// percentile, against a wake's 2 ms).
-pub fn write_atomically_for_this_boot(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomically_for_this_boot(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     replace(path, bytes, mode, false)
 }
 

@@ -2,20 +2,20 @@
 //! declare. See docs/ARCHITECTURE.md for the map of modules and their invariants.
 
 pub mod api;
-pub mod body;
+pub(crate) mod body;
 pub mod cli;
 pub mod config;
 pub mod desired;
-pub mod events;
-pub mod files;
-pub mod metrics;
+pub(crate) mod events;
+pub(crate) mod files;
+pub(crate) mod metrics;
 pub mod names;
 pub mod observed;
 pub mod plan;
-pub mod proxy;
+pub(crate) mod proxy;
 pub mod reconcile;
 pub mod render;
 pub mod runtime;
-pub mod server;
+pub(crate) mod server;
 pub mod supervisor;
 pub mod watch;

@@ -16,17 +16,17 @@ const FIRST_CODE: u16 = 100;
 const CODES: usize = 500;
 
 /// Wake latency buckets, in seconds.
-pub const WAKE_BUCKETS: [f64; 12] = [
+pub(crate) const WAKE_BUCKETS: [f64; 12] = [
     0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Reconcile pass buckets, in seconds.
-pub const PASS_BUCKETS: [f64; 10] = [
+pub(crate) const PASS_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 ];
 
 /// A histogram with fixed bucket bounds (seconds); each bucket counts the observations up
 /// to its bound (cumulated when rendered).
-pub struct Histogram<const N: usize> {
+pub(crate) struct Histogram<const N: usize> {
     bounds: [f64; N],
     buckets: [AtomicU64; N],
     count: AtomicU64,
@@ -35,7 +35,7 @@ pub struct Histogram<const N: usize> {
 }
 
 impl<const N: usize> Histogram<N> {
-    pub const fn new(bounds: [f64; N]) -> Self {
+    pub(crate) const fn new(bounds: [f64; N]) -> Self {
         Self {
             bounds,
             buckets: [const { AtomicU64::new(0) }; N],
@@ -44,7 +44,7 @@ impl<const N: usize> Histogram<N> {
         }
     }
 
-    pub fn observe(&self, duration: Duration) {
+    pub(crate) fn observe(&self, duration: Duration) {
         let seconds = duration.as_secs_f64();
         if let Some(index) = self.bounds.iter().position(|bound| seconds <= *bound) {
             self.buckets[index].fetch_add(1, Ordering::Relaxed);
@@ -54,7 +54,7 @@ impl<const N: usize> Histogram<N> {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -74,7 +74,7 @@ impl<const N: usize> Histogram<N> {
 }
 
 /// Every counter of the process.
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Responses to proxied requests (declared instances and services only), by status code.
     proxied: [AtomicU64; CODES],
     /// How long requests waited for a sleeping (or starting) instance to take traffic.
@@ -90,7 +90,7 @@ pub struct Metrics {
 static METRICS: Metrics = Metrics::new();
 
 /// The process's metrics.
-pub fn global() -> &'static Metrics {
+pub(crate) fn global() -> &'static Metrics {
     &METRICS
 }
 
@@ -101,7 +101,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             proxied: [const { AtomicU64::new(0) }; CODES],
             wake: Histogram::new(WAKE_BUCKETS),
@@ -115,7 +115,7 @@ impl Metrics {
     }
 
     /// The proxy answered a request for a declared instance or service with `status`.
-    pub fn proxied(&self, status: u16) {
+    pub(crate) fn proxied(&self, status: u16) {
         if let Some(counter) = status
             .checked_sub(FIRST_CODE)
             .and_then(|index| self.proxied.get(usize::from(index)))
@@ -125,42 +125,42 @@ impl Metrics {
     }
 
     /// A request waited `waited` for its instance to wake and then got a backend.
-    pub fn woke(&self, waited: Duration) {
+    pub(crate) fn woke(&self, waited: Duration) {
         self.wake.observe(waited);
     }
 
     /// A request waited for a wake that failed or did not finish in time.
-    pub fn wake_failed(&self) {
+    pub(crate) fn wake_failed(&self) {
         self.wake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A tenant process was spawned (the runtime started it).
-    pub fn spawned(&self) {
+    pub(crate) fn spawned(&self) {
         self.spawns.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Spawning a tenant process failed.
-    pub fn spawn_failed(&self) {
+    pub(crate) fn spawn_failed(&self) {
         self.spawn_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A reconcile pass finished after `duration`.
-    pub fn reconcile_pass(&self, duration: Duration) {
+    pub(crate) fn reconcile_pass(&self, duration: Duration) {
         self.reconcile.observe(duration);
     }
 
     /// A request to the API or `/metrics` carried no valid token.
-    pub fn auth_failed(&self) {
+    pub(crate) fn auth_failed(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A failed token check was answered 429 (its address failed too often).
-    pub fn auth_limited(&self) {
+    pub(crate) fn auth_limited(&self) {
         self.auth_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters, then `gauges`, in the Prometheus text format.
-    pub fn render(&self, gauges: &Gauges) -> String {
+    pub(crate) fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         header(&mut out, "ten_build_info", "The version of ten.", "gauge");
         let _ = writeln!(
@@ -266,7 +266,7 @@ impl Metrics {
 
 /// What the scrape asks the reconciler for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Gauges {
+pub(crate) struct Gauges {
     /// Every phase, with how many instances are in it.
     pub phases: Vec<(&'static str, u64)>,
     pub restarts: u64,
@@ -275,7 +275,7 @@ pub struct Gauges {
 }
 
 /// The media type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

@@ -18,8 +18,8 @@ use crate::body::Body;
 
 use super::error::{CallError, failure};
 use super::limiter::{Limiter, Verdict};
-pub use super::scope::Scope;
-pub use super::tokens::{Issued, TOKEN_FILE, TokenError, token_path};
+pub(crate) use super::scope::Scope;
+pub(crate) use super::tokens::{Issued, TokenError, token_path};
 use super::tokens::{
     STORE_FORMAT, TokenStore, TokenTable, constant_time_eq, digest, is_strong, issue_in,
     issue_locked, lock_store, revoke,
@@ -27,7 +27,7 @@ use super::tokens::{
 
 /// Why a request is refused before any route runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// 401: no token, or not a valid one.
     Unauthorized,
     /// 429: this address failed too often; try again after this long.
@@ -35,7 +35,7 @@ pub enum Refused {
 }
 
 /// The server's view of the tokens.
-pub struct Auth {
+pub(crate) struct Auth {
     data_dir: PathBuf,
     table: ArcSwap<TokenTable>,
     limiter: Limiter,
@@ -45,7 +45,7 @@ impl Auth {
     /// Loads the store of `data_dir`. When it has no admin token, takes the one in
     /// `api_token` (a data directory from before the store), or makes one and writes
     /// `api_token`. Returns whether a new admin token was made.
-    pub fn load_or_create(data_dir: &Path) -> io::Result<(Auth, bool)> {
+    pub(crate) fn load_or_create(data_dir: &Path) -> io::Result<(Auth, bool)> {
         Self::open(data_dir).map_err(io::Error::other)
     }
 
@@ -96,14 +96,14 @@ impl Auth {
     }
 
     /// The scope of `token`, if it is valid.
-    pub fn verify(&self, token: &str) -> Option<Scope> {
+    pub(crate) fn verify(&self, token: &str) -> Option<Scope> {
         self.table.load().check(token)
     }
 
     /// The scope of the request's bearer token (`Authorization: Bearer TOKEN`). A failure is
     /// counted against `peer` (the TCP peer); see `limiter` for why a valid token is never
     /// refused.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
         peer: IpAddr,
@@ -127,14 +127,14 @@ impl Auth {
     }
 
     /// A new token for `scope` (replacing its previous one), valid at once. Blocking I/O.
-    pub fn issue(&self, scope: &Scope) -> Result<Issued, TokenError> {
+    pub(crate) fn issue(&self, scope: &Scope) -> Result<Issued, TokenError> {
         let (issued, store) = issue_in(&self.data_dir, scope)?;
         self.table.store(Arc::new(store.table()));
         Ok(issued)
     }
 
     /// Removes the token of `scope`, if any, at once. Blocking I/O.
-    pub fn revoke(&self, scope: &Scope) -> Result<bool, TokenError> {
+    pub(crate) fn revoke(&self, scope: &Scope) -> Result<bool, TokenError> {
         let (removed, store) = revoke(&self.data_dir, scope)?;
         self.table.store(Arc::new(store.table()));
         Ok(removed)
@@ -153,7 +153,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The answer to a request refused before any route: 401, or 429 with Retry-After. A 429
 /// closes the connection, so a flood costs the sender a new connection per attempt.
-pub fn refusal(refused: Refused) -> Response<Body> {
+pub(crate) fn refusal(refused: Refused) -> Response<Body> {
     match refused {
         Refused::Unauthorized => failure(CallError::new(401, "missing or invalid API token").hint(
             "send `Authorization: Bearer TOKEN`; the CLI reads it from --token, TENEMENT_TOKEN or {data_dir}/api_token",

@@ -61,21 +61,21 @@ impl From<Failure> for CallError {
     }
 }
 
-pub fn bad_request(message: impl Into<String>) -> CallError {
+pub(crate) fn bad_request(message: impl Into<String>) -> CallError {
     CallError::new(400, message)
 }
 
-pub fn bad_key(error: crate::names::KeyError) -> CallError {
+pub(crate) fn bad_key(error: crate::names::KeyError) -> CallError {
     bad_request(error.to_string())
 }
 
-pub fn not_found(method: &Method, path: &str) -> CallError {
+pub(crate) fn not_found(method: &Method, path: &str) -> CallError {
     CallError::new(404, format!("no API route {method} /api/{path}"))
         .hint("see `ten --help` for what the CLI can do")
 }
 
 /// The answer of `error`.
-pub fn failure(error: CallError) -> Response<Body> {
+pub(crate) fn failure(error: CallError) -> Response<Body> {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json(
         status,

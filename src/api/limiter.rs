@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Failures within `window` that start a block.
     pub failures: u32,
     pub window: Duration,
@@ -43,7 +43,7 @@ impl Default for Limits {
 
 /// What to answer a failed check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 401.
     Unauthorized,
     /// 429, try again after this long. `first` for the failure that started the block.
@@ -52,10 +52,10 @@ pub enum Verdict {
 
 /// A client: an IPv4 address, or the /64 of an IPv6 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source(IpAddr);
+pub(crate) struct Source(IpAddr);
 
 impl Source {
-    pub fn of(address: IpAddr) -> Source {
+    pub(crate) fn of(address: IpAddr) -> Source {
         match address {
             IpAddr::V4(v4) => Source(IpAddr::V4(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -88,7 +88,7 @@ impl Entry {
     }
 }
 
-pub struct Limiter {
+pub(crate) struct Limiter {
     limits: Limits,
     entries: Mutex<HashMap<Source, Entry>>,
 }
@@ -100,7 +100,7 @@ impl Default for Limiter {
 }
 
 impl Limiter {
-    pub fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Self {
             limits,
             entries: Mutex::new(HashMap::new()),
@@ -108,7 +108,7 @@ impl Limiter {
     }
 
     /// Records a failed check from `address` at `now` and says how to answer it.
-    pub fn failed(&self, address: IpAddr, now: Instant) -> Verdict {
+    pub(crate) fn failed(&self, address: IpAddr, now: Instant) -> Verdict {
         let limits = &self.limits;
         let source = Source::of(address);
         let mut entries = self
@@ -151,15 +151,12 @@ impl Limiter {
     }
 
     /// Addresses remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

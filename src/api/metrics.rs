@@ -30,7 +30,7 @@ const PHASES: [Phase; 8] = [
 
 impl ApiState {
     /// The scrape. `public` is `settings.public_metrics` of the live configuration.
-    pub async fn metrics(
+    pub(crate) async fn metrics(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,

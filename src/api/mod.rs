@@ -4,17 +4,17 @@
 //! check of a request's token; `scope` what each token may do; `limiter` failed checks per
 //! address; `metrics` the `/metrics` scrape; `settle` waits for actions to take effect.
 
-pub mod auth;
+pub(crate) mod auth;
 mod edits;
-pub mod error;
-pub mod limiter;
-pub mod metrics;
-pub mod route;
-pub mod routes;
-pub mod scope;
-pub mod settle;
-pub mod state;
+pub(crate) mod error;
+pub(crate) mod limiter;
+pub(crate) mod metrics;
+pub(crate) mod route;
+pub(crate) mod routes;
+pub(crate) mod scope;
+pub(crate) mod settle;
+pub(crate) mod state;
 mod streams;
-pub mod tokens;
+pub(crate) mod tokens;
 pub mod types;
-pub mod views;
+pub(crate) mod views;

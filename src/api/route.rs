@@ -11,11 +11,11 @@ use super::scope::{Need, decode_key};
 
 /// The instance a route names: a key, or why the path's text is not one (400, once the token
 /// may reach the route at all).
-pub type Key = Result<InstanceKey, KeyError>;
+pub(crate) type Key = Result<InstanceKey, KeyError>;
 
 /// Every route of the control API, under `/api/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// `GET status`
     Status,
     /// `GET plan`
@@ -58,7 +58,7 @@ pub enum Route {
 
 impl Route {
     /// The route of `method /api/{segments}`, if there is one.
-    pub fn parse(method: &Method, segments: &[&str]) -> Option<Route> {
+    pub(crate) fn parse(method: &Method, segments: &[&str]) -> Option<Route> {
         let keyed = |make: fn(Key) -> Route, key: &str| make(decode_key(key));
         let route = match (method, segments) {
             (&Method::GET, ["status"]) => Route::Status,
@@ -88,7 +88,7 @@ impl Route {
     /// What the route needs of the token. Everything that changes or reveals more than one
     /// instance is the admin's; a tenant token reaches its own instance's reads, health and
     /// restart, and listings, logs and events narrowed to it.
-    pub fn need(&self) -> Need {
+    pub(crate) fn need(&self) -> Need {
         match self {
             Route::Instance(Ok(key)) | Route::Health(Ok(key)) | Route::Restart(Ok(key)) => {
                 Need::Instance(key.clone())

@@ -36,7 +36,11 @@ const MAX_BODY: usize = 64 * 1024;
 type Reply = Response<Body>;
 
 impl ApiState {
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Reply {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Reply {
         let scope = match self.authenticate(request.headers(), peer) {
             Ok(scope) => scope,
             Err(refused) => return refusal(refused),

@@ -32,7 +32,7 @@ impl fmt::Display for Scope {
 
 /// What a route needs of the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     Admin,
     /// This instance's own token (or an admin token).
     Instance(InstanceKey),
@@ -50,7 +50,12 @@ pub enum Filter {
 }
 
 /// Refuses (403) what `scope` may not do; says which scope the token has and what is needed.
-pub fn authorize(scope: &Scope, need: &Need, method: &Method, path: &str) -> Result<(), CallError> {
+pub(crate) fn authorize(
+    scope: &Scope,
+    need: &Need,
+    method: &Method,
+    path: &str,
+) -> Result<(), CallError> {
     let Scope::Tenant(own) = scope else {
         return Ok(());
     };
@@ -100,14 +105,14 @@ impl Scope {
     }
 }
 
-pub fn forbidden(scope: &Scope, needed: String) -> CallError {
+pub(crate) fn forbidden(scope: &Scope, needed: String) -> CallError {
     CallError::new(403, format!("this token has scope {scope}; {needed}")).hint(
         "use the admin token (the server's {data_dir}/api_token), or a tenant token made by `ten token-gen --tenant S:ID` for that instance",
     )
 }
 
 /// `notes:alice`, also percent-encoded (`notes%3Aalice`), as a key.
-pub fn decode_key(text: &str) -> Result<InstanceKey, crate::names::KeyError> {
+pub(crate) fn decode_key(text: &str) -> Result<InstanceKey, crate::names::KeyError> {
     let decoded = form_urlencoded::parse(format!("k={text}").as_bytes())
         .next()
         .map(|(_, value)| value.into_owned())

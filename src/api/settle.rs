@@ -12,7 +12,7 @@ use crate::supervisor::messages::InstanceStatus;
 
 /// What an action waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Goal {
+pub(crate) enum Goal {
     /// Running and answering health checks, with a process other than `old_pid`.
     Running {
         old_pid: Option<u32>,
@@ -27,7 +27,7 @@ pub enum Goal {
 }
 
 impl Goal {
-    pub fn of(action: Action, current: Option<&InstanceStatus>) -> Goal {
+    pub(crate) fn of(action: Action, current: Option<&InstanceStatus>) -> Goal {
         match action {
             Action::Create | Action::Start => Goal::Up,
             Action::Replace => Goal::Running {
@@ -41,7 +41,7 @@ impl Goal {
 }
 
 /// Waits until `status` reaches `goal`; `Err` says why it did not (failed, or timed out).
-pub async fn settle(
+pub(crate) async fn settle(
     status: Option<watch::Receiver<InstanceStatus>>,
     goal: Goal,
     timeout: Duration,
@@ -88,7 +88,7 @@ pub async fn settle(
 }
 
 /// What a sleeping instance is, for people.
-pub const SLEEPING: &str = "sleeping; it wakes on its next request";
+pub(crate) const SLEEPING: &str = "sleeping; it wakes on its next request";
 
 fn running(status: &InstanceStatus) -> String {
     format!(

@@ -20,7 +20,7 @@ use super::scope::Scope;
 use super::types::{InstanceView, StatusView};
 use super::views;
 
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// Which config this server serves (`server::config_id`), for `/health`.
     pub config_id: String,
     pub reconciler: mpsc::Sender<Message>,
@@ -46,7 +46,11 @@ impl ApiState {
     }
 
     /// The bearer token's scope, or why the request is refused (see `refusal`).
-    pub fn authenticate(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Scope, Refused> {
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Scope, Refused> {
         self.auth
             .authenticate(headers, peer.ip(), std::time::Instant::now())
     }

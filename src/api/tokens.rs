@@ -21,24 +21,24 @@ use crate::names::InstanceKey;
 
 use super::scope::Scope;
 
-pub const TOKEN_FILE: &str = "api_token";
+pub(crate) const TOKEN_FILE: &str = "api_token";
 /// ten's private files in the data directory.
-pub const PRIVATE_DIR: &str = ".ten";
-pub const STORE_FILE: &str = "tokens.json";
+pub(crate) const PRIVATE_DIR: &str = ".ten";
+pub(crate) const STORE_FILE: &str = "tokens.json";
 const LOCK_FILE: &str = "tokens.lock";
 /// Version of the store's format; a newer one is refused.
-pub const STORE_FORMAT: u32 = 1;
+pub(crate) const STORE_FORMAT: u32 = 1;
 
-pub fn token_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn token_path(data_dir: &Path) -> PathBuf {
     data_dir.join(TOKEN_FILE)
 }
 
-pub fn store_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(PRIVATE_DIR).join(STORE_FILE)
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -63,7 +63,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Toke
 }
 
 /// A new token: 256 random bits as hex.
-pub fn new_token() -> Result<String, TokenError> {
+pub(crate) fn new_token() -> Result<String, TokenError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| TokenError::Random(error.to_string()))?;
     Ok(hex(&bytes))
@@ -86,7 +86,7 @@ pub(super) fn is_strong(text: &str) -> bool {
 
 /// One stored token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
+pub(crate) struct TokenRecord {
     /// `admin` or `tenant`.
     pub scope: ScopeKind,
     /// The instance of a tenant token.
@@ -99,7 +99,7 @@ pub struct TokenRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ScopeKind {
+pub(crate) enum ScopeKind {
     Admin,
     Tenant,
 }
@@ -128,14 +128,14 @@ impl TokenRecord {
 
 /// The token store file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenStore {
+pub(crate) struct TokenStore {
     pub format_version: u32,
     pub tokens: Vec<TokenRecord>,
 }
 
 impl TokenStore {
     /// Reads the store of `data_dir`; none yet is an empty store.
-    pub fn read(data_dir: &Path) -> Result<TokenStore, TokenError> {
+    pub(crate) fn read(data_dir: &Path) -> Result<TokenStore, TokenError> {
         let path = store_path(data_dir);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -177,7 +177,7 @@ impl TokenStore {
         write_private(&store_path(data_dir), &bytes)
     }
 
-    pub fn find(&self, scope: &Scope) -> Option<&TokenRecord> {
+    pub(crate) fn find(&self, scope: &Scope) -> Option<&TokenRecord> {
         self.tokens
             .iter()
             .find(|record| record.scope().as_ref() == Some(scope))
@@ -273,7 +273,7 @@ impl From<Issued> for super::types::TokenResponse {
 
 /// Makes a new token for `scope` in the store of `data_dir`, replacing the scope's previous
 /// one (the admin token is also written to `api_token`). Blocking I/O.
-pub fn issue(data_dir: &Path, scope: &Scope) -> Result<Issued, TokenError> {
+pub(crate) fn issue(data_dir: &Path, scope: &Scope) -> Result<Issued, TokenError> {
     issue_in(data_dir, scope).map(|(issued, _)| issued)
 }
 
@@ -312,7 +312,7 @@ pub(super) fn issue_locked(
 }
 
 /// Removes the token of `scope`, if there is one. Blocking I/O.
-pub fn revoke(data_dir: &Path, scope: &Scope) -> Result<(bool, TokenStore), TokenError> {
+pub(crate) fn revoke(data_dir: &Path, scope: &Scope) -> Result<(bool, TokenStore), TokenError> {
     let _lock = lock_store(data_dir)?;
     let mut store = TokenStore::read(data_dir)?;
     let removed = store.remove(scope);
@@ -337,7 +337,7 @@ impl TokenTable {
 }
 
 /// Equality whose time does not depend on where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -12,7 +12,7 @@ use crate::observed::record::unix_now;
 use crate::observed::{Health, ObservedState, Phase, Usage};
 use crate::reconcile::{PlanReport, Snapshot, StatusReport};
 
-pub fn status_view(report: StatusReport) -> StatusView {
+pub(crate) fn status_view(report: StatusReport) -> StatusView {
     StatusView {
         api_version: API_VERSION,
         ten_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -29,7 +29,7 @@ pub fn status_view(report: StatusReport) -> StatusView {
     }
 }
 
-pub fn plan_view(report: PlanReport) -> PlanView {
+pub(crate) fn plan_view(report: PlanReport) -> PlanView {
     PlanView {
         plan: report.plan,
         diagnostics: report.diagnostics,
@@ -38,14 +38,14 @@ pub fn plan_view(report: PlanReport) -> PlanView {
 }
 
 /// Every instance of `snapshot`, as `ten ps` shows it.
-pub fn snapshot_views(snapshot: &Snapshot) -> Vec<InstanceView> {
+pub(crate) fn snapshot_views(snapshot: &Snapshot) -> Vec<InstanceView> {
     instance_views(&snapshot.desired, &snapshot.observed, |key| {
         snapshot.usage.get(key).copied()
     })
 }
 
 /// `usage` gives the last usage sample of an instance.
-pub fn instance_views(
+pub(crate) fn instance_views(
     desired: &DesiredState,
     observed: &ObservedState,
     usage: impl Fn(&InstanceKey) -> Option<Usage>,

@@ -32,7 +32,7 @@ pub struct ApplyArgs {
     pub summary: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let view: PlanView = client.get("/api/plan")?;
     if view.diagnostics.iter().any(|d| d.is_error()) {

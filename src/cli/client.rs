@@ -23,9 +23,9 @@ use crate::server::{ServeInfo, find_server, read_serve_info};
 
 use super::{CliError, GlobalArgs, print_stderr, stderr_style};
 
-pub const DEFAULT_SERVER: &str = "http://localhost:8080";
+pub(super) const DEFAULT_SERVER: &str = "http://localhost:8080";
 
-pub struct Client {
+pub(super) struct Client {
     url: String,
     authority: String,
     host: String,
@@ -60,7 +60,7 @@ fn local_server(
 }
 
 impl Client {
-    pub fn new(global: &GlobalArgs) -> Result<Client, CliError> {
+    pub(super) fn new(global: &GlobalArgs) -> Result<Client, CliError> {
         let cwd = std::env::current_dir().map_err(|error| {
             CliError::new(format!("cannot read the working directory: {error}"))
         })?;
@@ -119,11 +119,11 @@ impl Client {
         })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+    pub(super) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.call(Method::GET, path, None::<&()>)
     }
 
-    pub fn post<T: DeserializeOwned>(
+    pub(super) fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -131,7 +131,7 @@ impl Client {
         self.call(Method::POST, path, Some(body))
     }
 
-    pub fn put<T: DeserializeOwned>(
+    pub(super) fn put<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -139,7 +139,7 @@ impl Client {
         self.call(Method::PUT, path, Some(body))
     }
 
-    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+    pub(super) fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.call(Method::DELETE, path, None::<&()>)
     }
 
@@ -162,7 +162,7 @@ impl Client {
 
     /// Sends a request and hands every chunk of a successful answer to `on_chunk` as it
     /// arrives, until the body ends or `on_chunk` breaks.
-    pub fn stream(
+    pub(super) fn stream(
         &self,
         method: Method,
         path: &str,
@@ -294,7 +294,7 @@ impl Client {
     }
 }
 
-pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
+pub(super) fn print_diagnostics(diagnostics: &[Diagnostic]) {
     if !diagnostics.is_empty() {
         print_stderr(&render_diagnostics(
             diagnostics,
@@ -306,12 +306,12 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
 
 /// Splits a byte stream into lines (for newline-delimited JSON and server-sent events).
 #[derive(Default)]
-pub struct Lines {
+pub(super) struct Lines {
     pending: Vec<u8>,
 }
 
 impl Lines {
-    pub fn feed(
+    pub(super) fn feed(
         &mut self,
         chunk: &[u8],
         mut on_line: impl FnMut(&str) -> ControlFlow<()>,

@@ -24,7 +24,7 @@ pub struct ConfigArgs {
     pub instance: Option<InstanceKey>,
 }
 
-pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &ConfigArgs) -> Result<u8, CliError> {
     let context = Context::load(global)?;
     let Some(desired) = context.report_diagnostics() else {
         return Ok(exit::ERROR);

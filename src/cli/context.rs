@@ -8,7 +8,7 @@ use crate::desired::{self, Loaded};
 
 use super::{CliError, GlobalArgs};
 
-pub struct Context {
+pub(super) struct Context {
     /// Absolute path of tenement.toml.
     pub config_path: PathBuf,
     /// Where the config's directory is, as shown to the user (relative to the working
@@ -18,7 +18,7 @@ pub struct Context {
 }
 
 /// The config to use, per `--config`, `TENEMENT_CONFIG` or the working directory.
-pub fn find_config_path(global: &GlobalArgs) -> Result<PathBuf, CliError> {
+pub(super) fn find_config_path(global: &GlobalArgs) -> Result<PathBuf, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|error| CliError::new(format!("cannot read the working directory: {error}")))?;
     find_config(global.config.as_deref(), &cwd).map_err(|error| {
@@ -29,7 +29,7 @@ pub fn find_config_path(global: &GlobalArgs) -> Result<PathBuf, CliError> {
 }
 
 impl Context {
-    pub fn load(global: &GlobalArgs) -> Result<Self, CliError> {
+    pub(super) fn load(global: &GlobalArgs) -> Result<Self, CliError> {
         let cwd = std::env::current_dir().map_err(|error| {
             CliError::new(format!("cannot read the working directory: {error}"))
         })?;
@@ -47,7 +47,7 @@ impl Context {
     }
 
     /// The data directory: `--data-dir` / `TENEMENT_DATA_DIR`, else `settings.data_dir`.
-    pub fn data_dir(&self, global: &GlobalArgs) -> Option<PathBuf> {
+    pub(super) fn data_dir(&self, global: &GlobalArgs) -> Option<PathBuf> {
         if let Some(dir) = &global.data_dir {
             return Some(std::env::current_dir().map_or_else(|_| dir.clone(), |cwd| cwd.join(dir)));
         }
@@ -58,7 +58,7 @@ impl Context {
     }
 
     /// A path for messages: relative to the working directory when below it.
-    pub fn shown(&self, path: &Path) -> PathBuf {
+    pub(super) fn shown(&self, path: &Path) -> PathBuf {
         std::env::current_dir()
             .ok()
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
@@ -69,7 +69,7 @@ impl Context {
 impl Context {
     /// Prints the diagnostics (warnings too) to stderr and returns the desired state when it
     /// is valid.
-    pub fn report_diagnostics(&self) -> Option<&crate::desired::DesiredState> {
+    pub(super) fn report_diagnostics(&self) -> Option<&crate::desired::DesiredState> {
         if !self.loaded.diagnostics.is_empty() {
             super::print_stderr(&crate::render::render_diagnostics(
                 &self.loaded.diagnostics,
@@ -84,6 +84,6 @@ impl Context {
 /// Skips freeing `value`: the process exits right after the command, and freeing a large
 /// desired state or plan one allocation at a time only costs time (tens of milliseconds for
 /// 10,000 instances). The OS reclaims the memory at exit.
-pub fn skip_drop<T>(value: T) {
+pub(super) fn skip_drop<T>(value: T) {
     std::mem::forget(value);
 }

@@ -34,7 +34,7 @@ pub struct DiffArgs {
     pub summary: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8, CliError> {
     if args.offline {
         offline(global, args)
     } else {

@@ -31,7 +31,7 @@ pub struct EventsArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let filter = args
         .instance

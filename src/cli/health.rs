@@ -19,7 +19,7 @@ pub struct HealthArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &HealthArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &HealthArgs) -> Result<u8, CliError> {
     let report: HealthReport =
         Client::new(global)?.get(&format!("/api/instances/{}/health", args.instance))?;
     if args.json {

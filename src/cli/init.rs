@@ -36,7 +36,7 @@ idle_timeout = 300                # seconds without a request before it sleeps; 
 DATA_DIR = "{data_dir}/{name}/{id}"
 "#;
 
-pub fn run(_global: &GlobalArgs, args: &InitArgs) -> Result<u8, CliError> {
+pub(super) fn run(_global: &GlobalArgs, args: &InitArgs) -> Result<u8, CliError> {
     let config = args.dir.join(CONFIG_FILE);
     if config.exists() {
         return Err(CliError::new(format!(

@@ -238,7 +238,7 @@ enum Systemd {
     Started { was_active: bool },
 }
 
-pub fn install(global: &GlobalArgs, args: &InstallArgs) -> Result<u8, CliError> {
+pub(super) fn install(global: &GlobalArgs, args: &InstallArgs) -> Result<u8, CliError> {
     let name = unit_name(&args.name)?;
     if let Some(user) = &args.user {
         check_user_name(user)?;
@@ -435,7 +435,7 @@ fn systemd_report(
     }
 }
 
-pub fn uninstall(_global: &GlobalArgs, args: &UninstallArgs) -> Result<u8, CliError> {
+pub(super) fn uninstall(_global: &GlobalArgs, args: &UninstallArgs) -> Result<u8, CliError> {
     let name = unit_name(&args.name)?;
     let unit = format!("{name}.service");
     let unit_dir = absolute(&args.unit_dir);

@@ -54,7 +54,7 @@ fn target_key(args: &SpawnArgs) -> Result<InstanceKey, CliError> {
     }
 }
 
-pub fn show(result: &ActionResult, json: bool) -> Result<u8, CliError> {
+pub(super) fn show(result: &ActionResult, json: bool) -> Result<u8, CliError> {
     if json {
         let mut text = serde_json::to_string_pretty(result).unwrap_or_default();
         text.push('\n');
@@ -76,7 +76,7 @@ fn path(key: &InstanceKey, action: &str) -> String {
     }
 }
 
-pub fn spawn(global: &GlobalArgs, args: &SpawnArgs) -> Result<u8, CliError> {
+pub(super) fn spawn(global: &GlobalArgs, args: &SpawnArgs) -> Result<u8, CliError> {
     let key = target_key(args)?;
     let request = SpawnRequest {
         process: key.service.to_string(),
@@ -86,22 +86,22 @@ pub fn spawn(global: &GlobalArgs, args: &SpawnArgs) -> Result<u8, CliError> {
     show(&result, args.json)
 }
 
-pub fn stop(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
+pub(super) fn stop(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
     let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "stop"), &())?;
     show(&result, args.json)
 }
 
-pub fn start(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
+pub(super) fn start(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
     let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "start"), &())?;
     show(&result, args.json)
 }
 
-pub fn remove(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
+pub(super) fn remove(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
     let result: ActionResult = Client::new(global)?.delete(&path(&args.instance, ""))?;
     show(&result, args.json)
 }
 
-pub fn restart(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
+pub(super) fn restart(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
     let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "restart"), &())?;
     show(&result, args.json)
 }

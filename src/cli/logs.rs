@@ -53,7 +53,7 @@ fn query(args: &LogsArgs) -> String {
     query.finish()
 }
 
-pub fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let query = query(args);
     let lines: Vec<LogLine> = client.get(&format!("/api/logs?{query}&limit={}", args.limit))?;

@@ -7,7 +7,7 @@ use crate::render::Style;
 
 /// The style for a stream: color on a terminal unless `NO_COLOR` is set (non-empty);
 /// `CLICOLOR_FORCE=1` forces color.
-pub fn style_for(stream: &impl IsTerminal) -> Style {
+pub(super) fn style_for(stream: &impl IsTerminal) -> Style {
     let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
     if set("NO_COLOR") {
         return Style::PLAIN;

@@ -19,7 +19,7 @@ pub struct PsArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let views: Vec<InstanceView> = client.get("/api/instances")?;
     if args.json {

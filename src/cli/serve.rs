@@ -44,7 +44,7 @@ pub struct ServeArgs {
     pub staging: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
     if args.tls || args.email.is_some() || args.staging {
         // A security setting is never ignored: refuse rather than serve plain HTTP.
         return Err(CliError::new(

@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// Renders rows as left-aligned columns separated by two spaces (last column unpadded).
 /// Cells may be colored: their escape sequences take no width.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|title| title.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -51,7 +51,7 @@ fn visible_width(text: &str) -> usize {
 }
 
 /// `42s`, `3m`, `5h`, `2d`.
-pub fn short_duration(seconds: u64) -> String {
+pub(super) fn short_duration(seconds: u64) -> String {
     match seconds {
         0..=59 => format!("{seconds}s"),
         60..=3599 => format!("{}m", seconds / 60),
@@ -61,7 +61,7 @@ pub fn short_duration(seconds: u64) -> String {
 }
 
 /// `15:02:11.123` (UTC) of a time in unix milliseconds.
-pub fn clock(unix_ms: u64) -> String {
+pub(super) fn clock(unix_ms: u64) -> String {
     let time = UNIX_EPOCH + Duration::from_millis(unix_ms);
     let stamp = humantime::format_rfc3339_millis(time).to_string();
     stamp.get(11..23).unwrap_or(&stamp).to_string()

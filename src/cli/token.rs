@@ -33,7 +33,7 @@ pub struct TokenArgs {
     pub quiet: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &TokenArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &TokenArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let request = TokenRequest {
         tenant: args.tenant.clone(),

@@ -61,7 +61,7 @@ pub struct RouteArgs {
     pub json: bool,
 }
 
-pub fn weight(global: &GlobalArgs, args: &WeightArgs) -> Result<u8, CliError> {
+pub(super) fn weight(global: &GlobalArgs, args: &WeightArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
     let result: ActionResult = client.put(
         &format!("/api/instances/{}/weight", args.instance),
@@ -72,7 +72,7 @@ pub fn weight(global: &GlobalArgs, args: &WeightArgs) -> Result<u8, CliError> {
     show(&result, args.json)
 }
 
-pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> Result<u8, CliError> {
+pub(super) fn deploy(global: &GlobalArgs, args: &DeployArgs) -> Result<u8, CliError> {
     let request = DeployRequest {
         process: args.target.service.to_string(),
         version: args.target.id.to_string(),
@@ -83,7 +83,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> Result<u8, CliError> {
     show(&result, args.json)
 }
 
-pub fn route(global: &GlobalArgs, args: &RouteArgs) -> Result<u8, CliError> {
+pub(super) fn route(global: &GlobalArgs, args: &RouteArgs) -> Result<u8, CliError> {
     let request = RouteRequest {
         process: args.service.to_string(),
         from: args.from.clone(),

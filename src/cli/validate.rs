@@ -15,7 +15,7 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliError> {
+pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliError> {
     let context = Context::load(global)?;
     let loaded = &context.loaded;
     let (services, instances) = loaded.desired.as_ref().map_or((0, 0), |desired| {

@@ -16,11 +16,11 @@ use super::diag::Diagnostic;
 use super::model::RunState;
 
 /// The error diagnostics an instance file's new text would have; none: it may be written.
-pub type Check<'a> = &'a CheckFn;
-pub type CheckFn = dyn Fn(&str) -> Vec<Diagnostic>;
+pub(crate) type Check<'a> = &'a CheckFn;
+pub(crate) type CheckFn = dyn Fn(&str) -> Vec<Diagnostic>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum EditError {
+pub(crate) enum EditError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("{path} is not valid TOML ({message}); fix it before changing it with ten")]
@@ -35,14 +35,14 @@ pub enum EditError {
 }
 
 /// The instance file of `key` under `instances_dir`.
-pub fn instance_file_path(instances_dir: &Path, key: &InstanceKey) -> PathBuf {
+pub(crate) fn instance_file_path(instances_dir: &Path, key: &InstanceKey) -> PathBuf {
     instances_dir
         .join(key.service.as_str())
         .join(format!("{}.toml", key.id))
 }
 
 /// Declares `key`: creates its (empty) instance file. Returns false if it existed.
-pub fn create_instance_file(path: &Path, check: Check<'_>) -> Result<bool, EditError> {
+pub(crate) fn create_instance_file(path: &Path, check: Check<'_>) -> Result<bool, EditError> {
     if path.exists() {
         return Ok(false);
     }
@@ -53,7 +53,7 @@ pub fn create_instance_file(path: &Path, check: Check<'_>) -> Result<bool, EditE
 
 /// Sets `state` in the instance file (creating it if needed). Returns false when it already
 /// said so (a file without `state` says "running", the default).
-pub fn set_state(path: &Path, state: RunState, check: Check<'_>) -> Result<bool, EditError> {
+pub(crate) fn set_state(path: &Path, state: RunState, check: Check<'_>) -> Result<bool, EditError> {
     edit(path, check, |document| {
         let current = document.get("state").and_then(|item| item.as_str());
         if current.unwrap_or(RunState::Running.as_str()) == state.as_str() {
@@ -65,7 +65,7 @@ pub fn set_state(path: &Path, state: RunState, check: Check<'_>) -> Result<bool,
 }
 
 /// Sets `weight` in the instance file (creating it if needed).
-pub fn set_weight(path: &Path, weight: u8, check: Check<'_>) -> Result<bool, EditError> {
+pub(crate) fn set_weight(path: &Path, weight: u8, check: Check<'_>) -> Result<bool, EditError> {
     edit(path, check, |document| {
         if document.get("weight").and_then(|item| item.as_integer()) == Some(i64::from(weight)) {
             return false;
@@ -76,7 +76,7 @@ pub fn set_weight(path: &Path, weight: u8, check: Check<'_>) -> Result<bool, Edi
 }
 
 /// Undeclares: removes the instance file. Returns false if there was none.
-pub fn remove_instance_file(path: &Path) -> Result<bool, EditError> {
+pub(crate) fn remove_instance_file(path: &Path) -> Result<bool, EditError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),

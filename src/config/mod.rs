@@ -4,15 +4,15 @@
 //! config discovery. Must not import tokio, nix, hyper or notify: it is pure apart from
 //! `discover`, which looks for files.
 
-pub mod diag;
-pub mod discover;
-pub mod edit;
-pub mod instance_file;
-pub mod model;
+pub(crate) mod diag;
+pub(crate) mod discover;
+pub(crate) mod edit;
+pub(crate) mod instance_file;
+pub(crate) mod model;
 pub mod parse;
-pub mod reader;
-pub mod service;
-pub mod template;
+pub(crate) mod reader;
+pub(crate) mod service;
+pub(crate) mod template;
 
 pub use diag::{Diagnostic, Severity, SourceFile, has_errors, other_files_with_errors};
 pub use discover::{CONFIG_FILE, find_config};

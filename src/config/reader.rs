@@ -13,13 +13,13 @@ use super::diag::{Diagnostic, SourceFile};
 
 /// A value and the byte range of the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spanned<T> {
+pub(crate) struct Spanned<T> {
     pub value: T,
     pub span: Range<usize>,
 }
 
 /// Reads the keys of one table; `section` names it in messages (`[service.notes]`).
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     pub file: &'a SourceFile,
     pub table: &'a dyn TableLike,
     pub section: String,
@@ -28,7 +28,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(
+    pub(crate) fn new(
         file: &'a SourceFile,
         table: &'a dyn TableLike,
         section: impl Into<String>,
@@ -44,7 +44,7 @@ impl<'a> Fields<'a> {
 
     /// Reports every key that is not in `known`. `extra_hint` may explain a key that is
     /// known elsewhere (a service key in an instance file, say).
-    pub fn reject_unknown(
+    pub(crate) fn reject_unknown(
         &self,
         known: &[&str],
         extra_hint: impl Fn(&str) -> Option<String>,
@@ -72,11 +72,11 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn item(&self, key: &str) -> Option<&'a Item> {
+    pub(crate) fn item(&self, key: &str) -> Option<&'a Item> {
         self.table.get(key)
     }
 
-    pub fn key_span(&self, key: &str) -> Range<usize> {
+    pub(crate) fn key_span(&self, key: &str) -> Range<usize> {
         self.table
             .get_key_value(key)
             .and_then(|(key, _)| key.span())
@@ -84,7 +84,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Where the value of `key` is; falls back to the key, then the table.
-    pub fn value_span(&self, key: &str) -> Range<usize> {
+    pub(crate) fn value_span(&self, key: &str) -> Range<usize> {
         self.item(key)
             .and_then(Item::span)
             .unwrap_or_else(|| self.key_span(key))
@@ -105,7 +105,11 @@ impl<'a> Fields<'a> {
         );
     }
 
-    pub fn string(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Spanned<&'a str>> {
+    pub(crate) fn string(
+        &self,
+        key: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<Spanned<&'a str>> {
         let item = self.item(key)?;
         match item.as_str() {
             Some(value) => Some(Spanned {
@@ -119,7 +123,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn bool(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<bool> {
+    pub(crate) fn bool(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<bool> {
         let item = self.item(key)?;
         match item.as_bool() {
             Some(value) => Some(value),
@@ -131,7 +135,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An integer within `range`; `unit` is shown in messages ("MB", "percent").
-    pub fn integer(
+    pub(crate) fn integer(
         &self,
         key: &str,
         range: Range<i64>,
@@ -178,7 +182,7 @@ impl<'a> Fields<'a> {
 
     /// A duration: an integer number of `unit`s (seconds or milliseconds, as the original tenement
     /// write them) or a string like "30s" or "5m". At least `min`.
-    pub fn duration(
+    pub(crate) fn duration(
         &self,
         key: &str,
         unit: TimeUnit,
@@ -235,7 +239,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An array of strings, each with its own span.
-    pub fn string_list(
+    pub(crate) fn string_list(
         &self,
         key: &str,
         diagnostics: &mut Vec<Diagnostic>,
@@ -272,7 +276,11 @@ impl<'a> Fields<'a> {
     }
 
     /// A sub-table, written either as `[section.key]` or inline as `key = { ... }`.
-    pub fn table(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<&'a dyn TableLike> {
+    pub(crate) fn table(
+        &self,
+        key: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<&'a dyn TableLike> {
         let item = self.item(key)?;
         match item.as_table_like() {
             Some(table) => Some(table),
@@ -284,7 +292,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Reports `key` as required and missing.
-    pub fn missing(&self, key: &str, hint: &str, diagnostics: &mut Vec<Diagnostic>) {
+    pub(crate) fn missing(&self, key: &str, hint: &str, diagnostics: &mut Vec<Diagnostic>) {
         diagnostics.push(
             Diagnostic::at(
                 self.file,
@@ -298,7 +306,7 @@ impl<'a> Fields<'a> {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum TimeUnit {
+pub(crate) enum TimeUnit {
     Seconds,
     Millis,
 }
@@ -320,7 +328,7 @@ impl TimeUnit {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+pub(crate) fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     candidates
         .iter()
         .map(|candidate| (strsim::jaro_winkler(word, candidate), *candidate))
@@ -330,7 +338,7 @@ pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 }
 
 /// "a string", "an integer", ... for messages.
-pub fn describe_item(item: &Item) -> &'static str {
+pub(crate) fn describe_item(item: &Item) -> &'static str {
     match item {
         Item::None => "nothing",
         Item::Value(value) => describe_value(value),
@@ -339,7 +347,7 @@ pub fn describe_item(item: &Item) -> &'static str {
     }
 }
 
-pub fn describe_value(value: &Value) -> &'static str {
+pub(crate) fn describe_value(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "a string",
         Value::Integer(_) => "an integer",
@@ -353,7 +361,7 @@ pub fn describe_value(value: &Value) -> &'static str {
 
 /// Where `needle` occurs inside the source of `span`, or `span` itself: points a problem
 /// found in a parsed string (an unknown `{var}`) at its place in the file.
-pub fn locate(file: &SourceFile, span: &Range<usize>, needle: &str) -> Range<usize> {
+pub(crate) fn locate(file: &SourceFile, span: &Range<usize>, needle: &str) -> Range<usize> {
     file.text
         .get(span.clone())
         .and_then(|source| source.find(needle))

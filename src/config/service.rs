@@ -36,11 +36,11 @@ pub const SERVICE_KEYS: &[&str] = &[
 ];
 
 /// Environment variables ten sets itself for every instance.
-pub const RESERVED_ENV: &[&str] = &["PORT", "SOCKET_PATH"];
+pub(crate) const RESERVED_ENV: &[&str] = &["PORT", "SOCKET_PATH"];
 
 /// Reads one service table. `name` is `None` when the name itself was invalid (already
 /// reported); the table is still checked so that all problems show at once.
-pub fn parse_service(
+pub(crate) fn parse_service(
     fields: &Fields<'_>,
     name: Option<ServiceName>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -253,7 +253,7 @@ fn parse_argv(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<
 }
 
 /// Parses a template string, reporting unknown variables and variables not in `allowed`.
-pub fn template(
+pub(crate) fn template(
     fields: &Fields<'_>,
     key: &str,
     text: &Spanned<&str>,
@@ -355,7 +355,7 @@ fn parse_stop_signal(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> 
 }
 
 /// A keyword value such as `isolation = "namespace"`.
-pub fn keyword<T>(
+pub(crate) fn keyword<T>(
     fields: &Fields<'_>,
     key: &str,
     keywords: &[&str],
@@ -385,13 +385,13 @@ pub fn keyword<T>(
 
 /// The resource limits a service sets and an instance may override.
 #[derive(Debug, Default)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub memory_limit_mb: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub storage_quota_mb: Option<u64>,
 }
 
-pub fn parse_limits(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Limits {
+pub(crate) fn parse_limits(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Limits {
     Limits {
         memory_limit_mb: fields.integer("memory_limit_mb", 1..(1 << 40), "MB", diagnostics),
         cpu_shares: fields.integer("cpu_shares", 2..262_145, "shares", diagnostics),
@@ -399,7 +399,7 @@ pub fn parse_limits(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> L
     }
 }
 
-pub fn parse_weight(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<u8> {
+pub(crate) fn parse_weight(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<u8> {
     fields
         .integer("weight", 0..101, "(percent of traffic)", diagnostics)
         .map(|weight| weight as u8)
@@ -433,7 +433,7 @@ fn parse_user(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<
 
 /// `env` table: names are environment variable names; values strings (numbers and booleans
 /// are accepted and written as text), with template variables.
-pub fn parse_env(
+pub(crate) fn parse_env(
     fields: &Fields<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<BTreeMap<String, Template>> {

@@ -37,7 +37,7 @@ impl Var {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Segment {
+pub(crate) enum Segment {
     Text(String),
     Var(Var),
 }

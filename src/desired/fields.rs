@@ -20,7 +20,7 @@ pub enum FieldValue {
 }
 
 /// A field path. Known field names are static strings (no allocation per instance).
-pub type FieldPath = Cow<'static, str>;
+pub(crate) type FieldPath = Cow<'static, str>;
 
 /// Field path -> value, ordered by path; [`rank`] gives the display order.
 ///
@@ -78,7 +78,7 @@ impl FieldMap {
 
 /// The path as a static string when it is a known field name, so maps read back from the
 /// observed-state record share their keys too.
-pub fn intern(path: String) -> FieldPath {
+pub(crate) fn intern(path: String) -> FieldPath {
     match INSTANCE_FIELDS.iter().find(|field| field.name == path) {
         Some(field) => Cow::Borrowed(field.name),
         None => Cow::Owned(path),
@@ -233,17 +233,17 @@ fn lookup(path: &str) -> Option<(usize, &'static FieldDef)> {
 
 /// Whether changing `path` forces a restart. Unknown fields (from another version of ten)
 /// conservatively do.
-pub fn effect(path: &str) -> Effect {
+pub(crate) fn effect(path: &str) -> Effect {
     lookup(path).map_or(ForcesRestart, |(_, field)| field.effect)
 }
 
 /// Display position of `path`; unknown fields go last.
-pub fn rank(path: &str) -> usize {
+pub(crate) fn rank(path: &str) -> usize {
     lookup(path).map_or(INSTANCE_FIELDS.len(), |(index, _)| index)
 }
 
 /// Whether `path = value` is shown in the plan of a new instance.
-pub fn shown_on_create(path: &str, value: &FieldValue) -> bool {
+pub(crate) fn shown_on_create(path: &str, value: &FieldValue) -> bool {
     let Some((_, field)) = lookup(path) else {
         return false;
     };
@@ -259,16 +259,11 @@ pub fn shown_on_create(path: &str, value: &FieldValue) -> bool {
 const SECRET_MARKERS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL"];
 
 /// Whether the value of `path` must be masked as `(sensitive)`.
-pub fn is_sensitive(path: &str) -> bool {
+pub(crate) fn is_sensitive(path: &str) -> bool {
     path.strip_prefix("env.").is_some_and(|name| {
         let upper = name.to_ascii_uppercase();
         SECRET_MARKERS.iter().any(|marker| upper.contains(marker))
     })
-}
-
-/// Sorts paths into display order.
-pub fn sort_for_display(paths: &mut [&str]) {
-    paths.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
 }
 
 impl fmt::Display for FieldValue {
@@ -303,7 +298,7 @@ impl FieldValue {
 }
 
 /// A double-quoted string with `"`, `\` and control characters escaped.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -405,13 +400,6 @@ mod tests {
         for path in ["env.LOG_LEVEL", "command", "weight"] {
             assert!(!is_sensitive(path), "{path}");
         }
-    }
-
-    #[test]
-    fn display_order_puts_command_first_and_env_sorted() {
-        let mut paths = vec!["weight", "env.B", "command", "env.A", "zzz"];
-        sort_for_display(&mut paths);
-        assert_eq!(paths, ["command", "env.A", "env.B", "weight", "zzz"]);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! Reading files happens in [`load`] and `scan`; merging ([`resolve`]) is pure. Must not import
 //! tokio, nix, hyper or notify (the server calls [`load`] from a blocking task).
 
-pub mod fields;
-pub mod scan;
-pub mod spec;
+pub(crate) mod fields;
+pub(crate) mod scan;
+pub(crate) mod spec;
 
 use std::collections::BTreeMap;
 use std::path::Path;

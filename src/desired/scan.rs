@@ -16,21 +16,21 @@ use rayon::prelude::*;
 
 /// One instance file, read but not parsed.
 #[derive(Debug, Clone)]
-pub struct ScannedFile {
+pub(crate) struct ScannedFile {
     pub key: InstanceKey,
     /// `path` is shown relative to the directory of tenement.toml.
     pub file: SourceFile,
 }
 
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     /// Sorted by key.
     pub files: Vec<ScannedFile>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 /// Whether a directory entry named `name` is skipped (hidden, editor temporary).
-pub fn is_ignored(name: &str) -> bool {
+pub(crate) fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with(".swp")
         || name.ends_with('~')
@@ -39,7 +39,7 @@ pub fn is_ignored(name: &str) -> bool {
 }
 
 /// Reads every instance file under `instances_dir`. A missing directory declares nothing.
-pub fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
+pub(crate) fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
     let mut scan = Scan::default();
     let shown = |path: &Path| -> PathBuf {
         path.strip_prefix(config_dir)

@@ -75,7 +75,7 @@ pub struct InstanceSpec {
 }
 
 /// The data directory of one instance.
-pub fn instance_data_dir(data_dir: &Path, key: &InstanceKey) -> PathBuf {
+pub(crate) fn instance_data_dir(data_dir: &Path, key: &InstanceKey) -> PathBuf {
     data_dir.join(key.service.as_str()).join(key.id.as_str())
 }
 
@@ -294,7 +294,7 @@ fn text_path(path: &Path) -> FieldValue {
 }
 
 /// Whole seconds as an integer (as the original tenement writes them), anything finer as "1.5s".
-pub fn duration(value: Duration) -> FieldValue {
+pub(crate) fn duration(value: Duration) -> FieldValue {
     if value.subsec_nanos() == 0 {
         FieldValue::Int(value.as_secs())
     } else {

@@ -3,8 +3,8 @@
 //! `model` is pure data; `record` reads and writes `{data_dir}/state.json`. Must not import
 //! tokio, nix, hyper or notify.
 
-pub mod model;
-pub mod record;
+pub(crate) mod model;
+pub(crate) mod record;
 
 pub use model::{ExitInfo, Health, ObservedInstance, ObservedState, Phase, Usage};
 pub use record::{Record, RecordError, read_record, record_path, write_record};

@@ -111,7 +111,7 @@ impl fmt::Display for ExitInfo {
 }
 
 /// Names of the common Linux signals, for messages.
-pub fn signal_name(signal: i32) -> Option<&'static str> {
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {
         1 => "HUP",
         2 => "INT",

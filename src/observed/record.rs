@@ -26,8 +26,8 @@ use super::model::{ObservedInstance, ObservedState};
 use crate::desired::FieldMap;
 use crate::names::InstanceKey;
 
-pub const RECORD_FILE: &str = "state.json";
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const RECORD_FILE: &str = "state.json";
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -143,7 +143,7 @@ pub fn write_record(data_dir: &Path, observed: &ObservedState) -> io::Result<()>
     crate::files::write_atomically(&record_path(data_dir), &bytes, 0o600)
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())

@@ -9,7 +9,7 @@
 //! converged (a changed spec is used at the next wake). Exited and failed instances are drift
 //! and are started again.
 
-pub mod model;
+pub(crate) mod model;
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;

@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::supervisor::gate::Target;
 
 /// Opens a connection to `target`.
-pub async fn connect(target: &Target) -> io::Result<Stream> {
+pub(crate) async fn connect(target: &Target) -> io::Result<Stream> {
     match target {
         Target::Tcp(port) => {
             let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).await?;
@@ -24,7 +24,7 @@ pub async fn connect(target: &Target) -> io::Result<Stream> {
 }
 
 /// A connection to a backend, either kind.
-pub enum Stream {
+pub(crate) enum Stream {
     Tcp(TokioIo<TcpStream>),
     Unix(TokioIo<UnixStream>),
 }

@@ -16,11 +16,11 @@
 //! Counted (`crate::metrics`, atomics): the status of every answer to a request for a declared
 //! instance or service, and how long requests waited for a wake.
 
-pub mod connector;
-pub mod pool;
-pub mod retry;
-pub mod routes;
-pub mod timers;
+pub(crate) mod connector;
+pub(crate) mod pool;
+pub(crate) mod retry;
+pub(crate) mod routes;
+pub(crate) mod timers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,14 +49,14 @@ use timers::Timers;
 
 /// The client at the other end of a connection (made once per connection, borrowed by each
 /// request).
-pub struct Peer {
+pub(crate) struct Peer {
     pub address: SocketAddr,
     /// Its IP address as an `X-Forwarded-For` value, made once per connection.
     forwarded_for: HeaderValue,
 }
 
 impl Peer {
-    pub fn new(address: SocketAddr) -> Self {
+    pub(crate) fn new(address: SocketAddr) -> Self {
         let forwarded_for = HeaderValue::try_from(address.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Self {
@@ -67,7 +67,7 @@ impl Peer {
 }
 
 /// Where a request goes.
-pub enum Routed {
+pub(crate) enum Routed {
     /// For ten's own pages (health, API, dashboard).
     Own(Request<Incoming>),
     /// Answered already (undeclared, or no instance takes traffic).
@@ -81,7 +81,7 @@ pub enum Routed {
     ),
 }
 
-pub struct Proxy {
+pub(crate) struct Proxy {
     routes: Arc<ArcSwap<RouteTable>>,
     /// This worker's connections to backends.
     pool: Arc<Pool<UpstreamBody>>,
@@ -119,7 +119,7 @@ impl Refusal {
 }
 
 impl Proxy {
-    pub fn new(routes: Arc<ArcSwap<RouteTable>>, timers: Timers) -> Self {
+    pub(crate) fn new(routes: Arc<ArcSwap<RouteTable>>, timers: Timers) -> Self {
         Self {
             routes,
             pool: Arc::new(Pool::new(timers)),
@@ -127,18 +127,18 @@ impl Proxy {
     }
 
     /// The backend connection pool, for its upkeep task (`Pool::maintain`).
-    pub fn pool(&self) -> Arc<Pool<UpstreamBody>> {
+    pub(crate) fn pool(&self) -> Arc<Pool<UpstreamBody>> {
         Arc::clone(&self.pool)
     }
 
     /// Whether `/metrics` is served without a token, per the current configuration.
-    pub fn public_metrics(&self) -> bool {
+    pub(crate) fn public_metrics(&self) -> bool {
         self.routes.load().public_metrics()
     }
 
     /// Where a request goes: to an instance (of a service, by weight), to ten's own pages, or
     /// answered at once. Not async, so that a request's future holds only `forward`'s state.
-    pub fn route(&self, request: Request<Incoming>, host: &str) -> Routed {
+    pub(crate) fn route(&self, request: Request<Incoming>, host: &str) -> Routed {
         let table = self.routes.load();
         match table.resolve(host, request.uri().path()) {
             Resolved::Own => Routed::Own(request),
@@ -162,7 +162,7 @@ impl Proxy {
     /// fails. Every answer is counted by status. The future owns what it needs, so a
     /// request's future is this one alone (hyper keeps one allocated per open connection and
     /// moves each request's into it).
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         route: Arc<InstanceRoute>,
         service: Option<Arc<ServiceRoute>>,

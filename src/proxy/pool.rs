@@ -36,14 +36,14 @@ use super::timers::Timers;
 use crate::supervisor::gate::Target;
 
 /// How long an unused connection is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this many idle connections per backend.
 const MAX_IDLE_PER_TARGET: usize = 256;
 /// How often `maintain` runs.
 const TICK: Duration = Duration::from_secs(1);
 
 /// Connections that send request bodies of type `B`.
-pub struct Pool<B = Incoming> {
+pub(crate) struct Pool<B = Incoming> {
     idle: Mutex<HashMap<Target, Vec<Idle<B>>>>,
     /// Seconds (ticks of `maintain`) since the pool began: a clock that costs nothing to read.
     ticks: AtomicU64,
@@ -60,7 +60,7 @@ struct Idle<B> {
 type Timer = Pin<Box<Sleep>>;
 
 /// A connection in use; `release` gives it back.
-pub struct Pooled<B = Incoming> {
+pub(crate) struct Pooled<B = Incoming> {
     sender: SendRequest<B>,
     timer: Timer,
     target: Target,
@@ -70,14 +70,14 @@ pub struct Pooled<B = Incoming> {
 /// A request that got no response head from its backend: why, and the request itself if it
 /// never left (so it may be sent again, whatever its method and body).
 #[derive(Debug)]
-pub struct Failed<B = Incoming> {
+pub(crate) struct Failed<B = Incoming> {
     pub error: SendError,
     pub unsent: Option<Request<B>>,
 }
 
 /// Why a request got no response from its backend.
 #[derive(Debug)]
-pub enum SendError {
+pub(crate) enum SendError {
     Connect(std::io::Error),
     Http(hyper::Error),
     /// No response head within this long.
@@ -105,7 +105,7 @@ impl SendError {
     /// Whether the connection was refused, or broke before the response head: what a backend
     /// that is gone (or going) does. Not a timeout (the backend may still be at work) nor a
     /// response that could not be parsed (the backend answered).
-    pub fn lost_connection(&self) -> bool {
+    pub(crate) fn lost_connection(&self) -> bool {
         match self {
             SendError::Connect(_) => true,
             SendError::Timeout(_) => false,
@@ -127,7 +127,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    pub fn new(timers: Timers) -> Self {
+    pub(crate) fn new(timers: Timers) -> Self {
         Pool {
             idle: Mutex::default(),
             ticks: AtomicU64::new(0),
@@ -135,7 +135,7 @@ where
         }
     }
 
-    pub fn timers(&self) -> &Timers {
+    pub(crate) fn timers(&self) -> &Timers {
         &self.timers
     }
 
@@ -143,7 +143,7 @@ where
     /// response head. On success, the response and its connection (to release when the
     /// response body has been read). A failure is boxed: it is rare, and would otherwise
     /// enlarge every request's future by a request.
-    pub async fn send(
+    pub(crate) async fn send(
         self: &Arc<Self>,
         target: &Target,
         mut request: Request<B>,
@@ -225,7 +225,8 @@ where
     }
 
     /// How many connections are idle, over all targets (for tests and diagnostics).
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()
     }
@@ -233,7 +234,7 @@ where
     /// Runs forever: every second, drops connections idle too long or closed by their
     /// backend. Its timer, always pending, also keeps a request's timeout from waking the
     /// timer thread (tokio wakes its driver when a timer is set earlier than any other).
-    pub async fn maintain(self: Arc<Self>) {
+    pub(crate) async fn maintain(self: Arc<Self>) {
         let limit = IDLE_TIMEOUT.as_secs();
         loop {
             self.timers.sleep_until(Instant::now() + TICK).await;
@@ -255,7 +256,7 @@ where
 {
     /// Gives the connection back to the pool once it can take the next request: at once in
     /// the usual case, or when it becomes ready (it never does if the backend closes it).
-    pub fn release(mut self) {
+    pub(crate) fn release(mut self) {
         if self.sender.is_ready() {
             self.pool.put(self.target, self.sender, self.timer);
         } else if !self.sender.is_closed() {

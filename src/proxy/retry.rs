@@ -51,13 +51,13 @@ use super::{Refusal, refusal, wait_for_backend};
 /// How long the backend that failed may stay the instance's current one before it is taken to
 /// be alive (and the failure a 502). The instance's task closes the backend of a process that
 /// ended within milliseconds of its end.
-pub const GRACE: Duration = Duration::from_millis(100);
+pub(crate) const GRACE: Duration = Duration::from_millis(100);
 /// At most this many sends after the first (each after a failure before any answer).
 const MAX_RESENDS: usize = 4;
 
 /// Whether a request that was sent and got no answer may be sent again: an idempotent method
 /// (as HTTP defines them) and no body (a body streams from the client: it cannot be sent twice).
-pub fn resendable(method: &Method, has_body: bool) -> bool {
+pub(crate) fn resendable(method: &Method, has_body: bool) -> bool {
     !has_body
         && (*method == Method::GET
             || *method == Method::HEAD
@@ -71,7 +71,7 @@ pub fn resendable(method: &Method, has_body: bool) -> bool {
 /// give back once it has taken the request. Its headers are a plain list, in order (one
 /// allocation, where a copy of the header map takes two and copies its index too); the map
 /// is made again only when the request is sent again.
-pub struct Head {
+pub(crate) struct Head {
     method: Method,
     /// The request's target: the backend gets the origin form (`/path?query`, or `*`).
     target: PathAndQuery,
@@ -81,7 +81,7 @@ pub struct Head {
 
 impl Head {
     /// The copy to keep of `request` (as the backend gets it), if it may be sent again.
-    pub fn of(request: &Request<UpstreamBody>) -> Option<Head> {
+    pub(crate) fn of(request: &Request<UpstreamBody>) -> Option<Head> {
         let has_body = !http_body::Body::is_end_stream(request.body());
         let uri = request.uri();
         if !resendable(request.method(), has_body) || uri.scheme().is_some() {
@@ -119,7 +119,7 @@ impl Head {
 
 /// A request's body on its way to a backend: the client's, or none (a request sent again from
 /// the copy of its head).
-pub enum UpstreamBody {
+pub(crate) enum UpstreamBody {
     Client(Incoming),
     Empty,
 }

@@ -22,18 +22,17 @@ use crate::names::InstanceKey;
 use crate::supervisor::gate::{Gate, Lease};
 
 /// What the proxy knows of one declared instance.
-pub struct InstanceRoute {
+pub(crate) struct InstanceRoute {
     pub key: InstanceKey,
     /// `None` while the instance was never applied (no process was ever asked for).
     pub gate: Option<Arc<Gate>>,
     pub state: RunState,
-    pub weight: u8,
     pub request_timeout: Duration,
     pub startup_timeout: Duration,
 }
 
 /// The instances of a service that take traffic, by weight.
-pub struct ServiceRoute {
+pub(crate) struct ServiceRoute {
     pub name: String,
     /// (cumulative weight, instance), instances with weight 0 left out.
     members: Vec<(u64, Arc<InstanceRoute>)>,
@@ -42,7 +41,7 @@ pub struct ServiceRoute {
 
 impl ServiceRoute {
     /// An instance picked in proportion to its weight; `None` when none takes traffic.
-    pub fn pick(&self) -> Option<&Arc<InstanceRoute>> {
+    pub(crate) fn pick(&self) -> Option<&Arc<InstanceRoute>> {
         let total = self.members.last()?.0;
         // A counter spread by a multiplicative hash: proportional, lock-free, no RNG state.
         let n = self.picks.fetch_add(1, Ordering::Relaxed);
@@ -56,7 +55,10 @@ impl ServiceRoute {
     /// An instance other than `except` that takes traffic now, with a lease on its backend:
     /// a pick by weight if it has a backend, else the first member that does. For a request
     /// whose instance failed before answering, or is restarting.
-    pub fn another(&self, except: &Arc<InstanceRoute>) -> Option<(Arc<InstanceRoute>, Lease)> {
+    pub(crate) fn another(
+        &self,
+        except: &Arc<InstanceRoute>,
+    ) -> Option<(Arc<InstanceRoute>, Lease)> {
         let usable = |route: &Arc<InstanceRoute>| {
             if Arc::ptr_eq(route, except) || route.state == RunState::Stopped {
                 return None;
@@ -71,7 +73,7 @@ impl ServiceRoute {
 }
 
 /// Where a request goes.
-pub enum Resolved<'a> {
+pub(crate) enum Resolved<'a> {
     /// ten's own pages and API.
     Own,
     Instance(&'a Arc<InstanceRoute>),
@@ -81,7 +83,7 @@ pub enum Resolved<'a> {
 }
 
 #[derive(Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     domain: String,
     /// By `ID.SERVICE`.
     instances: HashMap<String, Arc<InstanceRoute>>,
@@ -96,7 +98,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// The table for `desired`; `gate` gives the gate of an applied instance.
-    pub fn build(
+    pub(crate) fn build(
         domain: &str,
         desired: &DesiredState,
         gate: impl Fn(&InstanceKey) -> Option<Arc<Gate>>,
@@ -108,7 +110,6 @@ impl RouteTable {
                 key: key.clone(),
                 gate: gate(key),
                 state: spec.state,
-                weight: spec.weight,
                 request_timeout: spec.request_timeout,
                 startup_timeout: spec.startup_timeout,
             });
@@ -164,12 +165,8 @@ impl RouteTable {
         }
     }
 
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
     /// Whether `/metrics` is served without a token (`settings.public_metrics`).
-    pub fn public_metrics(&self) -> bool {
+    pub(crate) fn public_metrics(&self) -> bool {
         self.public_metrics
     }
 
@@ -189,7 +186,7 @@ impl RouteTable {
     }
 
     /// Where a request for `host` (lowercase, no port) and `path` goes.
-    pub fn resolve(&self, host: &str, path: &str) -> Resolved<'_> {
+    pub(crate) fn resolve(&self, host: &str, path: &str) -> Resolved<'_> {
         if host == self.domain {
             if let Some((_, target)) = self
                 .paths

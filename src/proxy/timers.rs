@@ -18,11 +18,11 @@ use tokio::runtime::{Builder, Handle};
 use tokio::time::{Instant, Sleep, Timeout};
 
 #[derive(Clone, Debug)]
-pub struct Timers(Handle);
+pub(crate) struct Timers(Handle);
 
 impl Timers {
     /// Starts the thread that keeps the timers, for as long as the process runs.
-    pub fn start() -> io::Result<Timers> {
+    pub(crate) fn start() -> io::Result<Timers> {
         let runtime = Builder::new_current_thread().enable_time().build()?;
         let handle = runtime.handle().clone();
         std::thread::Builder::new()
@@ -32,16 +32,17 @@ impl Timers {
     }
 
     /// The current runtime's timers (for tests).
-    pub fn current() -> Timers {
+    #[cfg(test)]
+    pub(crate) fn current() -> Timers {
         Timers(Handle::current())
     }
 
-    pub fn sleep_until(&self, deadline: Instant) -> Sleep {
+    pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
         let _timers = self.0.enter();
         tokio::time::sleep_until(deadline)
     }
 
-    pub fn timeout_at<F: Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
+    pub(crate) fn timeout_at<F: Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
         let _timers = self.0.enter();
         tokio::time::timeout_at(deadline, future)
     }

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::observed::{ObservedState, write_record};
 
-pub struct RecordWriter {
+pub(super) struct RecordWriter {
     data_dir: PathBuf,
     /// The generation last written; a write of an older one is skipped.
     written: Arc<Mutex<u64>>,
 }
 
 impl RecordWriter {
-    pub fn new(data_dir: PathBuf) -> Self {
+    pub(super) fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
             written: Arc::default(),
@@ -22,12 +22,12 @@ impl RecordWriter {
     }
 
     /// Writes in the background.
-    pub fn write(&self, observed: ObservedState) {
+    pub(super) fn write(&self, observed: ObservedState) {
         tokio::task::spawn_blocking(self.write_task(observed));
     }
 
     /// Writes and waits (at shutdown).
-    pub async fn write_now(&self, observed: ObservedState) {
+    pub(super) async fn write_now(&self, observed: ObservedState) {
         let _ = tokio::task::spawn_blocking(self.write_task(observed)).await;
     }
 

@@ -12,7 +12,7 @@ use crate::desired::{DesiredState, FieldMap, FieldValue, InstanceSpec};
 const MASK: &str = "(sensitive)";
 
 /// The effective configuration as a JSON value (the TOML form is made from it).
-pub fn effective_config(desired: &DesiredState, show_sensitive: bool) -> Value {
+pub(crate) fn effective_config(desired: &DesiredState, show_sensitive: bool) -> Value {
     let config = &desired.config;
     let mut services = Map::new();
     for (name, service) in &config.services {
@@ -124,7 +124,7 @@ fn routing_value(config: &Config) -> Value {
 }
 
 /// One instance's effective spec (`ten config --instance S:ID`), secrets masked unless asked.
-pub fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
+pub(crate) fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
     let fields: &FieldMap = spec.fields();
     let mut out = Map::new();
     out.insert("instance".into(), Value::String(spec.key.to_string()));
@@ -154,7 +154,7 @@ pub fn instance_value(spec: &InstanceSpec, show_sensitive: bool) -> Value {
 }
 
 /// Renders a JSON object as TOML: nulls are left out, nested objects become tables.
-pub fn to_toml(value: &Value, header: &str) -> String {
+pub(crate) fn to_toml(value: &Value, header: &str) -> String {
     let mut document = DocumentMut::new();
     if let Some(Value::Object(mut map)) = prune(value) {
         // The path of the file is in the header; it is not a key of tenement.toml.

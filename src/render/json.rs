@@ -7,7 +7,7 @@ use crate::config::Diagnostic;
 use crate::plan::Plan;
 
 /// Version of the JSON documents of `validate` and `config`.
-pub const JSON_FORMAT_VERSION: u32 = 1;
+pub(crate) const JSON_FORMAT_VERSION: u32 = 1;
 
 fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
@@ -48,6 +48,6 @@ pub fn validation_json(
     }))
 }
 
-pub fn to_pretty(value: &Value) -> String {
+pub(crate) fn to_pretty(value: &Value) -> String {
     pretty(value)
 }

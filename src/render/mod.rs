@@ -4,11 +4,11 @@
 //! PURE and total: takes data, returns strings; never prints, never fails. Must not import
 //! tokio, nix, hyper or notify.
 
-pub mod config_view;
-pub mod diagnostics;
-pub mod json;
-pub mod plan_text;
-pub mod style;
+pub(crate) mod config_view;
+pub(crate) mod diagnostics;
+pub(crate) mod json;
+pub(crate) mod plan_text;
+pub(crate) mod style;
 
 pub use diagnostics::{render_diagnostics, render_each};
 pub use json::{plan_json, validation_json};

@@ -26,7 +26,7 @@ pub enum AdoptError {
 /// upgraded): checks it is the same process (pid and start time), and reports its exit
 /// through a pidfd, which becomes readable when the process ends. The exit status of a
 /// process that is not our child cannot be known.
-pub fn adopt_process(pid: u32, start_time: u64) -> Result<Started, AdoptError> {
+pub(crate) fn adopt_process(pid: u32, start_time: u64) -> Result<Started, AdoptError> {
     let raw_pid = i32::try_from(pid).map_err(|_| AdoptError::Gone { pid })?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, raw_pid, 0) };

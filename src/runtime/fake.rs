@@ -30,12 +30,12 @@ struct FakeState {
 }
 
 #[derive(Clone, Default)]
-pub struct FakeRuntime {
+pub(crate) struct FakeRuntime {
     state: Arc<Mutex<FakeState>>,
 }
 
 impl FakeRuntime {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -46,14 +46,14 @@ impl FakeRuntime {
     }
 
     /// Ends process `pid` with `exit`, as if it exited by itself.
-    pub fn exit(&self, pid: u32, exit: ProcessExit) {
+    pub(crate) fn exit(&self, pid: u32, exit: ProcessExit) {
         if let Some((_, sender)) = self.lock().running.remove(&pid) {
             let _ = sender.send(exit);
         }
     }
 
     /// The pid of `key`'s running process, if any.
-    pub fn pid_of(&self, key: &InstanceKey) -> Option<u32> {
+    pub(crate) fn pid_of(&self, key: &InstanceKey) -> Option<u32> {
         self.lock()
             .running
             .iter()
@@ -61,25 +61,25 @@ impl FakeRuntime {
             .map(|(pid, _)| *pid)
     }
 
-    pub fn launches(&self) -> Vec<Launch> {
+    pub(crate) fn launches(&self) -> Vec<Launch> {
         self.lock().launches.clone()
     }
 
     /// A process of `key` that an earlier ten left running, for [`Runtime::adopt`].
-    pub fn leave_running(&self, key: &InstanceKey, pid: u32, start_time: u64) {
+    pub(crate) fn leave_running(&self, key: &InstanceKey, pid: u32, start_time: u64) {
         self.lock().leftovers.insert(pid, (key.clone(), start_time));
     }
 
     /// Pids whose end was reported with [`Runtime::forget`].
-    pub fn forgotten(&self) -> Vec<u32> {
+    pub(crate) fn forgotten(&self) -> Vec<u32> {
         self.lock().forgotten.clone()
     }
 
-    pub fn signals(&self) -> Vec<(u32, GroupSignal)> {
+    pub(crate) fn signals(&self) -> Vec<(u32, GroupSignal)> {
         self.lock().signals.clone()
     }
 
-    pub fn set_healthy(&self, key: &InstanceKey, healthy: bool) {
+    pub(crate) fn set_healthy(&self, key: &InstanceKey, healthy: bool) {
         let mut state = self.lock();
         if healthy {
             state.unhealthy.remove(key);
@@ -88,16 +88,16 @@ impl FakeRuntime {
         }
     }
 
-    pub fn fail_spawns(&self, key: &InstanceKey) {
+    pub(crate) fn fail_spawns(&self, key: &InstanceKey) {
         self.lock().failing_spawns.insert(key.clone());
     }
 
     /// Every process reports `usage` from now on.
-    pub fn set_usage(&self, usage: crate::observed::Usage) {
+    pub(crate) fn set_usage(&self, usage: crate::observed::Usage) {
         self.lock().usage = usage;
     }
 
-    pub fn ignore_stop_signal(&self, key: &InstanceKey) {
+    pub(crate) fn ignore_stop_signal(&self, key: &InstanceKey) {
         self.lock().stubborn.insert(key.clone());
     }
 }

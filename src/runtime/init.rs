@@ -46,7 +46,7 @@ const FORWARDED: [Signal; 8] = [
 ];
 
 /// The hidden subcommand that runs [`main`].
-pub const SUBCOMMAND: &str = "__init";
+pub(crate) const SUBCOMMAND: &str = "__init";
 
 /// Exit code when the namespace cannot be set up or the program cannot run.
 const SETUP_FAILED: i32 = 127;
@@ -58,7 +58,7 @@ fn fail(what: &str, error: impl std::fmt::Display) -> ! {
 }
 
 /// `ten __init [--uid=N --gid=N] -- PROGRAM [ARGS...]`: the arguments after `__init`.
-pub fn main(args: Vec<OsString>) -> ! {
+pub(crate) fn main(args: Vec<OsString>) -> ! {
     let mut user = (None, None);
     let mut rest = args.into_iter();
     for arg in rest.by_ref() {

@@ -13,21 +13,22 @@
 //! The supervisor talks to the OS only through the [`Runtime`] trait: [`OsRuntime`] is the
 //! real one, [`fake::FakeRuntime`] a scriptable one for tests on paused time.
 
-pub mod adopt;
-pub mod cgroup;
-pub mod fake;
-pub mod init;
-pub mod launch;
+pub(crate) mod adopt;
+pub(crate) mod cgroup;
+#[cfg(test)]
+pub(crate) mod fake;
+pub(crate) mod init;
+pub(crate) mod launch;
 pub mod logs;
-pub mod ports;
-pub mod probe;
+pub(crate) mod ports;
+pub(crate) mod probe;
 pub mod proc;
-pub mod process;
-pub mod reaper;
-pub mod sandbox;
-pub mod signal;
-pub mod spare;
-pub mod storage;
+pub(crate) mod process;
+pub(crate) mod reaper;
+pub(crate) mod sandbox;
+pub(crate) mod signal;
+pub(crate) mod spare;
+pub(crate) mod storage;
 pub mod table;
 
 use std::collections::HashMap;

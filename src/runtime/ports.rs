@@ -84,12 +84,12 @@ impl PortAllocator {
 }
 
 /// Whether nothing listens on 127.0.0.1:`port` (a bind succeeds).
-pub fn port_is_free(port: u16) -> bool {
+pub(crate) fn port_is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 /// The kernel's ephemeral port range (outgoing connections take ports from it).
-pub fn ephemeral_range() -> Option<(u16, u16)> {
+pub(crate) fn ephemeral_range() -> Option<(u16, u16)> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut parts = text.split_whitespace().map(str::parse::<u16>);
     Some((parts.next()?.ok()?, parts.next()?.ok()?))

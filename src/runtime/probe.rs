@@ -29,7 +29,7 @@ pub struct Probe {
 /// Why a probe failed, for events and `ten health`.
 pub type ProbeResult = Result<(), String>;
 
-pub async fn run_probe(probe: &Probe) -> ProbeResult {
+pub(crate) async fn run_probe(probe: &Probe) -> ProbeResult {
     match tokio::time::timeout(probe.timeout, attempt(probe)).await {
         Ok(result) => result,
         Err(_) => Err(format!(

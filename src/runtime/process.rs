@@ -52,7 +52,7 @@ pub struct SpawnEnv {
 /// What ten keeps of a running process besides its pid: its cgroup and, for a sandbox, the
 /// container to delete afterwards.
 #[derive(Debug)]
-pub struct Running {
+pub(crate) struct Running {
     /// Names its cgroup and its sandbox container.
     pub name: String,
     pub cgroup: Option<TenantCgroup>,
@@ -120,7 +120,7 @@ impl SpawnError {
 
 /// Why this host cannot run tenants with `isolation` (and limits, if `limited`), if it
 /// cannot: for `ten validate`, before any spawn fails.
-pub fn host_cannot_run(isolation: Isolation, limited: bool) -> Option<String> {
+pub(crate) fn host_cannot_run(isolation: Isolation, limited: bool) -> Option<String> {
     let root = nix::unistd::geteuid().is_root();
     match isolation {
         Isolation::Namespace | Isolation::Sandbox if !root => Some(format!(
@@ -144,7 +144,7 @@ fn process_name(key: &InstanceKey) -> String {
 }
 
 /// `prefix.` and a suffix unique to this process of ten and over time.
-pub fn unique_name(prefix: &str) -> String {
+pub(crate) fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let serial = NEXT.fetch_add(1, Ordering::Relaxed);
     let micros = std::time::SystemTime::now()
@@ -184,7 +184,7 @@ fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
 /// Starts the tenant and notes it in the process table, by turning `spare` into it when one
 /// is given (see `runtime::spare`), else by fork and exec. Blocking (creates directories,
 /// measures the data directory, fork/exec): call on a blocking thread.
-pub fn start_process(
+pub(crate) fn start_process(
     launch: &Launch,
     host: &SpawnEnv,
     spare: Option<Spare>,

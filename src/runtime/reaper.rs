@@ -41,7 +41,7 @@ struct Waiters {
     live: usize,
 }
 
-pub struct Reaper {
+pub(crate) struct Reaper {
     waiters: Mutex<Waiters>,
     children_exist: Condvar,
 }
@@ -50,7 +50,7 @@ static REAPER: OnceLock<Reaper> = OnceLock::new();
 
 impl Reaper {
     /// The reaper of this process, started on first use.
-    pub fn global() -> &'static Reaper {
+    pub(crate) fn global() -> &'static Reaper {
         REAPER.get_or_init(|| {
             std::thread::Builder::new()
                 .name("ten-reaper".into())
@@ -64,7 +64,7 @@ impl Reaper {
     }
 
     /// Makes this process a child subreaper: orphans of its children become its children.
-    pub fn become_subreaper() {
+    pub(crate) fn become_subreaper() {
         if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
             tracing::warn!(%error, "cannot become a child subreaper; orphans of tenants will be reaped by init");
         }
@@ -78,7 +78,7 @@ impl Reaper {
 
     /// Spawns `command` and registers its pid; the receiver gets its exit status.
     /// A blocking call (fork/exec): async callers run it on a blocking thread.
-    pub fn spawn(
+    pub(crate) fn spawn(
         &self,
         command: &mut Command,
     ) -> io::Result<(Child, oneshot::Receiver<ProcessExit>)> {
@@ -182,7 +182,7 @@ impl Reaper {
 /// through the reaper like any child: a `Command::status()` would race the reaper's
 /// `waitpid(-1)` for the status while tenants live. Blocking: call it on a blocking thread,
 /// never on the async runtime.
-pub fn run_helper(command: &mut Command) -> io::Result<ProcessExit> {
+pub(crate) fn run_helper(command: &mut Command) -> io::Result<ProcessExit> {
     let (_child, exit) = Reaper::global().spawn(command)?;
     exit.blocking_recv()
         .map_err(|_| io::Error::other("the reaper lost the exit status"))

@@ -218,11 +218,6 @@ fn bundle_config(launch: &Launch) -> serde_json::Value {
     })
 }
 
-/// The directory of a sandboxed tenant's Unix socket, which must be writable inside.
-pub fn socket_dir(socket: &Path) -> Option<PathBuf> {
-    socket.parent().map(Path::to_path_buf)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -14,7 +14,7 @@ pub enum GroupSignal {
     Kill,
 }
 
-pub fn nix_signal(signal: GroupSignal) -> Signal {
+pub(crate) fn nix_signal(signal: GroupSignal) -> Signal {
     match signal {
         GroupSignal::Kill => Signal::SIGKILL,
         GroupSignal::Stop(stop) => match stop {
@@ -31,7 +31,7 @@ pub fn nix_signal(signal: GroupSignal) -> Signal {
 }
 
 /// Sends `signal` to the process group led by `pid`. A group that is already gone is fine.
-pub fn signal_group(pid: u32, signal: GroupSignal) {
+pub(crate) fn signal_group(pid: u32, signal: GroupSignal) {
     let Ok(raw) = i32::try_from(pid) else { return };
     match killpg(Pid::from_raw(raw), nix_signal(signal)) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}

@@ -33,13 +33,13 @@ use super::cgroup::{TenantCgroup, join_cgroup};
 use super::reaper::{ProcessExit, Reaper};
 
 /// The hidden subcommand that runs [`main`].
-pub const SUBCOMMAND: &str = "__spare";
+pub(crate) const SUBCOMMAND: &str = "__spare";
 /// The fd on which a spare reports a failed exec.
 const STATUS_FD: i32 = 3;
 
 /// What a spare is asked to become.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ExecRequest {
+pub(crate) struct ExecRequest {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
@@ -51,7 +51,7 @@ pub struct ExecRequest {
 
 /// A spare process waiting in its cgroup.
 #[derive(Debug)]
-pub struct Spare {
+pub(crate) struct Spare {
     pub pid: u32,
     pub cgroup: TenantCgroup,
     request: ChildStdin,
@@ -61,7 +61,7 @@ pub struct Spare {
 
 /// Starts a spare: `program` is ten's own binary, `cgroup` its (empty, new) cgroup, removed
 /// again if the spare cannot start.
-pub fn start(program: &Path, cgroup: TenantCgroup) -> io::Result<Spare> {
+pub(crate) fn start(program: &Path, cgroup: TenantCgroup) -> io::Result<Spare> {
     match start_in(program, &cgroup) {
         Ok((pid, request, status, exit)) => Ok(Spare {
             pid,
@@ -118,7 +118,7 @@ fn start_in(
 impl Spare {
     /// Makes the spare execute `request`. On success its pid runs the tenant's program;
     /// `exit` reports its end. On failure the spare exits and its cgroup is removed.
-    pub fn become_tenant(
+    pub(crate) fn become_tenant(
         mut self,
         request: &ExecRequest,
     ) -> io::Result<(u32, TenantCgroup, oneshot::Receiver<ProcessExit>)> {
@@ -144,7 +144,7 @@ impl Spare {
     }
 
     /// Ends the spare and removes its cgroup. Blocking.
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         // Its stdin closes: it exits, if the SIGKILL to its cgroup does not come first.
         drop(self.request);
         self.cgroup.kill_all();
@@ -154,7 +154,7 @@ impl Spare {
 
 /// The spare's side: waits for a request, then becomes the tenant. Runs first thing in the
 /// binary (no threads).
-pub fn main() -> ! {
+pub(crate) fn main() -> ! {
     // The status pipe must close when the exec succeeds.
     // SAFETY: fcntl on our own descriptor.
     unsafe {

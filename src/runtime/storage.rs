@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Bytes allocated under `dir` (0 when it does not exist).
-pub fn usage_bytes(dir: &Path) -> io::Result<u64> {
+pub(crate) fn usage_bytes(dir: &Path) -> io::Result<u64> {
     let root = match fs::symlink_metadata(dir) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -45,7 +45,7 @@ pub fn usage_bytes(dir: &Path) -> io::Result<u64> {
 }
 
 /// Megabytes, rounded up, for messages.
-pub fn megabytes(bytes: u64) -> u64 {
+pub(crate) fn megabytes(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
 }
 

@@ -23,7 +23,7 @@ use crate::api::state::ApiState;
 use crate::body::{self, Body};
 use crate::proxy::{Peer, Proxy, Routed};
 
-pub struct Router {
+pub(crate) struct Router {
     pub api: Arc<ApiState>,
     pub proxy: Proxy,
     /// The runtime that serves ten's own pages: ten's main one, with a timer (the API waits
@@ -66,7 +66,7 @@ impl Router {
     /// the returned future, which owns what it needs. For a tenant it is `Proxy::forward`'s
     /// alone (no async layer of ten's around it), since hyper keeps one allocated for each open
     /// connection and moves each request's into place.
-    pub fn serve(
+    pub(crate) fn serve(
         self: &Arc<Self>,
         request: Request<Incoming>,
         peer: &Peer,
@@ -161,7 +161,7 @@ const DASHBOARD_PLACEHOLDER: &str = "<!doctype html><html><head><title>ten</titl
 /// the proxy's are kept by a thread of their own (`proxy::timers`), so a worker's event loop
 /// waits without a timeout and does no timer upkeep around its waits, and ten's own pages are
 /// served on the control runtime (`Router::control`).
-pub fn spawn_workers(
+pub(crate) fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     router: impl Fn() -> Router,
 ) -> std::io::Result<()> {
@@ -194,7 +194,7 @@ pub fn spawn_workers(
 }
 
 /// Accepts connections until the listener fails; one task per connection.
-pub async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
+pub(crate) async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// Why the port cannot be ours.
 #[derive(Debug, thiserror::Error)]
-pub enum ListenError {
+pub(crate) enum ListenError {
     #[error("cannot listen on {address}: address in use")]
     InUse { address: SocketAddr },
     #[error("cannot listen on {address}: {source}")]
@@ -29,7 +29,7 @@ pub enum ListenError {
 
 /// Binds `count` listening sockets on `address` with `SO_REUSEPORT`; when the port is 0 the
 /// first socket picks it for all. Refuses a port that another process's socket shares.
-pub fn bind_listeners(
+pub(crate) fn bind_listeners(
     address: SocketAddr,
     count: usize,
 ) -> Result<Vec<std::net::TcpListener>, ListenError> {

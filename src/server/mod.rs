@@ -1,8 +1,8 @@
 //! `ten serve`: assembles the server (reconciler, instance tasks, file watcher, log capture,
 //! HTTP front) and runs it until SIGTERM or SIGINT.
 
-pub mod http;
-pub mod listen;
+pub(crate) mod http;
+pub(crate) mod listen;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,7 +32,7 @@ use arc_swap::ArcSwap;
 
 /// What `ten serve` was asked.
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     pub config_path: PathBuf,
     /// `--data-dir`, overriding `settings.data_dir`.
     pub data_dir: Option<PathBuf>,
@@ -43,7 +43,7 @@ pub struct ServeOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     #[error("the files have errors; fix them and start again")]
     Invalid(Vec<Diagnostic>),
     #[error("another ten serve{} already runs with the data directory {data_dir}", pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
@@ -66,19 +66,19 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
 /// and to a per-user registry keyed by the config path (found even when the config does not
 /// parse, so `ten diff` can show a broken config's errors).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServeInfo {
+pub(crate) struct ServeInfo {
     pub pid: u32,
     pub url: String,
     pub config: String,
     pub data_dir: String,
 }
 
-pub const SERVE_INFO_FILE: &str = "serve.json";
+pub(crate) const SERVE_INFO_FILE: &str = "serve.json";
 
 /// ten's own files in the data directory: `.ten/` (a tenant's directory is a DNS label, so
 /// it can never be called that). `lock`: held by the running server; `processes/`: the
 /// process table; `capture/` and `logs/`: tenant output.
-pub fn ten_dir(data_dir: &Path) -> PathBuf {
+pub(crate) fn ten_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(".ten")
 }
 
@@ -171,7 +171,7 @@ fn inheritance(data_dir: &Path) -> crate::reconcile::Inheritance {
 
 /// The per-user directory of running servers: `$XDG_RUNTIME_DIR/ten`, else a private
 /// directory in the temporary directory.
-pub fn registry_dir() -> PathBuf {
+pub(crate) fn registry_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("ten"),
         _ => std::env::temp_dir().join(format!("ten-{}", nix::unistd::getuid())),
@@ -180,7 +180,7 @@ pub fn registry_dir() -> PathBuf {
 
 /// Which config a server serves, for `/health`: 16 hex digits of the SHA-256 of its path (the
 /// path itself is nobody's business).
-pub fn config_id(config_path: &Path) -> String {
+pub(crate) fn config_id(config_path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(config_path.as_os_str().as_encoded_bytes());
     digest[..8]
@@ -213,7 +213,7 @@ fn write_serve_info(info: &ServeInfo, data_dir: &Path, config_path: &Path) -> Ve
 }
 
 /// A running server (of any config of this user) that listens on `port`.
-pub fn server_on_port(port: u16) -> Option<ServeInfo> {
+pub(crate) fn server_on_port(port: u16) -> Option<ServeInfo> {
     let suffix = format!(":{port}");
     std::fs::read_dir(registry_dir())
         .ok()?
@@ -222,7 +222,7 @@ pub fn server_on_port(port: u16) -> Option<ServeInfo> {
 }
 
 /// The running server of `config_path`, if any.
-pub fn find_server(config_path: &Path) -> Option<ServeInfo> {
+pub(crate) fn find_server(config_path: &Path) -> Option<ServeInfo> {
     read_info(&registry_entry(config_path))
 }
 
@@ -336,7 +336,7 @@ fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
 /// Runs the server until SIGTERM/SIGINT. `ready` hears the address once it listens, and the
 /// problems found in the files at startup (errors in instance files, which leave those
 /// instances out; warnings).
-pub async fn serve(
+pub(crate) async fn serve(
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr, &Path, &[Diagnostic]),
 ) -> Result<(), ServeError> {
@@ -488,6 +488,6 @@ fn raise_open_files_limit() {
 }
 
 /// The server whose data directory is `data_dir`, if one runs.
-pub fn read_serve_info(data_dir: &Path) -> Option<ServeInfo> {
+pub(crate) fn read_serve_info(data_dir: &Path) -> Option<ServeInfo> {
     read_info(&data_dir.join(SERVE_INFO_FILE))
 }

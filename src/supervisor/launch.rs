@@ -36,7 +36,7 @@ impl BaseEnv {
     }
 }
 
-pub fn build_launch(
+pub(crate) fn build_launch(
     spec: &InstanceSpec,
     port: u16,
     base: &BaseEnv,

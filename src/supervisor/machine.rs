@@ -35,21 +35,21 @@ mod traffic;
 mod transitions;
 
 /// Failed probes in a row that make a running instance unhealthy (and restart it).
-pub const UNHEALTHY_AFTER: u32 = 3;
+pub(crate) const UNHEALTHY_AFTER: u32 = 3;
 /// First gap between readiness probes of a starting process; it grows by a fifth each time up
 /// to [`MAX_PROBE_GAP`]. Fine-grained on purpose: a woken instance is served within a few
 /// milliseconds of accepting connections. (A refused connect on localhost costs microseconds.)
-pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(1);
-pub const MAX_PROBE_GAP: Duration = Duration::from_millis(10);
+pub(crate) const FIRST_PROBE_GAP: Duration = Duration::from_millis(1);
+pub(crate) const MAX_PROBE_GAP: Duration = Duration::from_millis(10);
 /// How long a stop holding its signal for requests in flight waits before it looks again.
-pub const DRAIN_CHECK: Duration = Duration::from_millis(5);
+pub(crate) const DRAIN_CHECK: Duration = Duration::from_millis(5);
 /// How long a running instance with requests in flight waits before it looks again whether it
 /// became idle: the end of a request is only noted, never announced.
-pub const IDLE_RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What governs one instance's supervision (from its spec and the settings).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub restart: RestartPolicy,
     pub max_restarts: u32,
     pub restart_window: Duration,
@@ -68,7 +68,7 @@ pub struct Policy {
 /// What a started process must do to count as started, and what to check when it does not:
 /// said when `startup_timeout` passes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// "GET /health on 127.0.0.1:30001 to answer 2xx", "a connection to /run/app.sock".
     pub waits_for: String,
     /// The likely fix.
@@ -77,7 +77,7 @@ pub struct Readiness {
 
 /// What to do once the process being stopped is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Then {
+pub(crate) enum Then {
     /// Stay stopped.
     Stop,
     /// Start again now (a restart asked for, or a replace): not counted as a failure.
@@ -94,7 +94,7 @@ pub enum Then {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum State {
+pub(crate) enum State {
     Stopped,
     /// A start was asked of the runtime; `then` is a stop or removal asked meanwhile.
     Spawning {
@@ -134,7 +134,7 @@ pub enum State {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Input {
+pub(crate) enum Input {
     Start,
     Stop,
     Restart,
@@ -176,7 +176,7 @@ pub enum Input {
 
 /// The requests for an instance, as its task saw them at the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// When the last request ended (or the backend opened).
     pub last_activity: Instant,
     /// Requests in flight on this machine's process.
@@ -184,7 +184,7 @@ pub struct Traffic {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
+pub(crate) enum Effect {
     Spawn,
     Signal {
         pid: u32,
@@ -198,7 +198,7 @@ pub enum Effect {
 }
 
 #[derive(Debug, Clone)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub state: State,
     pub policy: Policy,
     /// Times of restarts within the restart window, oldest first.
@@ -222,7 +222,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(policy: Policy) -> Self {
+    pub(crate) fn new(policy: Policy) -> Self {
         Self {
             state: State::Stopped,
             policy,
@@ -259,7 +259,7 @@ impl Machine {
     }
 
     /// While stopping: the phase it heads for once the process is gone.
-    pub fn heading_for(&self) -> Option<Phase> {
+    pub(crate) fn heading_for(&self) -> Option<Phase> {
         let State::Stopping { then, .. } = &self.state else {
             return None;
         };
@@ -272,7 +272,7 @@ impl Machine {
         })
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self.state {
             State::Stopped => Phase::Stopped,
             State::Spawning { .. } | State::Starting { .. } => Phase::Starting,
@@ -285,7 +285,7 @@ impl Machine {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         match self.state {
             State::Starting { pid, .. }
             | State::Running { pid, .. }
@@ -295,7 +295,7 @@ impl Machine {
     }
 
     /// Since when the current process runs.
-    pub fn running_since(&self) -> Option<Instant> {
+    pub(crate) fn running_since(&self) -> Option<Instant> {
         match self.state {
             State::Starting { since, .. } | State::Running { since, .. } => Some(since),
             _ => None,
@@ -303,7 +303,7 @@ impl Machine {
     }
 
     /// When the machine wants a [`Input::Tick`].
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Starting {
                 since, next_probe, ..
@@ -336,7 +336,7 @@ impl Machine {
         }
     }
 
-    pub fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+    pub(crate) fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
         let state = std::mem::replace(&mut self.state, State::Stopped);
         self.state = match input {
@@ -442,7 +442,7 @@ impl Machine {
 }
 
 /// `backoff_base * 2^n`, capped at `backoff_max`.
-pub fn backoff(policy: &Policy, restarts: u32) -> Duration {
+pub(crate) fn backoff(policy: &Policy, restarts: u32) -> Duration {
     let factor = 1u32.checked_shl(restarts.min(31)).unwrap_or(u32::MAX);
     policy
         .backoff_base
@@ -451,7 +451,7 @@ pub fn backoff(policy: &Policy, restarts: u32) -> Duration {
         .min(policy.backoff_max)
 }
 
-pub fn describe_exit(exit: ProcessExit) -> String {
+pub(crate) fn describe_exit(exit: ProcessExit) -> String {
     crate::observed::ExitInfo {
         code: exit.code,
         signal: exit.signal,

@@ -3,8 +3,8 @@
 //! (`task`), what the proxy and the task share (`gate`) and the messages they all speak
 //! (`messages`). `gate` and `task` both import `messages`; `gate` never imports `task`.
 
-pub mod gate;
-pub mod launch;
-pub mod machine;
+pub(crate) mod gate;
+pub(crate) mod launch;
+pub(crate) mod machine;
 pub mod messages;
-pub mod task;
+pub(crate) mod task;

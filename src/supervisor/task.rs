@@ -51,7 +51,7 @@ pub struct Shared<R> {
 }
 
 /// The reconciler's handle on one instance task.
-pub struct InstanceHandle {
+pub(crate) struct InstanceHandle {
     pub commands: mpsc::UnboundedSender<Command>,
     pub status: watch::Receiver<InstanceStatus>,
     /// What it used at the last sample (kept out of the status: it changes with every
@@ -60,13 +60,13 @@ pub struct InstanceHandle {
 }
 
 impl InstanceHandle {
-    pub fn send(&self, command: Command) {
+    pub(crate) fn send(&self, command: Command) {
         // A task only ends after Remove; a send after that is moot.
         let _ = self.commands.send(command);
     }
 
     /// What a gate needs to reach this task.
-    pub fn owner(&self) -> Owner {
+    pub(crate) fn owner(&self) -> Owner {
         Owner {
             commands: self.commands.clone(),
             status: self.status.clone(),
@@ -75,7 +75,7 @@ impl InstanceHandle {
 }
 
 /// The supervision policy of `spec` under `settings`, listening on `port`.
-pub fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
+pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
     Policy {
         readiness: readiness(spec, port),
         restart: spec.restart,
@@ -121,7 +121,7 @@ fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
 
 /// Starts the task of one instance (stopped until told to start), on port `port`. With no
 /// `gate`, it gets a new one, owned by this task; with one (a replace), it shares it.
-pub fn spawn_instance<R: Runtime>(
+pub(crate) fn spawn_instance<R: Runtime>(
     shared: Arc<Shared<R>>,
     spec: Arc<InstanceSpec>,
     settings: &Settings,

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 /// How long a client waits for bytes of an answer before it gives up on it (status 0): ample,
 /// so that only a server that really stopped answering reaches it.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A request; `Host: localhost` unless [`Request::host`] says otherwise.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     method: String,
     target: String,
     host: String,
@@ -30,7 +30,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(method: &str, target: &str) -> Request {
+    pub(crate) fn new(method: &str, target: &str) -> Request {
         Request {
             method: method.to_string(),
             target: target.to_string(),
@@ -41,45 +41,45 @@ impl Request {
         }
     }
 
-    pub fn get(target: &str) -> Request {
+    pub(crate) fn get(target: &str) -> Request {
         Request::new("GET", target)
     }
 
-    pub fn post(target: &str) -> Request {
+    pub(crate) fn post(target: &str) -> Request {
         Request::new("POST", target)
     }
 
     /// The Host header (what routes a request through ten's proxy).
-    pub fn host(mut self, host: &str) -> Request {
+    pub(crate) fn host(mut self, host: &str) -> Request {
         self.host = host.to_string();
         self
     }
 
     /// A header, sent after `Host` and `Connection` in the order given.
-    pub fn header(mut self, name: &str, value: &str) -> Request {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
     /// `Authorization: Bearer TOKEN`.
-    pub fn bearer(self, token: &str) -> Request {
+    pub(crate) fn bearer(self, token: &str) -> Request {
         self.header("Authorization", &format!("Bearer {token}"))
     }
 
     /// The body; its `Content-Length` is sent unless a header gives one.
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+    pub(crate) fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
         self
     }
 
     /// Connects from this local address (as a client elsewhere would: `127.0.0.2`).
-    pub fn from(mut self, source: IpAddr) -> Request {
+    pub(crate) fn from(mut self, source: IpAddr) -> Request {
         self.source = Some(source);
         self
     }
 
     /// The request as bytes on the wire, with `Connection: close`.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         self.render(true)
     }
 
@@ -110,14 +110,14 @@ impl Request {
     }
 
     /// Sends the request on a fresh connection to `address` and reads the whole answer.
-    pub fn send(&self, address: impl ToSocketAddrs) -> Response {
+    pub(crate) fn send(&self, address: impl ToSocketAddrs) -> Response {
         let mut stream = self.connect(address);
         stream.write_all(&self.to_bytes()).unwrap();
         read_response(&mut stream)
     }
 
     /// [`Request::send`] to a server that may not listen yet: its refusal is an error.
-    pub fn try_send(&self, address: impl ToSocketAddrs) -> std::io::Result<Response> {
+    pub(crate) fn try_send(&self, address: impl ToSocketAddrs) -> std::io::Result<Response> {
         let mut stream = TcpStream::connect(address)?;
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         stream.write_all(&self.to_bytes())?;
@@ -126,7 +126,7 @@ impl Request {
 
     /// Sends the request and reads only the answer's head (status and headers): for streams,
     /// whose body does not end.
-    pub fn send_for_head(&self, address: impl ToSocketAddrs) -> Response {
+    pub(crate) fn send_for_head(&self, address: impl ToSocketAddrs) -> Response {
         let mut stream = self.connect(address);
         stream.write_all(&self.to_bytes()).unwrap();
         read_head(&mut BufReader::new(stream))
@@ -143,7 +143,7 @@ impl Request {
 /// An answer: status (0 when the connection broke before a status line), head (the status
 /// line and headers) and body (chunked bodies decoded).
 #[derive(Clone, Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub head: String,
     pub body: String,
@@ -151,28 +151,28 @@ pub struct Response {
 
 impl Response {
     /// The value of the first header named `name` (in any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name).then(|| value.trim())
         })
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|error| panic!("{error}: {} {}", self.status, self.body))
     }
 }
 
 /// A connection to `address`, waiting at most [`ANSWER_TIMEOUT`] for each read.
-pub fn connect(address: impl ToSocketAddrs) -> TcpStream {
+pub(crate) fn connect(address: impl ToSocketAddrs) -> TcpStream {
     let stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
     stream
 }
 
 /// A connection to `address` from the local address `source`.
-pub fn connect_from(address: impl ToSocketAddrs, source: IpAddr) -> TcpStream {
+pub(crate) fn connect_from(address: impl ToSocketAddrs, source: IpAddr) -> TcpStream {
     use socket2::{Domain, Socket, Type};
     let address = address.to_socket_addrs().unwrap().next().unwrap();
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).unwrap();
@@ -185,14 +185,14 @@ pub fn connect_from(address: impl ToSocketAddrs, source: IpAddr) -> TcpStream {
 
 /// Sends `bytes` as they are on a fresh connection to `address` and reads the whole answer:
 /// for requests that are not what [`Request`] makes, on purpose.
-pub fn send_raw(address: impl ToSocketAddrs, bytes: &[u8]) -> Response {
+pub(crate) fn send_raw(address: impl ToSocketAddrs, bytes: &[u8]) -> Response {
     let mut stream = connect(address);
     stream.write_all(bytes).unwrap();
     read_response(&mut stream)
 }
 
 /// [`send_raw`], then shuts the client's side of the connection down before reading.
-pub fn send_raw_half_closed(address: impl ToSocketAddrs, bytes: &[u8]) -> Response {
+pub(crate) fn send_raw_half_closed(address: impl ToSocketAddrs, bytes: &[u8]) -> Response {
     let mut stream = connect(address);
     stream.write_all(bytes).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
@@ -200,7 +200,7 @@ pub fn send_raw_half_closed(address: impl ToSocketAddrs, bytes: &[u8]) -> Respon
 }
 
 /// Reads everything until the connection ends (or breaks, or times out) and parses it.
-pub fn read_response(stream: &mut impl Read) -> Response {
+pub(crate) fn read_response(stream: &mut impl Read) -> Response {
     let mut bytes = Vec::new();
     let _ = stream.read_to_end(&mut bytes);
     parse_response(&bytes)
@@ -208,7 +208,7 @@ pub fn read_response(stream: &mut impl Read) -> Response {
 
 /// Reads an answer's head (up to the empty line) and no further: the body is left in
 /// `reader`.
-pub fn read_head(reader: &mut impl BufRead) -> Response {
+pub(crate) fn read_head(reader: &mut impl BufRead) -> Response {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         match reader.read_until(b'\n', &mut head) {
@@ -222,7 +222,7 @@ pub fn read_head(reader: &mut impl BufRead) -> Response {
 }
 
 /// The answer in `bytes`: a head, then the body to the end of `bytes`.
-pub fn parse_response(bytes: &[u8]) -> Response {
+pub(crate) fn parse_response(bytes: &[u8]) -> Response {
     let (head, body) = match bytes.windows(4).position(|window| window == b"\r\n\r\n") {
         Some(end) => (&bytes[..end], &bytes[end + 4..]),
         None => (bytes, &[][..]),
@@ -269,12 +269,12 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
 
 /// A keep-alive connection: requests sent one after another, each answer read to the end of
 /// its body (by its `Content-Length`, or its chunks).
-pub struct Connection {
+pub(crate) struct Connection {
     reader: BufReader<TcpStream>,
 }
 
 impl Connection {
-    pub fn open(address: impl ToSocketAddrs) -> Connection {
+    pub(crate) fn open(address: impl ToSocketAddrs) -> Connection {
         let stream = connect(address);
         stream.set_nodelay(true).unwrap();
         Connection {
@@ -282,7 +282,7 @@ impl Connection {
         }
     }
 
-    pub fn send(&mut self, request: &Request) -> Response {
+    pub(crate) fn send(&mut self, request: &Request) -> Response {
         self.reader
             .get_mut()
             .write_all(&request.render(false))

@@ -6,19 +6,19 @@
 
 #![allow(dead_code)]
 
-pub mod http;
-pub mod server;
+pub(crate) mod http;
+pub(crate) mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// A parsed fixture: its description and files in order.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub description: String,
     pub files: Vec<(String, String)>,
 }
 
-pub fn parse_fixture(text: &str) -> Fixture {
+pub(crate) fn parse_fixture(text: &str) -> Fixture {
     let mut description = String::new();
     let mut files: Vec<(String, String)> = Vec::new();
     for line in text.split_inclusive('\n') {
@@ -41,7 +41,7 @@ pub fn parse_fixture(text: &str) -> Fixture {
 }
 
 impl Fixture {
-    pub fn file(&self, name: &str) -> Option<&str> {
+    pub(crate) fn file(&self, name: &str) -> Option<&str> {
         self.files
             .iter()
             .find(|(path, _)| path == name)
@@ -49,7 +49,7 @@ impl Fixture {
     }
 
     /// Writes the files whose path starts with `prefix` (prefix removed) under `root`.
-    pub fn write_under(&self, root: &Path, prefix: &str) {
+    pub(crate) fn write_under(&self, root: &Path, prefix: &str) {
         for (path, content) in &self.files {
             if let Some(relative) = path.strip_prefix(prefix) {
                 write_file(&root.join(relative), content);
@@ -58,7 +58,7 @@ impl Fixture {
     }
 }
 
-pub fn write_file(path: &Path, content: &str) {
+pub(crate) fn write_file(path: &Path, content: &str) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap();
     }
@@ -66,7 +66,7 @@ pub fn write_file(path: &Path, content: &str) {
 }
 
 /// The fixture files of `dir` (relative to the crate root), sorted.
-pub fn fixtures(dir: &str) -> Vec<PathBuf> {
+pub(crate) fn fixtures(dir: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut paths: Vec<PathBuf> = fs::read_dir(&root)
         .unwrap_or_else(|error| panic!("{}: {error}", root.display()))
@@ -83,7 +83,7 @@ use ten::observed::{ObservedInstance, ObservedState, Phase};
 
 /// The observed state of a server that applied `desired` and has every instance in its
 /// declared state: running ones with a (fake) pid and port.
-pub fn observed_as_applied(desired: &DesiredState) -> ObservedState {
+pub(crate) fn observed_as_applied(desired: &DesiredState) -> ObservedState {
     let mut observed = ObservedState {
         generation: 1,
         settings: Some(desired.settings_fields()),

@@ -15,7 +15,7 @@ use ten::api::types::InstanceView;
 use ten::observed::Phase;
 
 /// The tiny backend (`testdata/apps/backend.rs`), built by `cargo test` as an example.
-pub fn backend() -> PathBuf {
+pub(crate) fn backend() -> PathBuf {
     let ten = Path::new(env!("CARGO_BIN_EXE_ten"));
     let path = ten.parent().unwrap().join("examples/backend");
     assert!(
@@ -27,7 +27,7 @@ pub fn backend() -> PathBuf {
 }
 
 /// Builds the backend in release mode, for the benchmarks.
-pub fn build_backend() {
+pub(crate) fn build_backend() {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--example", "backend"])
         .status()
@@ -36,7 +36,7 @@ pub fn build_backend() {
 }
 
 /// The cgroup directory of `pid` in the v1 hierarchy `controller`, or in the unified one.
-pub fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
+pub(crate) fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -53,7 +53,7 @@ pub fn cgroup_dir(pid: u32, controller: &str) -> PathBuf {
 }
 
 /// A range of tenant ports no other test of this run uses (below the ephemeral range).
-pub fn port_range() -> (u16, u16) {
+pub(crate) fn port_range() -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let slot = NEXT.fetch_add(1, Ordering::SeqCst);
     let low = 20000 + (std::process::id() as u16 % 20) * 500 + slot * 40;
@@ -61,12 +61,12 @@ pub fn port_range() -> (u16, u16) {
 }
 
 /// A project directory: tenement.toml (with a private port range) and instance files.
-pub fn project(settings: &str, services: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn project(settings: &str, services: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     project_in(&std::env::temp_dir(), settings, services, files)
 }
 
 /// A project directory made in `parent`, as [`project`] makes one in the temporary directory.
-pub fn project_in(
+pub(crate) fn project_in(
     parent: &Path,
     settings: &str,
     services: &str,
@@ -87,14 +87,14 @@ pub fn project_in(
 }
 
 /// A service running the tiny backend, with extra keys.
-pub fn backend_service(name: &str, extra: &str) -> String {
+pub(crate) fn backend_service(name: &str, extra: &str) -> String {
     format!(
         "[service.{name}]\ncommand = \"{}\"\nhealth = \"/health\"\nstop_timeout = 2\n{extra}\n",
         backend().display()
     )
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub dir: PathBuf,
     child: Child,
     pub url: String,
@@ -103,18 +103,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub fn start(dir: &Path) -> TestServer {
+    pub(crate) fn start(dir: &Path) -> TestServer {
         Self::start_with(dir, &[])
     }
 
-    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> TestServer {
+    pub(crate) fn start_with(dir: &Path, env: &[(&str, &str)]) -> TestServer {
         let config = dir.display().to_string();
         let args = ["--port", "0", "--bind", "127.0.0.1", "--config", &config];
         Self::launch(dir, &args, env)
     }
 
     /// `ten serve ARGS` run in `dir` (its tenement.toml found there, as a user runs it).
-    pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
+    pub(crate) fn start_in(dir: &Path, args: &[&str]) -> TestServer {
         Self::launch(dir, args, &[])
     }
 
@@ -165,16 +165,16 @@ impl TestServer {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Runs the CLI against this server and its config.
-    pub fn ten(&self, args: &[&str]) -> Output {
+    pub(crate) fn ten(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ten"))
             .args(args)
             .arg("--config")
@@ -187,7 +187,7 @@ impl TestServer {
             .expect("run ten")
     }
 
-    pub fn ps(&self) -> Vec<InstanceView> {
+    pub(crate) fn ps(&self) -> Vec<InstanceView> {
         let output = self.ten(&["ps", "--json"]);
         assert!(
             output.status.success(),
@@ -200,14 +200,14 @@ impl TestServer {
         views
     }
 
-    pub fn instance(&self, key: &str) -> Option<InstanceView> {
+    pub(crate) fn instance(&self, key: &str) -> Option<InstanceView> {
         self.ps()
             .into_iter()
             .find(|view| view.instance.to_string() == key)
     }
 
     /// Polls `ten ps` until `check` holds (20 s at most), then returns the instances.
-    pub fn wait_until(
+    pub(crate) fn wait_until(
         &self,
         what: &str,
         check: impl Fn(&[InstanceView]) -> bool,
@@ -229,7 +229,7 @@ impl TestServer {
     }
 
     /// Waits until `key` runs healthy; returns its pid.
-    pub fn wait_running(&self, key: &str) -> u32 {
+    pub(crate) fn wait_running(&self, key: &str) -> u32 {
         let views = self.wait_until(&format!("{key} runs"), |views| {
             views.iter().any(|v| {
                 v.instance.to_string() == key && v.phase == Phase::Running && v.pid.is_some()
@@ -243,7 +243,7 @@ impl TestServer {
     }
 
     /// Stops the server with SIGTERM and waits for it.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -266,14 +266,14 @@ impl TestServer {
     /// Kills the server with SIGKILL (a crash: it cannot clean up) and waits for it. Its
     /// tenants keep running; the returned guard kills their groups when dropped, so they do
     /// not outlive the test even if it fails before another server takes them over.
-    pub fn kill_hard(mut self) -> TenantGuard {
+    pub(crate) fn kill_hard(mut self) -> TenantGuard {
         let _ = self.child.kill();
         let _ = self.child.wait();
         TenantGuard(std::mem::take(&mut *self.tenants.lock().unwrap()))
     }
 
     /// Waits (20 s at most) until the server exited by itself; its exit status.
-    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -285,14 +285,14 @@ impl TestServer {
     }
 
     /// Forgets the tenants seen so far (they are handed to a [`TenantGuard`] instead).
-    pub fn release_tenants(&self) -> TenantGuard {
+    pub(crate) fn release_tenants(&self) -> TenantGuard {
         TenantGuard(std::mem::take(&mut *self.tenants.lock().unwrap()))
     }
 }
 
 /// Kills the process groups of tenants when dropped.
 #[derive(Default)]
-pub struct TenantGuard(pub BTreeSet<u32>);
+pub(crate) struct TenantGuard(pub BTreeSet<u32>);
 
 impl Drop for TenantGuard {
     fn drop(&mut self) {
@@ -358,13 +358,13 @@ fn ten_cgroups(pid: u32) -> Vec<PathBuf> {
 
 impl TestServer {
     /// Where the server listens: `127.0.0.1:PORT`.
-    pub fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         self.url.trim_start_matches("http://")
     }
 
     /// A GET through this server's proxy with `Host: host`: status (0 when the connection
     /// broke) and body.
-    pub fn get(&self, host: &str, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, host: &str, path: &str) -> (u16, String) {
         let response = Request::get(path).host(host).send(self.address());
         (response.status, response.body)
     }
@@ -372,7 +372,7 @@ impl TestServer {
 
 /// What clients saw while a tenant was killed: how many requests were answered 200, and the
 /// others (status and body; status 0 when the connection broke).
-pub struct KillOutcome {
+pub(crate) struct KillOutcome {
     pub ok: usize,
     pub failed: Vec<String>,
     /// The longest a request took (a request held for the restart waits for it).
@@ -393,7 +393,7 @@ impl Drop for StopOnDrop<'_> {
 /// fresh connection). Once every client has had answers, `key`'s process is killed with
 /// SIGKILL (its pid from `ten ps --json`); the load goes on until the instance runs again
 /// with another pid and for as many answers again, then stops. Returns what the clients saw.
-pub fn load_across_a_kill(
+pub(crate) fn load_across_a_kill(
     server: &TestServer,
     key: &str,
     host: &str,
@@ -461,18 +461,18 @@ pub fn load_across_a_kill(
 }
 
 /// Whether `pid` is a live process (not a zombie).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     ten::runtime::proc::process_alive(pid, None)
 }
 
 /// Waits until `pid` is gone (10 s at most).
-pub fn wait_gone(pid: u32) -> bool {
+pub(crate) fn wait_gone(pid: u32) -> bool {
     within(Duration::from_secs(10), || !alive(pid))
 }
 
 /// Whether `condition` holds within `timeout` (checked every 20 ms): for what ten does in the
 /// background after a command returns.
-pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !condition() {
         if Instant::now() > deadline {
@@ -484,7 +484,7 @@ pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
 }
 
 /// The CLI run in `dir` as a user types it there: no TENEMENT_* variables but `env`.
-pub fn ten_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn ten_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ten"))
         .args(args)
         .current_dir(dir)
@@ -499,10 +499,10 @@ pub fn ten_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
-pub fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::CliError;
 
 /// The first line of every unit `ten install` writes; `ten uninstall` looks for it.
-pub const MARKER: &str = "# Written by `ten install`";
+pub(super) const MARKER: &str = "# Written by `ten install`";
 
 /// How long systemd waits for ten to stop, beyond the longest `stop_timeout`: ten itself
 /// gives its tenants 5 s more than that, and systemd 10 s more than ten.
@@ -16,7 +16,7 @@ const STOP_MARGIN_SECS: u64 = 15;
 
 /// Everything the unit says, found and checked.
 #[derive(Debug, Clone)]
-pub struct UnitSpec {
+pub(super) struct UnitSpec {
     /// Without `.service`.
     pub name: String,
     pub exe: PathBuf,
@@ -33,7 +33,7 @@ pub struct UnitSpec {
 
 impl UnitSpec {
     /// The command line of `ExecStart=`, unquoted.
-    pub fn argv(&self) -> Vec<String> {
+    pub(super) fn argv(&self) -> Vec<String> {
         let mut argv = vec![
             path_text(&self.exe),
             "serve".into(),
@@ -48,11 +48,11 @@ impl UnitSpec {
         argv
     }
 
-    pub fn config_dir(&self) -> &Path {
+    pub(super) fn config_dir(&self) -> &Path {
         self.config_path.parent().unwrap_or(Path::new("/"))
     }
 
-    pub fn uninstall_command(&self) -> String {
+    pub(super) fn uninstall_command(&self) -> String {
         let mut words = vec!["ten", "uninstall", "--name", &self.name];
         let dir = self.unit_dir.as_deref().map(path_text);
         if let Some(dir) = &dir {
@@ -62,12 +62,12 @@ impl UnitSpec {
     }
 }
 
-pub fn path_text(path: &Path) -> String {
+pub(super) fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
 /// The unit file. Paths must have passed [`check_paths`].
-pub fn render_unit(spec: &UnitSpec) -> String {
+pub(super) fn render_unit(spec: &UnitSpec) -> String {
     let config = path_text(&spec.config_path);
     let exec_start: Vec<String> = spec
         .argv()
@@ -131,7 +131,7 @@ pub fn render_unit(spec: &UnitSpec) -> String {
 /// double quotes with C escapes for `"`, `\` and control characters. `%` is doubled (systemd
 /// expands `%` specifiers after unquoting) and so is `$` (it substitutes variables when it
 /// runs the command).
-pub fn quote_exec_word(word: &str) -> String {
+pub(super) fn quote_exec_word(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         return word.to_string();
@@ -157,14 +157,14 @@ pub fn quote_exec_word(word: &str) -> String {
 
 /// A value of a setting that expands `%` specifiers but takes no quotes
 /// (`WorkingDirectory=`, `Description=`).
-pub fn escape_specifiers(value: &str) -> String {
+pub(super) fn escape_specifiers(value: &str) -> String {
     value.replace('%', "%%")
 }
 
 /// Refuses paths a unit cannot express: not UTF-8, control characters (unit files are
 /// line-based), whitespace or `\` at an end (systemd strips the one and reads the other as a
 /// line continuation), and for the binary what systemd refuses in an executable's path.
-pub fn check_paths(spec: &UnitSpec) -> Result<(), CliError> {
+pub(super) fn check_paths(spec: &UnitSpec) -> Result<(), CliError> {
     let unusable = |path: &Path, what: &str, why: &str| {
         CliError::new(format!(
             "a systemd unit cannot use {what} {}: {why}",
@@ -208,7 +208,7 @@ pub fn check_paths(spec: &UnitSpec) -> Result<(), CliError> {
 }
 
 /// `--name`: a unit name without its `.service` (given or not).
-pub fn unit_name(name: &str) -> Result<String, CliError> {
+pub(super) fn unit_name(name: &str) -> Result<String, CliError> {
     let name = name.strip_suffix(".service").unwrap_or(name);
     let valid = !name.is_empty()
         && name.len() <= 200
@@ -225,7 +225,7 @@ pub fn unit_name(name: &str) -> Result<String, CliError> {
 }
 
 /// `--user`: a name systemd accepts in `User=`, or a numeric uid.
-pub fn check_user_name(user: &str) -> Result<(), CliError> {
+pub(super) fn check_user_name(user: &str) -> Result<(), CliError> {
     let numeric = !user.is_empty() && user.chars().all(|c| c.is_ascii_digit());
     let name = user.len() <= 32
         && user.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -240,7 +240,7 @@ pub fn check_user_name(user: &str) -> Result<(), CliError> {
 }
 
 /// Whether `ten install` wrote this unit.
-pub fn is_ours(text: &str) -> bool {
+pub(super) fn is_ours(text: &str) -> bool {
     text.lines().take(5).any(|line| line.starts_with(MARKER))
 }
 

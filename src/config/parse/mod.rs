@@ -14,5 +14,5 @@ mod settings;
 mod tests;
 
 pub use document::{Outline, ParsedConfig, parse_config, parse_document};
-pub use naming::{bad_name, bad_name_in_file, unknown_service, unknown_service_hint};
+pub use naming::{bad_name_in_file, unknown_service_hint};
 pub use settings::{TLS_PROXY_HINT, normalize};

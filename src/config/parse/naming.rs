@@ -13,7 +13,7 @@ use crate::config::reader::did_you_mean;
 use crate::names::{NAME_RULE, ServiceName, suggest_label};
 
 /// A diagnostic for an invalid service name or instance id.
-pub fn bad_name(
+pub(super) fn bad_name(
     file: &SourceFile,
     span: Range<usize>,
     what: &str,
@@ -44,7 +44,7 @@ fn name_hint(text: &str) -> String {
 }
 
 /// A diagnostic for a reference to a service that is not declared.
-pub fn unknown_service(
+pub(super) fn unknown_service(
     file: &SourceFile,
     span: Range<usize>,
     name: &str,

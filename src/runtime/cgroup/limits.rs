@@ -12,7 +12,7 @@ use super::error::CgroupError;
 use super::tenant::TenantCgroup;
 
 /// The pids limit of a tenant that does not set `pids_limit` (threads count too).
-pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
+pub(super) const DEFAULT_PIDS_LIMIT: u64 = 1024;
 
 /// What a tenant's cgroup enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,7 +133,7 @@ impl TenantCgroup {
 
 /// cgroup v1 `cpu.shares` (2..262144, default 1024) as v2 `cpu.weight` (1..10000, default
 /// 100), the conversion runc and systemd use.
-pub fn shares_to_weight(shares: u64) -> u64 {
+pub(super) fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     1 + ((shares - 2) * 9999) / 262_142
 }

@@ -27,7 +27,7 @@ mod tenant;
 mod v1;
 mod v2;
 
-pub use error::CgroupError;
-pub use limits::{DEFAULT_PIDS_LIMIT, Limits, shares_to_weight};
-pub use parent::{Cgroups, Layout};
-pub use tenant::{CgroupUsage, TenantCgroup, join_cgroup};
+pub(crate) use error::CgroupError;
+pub(crate) use limits::Limits;
+pub(crate) use parent::Cgroups;
+pub(crate) use tenant::{TenantCgroup, join_cgroup};

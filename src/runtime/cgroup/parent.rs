@@ -332,6 +332,8 @@ mod tests {
         let files = cgroup.procs_files();
         let mut command = std::process::Command::new("sh");
         command.args(["-c", "setsid sleep 1000 & sleep 1000"]);
+        // SAFETY: between fork and exec the child only makes system calls (writes its pid to
+        // the cgroup's files), as the spawner's own pre-exec step does.
         unsafe {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || join_cgroup(&files));

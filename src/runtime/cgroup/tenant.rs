@@ -174,7 +174,7 @@ impl TenantCgroup {
 
 /// Joins the cgroup whose `cgroup.procs` files are `files` ([`TenantCgroup::procs_files`]):
 /// for use between fork and exec (only system calls, no allocation).
-pub fn join_cgroup(files: &[CString]) -> io::Result<()> {
+pub(crate) fn join_cgroup(files: &[CString]) -> io::Result<()> {
     for file in files {
         // SAFETY: plain system calls on a NUL-terminated path and a static buffer.
         unsafe {

@@ -86,7 +86,7 @@ impl Machine {
 
     /// Whether a stop holds its signal for requests in flight (the task keeps the process's
     /// backend meanwhile, to see them end).
-    pub fn draining(&self) -> bool {
+    pub(crate) fn draining(&self) -> bool {
         matches!(self.state, State::Stopping { draining: true, .. })
     }
 

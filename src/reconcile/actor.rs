@@ -4,7 +4,7 @@
 //! a port, a refused spawn) goes back to the core as an event. Blocking file work runs on
 //! blocking threads; nothing here decides what to do.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,15 +122,22 @@ impl<R: Runtime> Reconciler<R> {
         }
     }
 
-    /// Hands `event` to the core and carries out what it decides, and what follows from it.
+    /// Hands `event` to the core and carries out what it decides, and what follows from it:
+    /// round by round, in order, each round's output capture set up at once before its tasks
+    /// are made (one blocking call for a burst of thousands).
     async fn event(&mut self, event: Event) {
         let passes = self.core.passes();
         let began = std::time::Instant::now();
-        let mut effects: VecDeque<Effect> = self.core.handle(event, Instant::now()).into();
-        while let Some(effect) = effects.pop_front() {
-            if let Some(next) = self.carry_out(effect).await {
-                effects.extend(self.core.handle(next, Instant::now()));
+        let mut round = self.core.handle(event, Instant::now());
+        while !round.is_empty() {
+            self.attach_logs(&round).await;
+            let mut next = Vec::new();
+            for effect in round {
+                if let Some(found) = self.carry_out(effect).await {
+                    next.extend(self.core.handle(found, Instant::now()));
+                }
             }
+            round = next;
         }
         if self.core.passes() != passes {
             crate::metrics::global().reconcile_pass(began.elapsed());
@@ -155,7 +162,7 @@ impl<R: Runtime> Reconciler<R> {
                 spec,
                 port,
                 first,
-            } => return Some(self.spawn(key, spec, port, first).await),
+            } => return Some(self.spawn(key, spec, port, first)),
             Effect::Replace {
                 key,
                 spec,
@@ -236,9 +243,9 @@ impl<R: Runtime> Reconciler<R> {
         None
     }
 
-    /// Makes the task of `key`: its port, its output capture (before it can write any), the
-    /// task and its first command.
-    async fn spawn(
+    /// Makes the task of `key`: its port, the task and its first command (its output capture
+    /// was set up with its round, see `event`).
+    fn spawn(
         &mut self,
         key: InstanceKey,
         spec: Arc<InstanceSpec>,
@@ -265,7 +272,6 @@ impl<R: Runtime> Reconciler<R> {
                 };
             }
         };
-        self.attach_logs(&key).await;
         let settings = self.core.desired().config.settings.clone();
         let (handle, gate) = spawn_instance(
             Arc::clone(&self.shared),
@@ -283,14 +289,33 @@ impl<R: Runtime> Reconciler<R> {
         Event::Spawned { key, port }
     }
 
-    /// Starts capturing `key`'s output, on a blocking thread (it reads the files).
-    async fn attach_logs(&self, key: &InstanceKey) {
+    /// Starts capturing the output of the tasks `effects` make, before they can write any, on
+    /// a blocking thread (it reads the files).
+    async fn attach_logs(&self, effects: &[Effect]) {
+        let keys: Vec<InstanceKey> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Spawn { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
         let logs = Arc::clone(&self.shared.logs);
-        let attached = key.clone();
-        match tokio::task::spawn_blocking(move || logs.attach(&attached)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(instance = %key, %error, "cannot capture output"),
-            Err(error) => tracing::warn!(instance = %key, %error, "cannot capture output"),
+        let attached = tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .filter_map(|key| logs.attach(&key).err().map(|error| (key, error)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match attached {
+            Ok(failed) => {
+                for (key, error) in failed {
+                    tracing::warn!(instance = %key, %error, "cannot capture output");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot capture output"),
         }
     }
 

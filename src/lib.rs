@@ -18,4 +18,5 @@ pub mod render;
 pub mod runtime;
 pub(crate) mod server;
 pub mod supervisor;
+pub mod tls;
 pub mod watch;

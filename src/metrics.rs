@@ -85,6 +85,9 @@ pub(crate) struct Metrics {
     reconcile: Histogram<10>,
     auth_failures: AtomicU64,
     auth_limited: AtomicU64,
+    acme_issued: AtomicU64,
+    acme_failed: AtomicU64,
+    tls_unknown_names: AtomicU64,
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -111,6 +114,9 @@ impl Metrics {
             reconcile: Histogram::new(PASS_BUCKETS),
             auth_failures: AtomicU64::new(0),
             auth_limited: AtomicU64::new(0),
+            acme_issued: AtomicU64::new(0),
+            acme_failed: AtomicU64::new(0),
+            tls_unknown_names: AtomicU64::new(0),
         }
     }
 
@@ -157,6 +163,21 @@ impl Metrics {
     /// A failed token check was answered 429 (its address failed too often).
     pub(crate) fn auth_limited(&self) {
         self.auth_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An ACME order ended: a certificate, or a failure (tried again later).
+    pub(crate) fn acme_order(&self, issued: bool) {
+        let counter = if issued {
+            &self.acme_issued
+        } else {
+            &self.acme_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TLS handshake named no declared name (or none): refused.
+    pub(crate) fn tls_unknown_name(&self) {
+        self.tls_unknown_names.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters, then `gauges`, in the Prometheus text format.
@@ -260,7 +281,38 @@ impl Metrics {
             "Failed token checks answered 429 because their address failed too often.",
             &self.auth_limited,
         );
+        self.render_tls(&mut out, gauges);
         out
+    }
+
+    fn render_tls(&self, out: &mut String, gauges: &Gauges) {
+        if let Some(certificates) = &gauges.certificates {
+            header(
+                out,
+                "ten_certificates",
+                "Names under HTTPS by the state of their certificate.",
+                "gauge",
+            );
+            for (state, count) in certificates {
+                let _ = writeln!(out, "ten_certificates{{state=\"{state}\"}} {count}");
+            }
+        }
+        header(
+            out,
+            "ten_acme_orders_total",
+            "ACME orders ended, by result (a failed one is tried again with a backoff).",
+            "counter",
+        );
+        for (result, counter) in [("issued", &self.acme_issued), ("failed", &self.acme_failed)] {
+            let value = counter.load(Ordering::Relaxed);
+            let _ = writeln!(out, "ten_acme_orders_total{{result=\"{result}\"}} {value}");
+        }
+        counter(
+            out,
+            "ten_tls_unknown_names_total",
+            "TLS handshakes refused because they named no declared name.",
+            &self.tls_unknown_names,
+        );
     }
 }
 
@@ -272,6 +324,8 @@ pub(crate) struct Gauges {
     pub restarts: u64,
     pub config_errors: u64,
     pub generation: u64,
+    /// Names by certificate state, when ten serves HTTPS.
+    pub certificates: Option<Vec<(&'static str, u64)>>,
 }
 
 /// The media type of the text format.
@@ -320,8 +374,17 @@ mod tests {
             restarts: 4,
             config_errors: 1,
             generation: 9,
+            certificates: Some(vec![("valid", 3), ("retrying", 1)]),
         };
+        metrics.acme_order(true);
+        metrics.acme_order(false);
+        metrics.acme_order(false);
+        metrics.tls_unknown_name();
         let text = metrics.render(&gauges);
+        assert!(text.contains("ten_certificates{state=\"valid\"} 3\n"));
+        assert!(text.contains("ten_acme_orders_total{result=\"issued\"} 1\n"));
+        assert!(text.contains("ten_acme_orders_total{result=\"failed\"} 2\n"));
+        assert!(text.contains("ten_tls_unknown_names_total 1\n"));
         assert_eq!(
             line(&text, "ten_proxy_requests_total{class=\"2xx\""),
             "ten_proxy_requests_total{class=\"2xx\",code=\"200\"} 2"

@@ -68,6 +68,10 @@ impl ApiState {
                 .filter(|diagnostic| diagnostic.is_error())
                 .count() as u64,
             generation: status.generation,
+            certificates: self
+                .certificates
+                .as_ref()
+                .map(|certificates| certificates.counts()),
         };
         Response::builder()
             .status(StatusCode::OK)

@@ -54,6 +54,8 @@ pub(crate) enum Route {
     Events,
     /// `GET events/stream`
     EventStream,
+    /// `GET certs`
+    Certs,
 }
 
 impl Route {
@@ -80,6 +82,7 @@ impl Route {
             (&Method::GET, ["logs", "stream"]) => Route::LogStream,
             (&Method::GET, ["events"]) => Route::Events,
             (&Method::GET, ["events", "stream"]) => Route::EventStream,
+            (&Method::GET, ["certs"]) => Route::Certs,
             _ => return None,
         };
         Some(route)
@@ -110,7 +113,8 @@ impl Route {
             | Route::Weight(_)
             | Route::Deploy
             | Route::Reroute
-            | Route::Tokens => Need::Admin,
+            | Route::Tokens
+            | Route::Certs => Need::Admin,
         }
     }
 }
@@ -193,6 +197,7 @@ mod tests {
                 Route::EventStream,
                 Need::Narrowed,
             ),
+            (Method::GET, "certs", Route::Certs, Need::Admin),
         ]
     }
 
@@ -229,13 +234,14 @@ mod tests {
             Route::LogStream => 16,
             Route::Events => 17,
             Route::EventStream => 18,
+            Route::Certs => 19,
         };
         let mut seen: Vec<usize> = table()
             .iter()
             .map(|(_, _, route, _)| index(route))
             .collect();
         seen.sort_unstable();
-        assert_eq!(seen, (0..=18).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=19).collect::<Vec<_>>());
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl ApiState {
         }
         let result = match route {
             Route::Status => self.status().await.map(|view| json(StatusCode::OK, &view)),
+            Route::Certs => Ok(json(StatusCode::OK, &self.certs())),
             Route::Plan => self
                 .ask(Call::Plan)
                 .await

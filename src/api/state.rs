@@ -27,6 +27,8 @@ pub(crate) struct ApiState {
     pub logs: Arc<LogHub>,
     pub events: EventLog,
     pub auth: Auth,
+    /// The certificates, when ten serves HTTPS.
+    pub certificates: Option<Arc<crate::tls::Certificates>>,
 }
 
 impl ApiState {
@@ -53,6 +55,22 @@ impl ApiState {
     ) -> Result<Scope, Refused> {
         self.auth
             .authenticate(headers, peer.ip(), std::time::Instant::now())
+    }
+
+    /// The certificates of HTTPS, if ten serves it.
+    pub(super) fn certs(&self) -> super::types::CertsView {
+        match &self.certificates {
+            Some(certificates) => super::types::CertsView {
+                https: true,
+                directory: Some(certificates.directory().to_string()),
+                names: certificates.views(),
+            },
+            None => super::types::CertsView {
+                https: false,
+                directory: None,
+                names: Vec::new(),
+            },
+        }
     }
 
     pub(super) async fn status(&self) -> Result<StatusView, CallError> {

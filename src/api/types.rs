@@ -12,6 +12,7 @@ pub use crate::config::Diagnostic;
 pub use crate::events::Event;
 pub use crate::plan::Plan;
 pub use crate::runtime::logs::{LogLine, Stream};
+pub use crate::tls::status::{CertFacts, CertState, CertView};
 
 /// Version of these documents; bumped on incompatible changes.
 pub const API_VERSION: u32 = 1;
@@ -207,4 +208,14 @@ pub struct TokenResponse {
     pub instance: Option<InstanceKey>,
     /// Where the admin token was written (mode 0600); tenant tokens are written nowhere.
     pub file: Option<String>,
+}
+
+/// `GET /api/certs`: the certificates of HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertsView {
+    /// Whether ten serves HTTPS (else `names` is empty).
+    pub https: bool,
+    /// The ACME directory certificates are ordered from.
+    pub directory: Option<String>,
+    pub names: Vec<CertView>,
 }

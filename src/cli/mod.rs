@@ -2,6 +2,7 @@
 //! clap and the only one that prints for humans.
 
 mod apply;
+mod certs;
 mod client;
 mod config_cmd;
 mod context;
@@ -107,6 +108,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Show reconcile actions and lifecycle transitions
     Events(events::EventsArgs),
+    /// List the HTTPS certificates: each declared name, its issuer, expiry and last error
+    Certs(certs::CertsArgs),
     /// Set an instance's share of its service's traffic (stored in its file)
     Weight(traffic::WeightArgs),
     /// Declare SERVICE:VERSION, wait until it is healthy, then give it traffic
@@ -137,6 +140,7 @@ impl Command {
             Command::Health(args) => args.json,
             Command::Logs(args) => args.json,
             Command::Events(args) => args.json,
+            Command::Certs(args) => args.json,
             Command::Weight(args) => args.json,
             Command::Deploy(args) => args.json,
             Command::Route(args) => args.json,
@@ -235,6 +239,7 @@ pub fn main() -> ExitCode {
         Command::Health(args) => health::run(global, args),
         Command::Logs(args) => logs::run(global, args),
         Command::Events(args) => events::run(global, args),
+        Command::Certs(args) => certs::run(global, args),
         Command::Weight(args) => traffic::weight(global, args),
         Command::Deploy(args) => traffic::deploy(global, args),
         Command::Route(args) => traffic::route(global, args),

@@ -5,33 +5,35 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::server::https::TlsFlags;
 use crate::server::listen::ListenError;
-use crate::server::{ServeError, ServeOptions, serve, server_on_port};
+use crate::server::{Listening, ServeError, ServeOptions, serve, server_on_port};
 
 use super::context::find_config_path;
 use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
 use crate::config::other_files_with_errors;
-use crate::config::parse::TLS_PROXY_HINT;
 use crate::render::{render_diagnostics, render_each};
 
 use super::ps::files_with_errors;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Port for the proxy and the API (0 picks a free one)
+    /// Port for the proxy and the API, plain HTTP (0 picks a free one). With HTTPS it is
+    /// the CLI's, on 127.0.0.1 only
     #[arg(long, default_value_t = 8080, env = "TENEMENT_PORT")]
     pub port: u16,
 
-    /// Address to listen on
+    /// Address to listen on (with HTTPS: for the HTTPS and HTTP ports)
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDRESS")]
     pub bind: IpAddr,
 
     /// The root domain: ID.SERVICE.DOMAIN routes to instances, DOMAIN serves the API
-    #[arg(long, default_value = "localhost")]
-    pub domain: String,
+    /// [default: `domain` in [settings.tls], else localhost]
+    #[arg(long)]
+    pub domain: Option<String>,
 
-    /// Serve HTTPS with certificates from Let's Encrypt (not available in this version: ten
-    /// says so and does not start)
+    /// Serve HTTPS, with a certificate from Let's Encrypt (ACME) for every declared name
+    /// under the domain; plain HTTP then redirects to it
     #[arg(long)]
     pub tls: bool,
 
@@ -39,19 +41,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
 
-    /// Use Let's Encrypt's staging environment (with --tls)
+    /// Use Let's Encrypt's staging environment (with --tls): certificates browsers do not
+    /// trust, under far higher rate limits, for trying things out
     #[arg(long)]
     pub staging: bool,
+
+    /// Port for HTTPS [default: `https_port` in [settings.tls], else 443]
+    #[arg(long, value_name = "PORT")]
+    pub https_port: Option<u16>,
+
+    /// Port for plain HTTP, which redirects to HTTPS [default: `http_port` in
+    /// [settings.tls], else 80]
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
 }
 
 pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
-    if args.tls || args.email.is_some() || args.staging {
-        // A security setting is never ignored: refuse rather than serve plain HTTP.
-        return Err(CliError::new(
-            "HTTPS is not available in this version of ten: `ten serve --tls` cannot be honoured, so ten did not start",
-        )
-        .hint(TLS_PROXY_HINT.replace("remove `enabled = true`", "start ten without --tls")));
-    }
     let config_path = find_config_path(global)?;
     let options = ServeOptions {
         config_path: config_path.clone(),
@@ -59,6 +64,13 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
         bind: args.bind,
         port: args.port,
         domain: args.domain.clone(),
+        tls: TlsFlags {
+            enabled: args.tls,
+            email: args.email.clone(),
+            staging: args.staging,
+            https_port: args.https_port,
+            http_port: args.http_port,
+        },
     };
     let config_file = PathBuf::from(config_path.file_name().unwrap_or_default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,7 +78,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
         .thread_name("ten")
         .build()
         .map_err(|error| CliError::new(format!("cannot start the runtime: {error}")))?;
-    let result = runtime.block_on(serve(options, |address, data_dir, problems| {
+    let result = runtime.block_on(serve(options, |listening, data_dir, problems| {
         let style = stderr_style();
         if !problems.is_empty() {
             // As `ten validate` shows them; instances whose files have errors are left out.
@@ -82,8 +94,9 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
             print_stderr(&text);
         }
         print_stderr(&format!(
-            "{} listening on http://{address} (data in {}); Ctrl-C stops\n",
+            "{} listening on {} (data in {}); Ctrl-C stops\n",
             style.bold("ten serve:"),
+            addresses(listening),
             data_dir.display()
         ));
     }));
@@ -113,10 +126,22 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
             };
             Err(CliError::new(error.to_string()).hint(hint))
         }
+        Err(ServeError::Https(error)) => Err(CliError::new(error.message).hint(error.hint)),
         Err(error @ ServeError::AlreadyRunning { .. }) => Err(CliError::new(error.to_string())
             .hint(
                 "use that server (`ten ps`), stop it first, or give this one its own --data-dir",
             )),
         Err(error) => Err(CliError::new(error.to_string())),
+    }
+}
+
+/// Where the server listens, as `ten serve` says it.
+fn addresses(listening: &Listening) -> String {
+    match listening.https {
+        None => format!("http://{}", listening.plain),
+        Some((https, redirect)) => format!(
+            "https://{https} (http://{redirect} redirects to it; the CLI's port: http://{})",
+            listening.plain
+        ),
     }
 }

@@ -70,6 +70,10 @@ impl Settings {
                 domain: None,
                 acme_directory: None,
                 cache_dir: None,
+                staging: false,
+                acme_root: None,
+                https_port: 443,
+                http_port: 80,
             },
         }
     }
@@ -84,6 +88,15 @@ pub struct TlsSettings {
     pub acme_directory: Option<String>,
     /// Absolute; `None` means `{data_dir}/acme`.
     pub cache_dir: Option<PathBuf>,
+    /// Let's Encrypt's staging directory instead of its production one.
+    pub staging: bool,
+    /// A PEM file of certificates to trust, besides the public roots, for the ACME
+    /// directory's own HTTPS (a private ACME server such as step-ca).
+    pub acme_root: Option<PathBuf>,
+    /// Where HTTPS is served (0: a free port).
+    pub https_port: u16,
+    /// Where plain HTTP redirects to HTTPS (0: a free port).
+    pub http_port: u16,
 }
 
 /// `[service.NAME]`: a template for instances.

@@ -16,7 +16,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::api::state::ApiState;
@@ -32,7 +33,7 @@ pub(crate) struct Router {
 }
 
 /// `raw` without port or trailing dot, lowercased; borrowed when it already is.
-fn bare_host(raw: &str) -> Cow<'_, str> {
+pub(crate) fn bare_host(raw: &str) -> Cow<'_, str> {
     // Bytes, not char searches, and one pass for the usual host: this runs for every request.
     // Every position found is that of an ASCII byte, so the slices below are `str`s.
     // `capitals`: whether the host may have some (checked again only if so).
@@ -110,15 +111,20 @@ impl Router {
         }
     }
 
+    /// `/health`: ten is up, and which config it serves.
+    fn health(&self) -> Response<Body> {
+        let health = crate::api::types::HealthBody {
+            status: "ok".into(),
+            config: Some(self.api.config_id.clone()),
+        };
+        body::json(StatusCode::OK, &health)
+    }
+
     /// ten's own pages: `/health`, the API, `/metrics`, the dashboard.
     async fn own(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
-            let health = crate::api::types::HealthBody {
-                status: "ok".into(),
-                config: Some(self.api.config_id.clone()),
-            };
-            return body::json(StatusCode::OK, &health);
+            return self.health();
         }
         if path == "/api" || path.starts_with("/api/") {
             return Arc::clone(&self.api).handle(request, peer).await;
@@ -153,19 +159,57 @@ const DASHBOARD_PLACEHOLDER: &str = "<!doctype html><html><head><title>ten</titl
 <body><h1>ten is running</h1><p>Use the CLI: <code>ten ps</code>, <code>ten diff</code>, \
 <code>ten logs</code>.</p></body></html>\n";
 
-/// Runs one proxy worker per listener, each a thread with a single-threaded runtime: every
-/// task of a connection (the client's side and the pooled backend connection) runs on one
-/// thread, and each worker has its own backend connections, so requests cross no thread and
-/// share no lock (the way nginx's workers do). `router` makes each worker's router. Each
+/// The listening sockets, one of each per worker: the plain port (`--port`), and with HTTPS
+/// its port and the port that redirects to it.
+pub(crate) struct Listeners {
+    pub plain: Vec<std::net::TcpListener>,
+    pub https: Vec<std::net::TcpListener>,
+    pub redirect: Vec<std::net::TcpListener>,
+}
+
+/// What a listening socket serves.
+#[derive(Clone)]
+enum Front {
+    /// Plain HTTP/1.1: tenants, and ten's own pages.
+    Plain,
+    /// The same over TLS, HTTP/2 or HTTP/1.1 as the client prefers.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// Plain HTTP that redirects to HTTPS on this port (but `/health`).
+    Redirect(u16),
+}
+
+/// Runs one proxy worker per plain listener, each a thread with a single-threaded runtime:
+/// every task of a connection (the client's side and the pooled backend connection) runs on
+/// one thread, and each worker has its own backend connections, so requests cross no thread
+/// and share no lock (the way nginx's workers do). `router` makes each worker's router. Each
 /// worker also runs its pool's upkeep (`Pool::maintain`). A worker's runtime has no timer:
 /// the proxy's are kept by a thread of their own (`proxy::timers`), so a worker's event loop
 /// waits without a timeout and does no timer upkeep around its waits, and ten's own pages are
-/// served on the control runtime (`Router::control`).
+/// served on the control runtime (`Router::control`). With HTTPS, each worker also serves
+/// one socket of the HTTPS port (`tls` its configuration) and one of the redirecting port
+/// (`https_port` where it sends clients).
 pub(crate) fn spawn_workers(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Listeners,
+    tls: Option<(Arc<rustls::ServerConfig>, u16)>,
     router: impl Fn() -> Router,
 ) -> std::io::Result<()> {
-    for (index, listener) in listeners.into_iter().enumerate() {
+    let mut https = listeners.https.into_iter();
+    let mut redirect = listeners.redirect.into_iter();
+    for (index, plain) in listeners.plain.into_iter().enumerate() {
+        let mut fronts = vec![(plain, Front::Plain)];
+        if let Some((config, https_port)) = &tls {
+            let acceptor = super::https::acceptor(Arc::clone(config));
+            fronts.extend(
+                https
+                    .next()
+                    .map(|listener| (listener, Front::Tls(acceptor))),
+            );
+            fronts.extend(
+                redirect
+                    .next()
+                    .map(|listener| (listener, Front::Redirect(*https_port))),
+            );
+        }
         let router = Arc::new(router());
         let pool = router.proxy.pool();
         std::thread::Builder::new()
@@ -183,9 +227,21 @@ pub(crate) fn spawn_workers(
                 };
                 runtime.block_on(async move {
                     tokio::spawn(pool.maintain());
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(listener, router).await,
-                        Err(error) => tracing::error!(%error, "cannot use the listening socket"),
+                    let mut loops = Vec::new();
+                    for (listener, front) in fronts {
+                        match TcpListener::from_std(listener) {
+                            Ok(listener) => loops.push(tokio::spawn(accept_loop(
+                                listener,
+                                Arc::clone(&router),
+                                front,
+                            ))),
+                            Err(error) => {
+                                tracing::error!(%error, "cannot use the listening socket");
+                            }
+                        }
+                    }
+                    for accepting in loops {
+                        let _ = accepting.await;
                     }
                 });
             })?;
@@ -194,7 +250,7 @@ pub(crate) fn spawn_workers(
 }
 
 /// Accepts connections until the listener fails; one task per connection.
-pub(crate) async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
+async fn accept_loop(listener: TcpListener, router: Arc<Router>, front: Front) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -207,7 +263,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, router: Arc<Router>) {
         };
         let _ = stream.set_nodelay(true);
         let router = Arc::clone(&router);
-        tokio::spawn(serve_connection(stream, peer, router));
+        match &front {
+            Front::Plain => tokio::spawn(serve_connection(stream, peer, router)),
+            Front::Tls(acceptor) => tokio::spawn(serve_tls(acceptor.clone(), stream, peer, router)),
+            Front::Redirect(port) => tokio::spawn(serve_redirect(*port, stream, peer, router)),
+        };
     }
 }
 
@@ -218,19 +278,72 @@ fn answered(response: Response<Body>) -> Result<Response<Body>, std::convert::In
     Ok(response)
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
-    let client = Peer::new(peer);
-    let service = service_fn(move |request| router.serve(request, &client).map(answered));
-    if let Err(error) = http1::Builder::new()
+/// HTTP/1.1 as every connection is served: keep-alive, and half-closed clients answered.
+fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
         .keep_alive(true)
         // A client may shut its side down once it has sent its request, and still gets the
         // answer. It also spares a read while the answer is awaited, which (the request still
         // holding the read buffer) would take a new 8 KB buffer for every request. A client
         // that goes away instead is noticed when its answer is written (bounded by
         // `request_timeout` for the head; a body fails at its next chunk).
-        .half_close(true)
+        .half_close(true);
+    builder
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let client = Peer::new(peer);
+    let service = service_fn(move |request| router.serve(request, &client).map(answered));
+    if let Err(error) = http1_builder()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
+        .await
+    {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// A connection on the HTTPS port: the handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Arc<Router>,
+) {
+    let timers = router.proxy.pool().timers().clone();
+    let Some(stream) = super::https::handshake(&acceptor, stream, peer, &timers).await else {
+        return;
+    };
+    let client = Peer::new(peer);
+    let service = service_fn(move |request| router.serve(request, &client).map(answered));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true).half_close(true);
+    if let Err(error) = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, %error, "TLS connection ended with an error");
+    }
+}
+
+/// A connection on the port that redirects to HTTPS.
+async fn serve_redirect(
+    https_port: u16,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Arc<Router>,
+) {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = if request.uri().path() == "/health" {
+            router.health()
+        } else {
+            super::https::redirect(&request, https_port)
+        };
+        std::future::ready(answered(response))
+    });
+    if let Err(error) = http1_builder()
+        .serve_connection(TokioIo::new(stream), service)
         .await
     {
         tracing::debug!(%peer, %error, "connection ended with an error");

@@ -2,6 +2,7 @@
 //! HTTP front) and runs it until SIGTERM or SIGINT.
 
 pub(crate) mod http;
+pub(crate) mod https;
 pub(crate) mod listen;
 
 use std::collections::BTreeMap;
@@ -39,7 +40,9 @@ pub(crate) struct ServeOptions {
     pub bind: IpAddr,
     /// 0 picks a free port.
     pub port: u16,
-    pub domain: String,
+    /// `--domain`, overriding `[settings.tls] domain`; `localhost` when neither says.
+    pub domain: Option<String>,
+    pub tls: https::TlsFlags,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,8 @@ pub(crate) enum ServeError {
     AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
     #[error(transparent)]
     Listen(#[from] listen::ListenError),
+    #[error(transparent)]
+    Https(#[from] https::HttpsError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -68,7 +73,11 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ServeInfo {
     pub pid: u32,
+    /// Plain HTTP: the CLI's way in (on 127.0.0.1 when ten serves HTTPS).
     pub url: String,
+    /// Where HTTPS is served, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<String>,
     pub config: String,
     pub data_dir: String,
 }
@@ -250,8 +259,10 @@ struct Prepared {
     data_dir: PathBuf,
     /// Held while the server runs: no second server on this data directory.
     lock: nix::fcntl::Flock<std::fs::File>,
-    listeners: Vec<std::net::TcpListener>,
-    local: SocketAddr,
+    listeners: http::Listeners,
+    listening: Listening,
+    domain: String,
+    certificates: Option<Arc<crate::tls::Certificates>>,
     logs: Arc<LogHub>,
     auth: Auth,
     shared: Arc<Shared<OsRuntime>>,
@@ -259,9 +270,60 @@ struct Prepared {
     inheritance: crate::reconcile::Inheritance,
 }
 
-/// Loads the files, takes the data directory, binds the port and sets up what the tenants
-/// need, in that order; blocking (files, locks, sockets, cgroups).
-fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
+/// Where a server listens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listening {
+    /// Plain HTTP (`--port`).
+    pub plain: SocketAddr,
+    /// HTTPS, and the plain port that redirects to it.
+    pub https: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// Binds the ports: `--port` (on 127.0.0.1 when HTTPS is served: it is the CLI's), and with
+/// HTTPS its port and the redirecting one, on the bind address; a socket per worker each.
+fn bind(
+    options: &ServeOptions,
+    https: Option<&https::Https>,
+) -> Result<(http::Listeners, Listening), ServeError> {
+    let workers = proxy_workers();
+    let bind =
+        |address: SocketAddr| -> Result<(Vec<std::net::TcpListener>, SocketAddr), ServeError> {
+            let listeners = listen::bind_listeners(address, workers)?;
+            let local = listeners[0]
+                .local_addr()
+                .map_err(io("cannot read the listening address"))?;
+            Ok((listeners, local))
+        };
+    let plain_ip = match https {
+        Some(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        None => options.bind,
+    };
+    let (plain, plain_local) = bind(SocketAddr::new(plain_ip, options.port))?;
+    let mut listeners = http::Listeners {
+        plain,
+        https: Vec::new(),
+        redirect: Vec::new(),
+    };
+    let mut listening = Listening {
+        plain: plain_local,
+        https: None,
+    };
+    if let Some(https) = https {
+        let (secure, secure_local) = bind(SocketAddr::new(options.bind, https.https_port))?;
+        let (redirect, redirect_local) = bind(SocketAddr::new(options.bind, https.http_port))?;
+        listeners.https = secure;
+        listeners.redirect = redirect;
+        listening.https = Some((secure_local, redirect_local));
+    }
+    Ok((listeners, listening))
+}
+
+/// Loads the files, takes the data directory, binds the ports and sets up what the tenants
+/// need, in that order; blocking (files, locks, sockets, cgroups, the certificate store).
+fn prepare(
+    options: &ServeOptions,
+    runtime: tokio::runtime::Handle,
+) -> Result<Prepared, ServeError> {
     let loaded = reload(&options.config_path, &BTreeMap::new());
     let Some(desired) = loaded.desired else {
         return Err(ServeError::Invalid(loaded.diagnostics));
@@ -288,11 +350,14 @@ fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
             settings.port_range.1
         );
     }
-    let address = SocketAddr::new(options.bind, options.port);
-    let listeners = listen::bind_listeners(address, proxy_workers())?;
-    let local = listeners[0]
-        .local_addr()
-        .map_err(io("cannot read the listening address"))?;
+    let domain = options
+        .domain
+        .clone()
+        .or_else(|| settings.tls.domain.clone())
+        .unwrap_or_else(|| "localhost".into())
+        .to_ascii_lowercase();
+    let https = https::https_settings(&settings.tls, &options.tls, &domain, &data_dir)?;
+    let (listeners, listening) = bind(options, https.as_ref())?;
     let logs = LogHub::new(ten_dir(&data_dir));
     let (changed_sender, changed) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -317,6 +382,12 @@ fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
         .collect();
     shared.runtime.remove_unused_cgroups(&adopted_cgroups);
     shared.runtime.prepare_spares();
+    let certificates = https
+        .map(|https| {
+            crate::tls::Certificates::open(https.acme, shared.events.clone(), runtime.clone())
+                .map_err(io("cannot serve HTTPS"))
+        })
+        .transpose()?;
     Ok(Prepared {
         desired,
         files: loaded.files,
@@ -324,7 +395,9 @@ fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
         data_dir,
         lock,
         listeners,
-        local,
+        listening,
+        domain,
+        certificates,
         logs,
         auth,
         shared,
@@ -338,11 +411,12 @@ fn prepare(options: &ServeOptions) -> Result<Prepared, ServeError> {
 /// instances out; warnings).
 pub(crate) async fn serve(
     options: ServeOptions,
-    ready: impl FnOnce(SocketAddr, &Path, &[Diagnostic]),
+    ready: impl FnOnce(&Listening, &Path, &[Diagnostic]),
 ) -> Result<(), ServeError> {
     let prepared = {
         let options = options.clone();
-        tokio::task::spawn_blocking(move || prepare(&options))
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || prepare(&options, runtime))
             .await
             .map_err(|error| ServeError::Io {
                 context: "starting".into(),
@@ -350,7 +424,7 @@ pub(crate) async fn serve(
             })??
     };
     let _lock = prepared.lock;
-    let (local, data_dir) = (prepared.local, prepared.data_dir.clone());
+    let (listening, data_dir) = (prepared.listening, prepared.data_dir.clone());
     let settings = prepared.desired.config.settings.clone();
     let startup_problems = prepared.diagnostics.clone();
     let shared = Arc::clone(&prepared.shared);
@@ -362,11 +436,15 @@ pub(crate) async fn serve(
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
-    let domain = options.domain.to_ascii_lowercase();
+    let domain = prepared.domain.clone();
     let published = Arc::clone(&routes);
+    let certificates = prepared.certificates.clone();
     let mut reconciler = Reconciler::new(ReconcilerParts {
         publish: Box::new(move |desired, gate| {
             published.store(Arc::new(RouteTable::build(&domain, desired, gate)));
+            if let Some(certificates) = &certificates {
+                certificates.declare(&crate::tls::names::certificate_names(&domain, desired));
+            }
         }),
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
@@ -395,17 +473,23 @@ pub(crate) async fn serve(
         logs: prepared.logs,
         events: events.clone(),
         auth: prepared.auth,
+        certificates: prepared.certificates.clone(),
     });
     let timers = Timers::start().map_err(io("cannot start the proxy's timer thread"))?;
-    http::spawn_workers(prepared.listeners, || http::Router {
+    let tls = prepared
+        .certificates
+        .as_ref()
+        .zip(listening.https)
+        .map(|(certificates, (https, _))| (certificates.server_config(), https.port()));
+    http::spawn_workers(prepared.listeners, tls, || http::Router {
         proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
         control: tokio::runtime::Handle::current(),
     })
     .map_err(io("cannot start the proxy workers"))?;
 
-    let info_paths = announce(&options, local, &data_dir, &events).await;
-    ready(local, &data_dir, &startup_problems);
+    let info_paths = announce(&options, &listening, &prepared.domain, &data_dir, &events).await;
+    ready(&listening, &data_dir, &startup_problems);
 
     wait_for_exit_signal().await;
     let (done, finished) = oneshot::channel();
@@ -428,18 +512,25 @@ pub(crate) async fn serve(
 /// event. The files written, to remove at exit.
 async fn announce(
     options: &ServeOptions,
-    local: SocketAddr,
+    listening: &Listening,
+    domain: &str,
     data_dir: &Path,
     events: &EventLog,
 ) -> Vec<PathBuf> {
+    let local = listening.plain;
     let url_host = if local.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         local.ip()
     };
+    let https = listening.https.map(|(https, _)| match https.port() {
+        443 => format!("https://{domain}"),
+        port => format!("https://{domain}:{port}"),
+    });
     let info = ServeInfo {
         pid: std::process::id(),
         url: format!("http://{}", SocketAddr::new(url_host, local.port())),
+        https,
         config: options.config_path.display().to_string(),
         data_dir: data_dir.display().to_string(),
     };
@@ -451,11 +542,16 @@ async fn announce(
         None,
         "serve",
         format!(
-            "ten {} serving {} on {} (domain {})",
+            "ten {} serving {} on {}{} (domain {domain})",
             env!("CARGO_PKG_VERSION"),
             options.config_path.display(),
             local,
-            options.domain
+            listening
+                .https
+                .map(|(https, redirect)| format!(
+                    ", HTTPS on {https} (HTTP on {redirect} redirects)"
+                ))
+                .unwrap_or_default(),
         ),
         None,
     );

@@ -15,4 +15,4 @@ mod tests;
 
 pub use document::{Outline, ParsedConfig, parse_config, parse_document};
 pub use naming::{bad_name_in_file, unknown_service_hint};
-pub use settings::{TLS_PROXY_HINT, normalize};
+pub use settings::normalize;

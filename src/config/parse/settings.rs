@@ -34,6 +34,10 @@ const TLS_KEYS: &[&str] = &[
     "domain",
     "acme_directory",
     "cache_dir",
+    "staging",
+    "acme_root",
+    "https_port",
+    "http_port",
 ];
 
 pub(super) fn parse_settings(
@@ -152,11 +156,6 @@ fn parse_port_range(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
     None
 }
 
-/// What to do for HTTPS until ten serves it itself.
-pub const TLS_PROXY_HINT: &str = "until ten serves HTTPS itself, put a TLS proxy in front of it: Caddy \
-(`reverse_proxy 127.0.0.1:8080` for your domain and *.your-domain, with on-demand TLS) or nginx \
-with certbot, forwarding Host; then remove `enabled = true`";
-
 fn parse_tls(
     settings: &Fields<'_>,
     table: &dyn TableLike,
@@ -174,6 +173,11 @@ fn parse_tls(
         fields
             .string(key, diagnostics)
             .map(|value| value.value.to_string())
+    };
+    let path = |key: &str, diagnostics: &mut Vec<Diagnostic>| {
+        fields
+            .string(key, diagnostics)
+            .map(|path| resolve_path(&fields, key, &path, dir, diagnostics))
     };
     let acme_email = text("acme_email", diagnostics);
     if let Some(email) = &acme_email
@@ -202,26 +206,84 @@ fn parse_tls(
             .with_hint("for example https://acme-v02.api.letsencrypt.org/directory"),
         );
     }
-    let enabled = fields.bool("enabled", diagnostics).unwrap_or(false);
-    if enabled {
+    let staging = fields.bool("staging", diagnostics).unwrap_or(false);
+    if staging && acme_directory.is_some() {
         diagnostics.push(
             Diagnostic::at(
                 fields.file,
-                fields.value_span("enabled"),
-                "HTTPS is not available in this version of ten: `enabled = true` in [settings.tls] cannot be honoured",
+                fields.value_span("staging"),
+                "`staging` and `acme_directory` in [settings.tls] both say which ACME server to use",
             )
-            .with_label("not supported yet")
-            .with_hint(TLS_PROXY_HINT),
+            .with_label("Let's Encrypt's staging server")
+            .with_hint("keep one: `staging = true` is Let's Encrypt's staging directory, `acme_directory` any other"),
+        );
+    }
+    let domain = text("domain", diagnostics);
+    if let Some(domain) = &domain {
+        check_domain(&fields, domain, diagnostics);
+    }
+    let port = |key: &str, default: u16, diagnostics: &mut Vec<Diagnostic>| {
+        fields
+            .integer(key, 0..65536, "port", diagnostics)
+            .map_or(default, |value| value as u16)
+    };
+    let https_port = port("https_port", 443, diagnostics);
+    let http_port = port("http_port", 80, diagnostics);
+    if https_port == http_port && https_port != 0 {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("http_port"),
+                "`http_port` and `https_port` in [settings.tls] are the same port",
+            )
+            .with_label("also the HTTPS port")
+            .with_hint(
+                "plain HTTP (which redirects) and HTTPS need a port each: 80 and 443 usually",
+            ),
         );
     }
     TlsSettings {
-        enabled,
+        enabled: fields.bool("enabled", diagnostics).unwrap_or(false),
         acme_email,
-        domain: text("domain", diagnostics),
+        domain,
         acme_directory,
-        cache_dir: fields
-            .string("cache_dir", diagnostics)
-            .map(|path| resolve_path(&fields, "cache_dir", &path, dir, diagnostics)),
+        cache_dir: path("cache_dir", diagnostics),
+        staging,
+        acme_root: path("acme_root", diagnostics),
+        https_port,
+        http_port,
+    }
+}
+
+/// A domain certificates can be asked for: DNS labels, at least two, no wildcard.
+fn check_domain(fields: &Fields<'_>, domain: &str, diagnostics: &mut Vec<Diagnostic>) {
+    let problem = if domain.starts_with("*.") {
+        Some("a wildcard needs a DNS challenge, which ten does not do")
+    } else if !domain.contains('.')
+        || domain.split('.').any(|label| {
+            label.is_empty()
+                || label.len() > 63
+                || label.starts_with('-')
+                || label.ends_with('-')
+                || !label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        })
+    {
+        Some("it must be a domain name like example.com")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("domain"),
+                format!("`domain` in [settings.tls] is not usable: {problem}"),
+            )
+            .with_label("not a domain ten can get certificates for")
+            .with_hint("ten gets a certificate for each declared name under it; for a wildcard certificate, run ten behind Caddy (`ten caddy`)"),
+        );
     }
 }
 

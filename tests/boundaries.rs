@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "supervisor",
     "reconcile",
     "proxy",
+    "tls",
     "api",
     "server",
     "cli",

@@ -275,9 +275,14 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; `TEN_LOG` (e.g. `debug`, `ten=trace`) sets the filter. The server
-/// logs what it does (info); other commands only warnings.
+/// logs what it does (info); other commands only warnings. The ACME client's steps (of
+/// every order) are debug: ten's own events say what each order came to.
 fn init_tracing(server: bool) {
-    let default = if server { "info" } else { "warn" };
+    let default = if server {
+        "info,rustls_acme=warn"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -140,7 +140,7 @@ fn addresses(listening: &Listening) -> String {
     match listening.https {
         None => format!("http://{}", listening.plain),
         Some((https, redirect)) => format!(
-            "https://{https} (http://{redirect} redirects to it; the CLI's port: http://{})",
+            "http://{} (the CLI's port), HTTPS on https://{https} (http://{redirect} redirects to it)",
             listening.plain
         ),
     }

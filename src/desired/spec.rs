@@ -343,6 +343,9 @@ pub fn settings_fields(config: &Config) -> FieldMap {
     put("public_metrics", FieldValue::Bool(settings.public_metrics));
     let tls = &settings.tls;
     put("tls.enabled", FieldValue::Bool(tls.enabled));
+    put("tls.staging", FieldValue::Bool(tls.staging));
+    put("tls.https_port", FieldValue::Int(u64::from(tls.https_port)));
+    put("tls.http_port", FieldValue::Int(u64::from(tls.http_port)));
     let optional = [
         ("tls.acme_email", tls.acme_email.clone()),
         ("tls.domain", tls.domain.clone()),
@@ -350,6 +353,12 @@ pub fn settings_fields(config: &Config) -> FieldMap {
         (
             "tls.cache_dir",
             tls.cache_dir
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+        (
+            "tls.acme_root",
+            tls.acme_root
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
         ),

@@ -66,6 +66,10 @@ fn settings_value(config: &Config) -> Value {
             "domain": tls.domain,
             "acme_directory": tls.acme_directory,
             "cache_dir": tls.cache_dir.as_ref().map(|p| p.display().to_string()),
+            "staging": tls.staging,
+            "acme_root": tls.acme_root.as_ref().map(|p| p.display().to_string()),
+            "https_port": tls.https_port,
+            "http_port": tls.http_port,
         },
     })
 }

@@ -439,12 +439,14 @@ pub(crate) async fn serve(
     let domain = prepared.domain.clone();
     let published = Arc::clone(&routes);
     let certificates = prepared.certificates.clone();
+    let tls_changed = tls_change_warning(settings.tls.clone(), events.clone());
     let mut reconciler = Reconciler::new(ReconcilerParts {
         publish: Box::new(move |desired, gate| {
             published.store(Arc::new(RouteTable::build(&domain, desired, gate)));
             if let Some(certificates) = &certificates {
                 certificates.declare(&crate::tls::names::certificate_names(&domain, desired));
             }
+            tls_changed(&desired.config.settings.tls);
         }),
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
@@ -506,6 +508,28 @@ pub(crate) async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// A check of `[settings.tls]` as the files say it now against what ten started with: HTTPS
+/// (its ports, its ACME account, its domain) is set up at start, so a change is said once,
+/// as a warning, rather than seemingly applied.
+fn tls_change_warning(
+    started: crate::config::model::TlsSettings,
+    events: EventLog,
+) -> impl Fn(&crate::config::model::TlsSettings) + Send + Sync {
+    let warned = Mutex::new(started.clone());
+    move |now| {
+        let mut warned = warned.lock().unwrap_or_else(|e| e.into_inner());
+        if *now != *warned {
+            *warned = now.clone();
+            let message = if *now == started {
+                "[settings.tls] is back to what ten serve started with"
+            } else {
+                "[settings.tls] changed: it takes effect when ten serve restarts (HTTPS ports, ACME account and domain are set up at start)"
+            };
+            events.warn(None, "config", message, None);
+        }
+    }
 }
 
 /// Says where this server listens: `serve.json` for the CLI (on a blocking thread), and an
@@ -586,4 +610,33 @@ fn raise_open_files_limit() {
 /// The server whose data directory is `data_dir`, if one runs.
 pub(crate) fn read_serve_info(data_dir: &Path) -> Option<ServeInfo> {
     read_info(&data_dir.join(SERVE_INFO_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_of_the_tls_settings_while_serving_is_said_once() {
+        let events = EventLog::default();
+        let started = crate::config::model::Settings::defaults(Path::new("/etc/ten")).tls;
+        let check = tls_change_warning(started.clone(), events.clone());
+        check(&started);
+        assert!(events.recent(None, 10).is_empty());
+        let moved = crate::config::model::TlsSettings {
+            https_port: 8443,
+            ..started.clone()
+        };
+        check(&moved);
+        check(&moved);
+        let said: Vec<String> = events
+            .recent(None, 10)
+            .into_iter()
+            .map(|event| event.message)
+            .collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("takes effect when ten serve restarts"));
+        check(&started);
+        assert!(events.recent(None, 10)[1].message.contains("back to"));
+    }
 }

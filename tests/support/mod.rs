@@ -1,12 +1,15 @@
 //! Helpers shared by integration tests and benchmarks: multi-file fixtures in a txtar-like
-//! format; `http`, the one HTTP client; `server`, a real `ten serve` to test against.
+//! format; `http`, the one HTTP client; `server`, a real `ten serve` to test against;
+//! `pebble`, a real ACME server, and `dns`, a client of its DNS server.
 //!
 //! A fixture is text: lines before the first header describe the case; each
 //! `-- relative/path --` header starts a file whose content runs to the next header.
 
 #![allow(dead_code)]
 
+pub(crate) mod dns;
 pub(crate) mod http;
+pub(crate) mod pebble;
 pub(crate) mod server;
 
 use std::fs;

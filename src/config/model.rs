@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::names::{InstanceKey, ServiceName};
 
+use super::ip_range::IpRange;
 use super::template::Template;
 
 /// tenement.toml, validated.
@@ -41,6 +42,9 @@ pub struct Settings {
     pub port_range: (u16, u16),
     pub keep_tenants_on_exit: bool,
     pub public_metrics: bool,
+    /// Peers whose `X-Forwarded-*` headers ten believes (reverse proxies in front of it).
+    /// Empty: none, every peer is the client.
+    pub trusted_proxies: Vec<IpRange>,
     pub tls: TlsSettings,
 }
 
@@ -64,6 +68,7 @@ impl Settings {
             port_range: DEFAULT_PORT_RANGE,
             keep_tenants_on_exit: false,
             public_metrics: false,
+            trusted_proxies: Vec::new(),
             tls: TlsSettings {
                 enabled: false,
                 acme_email: None,

@@ -341,6 +341,15 @@ pub fn settings_fields(config: &Config) -> FieldMap {
         FieldValue::Bool(settings.keep_tenants_on_exit),
     );
     put("public_metrics", FieldValue::Bool(settings.public_metrics));
+    // Only when set: a record written before the setting existed shows no change.
+    if !settings.trusted_proxies.is_empty() {
+        let ranges: Vec<String> = settings
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        put("trusted_proxies", FieldValue::Text(ranges.join(", ")));
+    }
     let tls = &settings.tls;
     put("tls.enabled", FieldValue::Bool(tls.enabled));
     put("tls.staging", FieldValue::Bool(tls.staging));

@@ -60,6 +60,7 @@ fn settings_value(config: &Config) -> Value {
         "port_range": [settings.port_range.0, settings.port_range.1],
         "keep_tenants_on_exit": settings.keep_tenants_on_exit,
         "public_metrics": settings.public_metrics,
+        "trusted_proxies": settings.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "tls": {
             "enabled": tls.enabled,
             "acme_email": tls.acme_email,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml_edit::TableLike;
 
 use crate::config::diag::{Diagnostic, has_errors};
+use crate::config::ip_range::{IpRange, IpRangeError};
 use crate::config::model::{Settings, TlsSettings};
 use crate::config::reader::{Fields, Spanned, TimeUnit};
 use crate::config::service::SERVICE_KEYS;
@@ -26,6 +27,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "port_range",
     "keep_tenants_on_exit",
     "public_metrics",
+    "trusted_proxies",
     "tls",
 ];
 const TLS_KEYS: &[&str] = &[
@@ -114,6 +116,9 @@ pub(super) fn parse_settings(
     if let Some(value) = fields.bool("public_metrics", diagnostics) {
         settings.public_metrics = value;
     }
+    if let Some(ranges) = parse_trusted_proxies(&fields, diagnostics) {
+        settings.trusted_proxies = ranges;
+    }
     if let Some(table) = fields.table("tls", diagnostics) {
         settings.tls = parse_tls(&fields, table, dir, diagnostics);
     }
@@ -154,6 +159,71 @@ fn parse_port_range(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
         .with_hint("for example: port_range = [30000, 40000]"),
     );
     None
+}
+
+const TRUSTED_PROXIES_EXAMPLE: &str = "list IP addresses or CIDR ranges (host names are not \
+looked up), for example: trusted_proxies = [\"127.0.0.1\", \"::1\", \"10.0.0.0/8\"]";
+
+/// `trusted_proxies`: IP addresses and CIDR ranges, each checked where it is written.
+fn parse_trusted_proxies(
+    fields: &Fields<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<IpRange>> {
+    let entries = fields.string_list("trusted_proxies", diagnostics)?;
+    let mut ranges = Vec::with_capacity(entries.len());
+    let mut valid = true;
+    for entry in &entries {
+        match IpRange::parse(entry.value) {
+            Ok(range) => {
+                if range.prefix() == 0 {
+                    diagnostics.push(trusts_everyone(fields, entry));
+                }
+                ranges.push(range);
+            }
+            Err(error) => {
+                valid = false;
+                diagnostics.push(not_a_range(fields, entry, &error));
+            }
+        }
+    }
+    valid.then_some(ranges)
+}
+
+fn not_a_range(fields: &Fields<'_>, entry: &Spanned<&str>, error: &IpRangeError) -> Diagnostic {
+    let (label, hint) = match error {
+        IpRangeError::HostBits { text, network } => {
+            let address = text
+                .split_once('/')
+                .map_or(text.as_str(), |(address, _)| address);
+            (
+                "not the start of a range",
+                format!("for the range, write \"{network}\"; for that one address, \"{address}\""),
+            )
+        }
+        IpRangeError::BadPrefix { .. } => ("prefix out of range", TRUSTED_PROXIES_EXAMPLE.into()),
+        IpRangeError::NotAnAddress(_) => ("not an IP address", TRUSTED_PROXIES_EXAMPLE.into()),
+    };
+    Diagnostic::at(
+        fields.file,
+        entry.span.clone(),
+        format!("`trusted_proxies` in [settings]: {error}"),
+    )
+    .with_label(label)
+    .with_hint(hint)
+}
+
+fn trusts_everyone(fields: &Fields<'_>, entry: &Spanned<&str>) -> Diagnostic {
+    Diagnostic::at(
+        fields.file,
+        entry.span.clone(),
+        format!(
+            "`trusted_proxies` in [settings] trusts every address ({}): any client can choose the address and scheme ten and the tenants see",
+            entry.value
+        ),
+    )
+    .with_label("every address")
+    .with_hint("list only the reverse proxies in front of ten, e.g. \"127.0.0.1\"")
+    .warning()
 }
 
 fn parse_tls(

@@ -46,6 +46,38 @@ fn defaults_are_the_originals() {
     assert!(settings.auto_apply);
     assert_eq!(settings.max_destroy_percent, 50);
     assert_eq!(settings.port_range, (30000, 40000));
+    assert!(settings.trusted_proxies.is_empty());
+}
+
+#[test]
+fn trusted_proxies_are_addresses_and_ranges() {
+    let (config, diagnostics) = parse(
+        "[settings]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n[service.api]\ncommand = \"x\"\n",
+    );
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let shown: Vec<String> = config
+        .unwrap()
+        .settings
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["127.0.0.1", "10.0.0.0/8", "::1"]);
+    // Trusting everyone is allowed, and warned about.
+    let (config, diagnostics) =
+        parse("[settings]\ntrusted_proxies = [\"0.0.0.0/0\"]\n[service.api]\ncommand = \"x\"\n");
+    assert_eq!(config.unwrap().settings.trusted_proxies.len(), 1);
+    let warnings: Vec<String> = diagnostics
+        .iter()
+        .map(|d| format!("{} {}", d.location(), d.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "tenement.toml:2:20 `trusted_proxies` in [settings] trusts every address (0.0.0.0/0): any client can choose the address and scheme ten and the tenants see"
+        ]
+    );
+    assert!(!diagnostics[0].is_error());
 }
 
 #[test]

@@ -267,8 +267,80 @@ fn stopped_broken_and_slow_backends_get_clear_errors() {
     );
 }
 
+/// The `X-Forwarded-*` lines of a `/headers` answer of the test backend, sorted.
+fn forwarded(headers: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = headers
+        .lines()
+        .filter(|line| line.starts_with("x-forwarded-"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// What the backend gets of a request from 127.0.0.1 that is not a trusted proxy.
+const FROM_LOCALHOST: [&str; 3] = [
+    "x-forwarded-for: 127.0.0.1",
+    "x-forwarded-host: a.web.localhost",
+    "x-forwarded-proto: http",
+];
+
+/// A request that says where it came from, as a proxy in front of ten would (or a client
+/// lying about itself).
+fn claiming_an_origin() -> Request {
+    Request::get("/headers")
+        .host("a.web.localhost")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "a.web.example.com")
+}
+
 #[test]
-fn headers_pass_through_and_forwarding_headers_are_added() {
+fn a_clients_forwarded_headers_are_replaced_and_a_trusted_proxys_kept() {
+    // No trusted proxy: the claims do not reach the backend.
+    let (_dir, server) = serve_one_tenant("");
+    let answer = claiming_an_origin().send(server.address());
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(forwarded(&answer.body), FROM_LOCALHOST, "{}", answer.body);
+    drop(server);
+
+    // 127.0.0.1 is a trusted proxy: its word reaches the backend, its own address appended.
+    let dir = project(
+        "trusted_proxies = [\"127.0.0.1\"]",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let answer = claiming_an_origin().send(server.address());
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        forwarded(&answer.body),
+        [
+            "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+            "x-forwarded-host: a.web.example.com",
+            "x-forwarded-proto: https",
+        ],
+        "{}",
+        answer.body
+    );
+    // Another local address is not: the same claims from it are replaced.
+    let other = std::net::IpAddr::from([127, 0, 0, 2]);
+    let answer = claiming_an_origin().from(other).send(server.address());
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        forwarded(&answer.body),
+        [
+            "x-forwarded-for: 127.0.0.2",
+            "x-forwarded-host: a.web.localhost",
+            "x-forwarded-proto: http",
+        ],
+        "{}",
+        answer.body
+    );
+}
+
+#[test]
+fn headers_pass_through_and_forwarding_headers_are_set() {
     let (_dir, server) = serve_one_tenant("");
     let answer = Request::get("/headers")
         .host("a.web.localhost")
@@ -284,7 +356,8 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
     for expected in [
         "authorization: Bearer the-app's-own-token",
         "x-request-id: abc-123",
-        "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+        // The client's own X-Forwarded-For is replaced: no proxy is trusted here.
+        "x-forwarded-for: 127.0.0.1",
         "x-forwarded-proto: http",
         "x-forwarded-host: a.web.localhost",
         "host: a.web.localhost",
@@ -303,14 +376,7 @@ fn headers_pass_through_and_forwarding_headers_are_added() {
     // Without one, X-Forwarded-For is the client's address alone.
     let answer = get(&server, "a.web.localhost", "/headers");
     assert_eq!(answer.status, 200);
-    assert!(
-        answer
-            .body
-            .lines()
-            .any(|line| line == "x-forwarded-for: 127.0.0.1"),
-        "{}",
-        answer.body
-    );
+    assert_eq!(forwarded(&answer.body), FROM_LOCALHOST, "{}", answer.body);
     // Without a Host header (HTTP/1.0, absolute form), the target's host routes the request,
     // and the backend gets that Host and the path alone.
     let answer = http::send_raw(

@@ -261,6 +261,44 @@ fn a_flood_of_bad_tokens_from_one_address_locks_out_no_one() {
 }
 
 #[test]
+fn behind_a_trusted_proxy_failures_count_against_the_client_it_names() {
+    let dir = project(
+        "trusted_proxies = [\"127.0.0.1\"]",
+        &backend_service("web", ""),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let admin = admin_token(dir.path());
+    let through_proxy = |client: &str, token: &str| {
+        request("GET", "/api/status", Some(token))
+            .header("X-Forwarded-For", &format!("198.51.100.1, {client}"))
+            .send(server.address())
+            .status
+    };
+    let statuses: Vec<u16> = (0..11)
+        .map(|_| through_proxy("203.0.113.9", "bad"))
+        .collect();
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10], 429, "the client the proxy names is limited");
+    assert_eq!(
+        through_proxy("203.0.113.10", "bad"),
+        401,
+        "another client behind the same proxy is not"
+    );
+    assert_eq!(
+        through_proxy("203.0.113.9", &admin),
+        200,
+        "a valid token still passes"
+    );
+    // From a peer that is not trusted, the claim counts for nothing: its own address is used.
+    let direct = request("GET", "/api/status", Some("bad"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .from(OTHER)
+        .send(server.address());
+    assert_eq!(direct.status, 401, "{direct:?}");
+}
+
+#[test]
 fn tenants_do_not_see_the_servers_environment() {
     let dir = project(
         "",

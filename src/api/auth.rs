@@ -101,12 +101,12 @@ impl Auth {
     }
 
     /// The scope of the request's bearer token (`Authorization: Bearer TOKEN`). A failure is
-    /// counted against `peer` (the TCP peer); see `limiter` for why a valid token is never
-    /// refused.
+    /// counted against `client` (the TCP peer, or the client a trusted proxy names); see
+    /// `limiter` for why a valid token is never refused.
     pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
-        peer: IpAddr,
+        client: IpAddr,
         now: Instant,
     ) -> Result<Scope, Refused> {
         if let Some(scope) = bearer(headers).and_then(|token| self.verify(token)) {
@@ -114,12 +114,12 @@ impl Auth {
         }
         let metrics = crate::metrics::global();
         metrics.auth_failed();
-        match self.limiter.failed(peer, now) {
+        match self.limiter.failed(client, now) {
             Verdict::Unauthorized => Err(Refused::Unauthorized),
             Verdict::Limited { retry_after, first } => {
                 metrics.auth_limited();
                 if first {
-                    tracing::warn!(%peer, "too many failed API token checks; answering 429 for {}", humantime::format_duration(retry_after));
+                    tracing::warn!(%client, "too many failed API token checks; answering 429 for {}", humantime::format_duration(retry_after));
                 }
                 Err(Refused::Limited { retry_after })
             }

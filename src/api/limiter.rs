@@ -1,7 +1,9 @@
 //! Failed token checks per client address: after `failures` failures within `window`, the
 //! address's further failures are answered 429 (with Retry-After) for `block`, without a log
-//! line each. The address is the TCP peer (never `X-Forwarded-For`); IPv6 addresses count by
-//! their /64, which one client usually holds whole.
+//! line each. The address is the TCP peer, or, when the peer is a trusted proxy
+//! (`trusted_proxies`), the client its `X-Forwarded-For` names (`proxy::forwarded`), never what
+//! a client says of itself; IPv6 addresses count by their /64, which one client usually holds
+//! whole.
 //!
 //! What it does not do, on purpose: refuse a valid token. Tokens are 256 random bits, so
 //! guessing is out of reach at any request rate and checking one costs a SHA-256; refusing to

@@ -2,7 +2,7 @@
 //! reconciler at scrape time, instances by phase, restarts and config errors. Needs an admin
 //! token unless `public_metrics = true` in [settings].
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
@@ -33,11 +33,11 @@ impl ApiState {
     pub(crate) async fn metrics(
         &self,
         headers: &HeaderMap,
-        peer: SocketAddr,
+        client: IpAddr,
         public: bool,
     ) -> Response<Body> {
         if !public {
-            match self.authenticate(headers, peer) {
+            match self.authenticate(headers, client) {
                 Ok(Scope::Admin) => {}
                 Ok(scope) => {
                     return failure(forbidden(

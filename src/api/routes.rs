@@ -3,7 +3,7 @@
 //! `start`, `rm`), so the files stay the single source of truth.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,9 +39,9 @@ impl ApiState {
     pub(crate) async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        client: IpAddr,
     ) -> Reply {
-        let scope = match self.authenticate(request.headers(), peer) {
+        let scope = match self.authenticate(request.headers(), client) {
             Ok(scope) => scope,
             Err(refused) => return refusal(refused),
         };

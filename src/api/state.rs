@@ -1,7 +1,7 @@
 //! What the API handlers share: the reconciler's address, the logs, the events and the token
 //! check; and the questions most handlers ask the reconciler.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,14 +47,15 @@ impl ApiState {
             .map_err(|_| CallError::new(503, "ten is shutting down"))
     }
 
-    /// The bearer token's scope, or why the request is refused (see `refusal`).
+    /// The bearer token's scope, or why the request is refused (see `refusal`); a failure
+    /// counts against `client`.
     pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
-        peer: SocketAddr,
+        client: IpAddr,
     ) -> Result<Scope, Refused> {
         self.auth
-            .authenticate(headers, peer.ip(), std::time::Instant::now())
+            .authenticate(headers, client, std::time::Instant::now())
     }
 
     /// The certificates of HTTPS, if ten serves it.

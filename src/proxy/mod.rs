@@ -4,7 +4,8 @@
 //! The request path takes no global lock: the route table is an immutable snapshot (swapped
 //! by the reconciler), an instance's backend and last activity are atomics in its gate. Bodies
 //! stream both ways; upgrades (WebSocket) are tunnelled. Hop-by-hop headers are removed,
-//! `X-Forwarded-For`, `-Proto` and `-Host` added, every other header passed unchanged.
+//! `X-Forwarded-For`, `-Proto` and `-Host` set (`forwarded`: a client's own claims are replaced,
+//! a trusted proxy's kept), every other header passed unchanged.
 //!
 //! Errors: undeclared → 404 (nothing is started, created or counted), stopped → 503, backend
 //! failure → 502, no answer in time (wake or request) → 504. Bodies are short and say which.
@@ -17,13 +18,14 @@
 //! instance or service, and how long requests waited for a wake.
 
 pub(crate) mod connector;
+pub(crate) mod forwarded;
 pub(crate) mod pool;
 pub(crate) mod retry;
 pub(crate) mod routes;
 pub(crate) mod timers;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,29 +44,12 @@ use crate::body::{self, Body, BoxError};
 use crate::observed::Phase;
 use crate::supervisor::gate::{Gate, Lease};
 
+pub(crate) use forwarded::Peer;
+use forwarded::set_forwarded;
 use pool::{Pool, Pooled, SendError};
 use retry::{Head, UpstreamBody};
 use routes::{InstanceRoute, Resolved, RouteTable, ServiceRoute};
 use timers::Timers;
-
-/// The client at the other end of a connection (made once per connection, borrowed by each
-/// request).
-pub(crate) struct Peer {
-    pub address: SocketAddr,
-    /// Its IP address as an `X-Forwarded-For` value, made once per connection.
-    forwarded_for: HeaderValue,
-}
-
-impl Peer {
-    pub(crate) fn new(address: SocketAddr) -> Self {
-        let forwarded_for = HeaderValue::try_from(address.ip().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self {
-            address,
-            forwarded_for,
-        }
-    }
-}
 
 /// Where a request goes.
 pub(crate) enum Routed {
@@ -129,6 +114,18 @@ impl Proxy {
     /// The backend connection pool, for its upkeep task (`Pool::maintain`).
     pub(crate) fn pool(&self) -> Arc<Pool<UpstreamBody>> {
         Arc::clone(&self.pool)
+    }
+
+    /// The peer of a connection accepted from `address`: trusted if it is in
+    /// `trusted_proxies` of the current configuration.
+    pub(crate) fn peer(&self, address: SocketAddr) -> Peer {
+        Peer::of(address, self.routes.load().trusted_proxies())
+    }
+
+    /// The address of the client a request from `peer` is from (for the limit on failed
+    /// token checks): the peer, or what a trusted proxy says.
+    pub(crate) fn client(&self, peer: &Peer, headers: &HeaderMap) -> IpAddr {
+        peer.client(headers, self.routes.load().trusted_proxies())
     }
 
     /// Whether `/metrics` is served without a token, per the current configuration.
@@ -376,10 +373,6 @@ async fn wait_for_backend(
     }
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
 /// Headers that belong to one hop, not to the request.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -434,7 +427,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Makes `request` what the backend gets, in place (the request is not moved): origin-form
-/// target (`/path?query`), hop-by-hop headers gone, `Host` as asked, `X-Forwarded-*` added.
+/// target (`/path?query`), hop-by-hop headers gone, `Host` as asked, `X-Forwarded-*` set.
 fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bool) {
     let uri = request.uri_mut();
     if uri.scheme().is_some() || uri.authority().is_some() {
@@ -444,17 +437,14 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
     }
     let headers = request.headers_mut();
     // One pass over the headers (a handful) finds what would otherwise take a lookup each:
-    // the Host and how often it is there, a hop-by-hop header, an X-Forwarded-For.
+    // the Host and how often it is there, a hop-by-hop header.
     let mut original_host = None;
     let mut hosts = 0;
     let mut hop_by_hop = false;
-    let mut forwarded_for = false;
     for (name, value) in headers.iter() {
         if name == header::HOST {
             hosts += 1;
             original_host.get_or_insert_with(|| value.clone());
-        } else if name == X_FORWARDED_FOR {
-            forwarded_for = true;
         } else if HOP_BY_HOP.contains(name) {
             hop_by_hop = true;
         }
@@ -463,27 +453,15 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
         // The Connection header may name any header, Host and X-Forwarded-For too.
         remove_hop_by_hop(headers, upgrade);
     }
-    let existing_for = (forwarded_for || hop_by_hop)
-        .then(|| headers.get(&X_FORWARDED_FOR))
-        .flatten()
-        .and_then(|value| value.to_str().ok());
-    let forwarded_for = match existing_for {
-        Some(existing) => HeaderValue::try_from(format!("{existing}, {}", peer.address.ip())).ok(),
-        None => Some(peer.forwarded_for.clone()),
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
+    let routed_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
+    if let Some(value) = &routed_host
+        && (hosts != 1 || hop_by_hop)
+    {
+        // The app sees the Host that was routed: one, even if the request repeated it (or
+        // had none, or named it in Connection).
+        headers.insert(header::HOST, value.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    let forwarded_host = original_host.or_else(|| HeaderValue::from_str(host).ok());
-    if let Some(value) = forwarded_host {
-        if hosts != 1 || hop_by_hop {
-            // The app sees the Host that was routed: one, even if the request repeated it
-            // (or had none, or named it in Connection).
-            headers.insert(header::HOST, value.clone());
-        }
-        headers.insert(X_FORWARDED_HOST, value);
-    }
+    set_forwarded(headers, peer, routed_host);
 }
 
 /// A backend's response body; the request stays counted in flight until it is sent, and the
@@ -539,6 +517,7 @@ impl http_body::Body for LeasedBody {
 
 #[cfg(test)]
 mod tests {
+    use super::forwarded::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
     use super::*;
 
     #[test]
@@ -567,29 +546,35 @@ mod tests {
 
     #[test]
     fn the_backend_gets_one_host_the_path_and_forwarded_headers() {
-        let peer = Peer::new("10.1.2.3:5000".parse().unwrap());
-        let mut request = Request::builder()
-            .uri("http://a.notes.example.com/x?y=1")
-            .header(header::HOST, "a.notes.example.com")
-            .header(header::HOST, "evil.example.org")
-            .header(&X_FORWARDED_FOR, "192.0.2.7")
-            .header(header::AUTHORIZATION, "Bearer t")
-            .body(())
-            .unwrap();
-        to_upstream(&mut request, &peer, "a.notes.example.com", false);
-        let headers = request.headers();
-        assert_eq!(request.uri(), "/x?y=1");
-        let hosts: Vec<_> = headers.get_all(header::HOST).iter().collect();
-        assert_eq!(hosts, ["a.notes.example.com"]);
-        assert_eq!(headers[&X_FORWARDED_HOST], "a.notes.example.com");
-        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7, 10.1.2.3");
-        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
-        assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
+        // From a client, and from a trusted proxy (whose X-Forwarded-For goes on).
+        for (trusted, forwarded_for) in [(false, "10.1.2.3"), (true, "192.0.2.7, 10.1.2.3")] {
+            let peer = Peer::new("10.1.2.3:5000".parse().unwrap(), trusted);
+            let mut request = Request::builder()
+                .uri("http://a.notes.example.com/x?y=1")
+                .header(header::HOST, "a.notes.example.com")
+                .header(header::HOST, "evil.example.org")
+                .header(&X_FORWARDED_FOR, "192.0.2.7")
+                .header(header::AUTHORIZATION, "Bearer t")
+                .body(())
+                .unwrap();
+            to_upstream(&mut request, &peer, "a.notes.example.com", false);
+            let headers = request.headers();
+            assert_eq!(request.uri(), "/x?y=1");
+            let hosts: Vec<_> = headers.get_all(header::HOST).iter().collect();
+            assert_eq!(hosts, ["a.notes.example.com"]);
+            assert_eq!(headers[&X_FORWARDED_HOST], "a.notes.example.com");
+            assert_eq!(
+                headers[&X_FORWARDED_FOR], forwarded_for,
+                "trusted: {trusted}"
+            );
+            assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+            assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
+        }
     }
 
     #[test]
-    fn forwarded_headers_are_set_by_the_proxy_whatever_the_request_says() {
-        let peer = Peer::new("10.1.2.3:5000".parse().unwrap());
+    fn forwarded_headers_are_set_by_the_proxy_whatever_a_client_says() {
+        let peer = Peer::new("10.1.2.3:5000".parse().unwrap(), false);
         // What the backend gets of Host and X-Forwarded-*, one "name: value" per value.
         let upstream = |request: &mut Request<()>| -> Vec<String> {
             to_upstream(request, &peer, "a.notes.example.com", false);
@@ -621,8 +606,17 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(upstream(&mut plain), expected);
-        // Claims of its own are replaced, and a Connection header naming Host or
-        // X-Forwarded-For takes neither away.
+        // Claims of its own are replaced, not added to.
+        let mut claims = Request::builder()
+            .header(header::HOST, "a.notes.example.com")
+            .header(&X_FORWARDED_FOR, "192.0.2.7")
+            .header(&X_FORWARDED_FOR, "192.0.2.8")
+            .header(&X_FORWARDED_PROTO, "https")
+            .header(&X_FORWARDED_HOST, "bank.example.org")
+            .body(())
+            .unwrap();
+        assert_eq!(upstream(&mut claims), expected);
+        // A Connection header naming Host or X-Forwarded-For takes neither away.
         let mut claims = Request::builder()
             .header(header::HOST, "a.notes.example.com")
             .header(header::CONNECTION, "host, x-forwarded-for")
@@ -635,6 +629,45 @@ mod tests {
         // No Host (HTTP/1.0): the routed host.
         let mut bare = Request::builder().body(()).unwrap();
         assert_eq!(upstream(&mut bare), expected);
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarded_headers_are_kept_unless_they_are_hop_by_hop() {
+        let peer = Peer::new("127.0.0.1:5000".parse().unwrap(), true);
+        let forwarded = |request: &mut Request<()>| -> Vec<String> {
+            to_upstream(request, &peer, "a.notes.example.com", false);
+            [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST]
+                .into_iter()
+                .map(|name| format!("{name}: {}", request.headers()[name].to_str().unwrap()))
+                .collect()
+        };
+        let proxied = || {
+            Request::builder()
+                .header(header::HOST, "a.notes.example.com")
+                .header(&X_FORWARDED_FOR, "203.0.113.9")
+                .header(&X_FORWARDED_PROTO, "https")
+                .header(&X_FORWARDED_HOST, "a.notes.example.com")
+        };
+        assert_eq!(
+            forwarded(&mut proxied().body(()).unwrap()),
+            [
+                "x-forwarded-for: 203.0.113.9, 127.0.0.1",
+                "x-forwarded-proto: https",
+                "x-forwarded-host: a.notes.example.com",
+            ]
+        );
+        let mut hop = proxied()
+            .header(header::CONNECTION, "x-forwarded-for, x-forwarded-proto")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            forwarded(&mut hop),
+            [
+                "x-forwarded-for: 127.0.0.1",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: a.notes.example.com",
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 // Keys are declared names, never inserted by a request: a fast hash needs no flood resistance.
 use foldhash::{HashMap, HashMapExt};
 
-use crate::config::{RouteTarget, RunState};
+use crate::config::{IpRange, RouteTarget, RunState};
 use crate::desired::DesiredState;
 use crate::names::InstanceKey;
 use crate::supervisor::gate::{Gate, Lease};
@@ -94,6 +94,8 @@ pub(crate) struct RouteTable {
     default: Option<RouteTarget>,
     /// `settings.public_metrics`: `/metrics` without a token.
     public_metrics: bool,
+    /// `settings.trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
+    trusted_proxies: Vec<IpRange>,
 }
 
 impl RouteTable {
@@ -162,12 +164,19 @@ impl RouteTable {
             paths,
             default: routing.default.clone(),
             public_metrics: desired.config.settings.public_metrics,
+            trusted_proxies: desired.config.settings.trusted_proxies.clone(),
         }
     }
 
     /// Whether `/metrics` is served without a token (`settings.public_metrics`).
     pub(crate) fn public_metrics(&self) -> bool {
         self.public_metrics
+    }
+
+    /// The reverse proxies whose `X-Forwarded-*` headers are believed
+    /// (`settings.trusted_proxies`).
+    pub(crate) fn trusted_proxies(&self) -> &[IpRange] {
+        &self.trusted_proxies
     }
 
     fn target(&self, target: &RouteTarget) -> Resolved<'_> {
@@ -275,20 +284,33 @@ mod tests {
         RouteTable::build("example.com", &desired, |_| None)
     }
 
+    /// The table of a config whose [settings] say `settings`.
+    fn table_with_settings(settings: &str) -> RouteTable {
+        let text = format!("[settings]\n{settings}\n[service.notes]\ncommand = \"x\"\n");
+        let mut diagnostics = Vec::new();
+        let config = parse_config(Path::new("/srv/tenement.toml"), text, &mut diagnostics)
+            .config
+            .unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let desired = resolve(config, &[], &mut diagnostics);
+        RouteTable::build("example.com", &desired, |_| None)
+    }
+
     #[test]
     fn public_metrics_comes_from_the_settings() {
         assert!(!table("").public_metrics());
-        let text = "[settings]\npublic_metrics = true\n[service.notes]\ncommand = \"x\"\n";
-        let mut diagnostics = Vec::new();
-        let config = parse_config(
-            Path::new("/srv/tenement.toml"),
-            text.into(),
-            &mut diagnostics,
-        )
-        .config
-        .unwrap_or_else(|| panic!("{diagnostics:?}"));
-        let desired = resolve(config, &[], &mut diagnostics);
-        assert!(RouteTable::build("example.com", &desired, |_| None).public_metrics());
+        assert!(table_with_settings("public_metrics = true").public_metrics());
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_settings() {
+        assert!(table("").trusted_proxies().is_empty());
+        let table = table_with_settings("trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]");
+        let shown: Vec<String> = table
+            .trusted_proxies()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1", "10.0.0.0/8"]);
     }
 
     fn describe(resolved: Resolved<'_>) -> String {

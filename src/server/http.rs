@@ -2,12 +2,12 @@
 //! (`ID.SERVICE.DOMAIN`, `SERVICE.DOMAIN`, `[routing]`) go to the proxy; the root domain (or an
 //! IP address, or `localhost`) serves `/health`, the control API under `/api/`, `/metrics`
 //! and the dashboard, on ten's main runtime (the proxy workers' have no timer). The API and
-//! `/metrics` see the TCP peer's address (for the limit on failed token checks), never a
-//! forwarded-for header.
+//! `/metrics` see the client's address (for the limit on failed token checks): the TCP peer,
+//! or, from a trusted proxy (`trusted_proxies`), the client its `X-Forwarded-For` names.
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -87,10 +87,10 @@ impl Router {
             Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
             Routed::Own(request) => {
                 let router = Arc::clone(self);
-                let address = peer.address;
+                let client = self.proxy.client(peer, request.headers());
                 let mut answer = OwnPage(
                     self.control
-                        .spawn(async move { router.own(request, address).await }),
+                        .spawn(async move { router.own(request, client).await }),
                 );
                 Either::Right(Either::Right(async move {
                     (&mut answer.0).await.unwrap_or_else(|error| {
@@ -120,18 +120,19 @@ impl Router {
         body::json(StatusCode::OK, &health)
     }
 
-    /// ten's own pages: `/health`, the API, `/metrics`, the dashboard.
-    async fn own(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// ten's own pages: `/health`, the API, `/metrics`, the dashboard. `client`: whom failed
+    /// token checks are counted against.
+    async fn own(&self, request: Request<Incoming>, client: IpAddr) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
             return self.health();
         }
         if path == "/api" || path.starts_with("/api/") {
-            return Arc::clone(&self.api).handle(request, peer).await;
+            return Arc::clone(&self.api).handle(request, client).await;
         }
         if path == "/metrics" {
             let public = self.proxy.public_metrics();
-            return self.api.metrics(request.headers(), peer, public).await;
+            return self.api.metrics(request.headers(), client, public).await;
         }
         if path == "/" {
             return Response::builder()
@@ -293,7 +294,8 @@ fn http1_builder() -> http1::Builder {
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
-    let client = Peer::new(peer);
+    // Whether the peer is a trusted proxy is decided once, by the configuration of now.
+    let client = router.proxy.peer(peer);
     let service = service_fn(move |request| router.serve(request, &client).map(answered));
     if let Err(error) = http1_builder()
         .serve_connection(TokioIo::new(stream), service)
@@ -315,7 +317,7 @@ async fn serve_tls(
     let Some(stream) = super::https::handshake(&acceptor, stream, peer, &timers).await else {
         return;
     };
-    let client = Peer::new(peer);
+    let client = router.proxy.peer(peer).over_tls();
     let service = service_fn(move |request| router.serve(request, &client).map(answered));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).half_close(true);

@@ -2,6 +2,7 @@
 //! clap and the only one that prints for humans.
 
 mod apply;
+mod caddy;
 mod certs;
 mod client;
 mod config_cmd;
@@ -124,6 +125,20 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Stop and remove the systemd unit that `ten install` wrote
     Uninstall(install::UninstallArgs),
+    /// Print a Caddyfile for running ten behind Caddy, with wildcard HTTPS certificates
+    ///
+    /// Caddy gets certificates for DOMAIN, *.DOMAIN and *.SERVICE.DOMAIN of every service
+    /// (wildcards, through the ACME DNS-01 challenge: Caddy must be built with your DNS
+    /// provider's module, which the file leaves for you to name) and passes every request to
+    /// ten on 127.0.0.1:PORT, with its Host and X-Forwarded-For, -Proto and -Host. On-demand TLS,
+    /// without a DNS module, is in the file as a commented alternative.
+    ///
+    /// The domain and email come from [settings.tls] (`domain`, `acme_email`) unless given.
+    /// Run ten with `ten serve --domain DOMAIN --port PORT --bind 127.0.0.1`, and set
+    /// `trusted_proxies = ["127.0.0.1"]` in [settings] so that ten believes Caddy's
+    /// X-Forwarded-* headers. Only the Caddyfile goes to stdout; check it with
+    /// `caddy validate --config FILE --adapter caddyfile`.
+    Caddy(caddy::CaddyArgs),
 }
 
 impl Command {
@@ -148,7 +163,7 @@ impl Command {
             Command::Config(args) => args.json,
             Command::Install(args) => args.json,
             Command::Uninstall(args) => args.json,
-            Command::Serve(_) | Command::Init(_) => false,
+            Command::Serve(_) | Command::Init(_) | Command::Caddy(_) => false,
         }
     }
 }
@@ -247,6 +262,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config_cmd::run(global, args),
         Command::Install(args) => install::install(global, args),
         Command::Uninstall(args) => install::uninstall(global, args),
+        Command::Caddy(args) => caddy::run(global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

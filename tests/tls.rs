@@ -41,8 +41,13 @@ fn tls_settings(pebble: &Pebble, https_port: u16, http_port: u16) -> String {
 }
 
 fn serve_https(ids: &[&str]) -> Https {
+    serve_https_with_validity(ids, None)
+}
+
+/// As [`serve_https`], with certificates valid for `validity` seconds.
+fn serve_https_with_validity(ids: &[&str], validity: Option<u64>) -> Https {
     let (https_port, http_port) = (free_port(), free_port());
-    let pebble = Pebble::start(https_port);
+    let pebble = Pebble::start_with_validity(https_port, validity);
     let ids: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
     let services = format!(
         "{}\n[instances]\nnotes = [{}]\n",
@@ -344,4 +349,82 @@ fn an_order_cut_off_by_the_acme_server_stopping_is_tried_again_until_it_answers(
             .log()
             .contains(&format!("certificate for {name} issued"))
     );
+}
+
+#[test]
+fn a_certificate_is_renewed_at_two_thirds_of_its_lifetime_and_an_undeclared_one_is_kept_unrenewed()
+{
+    // Certificates valid for 24 s: renewed 16 s after they begin.
+    let https = serve_https_with_validity(&["alice"], Some(24));
+    let output = https.server.ten(&["spawn", "notes:bob"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (alice, bob) = (https.name("alice"), https.name("bob"));
+    https.wait_served(&[alice.clone(), bob.clone()]);
+    let view = |name: &str| {
+        https
+            .certs()
+            .names
+            .into_iter()
+            .find(|view| view.name == name)
+            .unwrap()
+    };
+    let first = view(&alice).certificate.unwrap();
+    let bobs = view(&bob).certificate.unwrap();
+    // bob is undeclared: its certificate stays in the store, is not renewed, is not served.
+    let output = https.server.ten(&["rm", "notes:bob"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let renewed = within(Duration::from_secs(60), || {
+        view(&alice)
+            .certificate
+            .is_some_and(|facts| facts.not_before_unix > first.not_before_unix)
+    });
+    assert!(renewed, "{:#?}\n{}", https.certs(), https.server.log());
+    let facts = view(&alice).certificate.unwrap();
+    assert!(
+        facts.not_before_unix >= first.renew_at_unix() - 1,
+        "renewed at {} for a certificate to renew at {}",
+        facts.not_before_unix,
+        first.renew_at_unix()
+    );
+    assert!(
+        https
+            .server
+            .log()
+            .contains(&format!("certificate for {alice} renewed"))
+    );
+    // Proves that something does not happen, so it waits: past the time bob's certificate
+    // would have been renewed at, nothing was ordered for it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let past_renewal = bobs.renew_at_unix() + 3 - now;
+    std::thread::sleep(Duration::from_secs(past_renewal.max(0) as u64));
+    let bob_view = view(&bob);
+    assert_eq!(
+        (bob_view.state, bob_view.orders),
+        (CertState::Undeclared, 1),
+        "{bob_view:?}"
+    );
+    assert_eq!(
+        https.pebble.validations_for(&bob),
+        1,
+        "{}",
+        https.pebble.log()
+    );
+    let stored = std::fs::read_dir(https.dir.path().join("tenement-data/acme"))
+        .unwrap()
+        .flatten()
+        .any(|account| account.path().join(format!("{bob}.pem")).exists());
+    assert!(stored, "bob's certificate is kept in the store");
+    let roots = https.pebble.issuing_roots();
+    assert!(curl_https(&roots, &bob, https.https_port, "/", &[]).is_err());
 }

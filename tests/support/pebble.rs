@@ -76,6 +76,9 @@ pub(crate) struct Pebble {
     listen_port: u16,
     management_port: u16,
     dns_port: u16,
+    /// How long the certificates it issues are valid, in seconds (`None`: pebble's five
+    /// years).
+    validity: Option<u64>,
     /// `None` between [`Pebble::stop`] and [`Pebble::start_again`].
     pebble: Option<Child>,
     challtestsrv: Child,
@@ -85,6 +88,12 @@ impl Pebble {
     /// Starts the DNS server, then pebble validating TLS-ALPN-01 on `127.0.0.1:tls_port`, and
     /// waits until pebble's directory and management interface answer.
     pub(crate) fn start(tls_port: u16) -> Pebble {
+        Self::start_with_validity(tls_port, None)
+    }
+
+    /// As [`Pebble::start`], issuing certificates valid for `validity` seconds (to see them
+    /// renewed).
+    pub(crate) fn start_with_validity(tls_port: u16, validity: Option<u64>) -> Pebble {
         let dir = tempfile::Builder::new()
             .prefix("pebble-")
             .tempdir()
@@ -99,6 +108,7 @@ impl Pebble {
             listen_port: free_port(),
             management_port: free_port(),
             dns_port,
+            validity,
             pebble: None,
             challtestsrv,
         };
@@ -240,7 +250,7 @@ impl Pebble {
 
     /// Pebble's config (the keys of its `config` struct, matched case-insensitively by Go).
     fn write_config(&self) {
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{}", self.listen_port),
                 "managementListenAddress": format!("127.0.0.1:{}", self.management_port),
@@ -252,6 +262,9 @@ impl Pebble {
                 "externalAccountBindingRequired": false,
             }
         });
+        if let Some(seconds) = self.validity {
+            config["pebble"]["certificateValidityPeriod"] = seconds.into();
+        }
         fs::write(
             self.path("pebble-config.json"),
             serde_json::to_string_pretty(&config).unwrap(),

@@ -353,6 +353,34 @@ fn https_that_cannot_be_served_is_refused_not_ignored() {
 }
 
 #[test]
+fn https_on_a_privileged_port_without_the_right_says_how_to_get_it() {
+    // As a user without CAP_NET_BIND_SERVICE (nobody), HTTPS on 443 cannot be bound: the
+    // error says why and how, rather than only "permission denied".
+    use std::os::unix::fs::PermissionsExt;
+    let dir = project(
+        "[settings.tls]\nenabled = true\ndomain = \"example.com\"\nhttp_port = 0\n",
+        &backend_service("web", ""),
+        &[],
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_ten"))
+        .args(["serve", "--port", "0", "--config"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(":443: Permission denied") && text.contains("CAP_NET_BIND_SERVICE"),
+        "{text}"
+    );
+}
+
+#[test]
 fn falling_asleep_is_not_logged_as_a_start() {
     // The app ignores its stop signal, so falling asleep takes stop_timeout (2 s, then
     // SIGKILL): reconcile passes run while it is stopping on its way to sleep.

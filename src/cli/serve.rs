@@ -122,6 +122,12 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
                     ),
                     None => "another program listens there: pick another --port, or stop it".into(),
                 },
+                ListenError::Other { address, source }
+                    if address.port() < 1024
+                        && source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE (`setcap cap_net_bind_service=+ep $(command -v ten)`, or AmbientCapabilities= in a systemd unit); or pick ports above 1023 (--port, --https-port, --http-port)".into()
+                }
                 ListenError::Other { .. } => "pick another --port or --bind address".into(),
             };
             Err(CliError::new(error.to_string()).hint(hint))

@@ -220,6 +220,13 @@ fn unit_spec(global: &GlobalArgs, args: &InstallArgs, name: String) -> Result<Un
         data_dir: global.data_dir.as_deref().map(absolute),
         serve_args,
         user: args.user.clone(),
+        privileged_ports: config.settings.tls.enabled
+            && [
+                config.settings.tls.https_port,
+                config.settings.tls.http_port,
+            ]
+            .iter()
+            .any(|port| (1..1024).contains(port)),
         keep_tenants_on_exit: config.settings.keep_tenants_on_exit,
         longest_stop_timeout_secs,
         unit_dir: (unit_dir != Path::new(DEFAULT_UNIT_DIR)).then_some(unit_dir),

@@ -25,6 +25,8 @@ pub(super) struct UnitSpec {
     /// Serve flags after `--config` and `--data-dir`: `--port N`, ...
     pub serve_args: Vec<String>,
     pub user: Option<String>,
+    /// HTTPS on ports below 1024 (443, 80): a `User=` needs the right to bind them.
+    pub privileged_ports: bool,
     pub keep_tenants_on_exit: bool,
     pub longest_stop_timeout_secs: u64,
     /// Set when not the default, for the uninstall command in the header.
@@ -97,6 +99,12 @@ pub(super) fn render_unit(spec: &UnitSpec) -> String {
     );
     if let Some(user) = &spec.user {
         unit.push_str(&format!("User={user}\n"));
+        if spec.privileged_ports {
+            unit.push_str(
+                "# HTTPS listens on ports below 1024: the one right it needs for that, no other.\n\
+                 AmbientCapabilities=CAP_NET_BIND_SERVICE\n",
+            );
+        }
     }
     unit.push_str("Environment=TEN_LOG=info\nRestart=on-failure\nRestartSec=1\n");
     if spec.keep_tenants_on_exit {
@@ -290,6 +298,7 @@ mod tests {
             data_dir: Some("/var/lib/ten 100%".into()),
             serve_args: vec!["--port".into(), "80".into()],
             user: None,
+            privileged_ports: false,
             keep_tenants_on_exit: false,
             longest_stop_timeout_secs: 10,
             unit_dir: None,
@@ -337,6 +346,27 @@ mod tests {
             unit.contains("ten uninstall --name ten --unit-dir '/tmp/my units'"),
             "{unit}"
         );
+        assert!(!unit.contains("AmbientCapabilities"), "{unit}");
+    }
+
+    #[test]
+    fn a_user_serving_https_on_443_gets_only_the_right_to_bind_it() {
+        let unit = render_unit(&UnitSpec {
+            user: Some("ten".into()),
+            privileged_ports: true,
+            ..spec()
+        });
+        assert!(
+            unit.lines()
+                .any(|l| l == "AmbientCapabilities=CAP_NET_BIND_SERVICE"),
+            "{unit}"
+        );
+        // As root it has the right already.
+        let unit = render_unit(&UnitSpec {
+            privileged_ports: true,
+            ..spec()
+        });
+        assert!(!unit.contains("AmbientCapabilities"), "{unit}");
     }
 
     #[test]

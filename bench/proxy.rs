@@ -21,15 +21,19 @@
 //! Run with `cargo bench --bench proxy`. Installs `wrk` and `nginx` (Debian) when missing.
 //! `NGINX_KEEPALIVE_REQUESTS=1000 cargo bench --bench proxy` compares with nginx's default.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::fs;
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cpu::with_children;
+use common::nginx::{Nginx, keepalive_requests};
+use common::report::{print_ratios, print_runs_header, print_runs_line};
+use common::stats::{Rounds, Run, medians};
 use support::http::Request;
 use support::server::TestServer;
 
@@ -38,176 +42,7 @@ const SECONDS: u32 = 3;
 /// Rounds per connection count: in each, ten, nginx and the control nginx are measured back
 /// to back, in each of their six orders twice.
 const ROUNDS: usize = 12;
-/// The orders of the three proxies (0 ten, 1 nginx, 2 the control nginx) in a round.
-const ORDERS: [[usize; 3]; 6] = [
-    [0, 1, 2],
-    [1, 2, 0],
-    [2, 0, 1],
-    [0, 2, 1],
-    [2, 1, 0],
-    [1, 0, 2],
-];
 const WAKES: usize = 20;
-
-fn ensure_tools() {
-    let missing: Vec<&str> = ["wrk", "nginx"]
-        .into_iter()
-        .filter(|tool| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "-qq"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .expect("apt-get");
-    assert!(status.success(), "could not install {missing:?}");
-}
-
-/// What one wrk run measured: requests per second, p50 and p99 latency, and the CPU time
-/// the proxy's processes spent per request, in user space and in the kernel.
-#[derive(Clone, Copy)]
-struct Run {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    user_us: f64,
-    system_us: f64,
-}
-
-/// A wrk run against `port`, with the CPU time of `processes` over it.
-fn measure(port: u16, connections: u32, processes: &[u32]) -> Run {
-    let before = cpu_ticks(processes);
-    let (rps, p50_ms, p99_ms) = wrk(port, connections);
-    let after = cpu_ticks(processes);
-    let requests = rps * f64::from(SECONDS);
-    let per_request = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests;
-    Run {
-        rps,
-        p50_ms,
-        p99_ms,
-        user_us: per_request(after.0 - before.0),
-        system_us: per_request(after.1 - before.1),
-    }
-}
-
-/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat` (100 on every architecture
-/// ten runs on).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// `pid` and its children: an nginx master and its workers.
-fn with_children(pid: u32) -> Vec<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
-    let mut all = vec![pid];
-    all.extend(
-        children
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|child| child.parse::<u32>().ok()),
-    );
-    all
-}
-
-/// User and system CPU time (ticks) of `processes`, all their threads.
-fn cpu_ticks(processes: &[u32]) -> (u64, u64) {
-    processes.iter().fold((0, 0), |(user, system), pid| {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // The fields after the command's closing parenthesis: state is the first, utime the
-        // 12th and stime the 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let field = |index: usize| fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0);
-        (user + field(11), system + field(12))
-    })
-}
-
-/// (requests per second, p50 ms, p99 ms) of a wrk run.
-fn wrk(port: u16, connections: u32) -> (f64, f64, f64) {
-    let threads = connections.min(2);
-    let output = Command::new("wrk")
-        .args([
-            &format!("-t{threads}"),
-            &format!("-c{connections}"),
-            &format!("-d{SECONDS}s"),
-            "--latency",
-            "-H",
-            "Host: a.web.localhost",
-            &format!("http://127.0.0.1:{port}/"),
-        ])
-        .output()
-        .expect("run wrk");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let errors = text
-        .lines()
-        .find(|line| line.contains("Non-2xx") || line.contains("Socket errors"));
-    assert!(errors.is_none(), "wrk saw errors:\n{text}");
-    let requests = text
-        .lines()
-        .find_map(|line| line.strip_prefix("Requests/sec:"))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in:\n{text}"));
-    let percentile = |label: &str| {
-        text.lines()
-            .find_map(|line| line.trim().strip_prefix(label))
-            .map(|value| to_ms(value.trim()))
-            .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
-    };
-    (requests, percentile("50%"), percentile("99%"))
-}
-
-fn to_ms(value: &str) -> f64 {
-    let split = value
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => number / 1000.0,
-        "ms" => number,
-        "s" => number * 1000.0,
-        _ => f64::NAN,
-    }
-}
-
-/// nginx, stopped with its workers when dropped: SIGTERM to the master (which ends its
-/// workers), then SIGKILL to the whole process group if it lingers.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
-/// How many requests nginx serves on a connection before it closes it. ten never closes a
-/// client's or a backend's connection after some number of requests; nginx does by default,
-/// after 1000 (`keepalive_requests`, on both sides). A closed connection changes more than
-/// the proxy: wrk connects again, and on a 2-CPU VM the scheduler often places wrk, proxy and
-/// backend anew, sometimes all on one CPU, which at 1 connection is faster by up to 30% for
-/// either proxy. So that both proxies serve the same load, nginx keeps its connections too.
-fn keepalive_requests() -> u64 {
-    std::env::var("NGINX_KEEPALIVE_REQUESTS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(1_000_000_000)
-}
 
 /// nginx set up as the same proxy as ten: routed by `server_name`, keep-alive connections to
 /// the backend, and the same headers to it (Host, X-Forwarded-For, -Proto and -Host).
@@ -225,35 +60,22 @@ proxy_set_header X-Forwarded-Host $host; }}\n  }}\n\
         dir = dir.display(),
         requests = keepalive_requests(),
     );
-    let path = dir.join("nginx.conf");
-    fs::write(&path, config).unwrap();
-    let nginx = Nginx(
-        Command::new("nginx")
-            .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start nginx"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nginx
+    common::nginx::start(dir, &config, listen)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A wrk run against `port`, with the CPU time of `processes` over it.
+fn measure(port: u16, connections: u32, processes: &[u32]) -> Run {
+    common::cpu::measure(SECONDS, processes, || {
+        common::wrk::run(&[
+            format!("-t{}", common::wrk::threads(connections)),
+            format!("-c{connections}"),
+            format!("-d{SECONDS}s"),
+            "--latency".into(),
+            "-H".into(),
+            "Host: a.web.localhost".into(),
+            format!("http://127.0.0.1:{port}/"),
+        ])
+    })
 }
 
 fn throughput() {
@@ -268,7 +90,7 @@ fn throughput() {
     let (backend_port, backend_pid) = (backend.port.unwrap(), backend.pid.unwrap());
     let ten_port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
     let (nginx_dir, control_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (nginx_port, control_port) = (free_port(), free_port());
+    let (nginx_port, control_port) = (common::free_port(), common::free_port());
     let nginx = start_nginx(nginx_dir.path(), nginx_port, backend_port);
     let control = start_nginx(control_dir.path(), control_port, backend_port);
     let ports = [ten_port, nginx_port, control_port];
@@ -289,28 +111,13 @@ fn throughput() {
     println!(
         "   CPU: the proxy's processes, in µs per request (direct: the backend's), user and system"
     );
-    println!(
-        "   {:<7} {:>5} {:>12} {:>9} {:>9} {:>7} {:>7}   {:>10} {:>10} {:>10}",
-        "target",
-        "conns",
-        "requests/s",
-        "p50 ms",
-        "p99 ms",
-        "user",
-        "system",
-        "rps/nginx",
-        "p99/nginx",
-        "cpu/nginx",
-    );
+    print_runs_header("requests/s", "");
     let mut by_round = Vec::new();
     for connections in CONNECTIONS {
         let direct = measure(backend_port, connections, &[backend_pid]);
-        let mut runs: [Vec<Run>; 3] = Default::default();
-        for round in 0..ROUNDS {
-            for target in ORDERS[round % ORDERS.len()] {
-                runs[target].push(measure(ports[target], connections, &processes[target]));
-            }
-        }
+        let runs = common::take_turns(ROUNDS, |target| {
+            measure(ports[target], connections, &processes[target])
+        });
         let [ten, via_nginx, via_control] = &runs;
         by_round.push((
             connections,
@@ -324,237 +131,11 @@ fn throughput() {
             ("nginx", nginx_median),
             ("nginx-2", medians(via_control)),
         ] {
-            println!(
-                "   {name:<7} {connections:>5} {:>12.0} {:>9.3} {:>9.3} {:>7.2} {:>7.2}   {:>10.2} {:>10.2} {:>10.2}",
-                run.rps,
-                run.p50_ms,
-                run.p99_ms,
-                run.user_us,
-                run.system_us,
-                run.rps / nginx_median.rps,
-                run.p99_ms / nginx_median.p99_ms,
-                (run.user_us + run.system_us) / (nginx_median.user_us + nginx_median.system_us),
-            );
+            print_runs_line(name, connections, &run, &nginx_median, "");
         }
     }
-    println!(
-        "   against nginx round by round (each round: all three measured back to back); \
-         nginx-2 is nginx again, the control"
-    );
-    println!(
-        "   {:>5} {:<7}   {:>10} {:>13} {:>10}   {:>10} {:>13}   {:>10} {:>13}   rps ratios",
-        "conns",
-        "",
-        "rps median",
-        "interval",
-        ">= nginx",
-        "p99 median",
-        "interval",
-        "cpu median",
-        "interval"
-    );
-    for (connections, ten, control) in &by_round {
-        for (name, rounds) in [("ten", ten), ("nginx-2", control)] {
-            let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
-            println!(
-                "   {connections:>5} {name:<7}   {:>10.2} {:>13} {:>10}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
-                rps.median,
-                rps.range(),
-                format!("{}/{ROUNDS}", rounds.won),
-                p99.median,
-                p99.range(),
-                cpu.median,
-                cpu.range(),
-                rounds.rps_ratios.join(" ")
-            );
-        }
-    }
-    let coverage = by_round
-        .first()
-        .map_or(0.0, |(_, rounds, _)| rounds.rps.coverage);
-    println!(
-        "   interval: holds the true median ratio of these processes with {:.0}% confidence \
-         (order statistics, no assumption about the noise's distribution); the rounds share \
-         one ten, two nginx and one backend, so a run with new ones can differ by more",
-        coverage * 100.0
-    );
-    for (connections, ten, control) in &by_round {
-        let unit = if *connections == 1 {
-            "connection"
-        } else {
-            "connections"
-        };
-        println!(
-            "   {connections:>5} {unit}: throughput {}; p99 {}; CPU per request {}",
-            ten.rps_verdict(control),
-            ten.p99_verdict(control),
-            ten.cpu_verdict(control)
-        );
-    }
+    print_ratios(&by_round, "request");
     drop((nginx, control));
-}
-
-/// A proxy against nginx, round by round.
-struct Rounds {
-    rps_ratios: Vec<String>,
-    rps: Interval,
-    p99: Interval,
-    /// CPU time per request (user and system) against nginx's.
-    cpu: Interval,
-    /// Rounds in which the proxy served at least as many requests as nginx.
-    won: usize,
-}
-
-impl Rounds {
-    fn new(proxy: &[Run], nginx: &[Run]) -> Rounds {
-        let ratios = |pick: fn(&Run) -> f64| -> Vec<f64> {
-            proxy
-                .iter()
-                .zip(nginx)
-                .map(|(p, n)| pick(p) / pick(n))
-                .collect()
-        };
-        let rps = ratios(|run| run.rps);
-        let p99 = ratios(|run| run.p99_ms);
-        let cpu = ratios(|run| run.user_us + run.system_us);
-        Rounds {
-            rps_ratios: rps.iter().map(|ratio| format!("{ratio:.2}")).collect(),
-            won: rps.iter().filter(|ratio| **ratio >= 1.0).count(),
-            rps: Interval::of_median(rps),
-            p99: Interval::of_median(p99),
-            cpu: Interval::of_median(cpu),
-        }
-    }
-
-    /// Throughput against nginx, and beside it how nginx measures against itself
-    /// (`control`): how far apart two identical proxies land on this machine.
-    fn rps_verdict(&self, control: &Rounds) -> String {
-        verdict(
-            &self.rps,
-            &control.rps,
-            Better::Higher,
-            "ten ahead",
-            "ten behind",
-        )
-    }
-
-    /// p99 latency against nginx, with the control beside it.
-    fn p99_verdict(&self, control: &Rounds) -> String {
-        verdict(
-            &self.p99,
-            &control.p99,
-            Better::Lower,
-            "ten's lower",
-            "ten's higher",
-        )
-    }
-
-    /// CPU time per request against nginx's, with the control beside it.
-    fn cpu_verdict(&self, control: &Rounds) -> String {
-        verdict(
-            &self.cpu,
-            &control.cpu,
-            Better::Lower,
-            "ten's lower",
-            "ten's higher",
-        )
-    }
-}
-
-/// Which way a ratio to nginx is better.
-#[derive(Clone, Copy)]
-enum Better {
-    Higher,
-    Lower,
-}
-
-/// `better` when the whole interval of the ratio is on the better side of 1, `worse` when it
-/// is on the worse side, else level; with the control's interval beside it.
-fn verdict(ratio: &Interval, control: &Interval, way: Better, better: &str, worse: &str) -> String {
-    let (low, high) = match way {
-        Better::Higher => (ratio.low, ratio.high),
-        // Mirrored, so that the test below reads the same: the inverse of a ratio.
-        Better::Lower => (1.0 / ratio.high, 1.0 / ratio.low),
-    };
-    let verdict = if low >= 1.0 {
-        better
-    } else if high < 1.0 {
-        worse
-    } else {
-        "level"
-    };
-    format!("{verdict} ({ratio}; nginx against itself: {control})")
-}
-
-/// A sample's median, and an interval that holds the true median with probability `coverage`.
-struct Interval {
-    median: f64,
-    low: f64,
-    high: f64,
-    coverage: f64,
-}
-
-impl Interval {
-    /// `low..high`.
-    fn range(&self) -> String {
-        format!("{:.2}..{:.2}", self.low, self.high)
-    }
-
-    /// The narrowest interval between order statistics, `[x(k), x(n+1-k)]`, that holds the
-    /// median with at least 88% probability: it does unless k or more of the n values fall on
-    /// one side of it, each with probability 1/2 (the values being independent).
-    fn of_median(mut values: Vec<f64>) -> Interval {
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let median = median_of(values.clone());
-        // P(X <= j) for X ~ Binomial(n, 1/2), for each j.
-        let mut below = Vec::with_capacity(n + 1);
-        let (mut choose, mut sum) = (1.0_f64, 0.0_f64);
-        for j in 0..=n {
-            sum += choose / 2f64.powi(n as i32);
-            below.push(sum);
-            choose = choose * (n - j) as f64 / (j + 1) as f64;
-        }
-        let mut k = 1;
-        while k < n.div_ceil(2) && 1.0 - 2.0 * below[k] >= 0.88 {
-            k += 1;
-        }
-        Interval {
-            median,
-            low: values[k - 1],
-            high: values[n - k],
-            coverage: 1.0 - 2.0 * below[k - 1],
-        }
-    }
-}
-
-impl std::fmt::Display for Interval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2}, {}", self.median, self.range())
-    }
-}
-
-/// The median; of an even count, the mean of the middle two.
-fn median_of(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 0 {
-        (values[middle - 1] + values[middle]) / 2.0
-    } else {
-        values[middle]
-    }
-}
-
-/// The median of each figure over runs.
-fn medians(runs: &[Run]) -> Run {
-    let median = |pick: fn(&Run) -> f64| median_of(runs.iter().map(pick).collect());
-    Run {
-        rps: median(|r| r.rps),
-        p50_ms: median(|r| r.p50_ms),
-        p99_ms: median(|r| r.p99_ms),
-        user_us: median(|r| r.user_us),
-        system_us: median(|r| r.system_us),
-    }
 }
 
 /// The backend's own time from exec to accepting connections.
@@ -630,7 +211,7 @@ fn wake_latency() {
 }
 
 fn main() {
-    ensure_tools();
+    common::ensure_tools(&[("wrk", "wrk"), ("nginx", "nginx")]);
     support::server::build_backend();
     throughput();
     wake_latency();

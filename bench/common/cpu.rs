@@ -35,6 +35,22 @@ pub(crate) fn cpu_ticks(processes: &[u32]) -> (u64, u64) {
     })
 }
 
+/// TCP connections accepted so far in this network namespace (`PassiveOpens` in
+/// `/proc/net/snmp`): every process's, so a count over a run is at least the server's.
+pub(crate) fn tcp_passive_opens() -> u64 {
+    let snmp = fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut tcp = snmp.lines().filter(|line| line.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "PassiveOpens")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A load run (`load` returns its requests per second, p50 and p99 latency in ms) of
 /// `seconds`, with the CPU time of `processes` over it, per request.
 pub(crate) fn measure(

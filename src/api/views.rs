@@ -65,6 +65,7 @@ pub(crate) fn instance_views(
             let has_process = instance.is_some_and(|instance| instance.pid.is_some());
             let listen = match spec.map(|spec| spec.listen) {
                 _ if !has_process => None,
+                Some(Listen::None) => None,
                 Some(Listen::Socket) => spec.map(|spec| spec.socket.display().to_string()),
                 _ => port.map(|port| format!("127.0.0.1:{port}")),
             };

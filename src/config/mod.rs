@@ -4,6 +4,7 @@
 //! config discovery. Must not import tokio, nix, hyper or notify: it is pure apart from
 //! `discover`, which looks for files.
 
+pub mod checks;
 pub(crate) mod diag;
 pub(crate) mod discover;
 pub(crate) mod edit;

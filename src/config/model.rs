@@ -131,6 +131,9 @@ pub struct ServiceTemplate {
     pub listen: Listen,
     pub pids_limit: Option<u64>,
     pub user: Option<String>,
+    /// A TCP or command check (the HTTP one is `health`).
+    pub check: Option<super::checks::Check>,
+    pub timing: super::checks::CheckTiming,
 }
 
 /// The default `socket` template.
@@ -213,7 +216,7 @@ keyword_enum!(
 );
 keyword_enum!(
     /// Where the app listens and the proxy connects.
-    Listen { Port = "port", Socket = "socket" }
+    Listen { Port = "port", Socket = "socket", None = "none" }
 );
 keyword_enum!(
     /// The signal that asks a tenant to stop.

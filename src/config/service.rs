@@ -33,6 +33,12 @@ pub const SERVICE_KEYS: &[&str] = &[
     "listen",
     "pids_limit",
     "user",
+    "health_check",
+    "health_interval",
+    "health_timeout",
+    "health_retries",
+    "health_start_period",
+    "start_seconds",
 ];
 
 /// Environment variables ten sets itself for every instance.
@@ -64,10 +70,7 @@ pub(crate) fn parse_service(
                 "use max_restarts (and restart_window) in [settings]: after that many restarts the instance is failed"
                     .into(),
             ),
-            "startsecs" => Some(
-                "ten has no minimum uptime (`startsecs`) yet: a start counts once the app answers its health check, within startup_timeout"
-                    .into(),
-            ),
+            "startsecs" => Some("did you mean `start_seconds` (the uptime that makes a start count)?".into()),
             "autostart" => Some(
                 "every declared instance starts; set state = \"stopped\" in its instance file to keep it stopped"
                     .into(),
@@ -81,7 +84,7 @@ pub(crate) fn parse_service(
                     .into(),
             ),
             key if key.starts_with("healthcheck_") => Some(
-                "health checks are `health = \"/path\"` (an HTTP GET that must answer 2xx; without it, a TCP connect to PORT) and health_check_interval in [settings]; TCP-port and command checks are not supported yet"
+                "checks are health_check = { http = \"/path\" } | { tcp = PORT } | { exec = [...] }, paced by health_interval, health_timeout, health_retries and health_start_period"
                     .into(),
             ),
             _ => None,
@@ -119,6 +122,7 @@ pub(crate) fn parse_service(
         Listen::from_keyword,
         diagnostics,
     );
+    let checks = super::checks::parse_checks(fields, health, listen, diagnostics);
     let stop_signal = parse_stop_signal(fields, diagnostics);
     let seconds = |key: &str, min: u64, diagnostics: &mut Vec<Diagnostic>| {
         fields.duration(
@@ -146,7 +150,7 @@ pub(crate) fn parse_service(
         argv: argv?,
         workdir,
         socket: socket?,
-        health,
+        health: checks.http,
         isolation: isolation.unwrap_or(Isolation::Process),
         idle_timeout: idle_timeout.unwrap_or(Duration::ZERO),
         startup_timeout: startup_timeout.unwrap_or(Duration::from_secs(10)),
@@ -168,6 +172,8 @@ pub(crate) fn parse_service(
         }),
         pids_limit,
         user,
+        check: checks.check,
+        timing: checks.timing,
     })
 }
 

@@ -1,4 +1,4 @@
-//! Template strings: `{name}`, `{id}`, `{data_dir}`, `{port}` and `{socket}` inside `env`,
+//! Template strings: `{name}`, `{id}`, `{index}`, `{data_dir}`, `{port}` and `{socket}` inside `env`,
 //! `command`, `args`, `socket` and `workdir` values.
 //!
 //! A `{` followed by a lowercase identifier and `}` is a variable reference; an unknown one is
@@ -13,18 +13,29 @@ use std::fmt;
 pub enum Var {
     Name,
     Id,
+    /// An instance's number in a process set (`[instances] worker = { count = 4 }`): its
+    /// id, which is that number.
+    Index,
     DataDir,
     Port,
     Socket,
 }
 
 impl Var {
-    pub const ALL: [Var; 5] = [Var::Name, Var::Id, Var::DataDir, Var::Port, Var::Socket];
+    pub const ALL: [Var; 6] = [
+        Var::Name,
+        Var::Id,
+        Var::Index,
+        Var::DataDir,
+        Var::Port,
+        Var::Socket,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Var::Name => "name",
             Var::Id => "id",
+            Var::Index => "index",
             Var::DataDir => "data_dir",
             Var::Port => "port",
             Var::Socket => "socket",
@@ -142,7 +153,7 @@ impl Template {
             match segment {
                 Segment::Text(text) => out.push_text(text),
                 Segment::Var(Var::Name) => out.push_text(bindings.name),
-                Segment::Var(Var::Id) => out.push_text(bindings.id),
+                Segment::Var(Var::Id | Var::Index) => out.push_text(bindings.id),
                 Segment::Var(Var::DataDir) => out.push_text(bindings.data_dir),
                 Segment::Var(Var::Socket) => out.push_text(bindings.socket),
                 Segment::Var(Var::Port) => match bindings.port {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::checks::{Check, CheckTiming, TcpPort};
 use crate::config::template::Bindings;
 use crate::config::{
     Config, InstanceOverrides, Isolation, Listen, RestartPolicy, RunState, ServiceTemplate,
@@ -55,6 +56,9 @@ pub struct InstanceSpec {
     pub socket: PathBuf,
     pub listen: Listen,
     pub health: Option<String>,
+    /// A TCP or command check (`health` is the HTTP one); a command's words are bound.
+    pub check: Option<Check>,
+    pub timing: CheckTiming,
     pub isolation: Isolation,
     pub idle_timeout: Duration,
     pub startup_timeout: Duration,
@@ -146,6 +150,13 @@ pub fn effective_spec(
         socket: socket.clone(),
         listen: service.listen,
         health: service.health.clone(),
+        check: service.check.as_ref().map(|check| match check {
+            Check::Exec(words) => {
+                Check::Exec(words.iter().map(|word| word.bind(&bindings)).collect())
+            }
+            other => other.clone(),
+        }),
+        timing: service.timing,
         isolation: service.isolation,
         idle_timeout: overrides.idle_timeout.unwrap_or(service.idle_timeout),
         startup_timeout: service.startup_timeout,
@@ -204,6 +215,8 @@ impl InstanceSpec {
                 .and_then(Listen::from_keyword)
                 .unwrap_or(Listen::Port),
             health: text("health").map(str::to_string),
+            check: None,
+            timing: CheckTiming::default(),
             isolation: text("isolation")
                 .and_then(Isolation::from_keyword)
                 .unwrap_or(Isolation::Process),
@@ -244,6 +257,18 @@ impl InstanceSpec {
     }
 }
 
+/// `tcp 6379`, `tcp port`, `exec pg_isready -q`.
+pub(crate) fn describe_check(check: &Check) -> String {
+    match check {
+        Check::Tcp(TcpPort::Own) => "tcp port".into(),
+        Check::Tcp(TcpPort::Fixed(port)) => format!("tcp {port}"),
+        Check::Exec(words) => {
+            let words: Vec<String> = words.iter().map(Template::text).collect();
+            format!("exec {}", shell_words::join(words))
+        }
+    }
+}
+
 fn compute_fields(spec: &InstanceSpec) -> FieldMap {
     let text = |value: &str| FieldValue::Text(value.to_string());
     let path = |value: &Path| FieldValue::Text(value.to_string_lossy().into_owned());
@@ -272,6 +297,17 @@ fn compute_fields(spec: &InstanceSpec) -> FieldMap {
     if let Some(health) = &spec.health {
         put("health", text(health));
     }
+    if let Some(check) = &spec.check {
+        put("health_check", FieldValue::Text(describe_check(check)));
+    }
+    let timing = &spec.timing;
+    if let Some(interval) = timing.interval {
+        put("health_interval", duration(interval));
+    }
+    put("health_timeout", duration(timing.timeout));
+    put("health_retries", FieldValue::Int(u64::from(timing.retries)));
+    put("health_start_period", duration(timing.start_period));
+    put("start_seconds", duration(timing.start_seconds));
     put("weight", FieldValue::Int(u64::from(spec.weight)));
     put("idle_timeout", duration(spec.idle_timeout));
     put("startup_timeout", duration(spec.startup_timeout));

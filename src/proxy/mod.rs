@@ -75,6 +75,8 @@ pub(crate) struct Proxy {
 /// Why a request cannot be forwarded; each becomes a short error response.
 enum Refusal {
     NotFound(String),
+    /// A worker's name (`listen = "none"`).
+    NoHttp(String),
     Stopped(String),
     Unavailable(String),
     WakeFailed(String),
@@ -89,6 +91,7 @@ impl Refusal {
                 StatusCode::NOT_FOUND,
                 format!("ten: no {what} is declared here"),
             ),
+            Refusal::NoHttp(what) => (StatusCode::NOT_FOUND, format!("ten: {what}")),
             Refusal::Stopped(what) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("ten: {what} is stopped"),
@@ -150,6 +153,7 @@ impl Proxy {
                 )))),
             },
             Resolved::NotFound(what) => Routed::Done(Refusal::NotFound(what).response()),
+            Resolved::NoHttp(what) => Routed::Done(Refusal::NoHttp(what).response()),
         }
     }
 

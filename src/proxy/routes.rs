@@ -80,6 +80,8 @@ pub(crate) enum Resolved<'a> {
     Service(&'a Arc<ServiceRoute>),
     /// Nothing is declared there; the text says what was asked for.
     NotFound(String),
+    /// A worker's name: declared, but it answers no HTTP; the text says so.
+    NoHttp(String),
 }
 
 #[derive(Default)]
@@ -94,6 +96,9 @@ pub(crate) struct RouteTable {
     default: Option<RouteTarget>,
     /// `settings.public_metrics`: `/metrics` without a token.
     public_metrics: bool,
+    /// Services whose instances answer no HTTP (`listen = "none"`): their names, and
+    /// their instances' `ID.SERVICE`, are not found, with the reason.
+    workers: HashMap<String, ()>,
     /// `settings.trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
     trusted_proxies: Vec<IpRange>,
 }
@@ -107,7 +112,12 @@ impl RouteTable {
     ) -> RouteTable {
         let mut instances = HashMap::with_capacity(desired.instances.len());
         let mut services: HashMap<String, ServiceRoute> = HashMap::new();
+        let mut workers = HashMap::new();
         for (key, spec) in &desired.instances {
+            if spec.listen == crate::config::Listen::None {
+                workers.insert(key.service.to_string(), ());
+                continue;
+            }
             let route = Arc::new(InstanceRoute {
                 key: key.clone(),
                 gate: gate(key),
@@ -133,7 +143,11 @@ impl RouteTable {
             }
             instances.insert(format!("{}.{}", key.id, key.service), route);
         }
-        for name in desired.config.services.keys() {
+        for (name, service) in &desired.config.services {
+            if service.listen == crate::config::Listen::None {
+                workers.insert(name.to_string(), ());
+                continue;
+            }
             services
                 .entry(name.to_string())
                 .or_insert_with(|| ServiceRoute {
@@ -164,6 +178,7 @@ impl RouteTable {
             paths,
             default: routing.default.clone(),
             public_metrics: desired.config.settings.public_metrics,
+            workers,
             trusted_proxies: desired.config.settings.trusted_proxies.clone(),
         }
     }
@@ -225,6 +240,25 @@ impl RouteTable {
             return self.target(target);
         }
         // Counted as bytes (no char search): this runs for every request.
+        let found = self.tenant(sub, host);
+        match &found {
+            Resolved::NotFound(_) if !self.workers.is_empty() => self.worker(sub).unwrap_or(found),
+            _ => found,
+        }
+    }
+
+    /// A worker's name, not found for the reason that it answers no HTTP.
+    fn worker(&self, sub: &str) -> Option<Resolved<'_>> {
+        let service = sub.rsplit('.').next()?;
+        self.workers.contains_key(service).then(|| {
+            Resolved::NoHttp(format!(
+                "{sub} answers no HTTP: service {service} runs workers (listen = \"none\")"
+            ))
+        })
+    }
+
+    /// `SERVICE` or `ID.SERVICE` under the domain.
+    fn tenant(&self, sub: &str, host: &str) -> Resolved<'_> {
         match sub.bytes().filter(|&byte| byte == b'.').count() {
             0 => match self.services.get(sub) {
                 Some(route) => Resolved::Service(route),
@@ -319,6 +353,7 @@ mod tests {
             Resolved::Instance(route) => route.key.to_string(),
             Resolved::Service(route) => format!("service {}", route.name),
             Resolved::NotFound(what) => format!("404 {what}"),
+            Resolved::NoHttp(what) => format!("404 no HTTP: {what}"),
         }
     }
 

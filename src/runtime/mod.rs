@@ -15,6 +15,7 @@
 
 pub(crate) mod adopt;
 pub(crate) mod cgroup;
+pub(crate) mod exec_probe;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod init;
@@ -38,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 pub use adopt::AdoptError;
 pub use launch::{Launch, Started};
-pub use probe::{Probe, ProbeResult, ProbeTarget};
+pub use probe::{ExecProbe, Probe, ProbeResult, ProbeTarget};
 pub use process::{SpawnEnv, SpawnError};
 pub use reaper::ProcessExit;
 pub use signal::GroupSignal;
@@ -303,7 +304,17 @@ impl Runtime for OsRuntime {
     }
 
     async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeResult {
-        probe::run_probe(&probe).await
+        match probe.target {
+            ProbeTarget::Exec(exec) => {
+                let procs = exec
+                    .pid
+                    .and_then(|pid| self.running().get(&pid).cloned())
+                    .and_then(|running| running.cgroup.as_ref().map(|cgroup| cgroup.procs_files()))
+                    .unwrap_or_default();
+                exec_probe::run_exec(exec, probe.timeout, procs).await
+            }
+            _ => probe::run_probe(&probe).await,
+        }
     }
 
     async fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> Usage {

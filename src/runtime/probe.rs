@@ -14,8 +14,28 @@ use tokio::net::{TcpStream, UnixStream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeTarget {
-    Tcp { port: u16 },
-    Unix { socket: PathBuf },
+    Tcp {
+        port: u16,
+    },
+    Unix {
+        socket: PathBuf,
+    },
+    /// A command, healthy when it exits 0.
+    Exec(ExecProbe),
+}
+
+/// A check command, run as the instance runs: its environment, working directory and (when
+/// `pid` has one) cgroup, in a process group of its own that is killed when it takes too
+/// long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecProbe {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// The instance's process, whose cgroup the command joins.
+    pub pid: Option<u32>,
+    /// The user the instance runs as, whom the command runs as too.
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +79,8 @@ async fn attempt(probe: &Probe) -> ProbeResult {
                 .map_err(|error| format!("connect to {}: {error}", socket.display()))?;
             get(stream, probe.http_path.as_deref(), "localhost").await
         }
+        // Run by the runtime, which knows the instance's cgroup (`exec_probe`).
+        ProbeTarget::Exec(_) => Err("a command check runs through the runtime".into()),
     }
 }
 

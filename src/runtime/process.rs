@@ -155,7 +155,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 
 /// Becomes `uid`/`gid` (no supplementary groups): between fork and exec, after joining the
 /// cgroup (which needs root).
-fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: plain system calls.
     unsafe {
         if nix::libc::setgroups(0, std::ptr::null()) != 0
@@ -168,7 +168,7 @@ fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
-fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
+pub(crate) fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
     let found = match user.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
         Err(_) => nix::unistd::User::from_name(user),

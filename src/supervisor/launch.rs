@@ -2,7 +2,8 @@
 //! clean environment assembled. Pure.
 //!
 //! Tenants get `PATH`, `HOME`, `LANG` (ten's own, or defaults), their template's env, `PORT`
-//! and `SOCKET_PATH` — never ten's other variables, so tokens and secrets do not leak.
+//! and `SOCKET_PATH` (not a worker, `listen = "none"`: it has neither) — never ten's other
+//! variables, so tokens and secrets do not leak.
 
 use std::path::PathBuf;
 
@@ -55,8 +56,10 @@ pub(crate) fn build_launch(
             None => env.push((name.clone(), value)),
         }
     }
-    env.push(("PORT".into(), port.to_string()));
-    env.push(("SOCKET_PATH".into(), socket));
+    if spec.listen != Listen::None {
+        env.push(("PORT".into(), port.to_string()));
+        env.push(("SOCKET_PATH".into(), socket));
+    }
     Launch {
         key: spec.key.clone(),
         argv: spec.argv.iter().map(|arg| arg.resolve_port(port)).collect(),

@@ -34,8 +34,6 @@ use super::messages::InstanceStatus;
 mod traffic;
 mod transitions;
 
-/// Failed probes in a row that make a running instance unhealthy (and restart it).
-pub(crate) const UNHEALTHY_AFTER: u32 = 3;
 /// First gap between readiness probes of a starting process; it grows by a fifth each time up
 /// to [`MAX_PROBE_GAP`]. Fine-grained on purpose: a woken instance is served within a few
 /// milliseconds of accepting connections. (A refused connect on localhost costs microseconds.)
@@ -63,6 +61,16 @@ pub(crate) struct Policy {
     pub idle_timeout: Duration,
     /// What a start waits for, for the message when it never comes.
     pub readiness: Readiness,
+    /// Failed checks in a row that make a running instance unhealthy (and restart it).
+    pub retries: u32,
+    /// After a start, failed checks do not count for this long.
+    pub start_period: Duration,
+    /// For a process nothing checks (a worker without a check): up this long, a start
+    /// counts; it is never probed.
+    pub liveness: Option<Duration>,
+    /// The first and the longest gap between readiness probes of a starting process
+    /// ([`FIRST_PROBE_GAP`] and [`MAX_PROBE_GAP`], longer for a command check, which forks).
+    pub probe_gaps: (Duration, Duration),
 }
 
 /// What a started process must do to count as started, and what to check when it does not:
@@ -305,6 +313,12 @@ impl Machine {
     /// When the machine wants a [`Input::Tick`].
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
+            State::Starting { since, .. } if self.policy.liveness.is_some() => {
+                self.policy.liveness.map(|up| *since + up)
+            }
+            State::Running { since, .. } if self.policy.liveness.is_some() => {
+                self.idle_deadline(*since)
+            }
             State::Starting {
                 since, next_probe, ..
             } => {

@@ -18,22 +18,25 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::{Listen, Settings};
+use crate::config::checks::{Check, TcpPort};
+use crate::config::{Listen, Settings, Template};
 use crate::desired::InstanceSpec;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
 use crate::observed::{ExitInfo, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, port_is_free};
-use crate::runtime::{Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started};
+use crate::runtime::{
+    ExecProbe, Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started,
+};
 
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
-use super::machine::{Effect, Input, Machine, Policy, Readiness, State, Traffic};
+use super::machine::{
+    Effect, FIRST_PROBE_GAP, Input, MAX_PROBE_GAP, Machine, Policy, Readiness, State, Traffic,
+};
 use super::messages::{Adoption, Command, InstanceStatus};
 
-/// Longest a probe may take.
-const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Without a storage quota, the data directory is measured at every this many usage samples.
 const STORAGE_EVERY: u64 = 6;
 
@@ -84,17 +87,58 @@ pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Pol
         backoff_base: settings.backoff_base,
         backoff_max: settings.backoff_max,
         startup_timeout: spec.startup_timeout,
-        check_interval: settings.health_check_interval,
+        check_interval: spec
+            .timing
+            .interval
+            .unwrap_or(settings.health_check_interval),
         stop_signal: spec.stop_signal,
         stop_timeout: spec.stop_timeout,
         idle_timeout: spec.idle_timeout,
+        retries: spec.timing.retries,
+        start_period: spec.timing.start_period,
+        liveness: (spec.listen == Listen::None && spec.check.is_none())
+            .then_some(spec.timing.start_seconds),
+        probe_gaps: match spec.check {
+            // A command forks: readiness is asked at most every second.
+            Some(Check::Exec(_)) => (Duration::from_millis(50), Duration::from_secs(1)),
+            _ => (FIRST_PROBE_GAP, MAX_PROBE_GAP),
+        },
     }
 }
 
 /// What a start of `spec` waits for (its readiness probe), and the likely fix when it never
 /// comes.
 fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
+    match &spec.check {
+        Some(Check::Tcp(TcpPort::Fixed(port))) => {
+            return Readiness {
+                waits_for: format!("a connection to 127.0.0.1:{port} (its health_check)"),
+                hint: format!(
+                    "does the app open port {port}? A slow start needs a larger startup_timeout"
+                ),
+            };
+        }
+        Some(Check::Exec(_)) => {
+            return Readiness {
+                waits_for: format!(
+                    "its health_check `{}` to exit 0",
+                    crate::desired::spec::describe_check(spec.check.as_ref().expect("matched"))
+                ),
+                hint: "run the check by hand in the instance's directory to see why; a slow start needs a larger startup_timeout".into(),
+            };
+        }
+        _ => {}
+    }
     let (place, listens) = match spec.listen {
+        Listen::None => {
+            return Readiness {
+                waits_for: format!(
+                    "it to stay up {} (start_seconds)",
+                    humantime::format_duration(spec.timing.start_seconds)
+                ),
+                hint: "it exits at once: `ten logs` shows why".into(),
+            };
+        }
         Listen::Port => (
             format!("127.0.0.1:{port}"),
             format!(
@@ -500,11 +544,13 @@ impl<R: Runtime> InstanceTask<R> {
 
     /// Opens the gate while the process answers; closes it (for this backend) otherwise.
     fn sync_gate(&mut self) {
-        let answering = matches!(self.machine.state, State::Running { .. });
+        // A worker answers no request: its gate never opens.
+        let answering =
+            matches!(self.machine.state, State::Running { .. }) && self.spec.listen != Listen::None;
         match (&self.backend, answering) {
             (None, true) => {
                 let target = match self.spec.listen {
-                    Listen::Port => Target::Tcp(self.port),
+                    Listen::Port | Listen::None => Target::Tcp(self.port),
                     Listen::Socket => Target::Unix(self.spec.socket.clone()),
                 };
                 let backend = Backend::new(target);
@@ -566,20 +612,45 @@ impl<R: Runtime> InstanceTask<R> {
     }
 
     fn probe_future(&self) -> Boxed<ProbeResult> {
-        let target = match self.spec.listen {
-            Listen::Port => ProbeTarget::Tcp { port: self.port },
-            Listen::Socket => ProbeTarget::Unix {
-                socket: self.spec.socket.clone(),
-            },
+        let (target, http_path) = match &self.spec.check {
+            Some(Check::Tcp(TcpPort::Own)) => (ProbeTarget::Tcp { port: self.port }, None),
+            Some(Check::Tcp(TcpPort::Fixed(port))) => (ProbeTarget::Tcp { port: *port }, None),
+            Some(Check::Exec(words)) => (ProbeTarget::Exec(self.exec_probe(words)), None),
+            None => {
+                let target = match self.spec.listen {
+                    Listen::Port | Listen::None => ProbeTarget::Tcp { port: self.port },
+                    Listen::Socket => ProbeTarget::Unix {
+                        socket: self.spec.socket.clone(),
+                    },
+                };
+                (target, self.spec.health.clone())
+            }
         };
         let probe = Probe {
             target,
-            http_path: self.spec.health.clone(),
-            timeout: self.settings.health_check_interval.min(MAX_PROBE_TIMEOUT),
+            http_path,
+            timeout: self.spec.timing.timeout,
         };
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();
         Box::pin(async move { shared.runtime.probe(&key, probe).await })
+    }
+
+    /// The command check `words`, as the instance runs: its environment and directory (as
+    /// its launch has them), user and cgroup (its process's).
+    fn exec_probe(&self, words: &[Template]) -> ExecProbe {
+        let capture = self.shared.logs.paths(&self.key);
+        let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
+        ExecProbe {
+            argv: words
+                .iter()
+                .map(|word| word.resolve_port(self.port))
+                .collect(),
+            env: launch.env,
+            workdir: launch.workdir,
+            pid: self.machine.pid(),
+            user: self.spec.user.clone(),
+        }
     }
 
     fn current_status(&self) -> InstanceStatus {

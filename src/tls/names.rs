@@ -1,7 +1,7 @@
 //! Which names get a certificate: the root domain, `SERVICE.DOMAIN` for each service that
-//! takes traffic by weight, `ID.SERVICE.DOMAIN` for each declared instance, and each
-//! `[routing.subdomain]` label. Pure: nothing else is ever ordered, so no request can make ten
-//! ask the CA for a name.
+//! takes traffic by weight, `ID.SERVICE.DOMAIN` for each declared instance (but workers,
+//! which answer no HTTP), and each `[routing.subdomain]` label. Pure: nothing else is ever
+//! ordered, so no request can make ten ask the CA for a name.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +12,10 @@ pub(crate) fn certificate_names(domain: &str, desired: &DesiredState) -> BTreeSe
     let domain = domain.to_ascii_lowercase();
     let mut names = BTreeSet::from([domain.clone()]);
     for (key, spec) in &desired.instances {
+        if spec.listen == crate::config::Listen::None {
+            // A worker answers no HTTP: nothing to serve under its name.
+            continue;
+        }
         names.insert(format!("{}.{}.{domain}", key.id, key.service));
         if spec.weight > 0 {
             names.insert(format!("{}.{domain}", key.service));

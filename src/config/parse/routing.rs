@@ -43,6 +43,16 @@ pub(super) fn parse_instances_table(
                 None
             }
         };
+        if let Some(set) = fields.item(name).and_then(|item| item.as_table_like()) {
+            let count = process_set(&fields, name, set, diagnostics);
+            if let Some(service) = &service {
+                for index in 0..count {
+                    let id = InstanceId::new(&index.to_string()).expect("a number is an id");
+                    instances.push(InstanceKey::new(service.clone(), id));
+                }
+            }
+            continue;
+        }
         let Some(ids) = fields.string_list(name, diagnostics) else {
             continue;
         };
@@ -197,5 +207,34 @@ fn parse_target(
                 None
             }
         },
+    }
+}
+
+/// The most instances one process set declares.
+const MAX_COUNT: i64 = 10_000;
+
+/// `NAME = { count = N }`: how many instances (`NAME:0` … `NAME:N-1`); 0 when invalid
+/// (reported).
+fn process_set(
+    fields: &Fields<'_>,
+    name: &str,
+    set: &dyn toml_edit::TableLike,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> u64 {
+    let section = format!("`{name}` in [instances]");
+    let inner = Fields::new(fields.file, set, section, fields.value_span(name));
+    inner.reject_unknown(&["count"], |_| None, diagnostics);
+    match inner.integer("count", 0..MAX_COUNT + 1, "instances", diagnostics) {
+        Some(count) => count,
+        None => {
+            if inner.item("count").is_none() {
+                inner.missing(
+                    "count",
+                    &format!("a process set says how many: {name} = {{ count = 4 }} declares {name}:0 to {name}:3"),
+                    diagnostics,
+                );
+            }
+            0
+        }
     }
 }

@@ -7,10 +7,7 @@ use crate::config::RestartPolicy;
 use crate::observed::Health;
 use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
-use super::{
-    Effect, FIRST_PROBE_GAP, Input, MAX_PROBE_GAP, Machine, State, Then, UNHEALTHY_AFTER,
-    describe_exit, round_ms,
-};
+use super::{Effect, Input, Machine, State, Then, describe_exit, round_ms};
 
 impl Machine {
     /// Asked to run, to stop or to go away (by the reconciler, or `ten restart`).
@@ -170,12 +167,15 @@ impl Machine {
         self.last_probe_error = None;
         match then {
             Some(then) => self.stop(pid, then, now, effects),
-            None => State::Starting {
-                pid,
-                since: now,
-                next_probe: now + FIRST_PROBE_GAP,
-                probe_gap: FIRST_PROBE_GAP,
-            },
+            None => {
+                let first_gap = self.policy.probe_gaps.0;
+                State::Starting {
+                    pid,
+                    since: now,
+                    next_probe: now + first_gap,
+                    probe_gap: first_gap,
+                }
+            }
         }
     }
 
@@ -342,7 +342,7 @@ impl Machine {
                 Err(error),
             ) => {
                 self.last_probe_error = Some(error);
-                let probe_gap = (probe_gap * 6 / 5).min(MAX_PROBE_GAP);
+                let probe_gap = (probe_gap * 6 / 5).min(self.policy.probe_gaps.1);
                 State::Starting {
                     pid,
                     since,
@@ -390,8 +390,21 @@ impl Machine {
             }
             Err(error) => error,
         };
+        if now < since + self.policy.start_period {
+            // Still starting up, as the service says: a failure does not count yet.
+            self.note = Some(format!(
+                "health check failed during health_start_period: {error}"
+            ));
+            return State::Running {
+                pid,
+                since,
+                failures,
+                next_probe,
+            };
+        }
         let failures = failures + 1;
-        if failures >= UNHEALTHY_AFTER {
+        let retries = self.policy.retries;
+        if failures >= retries {
             self.health = Health::Unhealthy;
             let reason = format!("unhealthy after {failures} failed checks: {error}");
             effects.push(Effect::Event(format!("{reason}; restarting")));
@@ -400,7 +413,7 @@ impl Machine {
         }
         self.health = Health::Degraded;
         effects.push(Effect::Event(format!(
-            "health check failed ({failures} of {UNHEALTHY_AFTER}): {error}"
+            "health check failed ({failures} of {retries}): {error}"
         )));
         self.note = Some(error);
         State::Running {
@@ -415,6 +428,15 @@ impl Machine {
     /// held stop signal, SIGKILL, a restart). Early ticks change nothing.
     pub(super) fn tick(&mut self, state: State, now: Instant, effects: &mut Vec<Effect>) -> State {
         match state {
+            State::Starting { pid, since, .. } if self.policy.liveness.is_some() => {
+                self.started_alive(pid, since, now, effects)
+            }
+            State::Running { since, .. }
+                if self.policy.liveness.is_some() && !self.idle(since, now) =>
+            {
+                // Nothing to check: it runs while it runs.
+                state
+            }
             State::Starting {
                 pid,
                 since,
@@ -473,6 +495,37 @@ impl Machine {
             } => self.drain(pid, kill_at, then, effects),
             State::Backoff { until } if now >= until => self.spawn(effects),
             state => state,
+        }
+    }
+
+    /// A process nothing checks has run for `start_seconds` (or not yet): its start counts.
+    fn started_alive(
+        &mut self,
+        pid: u32,
+        since: Instant,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        let up = self.policy.liveness.unwrap_or_default();
+        if now < since + up {
+            return State::Starting {
+                pid,
+                since,
+                next_probe: since + up,
+                probe_gap: up,
+            };
+        }
+        effects.push(Effect::Event(format!(
+            "running (up {}, its start_seconds)",
+            humantime::format_duration(up)
+        )));
+        self.health = Health::Healthy;
+        self.waking = false;
+        State::Running {
+            pid,
+            since,
+            failures: 0,
+            next_probe: now + self.policy.check_interval,
         }
     }
 

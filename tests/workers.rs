@@ -1,0 +1,256 @@
+//! Workers (`listen = "none"`) and checks (`health_check = { tcp | exec }`) end to end, with
+//! real processes: a worker runs, is restarted when it crashes and ends failed past
+//! max_restarts; a TCP check follows a port the worker opens; a command check that starts
+//! failing makes the instance unhealthy and restarts it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::server::{TestServer, project, wait_gone, within};
+use ten::observed::{Health, Phase};
+
+/// A python3 worker that prints a tick every 50 ms (and its PORT, which it must not have).
+const TICKER: &str = "import os, sys, time\\nprint('port:', os.environ.get('PORT'), flush=True)\\nwhile True:\\n    print('tick', flush=True)\\n    time.sleep(0.05)";
+
+fn worker_service(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "[service.{name}]\ncommand = \"python3\"\nargs = [\"-c\", \"{script}\"]\nlisten = \"none\"\nstop_timeout = 2\n{extra}\n"
+    )
+}
+
+#[test]
+fn a_worker_runs_without_a_port_is_restarted_when_it_crashes_and_answers_no_http() {
+    let dir = project(
+        "max_restarts = 2\nbackoff_base_ms = 100\nbackoff_max_ms = 200\n",
+        &format!(
+            "{}\n{}\n[instances]\nticker = [\"a\"]\ncrasher = [\"a\"]\n",
+            worker_service("ticker", TICKER, "start_seconds = 1"),
+            worker_service(
+                "crasher",
+                "import sys\\nprint('up', flush=True)\\nsys.exit(3)",
+                "start_seconds = 1"
+            ),
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let pid = server.wait_running("ticker:a");
+    let view = server.instance("ticker:a").unwrap();
+    assert_eq!((view.listen, view.health), (None, Health::Healthy));
+    // Its output is captured; it has no PORT.
+    let logs_have = |text: &str| {
+        let output = server.ten(&["logs", "ticker:a", "--limit", "50"]);
+        String::from_utf8_lossy(&output.stdout).contains(text)
+    };
+    assert!(
+        within(Duration::from_secs(10), || logs_have("tick")),
+        "{}",
+        server.log()
+    );
+    assert!(logs_have("port: None"));
+    // A request for its name: 404, and why.
+    let (status, body) = server.get("a.ticker.localhost", "/");
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("answers no HTTP") && body.contains("listen = \"none\""),
+        "{body}"
+    );
+    // Killed, it is restarted (with backoff) as a new process.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_gone(pid));
+    let views = server.wait_until("ticker:a runs again", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "ticker:a"
+                && view.phase == Phase::Running
+                && view.pid.is_some_and(|new| new != pid)
+        })
+    });
+    assert!(
+        views
+            .iter()
+            .any(|view| view.instance.to_string() == "ticker:a" && view.restarts == 1)
+    );
+    // One that exits before start_seconds, again and again, ends failed.
+    let views = server.wait_until("crasher:a failed", |views| {
+        views
+            .iter()
+            .any(|view| view.instance.to_string() == "crasher:a" && view.phase == Phase::Failed)
+    });
+    let crasher = views
+        .iter()
+        .find(|view| view.instance.to_string() == "crasher:a")
+        .unwrap();
+    assert!(
+        crasher.note.as_deref().unwrap_or("").contains("restart"),
+        "{crasher:?}"
+    );
+}
+
+#[test]
+fn a_tcp_check_follows_a_port_the_worker_opens() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // It opens the port a second after it starts, and closes it when a file appears.
+    let script = format!(
+        "import os, socket, time\\ntime.sleep(1)\\ns = socket.socket()\\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\\ns.bind(('127.0.0.1', {port}))\\ns.listen(16)\\nwhile not os.path.exists('close'):\\n    time.sleep(0.05)\\ns.close()\\ntime.sleep(3600)"
+    );
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nqueue = [\"a\"]\n",
+            worker_service(
+                "queue",
+                &script,
+                &format!(
+                    "health_check = {{ tcp = {port} }}\nhealth_interval = 1\nhealth_retries = 2\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\""
+                )
+            )
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let first = server.wait_running("queue:a");
+    assert_eq!(server.instance("queue:a").unwrap().health, Health::Healthy);
+    // The port closes: two failed checks, then unhealthy, and a restart.
+    let data = dir.path().join("tenement-data/queue/a");
+    std::fs::write(data.join("close"), "").unwrap();
+    server.wait_until("queue:a restarted for its check", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "queue:a" && view.pid.is_some_and(|pid| pid != first)
+        })
+    });
+    assert!(
+        server.log().contains("unhealthy after 2 failed checks"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_command_check_that_starts_failing_makes_the_instance_unhealthy_and_restarts_it() {
+    // The check counts its runs in the instance's data directory and fails from the 4th
+    // on; it runs in the instance's environment (MARK) and directory.
+    let check = "n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; test x$MARK = xhere && test $n -le 3";
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[service.ticker.env]\nMARK = \"here\"\n[instances]\nticker = [\"a\"]\n",
+            worker_service(
+                "ticker",
+                TICKER,
+                &format!(
+                    "health_check = {{ exec = [\"sh\", \"-c\", \"{check}\"] }}\nhealth_interval = 1\nhealth_retries = 2\nhealth_timeout = 5\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\""
+                )
+            )
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let first = server.wait_running("ticker:a");
+    server.wait_until("ticker:a restarted by its check", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "ticker:a" && view.pid.is_some_and(|pid| pid != first)
+        })
+    });
+    let log = server.log();
+    assert!(log.contains("unhealthy after 2 failed checks"), "{log}");
+    assert!(log.contains("exited with 1"), "{log}");
+    let runs: u32 = std::fs::read_to_string(dir.path().join("tenement-data/ticker/a/runs"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(runs >= 5, "{runs}");
+}
+
+#[test]
+fn a_process_set_of_four_runs_four_and_a_smaller_count_destroys_the_highest() {
+    let script =
+        "import os, time\\nprint('index', os.environ['INDEX'], flush=True)\\ntime.sleep(3600)";
+    let config = |count: u32| {
+        format!(
+            "{}\n[service.worker.env]\nINDEX = \"{{index}}\"\n[instances]\nworker = {{ count = {count} }}\n",
+            worker_service("worker", script, "start_seconds = 0")
+        )
+    };
+    let dir = project("", &config(4), &[]);
+    let server = TestServer::start(dir.path());
+    let ids = ["worker:0", "worker:1", "worker:2", "worker:3"];
+    let mut pids = Vec::new();
+    for id in ids {
+        pids.push(server.wait_running(id));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 4, "four processes");
+    let logged = within(Duration::from_secs(10), || {
+        let output = server.ten(&["logs", "worker:2"]);
+        String::from_utf8_lossy(&output.stdout).contains("index 2")
+    });
+    assert!(logged, "{}", server.log());
+    // count = 2: the plan destroys worker:2 and worker:3, and applying it leaves two.
+    let path = dir.path().join("tenement.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let offline = dir.path().join("next.toml");
+    std::fs::write(&offline, text.replace("count = 4", "count = 2")).unwrap();
+    std::fs::rename(&offline, &path).unwrap();
+    let views = server.wait_until("two workers left", |views| {
+        views.iter().filter(|view| view.service == "worker").count() == 2
+    });
+    let left: Vec<String> = views.iter().map(|view| view.instance.to_string()).collect();
+    assert_eq!(left, ["worker:0", "worker:1"]);
+    assert!(server.log().contains("destroy"), "{}", server.log());
+}
+
+#[test]
+fn the_plan_of_a_smaller_process_set_destroys_the_highest_indexes() {
+    let script = "import time\\ntime.sleep(3600)";
+    let dir = project(
+        "auto_apply = false\n",
+        &format!(
+            "{}\n[instances]\nworker = {{ count = 3 }}\n",
+            worker_service("worker", script, "start_seconds = 0")
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let output = server.ten(&["apply", "--auto-approve"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.wait_running("worker:2");
+    let path = dir.path().join("tenement.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("count = 3", "count = 1")).unwrap();
+    let plan = within(Duration::from_secs(10), || {
+        let output = server.ten(&["diff", "--json"]);
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        plan.to_string().contains("worker:2") && plan.to_string().contains("worker:1")
+    });
+    assert!(plan, "{}", server.log());
+    let output = server.ten(&["diff"]);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        text.contains("- worker:1") && text.contains("- worker:2"),
+        "{text}"
+    );
+    assert!(text.contains("2 to destroy"), "{text}");
+    let output = server.ten(&["apply", "--auto-approve"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let views = server.ps();
+    let left: Vec<String> = views.iter().map(|view| view.instance.to_string()).collect();
+    assert_eq!(left, ["worker:0"]);
+}

@@ -5,8 +5,10 @@
 //! executes. Tests drive it with explicit instants.
 //!
 //! Rules: a started process is probed quickly until it answers (or `startup_timeout` passes),
-//! then every `health_check_interval`; 1-2 failed probes are `degraded`, 3 are `unhealthy` and
-//! restart it. An exit is restarted per the restart policy after `backoff_base * 2^n` (capped
+//! then every check interval; failed probes are `degraded` until `health_retries` in a row
+//! make it `unhealthy` and restart it (failures within `health_start_period` of the start do
+//! not count). A process nothing checks (a worker) is started once it has run
+//! `start_seconds`, and is never probed. An exit is restarted per the restart policy after `backoff_base * 2^n` (capped
 //! at `backoff_max`), n counting restarts within `restart_window`; more than `max_restarts` in
 //! the window is `failed`. A stop sends the stop signal, then SIGKILL after `stop_timeout`; a
 //! stop cancels a pending restart.

@@ -37,7 +37,10 @@ fn a_worker_runs_without_a_port_is_restarted_when_it_crashes_and_answers_no_http
     let server = TestServer::start(dir.path());
     let pid = server.wait_running("ticker:a");
     let view = server.instance("ticker:a").unwrap();
-    assert_eq!((view.listen, view.health), (None, Health::Healthy));
+    assert_eq!(
+        (view.listen, view.port, view.health),
+        (None, None, Health::Healthy)
+    );
     // Its output is captured; it has no PORT.
     let logs_have = |text: &str| {
         let output = server.ten(&["logs", "ticker:a", "--limit", "50"]);

@@ -60,7 +60,10 @@ pub(crate) fn instance_views(
         .map(|key| {
             let spec = desired.instances.get(key);
             let instance = observed.instances.get(key);
-            let port = instance.and_then(|instance| instance.port);
+            // A worker's port is 0: it has none.
+            let port = instance
+                .and_then(|instance| instance.port)
+                .filter(|port| *port != 0);
             let phase = instance.map_or(Phase::Stopped, |instance| instance.phase);
             let has_process = instance.is_some_and(|instance| instance.pid.is_some());
             let listen = match spec.map(|spec| spec.listen) {

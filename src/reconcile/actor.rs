@@ -252,7 +252,10 @@ impl<R: Runtime> Reconciler<R> {
         wish: PortWish,
         first: First,
     ) -> Event {
-        let port = {
+        let port = if spec.listen == crate::config::Listen::None {
+            // A worker listens nowhere: it takes no port of port_range.
+            Ok(0)
+        } else {
             let mut ports = self.shared.ports.lock().unwrap_or_else(|p| p.into_inner());
             match wish {
                 PortWish::Any => ports.allocate(&key, None, port_is_free),

@@ -573,8 +573,10 @@ impl<R: Runtime> InstanceTask<R> {
     fn spawn_future(
         &mut self,
     ) -> Boxed<(Option<OwnedSemaphorePermit>, Result<Started, SpawnError>)> {
-        // Keep the port unless something else took it meanwhile.
-        let port = {
+        // Keep the port unless something else took it meanwhile (a worker has none).
+        let port = if self.spec.listen == Listen::None {
+            Ok(0)
+        } else {
             let mut ports = self
                 .shared
                 .ports

@@ -2,7 +2,8 @@
 //!
 //! Owns the config model, its parsing with every problem reported at once, templates and
 //! config discovery. Must not import tokio, nix, hyper or notify: it is pure apart from
-//! `discover`, which looks for files.
+//! `discover`, which looks for files, and `log_files::check_directories`, which sees whether
+//! a log path is a directory.
 
 pub mod checks;
 pub(crate) mod diag;
@@ -10,6 +11,7 @@ pub(crate) mod discover;
 pub(crate) mod edit;
 pub(crate) mod instance_file;
 pub(crate) mod ip_range;
+pub(crate) mod log_files;
 pub(crate) mod model;
 pub mod parse;
 pub(crate) mod reader;

@@ -134,10 +134,59 @@ pub struct ServiceTemplate {
     /// A TCP or command check (the HTTP one is `health`).
     pub check: Option<super::checks::Check>,
     pub timing: super::checks::CheckTiming,
+    pub log_files: LogFileTemplates,
 }
 
 /// The default `socket` template.
 pub const DEFAULT_SOCKET: &str = "{data_dir}/run/{name}-{id}.sock";
+
+/// `stdout_log`, `stderr_log`, `log_max_bytes` and `log_backups` of a service: files ten
+/// writes an instance's output lines to, besides its own capture.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogFileTemplates {
+    /// Relative to the directory of tenement.toml.
+    pub stdout: Option<Template>,
+    pub stderr: Option<Template>,
+    pub rotation: LogRotation,
+}
+
+/// When a log file is rotated, and how many rotated files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    /// A line that would take the file past this many bytes goes to a new file; 0: never
+    /// rotated.
+    pub max_bytes: u64,
+    /// `file.log.1` (newest) to `file.log.N`; 0: the file is emptied instead.
+    pub backups: u32,
+}
+
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_LOG_BACKUPS: u32 = 5;
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_LOG_MAX_BYTES,
+            backups: DEFAULT_LOG_BACKUPS,
+        }
+    }
+}
+
+/// The log files of one instance: absolute paths (the same one twice: both streams merged
+/// into one file).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogFiles {
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+    pub rotation: LogRotation,
+}
+
+impl LogFiles {
+    /// No file is named: output goes only to ten's capture.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+}
 
 /// What one instance file (`instances/<service>/<id>.toml`) sets. All optional.
 #[derive(Debug, Clone, PartialEq, Default)]

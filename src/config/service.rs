@@ -39,6 +39,10 @@ pub const SERVICE_KEYS: &[&str] = &[
     "health_retries",
     "health_start_period",
     "start_seconds",
+    "stdout_log",
+    "stderr_log",
+    "log_max_bytes",
+    "log_backups",
 ];
 
 /// Environment variables ten sets itself for every instance.
@@ -76,18 +80,14 @@ pub(crate) fn parse_service(
                     .into(),
             ),
             "numprocs" | "process_num" => Some(
-                "process sets are not supported yet: declare each instance, e.g. [instances] NAME = [\"0\", \"1\", \"2\"]"
-                    .into(),
-            ),
-            "stdout_logfile" | "stderr_logfile" | "logfile" | "redirect_stderr" => Some(
-                "ten captures output itself: `ten logs S:ID`, files under {data_dir}/.ten/logs/; log files of your own are not supported yet"
+                "a process set is declared in [instances]: NAME = { count = 4 } declares NAME:0 to NAME:3 ({index} is each one's number)"
                     .into(),
             ),
             key if key.starts_with("healthcheck_") => Some(
                 "checks are health_check = { http = \"/path\" } | { tcp = PORT } | { exec = [...] }, paced by health_interval, health_timeout, health_retries and health_start_period"
                     .into(),
             ),
-            _ => None,
+            _ => super::log_files::supervisord_hint(key),
         },
         diagnostics,
     );
@@ -142,6 +142,7 @@ pub(crate) fn parse_service(
     let weight = parse_weight(fields, diagnostics);
     let user = parse_user(fields, diagnostics);
     let env = parse_env(fields, diagnostics).unwrap_or_default();
+    let log_files = super::log_files::parse_log_files(fields, diagnostics);
     if has_errors(&diagnostics[before..]) {
         return None;
     }
@@ -174,6 +175,7 @@ pub(crate) fn parse_service(
         user,
         check: checks.check,
         timing: checks.timing,
+        log_files,
     })
 }
 

@@ -227,6 +227,11 @@ const INSTANCE_FIELDS: &[FieldDef] = &[
     def("restart", InPlace, false, Quiet::Never),
     def("storage_persist", InPlace, false, Quiet::Never),
     def("storage_quota_mb", InPlace, true, Quiet::Never),
+    // ten writes these files from its capture: a change takes effect with the next line.
+    def("stdout_log", InPlace, true, Quiet::Never),
+    def("stderr_log", InPlace, true, Quiet::Never),
+    def("log_max_bytes", InPlace, false, Quiet::Never),
+    def("log_backups", InPlace, false, Quiet::Never),
 ];
 
 fn lookup(path: &str) -> Option<(usize, &'static FieldDef)> {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::config::checks::{Check, CheckTiming, TcpPort};
 use crate::config::template::Bindings;
 use crate::config::{
-    Config, InstanceOverrides, Isolation, Listen, RestartPolicy, RunState, ServiceTemplate,
-    StopSignal, Template,
+    Config, InstanceOverrides, Isolation, Listen, LogFiles, LogRotation, RestartPolicy, RunState,
+    ServiceTemplate, StopSignal, Template,
 };
 use crate::names::InstanceKey;
 
@@ -73,6 +73,8 @@ pub struct InstanceSpec {
     pub storage_quota_mb: Option<u64>,
     pub user: Option<String>,
     pub weight: u8,
+    /// Where ten writes the output lines, besides its own capture.
+    pub log_files: LogFiles,
     /// The flat view, computed once by [`effective_spec`]; shared with the observed state
     /// of the instance once applied.
     fields: Arc<FieldMap>,
@@ -138,6 +140,16 @@ pub fn effective_spec(
         None => Template::literal(&config.dir.to_string_lossy()),
     };
     let argv = service.argv.iter().map(|arg| arg.bind(&bindings)).collect();
+    // Validation keeps `{port}` and `{socket}` out of log paths, so the bound value is text.
+    let log_path = |path: &Option<Template>| {
+        path.as_ref()
+            .map(|path| normalize(&config.dir.join(path.bind(&bindings).text())))
+    };
+    let log_files = LogFiles {
+        stdout: log_path(&service.log_files.stdout),
+        stderr: log_path(&service.log_files.stderr),
+        rotation: service.log_files.rotation,
+    };
     let mut spec = InstanceSpec {
         key: key.clone(),
         declared,
@@ -171,6 +183,7 @@ pub fn effective_spec(
         storage_quota_mb: overrides.storage_quota_mb.or(service.storage_quota_mb),
         user: service.user.clone(),
         weight: overrides.weight.unwrap_or(service.weight),
+        log_files,
         fields: Arc::default(),
     };
     spec.fields = Arc::new(compute_fields(&spec));
@@ -189,6 +202,7 @@ impl InstanceSpec {
         data_dir: &Path,
     ) -> InstanceSpec {
         let text = |name: &str| fields.get(name).and_then(FieldValue::as_text);
+        let int = |name: &str| fields.get(name).and_then(FieldValue::as_int);
         let seconds = |name: &str, default: u64| match fields.get(name) {
             Some(FieldValue::Int(seconds)) => Duration::from_secs(*seconds),
             Some(FieldValue::Text(text)) => {
@@ -235,6 +249,16 @@ impl InstanceSpec {
             storage_quota_mb: None,
             user: None,
             weight: 0,
+            // It is stopped soon; its last lines still go where they went.
+            log_files: LogFiles {
+                stdout: text("stdout_log").map(PathBuf::from),
+                stderr: text("stderr_log").map(PathBuf::from),
+                rotation: LogRotation {
+                    max_bytes: int("log_max_bytes").unwrap_or(crate::config::DEFAULT_LOG_MAX_BYTES),
+                    backups: int("log_backups")
+                        .map_or(crate::config::DEFAULT_LOG_BACKUPS, |n| n as u32),
+                },
+            },
             key,
             fields,
         }
@@ -316,6 +340,21 @@ fn compute_fields(spec: &InstanceSpec) -> FieldMap {
     put("stop_timeout", duration(spec.stop_timeout));
     put("restart", text(spec.restart.as_str()));
     put("storage_persist", FieldValue::Bool(spec.storage_persist));
+    // Only when a file is named: a record written before these keys existed shows no change.
+    let logs = &spec.log_files;
+    if !logs.is_empty() {
+        if let Some(stdout) = &logs.stdout {
+            put("stdout_log", path(stdout));
+        }
+        if let Some(stderr) = &logs.stderr {
+            put("stderr_log", path(stderr));
+        }
+        put("log_max_bytes", FieldValue::Int(logs.rotation.max_bytes));
+        put(
+            "log_backups",
+            FieldValue::Int(u64::from(logs.rotation.backups)),
+        );
+    }
     for (name, value) in &spec.env {
         fields.push((
             Cow::Owned(format!("env.{name}")),
@@ -323,6 +362,11 @@ fn compute_fields(spec: &InstanceSpec) -> FieldMap {
         ));
     }
     FieldMap::from_entries(fields)
+}
+
+/// `path` without its `.` components, so that `logs/a.log` and `./logs/a.log` are one file.
+fn normalize(path: &Path) -> PathBuf {
+    path.components().collect()
 }
 
 fn text_path(path: &Path) -> FieldValue {

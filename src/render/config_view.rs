@@ -89,7 +89,7 @@ fn service_value(service: &ServiceTemplate, show_sensitive: bool) -> Value {
             (name.clone(), Value::String(shown))
         })
         .collect();
-    json!({
+    let mut value = json!({
         "command": shell_words::join(words),
         "workdir": service.workdir.as_ref().map(ToString::to_string),
         "socket": service.socket.to_string(),
@@ -110,7 +110,18 @@ fn service_value(service: &ServiceTemplate, show_sensitive: bool) -> Value {
         "storage_quota_mb": service.storage_quota_mb,
         "user": service.user,
         "env": env,
-    })
+    });
+    let logs = &service.log_files;
+    if (logs.stdout.is_some() || logs.stderr.is_some())
+        && let Some(map) = value.as_object_mut()
+    {
+        let path = |path: &Option<crate::config::Template>| path.as_ref().map(ToString::to_string);
+        map.insert("stdout_log".into(), json!(path(&logs.stdout)));
+        map.insert("stderr_log".into(), json!(path(&logs.stderr)));
+        map.insert("log_max_bytes".into(), json!(logs.rotation.max_bytes));
+        map.insert("log_backups".into(), json!(logs.rotation.backups));
+    }
+    value
 }
 
 fn routing_value(config: &Config) -> Value {

@@ -78,6 +78,10 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
 
     let settings = parse_settings(&root, &dir, diagnostics);
     let (services, declared) = parse_services(&root, diagnostics);
+    let data_dir = settings
+        .as_ref()
+        .map(|settings| settings.data_dir.as_path());
+    crate::config::log_files::check_directories(&root, &dir, data_dir, diagnostics);
     let instances = parse_instances_table(&root, &declared, diagnostics);
     let routing = parse_routing(&root, &declared, diagnostics);
     let outline = Outline {

@@ -292,23 +292,37 @@ impl<R: Runtime> Reconciler<R> {
         Event::Spawned { key, port }
     }
 
-    /// Starts capturing the output of the tasks `effects` make, before they can write any, on
-    /// a blocking thread (it reads the files).
+    /// Starts capturing the output of the tasks `effects` make, before they can write any, and
+    /// points the capture of instances given a new spec at the log files it names: on a
+    /// blocking thread (it reads and opens files).
     async fn attach_logs(&self, effects: &[Effect]) {
-        let keys: Vec<InstanceKey> = effects
-            .iter()
-            .filter_map(|effect| match effect {
-                Effect::Spawn { key, .. } => Some(key.clone()),
-                _ => None,
-            })
-            .collect();
-        if keys.is_empty() {
+        let mut attach = Vec::new();
+        let mut retarget = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Spawn { key, spec, .. } => attach.push((key.clone(), Arc::clone(spec))),
+                Effect::Replace { key, spec, .. }
+                | Effect::Order {
+                    key,
+                    order: Order::Start(spec) | Order::Replace(spec) | Order::Update(spec),
+                } => retarget.push((key.clone(), Arc::clone(spec))),
+                _ => {}
+            }
+        }
+        if attach.is_empty() && retarget.is_empty() {
             return;
         }
         let logs = Arc::clone(&self.shared.logs);
         let attached = tokio::task::spawn_blocking(move || {
-            keys.into_iter()
-                .filter_map(|key| logs.attach(&key).err().map(|error| (key, error)))
+            for (key, spec) in retarget {
+                logs.set_log_files(&key, &spec.log_files);
+            }
+            attach
+                .into_iter()
+                .filter_map(|(key, spec)| {
+                    let error = logs.attach(&key, &spec.log_files).err()?;
+                    Some((key, error))
+                })
                 .collect::<Vec<_>>()
         })
         .await;

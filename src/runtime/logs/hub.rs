@@ -1,9 +1,10 @@
 //! The capture of every instance's output: attaching and detaching instances, polling their
 //! raw files (on inotify events), appending to `output.log` and recording offsets in the
-//! crash-safe order, the ring of recent lines per instance and queries over it, and new lines
-//! as a broadcast.
+//! crash-safe order, the ring of recent lines per instance and queries over it, new lines as
+//! a broadcast, and the log files services name (`stdout_log`, `stderr_log`), one writer per
+//! path however many instances and streams name it.
 //!
-//! Imports `line`, `record`, `source` and `output` of `logs`.
+//! Imports `line`, `record`, `source`, `output` and `log_file` of `logs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -14,9 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
+use crate::config::LogFiles;
 use crate::names::InstanceKey;
 
 use super::line::{LogLine, LogQuery, Stream, parse_line, unix_millis};
+use super::log_file::LogFile;
 use super::output::{OutputLog, cut_back, file_length};
 use super::record::{Recorded, encode_record, read_record};
 use super::source::Source;
@@ -44,7 +47,12 @@ struct InstanceLogs {
     /// Where the read offsets are kept; opened on first write.
     offsets_path: PathBuf,
     offsets_file: Option<File>,
+    /// The log files of stdout and stderr (keys of [`HubState::files`]; the same one twice
+    /// when merged).
+    targets: Targets,
 }
+
+type Targets = [Option<PathBuf>; 2];
 
 impl InstanceLogs {
     /// Records how far the lines of the raw files reached `output.log`, and its length then:
@@ -75,6 +83,8 @@ impl InstanceLogs {
 struct HubState {
     instances: HashMap<InstanceKey, InstanceLogs>,
     by_path: HashMap<PathBuf, (InstanceKey, usize)>,
+    /// The log files named by the instances' targets.
+    files: HashMap<PathBuf, LogFile>,
 }
 
 /// The capture of every instance's output.
@@ -131,10 +141,12 @@ impl LogHub {
     /// stopped (its recorded offsets), or, with none recorded, at the current end of the raw
     /// files. Lines in `output.log` past the recorded length (appended by a ten killed before
     /// it recorded their offsets) are removed first: they are read again. Then loads the tail
-    /// of `output.log` into memory.
-    pub fn attach(&self, key: &InstanceKey) -> io::Result<CapturePaths> {
+    /// of `output.log` into memory. Lines go to `log_files` too (those read now included);
+    /// for an instance already attached, they are set as [`LogHub::set_log_files`] does.
+    pub fn attach(&self, key: &InstanceKey, log_files: &LogFiles) -> io::Result<CapturePaths> {
         let paths = self.paths(key);
         if self.lock().instances.contains_key(key) {
+            self.set_log_files(key, log_files);
             return Ok(paths);
         }
         fs::create_dir_all(&paths.dir)?;
@@ -161,6 +173,7 @@ impl LogHub {
             },
             offsets_path: paths.offsets.clone(),
             offsets_file: None,
+            targets: Targets::default(),
         };
         // The record now says where this ten starts, in this version's format, with the
         // length of the output.log it appends to (after a ten killed between a rotation and
@@ -173,6 +186,7 @@ impl LogHub {
             logs.record();
         }
         let mut state = self.lock();
+        retarget(&mut state.files, &mut logs.targets, log_files);
         state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
         state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
         state.instances.insert(key.clone(), logs);
@@ -182,14 +196,28 @@ impl LogHub {
         Ok(paths)
     }
 
-    /// Stops capturing `key` (after reading what is left); removes its files when asked.
+    /// Where the lines of `key` go from now on, besides `output.log`: the log files its spec
+    /// names (none: only `output.log`).
+    pub fn set_log_files(&self, key: &InstanceKey, log_files: &LogFiles) {
+        let mut state = self.lock();
+        let HubState {
+            instances, files, ..
+        } = &mut *state;
+        if let Some(logs) = instances.get_mut(key) {
+            retarget(files, &mut logs.targets, log_files);
+        }
+    }
+
+    /// Stops capturing `key` (after reading what is left); removes its capture files when
+    /// asked (never the log files a service names: they are the user's).
     pub fn detach(&self, key: &InstanceKey, remove_files: bool) {
         self.poll(key);
         let mut state = self.lock();
-        if let Some(logs) = state.instances.remove(key) {
+        if let Some(mut logs) = state.instances.remove(key) {
             for source in &logs.sources {
                 state.by_path.remove(&source.path);
             }
+            retarget(&mut state.files, &mut logs.targets, &LogFiles::default());
         }
         drop(state);
         if remove_files {
@@ -202,7 +230,10 @@ impl LogHub {
     /// Reads new output of `key`.
     pub fn poll(&self, key: &InstanceKey) {
         let mut state = self.lock();
-        let Some(logs) = state.instances.get_mut(key) else {
+        let HubState {
+            instances, files, ..
+        } = &mut *state;
+        let Some(logs) = instances.get_mut(key) else {
             return;
         };
         let now = unix_millis();
@@ -224,7 +255,10 @@ impl LogHub {
         // to the recorded length when it attaches, then reads those lines again; a rotation
         // comes after the record, so the recorded length is the rotated file's, and a ten
         // killed before the record that follows finds no output.log longer than recorded.
+        // The log files are written before the record: a ten killed in between writes these
+        // lines to them again (a repeat rather than a loss).
         logs.output.append(&new_lines);
+        write_log_files(files, &logs.targets, &new_lines);
         logs.record();
         if logs.output.full() {
             logs.output.rotate();
@@ -319,6 +353,61 @@ impl LogHub {
     }
 }
 
+/// Points `targets` at the files of `log_files`: a file newly named is added (or shared, if
+/// another instance names it too), one no longer named is closed when nobody else writes to
+/// it. An instance counts once per file, its two streams merged or not.
+fn retarget(files: &mut HashMap<PathBuf, LogFile>, targets: &mut Targets, log_files: &LogFiles) {
+    let wanted: Targets = [log_files.stdout.clone(), log_files.stderr.clone()];
+    for path in distinct(&wanted) {
+        let file = files
+            .entry(path.clone())
+            .or_insert_with(|| LogFile::new(path.clone(), log_files.rotation));
+        file.set_rotation(log_files.rotation);
+        file.users += 1;
+    }
+    for path in distinct(targets) {
+        if let Some(file) = files.get_mut(path) {
+            file.users -= 1;
+            if file.users == 0 {
+                files.remove(path);
+            }
+        }
+    }
+    *targets = wanted;
+}
+
+/// The paths of `targets`, each once.
+fn distinct(targets: &Targets) -> impl Iterator<Item = &PathBuf> {
+    let [stdout, stderr] = targets;
+    stdout.iter().chain(
+        stderr
+            .iter()
+            .filter(move |path| stdout.as_ref() != Some(*path)),
+    )
+}
+
+/// Writes each line to the log file of its stream; a file that both streams name gets the
+/// lines of both, in the order they were read.
+fn write_log_files(files: &mut HashMap<PathBuf, LogFile>, targets: &Targets, lines: &[LogLine]) {
+    let merged = targets[0].is_some() && targets[0] == targets[1];
+    for (index, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+        let Some(path) = &targets[index] else {
+            continue;
+        };
+        if merged && stream == Stream::Stderr {
+            continue;
+        }
+        if let Some(file) = files.get_mut(path) {
+            file.write_lines(
+                lines
+                    .iter()
+                    .filter(|line| merged || line.stream == stream)
+                    .map(|line| line.text.as_str()),
+            );
+        }
+    }
+}
+
 /// The last [`RING_LINES`] lines of an `output.log` (reads at most its last 1 MiB).
 fn read_tail(key: &InstanceKey, path: &Path) -> VecDeque<LogLine> {
     let mut ring = VecDeque::new();
@@ -348,3 +437,6 @@ fn read_tail(key: &InstanceKey, path: &Path) -> VecDeque<LogLine> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod log_file_tests;

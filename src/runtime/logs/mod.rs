@@ -23,13 +23,21 @@
 //! cut. Nothing is fsynced: a machine crash may lose the last lines. (Only the capture
 //! directory is watched, so ten's own writes cause no events.)
 //!
+//! A service may name log files (`stdout_log`, `stderr_log`): the hub writes each captured
+//! line to them too, as the tenant wrote it (no timestamp), rotated by size (`log_file`). ten
+//! is their only writer, so a rotation is a rename between two whole lines and nothing is
+//! lost or cut; the tenant never holds them, so sandboxed tenants and tenants running as
+//! another user need no access to them. They are written before the `offsets` record: a ten
+//! killed between the two writes the lines of that one read again (repeated, never lost).
+//!
 //! `hub`: the capture of every instance (attach, poll, the ring, queries, the broadcast);
-//! `source`: tailing one raw file; `output`: `output.log` and its rotation; `record`: the
-//! `offsets` record; `line`: captured lines and their text form. Imports nothing of
-//! `runtime` outside `logs`.
+//! `source`: tailing one raw file; `output`: `output.log` and its rotation; `log_file`: a
+//! log file a service names, and its rotation; `record`: the `offsets` record; `line`:
+//! captured lines and their text form. Imports nothing of `runtime` outside `logs`.
 
 mod hub;
 mod line;
+mod log_file;
 mod output;
 mod record;
 mod source;

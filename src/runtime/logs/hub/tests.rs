@@ -20,7 +20,7 @@ fn append(path: &Path, bytes: &[u8]) {
 fn lines_are_cut_decoded_and_timestamped() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"hello\r\nbad \xff\xfe bytes\npartial");
     append(&paths.stderr, b"oops\n");
     let mut long = vec![b'x'; MAX_LINE + 1000];
@@ -54,7 +54,7 @@ fn lines_are_cut_decoded_and_timestamped() {
 fn queries_filter_and_limit() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"GET /a\nGET /b\nPOST /c\n");
     append(&paths.stderr, b"warning: get\n");
     hub.poll(&key());
@@ -80,7 +80,7 @@ fn queries_filter_and_limit() {
 fn output_survives_in_output_log_and_is_reloaded() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"before restart\n");
     hub.poll(&key());
     // The server dies here (no detach); its offsets are on disk.
@@ -94,7 +94,7 @@ fn output_survives_in_output_log_and_is_reloaded() {
     );
     append(&paths.stdout, b"while away\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     let texts: Vec<String> = hub
         .query(&LogQuery::default())
         .into_iter()
@@ -120,7 +120,7 @@ fn offsets_recorded_by_an_earlier_version_are_resumed_from() {
     };
     fs::write(&paths.output, format!("{}\n", format_line(&line))).unwrap();
     fs::write(&paths.offsets, format!("{:<41}\n", "7 0")).unwrap();
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     assert_eq!(stored_texts(&paths), ["before", "while away"]);
     assert_eq!(ring_texts(&hub), ["before", "while away"]);
     assert_eq!(
@@ -136,7 +136,7 @@ fn offsets_recorded_by_an_earlier_version_are_resumed_from() {
 fn read_bytes_are_released_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     let line = vec![b'y'; 1023];
     let mut chunk = Vec::new();
     for _ in 0..4096 {
@@ -202,7 +202,7 @@ fn poll_and_crash_before_the_offsets_write(hub: &LogHub, paths: &CapturePaths) {
 fn a_crash_between_appending_and_recording_the_offsets_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"one\n");
     append(&paths.stderr, b"oops\n");
     hub.poll(&key());
@@ -212,7 +212,7 @@ fn a_crash_between_appending_and_recording_the_offsets_duplicates_nothing() {
     drop(hub);
     append(&paths.stdout, b"four\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     // (A poll takes stdout's lines, then stderr's.)
     let expected = ["one", "oops", "two", "three", "four", "again"];
     assert_eq!(stored_texts(&paths), expected);
@@ -223,7 +223,7 @@ fn a_crash_between_appending_and_recording_the_offsets_duplicates_nothing() {
 fn a_crash_around_a_rotation_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     let mut expected: Vec<String> = (0..10_300)
         .map(|index| format!("{index:05} {}", "r".repeat(994)))
         .collect();
@@ -248,7 +248,7 @@ fn a_crash_around_a_rotation_duplicates_nothing() {
     drop(hub);
     append(&paths.stdout, b"after rotation\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     expected.push("after rotation".to_string());
     assert_eq!(stored_texts(&paths), expected);
     // Killed after the first append to the new output.log, before its record.
@@ -257,7 +257,7 @@ fn a_crash_around_a_rotation_duplicates_nothing() {
     drop(hub);
     append(&paths.stdout, b"last\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     expected.extend(["more".to_string(), "last".to_string()]);
     assert_eq!(stored_texts(&paths), expected);
     assert_eq!(ring_texts(&hub), ["after rotation", "more", "last"]);
@@ -267,7 +267,7 @@ fn a_crash_around_a_rotation_duplicates_nothing() {
 fn an_unfinished_line_is_read_again_whole_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"one\ntw");
     append(&paths.stderr, b"oops\n");
     hub.poll(&key());
@@ -276,7 +276,7 @@ fn an_unfinished_line_is_read_again_whole_after_a_crash() {
     drop(hub);
     append(&paths.stdout, b"o\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     assert_eq!(stored_texts(&paths), ["one", "oops", "two"]);
     assert_eq!(ring_texts(&hub), ["one", "oops", "two"]);
 }
@@ -285,7 +285,7 @@ fn an_unfinished_line_is_read_again_whole_after_a_crash() {
 fn a_long_unfinished_line_is_released_from_disk_and_still_whole_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
-    let paths = hub.attach(&key()).unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     let length = 3 * 1024 * 1024;
     append(&paths.stdout, &vec![b'x'; length]);
     hub.poll(&key());
@@ -298,7 +298,7 @@ fn a_long_unfinished_line_is_released_from_disk_and_still_whole_after_a_crash() 
     drop(hub);
     append(&paths.stdout, b"\n");
     let hub = LogHub::new(dir.path().join(".ten"));
-    hub.attach(&key()).unwrap();
+    hub.attach(&key(), &LogFiles::default()).unwrap();
     // (how many x, what follows them) of each line
     let summary = |texts: Vec<String>| -> Vec<(usize, String)> {
         texts

@@ -204,7 +204,13 @@ pub(crate) fn check_directories(
                 let Ok(parsed) = Template::parse(text) else {
                     continue;
                 };
-                if parsed.uses(Var::Id) || (parsed.uses(Var::DataDir) && data_dir.is_none()) {
+                // Known per service: {name}, and {data_dir} when [settings] is valid.
+                let per_instance = parsed.vars().any(|var| match var {
+                    Var::Name => false,
+                    Var::DataDir => data_dir.is_none(),
+                    _ => true,
+                });
+                if per_instance {
                     continue;
                 }
                 let bound = parsed.bind(&Bindings {

@@ -25,7 +25,11 @@ fn a_worker_runs_without_a_port_is_restarted_when_it_crashes_and_answers_no_http
         "max_restarts = 2\nbackoff_base_ms = 100\nbackoff_max_ms = 200\n",
         &format!(
             "{}\n{}\n[instances]\nticker = [\"a\"]\ncrasher = [\"a\"]\n",
-            worker_service("ticker", TICKER, "start_seconds = 1"),
+            worker_service(
+                "ticker",
+                TICKER,
+                "start_seconds = 1\nstdout_log = \"logs/{name}-{index}.log\""
+            ),
             worker_service(
                 "crasher",
                 "import sys\\nprint('up', flush=True)\\nsys.exit(3)",
@@ -52,6 +56,12 @@ fn a_worker_runs_without_a_port_is_restarted_when_it_crashes_and_answers_no_http
         server.log()
     );
     assert!(logs_have("port: None"));
+    // ...and written to its own log file.
+    let file = dir.path().join("logs/ticker-a.log");
+    let in_file = within(Duration::from_secs(10), || {
+        std::fs::read_to_string(&file).is_ok_and(|text| text.contains("tick\n"))
+    });
+    assert!(in_file, "{}", server.log());
     // A request for its name: 404, and why.
     let (status, body) = server.get("a.ticker.localhost", "/");
     assert_eq!(status, 404, "{body}");

@@ -15,7 +15,7 @@ use super::service::template;
 use super::template::{Bindings, Template, Var};
 
 /// The template variables a log path may use (not `{port}`: the file outlives a port).
-pub(crate) const LOG_PATH_VARS: &[Var] = &[Var::Name, Var::Id, Var::DataDir];
+pub(crate) const LOG_PATH_VARS: &[Var] = &[Var::Name, Var::Id, Var::Index, Var::DataDir];
 
 const PATH_KEYS: [&str; 2] = ["stdout_log", "stderr_log"];
 

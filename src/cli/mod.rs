@@ -80,7 +80,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make a new project here: a tenement.toml to start from and an instances/ directory
+    /// Make a new project here: a tenement.toml guessed from the project (Procfile, Python,
+    /// Node, Go, Rust) and an instances/ directory with an example instance
     Init(init::InitArgs),
     /// Run the server: keeps processes equal to the files, supervises them, serves the API
     Serve(serve::ServeArgs),
@@ -163,7 +164,8 @@ impl Command {
             Command::Config(args) => args.json,
             Command::Install(args) => args.json,
             Command::Uninstall(args) => args.json,
-            Command::Serve(_) | Command::Init(_) | Command::Caddy(_) => false,
+            Command::Init(args) => args.json,
+            Command::Serve(_) | Command::Caddy(_) => false,
         }
     }
 }

@@ -7,6 +7,7 @@ mod certs;
 mod client;
 mod config_cmd;
 mod context;
+mod daemon;
 mod diff;
 mod events;
 mod health;
@@ -85,6 +86,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Run the server: keeps processes equal to the files, supervises them, serves the API
     Serve(serve::ServeArgs),
+    /// Stop the server started with `ten serve --daemon` (as `ten serve --stop`): its
+    /// tenants stop first
+    Shutdown(daemon::ShutdownArgs),
     /// Check tenement.toml and instances/: every problem with file:line:col; exit 1 if any
     Validate(validate::ValidateArgs),
     /// Show what would change to make running instances match the files
@@ -165,7 +169,7 @@ impl Command {
             Command::Install(args) => args.json,
             Command::Uninstall(args) => args.json,
             Command::Init(args) => args.json,
-            Command::Serve(_) | Command::Caddy(_) => false,
+            Command::Serve(_) | Command::Shutdown(_) | Command::Caddy(_) => false,
         }
     }
 }
@@ -239,11 +243,14 @@ pub fn main() -> ExitCode {
         _ => {}
     }
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    // A daemon's log is a file: no colors in it.
+    let colors = !matches!(&cli.command, Command::Serve(args) if args.daemon);
+    init_tracing(matches!(cli.command, Command::Serve(_)), colors);
     let global = &cli.global;
     let result = match &cli.command {
         Command::Init(args) => init::run(global, args),
         Command::Serve(args) => serve::run(global, args),
+        Command::Shutdown(args) => daemon::shutdown(global, args),
         Command::Validate(args) => validate::run(global, args),
         Command::Diff(args) => diff::run(global, args),
         Command::Apply(args) => apply::run(global, args),
@@ -295,7 +302,7 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr; `TEN_LOG` (e.g. `debug`, `ten=trace`) sets the filter. The server
 /// logs what it does (info); other commands only warnings. The ACME client's steps (of
 /// every order) are debug: ten's own events say what each order came to.
-fn init_tracing(server: bool) {
+fn init_tracing(server: bool, colors: bool) {
     let default = if server {
         "info,rustls_acme=warn"
     } else {
@@ -306,7 +313,7 @@ fn init_tracing(server: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(stderr_style().color)
+        .with_ansi(colors && stderr_style().color)
         .with_target(false)
         // A closed stderr (`ten serve 2>&1 | head`) must not stop ten: by default the
         // subscriber reports a failed write with `eprintln!`, which panics then.

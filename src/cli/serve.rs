@@ -10,6 +10,7 @@ use crate::server::listen::ListenError;
 use crate::server::{Listening, ServeError, ServeOptions, serve, server_on_port};
 
 use super::context::find_config_path;
+use super::daemon;
 use super::{CliError, GlobalArgs, exit, print_stderr, stderr_style};
 use crate::config::other_files_with_errors;
 use crate::render::{render_diagnostics, render_each};
@@ -54,13 +55,65 @@ pub struct ServeArgs {
     /// [settings.tls], else 80]
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
+
+    /// Run in the background: detached from the terminal, output to --log-file, pid in
+    /// --pidfile. Returns once the server listens (exit 1 with its error if it cannot start)
+    #[arg(long, conflicts_with = "stop")]
+    pub daemon: bool,
+
+    /// A file with the server's pid, locked while it runs (a second server with the same
+    /// pidfile is refused) [default with --daemon and --stop: {data_dir}/ten.pid]
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Where the daemon's output goes (appended) [default: {data_dir}/ten.log]
+    #[arg(long, value_name = "PATH", requires = "daemon")]
+    pub log_file: Option<PathBuf>,
+
+    /// Stop the server that holds the pidfile (SIGTERM: it stops its tenants, as on Ctrl-C)
+    /// and wait until it has exited; `ten shutdown` does the same
+    #[arg(long)]
+    pub stop: bool,
+
+    /// With --stop: seconds to wait for the server to exit
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "stop")]
+    pub timeout: u64,
+}
+
+/// What a detached server (`--daemon`) does differently when it listens: it tells the command
+/// that started it, which then exits, and says where it runs.
+pub(super) struct Detached<'a> {
+    pub pipe: &'a mut crate::runtime::daemon::ReadyPipe,
+    /// Said after "listening on ...": its pid, log and how to stop it.
+    pub said: String,
 }
 
 pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError> {
+    if args.stop {
+        return daemon::stop(global, args.pidfile.as_deref(), args.timeout);
+    }
+    if args.daemon {
+        return daemon::start(global, args);
+    }
     let config_path = find_config_path(global)?;
+    let _pidfile = args
+        .pidfile
+        .as_deref()
+        .map(daemon::take_pidfile)
+        .transpose()?;
+    serve_until_signal(args, config_path, global.data_dir.clone(), None)
+}
+
+/// Runs the server in this process until SIGTERM or SIGINT.
+pub(super) fn serve_until_signal(
+    args: &ServeArgs,
+    config_path: PathBuf,
+    data_dir: Option<PathBuf>,
+    mut detached: Option<Detached<'_>>,
+) -> Result<u8, CliError> {
     let options = ServeOptions {
         config_path: config_path.clone(),
-        data_dir: global.data_dir.clone(),
+        data_dir,
         bind: args.bind,
         port: args.port,
         domain: args.domain.clone(),
@@ -80,9 +133,11 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
         .map_err(|error| CliError::new(format!("cannot start the runtime: {error}")))?;
     let result = runtime.block_on(serve(options, |listening, data_dir, problems| {
         let style = stderr_style();
+        // What the command that started a daemon shows: the problems and where it listens.
+        let mut text = String::new();
         if !problems.is_empty() {
             // As `ten validate` shows them; instances whose files have errors are left out.
-            let mut text = render_each(problems, Path::new(""), style);
+            text = render_each(problems, Path::new(""), style);
             let broken = other_files_with_errors(problems, &config_file);
             if !broken.is_empty() {
                 text.push_str(&format!(
@@ -93,12 +148,21 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<u8, CliError>
             }
             print_stderr(&text);
         }
-        print_stderr(&format!(
-            "{} listening on {} (data in {}); Ctrl-C stops\n",
+        let listening = format!(
+            "{} listening on {} (data in {})",
             style.bold("ten serve:"),
             addresses(listening),
             data_dir.display()
-        ));
+        );
+        match detached.as_mut() {
+            None => print_stderr(&format!("{listening}; Ctrl-C stops\n")),
+            Some(detached) => {
+                let said = format!("{listening}{}\n", detached.said);
+                print_stderr(&said);
+                text.push_str(&said);
+                detached.pipe.ready(&text);
+            }
+        }
     }));
     match result {
         Ok(()) => Ok(exit::OK),

@@ -7,7 +7,8 @@
 //! `namespace` tenants; `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place
 //! that waits on children; `table`: the on-disk table of live tenant processes; `logs`:
 //! capture of tenant output; `probe`: health probes; `storage`: disk usage; `ports`: port
-//! allocation; `proc`: facts read from /proc. No file that `process` uses imports `process`
+//! allocation; `proc`: facts read from /proc; `daemon`: detaching `ten serve --daemon`;
+//! `pidfile`: its locked pidfile, and stopping the server that holds one. No file that `process` uses imports `process`
 //! back.
 //!
 //! The supervisor talks to the OS only through the [`Runtime`] trait: [`OsRuntime`] is the
@@ -16,11 +17,13 @@
 pub(crate) mod adopt;
 pub(crate) mod cgroup;
 pub(crate) mod exec_probe;
+pub(crate) mod daemon;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod init;
 pub(crate) mod launch;
 pub mod logs;
+pub(crate) mod pidfile;
 pub(crate) mod ports;
 pub(crate) mod probe;
 pub mod proc;

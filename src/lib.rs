@@ -8,6 +8,7 @@ pub mod config;
 pub mod desired;
 pub(crate) mod events;
 pub(crate) mod files;
+pub mod import;
 pub(crate) mod metrics;
 pub mod names;
 pub mod observed;

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "observed",
     "plan",
     "render",
+    "import",
     "watch",
     "runtime",
     "events",
@@ -36,6 +37,7 @@ const NO_RUNTIME: &[(&str, &[&str])] = &[
     ("observed", &["tokio", "nix", "hyper", "notify"]),
     ("plan", &["tokio", "nix", "hyper", "notify"]),
     ("render", &["tokio", "nix", "hyper", "notify"]),
+    ("import", &["tokio", "nix", "hyper", "notify"]),
     ("metrics", &["tokio", "nix", "hyper"]),
     ("files", &["tokio", "nix", "hyper", "notify"]),
 ];

@@ -1,0 +1,235 @@
+//! `ten import`: another supervisor's configuration -> ten's files. Reads supervisord's INI
+//! (and Supervice's), Procfiles, process-compose's YAML and pm2's ecosystem JSON into one
+//! model (`model`: services, instances, groups), and writes tenement.toml and instance
+//! files from it (`writer`), with a report of everything that did not map (`report`). Nothing
+//! is dropped silently: a key with no equivalent is an item of the report and a
+//! `# not imported:` comment at its service.
+//!
+//! PURE: text in, text out; no I/O (the CLI reads and writes the files). One file per format
+//! (`supervisord`, `procfile`, `process_compose`, `pm2`), with the INI reader (`ini`), JSON
+//! and YAML values (`json`) and text helpers (`text`) they share. Uses `names`, `config`
+//! (the file name, signals, template escaping) and `render` (styles); must not import tokio,
+//! nix, hyper or notify.
+
+mod ini;
+mod json;
+mod model;
+mod pm2;
+mod process_compose;
+mod procfile;
+mod report;
+mod supervisord;
+mod text;
+mod writer;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use ini::IniError;
+pub use model::Format;
+use model::Project;
+pub use report::{Item, ItemKind, Report, render_file_diff, render_report};
+
+/// The file to import, and what supervisord's expansions may ask of the machine it is read
+/// on (`%(here)s`, `%(host_node_name)s`, `%(ENV_X)s`).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub text: &'a str,
+    /// The file's name, as the report and comments cite it (`supervisord.conf`).
+    pub name: &'a str,
+    /// The file's directory, absolute.
+    pub dir: &'a str,
+    pub host: &'a str,
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// A file the import would write, relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// What became of one process definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub from: String,
+    /// `web:0`, or `worker:0 ... worker:3`.
+    pub instances: String,
+    /// `listen = "none"`.
+    pub worker: bool,
+}
+
+/// The outcome of an import: the files and the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Imported {
+    pub format: Format,
+    pub source: String,
+    /// A dialect of the format (`Supervice`), if the file is one.
+    pub dialect: Option<&'static str>,
+    pub services: Vec<ServiceSummary>,
+    pub files: Vec<OutputFile>,
+    pub report: Report,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot tell which supervisor {name} is for")]
+    UnknownFormat { name: String },
+    #[error("{name} is pm2's JavaScript form, which ten does not run; only the JSON form is read")]
+    Pm2JavaScript { name: String },
+    #[error("{name} is not INI that supervisord reads: {error}")]
+    Ini { name: String, error: IniError },
+    #[error("{name} is not valid JSON: {message}")]
+    Json { name: String, message: String },
+    #[error("{name} is not valid YAML: {message}")]
+    Yaml { name: String, message: String },
+}
+
+/// The format of a file, from its name, else from its content.
+pub fn detect_format(name: &str, text: &str) -> Result<Format, ImportError> {
+    let lower = name.to_ascii_lowercase();
+    let file = lower.rsplit('/').next().unwrap_or(&lower);
+    if file.starts_with("procfile") {
+        return Ok(Format::Procfile);
+    }
+    let extension = file.rsplit_once('.').map(|(_, extension)| extension);
+    match extension {
+        Some("json") => return Ok(Format::Pm2),
+        Some("js" | "cjs" | "mjs") => {
+            return Err(ImportError::Pm2JavaScript {
+                name: name.to_string(),
+            });
+        }
+        Some("yaml" | "yml") => return Ok(Format::ProcessCompose),
+        Some("conf" | "ini") => return Ok(Format::Supervisord),
+        _ => {}
+    }
+    let lines = || {
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with(['#', ';']))
+    };
+    let first = lines().next().unwrap_or("");
+    if lines().any(|line| {
+        line.starts_with("[program:") || line == "[supervisord]" || line == "[supervice]"
+    }) {
+        Ok(Format::Supervisord)
+    } else if first.starts_with('{') || first.starts_with("[{") || first == "[" {
+        Ok(Format::Pm2)
+    } else if text.lines().any(|line| line.trim_end() == "processes:") {
+        Ok(Format::ProcessCompose)
+    } else if lines().next().is_some()
+        && lines().all(|line| {
+            line.split_once(':').is_some_and(|(name, rest)| {
+                !name.is_empty()
+                    && !rest.trim().is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+        })
+    {
+        Ok(Format::Procfile)
+    } else {
+        Err(ImportError::UnknownFormat {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Imports `source` as `format`.
+pub fn import(source: &Source<'_>, format: Format) -> Result<Imported, ImportError> {
+    let name = source.name.to_string();
+    let mut project = match format {
+        Format::Supervisord => {
+            let ini = ini::parse(source.text).map_err(|error| ImportError::Ini {
+                name: name.clone(),
+                error,
+            })?;
+            supervisord::read(&ini, source)
+        }
+        Format::Procfile => procfile::read(source),
+        Format::ProcessCompose => {
+            let document = json::from_yaml(source.text).map_err(|message| ImportError::Yaml {
+                name: name.clone(),
+                message,
+            })?;
+            process_compose::read(&document, source)
+        }
+        Format::Pm2 => {
+            let document: serde_json::Value =
+                serde_json::from_str(source.text).map_err(|error| ImportError::Json {
+                    name: name.clone(),
+                    message: error.to_string(),
+                })?;
+            pm2::read(&document, source)
+        }
+    };
+    // In the order of the source where it tells lines (a stable sort: the rest keeps its order).
+    project
+        .report
+        .items
+        .sort_by_key(|item| item.line.unwrap_or(usize::MAX));
+    add_general_notes(&mut project);
+    let services = project
+        .services
+        .iter()
+        .map(|service| {
+            let ids = writer::instance_ids(service);
+            let instances = match ids.as_slice() {
+                [only] => format!("{}:{only}", service.name),
+                [first, .., last] => format!("{0}:{first} ... {0}:{last}", service.name),
+                [] => String::new(),
+            };
+            ServiceSummary {
+                name: service.name.clone(),
+                from: service.origin.clone(),
+                instances,
+                worker: service.worker,
+            }
+        })
+        .collect();
+    let files = writer::write(&project);
+    Ok(Imported {
+        format: project.format,
+        source: project.source,
+        dialect: project.dialect,
+        services,
+        files,
+        report: project.report,
+    })
+}
+
+/// What holds for every import: ten's clean environment, and relative paths.
+fn add_general_notes(project: &mut Project) {
+    if project.services.is_empty() {
+        return;
+    }
+    let inherits = match project.format {
+        Format::Procfile => None,
+        Format::Supervisord => Some(project.dialect.unwrap_or("supervisord")),
+        Format::ProcessCompose => Some("process-compose"),
+        Format::Pm2 => Some("pm2"),
+    };
+    if let Some(supervisor) = inherits {
+        project.report.push(Item::note(
+            "every service",
+            format!("{supervisor} passes its own environment to its processes; ten starts them with a clean one (PATH, HOME, LANG, PORT and each service's env): add what they need to env"),
+        ));
+    }
+    let relative = project.services.iter().any(|service| {
+        [&service.workdir, &service.stdout_log, &service.stderr_log]
+            .into_iter()
+            .flatten()
+            .any(|path| !path.starts_with('/'))
+    });
+    if relative {
+        project.report.push(Item::note(
+            "every service",
+            "relative paths (workdir, log files) are relative to the directory of tenement.toml",
+        ));
+    }
+}

@@ -11,6 +11,7 @@ mod daemon;
 mod diff;
 mod events;
 mod health;
+mod import;
 mod init;
 mod install;
 mod instance;
@@ -84,6 +85,15 @@ pub enum Command {
     /// Make a new project here: a tenement.toml guessed from the project (Procfile, Python,
     /// Node, Go, Rust) and an instances/ directory with an example instance
     Init(init::InitArgs),
+    /// Make ten's files from supervisord's (or Supervice's) INI, a Procfile, process-compose
+    /// YAML or pm2's ecosystem JSON
+    ///
+    /// Each program becomes a service: workers (listen = "none") unless the source says they
+    /// serve HTTP on $PORT; numprocs, replicas and instances become process sets, groups and
+    /// namespaces groups. Whatever has no equivalent in ten is listed in a report and kept as a
+    /// `# not imported:` comment at its service. Without --output or --yes, the files are only
+    /// shown (as a diff against what is there); nothing is written.
+    Import(import::ImportArgs),
     /// Run the server: keeps processes equal to the files, supervises them, serves the API
     Serve(serve::ServeArgs),
     /// Stop the server started with `ten serve --daemon` (as `ten serve --stop`): its
@@ -166,6 +176,7 @@ impl Command {
             Command::Route(args) => args.json,
             Command::TokenGen(args) => args.json,
             Command::Config(args) => args.json,
+            Command::Import(args) => args.json,
             Command::Install(args) => args.json,
             Command::Uninstall(args) => args.json,
             Command::Init(args) => args.json,
@@ -249,6 +260,7 @@ pub fn main() -> ExitCode {
     let global = &cli.global;
     let result = match &cli.command {
         Command::Init(args) => init::run(global, args),
+        Command::Import(args) => import::run(global, args),
         Command::Serve(args) => serve::run(global, args),
         Command::Shutdown(args) => daemon::shutdown(global, args),
         Command::Validate(args) => validate::run(global, args),

@@ -173,6 +173,7 @@ pub fn import(source: &Source<'_>, format: Format) -> Result<Imported, ImportErr
         .report
         .items
         .sort_by_key(|item| item.line.unwrap_or(usize::MAX));
+    unsettable_env(&mut project);
     add_general_notes(&mut project);
     let services = project
         .services
@@ -201,6 +202,33 @@ pub fn import(source: &Source<'_>, format: Format) -> Result<Imported, ImportErr
         files,
         report: project.report,
     })
+}
+
+/// Environment variables ten cannot set: the ones it sets itself for every instance, and
+/// names it refuses. (Each format has made an HTTP service of one that sets `PORT`.)
+fn unsettable_env(project: &mut Project) {
+    for service in &mut project.services {
+        let refused: Vec<String> = service
+            .env
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|name| name == "PORT" || name == "SOCKET_PATH" || !text::is_env_name(name))
+            .collect();
+        for name in refused {
+            let value = service.remove_env(&name).unwrap_or_default();
+            let message = if text::is_env_name(&name) {
+                format!("{name} is set by ten for every instance")
+            } else {
+                "not a name ten can set in env (letters, digits and '_', not starting with a digit)"
+                    .to_string()
+            };
+            project.report.push(
+                Item::not_imported(&service.origin, message)
+                    .key(&format!("env {name}"), &value)
+                    .service(&service.name),
+            );
+        }
+    }
 }
 
 /// What holds for every import: ten's clean environment, and relative paths.

@@ -176,6 +176,16 @@ fn variable_at(rest: &str) -> Option<(String, Option<usize>)> {
     Some((name, len))
 }
 
+/// Whether ten can set an environment variable of this name: letters, digits and '_', not
+/// starting with a digit (as `config` checks `env`).
+pub(crate) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Variables every tenant has without being told: ten's clean environment.
 pub(crate) const GIVEN_ENV: &[&str] = &["PATH", "HOME", "LANG", "PORT", "SOCKET_PATH"];
 

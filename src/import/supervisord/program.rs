@@ -247,8 +247,7 @@ impl ProgramReader<'_> {
         }
     }
 
-    /// `PORT` in the environment makes an HTTP service (ten gives each instance its own);
-    /// `SOCKET_PATH` is ten's; names ten cannot set are reported.
+    /// `PORT` in the environment makes an HTTP service (ten gives each instance its own).
     fn reserved_env(&mut self) {
         let Some(entry) = self.section.get("environment").cloned() else {
             return;
@@ -258,23 +257,6 @@ impl ProgramReader<'_> {
             self.note(
                 &entry,
                 format!("PORT = {port} is not imported: ten gives each instance its own PORT (the app must read it) and proxies NAME.DOMAIN to it, so this is an HTTP service, not a worker"),
-            );
-        }
-        if self.service.remove_env("SOCKET_PATH").is_some() {
-            self.not_imported(&entry, "SOCKET_PATH is set by ten for every instance");
-        }
-        let bad: Vec<String> = self
-            .service
-            .env
-            .iter()
-            .map(|(name, _)| name.clone())
-            .filter(|name| !is_env_name(name))
-            .collect();
-        for name in bad {
-            self.service.remove_env(&name);
-            self.not_imported(
-                &entry,
-                format!("{name:?} is not a name ten can set (letters, digits and '_', not starting with a digit)"),
             );
         }
     }
@@ -577,12 +559,4 @@ const LOG_KEYS: &[&str] = &[
 
 fn is_log_key(key: &str) -> bool {
     key == "redirect_stderr" || key.starts_with("stdout_") || key.starts_with("stderr_")
-}
-
-pub(crate) fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -49,28 +49,13 @@ fn sample_projects_get_a_config_that_validates() {
         let output = ten_in(&dir, &["validate", "--json"], &[]);
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let config = std::fs::read_to_string(dir.join("tenement.toml")).unwrap();
-        if config.contains("listen = \"none\"") {
-            // Workers (`listen = "none"`) are being added beside this work and do not parse
-            // yet: the only problems may be that value. Tightens to `valid` once workers land.
-            let diagnostics = result["diagnostics"].as_array().unwrap();
-            assert!(!diagnostics.is_empty(), "{result:#}");
-            for diagnostic in diagnostics {
-                let message = diagnostic["message"].as_str().unwrap();
-                assert!(
-                    message.contains("`listen`") && message.contains("\"none\""),
-                    "{}: a problem other than listen = \"none\": {result:#}",
-                    path.display()
-                );
-            }
-        } else {
-            assert_eq!(
-                result["valid"],
-                true,
-                "{}: {result:#}\n{config}",
-                path.display()
-            );
-            assert!(result["instances"].as_u64().unwrap() >= 1, "{result:#}");
-        }
+        assert_eq!(
+            result["valid"],
+            true,
+            "{}: {result:#}\n{config}",
+            path.display()
+        );
+        assert!(result["instances"].as_u64().unwrap() >= 1, "{result:#}");
     });
 }
 

@@ -16,8 +16,8 @@
 
 pub(crate) mod adopt;
 pub(crate) mod cgroup;
-pub(crate) mod exec_probe;
 pub(crate) mod daemon;
+pub(crate) mod exec_probe;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod init;

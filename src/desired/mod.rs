@@ -295,7 +295,12 @@ pub fn resolve(
         .collect();
     let instances: BTreeMap<InstanceKey, Arc<InstanceSpec>> = specs.into_iter().collect();
     check_sockets(&config, &instances, diagnostics);
-    check_port_range(&config, instances.len(), diagnostics);
+    // Workers take no port.
+    let listening = instances
+        .values()
+        .filter(|spec| spec.listen != Listen::None)
+        .count();
+    check_port_range(&config, listening, diagnostics);
     DesiredState { config, instances }
 }
 
@@ -350,7 +355,7 @@ fn check_port_range(config: &Config, instances: usize, diagnostics: &mut Vec<Dia
         diagnostics.push(
             Diagnostic::in_file(
                 Path::new(config.path.file_name().unwrap_or_default()),
-                format!("port_range [{low}, {high}] has {ports} ports, but {instances} instances are declared"),
+                format!("port_range [{low}, {high}] has {ports} ports, but {instances} instances that listen are declared"),
             )
             .with_hint("widen `port_range` in [settings]"),
         );

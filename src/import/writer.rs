@@ -191,13 +191,23 @@ fn write_service(out: &mut String, service: &Service, project: &Project) {
             line(name, string(&template(path)));
         }
     }
+    // Rotation without a file of its own has no effect in ten (its capture rotates itself).
+    let has_log_file = service.stdout_log.is_some() || service.stderr_log.is_some();
+    let mut unused_rotation = Vec::new();
     for (name, value) in [
         ("log_max_bytes", service.log_max_bytes),
         ("log_backups", service.log_backups),
     ] {
-        if let Some(value) = value {
-            line(name, value.to_string());
+        match value {
+            Some(value) if has_log_file => line(name, value.to_string()),
+            Some(value) => unused_rotation.push(format!(
+                "# not imported: {name} = {value}: without a log file of its own, ten rotates its capture itself"
+            )),
+            None => {}
         }
+    }
+    for note in unused_rotation {
+        let _ = writeln!(out, "{note}");
     }
     for item in project
         .report

@@ -1,6 +1,8 @@
-//! Validated names: [`ServiceName`], [`InstanceId`] and [`InstanceKey`] (`service:id`).
+//! Validated names: [`ServiceName`], [`InstanceId`], [`GroupName`] and [`InstanceKey`]
+//! (`service:id`).
 //!
-//! Owns the one naming rule of ten: service names and instance ids are DNS labels. Pure: no
+//! Owns the one naming rule of ten: service names, instance ids and group names are DNS
+//! labels. Pure: no
 //! I/O. Every name that reaches a path, a process, a route or a metric label has been
 //! validated here first, so the rest of the program never re-checks them.
 
@@ -142,6 +144,11 @@ label_newtype!(
     /// The id of one tenant of a service: the `alice` of `notes:alice`.
     InstanceId,
     "instance id"
+);
+label_newtype!(
+    /// The name of a group of services: `[group.NAME]`, selected as `group:NAME`.
+    GroupName,
+    "group name"
 );
 
 /// One instance: `service:id`. Orders by service, then id.

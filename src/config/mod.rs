@@ -16,6 +16,7 @@ pub(crate) mod model;
 pub mod parse;
 pub(crate) mod reader;
 pub(crate) mod service;
+pub(crate) mod stop_order;
 pub(crate) mod template;
 
 pub use diag::{Diagnostic, Severity, SourceFile, has_errors, other_files_with_errors};

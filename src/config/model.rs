@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::names::{InstanceKey, ServiceName};
+use crate::names::{GroupName, InstanceKey, ServiceName};
 
 use super::ip_range::IpRange;
 use super::template::Template;
@@ -23,6 +23,9 @@ pub struct Config {
     /// The `[instances]` table: `notes = ["alice", "bob"]`.
     pub instances: Vec<InstanceKey>,
     pub routing: Routing,
+    /// `[group.NAME] services = [...]`: names for sets of services, for `ten stop group:NAME`
+    /// and the like. Each service named is declared.
+    pub groups: BTreeMap<GroupName, Vec<ServiceName>>,
 }
 
 /// `[settings]`. Defaults are the original tenement's (see `Settings::default`).
@@ -135,6 +138,9 @@ pub struct ServiceTemplate {
     pub check: Option<super::checks::Check>,
     pub timing: super::checks::CheckTiming,
     pub log_files: LogFileTemplates,
+    /// On shutdown and bulk stops, lower orders stop first (all of one order before the
+    /// next).
+    pub stop_order: i32,
 }
 
 /// The default `socket` template.

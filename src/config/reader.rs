@@ -150,6 +150,26 @@ impl<'a> Fields<'a> {
         self.check_range(key, value, range, unit, diagnostics)
     }
 
+    /// An integer within `range` that may be negative.
+    pub(crate) fn signed_integer(
+        &self,
+        key: &str,
+        range: Range<i64>,
+        unit: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<i64> {
+        let item = self.item(key)?;
+        let Some(value) = item.as_integer() else {
+            let expected = match unit {
+                "" => "an integer".to_string(),
+                unit => format!("an integer ({unit})"),
+            };
+            self.wrong_type(key, &expected, diagnostics);
+            return None;
+        };
+        self.in_range(key, value, range, unit, diagnostics)
+    }
+
     fn check_range(
         &self,
         key: &str,
@@ -158,8 +178,20 @@ impl<'a> Fields<'a> {
         unit: &str,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<u64> {
+        self.in_range(key, value, range, unit, diagnostics)
+            .and_then(|value| u64::try_from(value).ok())
+    }
+
+    fn in_range(
+        &self,
+        key: &str,
+        value: i64,
+        range: Range<i64>,
+        unit: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<i64> {
         if range.contains(&value) {
-            return u64::try_from(value).ok();
+            return Some(value);
         }
         let allowed = if range.end == i64::MAX {
             format!("at least {}", range.start)
@@ -171,8 +203,13 @@ impl<'a> Fields<'a> {
                 self.file,
                 self.value_span(key),
                 format!(
-                    "`{key}` in {} must be {allowed} {unit}, found {value}",
-                    self.section
+                    "`{key}` in {} must be {allowed}{}, found {value}",
+                    self.section,
+                    if unit.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {unit}")
+                    }
                 ),
             )
             .with_label("out of range"),

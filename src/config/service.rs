@@ -43,6 +43,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "stderr_log",
     "log_max_bytes",
     "log_backups",
+    "stop_order",
 ];
 
 /// Environment variables ten sets itself for every instance.
@@ -75,6 +76,7 @@ pub(crate) fn parse_service(
                     .into(),
             ),
             "startsecs" => Some("did you mean `start_seconds` (the uptime that makes a start count)?".into()),
+            "priority" => Some(super::stop_order::PRIORITY_HINT.into()),
             "autostart" => Some(
                 "every declared instance starts; set state = \"stopped\" in its instance file to keep it stopped"
                     .into(),
@@ -143,6 +145,7 @@ pub(crate) fn parse_service(
     let user = parse_user(fields, diagnostics);
     let env = parse_env(fields, diagnostics).unwrap_or_default();
     let log_files = super::log_files::parse_log_files(fields, diagnostics);
+    let stop_order = super::stop_order::parse_stop_order(fields, diagnostics);
     if has_errors(&diagnostics[before..]) {
         return None;
     }
@@ -176,6 +179,7 @@ pub(crate) fn parse_service(
         check: checks.check,
         timing: checks.timing,
         log_files,
+        stop_order: stop_order.unwrap_or(0),
     })
 }
 

@@ -16,6 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum FieldValue {
     Text(String),
     Int(u64),
+    /// A negative integer (`stop_order = -5`); others are `Int`, see [`FieldValue::integer`].
+    Negative(i64),
     Bool(bool),
 }
 
@@ -232,6 +234,7 @@ const INSTANCE_FIELDS: &[FieldDef] = &[
     def("stderr_log", InPlace, true, Quiet::Never),
     def("log_max_bytes", InPlace, false, Quiet::Never),
     def("log_backups", InPlace, false, Quiet::Never),
+    def("stop_order", InPlace, false, Quiet::Int(0)),
 ];
 
 fn lookup(path: &str) -> Option<(usize, &'static FieldDef)> {
@@ -283,12 +286,18 @@ impl fmt::Display for FieldValue {
         match self {
             FieldValue::Text(text) => write!(f, "{}", quote(text)),
             FieldValue::Int(value) => write!(f, "{value}"),
+            FieldValue::Negative(value) => write!(f, "{value}"),
             FieldValue::Bool(value) => write!(f, "{value}"),
         }
     }
 }
 
 impl FieldValue {
+    /// An integer that may be negative: `Int` unless it is below zero.
+    pub fn integer(value: i64) -> Self {
+        u64::try_from(value).map_or(FieldValue::Negative(value), FieldValue::Int)
+    }
+
     pub fn as_text(&self) -> Option<&str> {
         match self {
             FieldValue::Text(text) => Some(text),
@@ -332,6 +341,7 @@ impl Serialize for FieldValue {
         match self {
             FieldValue::Text(text) => serializer.serialize_str(text),
             FieldValue::Int(value) => serializer.serialize_u64(*value),
+            FieldValue::Negative(value) => serializer.serialize_i64(*value),
             FieldValue::Bool(value) => serializer.serialize_bool(*value),
         }
     }
@@ -343,7 +353,7 @@ impl<'de> Deserialize<'de> for FieldValue {
         impl Visitor<'_> for ScalarVisitor {
             type Value = FieldValue;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, a non-negative integer or a boolean")
+                f.write_str("a string, an integer or a boolean")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<FieldValue, E> {
                 Ok(FieldValue::Text(value.to_string()))
@@ -355,9 +365,7 @@ impl<'de> Deserialize<'de> for FieldValue {
                 Ok(FieldValue::Int(value))
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<FieldValue, E> {
-                u64::try_from(value)
-                    .map(FieldValue::Int)
-                    .map_err(|_| E::custom("negative integer"))
+                Ok(FieldValue::integer(value))
             }
             fn visit_bool<E: de::Error>(self, value: bool) -> Result<FieldValue, E> {
                 Ok(FieldValue::Bool(value))
@@ -419,11 +427,12 @@ mod tests {
             ("c", FieldValue::Bool(true)),
             ("a", FieldValue::Text("x\ny".into())),
             ("b", FieldValue::Int(3)),
+            ("d", FieldValue::integer(-5)),
         ]
         .into_iter()
         .collect();
         let json = serde_json::to_string(&map).unwrap();
-        assert_eq!(json, r#"{"a":"x\ny","b":3,"c":true}"#);
+        assert_eq!(json, r#"{"a":"x\ny","b":3,"c":true,"d":-5}"#);
         assert_eq!(serde_json::from_str::<FieldMap>(&json).unwrap(), map);
     }
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod fields;
 pub(crate) mod scan;
+pub mod select;
 pub(crate) mod spec;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::config::{
 use crate::names::InstanceKey;
 
 pub use fields::{FieldMap, FieldValue};
+pub use select::{Selection, Selector, select};
 pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
 
 /// Every declared instance with its effective spec.

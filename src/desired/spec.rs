@@ -75,6 +75,8 @@ pub struct InstanceSpec {
     pub weight: u8,
     /// Where ten writes the output lines, besides its own capture.
     pub log_files: LogFiles,
+    /// Lower orders stop first on shutdown and bulk stops.
+    pub stop_order: i32,
     /// The flat view, computed once by [`effective_spec`]; shared with the observed state
     /// of the instance once applied.
     fields: Arc<FieldMap>,
@@ -184,6 +186,7 @@ pub fn effective_spec(
         user: service.user.clone(),
         weight: overrides.weight.unwrap_or(service.weight),
         log_files,
+        stop_order: service.stop_order,
         fields: Arc::default(),
     };
     spec.fields = Arc::new(compute_fields(&spec));
@@ -259,6 +262,14 @@ impl InstanceSpec {
                         .map_or(crate::config::DEFAULT_LOG_BACKUPS, |n| n as u32),
                 },
             },
+            stop_order: fields
+                .get("stop_order")
+                .and_then(|value| match value {
+                    FieldValue::Int(order) => i32::try_from(*order).ok(),
+                    FieldValue::Negative(order) => i32::try_from(*order).ok(),
+                    _ => None,
+                })
+                .unwrap_or(0),
             key,
             fields,
         }
@@ -353,6 +364,13 @@ fn compute_fields(spec: &InstanceSpec) -> FieldMap {
         put(
             "log_backups",
             FieldValue::Int(u64::from(logs.rotation.backups)),
+        );
+    }
+    // Only when set: a record written before the key existed shows no change.
+    if spec.stop_order != 0 {
+        put(
+            "stop_order",
+            FieldValue::integer(i64::from(spec.stop_order)),
         );
     }
     for (name, value) in &spec.env {

@@ -346,6 +346,10 @@ fn hash_fields(hasher: &mut Sha256, map: &FieldMap) {
                 hasher.update([b'i']);
                 hasher.update(int.to_le_bytes());
             }
+            FieldValue::Negative(int) => {
+                hasher.update([b'n']);
+                hasher.update(int.to_le_bytes());
+            }
             FieldValue::Bool(flag) => hasher.update([b'b', u8::from(*flag)]),
         }
     }

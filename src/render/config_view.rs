@@ -33,6 +33,11 @@ pub(crate) fn effective_config(desired: &DesiredState, show_sensitive: bool) -> 
         "service": services,
         "instances": instances,
         "routing": routing_value(config),
+        "group": config
+            .groups
+            .iter()
+            .map(|(name, services)| (name.to_string(), json!({ "services": services })))
+            .collect::<Map<String, Value>>(),
     })
 }
 
@@ -40,6 +45,7 @@ fn scalar(value: &FieldValue) -> Value {
     match value {
         FieldValue::Text(text) => Value::String(text.clone()),
         FieldValue::Int(int) => json!(int),
+        FieldValue::Negative(int) => json!(int),
         FieldValue::Bool(flag) => json!(flag),
     }
 }
@@ -103,6 +109,7 @@ fn service_value(service: &ServiceTemplate, show_sensitive: bool) -> Value {
         "restart": service.restart.as_str(),
         "stop_signal": service.stop_signal.as_str(),
         "stop_timeout": scalar(&duration(service.stop_timeout)),
+        "stop_order": service.stop_order,
         "weight": service.weight,
         "memory_limit_mb": service.memory_limit_mb,
         "cpu_shares": service.cpu_shares,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::Document;
 
+use super::groups::parse_groups;
 use super::naming::bad_name;
 use super::routing::{parse_instances_table, parse_routing};
 use super::settings::{SETTINGS_KEYS, parse_settings};
@@ -18,7 +19,14 @@ use crate::config::reader::Fields;
 use crate::config::service::{SERVICE_KEYS, parse_service};
 use crate::names::ServiceName;
 
-const ROOT_KEYS: &[&str] = &["settings", "service", "process", "instances", "routing"];
+const ROOT_KEYS: &[&str] = &[
+    "settings",
+    "service",
+    "process",
+    "instances",
+    "routing",
+    "group",
+];
 
 /// What is known of a config even when it has errors: enough to check instance files too,
 /// so that every problem is reported at once.
@@ -84,6 +92,7 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
     crate::config::log_files::check_directories(&root, &dir, data_dir, diagnostics);
     let instances = parse_instances_table(&root, &declared, diagnostics);
     let routing = parse_routing(&root, &declared, diagnostics);
+    let groups = parse_groups(&root, &declared, diagnostics);
     let outline = Outline {
         services: declared,
         instances_dir: settings.as_ref().map_or_else(
@@ -107,6 +116,7 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
             services,
             instances,
             routing,
+            groups,
         }),
         _ => None,
     };

@@ -3,10 +3,12 @@
 //!
 //! `document`: the syntax, the root and the service tables, assembling the config;
 //! `settings`: `[settings]` and `[settings.tls]`; `routing`: `[instances]` and `[routing]`;
+//! `groups`: `[group.NAME]`;
 //! `naming`: diagnostics for invalid names and undeclared services. Service templates are
 //! read by `config::service`. Pure: the caller reads the file.
 
 mod document;
+mod groups;
 mod naming;
 mod routing;
 mod settings;

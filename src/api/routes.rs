@@ -26,7 +26,7 @@ use super::state::ApiState;
 use super::streams::{event_filter, log_query};
 use super::types::{
     ActionResult, ApplyRequest, DeployRequest, HealthReport, HealthVerdict, InstanceView,
-    RouteRequest, SpawnRequest, TokenRequest, TokenResponse, WeightRequest,
+    RestartRequest, RouteRequest, SpawnRequest, TokenRequest, TokenResponse, WeightRequest,
 };
 use super::views;
 
@@ -103,9 +103,10 @@ impl ApiState {
                 Ok(key) => self.set_state(key, RunState::Running).await,
                 Err(error) => Err(bad_key(error)),
             },
-            Route::Restart(key) => match key {
-                Ok(key) => self.restart(key).await,
-                Err(error) => Err(bad_key(error)),
+            Route::Restart(key) => match (key, read_json::<RestartRequest>(request).await) {
+                (Ok(key), Ok(body)) => self.restart(key, body.force).await,
+                (Err(error), _) => Err(bad_key(error)),
+                (_, Err(error)) => Err(error),
             },
             Route::Health(key) => match key {
                 Ok(key) => self.health(key).await,
@@ -184,11 +185,12 @@ impl ApiState {
             .ok_or_else(|| CallError::new(404, format!("{key} is not declared")))
     }
 
-    pub(super) async fn restart(&self, key: InstanceKey) -> Result<Reply, CallError> {
+    pub(super) async fn restart(&self, key: InstanceKey, force: bool) -> Result<Reply, CallError> {
         let old_pid = self.view(&key).await.and_then(|view| view.pid);
         let status = self
             .ask(|reply| Call::Restart {
                 key: key.clone(),
+                force,
                 reply,
             })
             .await??;
@@ -262,7 +264,7 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Reads a JSON body; an empty body reads as `{}`.
+/// Reads a JSON body; an empty body (or `null`) reads as `{}`.
 pub(super) async fn read_json<T: DeserializeOwned>(
     request: Request<Incoming>,
 ) -> Result<T, CallError> {
@@ -272,7 +274,8 @@ pub(super) async fn read_json<T: DeserializeOwned>(
         .await
         .map_err(|error| bad_request(format!("cannot read the request body: {error}")))?
         .to_bytes();
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null"
+    {
         b"{}"
     } else {
         &bytes

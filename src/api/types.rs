@@ -106,6 +106,15 @@ pub struct SpawnRequest {
     pub id: String,
 }
 
+/// `POST /api/instances/{S:ID}/restart` body (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// SIGKILL instead of the stop signal: the instance restarts at once.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// The answer of commands that act on one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionResult {

@@ -68,6 +68,10 @@ pub struct Reconciler<R> {
     changed: mpsc::UnboundedReceiver<InstanceKey>,
     /// The caller of an apply under way.
     applying: Option<oneshot::Sender<Result<ApplyStarted, Failure>>>,
+    /// Exiting: told once the tenants stopped and the record is written.
+    exited: Option<oneshot::Sender<()>>,
+    /// The exit is done: the loop ends.
+    finished: bool,
 }
 
 impl<R: Runtime> Reconciler<R> {
@@ -89,6 +93,8 @@ impl<R: Runtime> Reconciler<R> {
             record: RecordWriter::new(parts.data_dir),
             changed: parts.changed,
             applying: None,
+            exited: None,
+            finished: false,
         }
     }
 
@@ -97,16 +103,19 @@ impl<R: Runtime> Reconciler<R> {
         self.event(Event::TakeOver(Box::new(inheritance))).await;
     }
 
+    /// Runs until ten exits: after `Message::Shutdown`, the tenants stop in `stop_order` as
+    /// their statuses come in, then the record is written and the shutdown answered.
     pub async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
-        loop {
+        while !self.finished {
             let deadline = self.core.deadline();
             tokio::select! {
                 message = messages.recv() => match message {
                     Some(Message::Shutdown { done }) => {
+                        self.exited = Some(done);
                         self.event(Event::Shutdown).await;
-                        let _ = done.send(());
-                        return;
                     }
+                    // Exiting, calls are dropped: their callers hear that ten is shutting down.
+                    Some(_) if self.exited.is_some() => {}
                     Some(Message::FilesChanged) => self.event(Event::FilesChanged).await,
                     Some(Message::Call(call)) => self.call(call).await,
                     None => return,
@@ -178,6 +187,7 @@ impl<R: Runtime> Reconciler<R> {
                         Order::Stop => Command::Stop,
                         Order::Remove => Command::Remove,
                         Order::Restart => Command::Restart,
+                        Order::ForceRestart => Command::ForceRestart,
                     });
                 }
             }
@@ -238,7 +248,13 @@ impl<R: Runtime> Reconciler<R> {
                     let _ = reply.send(Err(failure));
                 }
             }
-            Effect::Exit { keep, stop_timeout } => self.exit(keep, stop_timeout).await,
+            Effect::Exit { keep, stop_timeout } => {
+                self.exit(keep, stop_timeout).await;
+                if let Some(done) = self.exited.take() {
+                    let _ = done.send(());
+                }
+                self.finished = true;
+            }
         }
         None
     }
@@ -563,12 +579,16 @@ impl<R: Runtime> Reconciler<R> {
             Call::Watch { key, reply } => {
                 let _ = reply.send(self.slots.get(&key).map(|slot| slot.handle.status.clone()));
             }
-            Call::Restart { key, reply } => {
+            Call::Restart { key, force, reply } => {
                 let result = self
                     .core
                     .may_restart(&key)
                     .map(|()| self.slots.get(&key).map(|slot| slot.handle.status.clone()));
-                self.event(Event::Restart(key.clone())).await;
+                self.event(Event::Restart {
+                    key: key.clone(),
+                    force,
+                })
+                .await;
                 let result = match result {
                     Ok(Some(status)) => Ok(status),
                     Ok(None) => Err(Failure::NotDeclared(key)),
@@ -591,8 +611,9 @@ impl<R: Runtime> Reconciler<R> {
         }
     }
 
-    /// Stops every task (unless `keep`), waits for them at most the longest stop timeout (and
-    /// 5 s), takes in their last statuses and writes the record.
+    /// The last of an exit: the tenants stopped in order already (unless `keep`); what is
+    /// left of replaces stops too, waited for at most the longest stop timeout and a grace.
+    /// Then the tasks' last statuses go to the core and the record is written.
     async fn exit(&mut self, keep: bool, stop_timeout: Duration) {
         if !keep {
             let mut waits = Vec::new();
@@ -606,7 +627,7 @@ impl<R: Runtime> Reconciler<R> {
                     let _ = status.wait_for(|s| s.pid.is_none()).await;
                 }
             };
-            let longest = stop_timeout + Duration::from_secs(5);
+            let longest = stop_timeout + super::core::GRACE;
             if tokio::time::timeout(longest, all_stopped).await.is_err() {
                 tracing::warn!("some tenants did not stop in time");
             }

@@ -64,6 +64,8 @@ pub enum Call {
     },
     Restart {
         key: InstanceKey,
+        /// SIGKILL instead of the stop signal.
+        force: bool,
         reply: oneshot::Sender<Result<watch::Receiver<InstanceStatus>, Failure>>,
     },
     CheckHealth {

@@ -148,6 +148,8 @@ pub(crate) enum Input {
     Start,
     Stop,
     Restart,
+    /// Restart at once: SIGKILL to the process instead of the stop signal.
+    ForceRestart,
     Remove,
     Spawned {
         pid: u32,
@@ -359,6 +361,7 @@ impl Machine {
             Input::Start | Input::Stop | Input::Restart | Input::Remove => {
                 self.asked(state, input, now, &mut effects)
             }
+            Input::ForceRestart => self.force_restart(state, now, &mut effects),
             Input::Wake => self.wake(state, &mut effects),
             Input::Adopted { pid } => self.adopted(state, pid, now, &mut effects),
             Input::Asleep => match state {

@@ -25,6 +25,8 @@ pub enum Command {
     Update(Arc<InstanceSpec>),
     /// Restart now with the current spec (`ten restart`; also retries a failed instance).
     Restart,
+    /// The same, with SIGKILL instead of the stop signal (`ten restart --force`).
+    ForceRestart,
     Stop,
     /// Stop and forget the instance; the task ends.
     Remove,

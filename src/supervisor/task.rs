@@ -409,6 +409,7 @@ impl<R: Runtime> InstanceTask<R> {
                 None
             }
             Command::Restart => Some(Input::Restart),
+            Command::ForceRestart => Some(Input::ForceRestart),
             Command::Stop => Some(Input::Stop),
             Command::Remove => Some(Input::Remove),
             Command::Wake => {

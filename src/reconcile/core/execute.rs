@@ -40,6 +40,10 @@ impl Core {
             Target::Instance(key) => key.clone(),
         };
         let spec = self.desired.instances.get(&key).map(Arc::clone);
+        if change.action != Action::Stop {
+            // Started, replaced or removed meanwhile: a stop waiting or under way is moot.
+            self.stops.forget(&key);
+        }
         let message = match (change.action, spec) {
             (Action::Create, Some(spec)) => {
                 let mut instance = ObservedInstance::new(Phase::Starting, spec.shared_fields());
@@ -84,14 +88,12 @@ impl Core {
                 });
                 Some(message)
             }
+            // Told in `stop_order` (see `stopping`), with its event.
             (Action::Stop, _) if self.tasks.contains(&key) => {
-                effects.push(Effect::Order {
-                    key: key.clone(),
-                    order: Order::Stop,
-                });
-                effects.push(Effect::RetireNow(key.clone()));
-                self.set_phase(&key, Phase::Stopping);
-                Some("stopping")
+                if !self.queue_stop(&key, reason.clone()) {
+                    return;
+                }
+                None
             }
             (Action::Destroy, _) => {
                 if !self.removing.insert(key.clone()) {
@@ -196,6 +198,7 @@ impl Core {
         effects: &mut Vec<Effect>,
     ) {
         self.tasks.remove(key);
+        self.stops.forget(key);
         self.routes_dirty = true;
         self.removing.remove(key);
         let persist = self

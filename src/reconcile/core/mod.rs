@@ -59,7 +59,10 @@ pub struct Core {
     passes: u64,
     /// An apply waiting for its reload.
     apply: Option<Option<String>>,
-    exiting: bool,
+    /// Stops kept in `stop_order`.
+    stops: stopping::Stops,
+    /// ten is exiting.
+    exit: Option<stopping::Exit>,
 }
 
 impl Core {
@@ -98,7 +101,8 @@ impl Core {
             dirty_since: None,
             passes: 0,
             apply: None,
-            exiting: false,
+            stops: stopping::Stops::default(),
+            exit: None,
         }
     }
 
@@ -156,8 +160,8 @@ impl Core {
 
     /// When [`Event::Tick`] is next due (at once when it is in the past).
     pub fn deadline(&self) -> Option<Instant> {
-        if self.exiting {
-            return None;
+        if self.exit.is_some() {
+            return self.stops.deadline();
         }
         let pass = if self.files_changed {
             // Files that changed are read at once.
@@ -172,16 +176,28 @@ impl Core {
             None
         };
         let flush = self.dirty_since.map(|since| since + FLUSH_DELAY);
-        [pass, flush, Some(self.last_resync + RESYNC)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            pass,
+            flush,
+            self.stops.deadline(),
+            Some(self.last_resync + RESYNC),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
-        // Exiting, only the tasks' last statuses are taken in (for the record).
-        if self.exiting && !matches!(event, Event::Status { .. }) {
+        // Exiting, only the tasks' statuses are taken in (for the stops in order and the
+        // record), and time, which ends stops that take too long.
+        if self.exit.is_some() {
+            match event {
+                Event::Status { key, status } => self.refresh(&key, status, now, &mut effects),
+                Event::Tick => {}
+                _ => return effects,
+            }
+            self.release_stops(now, &mut effects);
             return effects;
         }
         match event {
@@ -225,42 +241,50 @@ impl Core {
                 self.files_changed = false;
                 effects.push(Effect::Reload);
             }
-            Event::Restart(key) => {
+            Event::Restart { key, force } => {
                 if self.tasks.contains(&key) && self.desired.instances.contains_key(&key) {
+                    self.stops.forget(&key);
+                    let (order, message) = if force {
+                        (Order::ForceRestart, "restarting on request, with SIGKILL")
+                    } else {
+                        (Order::Restart, "restarting on request")
+                    };
                     effects.push(Effect::Order {
                         key: key.clone(),
-                        order: Order::Restart,
+                        order,
                     });
-                    effects.push(note(Some(&key), "restart", "restarting on request".into()));
+                    effects.push(note(Some(&key), "restart", message.into()));
                 }
             }
-            Event::Shutdown => {
-                self.exiting = true;
-                let settings = &self.desired.config.settings;
-                let stop_timeout = self
-                    .desired
-                    .instances
-                    .values()
-                    .map(|spec| spec.stop_timeout)
-                    .max()
-                    .unwrap_or_default();
-                effects.push(note(
-                    None,
-                    "serve",
-                    if settings.keep_tenants_on_exit {
-                        "exiting; tenants keep running (keep_tenants_on_exit)".into()
-                    } else {
-                        "exiting; stopping every tenant".into()
-                    },
-                ));
-                effects.push(Effect::Exit {
-                    keep: settings.keep_tenants_on_exit,
-                    stop_timeout,
-                });
-            }
+            Event::Shutdown => self.shutdown(&mut effects),
         }
+        self.release_stops(now, &mut effects);
         self.publish_routes(&mut effects);
         effects
+    }
+
+    /// ten is exiting: every tenant stops, in `stop_order` (see `stopping`), unless
+    /// `keep_tenants_on_exit`.
+    fn shutdown(&mut self, effects: &mut Vec<Effect>) {
+        let keep = self.desired.config.settings.keep_tenants_on_exit;
+        effects.push(note(
+            None,
+            "serve",
+            if keep {
+                "exiting; tenants keep running (keep_tenants_on_exit)".into()
+            } else {
+                "exiting; stopping every tenant, lowest stop_order first".into()
+            },
+        ));
+        self.exit = Some(stopping::Exit { told: keep });
+        if keep {
+            effects.push(Effect::Exit {
+                keep,
+                stop_timeout: Duration::ZERO,
+            });
+        } else {
+            self.queue_every_stop();
+        }
     }
 
     /// Whether `ten restart KEY` can be done.
@@ -434,8 +458,10 @@ fn note(instance: Option<&InstanceKey>, action: &str, message: String) -> Effect
 }
 
 mod execute;
+mod stopping;
 mod types;
 
+pub use stopping::GRACE;
 pub use types::*;
 
 #[cfg(test)]

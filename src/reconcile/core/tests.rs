@@ -9,6 +9,8 @@ use crate::observed::{Health, ObservedInstance, Phase};
 use crate::reconcile::inherit::{Inheritance, Inherited};
 use crate::supervisor::messages::{Adoption, InstanceStatus};
 
+mod stop_order;
+
 /// A valid desired state from tenement.toml `text` (instances declared in `[instances]`).
 fn desired(text: &str) -> DesiredState {
     let mut diagnostics = Vec::new();
@@ -95,6 +97,7 @@ fn orders(effects: &[Effect]) -> Vec<String> {
                     Order::Stop => "stop",
                     Order::Remove => "remove",
                     Order::Restart => "restart",
+                    Order::ForceRestart => "force-restart",
                 }
             )),
             Effect::Replace { key, .. } => Some(format!("{key} replace")),

@@ -40,8 +40,8 @@ pub enum Event {
     /// `ten apply`: reload, then execute every change of the plan (drift too), if the plan
     /// still has `token` when one is given.
     Apply { token: Option<String> },
-    /// `ten restart`.
-    Restart(InstanceKey),
+    /// `ten restart` (with `force`: SIGKILL instead of the stop signal).
+    Restart { key: InstanceKey, force: bool },
     /// ten is exiting.
     Shutdown,
 }
@@ -58,6 +58,8 @@ pub enum Order {
     /// Stop and end the task.
     Remove,
     Restart,
+    /// Restart now, with SIGKILL instead of the stop signal (`ten restart --force`).
+    ForceRestart,
 }
 
 /// How a task begins.
@@ -131,7 +133,8 @@ pub enum Effect {
     Applied(Applied),
     /// `ten apply` refused.
     ApplyRefused(Failure),
-    /// Stop every task (or, `keep`, leave them running), wait, write the record.
+    /// Every stop is done (or, `keep`, the tenants keep running): stop what is left of
+    /// replaces (waiting at most `stop_timeout` and a grace), write the record, end.
     Exit {
         keep: bool,
         stop_timeout: Duration,

@@ -617,6 +617,47 @@ fn over_quota_stops_the_instance_and_leaves_it_failed_with_the_reason() {
     assert!(machine.restarts.is_empty(), "not restarted");
 }
 
+#[test]
+fn a_forced_restart_kills_at_once_even_with_requests_in_flight() {
+    let t0 = Instant::now();
+    let mut machine = running(t0);
+    machine.step(
+        Input::Traffic(Traffic {
+            last_activity: t0,
+            in_flight: 2,
+        }),
+        t0,
+    );
+    let effects = machine.step(Input::ForceRestart, t0);
+    assert!(effects.contains(&Effect::Signal {
+        pid: 7,
+        signal: GroupSignal::Kill
+    }));
+    assert_eq!(machine.deadline(), None, "no stop_timeout to wait for");
+    assert_eq!(machine.heading_for(), Some(Phase::Starting));
+    let effects = machine.step(
+        Input::Exited(ProcessExit {
+            code: None,
+            signal: Some(9),
+        }),
+        t0,
+    );
+    assert!(effects.contains(&Effect::Spawn), "{effects:?}");
+    assert!(machine.restarts.is_empty(), "asked for: not counted");
+    // A graceful stop under way is cut short the same way.
+    let mut machine = running(t0);
+    machine.step(Input::Stop, t0);
+    let effects = machine.step(Input::ForceRestart, t0 + secs(1));
+    assert!(effects.contains(&Effect::Signal {
+        pid: 7,
+        signal: GroupSignal::Kill
+    }));
+    assert_eq!(machine.heading_for(), Some(Phase::Starting));
+    // Without a process it is a restart.
+    let mut machine = Machine::new(policy());
+    assert_eq!(machine.step(Input::ForceRestart, t0), [Effect::Spawn]);
+}
+
 mod traffic;
 
 /// A worker nothing checks: started once up `start_seconds`.

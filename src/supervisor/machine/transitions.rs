@@ -99,6 +99,35 @@ impl Machine {
         }
     }
 
+    /// `ten restart --force`: a process (also one stopping) gets SIGKILL now and starts again
+    /// once it is gone, without waiting for requests in flight or `stop_timeout`; anything
+    /// else restarts as with [`Input::Restart`].
+    pub(super) fn force_restart(
+        &mut self,
+        state: State,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match state {
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Stopping { pid, .. } => {
+                effects.push(Effect::Event("restarting with SIGKILL (--force)".into()));
+                effects.push(Effect::Signal {
+                    pid,
+                    signal: GroupSignal::Kill,
+                });
+                State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then: Then::Restart,
+                    draining: false,
+                }
+            }
+            state => self.asked(state, Input::Restart, now, effects),
+        }
+    }
+
     /// A request came: a sleeping instance starts; one falling asleep starts again once it
     /// is down.
     pub(super) fn wake(&mut self, state: State, effects: &mut Vec<Effect>) -> State {

@@ -24,15 +24,15 @@ use super::types::{ActionResult, DeployRequest, RouteRequest, StatusView};
 type Reply = Response<Body>;
 
 /// An instance file to edit: where it is, and what its new text must pass.
-struct Editable {
-    path: PathBuf,
-    check: Box<edit::CheckFn>,
+pub(super) struct Editable {
+    pub path: PathBuf,
+    pub check: Box<edit::CheckFn>,
 }
 
 impl ApiState {
     /// Edits instance files off the async runtime. `change` gets, for an instance, its
     /// file's path and the check its new text must pass (nothing invalid is written).
-    async fn edit<T: Send + 'static>(
+    pub(super) async fn edit<T: Send + 'static>(
         &self,
         status: &StatusView,
         change: impl FnOnce(&dyn Fn(&InstanceKey) -> Editable) -> Result<T, edit::EditError>

@@ -56,6 +56,12 @@ pub(crate) enum Route {
     EventStream,
     /// `GET certs`
     Certs,
+    /// `POST instances/stop`: every instance a selector means.
+    BulkStop,
+    /// `POST instances/start`
+    BulkStart,
+    /// `POST instances/restart`
+    BulkRestart,
 }
 
 impl Route {
@@ -68,6 +74,9 @@ impl Route {
             (&Method::POST, ["apply"]) => Route::Apply,
             (&Method::GET, ["instances"]) => Route::Instances,
             (&Method::POST, ["instances", "spawn"]) => Route::Spawn,
+            (&Method::POST, ["instances", "stop"]) => Route::BulkStop,
+            (&Method::POST, ["instances", "start"]) => Route::BulkStart,
+            (&Method::POST, ["instances", "restart"]) => Route::BulkRestart,
             (&Method::GET, ["instances", key]) => keyed(Route::Instance, key),
             (&Method::DELETE, ["instances", key]) => keyed(Route::Remove, key),
             (&Method::POST, ["instances", key, "stop"]) => keyed(Route::Stop, key),
@@ -114,7 +123,10 @@ impl Route {
             | Route::Deploy
             | Route::Reroute
             | Route::Tokens
-            | Route::Certs => Need::Admin,
+            | Route::Certs
+            | Route::BulkStop
+            | Route::BulkStart
+            | Route::BulkRestart => Need::Admin,
         }
     }
 }
@@ -198,6 +210,19 @@ mod tests {
                 Need::Narrowed,
             ),
             (Method::GET, "certs", Route::Certs, Need::Admin),
+            (Method::POST, "instances/stop", Route::BulkStop, Need::Admin),
+            (
+                Method::POST,
+                "instances/start",
+                Route::BulkStart,
+                Need::Admin,
+            ),
+            (
+                Method::POST,
+                "instances/restart",
+                Route::BulkRestart,
+                Need::Admin,
+            ),
         ]
     }
 
@@ -235,13 +260,16 @@ mod tests {
             Route::Events => 17,
             Route::EventStream => 18,
             Route::Certs => 19,
+            Route::BulkStop => 20,
+            Route::BulkStart => 21,
+            Route::BulkRestart => 22,
         };
         let mut seen: Vec<usize> = table()
             .iter()
             .map(|(_, _, route, _)| index(route))
             .collect();
         seen.sort_unstable();
-        assert_eq!(seen, (0..=19).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=22).collect::<Vec<_>>());
     }
 
     #[test]
@@ -325,6 +353,7 @@ mod tests {
             (Method::GET, "instances/notes:alice/stop"),
             (Method::PATCH, "instances/notes:alice"),
             (Method::GET, "instances/notes:alice/health/more"),
+            (Method::POST, "instances/stop/all"),
             (Method::GET, ""),
         ] {
             assert_eq!(route(&method, path), None, "{method} {path}");

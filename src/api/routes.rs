@@ -23,10 +23,11 @@ use super::route::Route;
 use super::scope::{Scope, authorize};
 use super::settle::{Goal, settle};
 use super::state::ApiState;
-use super::streams::{event_filter, log_query};
+use super::streams::event_filter;
 use super::types::{
-    ActionResult, ApplyRequest, DeployRequest, HealthReport, HealthVerdict, InstanceView,
-    RestartRequest, RouteRequest, SpawnRequest, TokenRequest, TokenResponse, WeightRequest,
+    ActionResult, ApplyRequest, BulkRequest, DeployRequest, HealthReport, HealthVerdict,
+    InstanceView, RestartRequest, RouteRequest, SpawnRequest, TokenRequest, TokenResponse,
+    WeightRequest,
 };
 use super::views;
 
@@ -73,7 +74,7 @@ impl ApiState {
                 Ok(apply) => self.apply(apply).await,
                 Err(error) => Err(error),
             },
-            Route::Instances => self.views().await.map(|views| {
+            Route::Instances => self.selected_views(query.get("select")).await.map(|views| {
                 let views: Vec<InstanceView> = views
                     .into_iter()
                     .filter(|view| scope.sees(&view.instance))
@@ -103,6 +104,18 @@ impl ApiState {
                 Ok(key) => self.set_state(key, RunState::Running).await,
                 Err(error) => Err(bad_key(error)),
             },
+            Route::BulkStop => match read_json::<BulkRequest>(request).await {
+                Ok(body) => self.bulk_state(body, RunState::Stopped).await,
+                Err(error) => Err(error),
+            },
+            Route::BulkStart => match read_json::<BulkRequest>(request).await {
+                Ok(body) => self.bulk_state(body, RunState::Running).await,
+                Err(error) => Err(error),
+            },
+            Route::BulkRestart => match read_json::<BulkRequest>(request).await {
+                Ok(body) => self.bulk_restart(body).await,
+                Err(error) => Err(error),
+            },
             Route::Restart(key) => match (key, read_json::<RestartRequest>(request).await) {
                 (Ok(key), Ok(body)) => self.restart(key, body.force).await,
                 (Err(error), _) => Err(bad_key(error)),
@@ -129,9 +142,14 @@ impl ApiState {
                 Ok(body) => Arc::clone(&self).issue_token(body).await,
                 Err(error) => Err(error),
             },
-            Route::Logs => log_query(&query, &scope)
+            Route::Logs => self
+                .log_query_of(&query, &scope)
+                .await
                 .map(|query| json(StatusCode::OK, &self.logs.query(&query))),
-            Route::LogStream => log_query(&query, &scope).map(|query| self.follow_logs(query)),
+            Route::LogStream => self
+                .log_query_of(&query, &scope)
+                .await
+                .map(|query| self.follow_logs(query)),
             Route::Events => event_filter(&query, &scope).map(|instance| {
                 let limit = query
                     .get("limit")

@@ -1,14 +1,14 @@
 //! The API's answers that go on: `ten apply` (one line per finished change), and the logs
 //! and events followed as server-sent events; with the queries that narrow them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use hyper::Response;
 use tokio::sync::mpsc;
 
 use crate::body::{self, Body, ndjson_line, sse_event};
-use crate::names::InstanceKey;
+use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
 use crate::runtime::logs::{LogQuery, Stream};
 
@@ -156,10 +156,11 @@ pub(super) fn event_filter(
 }
 
 /// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit`; narrowed to what
-/// `scope` may see.
+/// `scope` may see. `services`: those of `?service=` or `?group=` (see `bulk`).
 pub(super) fn log_query(
     query: &HashMap<String, String>,
     scope: &Scope,
+    services: Option<BTreeSet<ServiceName>>,
 ) -> Result<LogQuery, CallError> {
     let instance = scope.narrow(instance_filter(query, true)?)?;
     let stream = match query.get("level") {
@@ -178,6 +179,7 @@ pub(super) fn log_query(
     };
     Ok(LogQuery {
         instance,
+        services,
         stream,
         search: query
             .get("search")

@@ -9,6 +9,7 @@ use crate::names::InstanceKey;
 use crate::observed::{ExitInfo, Health, Phase, Usage};
 
 pub use crate::config::Diagnostic;
+pub use crate::desired::Selector;
 pub use crate::events::Event;
 pub use crate::plan::Plan;
 pub use crate::runtime::logs::{LogLine, Stream};
@@ -104,6 +105,41 @@ pub struct SpawnRequest {
     /// The service (the original calls it a process).
     pub process: String,
     pub id: String,
+}
+
+/// `POST /api/instances/stop`, `/start` and `/restart` body: which instances (`SERVICE:ID`,
+/// a service, a group or all), and for a restart, whether to SIGKILL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    pub select: Selector,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer of a bulk stop, start or restart: one outcome per instance selected, in key
+/// order. Answered 200 even when some failed (`failed`); `held` says why nothing was applied
+/// yet, when so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkResult {
+    pub select: Selector,
+    /// `stop`, `start` or `restart`.
+    pub action: String,
+    pub instances: Vec<BulkOutcome>,
+    pub ok: usize,
+    pub failed: usize,
+    pub held: Option<String>,
+}
+
+/// What came of one instance of a bulk command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    pub instance: InstanceKey,
+    pub ok: bool,
+    pub message: String,
+    /// The instance file written, if any.
+    pub file: Option<String>,
+    pub view: Option<InstanceView>,
 }
 
 /// `POST /api/instances/{S:ID}/restart` body (optional).

@@ -1,6 +1,6 @@
-//! Commands that act on one instance: `spawn`, `stop`, `start`, `rm`, `restart`. The first
-//! four edit the instance's file through the server (comments kept) and wait until the
-//! server converged; `restart` restarts the process now.
+//! Commands that act on one instance: `spawn` and `rm` edit the instance's file through the
+//! server (comments kept) and wait until the server converged. (`stop`, `start` and
+//! `restart` of one instance or many are in `bulk`.)
 
 use clap::Args;
 
@@ -86,22 +86,7 @@ pub(super) fn spawn(global: &GlobalArgs, args: &SpawnArgs) -> Result<u8, CliErro
     show(&result, args.json)
 }
 
-pub(super) fn stop(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
-    let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "stop"), &())?;
-    show(&result, args.json)
-}
-
-pub(super) fn start(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
-    let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "start"), &())?;
-    show(&result, args.json)
-}
-
 pub(super) fn remove(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
     let result: ActionResult = Client::new(global)?.delete(&path(&args.instance, ""))?;
-    show(&result, args.json)
-}
-
-pub(super) fn restart(global: &GlobalArgs, args: &InstanceArgs) -> Result<u8, CliError> {
-    let result: ActionResult = Client::new(global)?.post(&path(&args.instance, "restart"), &())?;
     show(&result, args.json)
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use hyper::Method;
 
 use crate::api::types::LogLine;
-use crate::names::InstanceKey;
+use crate::desired::Selector;
 
 use super::client::{Client, Lines};
 use super::table::clock;
@@ -14,9 +14,10 @@ use super::{CliError, GlobalArgs, exit, print_stdout, stdout_style};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Only this instance (SERVICE:ID)
-    #[arg(value_name = "SERVICE:ID")]
-    pub instance: Option<InstanceKey>,
+    /// Only SERVICE:ID, SERVICE's instances or group:NAME's (interleaved by time, each line
+    /// with its instance)
+    #[arg(value_name = "TARGET")]
+    pub target: Option<Selector>,
 
     /// Keep printing new lines as they come
     #[arg(short, long)]
@@ -41,8 +42,17 @@ pub struct LogsArgs {
 
 fn query(args: &LogsArgs) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    if let Some(key) = &args.instance {
-        query.append_pair("instance", &key.to_string());
+    match &args.target {
+        Some(Selector::Instance(key)) => {
+            query.append_pair("instance", &key.to_string());
+        }
+        Some(Selector::Service(service)) => {
+            query.append_pair("service", service.as_str());
+        }
+        Some(Selector::Group(group)) => {
+            query.append_pair("group", group.as_str());
+        }
+        Some(Selector::All) | None => {}
     }
     if let Some(search) = &args.search {
         query.append_pair("search", search);
@@ -57,7 +67,7 @@ pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> 
     let client = Client::new(global)?;
     let query = query(args);
     let lines: Vec<LogLine> = client.get(&format!("/api/logs?{query}&limit={}", args.limit))?;
-    let with_instance = args.instance.is_none();
+    let with_instance = !matches!(args.target, Some(Selector::Instance(_)));
     for line in &lines {
         print_stdout(&format_line(line, with_instance, args.json))?;
     }
@@ -81,7 +91,7 @@ pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> 
         )?;
     } else if lines.is_empty() {
         let what = args
-            .instance
+            .target
             .as_ref()
             .map_or("any instance".to_string(), ToString::to_string);
         super::print_stderr(&format!("no output captured from {what} (yet)\n"));

@@ -2,6 +2,7 @@
 //! clap and the only one that prints for humans.
 
 mod apply;
+mod bulk;
 mod caddy;
 mod certs;
 mod client;
@@ -107,14 +108,14 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Declare an instance (writes instances/S/ID.toml) and start it
     Spawn(instance::SpawnArgs),
-    /// Set state = "stopped" in the instance's file and stop it
-    Stop(instance::InstanceArgs),
-    /// Set state = "running" in the instance's file and start it
-    Start(instance::InstanceArgs),
+    /// Set state = "stopped" in the instance files (comments kept) and stop them, lowest stop_order first
+    Stop(bulk::TargetArgs),
+    /// Set state = "running" in the instance files (comments kept) and start them
+    Start(bulk::TargetArgs),
     /// Undeclare an instance (deletes its file) and stop it; its data is kept unless storage_persist = false
     Rm(instance::InstanceArgs),
-    /// Restart an instance now (also retries a failed one)
-    Restart(instance::InstanceArgs),
+    /// Restart instances now (also retries failed ones); --force kills instead of stopping
+    Restart(bulk::RestartArgs),
     /// List every declared instance with its state, port, uptime and health
     #[command(visible_alias = "ls")]
     Ps(ps::PsArgs),
@@ -164,8 +165,9 @@ impl Command {
             Command::Diff(args) => args.json,
             Command::Apply(args) => args.json,
             Command::Spawn(args) => args.json,
-            Command::Stop(args) | Command::Start(args) | Command::Rm(args) => args.json,
-            Command::Restart(args) => args.json,
+            Command::Stop(args) | Command::Start(args) => args.json,
+            Command::Rm(args) => args.json,
+            Command::Restart(args) => args.target.json,
             Command::Ps(args) => args.json,
             Command::Health(args) => args.json,
             Command::Logs(args) => args.json,
@@ -267,10 +269,10 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(global, args),
         Command::Apply(args) => apply::run(global, args),
         Command::Spawn(args) => instance::spawn(global, args),
-        Command::Stop(args) => instance::stop(global, args),
-        Command::Start(args) => instance::start(global, args),
+        Command::Stop(args) => bulk::stop(global, args),
+        Command::Start(args) => bulk::start(global, args),
         Command::Rm(args) => instance::remove(global, args),
-        Command::Restart(args) => instance::restart(global, args),
+        Command::Restart(args) => bulk::restart(global, args),
         Command::Ps(args) => ps::run(global, args),
         Command::Health(args) => health::run(global, args),
         Command::Logs(args) => logs::run(global, args),

@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::api::types::{InstanceView, StatusView};
 use crate::config::other_files_with_errors;
+use crate::desired::Selector;
 use crate::observed::Phase;
 
 use super::client::Client;
@@ -14,6 +15,10 @@ use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Only SERVICE's instances, group:NAME's, or SERVICE:ID
+    #[arg(value_name = "TARGET")]
+    pub target: Option<Selector>,
+
     /// Print a JSON array (one object per instance)
     #[arg(long)]
     pub json: bool,
@@ -21,7 +26,15 @@ pub struct PsArgs {
 
 pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
-    let views: Vec<InstanceView> = client.get("/api/instances")?;
+    let path = match &args.target {
+        Some(target) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("select", &target.to_string());
+            format!("/api/instances?{}", query.finish())
+        }
+        None => "/api/instances".to_string(),
+    };
+    let views: Vec<InstanceView> = client.get(&path)?;
     if args.json {
         let mut text = serde_json::to_string_pretty(&views).unwrap_or_default();
         text.push('\n');
@@ -51,7 +64,9 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
     }
     if views.is_empty() {
-        if broken.is_empty() {
+        if let Some(target) = &args.target {
+            print_stdout(&format!("No instances of {target} are declared.\n"))?;
+        } else if broken.is_empty() {
             print_stdout(
                 "No instances are declared. Declare one with `ten spawn SERVICE:ID` or a file in instances/.\n",
             )?;

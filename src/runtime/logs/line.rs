@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::InstanceKey;
+use std::collections::BTreeSet;
+
+use crate::names::{InstanceKey, ServiceName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,6 +55,8 @@ pub struct LogLine {
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
     pub instance: Option<InstanceKey>,
+    /// Only the instances of these services (`ten logs SERVICE`, `ten logs group:NAME`).
+    pub services: Option<BTreeSet<ServiceName>>,
     pub stream: Option<Stream>,
     /// Case-insensitive substring.
     pub search: Option<String>,
@@ -65,6 +69,10 @@ impl LogQuery {
         self.instance
             .as_ref()
             .is_none_or(|key| *key == line.instance)
+            && self
+                .services
+                .as_ref()
+                .is_none_or(|services| services.contains(&line.instance.service))
             && self.stream.is_none_or(|stream| stream == line.stream)
             && self
                 .search

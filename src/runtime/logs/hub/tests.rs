@@ -61,6 +61,7 @@ fn queries_filter_and_limit() {
     let query = |search: &str, stream, limit| {
         hub.query(&LogQuery {
             instance: Some(key()),
+            services: None,
             stream,
             search: Some(search.to_string()),
             limit,

@@ -6,6 +6,7 @@
 
 mod unit;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +14,9 @@ use std::process::{Command, Stdio};
 use clap::Args;
 use serde_json::json;
 
+use crate::config::ServiceTemplate;
 use crate::config::parse::normalize;
+use crate::names::ServiceName;
 use crate::render::json::{JSON_FORMAT_VERSION, to_pretty};
 use crate::render::render_diagnostics;
 
@@ -206,12 +209,7 @@ fn unit_spec(global: &GlobalArgs, args: &InstallArgs, name: String) -> Result<Un
     if let Some(domain) = &args.domain {
         serve_args.extend(["--domain".to_string(), domain.clone()]);
     }
-    let longest_stop_timeout_secs = config
-        .services
-        .values()
-        .map(|service| service.stop_timeout.as_secs_f64().ceil() as u64)
-        .max()
-        .unwrap_or(10);
+    let longest_stop_timeout_secs = shutdown_secs(&config.services);
     let unit_dir = absolute(&args.unit_dir);
     Ok(UnitSpec {
         name,
@@ -231,6 +229,22 @@ fn unit_spec(global: &GlobalArgs, args: &InstallArgs, name: String) -> Result<Un
         longest_stop_timeout_secs,
         unit_dir: (unit_dir != Path::new(DEFAULT_UNIT_DIR)).then_some(unit_dir),
     })
+}
+
+/// How long stopping every tenant may take: one `stop_order` after another, each as long as
+/// its longest `stop_timeout`, and between two orders the 5 s ten gives a stop beyond it.
+fn shutdown_secs(services: &BTreeMap<ServiceName, ServiceTemplate>) -> u64 {
+    let mut longest: BTreeMap<i32, u64> = BTreeMap::new();
+    for service in services.values() {
+        let secs = service.stop_timeout.as_secs_f64().ceil() as u64;
+        let entry = longest.entry(service.stop_order).or_default();
+        *entry = (*entry).max(secs);
+    }
+    if longest.is_empty() {
+        return 10;
+    }
+    let between = crate::reconcile::core::GRACE.as_secs() * (longest.len() as u64 - 1);
+    longest.values().sum::<u64>() + between
 }
 
 /// What happened with systemd, for the report.
@@ -567,5 +581,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(!systemd_reads(dir.path()));
         assert!(!systemd_reads(Path::new("/etc/systemd")));
+    }
+
+    #[test]
+    fn tenants_stop_one_stop_order_after_another() {
+        let services = |text: &str| {
+            let mut diagnostics = Vec::new();
+            crate::config::parse_config(
+                Path::new("/p/tenement.toml"),
+                text.into(),
+                &mut diagnostics,
+            )
+            .config
+            .unwrap()
+            .services
+        };
+        let one_order = "[service.a]\ncommand = \"a\"\nstop_timeout = 7\n[service.b]\ncommand = \"b\"\nstop_timeout = 3\n";
+        assert_eq!(shutdown_secs(&services(one_order)), 7);
+        let two_orders = format!("{one_order}stop_order = 10\n");
+        assert_eq!(shutdown_secs(&services(&two_orders)), 7 + 5 + 3);
     }
 }

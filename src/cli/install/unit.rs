@@ -10,8 +10,9 @@ use crate::cli::CliError;
 /// The first line of every unit `ten install` writes; `ten uninstall` looks for it.
 pub(super) const MARKER: &str = "# Written by `ten install`";
 
-/// How long systemd waits for ten to stop, beyond the longest `stop_timeout`: ten itself
-/// gives its tenants 5 s more than that, and systemd 10 s more than ten.
+/// How long systemd waits for ten to stop, beyond the time its tenants may take to stop (the
+/// longest `stop_timeout` of each `stop_order`, one after another): ten itself gives the last
+/// 5 s more than that, and systemd 10 s more than ten.
 const STOP_MARGIN_SECS: u64 = 15;
 
 /// Everything the unit says, found and checked.
@@ -120,7 +121,7 @@ pub(super) fn render_unit(spec: &UnitSpec) -> String {
         );
     }
     unit.push_str(&format!(
-        "# The longest stop_timeout of the services ({}s) plus margins for ten and systemd.\n\
+        "# Stopping the tenants, one stop_order after another ({}s), plus margins for ten and systemd.\n\
          TimeoutStopSec={}\n\
          LimitNOFILE=1048576\n\
          # Each tenant gets a cgroup of its own, which ten makes under /ten in each hierarchy.\n\

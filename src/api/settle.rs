@@ -49,6 +49,8 @@ pub(crate) async fn settle(
     let Some(mut status) = status else {
         return match goal {
             Goal::Removed | Goal::Done => Ok("done".into()),
+            // Declared stopped before it ever ran: it has no task, and no process.
+            Goal::Stopped => Ok("stopped (it never ran)".into()),
             _ => Err("the instance is not known to the server".into()),
         };
     };

@@ -193,7 +193,10 @@ impl Core {
         // record), and time, which ends stops that take too long.
         if self.exit.is_some() {
             match event {
-                Event::Status { key, status } => self.refresh(&key, status, now, &mut effects),
+                Event::Status { key, status } => {
+                    self.refresh(&key, status, now, &mut effects);
+                    self.stop_reported(&key);
+                }
                 Event::Tick => {}
                 _ => return effects,
             }
@@ -226,10 +229,14 @@ impl Core {
                 }
                 self.bump(now);
             }
-            Event::Status { key, status } => self.refresh(&key, status, now, &mut effects),
+            Event::Status { key, status } => {
+                self.refresh(&key, status, now, &mut effects);
+                self.stop_reported(&key);
+            }
             Event::SpawnRefused { key, error } => {
                 self.creating.remove(&key);
                 self.tasks.remove(&key);
+                self.stops.forget(&key);
                 self.observed.instances.remove(&key);
                 self.routes_dirty = true;
                 effects.push(note(Some(&key), "create", format!("not created: {error}")));

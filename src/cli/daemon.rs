@@ -173,7 +173,14 @@ fn said_by_daemon(outcome: Outcome, log_path: &Path, start_of_output: u64) -> Re
             Ok(exit::OK)
         }
         Outcome::Failed { pid } => {
-            // The daemon's own words (its error, with a hint), from its log.
+            // The daemon's own words (its error, with a hint), from its log. Its pipe may
+            // close before it has written them: they are all there once it has exited.
+            if let Some(pid) = pid {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while daemon::alive(pid) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
             let mut said = String::new();
             if let Ok(mut log) = std::fs::File::open(log_path) {
                 let _ = log.seek(SeekFrom::Start(start_of_output));

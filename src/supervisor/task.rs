@@ -32,9 +32,7 @@ use crate::runtime::{
 
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
-use super::machine::{
-    Effect, FIRST_PROBE_GAP, Input, MAX_PROBE_GAP, Machine, Policy, Readiness, State, Traffic,
-};
+use super::machine::{Effect, Input, Machine, State, Traffic};
 use super::messages::{Adoption, Command, InstanceStatus};
 
 /// Without a storage quota, the data directory is measured at every this many usage samples.
@@ -74,92 +72,6 @@ impl InstanceHandle {
             commands: self.commands.clone(),
             status: self.status.clone(),
         }
-    }
-}
-
-/// The supervision policy of `spec` under `settings`, listening on `port`.
-pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
-    Policy {
-        readiness: readiness(spec, port),
-        restart: spec.restart,
-        max_restarts: settings.max_restarts,
-        restart_window: settings.restart_window,
-        backoff_base: settings.backoff_base,
-        backoff_max: settings.backoff_max,
-        startup_timeout: spec.startup_timeout,
-        check_interval: spec
-            .timing
-            .interval
-            .unwrap_or(settings.health_check_interval),
-        stop_signal: spec.stop_signal,
-        stop_timeout: spec.stop_timeout,
-        idle_timeout: spec.idle_timeout,
-        retries: spec.timing.retries,
-        start_period: spec.timing.start_period,
-        liveness: (spec.listen == Listen::None && spec.check.is_none())
-            .then_some(spec.timing.start_seconds),
-        probe_gaps: match spec.check {
-            // A command forks: readiness is asked at most every second.
-            Some(Check::Exec(_)) => (Duration::from_millis(50), Duration::from_secs(1)),
-            _ => (FIRST_PROBE_GAP, MAX_PROBE_GAP),
-        },
-    }
-}
-
-/// What a start of `spec` waits for (its readiness probe), and the likely fix when it never
-/// comes.
-fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
-    match &spec.check {
-        Some(Check::Tcp(TcpPort::Fixed(port))) => {
-            return Readiness {
-                waits_for: format!("a connection to 127.0.0.1:{port} (its health_check)"),
-                hint: format!(
-                    "does the app open port {port}? A slow start needs a larger startup_timeout"
-                ),
-            };
-        }
-        Some(Check::Exec(_)) => {
-            return Readiness {
-                waits_for: format!(
-                    "its health_check `{}` to exit 0",
-                    crate::desired::spec::describe_check(spec.check.as_ref().expect("matched"))
-                ),
-                hint: "run the check by hand in the instance's directory to see why; a slow start needs a larger startup_timeout".into(),
-            };
-        }
-        _ => {}
-    }
-    let (place, listens) = match spec.listen {
-        Listen::None => {
-            return Readiness {
-                waits_for: format!(
-                    "it to stay up {} (start_seconds)",
-                    humantime::format_duration(spec.timing.start_seconds)
-                ),
-                hint: "it exits at once: `ten logs` shows why".into(),
-            };
-        }
-        Listen::Port => (
-            format!("127.0.0.1:{port}"),
-            format!(
-                "does the app listen on 127.0.0.1:$PORT ({port})? A socket app sets `socket` (and listens on $SOCKET_PATH)"
-            ),
-        ),
-        Listen::Socket => (
-            format!("the socket {}", spec.socket.display()),
-            format!(
-                "does the app listen on $SOCKET_PATH ({})? An app that listens on $PORT needs listen = \"port\"",
-                spec.socket.display()
-            ),
-        ),
-    };
-    let waits_for = match &spec.health {
-        Some(path) => format!("GET {path} on {place} to answer 2xx"),
-        None => format!("a connection to {place}"),
-    };
-    Readiness {
-        waits_for,
-        hint: format!("{listens}; a slow start needs a larger startup_timeout"),
     }
 }
 
@@ -718,6 +630,9 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+mod policy;
+pub(crate) use policy::policy;
 
 #[cfg(test)]
 mod tests;

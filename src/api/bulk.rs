@@ -266,7 +266,29 @@ impl ApiState {
         mut outcomes: Vec<BulkOutcome>,
         held: Option<String>,
     ) -> Result<Reply, CallError> {
-        let views = self.views().await?;
+        // The outcomes come from the tasks, the views from the observed state, which hears
+        // of the tasks a moment later (their statuses are passed on at most every 100 ms):
+        // the views are asked again, a little while, until they say what the outcomes said.
+        let settled = match action {
+            "start" | "restart" => Some(Phase::Running),
+            "stop" => Some(Phase::Stopped),
+            _ => None,
+        };
+        let mut views = self.views().await?;
+        for _ in 0..40 {
+            let behind = settled.is_some_and(|phase| {
+                outcomes.iter().filter(|outcome| outcome.ok).any(|outcome| {
+                    views
+                        .iter()
+                        .any(|view| view.instance == outcome.instance && view.phase != phase)
+                })
+            });
+            if !behind {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            views = self.views().await?;
+        }
         for outcome in &mut outcomes {
             outcome.view = views
                 .iter()

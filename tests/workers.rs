@@ -234,6 +234,12 @@ fn the_plan_of_a_smaller_process_set_destroys_the_highest_indexes() {
         &[],
     );
     let server = TestServer::start(dir.path());
+    // Created, a worker shows no port: it gets none.
+    let plan = String::from_utf8_lossy(&server.ten(&["diff"]).stdout).to_string();
+    assert!(
+        plan.contains("+ worker:0") && !plan.contains("known after apply"),
+        "{plan}"
+    );
     let output = server.ten(&["apply", "--auto-approve"]);
     assert!(
         output.status.success(),

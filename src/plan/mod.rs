@@ -105,15 +105,10 @@ fn plan_new(spec: &InstanceSpec) -> Option<Change> {
         .into_iter()
         .map(|(path, value)| added(path, value))
         .collect();
-    fields.push(FieldChange {
-        path: "port".to_string(),
-        kind: FieldChangeKind::Add,
-        before: None,
-        after: None,
-        after_unknown: true,
-        sensitive: false,
-        forces_restart: false,
-    });
+    // A worker (`listen = "none"`) gets no port.
+    if spec.listen != crate::config::Listen::None {
+        fields.push(port_known_after_apply());
+    }
     let message = match &spec.declared.file {
         Some(file) => format!("because {} was added", file.display()),
         None => "because [instances] in tenement.toml lists it".to_string(),
@@ -352,5 +347,18 @@ fn hash_fields(hasher: &mut Sha256, map: &FieldMap) {
             }
             FieldValue::Bool(flag) => hasher.update([b'b', u8::from(*flag)]),
         }
+    }
+}
+
+/// The port of an instance being created: chosen when it is applied.
+fn port_known_after_apply() -> FieldChange {
+    FieldChange {
+        path: "port".to_string(),
+        kind: FieldChangeKind::Add,
+        before: None,
+        after: None,
+        after_unknown: true,
+        sensitive: false,
+        forces_restart: false,
     }
 }

@@ -7,10 +7,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::http::Request;
-use support::server::{TestServer, backend_service, project};
+use support::server::{TestServer, backend_service, median, project, timed_get};
 use ten::observed::Phase;
 
 /// Workers checked by a command, in the "with" rounds.
@@ -27,18 +26,6 @@ fn config(workers: u32) -> String {
     )
 }
 
-fn timed_get(address: &str) -> Duration {
-    let started = Instant::now();
-    let response = Request::get("/").host("a.sleepy.localhost").send(address);
-    assert_eq!(response.status, 200, "{response:?}");
-    started.elapsed()
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
 /// `WAKES` wakes of the sleepy tenant, each once it is asleep again.
 fn wakes(server: &TestServer, address: &str) -> Vec<Duration> {
     (0..WAKES)
@@ -48,7 +35,7 @@ fn wakes(server: &TestServer, address: &str) -> Vec<Duration> {
                     .iter()
                     .any(|v| v.instance.to_string() == "sleepy:a" && v.phase == Phase::Sleeping)
             });
-            timed_get(address)
+            timed_get(address, "a.sleepy.localhost")
         })
         .collect()
 }

@@ -34,8 +34,7 @@ use common::cpu::with_children;
 use common::nginx::{Nginx, keepalive_requests};
 use common::report::{print_ratios, print_runs_header, print_runs_line};
 use common::stats::{Rounds, Run, medians};
-use support::http::Request;
-use support::server::TestServer;
+use support::server::{TestServer, median, timed_get};
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
 const SECONDS: u32 = 3;
@@ -155,18 +154,6 @@ fn app_start(port: u16) -> Duration {
     elapsed
 }
 
-fn timed_get(address: &str) -> Duration {
-    let started = Instant::now();
-    let response = Request::get("/").host("a.sleepy.localhost").send(address);
-    assert_eq!(response.status, 200, "{response:?}");
-    started.elapsed()
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
 fn wake_latency() {
     let base = support::server::port_range().0;
     let app = median((0..WAKES).map(|n| app_start(base + n as u16)).collect());
@@ -186,8 +173,8 @@ fn wake_latency() {
                 .iter()
                 .all(|v| v.phase == ten::observed::Phase::Sleeping)
         });
-        wakes.push(timed_get(&address));
-        warm.push(timed_get(&address));
+        wakes.push(timed_get(&address, "a.sleepy.localhost"));
+        warm.push(timed_get(&address, "a.sleepy.localhost"));
     }
     let (wake, warm) = (median(wakes), median(warm));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

@@ -173,7 +173,25 @@ fn read_check(
 }
 
 fn read_http(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
-    let path = fields.string("http", diagnostics)?;
+    url_path(
+        fields,
+        "http",
+        "of",
+        "health_check = { http = \"/health\" }",
+        diagnostics,
+    )
+}
+
+/// An HTTP check's path (`health`, or `http` of `health_check`): it starts with '/' and has
+/// no whitespace. `relation` joins the key to the section in the message ("in", "of").
+pub(crate) fn url_path(
+    fields: &Fields<'_>,
+    key: &str,
+    relation: &str,
+    example: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let path = fields.string(key, diagnostics)?;
     if path.value.starts_with('/') && !path.value.contains(char::is_whitespace) {
         return Some(path.value.to_string());
     }
@@ -182,12 +200,12 @@ fn read_http(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<S
             fields.file,
             path.span,
             format!(
-                "`http` of {} must be a URL path starting with '/'",
+                "`{key}` {relation} {} must be a URL path starting with '/'",
                 fields.section
             ),
         )
         .with_label("not a path")
-        .with_hint("for example: health_check = { http = \"/health\" }"),
+        .with_hint(format!("for example: {example}")),
     );
     None
 }

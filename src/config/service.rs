@@ -327,23 +327,7 @@ pub(crate) fn template(
 }
 
 fn parse_health(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
-    let health = fields.string("health", diagnostics)?;
-    if health.value.starts_with('/') && !health.value.contains(char::is_whitespace) {
-        return Some(health.value.to_string());
-    }
-    diagnostics.push(
-        Diagnostic::at(
-            fields.file,
-            health.span,
-            format!(
-                "`health` in {} must be a URL path starting with '/'",
-                fields.section
-            ),
-        )
-        .with_label("not a path")
-        .with_hint("for example: health = \"/health\""),
-    );
-    None
+    super::checks::url_path(fields, "health", "in", "health = \"/health\"", diagnostics)
 }
 
 fn parse_stop_signal(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<StopSignal> {

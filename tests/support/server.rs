@@ -506,3 +506,17 @@ pub(crate) fn stdout(output: &Output) -> String {
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// How long a GET of `/` for `host` took, answered 200 (the wake benchmarks).
+pub(crate) fn timed_get(address: &str, host: &str) -> Duration {
+    let started = Instant::now();
+    let response = Request::get("/").host(host).send(address);
+    assert_eq!(response.status, 200, "{response:?}");
+    started.elapsed()
+}
+
+/// The median of `values` (the upper one of an even count).
+pub(crate) fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}

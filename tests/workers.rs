@@ -273,3 +273,115 @@ fn the_plan_of_a_smaller_process_set_destroys_the_highest_indexes() {
     let left: Vec<String> = views.iter().map(|view| view.instance.to_string()).collect();
     assert_eq!(left, ["worker:0"]);
 }
+
+/// The pid of the spawner of the ten `ten`: its child running `ten __spawner`.
+fn spawner_of(ten: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent: u32 = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (parent == ten && command.split(|byte| *byte == 0).nth(1) == Some(b"__spawner"))
+                .then_some(pid)
+        })
+}
+
+#[test]
+fn command_checks_are_children_of_ten_in_the_instance_cgroup_and_outlive_their_spawner() {
+    // Each run notes its parent and cgroups, and counts itself, in the instance's directory.
+    let check = "echo $PPID > parent; cat /proc/self/cgroup > cgroup; n=$(cat runs 2>/dev/null || echo 0); echo $((n+1)) > runs";
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nticker = [\"a\"]\n",
+            worker_service(
+                "ticker",
+                TICKER,
+                &format!(
+                    "health_check = {{ exec = [\"sh\", \"-c\", \"{check}\"] }}\nhealth_interval = 1\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\""
+                )
+            )
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let worker = server.wait_running("ticker:a");
+    let data = dir.path().join("tenement-data/ticker/a");
+    let runs = || -> u32 {
+        std::fs::read_to_string(data.join("runs"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        within(Duration::from_secs(10), || runs() >= 2),
+        "the check never ran twice"
+    );
+    let parent = std::fs::read_to_string(data.join("parent")).unwrap();
+    assert_eq!(
+        parent.trim(),
+        server.pid().to_string(),
+        "the check's parent"
+    );
+    let cgroups = std::fs::read_to_string(data.join("cgroup")).unwrap();
+    let worker_cgroups = std::fs::read_to_string(format!("/proc/{worker}/cgroup")).unwrap();
+    assert_eq!(
+        cgroups, worker_cgroups,
+        "the check runs in the worker's cgroups"
+    );
+
+    // Killed, the spawner is replaced, and no check is missed meanwhile.
+    let spawner = spawner_of(server.pid()).expect("ten started a spawner");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawner as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_gone(spawner));
+    let before = runs();
+    assert!(
+        within(Duration::from_secs(10), || runs() >= before + 3),
+        "checks stopped after the spawner was killed"
+    );
+    let replaced = spawner_of(server.pid());
+    assert!(replaced.is_some_and(|pid| pid != spawner), "{replaced:?}");
+    assert_eq!(server.instance("ticker:a").unwrap().health, Health::Healthy);
+    assert!(
+        !server.log().contains("could not be started"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_command_check_whose_program_is_missing_says_so() {
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nticker = [\"a\"]\n",
+            worker_service(
+                "ticker",
+                TICKER,
+                "health_check = { exec = [\"no-such-check-program\", \"-q\"] }\nstartup_timeout = 2"
+            )
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    assert!(
+        within(Duration::from_secs(15), || server
+            .log()
+            .contains("`no-such-check-program -q` could not be started")),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    assert!(log.contains("not found in PATH"), "{log}");
+}

@@ -253,6 +253,10 @@ pub fn main() -> ExitCode {
         }
         // A spare process, waiting to become a tenant.
         Some(first) if first == crate::runtime::spare::SUBCOMMAND => crate::runtime::spare::main(),
+        // The spawner of command checks.
+        Some(first) if first == crate::runtime::spawner::SUBCOMMAND => {
+            crate::runtime::spawner::serve::main()
+        }
         _ => {}
     }
     let cli = Cli::parse();

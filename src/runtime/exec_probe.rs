@@ -1,34 +1,38 @@
 //! Command checks (`health_check = { exec = [...] }`): the command runs as the instance runs
 //! (its environment, working directory, user and cgroup), in a process group of its own,
-//! started through the reaper like every child (so none is left a zombie) and killed, group
-//! and all, when it outlasts `health_timeout`. Only its exit status counts. The fork happens
-//! on a blocking thread and the wait is a future: a slow check never holds up another.
+//! started by the spawner (ten is not forked for it) and reaped by the reaper like every child
+//! (so none is left a zombie), and killed, group and all, when it outlasts `health_timeout`.
+//! Only its exit status counts. The start happens on a blocking thread and the wait is a
+//! future: a slow check never holds up another.
 
-use std::ffi::CString;
-use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::cgroup::join_cgroup;
 use super::probe::{ExecProbe, ProbeResult};
-use super::reaper::{ProcessExit, Reaper};
+use super::reaper::ProcessExit;
+use super::spawner::{Request, Spawner};
 
-/// Runs `probe`, its command joining the cgroup whose `cgroup.procs` files are `procs`.
+/// Runs `probe` through `spawner`, its command joining the cgroup whose `cgroup.procs` files
+/// are `procs`.
 pub(crate) async fn run_exec(
     probe: ExecProbe,
     timeout: Duration,
     procs: Vec<CString>,
+    spawner: Arc<Spawner>,
 ) -> ProbeResult {
     let shown = shell_words::join(&probe.argv);
-    let started = tokio::task::spawn_blocking(move || spawn(&probe, procs))
+    let not_started = |error: String| format!("`{shown}` could not be started: {error}");
+    let request = request(probe, procs).map_err(not_started)?;
+    let (pid, exit) = tokio::task::spawn_blocking(move || spawner.spawn(&request))
         .await
-        .map_err(|error| format!("`{shown}` could not be started: {error}"))?;
-    let (pid, exit) =
-        started.map_err(|error| format!("`{shown}` could not be started: {error}"))?;
+        .map_err(|error| not_started(error.to_string()))?
+        .map_err(|error| not_started(error.to_string()))?;
     match tokio::time::timeout(timeout, exit).await {
         Ok(Ok(exit)) if exit.is_clean() => Ok(()),
         Ok(Ok(exit)) => Err(format!("`{shown}` {}", ended(exit))),
@@ -52,40 +56,22 @@ fn ended(exit: ProcessExit) -> String {
     }
 }
 
-/// Forks and execs the check. Blocking.
-fn spawn(
-    probe: &ExecProbe,
-    procs: Vec<CString>,
-) -> io::Result<(u32, tokio::sync::oneshot::Receiver<ProcessExit>)> {
+/// What the spawner is asked to start for `probe`.
+fn request(probe: ExecProbe, procs: Vec<CString>) -> Result<Request, String> {
     let user = match &probe.user {
-        Some(user) => Some(
-            super::process::resolve_user(user)
-                .map_err(|error| io::Error::other(error.to_string()))?,
-        ),
+        Some(user) => Some(super::process::resolve_user(user).map_err(|error| error.to_string())?),
         None => None,
     };
-    let mut command = Command::new(&probe.argv[0]);
-    command
-        .args(&probe.argv[1..])
-        .env_clear()
-        .envs(probe.env.iter().map(|(name, value)| (name, value)))
-        .current_dir(&probe.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    // SAFETY: the closure only makes system calls (no allocation, no locks).
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroup(&procs)?;
-            if let Some((uid, gid)) = user {
-                super::process::become_user(uid, gid)?;
-            }
-            Ok(())
-        });
-    }
-    let (child, exit) = Reaper::global().spawn(&mut command)?;
-    Ok((child.id(), exit))
+    Ok(Request {
+        argv: probe.argv,
+        env: probe.env,
+        cwd: probe.workdir,
+        cgroup_procs: procs
+            .into_iter()
+            .map(|file| PathBuf::from(OsString::from_vec(file.into_bytes())))
+            .collect(),
+        user,
+    })
 }
 
 #[cfg(test)]
@@ -109,10 +95,16 @@ mod tests {
     async fn a_check_passes_on_exit_0_in_the_environment_it_is_given() {
         let second = Duration::from_secs(5);
         assert_eq!(
-            run_exec(check("test \"$MARK\" = x"), second, Vec::new()).await,
+            run_exec(
+                check("test \"$MARK\" = x"),
+                second,
+                Vec::new(),
+                Arc::default()
+            )
+            .await,
             Ok(())
         );
-        let error = run_exec(check("exit 3"), second, Vec::new())
+        let error = run_exec(check("exit 3"), second, Vec::new(), Arc::default())
             .await
             .unwrap_err();
         assert!(error.ends_with("exited with 3"), "{error}");
@@ -123,9 +115,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         let script = format!("sleep 30 & echo $! > {}; wait", pids.display());
-        let error = run_exec(check(&script), Duration::from_millis(300), Vec::new())
-            .await
-            .unwrap_err();
+        let error = run_exec(
+            check(&script),
+            Duration::from_millis(300),
+            Vec::new(),
+            Arc::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             error.contains("did not finish within health_timeout"),
             "{error}"

@@ -32,6 +32,7 @@ pub(crate) mod reaper;
 pub(crate) mod sandbox;
 pub(crate) mod signal;
 pub(crate) mod spare;
+pub(crate) mod spawner;
 pub(crate) mod storage;
 pub mod table;
 
@@ -89,6 +90,8 @@ pub struct OsRuntime {
     cleaning: Arc<std::sync::atomic::AtomicUsize>,
     /// Spare processes, each in its own cgroup, ready to become a tenant (with cgroups only).
     spares: Arc<Spares>,
+    /// Starts command checks without forking ten.
+    spawner: Arc<spawner::Spawner>,
 }
 
 /// How many spare processes are kept ready.
@@ -157,6 +160,7 @@ impl Spares {
 impl OsRuntime {
     pub fn new(host: SpawnEnv) -> Self {
         Self {
+            spawner: Arc::new(spawner::Spawner::new(host.init_program.clone())),
             host: Arc::new(host),
             running: Mutex::default(),
             cleaning: Arc::default(),
@@ -314,7 +318,7 @@ impl Runtime for OsRuntime {
                     .and_then(|pid| self.running().get(&pid).cloned())
                     .and_then(|running| running.cgroup.as_ref().map(|cgroup| cgroup.procs_files()))
                     .unwrap_or_default();
-                exec_probe::run_exec(exec, probe.timeout, procs).await
+                exec_probe::run_exec(exec, probe.timeout, procs, Arc::clone(&self.spawner)).await
             }
             _ => probe::run_probe(&probe).await,
         }

@@ -82,13 +82,31 @@ impl Reaper {
         &self,
         command: &mut Command,
     ) -> io::Result<(Child, oneshot::Receiver<ProcessExit>)> {
+        let mut child = None;
+        let (_, receiver) = self.spawn_with(|| {
+            let spawned = command.spawn()?;
+            let pid = spawned.id();
+            child = Some(spawned);
+            io::Result::Ok(pid)
+        })?;
+        Ok((child.expect("spawned"), receiver))
+    }
+
+    /// Registers the child that `start` makes (a child of this process, by whatever means:
+    /// the spawner's) and returns its pid; the receiver gets its exit status. `start` runs
+    /// under the reaper's lock, so the child is not reaped before it is registered; a child
+    /// it makes and gives up on, it reaps itself. Blocking.
+    pub(crate) fn spawn_with<E>(
+        &self,
+        start: impl FnOnce() -> Result<u32, E>,
+    ) -> Result<(u32, oneshot::Receiver<ProcessExit>), E> {
         let mut waiters = self.lock();
-        let child = command.spawn()?;
+        let pid = start()?;
         let (sender, receiver) = oneshot::channel();
-        waiters.waiting.insert(child.id(), sender);
+        waiters.waiting.insert(pid, sender);
         waiters.live += 1;
         self.children_exist.notify_one();
-        Ok((child, receiver))
+        Ok((pid, receiver))
     }
 
     fn run(&self) {

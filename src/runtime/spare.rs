@@ -197,7 +197,7 @@ fn become_it(request: &ExecRequest) -> io::Error {
             nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
             nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
         }
-        let program = resolve(&request.argv[0], &request.env)?;
+        let program = resolve_program(&request.argv[0], &request.env, &request.cwd)?;
         let argv = to_cstrings(request.argv.iter().map(String::as_bytes))?;
         let env = to_cstrings(
             request
@@ -214,14 +214,21 @@ fn become_it(request: &ExecRequest) -> io::Error {
     }
 }
 
-fn to_cstrings<B: AsRef<[u8]>>(items: impl Iterator<Item = B>) -> io::Result<Vec<CString>> {
+pub(crate) fn to_cstrings<B: AsRef<[u8]>>(
+    items: impl Iterator<Item = B>,
+) -> io::Result<Vec<CString>> {
     items
         .map(|item| CString::new(item.as_ref()).map_err(io::Error::other))
         .collect()
 }
 
-/// The program to execute: a path as given, or a name looked up in the tenant's `PATH`.
-fn resolve(program: &str, env: &[(String, String)]) -> io::Result<PathBuf> {
+/// The program to execute: a path as given, or a name looked up in the tenant's `PATH` (its
+/// relative entries relative to `cwd`, the directory it will run in).
+pub(crate) fn resolve_program(
+    program: &str,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> io::Result<PathBuf> {
     if program.contains('/') {
         return Ok(PathBuf::from(program));
     }
@@ -230,7 +237,7 @@ fn resolve(program: &str, env: &[(String, String)]) -> io::Result<PathBuf> {
         .find(|(name, _)| name == "PATH")
         .map_or("/usr/local/bin:/usr/bin:/bin", |(_, value)| value.as_str());
     std::env::split_paths(path)
-        .map(|dir| dir.join(program))
+        .map(|dir| cwd.join(dir).join(program))
         .find(|candidate| {
             candidate.metadata().is_ok_and(|metadata| {
                 metadata.is_file() && {
@@ -254,10 +261,14 @@ mod tests {
     #[test]
     fn programs_are_found_in_the_tenants_path() {
         let env = vec![("PATH".to_string(), "/nonexistent:/bin:/usr/bin".to_string())];
-        let found = resolve("sh", &env).unwrap();
+        let found = resolve_program("sh", &env, Path::new("/")).unwrap();
         assert!(found.ends_with("sh") && found.is_file(), "{found:?}");
-        assert_eq!(resolve("./app", &env).unwrap(), PathBuf::from("./app"));
-        let missing = resolve("no-such-program-anywhere", &env).unwrap_err();
+        assert_eq!(
+            resolve_program("./app", &env, Path::new("/")).unwrap(),
+            PathBuf::from("./app")
+        );
+        let missing =
+            resolve_program("no-such-program-anywhere", &env, Path::new("/")).unwrap_err();
         assert_eq!(
             missing.to_string(),
             "no-such-program-anywhere: not found in PATH"

@@ -57,6 +57,10 @@ pub(crate) struct Policy {
     pub backoff_max: Duration,
     pub startup_timeout: Duration,
     pub check_interval: Duration,
+    /// The first periodic check of a process that became healthy (or was adopted) comes this
+    /// long after, at most `check_interval`: a share of it fixed by the instance's name, so
+    /// the checks of instances started together are spread over the interval, not a burst.
+    pub check_offset: Duration,
     pub stop_signal: StopSignal,
     pub stop_timeout: Duration,
     /// Idle this long with no request in flight, a running instance sleeps; zero: never.

@@ -176,7 +176,7 @@ impl Machine {
             pid,
             since: now,
             failures: 0,
-            next_probe: now,
+            next_probe: now + self.policy.check_offset,
         }
     }
 
@@ -358,7 +358,7 @@ impl Machine {
                     pid,
                     since,
                     failures: 0,
-                    next_probe: now + self.policy.check_interval,
+                    next_probe: now + self.policy.check_offset,
                 }
             }
             (
@@ -554,7 +554,7 @@ impl Machine {
             pid,
             since,
             failures: 0,
-            next_probe: now + self.policy.check_interval,
+            next_probe: now + self.policy.check_offset,
         }
     }
 

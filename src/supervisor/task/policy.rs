@@ -11,6 +11,10 @@ use super::super::machine::{FIRST_PROBE_GAP, MAX_PROBE_GAP, Policy, Readiness};
 
 /// The supervision policy of `spec` under `settings`, listening on `port`.
 pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Policy {
+    let check_interval = spec
+        .timing
+        .interval
+        .unwrap_or(settings.health_check_interval);
     Policy {
         readiness: readiness(spec, port),
         restart: spec.restart,
@@ -19,10 +23,8 @@ pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Pol
         backoff_base: settings.backoff_base,
         backoff_max: settings.backoff_max,
         startup_timeout: spec.startup_timeout,
-        check_interval: spec
-            .timing
-            .interval
-            .unwrap_or(settings.health_check_interval),
+        check_interval,
+        check_offset: check_offset(&spec.key.to_string(), check_interval),
         stop_signal: spec.stop_signal,
         stop_timeout: spec.stop_timeout,
         idle_timeout: spec.idle_timeout,
@@ -36,6 +38,19 @@ pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Pol
             _ => (FIRST_PROBE_GAP, MAX_PROBE_GAP),
         },
     }
+}
+
+/// The share of `interval` after which the first periodic check of the instance `name` comes:
+/// in (0, interval], fixed by the name (the same after a restart of ten) and spread evenly
+/// over names, so the checks of hundreds of instances started together do not come in a
+/// burst once per interval (a burst of forks, for command checks).
+fn check_offset(name: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    const SHARES: u32 = 1000;
+    interval * (hash % u64::from(SHARES) + 1) as u32 / SHARES
 }
 
 /// What a start of `spec` waits for (its readiness probe), and the likely fix when it never
@@ -92,5 +107,37 @@ fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
     Readiness {
         waits_for,
         hint: format!("{listens}; a slow start needs a larger startup_timeout"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_checks_of_many_instances_are_spread_over_the_interval() {
+        let interval = Duration::from_secs(1);
+        let offsets: Vec<Duration> = (0..200)
+            .map(|index| check_offset(&format!("worker:{index}"), interval))
+            .collect();
+        assert!(
+            offsets
+                .iter()
+                .all(|offset| *offset > Duration::ZERO && *offset <= interval)
+        );
+        // Each tenth of the interval holds some of the 200 (20 on average), none most.
+        for tenth in 0..10 {
+            let (low, high) = (interval * tenth / 10, interval * (tenth + 1) / 10);
+            let within = offsets
+                .iter()
+                .filter(|offset| **offset > low && **offset <= high)
+                .count();
+            assert!(
+                (5..=40).contains(&within),
+                "{within} in tenth {tenth}: {offsets:?}"
+            );
+        }
+        // Fixed by the name: the same after a restart of ten.
+        assert_eq!(check_offset("worker:7", interval), offsets[7]);
     }
 }

@@ -88,3 +88,24 @@ fn health_retries_and_the_start_period_decide_when_failures_make_it_unhealthy() 
         "{effects:?}"
     );
 }
+
+#[test]
+fn the_first_periodic_check_comes_at_the_offset_and_later_ones_at_the_interval() {
+    let t0 = Instant::now();
+    let mut machine = Machine::new(Policy {
+        check_offset: secs(3),
+        ..policy()
+    });
+    machine.step(Input::Start, t0);
+    machine.step(Input::Spawned { pid: 7 }, t0);
+    machine.step(Input::Tick, t0 + FIRST_PROBE_GAP);
+    let healthy = t0 + FIRST_PROBE_GAP;
+    machine.step(Input::ProbeDone(Ok(())), healthy);
+    assert_eq!(machine.deadline(), Some(healthy + secs(3)));
+    assert_eq!(
+        machine.step(Input::Tick, healthy + secs(3)),
+        [Effect::Probe]
+    );
+    machine.step(Input::ProbeDone(Ok(())), healthy + secs(3));
+    assert_eq!(machine.deadline(), Some(healthy + secs(13)));
+}

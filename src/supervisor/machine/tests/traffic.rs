@@ -22,6 +22,7 @@ fn serving(t0: Instant, idle_timeout: Duration) -> Machine {
     let mut machine = Machine::new(Policy {
         idle_timeout,
         check_interval: secs(3600),
+        check_offset: secs(3600),
         ..policy()
     });
     machine.step(Input::Start, t0);

@@ -1,0 +1,234 @@
+//! The spawner process's side: read a request, fork a child into ten's children, answer.
+//!
+//! The child is made with the raw `clone` system call (`CLONE_PARENT`: its parent is ten, not
+//! the spawner) and, between the fork and the exec, only makes system calls on memory prepared
+//! before the fork ([`Prepared::exec`]); the spawner has one thread, so no lock can be held
+//! by another at the fork. Whether the exec worked comes back the way `std::process` does
+//! it: a pipe closed on exec (success), or carrying the step and errno (failure).
+
+use std::ffi::{CString, c_char};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::libc;
+
+use super::{MAX_REQUEST, Reply, Request};
+use crate::runtime::cgroup::join_cgroup;
+use crate::runtime::spare::{resolve_program, to_cstrings};
+
+/// Serves requests on stdin until ten closes it.
+pub(crate) fn main() -> ! {
+    // SAFETY: fd 0 is the socket ten gave; nothing else here uses stdin.
+    let mut socket = File::from(unsafe { OwnedFd::from_raw_fd(0) });
+    let mut request = vec![0; MAX_REQUEST];
+    loop {
+        let length = match socket.read(&mut request) {
+            Ok(0) | Err(_) => std::process::exit(0),
+            Ok(length) => length,
+        };
+        let reply = match serde_json::from_slice::<Request>(&request[..length]) {
+            Ok(request) => start(&request),
+            Err(error) => Reply::Failed {
+                pid: None,
+                error: format!("the spawner could not read the request: {error}"),
+            },
+        };
+        let reply = serde_json::to_vec(&reply).expect("a reply encodes");
+        if socket.write_all(&reply).is_err() {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// What the child needs, made before the fork (the child must not allocate).
+struct Prepared {
+    program: CString,
+    /// Each list ends with a null pointer into the strings it is made from.
+    argv: (Vec<CString>, Vec<*const c_char>),
+    env: (Vec<CString>, Vec<*const c_char>),
+    cwd: CString,
+    procs: Vec<CString>,
+    user: Option<(u32, u32)>,
+}
+
+/// The step of the child's setup that failed, sent with its errno.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Step {
+    Group = 1,
+    Cgroup,
+    Stdio,
+    Directory,
+    User,
+    Exec,
+}
+
+impl Step {
+    fn from_byte(byte: u8) -> &'static str {
+        match byte {
+            1 => "cannot make its process group",
+            2 => "cannot join its cgroup",
+            3 => "cannot open /dev/null",
+            4 => "cannot change to its directory",
+            5 => "cannot switch to its user",
+            _ => "cannot execute it",
+        }
+    }
+}
+
+fn pointers(strings: Vec<CString>) -> (Vec<CString>, Vec<*const c_char>) {
+    let mut pointers: Vec<*const c_char> = strings.iter().map(|string| string.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    (strings, pointers)
+}
+
+impl Prepared {
+    fn new(request: &Request) -> io::Result<Prepared> {
+        let first = request
+            .argv
+            .first()
+            .ok_or_else(|| io::Error::other("an empty command"))?;
+        let program = resolve_program(first, &request.env, &request.cwd)?;
+        let cstring = |bytes: &[u8]| CString::new(bytes).map_err(io::Error::other);
+        Ok(Prepared {
+            program: cstring(program.as_os_str().as_bytes())?,
+            argv: pointers(to_cstrings(request.argv.iter().map(String::as_bytes))?),
+            env: pointers(to_cstrings(
+                request
+                    .env
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}").into_bytes()),
+            )?),
+            cwd: cstring(request.cwd.as_os_str().as_bytes())?,
+            procs: request
+                .cgroup_procs
+                .iter()
+                .map(|path| cstring(path.as_os_str().as_bytes()))
+                .collect::<io::Result<_>>()?,
+            user: request.user,
+        })
+    }
+
+    /// In the child: sets it up and executes the program; returns only on failure, with the
+    /// step that failed and its errno. System calls only.
+    fn exec(&self) -> (Step, i32) {
+        let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        // SAFETY: system calls on strings and pointer lists that live until the exec.
+        unsafe {
+            if libc::setpgid(0, 0) != 0 {
+                return (Step::Group, errno());
+            }
+            if let Err(error) = join_cgroup(&self.procs) {
+                return (Step::Cgroup, error.raw_os_error().unwrap_or(0));
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null < 0 {
+                return (Step::Stdio, errno());
+            }
+            for target in 0..3 {
+                if libc::dup2(null, target) < 0 {
+                    return (Step::Stdio, errno());
+                }
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+            if libc::chdir(self.cwd.as_ptr()) != 0 {
+                return (Step::Directory, errno());
+            }
+            if let Some((uid, gid)) = self.user
+                && let Err(error) = become_user(uid, gid)
+            {
+                return (Step::User, error.raw_os_error().unwrap_or(0));
+            }
+            // The spawner ignores SIGPIPE (as every Rust program); the command must not.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv.1.as_ptr(),
+                self.env.1.as_ptr(),
+            );
+        }
+        (Step::Exec, errno())
+    }
+}
+
+/// Drops supplementary groups and switches to `uid`/`gid`, with the raw system calls: the C
+/// library's wrappers would try to change the credentials of every thread of the process,
+/// which in a child forked from a multi-threaded one are not there. System calls only.
+pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain system calls.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+            || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+            || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Starts `request`'s command as a child of ten.
+fn start(request: &Request) -> Reply {
+    let failed = |pid, error: io::Error| Reply::Failed {
+        pid,
+        error: error.to_string(),
+    };
+    let prepared = match Prepared::new(request) {
+        Ok(prepared) => prepared,
+        Err(error) => return failed(None, error),
+    };
+    let (status_read, status_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(error) => return failed(None, error.into()),
+    };
+    // SAFETY: this process has one thread; the child only makes system calls on memory made
+    // before the fork, then executes or exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
+    if pid == 0 {
+        let (step, errno) = prepared.exec();
+        let mut message = [0u8; 5];
+        message[0] = step as u8;
+        message[1..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: a write to our pipe, then the end of the child without running any exit
+        // handler of the spawner.
+        unsafe {
+            libc::write(
+                status_write.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+            );
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 {
+        return failed(None, io::Error::last_os_error());
+    }
+    drop(status_write);
+    let pid = pid as u32;
+    let mut message = Vec::new();
+    let _ = File::from(status_read).read_to_end(&mut message);
+    match message[..] {
+        [] => Reply::Started { pid },
+        [step, a, b, c, d] => {
+            let error = io::Error::from_raw_os_error(i32::from_ne_bytes([a, b, c, d]));
+            Reply::Failed {
+                pid: Some(pid),
+                error: format!("{}: {error}", Step::from_byte(step)),
+            }
+        }
+        _ => failed(Some(pid), io::Error::other("its setup ended unexpectedly")),
+    }
+}

@@ -346,7 +346,7 @@ fn metrics_need_the_admin_token_unless_public() {
     );
     let text = scrape.body;
     assert!(
-        text.contains("ten_instances{phase=\"running\"} 2\n"),
+        text.contains("ten_instances{service=\"web\",phase=\"running\"} 2\n"),
         "{text}"
     );
     assert!(text.contains("ten_proxy_requests_total{class=\"2xx\",code=\"200\"} 1\n"));

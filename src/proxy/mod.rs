@@ -15,7 +15,9 @@
 //! safe (`retry`), to another instance of its service or to the restarted instance.
 //!
 //! Counted (`crate::metrics`, atomics): the status of every answer to a request for a declared
-//! instance or service, and how long requests waited for a wake.
+//! instance or service, by code, and by class with its latency in the service's counters,
+//! which the route entry holds (no lookup); how long requests waited for a wake, by service;
+//! requests for nothing declared, by class in one fixed series.
 
 pub(crate) mod connector;
 pub(crate) mod forwarded;
@@ -41,6 +43,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::body::{self, Body, BoxError};
+use crate::metrics::{ServiceCounters, Started};
 use crate::observed::Phase;
 use crate::supervisor::gate::{Gate, Lease};
 
@@ -147,13 +150,17 @@ impl Proxy {
                 Some(route) => {
                     Routed::Forward(Arc::clone(route), Some(Arc::clone(service)), request)
                 }
-                None => Routed::Done(counted(Refusal::Unavailable(format!(
-                    "no instance of {} takes traffic (every weight is 0)",
-                    service.name
-                )))),
+                None => Routed::Done(counted(
+                    Refusal::Unavailable(format!(
+                        "no instance of {} takes traffic (every weight is 0)",
+                        service.name
+                    )),
+                    &service.counters,
+                    Started::now(),
+                )),
             },
-            Resolved::NotFound(what) => Routed::Done(Refusal::NotFound(what).response()),
-            Resolved::NoHttp(what) => Routed::Done(Refusal::NoHttp(what).response()),
+            Resolved::NotFound(what) => Routed::Done(unrouted(Refusal::NotFound(what))),
+            Resolved::NoHttp(what) => Routed::Done(unrouted(Refusal::NoHttp(what))),
         }
     }
 
@@ -171,6 +178,7 @@ impl Proxy {
         peer: &Peer,
         host: &str,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let started = Started::now();
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         to_upstream(&mut request, peer, host, upgrade);
@@ -185,6 +193,7 @@ impl Proxy {
             request,
             copy,
             client_upgrade,
+            started,
         )
     }
 }
@@ -200,6 +209,7 @@ fn send_to_instance(
     request: Request<UpstreamBody>,
     copy: Option<Head>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    started: Started,
 ) -> impl Future<Output = Response<Body>> + Send + use<> {
     async move {
         let ready = route
@@ -211,40 +221,63 @@ fn send_to_instance(
             Some(lease) => (route, lease),
             // Boxed: the rare path's large state stays out of every request's future (which
             // is moved, whole, into place for each request).
-            None => match Box::pin(acquire(route, service.as_deref(), pool.timers())).await {
-                Ok(acquired) => acquired,
-                Err(refusal) => return counted(refusal),
-            },
+            None => {
+                // The rare path: the counters are kept for a refusal (`acquire` takes the route).
+                let counters = Arc::clone(&route.counters);
+                match Box::pin(acquire(route, service.as_deref(), pool.timers())).await {
+                    Ok(acquired) => acquired,
+                    Err(refusal) => return counted(refusal, &counters, started),
+                }
+            }
         };
         let failed = match pool
             .send(lease.target(), request, route.request_timeout)
             .await
         {
             Ok((response, connection)) => {
-                return answer(lease, response, connection, client_upgrade);
+                return answer(
+                    lease,
+                    response,
+                    connection,
+                    client_upgrade,
+                    &route.counters,
+                    started,
+                );
             }
             Err(failed) => failed,
         };
         // Boxed, as every rare path: its state (the loop that sends again) stays out of every
         // request's future.
+        let counters = Arc::clone(&route.counters);
         let resent = retry::resend(&pool, route, service.as_deref(), lease, failed, copy);
         match Box::pin(resent).await {
-            Ok((lease, response, connection)) => {
-                answer(lease, response, connection, client_upgrade)
-            }
-            Err(refusal) => counted(refusal),
+            Ok((lease, response, connection)) => answer(
+                lease,
+                response,
+                connection,
+                client_upgrade,
+                &counters,
+                started,
+            ),
+            Err(refusal) => counted(refusal, &counters, started),
         }
     }
 }
 
 /// What the client gets of the backend's `response`: its body streamed (or the upgraded
-/// connection tunnelled), counted.
+/// connection tunnelled), counted: by code, and in its service's `counters`, since it was
+/// `started`.
 fn answer(
     lease: Lease,
     mut response: Response<Incoming>,
     connection: Pooled<UpstreamBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    counters: &ServiceCounters,
+    started: Started,
 ) -> Response<Body> {
+    let status = response.status().as_u16();
+    crate::metrics::global().proxied(status);
+    counters.answered(status, started.elapsed());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -260,7 +293,6 @@ fn answer(
             }
         });
         let (parts, _) = response.into_parts();
-        crate::metrics::global().proxied(parts.status.as_u16());
         return Response::from_parts(parts, body::full(Bytes::new()));
     }
     strip_hop_by_hop(response.headers_mut(), false);
@@ -270,14 +302,24 @@ fn answer(
         connection: Some(connection),
         _lease: lease,
     };
-    crate::metrics::global().proxied(parts.status.as_u16());
     Response::from_parts(parts, body.boxed())
 }
 
-/// The response for `refusal`, counted.
-fn counted(refusal: Refusal) -> Response<Body> {
+/// The response for `refusal` of a request for a service (or one of its instances),
+/// counted: by code, and in the service's `counters`, since the request was `started`.
+fn counted(refusal: Refusal, counters: &ServiceCounters, started: Started) -> Response<Body> {
     let response = refusal.response();
-    crate::metrics::global().proxied(response.status().as_u16());
+    let status = response.status().as_u16();
+    crate::metrics::global().proxied(status);
+    counters.answered(status, started.elapsed());
+    response
+}
+
+/// The response for `refusal` of a request that reached nothing declared: counted by class
+/// in the one series for those, whatever was asked for.
+fn unrouted(refusal: Refusal) -> Response<Body> {
+    let response = refusal.response();
+    crate::metrics::services().unrouted(response.status().as_u16());
     response
 }
 
@@ -322,10 +364,9 @@ async fn acquire(
     }
     let waiting = Instant::now();
     let result = wait_for_backend(gate, &route, timers, waiting + route.startup_timeout).await;
-    let metrics = crate::metrics::global();
     match &result {
-        Ok(_) => metrics.woke(waiting.elapsed()),
-        Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => metrics.wake_failed(),
+        Ok(_) => route.counters.woke(waiting.elapsed()),
+        Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => route.counters.wake_failed(),
         Err(_) => {}
     }
     result.map(|lease| (route, lease))

@@ -18,6 +18,7 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::config::{IpRange, RouteTarget, RunState};
 use crate::desired::DesiredState;
+use crate::metrics::ServiceCounters;
 use crate::names::InstanceKey;
 use crate::supervisor::gate::{Gate, Lease};
 
@@ -29,11 +30,15 @@ pub(crate) struct InstanceRoute {
     pub state: RunState,
     pub request_timeout: Duration,
     pub startup_timeout: Duration,
+    /// Its service's counters (`crate::metrics::services`): a request counts there.
+    pub counters: Arc<ServiceCounters>,
 }
 
 /// The instances of a service that take traffic, by weight.
 pub(crate) struct ServiceRoute {
     pub name: String,
+    /// The service's counters.
+    pub counters: Arc<ServiceCounters>,
     /// (cumulative weight, instance), instances with weight 0 left out.
     members: Vec<(u64, Arc<InstanceRoute>)>,
     picks: AtomicU64,
@@ -104,12 +109,16 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
-    /// The table for `desired`; `gate` gives the gate of an applied instance.
+    /// The table for `desired`; `gate` gives the gate of an applied instance. The declared
+    /// services become those of `crate::metrics::services`, whose counters the routes hold.
     pub(crate) fn build(
         domain: &str,
         desired: &DesiredState,
         gate: impl Fn(&InstanceKey) -> Option<Arc<Gate>>,
     ) -> RouteTable {
+        let registry = crate::metrics::services();
+        registry.declare(desired.config.services.keys().map(|name| name.as_str()));
+        let counters = |service: &str| registry.get(service).unwrap_or_default();
         let mut instances = HashMap::with_capacity(desired.instances.len());
         let mut services: HashMap<String, ServiceRoute> = HashMap::new();
         let mut workers = HashMap::new();
@@ -124,11 +133,13 @@ impl RouteTable {
                 state: spec.state,
                 request_timeout: spec.request_timeout,
                 startup_timeout: spec.startup_timeout,
+                counters: counters(key.service.as_str()),
             });
             let service = services
                 .entry(key.service.to_string())
                 .or_insert_with(|| ServiceRoute {
                     name: key.service.to_string(),
+                    counters: Arc::clone(&route.counters),
                     members: Vec::new(),
                     picks: AtomicU64::new(0),
                 });
@@ -152,6 +163,7 @@ impl RouteTable {
                 .entry(name.to_string())
                 .or_insert_with(|| ServiceRoute {
                     name: name.to_string(),
+                    counters: counters(name.as_str()),
                     members: Vec::new(),
                     picks: AtomicU64::new(0),
                 });

@@ -151,12 +151,15 @@ impl<R: Runtime> Reconciler<R> {
         if self.core.passes() != passes {
             crate::metrics::global().reconcile_pass(began.elapsed());
         }
+        // The pass after a reload has ended: the changes it read are taken in.
+        crate::metrics::global().lag().pass_ended();
     }
 
     /// Carries out one effect; what it found out, as an event for the core.
     async fn carry_out(&mut self, effect: Effect) -> Option<Event> {
         match effect {
             Effect::Reload => {
+                crate::metrics::global().lag().reload_started();
                 let config_path = self.config_path.clone();
                 let files = self.core.files().clone();
                 match tokio::task::spawn_blocking(move || reload(&config_path, &files)).await {

@@ -68,6 +68,20 @@ pub fn process_alive(pid: u32, start_time: Option<u64>) -> bool {
     }
 }
 
+/// How many file descriptors this process has open (the entries of /proc/self/fd, less the
+/// one that lists them).
+pub fn open_fds() -> Option<u64> {
+    let entries = fs::read_dir("/proc/self/fd").ok()?;
+    Some((entries.count() as u64).saturating_sub(1))
+}
+
+/// The soft limit on this process's open file descriptors (`RLIMIT_NOFILE`).
+pub fn max_fds() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +108,15 @@ mod tests {
         assert!(usage.memory_bytes.unwrap() > 1024 * 1024, "{usage:?}");
         assert!(usage.cpu_usec.is_some(), "{usage:?}");
         assert_eq!(super::usage(u32::MAX).memory_bytes, None);
+    }
+
+    #[test]
+    fn our_own_file_descriptors_are_counted() {
+        let before = open_fds().unwrap();
+        let file = fs::File::open("/proc/self/stat").unwrap();
+        assert_eq!(open_fds().unwrap(), before + 1);
+        drop(file);
+        assert!(max_fds().unwrap() > before);
     }
 
     #[test]

@@ -462,6 +462,8 @@ pub(crate) async fn serve(
     let watcher_messages = messages.clone();
     let _file_watch =
         crate::watch::watch_files(&options.config_path, &settings.instances_dir, move || {
+            // Noted here, not by the reconciler: a reconciler that is stuck shows as lag.
+            crate::metrics::global().lag().files_changed();
             let _ = watcher_messages.try_send(Message::FilesChanged);
         })
         .map_err(|error| ServeError::Io {

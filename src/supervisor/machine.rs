@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{RestartPolicy, StopSignal};
+pub(crate) use crate::metrics::Cause;
 use crate::observed::{Health, Phase};
 use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
@@ -211,6 +212,12 @@ pub(crate) enum Effect {
     Event(String),
     /// A wake did not work out: whoever waits for it must hear so at once.
     WakeFailed(String),
+    /// A restart after a backoff (`failed: false`), or the end of restarts (`failed: true`:
+    /// the instance is failed), for `cause`: counted in the service's metrics.
+    Setback {
+        cause: Cause,
+        failed: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +242,9 @@ pub(crate) struct Machine {
     /// A replacement is on its way: this process goes once it runs healthy, and does not fall
     /// asleep meanwhile.
     pub retiring: bool,
+    /// Why the process being stopped is stopped, when that is a setback (unhealthy, not ready
+    /// in time, over storage quota): what the restart or failure that follows counts as.
+    pub cause: Option<Cause>,
 }
 
 impl Machine {
@@ -251,6 +261,7 @@ impl Machine {
             last_probe_error: None,
             traffic: None,
             retiring: false,
+            cause: None,
         }
     }
 
@@ -430,7 +441,13 @@ impl Machine {
     }
 
     /// Restart after backoff, or fail when it restarted too often within the window.
-    fn retry(&mut self, now: Instant, reason: String, effects: &mut Vec<Effect>) -> State {
+    fn retry(
+        &mut self,
+        now: Instant,
+        reason: String,
+        cause: Cause,
+        effects: &mut Vec<Effect>,
+    ) -> State {
         let window = self.policy.restart_window;
         while self
             .restarts
@@ -450,6 +467,10 @@ impl Machine {
             )));
             self.health = Health::Failed;
             self.note = Some(message);
+            effects.push(Effect::Setback {
+                cause,
+                failed: true,
+            });
             return State::Failed;
         }
         let delay = backoff(&self.policy, count);
@@ -458,6 +479,10 @@ impl Machine {
             "{reason}; restarting in {}",
             humantime::format_duration(delay)
         )));
+        effects.push(Effect::Setback {
+            cause,
+            failed: false,
+        });
         self.health = Health::Unknown;
         self.note = Some(reason);
         State::Backoff { until: now + delay }

@@ -32,7 +32,7 @@ use crate::runtime::{
 
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
-use super::machine::{Effect, Input, Machine, State, Traffic};
+use super::machine::{Cause, Effect, Input, Machine, State, Traffic};
 use super::messages::{Adoption, Command, InstanceStatus};
 
 /// Without a storage quota, the data directory is measured at every this many usage samples.
@@ -115,6 +115,7 @@ pub(crate) fn spawn_instance<R: Runtime>(
         permit: None,
         health_waiters: Vec::new(),
         successor: None,
+        out_of_memory: false,
     };
     tokio::spawn(task.run(receiver));
     (handle, gate)
@@ -155,6 +156,9 @@ struct InstanceTask<R> {
     /// The replacement whose health this task waits for before leaving (while the machine is
     /// retiring).
     successor: Option<watch::Receiver<InstanceStatus>>,
+    /// The kernel killed the last process that ended over its memory limit: a crash that
+    /// follows counts as `out_of_memory`.
+    out_of_memory: bool,
 }
 
 impl<R: Runtime> InstanceTask<R> {
@@ -241,8 +245,10 @@ impl<R: Runtime> InstanceTask<R> {
     /// runtime clean up after it.
     fn ended(&mut self, exit: ProcessExit) -> Input {
         self.last_exit_at = Some(crate::observed::record::unix_now());
+        self.out_of_memory = false;
         if let Some(pid) = self.machine.pid() {
             if self.shared.runtime.out_of_memory(pid) {
+                self.out_of_memory = true;
                 let limit = self
                     .spec
                     .memory_limit_mb
@@ -452,6 +458,20 @@ impl<R: Runtime> InstanceTask<R> {
                     .record(Some(&self.key), "lifecycle", message, None)
             }
             Effect::WakeFailed(error) => self.gate.fail_wake(error),
+            Effect::Setback { cause, failed } => {
+                let cause = match cause {
+                    Cause::Crashed if self.out_of_memory => Cause::OutOfMemory,
+                    cause => cause,
+                };
+                // An instance of a service no longer declared counts nowhere (no series).
+                if let Some(counters) = crate::metrics::services().get(self.key.service.as_str()) {
+                    if failed {
+                        counters.failed(cause);
+                    } else {
+                        counters.restarting(cause);
+                    }
+                }
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use crate::config::RestartPolicy;
 use crate::observed::Health;
 use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
-use super::{Effect, Input, Machine, State, Then, describe_exit, round_ms};
+use super::{Cause, Effect, Input, Machine, State, Then, describe_exit, round_ms};
 
 impl Machine {
     /// Asked to run, to stop or to go away (by the reconciler, or `ten restart`).
@@ -229,11 +229,20 @@ impl Machine {
                 effects.push(Effect::Event(format!(
                     "{message}; `ten restart` or `ten apply` tries again once that is fixed"
                 )));
+                effects.push(Effect::Setback {
+                    cause: Cause::SpawnFailed,
+                    failed: true,
+                });
                 self.health = Health::Failed;
                 self.note = Some(message);
                 State::Failed
             }
-            _ => self.retry(now, format!("could not start: {error}"), effects),
+            _ => self.retry(
+                now,
+                format!("could not start: {error}"),
+                Cause::SpawnFailed,
+                effects,
+            ),
         }
     }
 
@@ -249,6 +258,7 @@ impl Machine {
             State::Starting { pid, .. } | State::Running { pid, .. } => {
                 effects.push(Effect::Event(format!("{reason}; stopping")));
                 self.note = Some(reason);
+                self.cause = Some(Cause::StorageQuota);
                 self.stop(pid, Then::Fail, now, effects)
             }
             state => state,
@@ -279,7 +289,12 @@ impl Machine {
                 if self.waking {
                     self.wake_failed(what, effects)
                 } else if restart {
-                    self.retry(now, what, effects)
+                    let cause = if exit.is_clean() {
+                        Cause::Exited
+                    } else {
+                        Cause::Crashed
+                    };
+                    self.retry(now, what, cause, effects)
                 } else {
                     effects.push(Effect::Event(format!(
                         "{what}; not restarted (restart = \"{}\")",
@@ -315,10 +330,11 @@ impl Machine {
             Then::Restart => self.spawn(effects),
             Then::Retry => {
                 let reason = self.note.clone().unwrap_or_else(|| "restarting".into());
+                let cause = self.cause.take().unwrap_or(Cause::Unhealthy);
                 if self.waking {
                     self.wake_failed(reason, effects)
                 } else {
-                    self.retry(now, reason, effects)
+                    self.retry(now, reason, cause, effects)
                 }
             }
             Then::Remove => State::Removed,
@@ -327,6 +343,10 @@ impl Machine {
                 effects.push(Effect::Event(format!(
                     "failed: {reason}; `ten restart` or `ten apply` tries again"
                 )));
+                effects.push(Effect::Setback {
+                    cause: self.cause.take().unwrap_or(Cause::StorageQuota),
+                    failed: true,
+                });
                 self.health = Health::Failed;
                 State::Failed
             }
@@ -438,6 +458,7 @@ impl Machine {
             let reason = format!("unhealthy after {failures} failed checks: {error}");
             effects.push(Effect::Event(format!("{reason}; restarting")));
             self.note = Some(reason);
+            self.cause = Some(Cause::Unhealthy);
             return self.stop(pid, Then::Retry, now, effects);
         }
         self.health = Health::Degraded;
@@ -476,6 +497,7 @@ impl Machine {
                     let reason = self.not_ready();
                     effects.push(Effect::Event(format!("{reason}; restarting")));
                     self.note = Some(reason);
+                    self.cause = Some(Cause::StartTimeout);
                     return self.stop(pid, Then::Retry, now, effects);
                 }
                 self.probe_if_due(next_probe, now, effects);

@@ -12,6 +12,8 @@
 //! status class or a cause: an unknown Host or id can never create a series (requests for
 //! none go to one fixed series). Imports no tokio, hyper or nix; takes no lock.
 
+#[cfg(test)]
+mod examples;
 pub(crate) mod histogram;
 pub(crate) mod lag;
 pub(crate) mod service;

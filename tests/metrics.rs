@@ -4,7 +4,8 @@
 //! restarts count by service and cause; the series stay the same as tenants are added and as
 //! unknown hosts and ids are asked for; the example alert rules pass `promtool check rules`.
 //!
-//! Needs `promtool` (Debian's `prometheus` package; `.ci/run` installs it).
+//! Needs `promtool` (Debian's `prometheus` package; `.ci/run` installs it), and root for the
+//! memory limit (cgroups) of the out-of-memory test (CI runs as root).
 
 mod support;
 
@@ -223,6 +224,12 @@ fn the_series_stay_the_same_as_tenants_come_and_unknown_hosts_are_asked_for() {
         "series came or went"
     );
     assert_eq!(requests(&text, "(unrouted)", "4xx"), 100.0);
+    // The twenty files were a change of the files the reconciler took in.
+    assert!(
+        value(&text, "ten_reconcile_lag_seconds_count") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(value(&text, "ten_reconcile_pending_seconds"), 0.0);
     assert_eq!(
         value(&text, "ten_instances{service=\"web\",phase=\"running\"}"),
         21.0
@@ -242,5 +249,48 @@ fn the_example_alert_rules_pass_promtool() {
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_tenant_killed_over_its_memory_limit_counts_as_out_of_memory() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "memory limits (cgroups) need root (CI runs as root)"
+    );
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/apps/probe.py");
+    let dir = project(
+        "public_metrics = true",
+        &format!(
+            "[service.hog]\ncommand = \"/usr/bin/python3 {}\"\nhealth = \"/health\"\nstop_timeout = 2\nmemory_limit_mb = 64\n\n[service.hog.env]\nDATA_DIR = \"{{data_dir}}/{{name}}/{{id}}\"\n",
+            probe.display()
+        ),
+        &[("instances/hog/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let first = server.wait_running("hog:a");
+    let (status, _) = server.get("a.hog.localhost", "/alloc?mb=256");
+    assert_ne!(status, 200, "it could not allocate past its limit");
+    server.wait_until("hog:a runs again", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "hog:a"
+                && view.phase == Phase::Running
+                && view.pid.is_some_and(|pid| pid != first)
+        })
+    });
+    // The GET is sent again after the first kill (idempotent, no body), so it may kill the
+    // restarted process too: one or two restarts, each out of memory, none a crash.
+    let text = scrape(&server);
+    let out_of_memory = value(
+        &text,
+        "ten_restarts_total{service=\"hog\",cause=\"out_of_memory\"}",
+    );
+    assert!((1.0..=2.0).contains(&out_of_memory), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "ten_restarts_total{service=\"hog\",cause=\"crashed\"}"
+        ),
+        0.0
     );
 }

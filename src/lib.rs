@@ -5,6 +5,7 @@ pub mod api;
 pub(crate) mod body;
 pub mod cli;
 pub mod config;
+pub(crate) mod dashboard;
 pub mod desired;
 pub(crate) mod events;
 pub(crate) mod files;

@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "proxy",
     "tls",
     "api",
+    "dashboard",
     "server",
     "cli",
 ];

@@ -46,6 +46,17 @@ impl ApiState {
             Ok(scope) => scope,
             Err(refused) => return refusal(refused),
         };
+        self.dispatch(scope, request).await
+    }
+
+    /// The answer to `request` for a token of `scope` (already checked): the route, its
+    /// scope's check, its handler. The dashboard calls it for a session's scope.
+    pub(crate) async fn dispatch<B>(self: Arc<Self>, scope: Scope, request: Request<B>) -> Reply
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let method = request.method().clone();
         let path = request
             .uri()
@@ -70,7 +81,7 @@ impl ApiState {
                 .ask(Call::Plan)
                 .await
                 .map(|report| json(StatusCode::OK, &views::plan_view(report))),
-            Route::Apply => match read_json::<ApplyRequest>(request).await {
+            Route::Apply => match read_json::<ApplyRequest, _>(request).await {
                 Ok(apply) => self.apply(apply).await,
                 Err(error) => Err(error),
             },
@@ -81,7 +92,7 @@ impl ApiState {
                     .collect();
                 json(StatusCode::OK, &views)
             }),
-            Route::Spawn => match read_json::<SpawnRequest>(request).await {
+            Route::Spawn => match read_json::<SpawnRequest, _>(request).await {
                 Ok(spawn) => match InstanceKey::parse(&format!("{}:{}", spawn.process, spawn.id)) {
                     Ok(key) => self.declare(key).await,
                     Err(error) => Err(bad_request(error.to_string())),
@@ -104,19 +115,19 @@ impl ApiState {
                 Ok(key) => self.set_state(key, RunState::Running).await,
                 Err(error) => Err(bad_key(error)),
             },
-            Route::BulkStop => match read_json::<BulkRequest>(request).await {
+            Route::BulkStop => match read_json::<BulkRequest, _>(request).await {
                 Ok(body) => self.bulk_state(body, RunState::Stopped).await,
                 Err(error) => Err(error),
             },
-            Route::BulkStart => match read_json::<BulkRequest>(request).await {
+            Route::BulkStart => match read_json::<BulkRequest, _>(request).await {
                 Ok(body) => self.bulk_state(body, RunState::Running).await,
                 Err(error) => Err(error),
             },
-            Route::BulkRestart => match read_json::<BulkRequest>(request).await {
+            Route::BulkRestart => match read_json::<BulkRequest, _>(request).await {
                 Ok(body) => self.bulk_restart(body).await,
                 Err(error) => Err(error),
             },
-            Route::Restart(key) => match (key, read_json::<RestartRequest>(request).await) {
+            Route::Restart(key) => match (key, read_json::<RestartRequest, _>(request).await) {
                 (Ok(key), Ok(body)) => self.restart(key, body.force).await,
                 (Err(error), _) => Err(bad_key(error)),
                 (_, Err(error)) => Err(error),
@@ -125,20 +136,20 @@ impl ApiState {
                 Ok(key) => self.health(key).await,
                 Err(error) => Err(bad_key(error)),
             },
-            Route::Weight(key) => match (key, read_json::<WeightRequest>(request).await) {
+            Route::Weight(key) => match (key, read_json::<WeightRequest, _>(request).await) {
                 (Ok(key), Ok(body)) => self.set_weight(key, body.weight).await,
                 (Err(error), _) => Err(bad_key(error)),
                 (_, Err(error)) => Err(error),
             },
-            Route::Deploy => match read_json::<DeployRequest>(request).await {
+            Route::Deploy => match read_json::<DeployRequest, _>(request).await {
                 Ok(body) => self.deploy(body).await,
                 Err(error) => Err(error),
             },
-            Route::Reroute => match read_json::<RouteRequest>(request).await {
+            Route::Reroute => match read_json::<RouteRequest, _>(request).await {
                 Ok(body) => self.reroute(body).await,
                 Err(error) => Err(error),
             },
-            Route::Tokens => match read_json::<TokenRequest>(request).await {
+            Route::Tokens => match read_json::<TokenRequest, _>(request).await {
                 Ok(body) => Arc::clone(&self).issue_token(body).await,
                 Err(error) => Err(error),
             },
@@ -283,9 +294,11 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Reads a JSON body; an empty body (or `null`) reads as `{}`.
-pub(super) async fn read_json<T: DeserializeOwned>(
-    request: Request<Incoming>,
-) -> Result<T, CallError> {
+pub(super) async fn read_json<T: DeserializeOwned, B>(request: Request<B>) -> Result<T, CallError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<crate::body::BoxError>,
+{
     let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
     let bytes = limited
         .collect()

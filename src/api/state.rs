@@ -33,7 +33,7 @@ pub(crate) struct ApiState {
 
 impl ApiState {
     /// Asks the reconciler and waits for its answer.
-    pub(super) async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Call,
     ) -> Result<T, CallError> {

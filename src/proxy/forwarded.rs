@@ -59,6 +59,11 @@ impl Peer {
         self
     }
 
+    /// Whether the connection came over TLS (the dashboard's cookie is `Secure` then).
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     /// The scheme of this connection, as an `X-Forwarded-Proto` value.
     fn scheme(&self) -> HeaderValue {
         HeaderValue::from_static(if self.secure { "https" } else { "http" })

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -22,10 +22,13 @@ use tokio::net::TcpListener;
 
 use crate::api::state::ApiState;
 use crate::body::{self, Body};
+use crate::dashboard::{self, Dashboard};
 use crate::proxy::{Peer, Proxy, Routed};
 
 pub(crate) struct Router {
     pub api: Arc<ApiState>,
+    /// The dashboard (shared by every worker: one store of sessions).
+    pub dashboard: Arc<Dashboard>,
     pub proxy: Proxy,
     /// The runtime that serves ten's own pages: ten's main one, with a timer (the API waits
     /// with timeouts), where a proxy worker has none.
@@ -87,7 +90,10 @@ impl Router {
             Routed::Done(response) => Either::Right(Either::Left(std::future::ready(response))),
             Routed::Own(request) => {
                 let router = Arc::clone(self);
-                let client = self.proxy.client(peer, request.headers());
+                let client = dashboard::Client {
+                    address: self.proxy.client(peer, request.headers()),
+                    secure: peer.is_secure(),
+                };
                 let mut answer = OwnPage(
                     self.control
                         .spawn(async move { router.own(request, client).await }),
@@ -120,28 +126,24 @@ impl Router {
         body::json(StatusCode::OK, &health)
     }
 
-    /// ten's own pages: `/health`, the API, `/metrics`, the dashboard. `client`: whom failed
-    /// token checks are counted against.
-    async fn own(&self, request: Request<Incoming>, client: IpAddr) -> Response<Body> {
+    /// ten's own pages: `/health`, the API, `/metrics`, and every other path the dashboard's.
+    /// `client`: whom failed token checks are counted against, and whether it came over TLS.
+    async fn own(&self, request: Request<Incoming>, client: dashboard::Client) -> Response<Body> {
         let path = request.uri().path();
         if path == "/health" {
             return self.health();
         }
         if path == "/api" || path.starts_with("/api/") {
-            return Arc::clone(&self.api).handle(request, client).await;
+            return Arc::clone(&self.api).handle(request, client.address).await;
         }
         if path == "/metrics" {
             let public = self.proxy.public_metrics();
-            return self.api.metrics(request.headers(), client, public).await;
+            return self
+                .api
+                .metrics(request.headers(), client.address, public)
+                .await;
         }
-        if path == "/" {
-            return Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-                .body(body::full(DASHBOARD_PLACEHOLDER))
-                .expect("static response parts");
-        }
-        body::text(StatusCode::NOT_FOUND, format!("nothing at {path}"))
+        self.dashboard.serve(request, client).await
     }
 }
 
@@ -155,10 +157,6 @@ impl Drop for OwnPage {
         self.0.abort();
     }
 }
-
-const DASHBOARD_PLACEHOLDER: &str = "<!doctype html><html><head><title>ten</title></head>\
-<body><h1>ten is running</h1><p>Use the CLI: <code>ten ps</code>, <code>ten diff</code>, \
-<code>ten logs</code>.</p></body></html>\n";
 
 /// The listening sockets, one of each per worker: the plain port (`--port`), and with HTTPS
 /// its port and the port that redirects to it.

@@ -485,9 +485,11 @@ pub(crate) async fn serve(
         .as_ref()
         .zip(listening.https)
         .map(|(certificates, (https, _))| (certificates.server_config(), https.port()));
+    let dashboard = Arc::new(crate::dashboard::Dashboard::new(Arc::clone(&api)));
     http::spawn_workers(prepared.listeners, tls, || http::Router {
         proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
+        dashboard: Arc::clone(&dashboard),
         control: tokio::runtime::Handle::current(),
     })
     .map_err(io("cannot start the proxy workers"))?;

@@ -145,7 +145,9 @@ pub(crate) fn html(status: StatusCode, markup: Markup) -> Response<Body> {
         )
         .header(header::X_FRAME_OPTIONS, "DENY")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::REFERRER_POLICY, "no-referrer")
+        // `same-origin`, not `no-referrer`: with the latter a browser sends `Origin: null` on
+        // the forms' POSTs, which the check of the origin refuses.
+        .header(header::REFERRER_POLICY, "same-origin")
         .body(body::full(markup.into_string()))
         .expect("static response parts")
 }

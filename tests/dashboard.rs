@@ -317,3 +317,37 @@ fn plan_token(page: &str) -> String {
     let start = page.find(r#"name="plan" value=""#).expect("an Apply form") + 19;
     page[start..start + page[start..].find('"').unwrap()].to_string()
 }
+
+#[test]
+fn the_instance_page_searches_the_logs_and_masks_secrets() {
+    let service = support::server::backend_service("web", "env = { API_TOKEN = \"hunter2\" }");
+    let dir = support::server::project("", &service, &[("instances/web/a.toml", "")]);
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let (status, _) = server.get("a.web.localhost", "/?needle-4711");
+    assert_eq!(status, 200);
+    let mut admin = Visitor::signed_in(&server, &admin_token(dir.path()));
+    assert!(
+        within(Duration::from_secs(10), || admin
+            .get("/instances/web:a?search=needle-4711")
+            .body
+            .contains("GET /?needle-4711")),
+        "the line was not found"
+    );
+    let found = admin.get("/instances/web:a?search=needle-4711");
+    assert!(
+        !found.body.contains("GET /health"),
+        "only matching lines: {}",
+        found.body
+    );
+    let none = admin.get("/instances/web:a?search=needle-4711&until=1970-01-02T00:00:00Z");
+    assert!(!none.body.contains("GET /?needle-4711"), "{}", none.body);
+    assert!(none.body.contains("No lines match"), "{}", none.body);
+    let page = admin.get("/instances/web:a");
+    assert!(
+        page.body.contains("API_TOKEN = &quot;(sensitive)&quot;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("hunter2"), "{}", page.body);
+}

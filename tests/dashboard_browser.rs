@@ -1,8 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `.ci/run`) driven over the DevTools protocol (`dashboard_support::cdp`). A token is pasted
 //! into the login form; the instances show; a `ten stop` reaches the open page over its event
-//! stream without a reload; a config error appears and goes; an instance is restarted from
-//! its page; a tenant's token shows only its own instance. Each page is saved as a 1280x800
+//! stream without a reload; a config error appears and goes; an instance page follows its
+//! logs; an instance is restarted from its page; a tenant's token shows only its own instance. Each page is saved as a 1280x800
 //! screenshot under `target/dashboard-screenshots/` (for CI's artifacts).
 
 mod dashboard_support;
@@ -120,6 +120,20 @@ fn an_admin_signs_in_sees_changes_live_and_restarts_an_instance() {
             LIVE
         ),
         "the config error did not go"
+    );
+
+    // The instance page follows its logs: a request to the tenant shows up as it is logged.
+    browser.navigate(&format!("{base}/instances/web:b?follow=1"));
+    assert!(browser.wait_for("document.body.dataset.following === 'on'", LIVE));
+    let (status, _) = server.get("b.web.localhost", "/?followed-line");
+    assert_eq!(status, 200);
+    assert!(
+        browser.wait_for(
+            "document.querySelector('#log-lines').innerText.includes('/?followed-line')",
+            LIVE
+        ),
+        "the line did not arrive: {}",
+        browser.text("document.querySelector('#log-lines').innerText")
     );
 
     // Restart from the instance page.

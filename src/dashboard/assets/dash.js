@@ -44,6 +44,9 @@
   var lines = document.getElementById("log-lines");
   if (lines && window.EventSource && body.dataset.follow) {
     var logs = new EventSource(body.dataset.follow);
+    logs.onopen = function () {
+      body.dataset.following = "on";
+    };
     logs.onmessage = function (message) {
       var line = JSON.parse(message.data);
       var row = document.createElement("div");

@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::http::{Connection, Request};
-use support::server::{TestServer, backend_service, project};
+use support::server::{TestServer, backend_service};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -43,7 +43,19 @@ fn main() {
         })
         .collect();
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    let dir = project("", &backend_service("web", ""), &files);
+    // A port range as wide as the declarations (validation asks for one port each).
+    let dir = tempfile::tempdir().unwrap();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &format!(
+            "[settings]\nport_range = [24000, {}]\n\n{}",
+            24000 + instances + 10,
+            backend_service("web", "")
+        ),
+    );
+    for (path, content) in &files {
+        support::write_file(&dir.path().join(path), content);
+    }
     let server = TestServer::start(dir.path());
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.ps().len() < instances {

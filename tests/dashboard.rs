@@ -351,3 +351,57 @@ fn the_instance_page_searches_the_logs_and_masks_secrets() {
     );
     assert!(!page.body.contains("hunter2"), "{}", page.body);
 }
+
+#[test]
+fn an_admin_stops_starts_and_weighs_an_instance_from_its_page() {
+    let dir = two_tenants("");
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let mut admin = Visitor::signed_in(&server, &admin_token(dir.path()));
+    let page = admin.get("/instances/web:a");
+    assert!(
+        page.body.contains(r#"action="/actions/stop""#),
+        "{}",
+        page.body
+    );
+    let stopped = admin.post("/actions/stop", &[("instance", "web:a")]);
+    assert_eq!(stopped.status, 303, "{stopped:?}");
+    server.wait_until("web:a is stopped", |views| {
+        views.iter().any(|view| {
+            view.instance.to_string() == "web:a" && view.phase == ten::observed::Phase::Stopped
+        })
+    });
+    let page = admin.get("/instances/web:a");
+    assert!(
+        page.body.contains(r#"action="/actions/start""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"data-phase="stopped""#),
+        "{}",
+        page.body
+    );
+    let started = admin.post("/actions/start", &[("instance", "web:a")]);
+    assert_eq!(started.status, 303, "{started:?}");
+    server.wait_running("web:a");
+    let weighed = admin.post(
+        "/actions/weight",
+        &[("instance", "web:a"), ("weight", "40")],
+    );
+    assert_eq!(weighed.status, 303, "{weighed:?}");
+    assert_eq!(server.instance("web:a").unwrap().weight, 40);
+    let file = std::fs::read_to_string(dir.path().join("instances/web/a.toml")).unwrap();
+    assert!(file.contains("weight = 40"), "{file}");
+    let page = admin.get("/instances/web:a");
+    assert!(
+        page.body.contains("weight 40"),
+        "the outcome is shown: {}",
+        page.body
+    );
+    let refused = admin.post(
+        "/actions/weight",
+        &[("instance", "web:a"), ("weight", "400")],
+    );
+    assert_eq!(refused.status, 400, "{refused:?}");
+}

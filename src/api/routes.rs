@@ -81,7 +81,7 @@ impl ApiState {
                 .ask(Call::Plan)
                 .await
                 .map(|report| json(StatusCode::OK, &views::plan_view(report))),
-            Route::Apply => match read_json::<ApplyRequest, _>(request).await {
+            Route::Apply => match read_json::<ApplyRequest>(request).await {
                 Ok(apply) => self.apply(apply).await,
                 Err(error) => Err(error),
             },
@@ -92,7 +92,7 @@ impl ApiState {
                     .collect();
                 json(StatusCode::OK, &views)
             }),
-            Route::Spawn => match read_json::<SpawnRequest, _>(request).await {
+            Route::Spawn => match read_json::<SpawnRequest>(request).await {
                 Ok(spawn) => match InstanceKey::parse(&format!("{}:{}", spawn.process, spawn.id)) {
                     Ok(key) => self.declare(key).await,
                     Err(error) => Err(bad_request(error.to_string())),
@@ -115,19 +115,19 @@ impl ApiState {
                 Ok(key) => self.set_state(key, RunState::Running).await,
                 Err(error) => Err(bad_key(error)),
             },
-            Route::BulkStop => match read_json::<BulkRequest, _>(request).await {
+            Route::BulkStop => match read_json::<BulkRequest>(request).await {
                 Ok(body) => self.bulk_state(body, RunState::Stopped).await,
                 Err(error) => Err(error),
             },
-            Route::BulkStart => match read_json::<BulkRequest, _>(request).await {
+            Route::BulkStart => match read_json::<BulkRequest>(request).await {
                 Ok(body) => self.bulk_state(body, RunState::Running).await,
                 Err(error) => Err(error),
             },
-            Route::BulkRestart => match read_json::<BulkRequest, _>(request).await {
+            Route::BulkRestart => match read_json::<BulkRequest>(request).await {
                 Ok(body) => self.bulk_restart(body).await,
                 Err(error) => Err(error),
             },
-            Route::Restart(key) => match (key, read_json::<RestartRequest, _>(request).await) {
+            Route::Restart(key) => match (key, read_json::<RestartRequest>(request).await) {
                 (Ok(key), Ok(body)) => self.restart(key, body.force).await,
                 (Err(error), _) => Err(bad_key(error)),
                 (_, Err(error)) => Err(error),
@@ -136,20 +136,20 @@ impl ApiState {
                 Ok(key) => self.health(key).await,
                 Err(error) => Err(bad_key(error)),
             },
-            Route::Weight(key) => match (key, read_json::<WeightRequest, _>(request).await) {
+            Route::Weight(key) => match (key, read_json::<WeightRequest>(request).await) {
                 (Ok(key), Ok(body)) => self.set_weight(key, body.weight).await,
                 (Err(error), _) => Err(bad_key(error)),
                 (_, Err(error)) => Err(error),
             },
-            Route::Deploy => match read_json::<DeployRequest, _>(request).await {
+            Route::Deploy => match read_json::<DeployRequest>(request).await {
                 Ok(body) => self.deploy(body).await,
                 Err(error) => Err(error),
             },
-            Route::Reroute => match read_json::<RouteRequest, _>(request).await {
+            Route::Reroute => match read_json::<RouteRequest>(request).await {
                 Ok(body) => self.reroute(body).await,
                 Err(error) => Err(error),
             },
-            Route::Tokens => match read_json::<TokenRequest, _>(request).await {
+            Route::Tokens => match read_json::<TokenRequest>(request).await {
                 Ok(body) => Arc::clone(&self).issue_token(body).await,
                 Err(error) => Err(error),
             },
@@ -294,11 +294,9 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Reads a JSON body; an empty body (or `null`) reads as `{}`.
-pub(super) async fn read_json<T: DeserializeOwned, B>(request: Request<B>) -> Result<T, CallError>
-where
-    B: hyper::body::Body,
-    B::Error: Into<crate::body::BoxError>,
-{
+pub(super) async fn read_json<T: DeserializeOwned>(
+    request: Request<impl hyper::body::Body<Error: Into<crate::body::BoxError>>>,
+) -> Result<T, CallError> {
     let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
     let bytes = limited
         .collect()

@@ -397,7 +397,7 @@ pub(crate) fn parse_limits(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic
 
 pub(crate) fn parse_weight(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<u8> {
     fields
-        .integer("weight", 0..101, "(percent of traffic)", diagnostics)
+        .integer("weight", 0..101, "percent of traffic", diagnostics)
         .map(|weight| weight as u8)
 }
 

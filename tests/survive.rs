@@ -361,13 +361,7 @@ fn output_written_while_no_server_runs_is_captured_once() {
 /// The stdout lines of an instance in its output.log and the rotated files, oldest first (but
 /// the backend's "listening" line).
 fn captured_stdout(dir: &Path, id: &str) -> Vec<String> {
-    let log = data_dir(dir).join(format!(".ten/logs/web/{id}/output.log"));
-    let mut files: Vec<PathBuf> = (1..=ten::runtime::logs::KEEP_ROTATED)
-        .rev()
-        .map(|index| PathBuf::from(format!("{}.{index}", log.display())))
-        .collect();
-    files.push(log);
-    files
+    ten::runtime::logs::kept_files(&data_dir(dir).join(format!(".ten/logs/web/{id}")))
         .iter()
         .flat_map(|file| {
             fs::read_to_string(file)
@@ -382,12 +376,8 @@ fn captured_stdout(dir: &Path, id: &str) -> Vec<String> {
 
 /// The bytes in an instance's output.log and its rotated files: grows while ten captures.
 fn captured_bytes(dir: &Path, id: &str) -> u64 {
-    let log = data_dir(dir).join(format!(".ten/logs/web/{id}/output.log"));
-    (0..=ten::runtime::logs::KEEP_ROTATED)
-        .map(|index| match index {
-            0 => log.clone(),
-            index => PathBuf::from(format!("{}.{index}", log.display())),
-        })
+    ten::runtime::logs::kept_files(&data_dir(dir).join(format!(".ten/logs/web/{id}")))
+        .iter()
         .map(|file| fs::metadata(file).map_or(0, |metadata| metadata.len()))
         .sum()
 }

@@ -153,10 +153,10 @@ impl ApiState {
                 Ok(body) => Arc::clone(&self).issue_token(body).await,
                 Err(error) => Err(error),
             },
-            Route::Logs => self
-                .log_query_of(&query, &scope)
-                .await
-                .map(|query| json(StatusCode::OK, &self.logs.query(&query))),
+            Route::Logs => match self.log_query_of(&query, &scope).await {
+                Ok(query) => self.recent_logs(query).await,
+                Err(error) => Err(error),
+            },
             Route::LogStream => self
                 .log_query_of(&query, &scope)
                 .await

@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use crate::body::{self, Body, ndjson_line, sse_event};
 use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
-use crate::runtime::logs::{LogQuery, Stream};
+use crate::runtime::logs::{
+    LogQuery, MAX_SEARCH_LIMIT, RING_LINES, Stream, parse_time_bound, unix_millis,
+};
 
 use super::error::{CallError, bad_request};
 use super::scope::{Filter, Scope, decode_key};
@@ -72,6 +74,19 @@ impl ApiState {
                 .await;
         });
         Ok(response)
+    }
+
+    /// `GET /api/logs`: the last lines of the ring in memory, or, for a time range, a search
+    /// or more lines than it holds, of the files kept on disk (read on a blocking thread).
+    pub(super) async fn recent_logs(&self, query: LogQuery) -> Result<Reply, CallError> {
+        if !query.needs_files(RING_LINES) {
+            return Ok(body::json(hyper::StatusCode::OK, &self.logs.query(&query)));
+        }
+        let hub = std::sync::Arc::clone(&self.logs);
+        let lines = tokio::task::spawn_blocking(move || hub.search(&query))
+            .await
+            .map_err(|error| CallError::new(500, format!("the log search failed: {error}")))?;
+        Ok(body::json(hyper::StatusCode::OK, &lines))
     }
 
     pub(super) fn follow_logs(&self, query: LogQuery) -> Reply {
@@ -155,7 +170,8 @@ pub(super) fn event_filter(
     scope.narrow(instance_filter(query, false)?)
 }
 
-/// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit`; narrowed to what
+/// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit` (at most
+/// [`MAX_SEARCH_LIMIT`]), `since` and `until` (see [`parse_time_bound`]); narrowed to what
 /// `scope` may see. `services`: those of `?service=` or `?group=` (see `bulk`).
 pub(super) fn log_query(
     query: &HashMap<String, String>,
@@ -172,11 +188,37 @@ pub(super) fn log_query(
     let limit = match query.get("limit") {
         Some(limit) => Some(
             limit
-                .parse()
-                .map_err(|_| bad_request(format!("limit must be a number, not {limit:?}")))?,
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| *limit <= MAX_SEARCH_LIMIT)
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "limit must be a number of lines up to {MAX_SEARCH_LIMIT}, not {limit:?}"
+                    ))
+                    .hint("narrow the lines with `since`, `until` or `search` instead")
+                })?,
         ),
         None => None,
     };
+    let now = unix_millis();
+    let bound = |name: &str| -> Result<Option<u64>, CallError> {
+        query
+            .get(name)
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                parse_time_bound(text, now).map_err(|error| bad_request(format!("{name}: {error}")))
+            })
+            .transpose()
+    };
+    let (since_ms, until_ms) = (bound("since")?, bound("until")?);
+    if let (Some(since), Some(until)) = (since_ms, until_ms)
+        && since >= until
+    {
+        return Err(bad_request(format!(
+            "since ({since}) is not before until ({until}): no line can match"
+        ))
+        .hint("give a `since` earlier than `until`"));
+    }
     Ok(LogQuery {
         instance,
         services,
@@ -186,5 +228,7 @@ pub(super) fn log_query(
             .filter(|search| !search.is_empty())
             .cloned(),
         limit,
+        since_ms,
+        until_ms,
     })
 }

@@ -1,4 +1,6 @@
-//! `ten logs [S:ID] [-f]`: captured output of instances.
+//! `ten logs [TARGET] [-f] [--search Q] [--since T] [--until T]`: captured output of
+//! instances; with a time range or a search, every line kept on disk (across restarts of the
+//! tenant and of ten), else the last lines in memory.
 
 use std::ops::ControlFlow;
 
@@ -7,6 +9,7 @@ use hyper::Method;
 
 use crate::api::types::LogLine;
 use crate::desired::Selector;
+use crate::runtime::logs::{MAX_SEARCH_LIMIT, parse_time_bound, unix_millis};
 
 use super::client::{Client, Lines};
 use super::table::clock;
@@ -23,24 +26,65 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
 
-    /// Only lines containing this text (case-insensitive)
+    /// Only lines containing this text (case-insensitive), searched in every line kept on
+    /// disk (see `log_retention`), across restarts of the instance and of ten
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
+
+    /// Only lines captured at or after this: a duration before now ("2h", "30m", "7d"), a UTC
+    /// time ("2026-12-06T08:00:00Z", "2026-12-06 08:00", "2026-12-06") or Unix milliseconds
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only lines captured before this (a duration before now, a UTC time, as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 
     /// Only stdout or stderr
     #[arg(long, value_parser = ["stdout", "stderr"])]
     pub level: Option<String>,
 
-    /// The last N lines
+    /// The last N lines (that match); at most 100000
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub limit: usize,
 
-    /// Print JSON lines
+    /// Print one JSON object a line: at_unix_ms, instance, stream, text
     #[arg(long)]
     pub json: bool,
 }
 
-fn query(args: &LogsArgs) -> String {
+/// `--since` and `--until` as Unix milliseconds, checked here so that a mistake is said
+/// before anything is asked.
+fn time_bounds(args: &LogsArgs) -> Result<(Option<u64>, Option<u64>), CliError> {
+    let now = unix_millis();
+    let bound = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| {
+                parse_time_bound(text, now).map_err(|error| {
+                    CliError::new(format!("--{flag}: {error}"))
+                        .hint("e.g. `ten logs web:alice --since 2h --until 30m`")
+                })
+            })
+            .transpose()
+    };
+    let (since, until) = (bound("since", &args.since)?, bound("until", &args.until)?);
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        return Err(CliError::new("--since is not before --until: no line can match")
+            .hint("a duration counts back from now: --since 2h --until 1h is the hour before the last"));
+    }
+    if args.limit > MAX_SEARCH_LIMIT {
+        return Err(CliError::new(format!(
+            "--limit {} is more than {MAX_SEARCH_LIMIT} lines",
+            args.limit
+        ))
+        .hint("narrow the lines with --since, --until or --search"));
+    }
+    Ok((since, until))
+}
+
+fn query(args: &LogsArgs, (since, until): (Option<u64>, Option<u64>)) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     match &args.target {
         Some(Selector::Instance(key)) => {
@@ -60,12 +104,19 @@ fn query(args: &LogsArgs) -> String {
     if let Some(level) = &args.level {
         query.append_pair("level", level);
     }
+    if let Some(since) = since {
+        query.append_pair("since", &since.to_string());
+    }
+    if let Some(until) = until {
+        query.append_pair("until", &until.to_string());
+    }
     query.finish()
 }
 
 pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> {
+    let bounds = time_bounds(args)?;
     let client = Client::new(global)?;
-    let query = query(args);
+    let query = query(args, bounds);
     let lines: Vec<LogLine> = client.get(&format!("/api/logs?{query}&limit={}", args.limit))?;
     let with_instance = !matches!(args.target, Some(Selector::Instance(_)));
     for line in &lines {
@@ -94,7 +145,13 @@ pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> 
             .target
             .as_ref()
             .map_or("any instance".to_string(), ToString::to_string);
-        super::print_stderr(&format!("no output captured from {what} (yet)\n"));
+        let filtered = args.search.is_some() || args.since.is_some() || args.until.is_some();
+        let message = if filtered {
+            format!("no line of {what} kept on disk matches\n")
+        } else {
+            format!("no output captured from {what} (yet)\n")
+        };
+        super::print_stderr(&message);
     }
     Ok(exit::OK)
 }

@@ -12,6 +12,7 @@ pub(crate) mod edit;
 pub(crate) mod instance_file;
 pub(crate) mod ip_range;
 pub(crate) mod log_files;
+pub(crate) mod log_retention;
 pub(crate) mod model;
 pub mod parse;
 pub(crate) mod reader;
@@ -23,6 +24,7 @@ pub use diag::{Diagnostic, Severity, SourceFile, has_errors, other_files_with_er
 pub use discover::{CONFIG_FILE, find_config};
 pub use instance_file::{INSTANCE_KEYS, parse_instance_file};
 pub use ip_range::{IpRange, IpRangeError};
+pub use log_retention::{DEFAULT_LOG_RETENTION_BYTES, LogRetention, MIN_LOG_RETENTION_BYTES};
 pub use model::*;
 pub use parse::{Outline, ParsedConfig, parse_config};
 pub use service::SERVICE_KEYS;

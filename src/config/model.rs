@@ -49,6 +49,8 @@ pub struct Settings {
     /// Empty: none, every peer is the client.
     pub trusted_proxies: Vec<IpRange>,
     pub tls: TlsSettings,
+    /// How much captured output is kept per instance (`log_retention`).
+    pub log_retention: super::LogRetention,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "tenement-data";
@@ -83,6 +85,7 @@ impl Settings {
                 https_port: 443,
                 http_port: 80,
             },
+            log_retention: super::LogRetention::default(),
         }
     }
 }

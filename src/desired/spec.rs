@@ -448,6 +448,17 @@ pub fn settings_fields(config: &Config) -> FieldMap {
             .collect();
         put("trusted_proxies", FieldValue::Text(ranges.join(", ")));
     }
+    // Only when not the default: a record written before the setting existed shows no change.
+    if settings.log_retention != crate::config::LogRetention::default() {
+        let retention = &settings.log_retention;
+        put(
+            "log_retention.max_bytes",
+            FieldValue::Int(retention.max_bytes),
+        );
+        if let Some(age) = retention.max_age {
+            put("log_retention.max_age", duration(age));
+        }
+    }
     let tls = &settings.tls;
     put("tls.enabled", FieldValue::Bool(tls.enabled));
     put("tls.staging", FieldValue::Bool(tls.staging));

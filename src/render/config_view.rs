@@ -67,6 +67,10 @@ fn settings_value(config: &Config) -> Value {
         "keep_tenants_on_exit": settings.keep_tenants_on_exit,
         "public_metrics": settings.public_metrics,
         "trusted_proxies": settings.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "log_retention": {
+            "max_bytes": settings.log_retention.max_bytes,
+            "max_age": settings.log_retention.max_age.map(|age| scalar(&duration(age))),
+        },
         "tls": {
             "enabled": tls.enabled,
             "acme_email": tls.acme_email,

@@ -359,6 +359,7 @@ fn prepare(
     let https = https::https_settings(&settings.tls, &options.tls, &domain, &data_dir)?;
     let (listeners, listening) = bind(options, https.as_ref())?;
     let logs = LogHub::new(ten_dir(&data_dir));
+    logs.set_retention(settings.log_retention);
     let (changed_sender, changed) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         runtime: Arc::new(OsRuntime::new(spawn_env(&data_dir))),
@@ -439,6 +440,8 @@ pub(crate) async fn serve(
     let domain = prepared.domain.clone();
     let published = Arc::clone(&routes);
     let certificates = prepared.certificates.clone();
+    let log_hub = Arc::clone(&prepared.logs);
+    let log_sweep = tokio::spawn(Arc::clone(&prepared.logs).sweep_forever());
     let tls_changed = tls_change_warning(settings.tls.clone(), events.clone());
     let mut reconciler = Reconciler::new(ReconcilerParts {
         publish: Box::new(move |desired, gate| {
@@ -447,6 +450,7 @@ pub(crate) async fn serve(
                 certificates.declare(&crate::tls::names::certificate_names(&domain, desired));
             }
             tls_changed(&desired.config.settings.tls);
+            log_hub.set_retention(desired.config.settings.log_retention);
         }),
         config_path: options.config_path.clone(),
         data_dir: data_dir.clone(),
@@ -498,6 +502,7 @@ pub(crate) async fn serve(
     ready(&listening, &data_dir, &startup_problems);
 
     wait_for_exit_signal().await;
+    log_sweep.abort();
     let (done, finished) = oneshot::channel();
     if messages.send(Message::Shutdown { done }).await.is_ok() {
         let _ = finished.await;

@@ -29,6 +29,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "public_metrics",
     "trusted_proxies",
     "tls",
+    "log_retention",
 ];
 const TLS_KEYS: &[&str] = &[
     "enabled",
@@ -121,6 +122,10 @@ pub(super) fn parse_settings(
     }
     if let Some(table) = fields.table("tls", diagnostics) {
         settings.tls = parse_tls(&fields, table, dir, diagnostics);
+    }
+    if let Some(table) = fields.table("log_retention", diagnostics) {
+        settings.log_retention =
+            crate::config::log_retention::parse_log_retention(&fields, table, diagnostics);
     }
     (!has_errors(&diagnostics[before..])).then_some(settings)
 }

@@ -2,9 +2,10 @@
 //! raw files (on inotify events), appending to `output.log` and recording offsets in the
 //! crash-safe order, the ring of recent lines per instance and queries over it, new lines as
 //! a broadcast, and the log files services name (`stdout_log`, `stderr_log`), one writer per
-//! path however many instances and streams name it.
+//! path however many instances and streams name it; the retention of the kept files (after
+//! each rotation, and in a sweep) and searches over them.
 //!
-//! Imports `line`, `record`, `source`, `output` and `log_file` of `logs`.
+//! Imports `line`, `record`, `source`, `output`, `log_file`, `store` and `search` of `logs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -15,14 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::config::LogFiles;
+use crate::config::{LogFiles, LogRetention};
 use crate::names::InstanceKey;
 
 use super::line::{LogLine, LogQuery, Stream, parse_line, unix_millis};
 use super::log_file::LogFile;
 use super::output::{OutputLog, cut_back, file_length};
 use super::record::{Recorded, encode_record, read_record};
+use super::search::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, search_instance};
 use super::source::Source;
+use super::store::{OUTPUT_LOG, age_cutoff, enforce, modified_ms, rotate_bytes};
 
 /// Lines kept in memory per instance.
 pub const RING_LINES: usize = 2000;
@@ -85,6 +88,8 @@ struct HubState {
     by_path: HashMap<PathBuf, (InstanceKey, usize)>,
     /// The log files named by the instances' targets.
     files: HashMap<PathBuf, LogFile>,
+    /// How much of each instance's output is kept on disk.
+    retention: LogRetention,
 }
 
 /// The capture of every instance's output.
@@ -231,7 +236,10 @@ impl LogHub {
     pub fn poll(&self, key: &InstanceKey) {
         let mut state = self.lock();
         let HubState {
-            instances, files, ..
+            instances,
+            files,
+            retention,
+            ..
         } = &mut *state;
         let Some(logs) = instances.get_mut(key) else {
             return;
@@ -260,9 +268,12 @@ impl LogHub {
         logs.output.append(&new_lines);
         write_log_files(files, &logs.targets, &new_lines);
         logs.record();
-        if logs.output.full() {
+        if logs.output.full(rotate_bytes(retention)) {
             logs.output.rotate();
             logs.record();
+            if let Some(log_dir) = logs.output.path.parent() {
+                enforce(log_dir, retention, now);
+            }
         }
         for line in new_lines {
             if logs.ring.len() == RING_LINES {
@@ -321,6 +332,117 @@ impl LogHub {
         lines
     }
 
+    /// Keeps `retention` of each instance's output from now on (files are removed at the next
+    /// rotation or [`LogHub::sweep`]).
+    pub fn set_retention(&self, retention: LogRetention) {
+        self.lock().retention = retention;
+    }
+
+    pub fn retention(&self) -> LogRetention {
+        self.lock().retention
+    }
+
+    /// Removes what `log_retention` no longer keeps, of every instance with output on disk
+    /// (attached or not): rotated files beyond its size or older than its age. An attached
+    /// instance's `output.log` last written before the age is rotated first (then removed
+    /// with the others); a detached one's is removed. Blocking: the directories are listed.
+    pub fn sweep(&self) {
+        let now = unix_millis();
+        for log_dir in self.log_dirs(None) {
+            let key = instance_of(&log_dir);
+            let mut state = self.lock();
+            let retention = state.retention;
+            let cutoff = age_cutoff(&retention, now);
+            let output = log_dir.join(OUTPUT_LOG);
+            let stale = cutoff.is_some_and(|cutoff| {
+                modified_ms(&output).is_some_and(|modified| modified < cutoff)
+            });
+            match key.and_then(|key| state.instances.get_mut(&key)) {
+                Some(logs) if stale && logs.output.size > 0 => {
+                    logs.output.rotate();
+                    logs.record();
+                }
+                Some(_) => {}
+                None if stale => {
+                    let _ = fs::remove_file(&output);
+                }
+                None => {}
+            }
+            drop(state);
+            enforce(&log_dir, &retention, now);
+        }
+    }
+
+    /// Sweeps (see [`LogHub::sweep`]) at once and then every [`store::sweep_interval`] of the
+    /// retention of the moment, on a blocking thread, for as long as the task runs.
+    pub async fn sweep_forever(self: Arc<Self>) {
+        loop {
+            let hub = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || hub.sweep()).await;
+            tokio::time::sleep(super::store::sweep_interval(&self.retention())).await;
+        }
+    }
+
+    /// The last lines kept on disk that match `query` (its `limit`, else
+    /// [`DEFAULT_SEARCH_LIMIT`], at most [`MAX_SEARCH_LIMIT`]), oldest first: of its instance,
+    /// or of every instance with output on disk (of its services), running or not, so lines
+    /// from before a restart of the tenant or of ten are found. Blocking: reads files; holds
+    /// no lock while it does.
+    pub fn search(&self, query: &LogQuery) -> Vec<LogLine> {
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_SEARCH_LIMIT)
+            .min(MAX_SEARCH_LIMIT);
+        let dirs = match &query.instance {
+            Some(key) => vec![(key.clone(), self.paths(key).log_dir)],
+            None => self
+                .log_dirs(query.services.as_ref())
+                .into_iter()
+                .filter_map(|dir| Some((instance_of(&dir)?, dir)))
+                .collect(),
+        };
+        let mut lines: Vec<LogLine> = dirs
+            .iter()
+            .flat_map(|(key, dir)| search_instance(key, dir, query, limit))
+            .collect();
+        if dirs.len() > 1 {
+            lines.sort_by_key(|line| line.at_unix_ms);
+        }
+        if lines.len() > limit {
+            lines.drain(..lines.len() - limit);
+        }
+        lines
+    }
+
+    /// The log directories on disk (`logs/<service>/<id>`), of `services` only if given.
+    fn log_dirs(
+        &self,
+        services: Option<&std::collections::BTreeSet<crate::names::ServiceName>>,
+    ) -> Vec<PathBuf> {
+        let subdirectories = |dir: &Path| -> Vec<PathBuf> {
+            fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+                        .map(|entry| entry.path())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        subdirectories(&self.root.join("logs"))
+            .into_iter()
+            .filter(|dir| {
+                services.is_none_or(|services| {
+                    dir.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| services.iter().any(|service| service.as_str() == name))
+                })
+            })
+            .flat_map(|dir| subdirectories(&dir))
+            .collect()
+    }
+
     /// New lines as they are captured.
     pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
         self.lines.subscribe()
@@ -351,6 +473,13 @@ impl LogHub {
         watcher.watch(&capture, RecursiveMode::Recursive)?;
         Ok(watcher)
     }
+}
+
+/// The instance whose log directory is `log_dir` (`.../logs/<service>/<id>`).
+fn instance_of(log_dir: &Path) -> Option<InstanceKey> {
+    let id = log_dir.file_name()?.to_str()?;
+    let service = log_dir.parent()?.file_name()?.to_str()?;
+    InstanceKey::parse(&format!("{service}:{id}")).ok()
 }
 
 /// Points `targets` at the files of `log_files`: a file newly named is added (or shared, if

@@ -40,10 +40,13 @@ mod line;
 mod log_file;
 mod output;
 mod record;
+mod search;
 mod source;
+mod store;
 
 pub use hub::{CapturePaths, LogHub, RING_LINES};
-pub use line::{LogLine, LogQuery, Stream, unix_millis};
-pub use output::{KEEP_ROTATED, ROTATE_BYTES};
+pub use line::{LogLine, LogQuery, Stream, parse_time_bound, unix_millis};
 pub use record::{Recorded, read_record};
+pub use search::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 pub use source::{MAX_LINE, open_for_tenant};
+pub use store::{OUTPUT_LOG, ROTATE_BYTES, keep_rotated, kept_files, rotate_bytes, sweep_interval};

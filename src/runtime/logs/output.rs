@@ -1,7 +1,7 @@
 //! `output.log`: the rotated, timestamped log of one instance, and its upkeep when a ten
 //! attaches (cutting back lines that will be read again).
 //!
-//! Imports `line` of `logs`.
+//! Imports `line` and `store` of `logs`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -9,10 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::line::{LogLine, format_line};
-
-/// Size at which `output.log` is rotated, and how many rotated files are kept.
-pub const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
-pub const KEEP_ROTATED: usize = 3;
+use super::store::rotated_name;
 
 /// The rotated, timestamped log of one instance.
 pub(super) struct OutputLog {
@@ -58,18 +55,16 @@ impl OutputLog {
         }
     }
 
-    pub(super) fn full(&self) -> bool {
-        self.size >= ROTATE_BYTES
+    /// Whether the file has reached `rotate_bytes` (see `store::rotate_bytes`).
+    pub(super) fn full(&self, rotate_bytes: u64) -> bool {
+        self.size >= rotate_bytes
     }
 
-    /// Moves `output.log` to `output.log.1` (each older file one up, the oldest dropped); the
-    /// next append starts a new `output.log`.
+    /// Moves `output.log` to `output.log.<time of its first line>`; the next append starts a
+    /// new `output.log`. Removing old files is left to the caller (`store::enforce`).
     pub(super) fn rotate(&mut self) {
         self.file = None;
-        for index in (1..KEEP_ROTATED).rev() {
-            let _ = fs::rename(rotated(&self.path, index), rotated(&self.path, index + 1));
-        }
-        if let Err(error) = fs::rename(&self.path, rotated(&self.path, 1)) {
+        if let Err(error) = fs::rename(&self.path, rotated_name(&self.path)) {
             tracing::warn!(%error, path = %self.path.display(), "cannot rotate the output log");
         }
         // Nothing is at the path now, unless the rename failed.
@@ -82,6 +77,7 @@ pub(super) fn file_length(path: &Path) -> u64 {
     fs::metadata(path).map_or(0, |metadata| metadata.len())
 }
 
+/// `path.N`: the name of a rotated log file a service names (`log_file`).
 pub(super) fn rotated(path: &Path, index: usize) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{index}"));
@@ -109,32 +105,42 @@ mod tests {
     use super::*;
     use crate::names::InstanceKey;
     use crate::runtime::logs::line::Stream;
-
-    fn key() -> InstanceKey {
-        InstanceKey::parse("notes:alice").unwrap()
-    }
+    use crate::runtime::logs::store::kept_files;
 
     #[test]
-    fn rotation_keeps_a_few_files() {
+    fn a_rotated_file_is_named_after_its_first_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut output = OutputLog {
             path: dir.path().join("output.log"),
             file: None,
             size: 0,
         };
-        let line = LogLine {
-            at_unix_ms: 0,
-            instance: key(),
+        let line = |at_unix_ms| LogLine {
+            at_unix_ms,
+            instance: InstanceKey::parse("notes:alice").unwrap(),
             stream: Stream::Stdout,
-            text: "z".repeat(1024 * 1024),
+            text: "z".repeat(1000),
         };
-        for _ in 0..(10 * (KEEP_ROTATED + 2)) {
-            output.append(std::slice::from_ref(&line));
-            if output.full() {
+        for at in 0..50 {
+            output.append(&[line(1_765_000_000_000 + at)]);
+            if output.full(10_000) {
                 output.rotate();
             }
         }
-        assert!(rotated(&output.path, KEEP_ROTATED).exists());
-        assert!(!rotated(&output.path, KEEP_ROTATED + 1).exists());
+        let names: Vec<String> = kept_files(dir.path())
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "output.log.1765000000000",
+                "output.log.1765000000010",
+                "output.log.1765000000020",
+                "output.log.1765000000030",
+                "output.log.1765000000040",
+            ]
+        );
+        assert!(!output.path.exists());
     }
 }

@@ -5,8 +5,8 @@ use std::io::Write;
 
 use super::*;
 use crate::runtime::logs::line::format_line;
-use crate::runtime::logs::output::{KEEP_ROTATED, ROTATE_BYTES, rotated};
 use crate::runtime::logs::source::{MAX_LINE, open_for_tenant};
+use crate::runtime::logs::store::{ROTATE_BYTES, kept_files};
 
 fn key() -> InstanceKey {
     InstanceKey::parse("notes:alice").unwrap()
@@ -65,6 +65,7 @@ fn queries_filter_and_limit() {
             stream,
             search: Some(search.to_string()),
             limit,
+            ..LogQuery::default()
         })
         .into_iter()
         .map(|line| line.text)
@@ -158,12 +159,7 @@ fn read_bytes_are_released_from_disk() {
 
 /// The texts of an instance's output.log (and its rotated files), oldest first.
 fn stored_texts(paths: &CapturePaths) -> Vec<String> {
-    let mut files: Vec<PathBuf> = (1..=KEEP_ROTATED)
-        .rev()
-        .map(|index| rotated(&paths.output, index))
-        .collect();
-    files.push(paths.output.clone());
-    files
+    kept_files(&paths.log_dir)
         .iter()
         .flat_map(|file| {
             let text = fs::read_to_string(file).unwrap_or_default();
@@ -232,7 +228,9 @@ fn a_crash_around_a_rotation_duplicates_nothing() {
     raw.push('\n');
     append(&paths.stdout, raw.as_bytes());
     hub.poll(&key());
-    let rotated_length = fs::metadata(rotated(&paths.output, 1)).unwrap().len();
+    let rotated = kept_files(&paths.log_dir);
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let rotated_length = fs::metadata(&rotated[0]).unwrap().len();
     assert!(rotated_length >= ROTATE_BYTES);
     assert!(!paths.output.exists());
     // Killed after output.log became output.log.1, before the record that follows: the

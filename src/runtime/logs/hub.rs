@@ -30,6 +30,9 @@ use super::store::{OUTPUT_LOG, age_cutoff, enforce, modified_ms, rotate_bytes};
 /// Lines kept in memory per instance.
 pub const RING_LINES: usize = 2000;
 
+/// The most bytes of one stream a poll reads before it writes them out.
+pub(super) const POLL_BYTES: u64 = 1024 * 1024;
+
 /// Where an instance's capture files are.
 #[derive(Debug, Clone)]
 pub struct CapturePaths {
@@ -232,8 +235,15 @@ impl LogHub {
         }
     }
 
-    /// Reads new output of `key`.
+    /// Reads new output of `key`: in batches of at most [`POLL_BYTES`] of each stream, each
+    /// appended and recorded before the next is read, the lock released in between (a tenant
+    /// writing faster than ten reads neither grows ten's memory nor holds up the others).
     pub fn poll(&self, key: &InstanceKey) {
+        while self.poll_batch(key) {}
+    }
+
+    /// Reads one batch of new output of `key`; whether more is waiting.
+    fn poll_batch(&self, key: &InstanceKey) -> bool {
         let mut state = self.lock();
         let HubState {
             instances,
@@ -242,12 +252,15 @@ impl LogHub {
             ..
         } = &mut *state;
         let Some(logs) = instances.get_mut(key) else {
-            return;
+            return false;
         };
         let now = unix_millis();
         let mut new_lines = Vec::new();
+        let mut more = false;
         for source in &mut logs.sources {
-            for text in source.read_new() {
+            let (texts, left) = source.read_new(POLL_BYTES);
+            more |= left;
+            for text in texts {
                 new_lines.push(LogLine {
                     at_unix_ms: now,
                     instance: key.clone(),
@@ -257,7 +270,7 @@ impl LogHub {
             }
         }
         if new_lines.is_empty() {
-            return;
+            return more;
         }
         // Crash-safe in this order: a ten killed before the record truncates output.log back
         // to the recorded length when it attaches, then reads those lines again; a rotation
@@ -282,6 +295,7 @@ impl LogHub {
             logs.ring.push_back(line.clone());
             let _ = self.lines.send(line);
         }
+        more
     }
 
     /// Reads new output of the instance whose raw file is `path`.

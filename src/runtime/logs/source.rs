@@ -62,8 +62,9 @@ impl Source {
         self.offset - (self.pending.len() + self.dropped) as u64
     }
 
-    /// Reads what was appended since the last read; returns the complete lines.
-    pub(super) fn read_new(&mut self) -> Vec<String> {
+    /// Reads what was appended since the last read, at most about `max_bytes` of it (the
+    /// rest is read by the next call); returns the complete lines, and whether more is left.
+    pub(super) fn read_new(&mut self, max_bytes: u64) -> (Vec<String>, bool) {
         if self.file.is_none() {
             // Writable only to punch holes into what was read; ten never writes to it.
             self.file = OpenOptions::new()
@@ -73,7 +74,7 @@ impl Source {
                 .ok();
         }
         let Some(file) = self.file.take() else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let size = file.metadata().map_or(u64::MAX, |metadata| metadata.len());
         if size < self.offset {
@@ -88,7 +89,13 @@ impl Source {
         // Sized to what was appended (usually one short line), not a fixed large chunk.
         let appended = size.saturating_sub(self.offset).clamp(1, READ_CHUNK as u64);
         let mut buffer = vec![0; appended as usize];
+        let start = self.offset;
+        let mut more = false;
         loop {
+            if self.offset - start >= max_bytes {
+                more = true;
+                break;
+            }
             let read = match file.read_at(&mut buffer, self.offset) {
                 Ok(0) | Err(_) => break,
                 Ok(read) => read,
@@ -98,7 +105,7 @@ impl Source {
         }
         self.release_read_bytes(&file);
         self.file = Some(file);
-        lines
+        (lines, more)
     }
 
     fn split_lines(&mut self, mut bytes: &[u8], lines: &mut Vec<String>) {

@@ -4,7 +4,8 @@
 //! `ten serve`. It reports the tenant's throughput in each, ten's CPU and memory (RSS sampled
 //! every 100 ms, and its peak), how long ten took to catch up after the tenant stopped, and
 //! checks that every line written was captured once, in order (0 lost). Then it times
-//! `ten logs --search` and `--since/--until` over everything kept (more than 1 GB).
+//! `ten logs --search` and `--since/--until` over everything kept (more than 1 GB). Last, the
+//! same tenant paced at 50 MB/s under ten: whether it keeps its pace, and ten's CPU at it.
 //!
 //! `cargo bench --bench log_ingest` (`TEN_BENCH_SECONDS` changes the 10 s). The benchmark's
 //! own binary is the tenant (`log_ingest __writer SECONDS COUNT_FILE [--stay]`).
@@ -52,12 +53,17 @@ impl Written {
 }
 
 /// The tenant: `line N xxx...` on stdout through a 64 KiB buffer (as a busy program's
-/// logger would), as fast as it can for `seconds`; then what it wrote to `count_file`, and,
-/// with `--stay`, sleeps until stopped (a tenant that exits would be restarted).
+/// logger would), for `seconds`, as fast as it can or at `--rate MB/s`; then what it wrote
+/// to `count_file`, and, with `--stay`, sleeps until stopped (a tenant that exits would be
+/// restarted).
 fn writer(args: &[String]) {
     let seconds: f64 = args[2].parse().unwrap();
     let count_file = PathBuf::from(&args[3]);
     let stay = args.iter().any(|arg| arg == "--stay");
+    let rate: Option<f64> = args
+        .iter()
+        .position(|arg| arg == "--rate")
+        .map(|at| args[at + 1].parse::<f64>().unwrap() * 1e6);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let stdout = std::io::stdout().lock();
@@ -72,6 +78,13 @@ fn writer(args: &[String]) {
             out.write_all(line.as_bytes()).unwrap();
             lines += 1;
             bytes += line.len() as u64;
+        }
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(bytes as f64 / rate);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                out.flush().unwrap();
+                std::thread::sleep(ahead);
+            }
         }
     }
     out.flush().unwrap();
@@ -214,10 +227,26 @@ fn main() {
         plain.mb_per_second() / null.mb_per_second()
     );
 
-    let count_file = scratch.path().join("ten.count");
+    let scratch_path = scratch.path().to_path_buf();
+    under_ten(seconds, None, &null, &plain, &scratch_path, true);
+    under_ten(seconds, Some(50.0), &null, &plain, &scratch_path, false);
+}
+
+/// A run of the writer as a tenant of `ten serve` (`rate`: MB/s, or as fast as it can), every
+/// line kept and checked; with `search`, `ten logs` timed over what was kept.
+fn under_ten(
+    seconds: f64,
+    rate: Option<f64>,
+    null: &Written,
+    plain: &Written,
+    scratch: &Path,
+    search: bool,
+) {
+    let count_file = scratch.join(format!("ten-{}.count", rate.unwrap_or(0.0)));
     let exe = std::env::current_exe().unwrap();
+    let rate_args = rate.map_or(String::new(), |rate| format!(" --rate {rate}"));
     let service = format!(
-        "[service.bench]\ncommand = \"{} __writer {seconds} {} --stay\"\nlisten = \"none\"\nstop_timeout = 1\n\n[instances]\nbench = [\"w\"]\n",
+        "[service.bench]\ncommand = \"{} __writer {seconds} {}{rate_args} --stay\"\nlisten = \"none\"\nstop_timeout = 1\n\n[instances]\nbench = [\"w\"]\n",
         exe.display(),
         count_file.display()
     );
@@ -253,8 +282,12 @@ fn main() {
     let cpu_total = cpu_seconds(ten_pid) - cpu_before;
     let rss_peak = status_kb(ten_pid, "VmHWM:");
     let rss_end = status_kb(ten_pid, "VmRSS:");
+    let what = match rate {
+        Some(rate) => format!("at {rate} MB/s, of ten serve:"),
+        None => "as a tenant of ten serve:".to_string(),
+    };
     println!(
-        "  as a tenant of ten serve:  {:>11} lines, {:>7.1} MB/s ({:.2}x /dev/null, {:.2}x a file)",
+        "  {what:<26} {:>11} lines, {:>7.1} MB/s ({:.2}x /dev/null, {:.2}x a file)",
         written.lines,
         written.mb_per_second(),
         written.mb_per_second() / null.mb_per_second(),
@@ -287,7 +320,9 @@ fn main() {
         rss_peak as f64 / 1024.0,
         rss_end as f64 / 1024.0
     );
-
+    if !search {
+        return;
+    }
     println!(
         "searches over the {:.2} GB kept (ten logs, end to end):",
         kept_bytes as f64 / 1e9

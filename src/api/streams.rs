@@ -76,11 +76,17 @@ impl ApiState {
         Ok(response)
     }
 
-    /// `GET /api/logs`: the last lines of the ring in memory, or, for a time range, a search
-    /// or more lines than it holds, of the files kept on disk (read on a blocking thread).
+    /// `GET /api/logs`: the last lines of the ring in memory, or, for a time range, a search,
+    /// more lines than it holds or an instance it has none of, of the files kept on disk
+    /// (read on a blocking thread).
     pub(super) async fn recent_logs(&self, query: LogQuery) -> Result<Reply, CallError> {
         if !query.needs_files(RING_LINES) {
-            return Ok(body::json(hyper::StatusCode::OK, &self.logs.query(&query)));
+            let lines = self.logs.query(&query);
+            // An instance not captured since ten started (stopped before) has its lines on
+            // disk only.
+            if !lines.is_empty() || query.instance.is_none() {
+                return Ok(body::json(hyper::StatusCode::OK, &lines));
+            }
         }
         let hub = std::sync::Arc::clone(&self.logs);
         let lines = tokio::task::spawn_blocking(move || hub.search(&query))

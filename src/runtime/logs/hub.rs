@@ -583,3 +583,6 @@ mod tests;
 
 #[cfg(test)]
 mod log_file_tests;
+
+#[cfg(test)]
+mod search_tests;

@@ -18,7 +18,8 @@
 //! back to it when it attaches (before loading its tail into memory) and reads those bytes
 //! again, and it captures what was written while no ten ran. A rotation comes after the record
 //! of the append that filled the file and is followed by a record of its own, so a ten killed
-//! in between finds no `output.log` (the recorded length is `output.log.1`'s) and cuts nothing.
+//! in between finds no `output.log` (the recorded length is the rotated file's) and cuts
+//! nothing.
 //! An `offsets` of an earlier version (two numbers, no length) is resumed from with nothing
 //! cut. Nothing is fsynced: a machine crash may lose the last lines. (Only the capture
 //! directory is watched, so ten's own writes cause no events.)
@@ -30,10 +31,18 @@
 //! another user need no access to them. They are written before the `offsets` record: a ten
 //! killed between the two writes the lines of that one read again (repeated, never lost).
 //!
-//! `hub`: the capture of every instance (attach, poll, the ring, queries, the broadcast);
-//! `source`: tailing one raw file; `output`: `output.log` and its rotation; `log_file`: a
-//! log file a service names, and its rotation; `record`: the `offsets` record; `line`:
-//! captured lines and their text form. Imports nothing of `runtime` outside `logs`.
+//! What is kept on disk is searchable (`ten logs --search/--since/--until`): `output.log` is
+//! rotated to `output.log.<UNIX_MS of its first line>` (no older file is renamed), so the
+//! files of an instance are ordered by time and a search skips those outside its range by
+//! their first line and last write; `log_retention` (`[settings]`) bounds them by size and
+//! age, after each rotation and in a periodic sweep.
+//!
+//! `hub`: the capture of every instance (attach, poll, the ring, queries, the broadcast,
+//! the sweep, searches); `source`: tailing one raw file; `output`: `output.log` and its
+//! rotation; `store`: the kept files, their time index and retention; `search`: reading them
+//! for a query; `log_file`: a log file a service names, and its rotation; `record`: the
+//! `offsets` record; `line`: captured lines, their text form, queries and time bounds.
+//! Imports nothing of `runtime` outside `logs`.
 
 mod hub;
 mod line;

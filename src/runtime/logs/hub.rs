@@ -235,7 +235,8 @@ impl LogHub {
         }
     }
 
-    /// Reads new output of `key`: in batches of at most [`POLL_BYTES`] of each stream, each
+    /// Reads new output of `key`: in batches of at most [`POLL_BYTES`] of each stream (a
+    /// quarter of the rotation size if that is less), each
     /// appended and recorded before the next is read, the lock released in between (a tenant
     /// writing faster than ten reads neither grows ten's memory nor holds up the others).
     pub fn poll(&self, key: &InstanceKey) {
@@ -258,7 +259,10 @@ impl LogHub {
         let mut new_lines = Vec::new();
         let mut more = false;
         for source in &mut logs.sources {
-            let (texts, left) = source.read_new(POLL_BYTES);
+            // Small enough next to the rotation size that files stay near it (a rotation
+            // comes between batches, after their record).
+            let batch = POLL_BYTES.min(rotate_bytes(retention) / 4);
+            let (texts, left) = source.read_new(batch);
             more |= left;
             for text in texts {
                 new_lines.push(LogLine {

@@ -87,7 +87,9 @@ impl Source {
         }
         let mut lines = Vec::new();
         // Sized to what was appended (usually one short line), not a fixed large chunk.
-        let appended = size.saturating_sub(self.offset).clamp(1, READ_CHUNK as u64);
+        let appended = size
+            .saturating_sub(self.offset)
+            .clamp(1, (READ_CHUNK as u64).min(max_bytes.max(1)));
         let mut buffer = vec![0; appended as usize];
         let start = self.offset;
         let mut more = false;

@@ -45,7 +45,15 @@ fn a_search_finds_lines_on_disk_of_instances_no_longer_attached() {
     append(&bob.stderr, b"bob's NEEDLE\n");
     append(&other.stdout, b"another needle\n");
     hub.poll_all();
-    assert!(kept_files(&alice.log_dir).len() > 1, "rotated");
+    let kept = kept_files(&alice.log_dir);
+    assert!(
+        kept.len() > 1,
+        "rotated: {kept:?} {:?}",
+        fs::read_dir(&alice.log_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
     drop(hub);
 
     let hub = LogHub::new(dir.path().join(".ten"));

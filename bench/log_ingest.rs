@@ -342,8 +342,8 @@ fn under_ten(
             vec!["--search".into(), "LINE".into()],
         ),
         (
-            "--since 10 s, the last 100 of it".into(),
-            vec!["--since".into(), "10s".into()],
+            "--since 10m (all of it), the last 100".into(),
+            vec!["--since".into(), "10m".into()],
         ),
         ("a 50 ms range in the middle".into(), {
             let first = kept_files(&log_dir)

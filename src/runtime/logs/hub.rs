@@ -292,12 +292,24 @@ impl LogHub {
                 enforce(log_dir, retention, now);
             }
         }
-        for line in new_lines {
-            if logs.ring.len() == RING_LINES {
-                logs.ring.pop_front();
+        // Only the lines the ring keeps are copied into it; lines are sent only to listeners.
+        let listened = self.lines.receiver_count() > 0;
+        let kept_from = new_lines.len().saturating_sub(RING_LINES);
+        for (index, line) in new_lines.into_iter().enumerate() {
+            if index >= kept_from {
+                if logs.ring.len() == RING_LINES {
+                    logs.ring.pop_front();
+                }
+                if listened {
+                    logs.ring.push_back(line.clone());
+                } else {
+                    logs.ring.push_back(line);
+                    continue;
+                }
             }
-            logs.ring.push_back(line.clone());
-            let _ = self.lines.send(line);
+            if listened {
+                let _ = self.lines.send(line);
+            }
         }
         more
     }

@@ -135,15 +135,21 @@ pub fn parse_time_bound(text: &str, now_ms: u64) -> Result<u64, String> {
     ))
 }
 
-/// `2026-11-24T15:00:00.123Z stdout text`
+/// `2026-11-24T15:00:00.123Z stdout text` (as `OutputLog::append` writes lines)
+#[cfg(test)]
 pub(super) fn format_line(line: &LogLine) -> String {
-    let time = UNIX_EPOCH + std::time::Duration::from_millis(line.at_unix_ms);
     format!(
         "{} {} {}",
-        humantime::format_rfc3339_millis(time),
+        format_time(line.at_unix_ms),
         line.stream.as_str(),
         line.text
     )
+}
+
+/// `2026-11-24T15:00:00.123Z`: how a line's time is written.
+pub(super) fn format_time(at_unix_ms: u64) -> String {
+    let time = UNIX_EPOCH + std::time::Duration::from_millis(at_unix_ms);
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// The time of a line written by [`format_line`], read from its first bytes only.

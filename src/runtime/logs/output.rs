@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::line::{LogLine, format_line};
+use super::line::{LogLine, format_time};
 use super::store::rotated_name;
 
 /// The rotated, timestamped log of one instance.
@@ -36,9 +36,21 @@ impl OutputLog {
                 .and_then(|f| f.metadata().ok())
                 .map_or(0, |m| m.len());
         }
-        let mut text = String::new();
+        // As `format_line` writes each, the time formatted once for the lines that share it
+        // (those of one read do).
+        let mut text = String::with_capacity(lines.iter().map(|line| line.text.len() + 33).sum());
+        let mut stamp: Option<(u64, String)> = None;
         for line in lines {
-            text.push_str(&format_line(line));
+            if stamp.as_ref().is_none_or(|(at, _)| *at != line.at_unix_ms) {
+                stamp = Some((line.at_unix_ms, format_time(line.at_unix_ms)));
+            }
+            if let Some((_, time)) = &stamp {
+                text.push_str(time);
+            }
+            text.push(' ');
+            text.push_str(line.stream.as_str());
+            text.push(' ');
+            text.push_str(&line.text);
             text.push('\n');
         }
         let Some(file) = &mut self.file else {
@@ -106,6 +118,36 @@ mod tests {
     use crate::names::InstanceKey;
     use crate::runtime::logs::line::Stream;
     use crate::runtime::logs::store::kept_files;
+
+    #[test]
+    fn lines_are_written_as_format_line_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputLog {
+            path: dir.path().join("output.log"),
+            file: None,
+            size: 0,
+        };
+        let lines: Vec<LogLine> = [
+            (5, Stream::Stdout, "a"),
+            (5, Stream::Stderr, ""),
+            (9, Stream::Stdout, "b c"),
+        ]
+        .into_iter()
+        .map(|(at, stream, text)| LogLine {
+            at_unix_ms: 1_765_000_000_000 + at,
+            instance: InstanceKey::parse("notes:alice").unwrap(),
+            stream,
+            text: text.into(),
+        })
+        .collect();
+        output.append(&lines);
+        let expected: String = lines
+            .iter()
+            .map(|line| format!("{}\n", crate::runtime::logs::line::format_line(line)))
+            .collect();
+        assert_eq!(fs::read_to_string(&output.path).unwrap(), expected);
+        assert_eq!(output.size, expected.len() as u64);
+    }
 
     #[test]
     fn a_rotated_file_is_named_after_its_first_line() {

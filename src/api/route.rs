@@ -46,9 +46,14 @@ pub(crate) enum Route {
     Reroute,
     /// `POST tokens`
     Tokens,
-    /// `GET logs`
+    /// `GET logs?instance=S:ID|service=S|group=G&search=TEXT&since=T&until=T&level=STREAM&limit=N`:
+    /// a JSON array of `{at_unix_ms, instance, stream, text}`, oldest first. `since` and
+    /// `until` are a duration before now (`2h`), a UTC time or Unix milliseconds; with either,
+    /// or `search`, or a `limit` above the 2,000 lines kept in memory, the lines kept on disk
+    /// are read (the last `limit` that match, 1,000 unless given, at most 100,000).
     Logs,
-    /// `GET logs/stream`
+    /// `GET logs/stream`, with the parameters of `logs` (but `limit`): new lines as
+    /// server-sent events.
     LogStream,
     /// `GET events`
     Events,

@@ -99,10 +99,10 @@ fn a_line_is_found_after_the_tenant_restarted_and_after_ten_was_killed() {
     let recent = logs_json(&server, &["web:a", "--limit", "2000"]);
     assert!(!texts(&recent).contains(&"GET /Needle-7f3a".to_string()));
 
-    let guard = server.kill_hard();
+    // The guard kills the tenant at the end, should the second server fail to adopt it.
+    let _guard = server.kill_hard();
     let server = TestServer::start(dir.path());
-    server.wait_running("web:a");
-    drop(guard);
+    assert_eq!(server.wait_running("web:a"), second_pid, "adopted");
     let found = logs_json(&server, &["web:a", "--search", "NEEDLE"]);
     assert_eq!(texts(&found), ["GET /Needle-7f3a"]);
     // The bulk form: every instance of the service.

@@ -123,11 +123,13 @@ fn a_line_is_found_after_the_tenant_restarted_and_after_ten_was_killed() {
 fn since_and_until_keep_the_lines_of_their_time_range() {
     let dir = project(
         "",
-        &backend_service("web", "[instances]\nweb = [\"a\"]"),
+        &backend_service("web", "[instances]\nweb = [\"a\", \"b\"]"),
         &[],
     );
     let server = TestServer::start(dir.path());
     server.wait_running("web:a");
+    server.wait_running("web:b");
+    server.get("b.web.localhost", "/mark-of-b");
     server.get("a.web.localhost", "/mark-early");
     wait_found(&server, "mark-early");
     std::thread::sleep(Duration::from_millis(300));
@@ -191,6 +193,40 @@ fn since_and_until_keep_the_lines_of_their_time_range() {
         texts(response.json().as_array().unwrap()),
         ["GET /mark-late"]
     );
+
+    // A tenant's token searches its own lines only, whatever it asks for.
+    let output = server.ten(&["token-gen", "--tenant", "web:a", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tenant: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let tenant = tenant["token"].as_str().unwrap();
+    for path in [
+        "/api/logs?search=mark",
+        "/api/logs?service=web&search=mark",
+        "/api/logs?search=mark&since=1h",
+    ] {
+        let response = Request::get(path).bearer(tenant).send(server.address());
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        let lines = response.json();
+        assert_eq!(
+            texts(lines.as_array().unwrap()),
+            ["GET /mark-early", "GET /mark-late"],
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/logs?instance=web:b&search=mark",
+        "/api/logs?instance=all&search=mark",
+    ] {
+        let response = Request::get(path).bearer(tenant).send(server.address());
+        assert_eq!(response.status, 403, "{path}: {}", response.body);
+    }
+    // The admin's search of the service has both instances' lines, each with its instance.
+    let both = logs_json(&server, &["web", "--search", "/mark-"]);
+    assert_eq!(
+        texts(&both),
+        ["GET /mark-of-b", "GET /mark-early", "GET /mark-late"]
+    );
+    assert_eq!(both[0]["instance"], "web:b");
 
     // Mistakes are said, with what to write.
     let bad = server.ten(&["logs", "web:a", "--since", "yesterday"]);

@@ -117,8 +117,17 @@ fn a_sleeping_tenant_wakes_once_for_fifty_concurrent_requests() {
     server.wait_until("web:a sleeps", |views| {
         views.iter().any(|v| v.phase == Phase::Sleeping)
     });
+    assert_eq!(server.instance("web:a").unwrap().last_wake_micros, None);
+    let asked = std::time::Instant::now();
     let first = get(&server, "a.web.localhost", "/");
+    let round_trip = asked.elapsed();
     assert_eq!(first.status, 200, "{}", first.body);
+    // The wait for the wake is in `ten ps` (and the dashboard), within the client's round trip.
+    let waited = server.instance("web:a").unwrap().last_wake_micros;
+    assert!(
+        waited.is_some_and(|micros| micros > 0 && u128::from(micros) <= round_trip.as_micros()),
+        "{waited:?} vs a round trip of {round_trip:?}"
+    );
     server.wait_until("web:a sleeps again", |views| {
         views.iter().any(|v| v.phase == Phase::Sleeping)
     });

@@ -41,6 +41,11 @@ pub struct InstanceView {
     /// What it uses, sampled with its health checks (running instances only).
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// How long the last request that had to wait for it (to wake, start or restart) waited,
+    /// in microseconds: its last wake latency as a client saw it. None yet: no request waited
+    /// since ten started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_wake_micros: Option<u64>,
 }
 
 /// `GET /api/status`: the server and the state of its configuration.

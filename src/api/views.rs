@@ -39,16 +39,21 @@ pub(crate) fn plan_view(report: PlanReport) -> PlanView {
 
 /// Every instance of `snapshot`, as `ten ps` shows it.
 pub(crate) fn snapshot_views(snapshot: &Snapshot) -> Vec<InstanceView> {
-    instance_views(&snapshot.desired, &snapshot.observed, |key| {
-        snapshot.usage.get(key).copied()
-    })
+    instance_views(
+        &snapshot.desired,
+        &snapshot.observed,
+        |key| snapshot.usage.get(key).copied(),
+        |key| snapshot.waits.get(key).copied(),
+    )
 }
 
-/// `usage` gives the last usage sample of an instance.
+/// `usage` gives the last usage sample of an instance, `last_wait` how long the last request
+/// that waited for it waited.
 pub(crate) fn instance_views(
     desired: &DesiredState,
     observed: &ObservedState,
     usage: impl Fn(&InstanceKey) -> Option<Usage>,
+    last_wait: impl Fn(&InstanceKey) -> Option<std::time::Duration>,
 ) -> Vec<InstanceView> {
     let keys: BTreeSet<&InstanceKey> = desired
         .instances
@@ -102,6 +107,8 @@ pub(crate) fn instance_views(
                     .map(|spec| spec.declared.describe())
                     .or_else(|| instance.and_then(|instance| instance.declared_in.clone())),
                 usage: if running { usage(key) } else { None },
+                last_wake_micros: last_wait(key)
+                    .map(|waited| u64::try_from(waited.as_micros()).unwrap_or(u64::MAX)),
             }
         })
         .collect()

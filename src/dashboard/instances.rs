@@ -73,6 +73,7 @@ pub(crate) fn instances_page(
                     (sort_header(query, SortKey::Memory, "memory", true))
                     (sort_header(query, SortKey::Cpu, "CPU", true))
                     (sort_header(query, SortKey::Disk, "disk", true))
+                    (sort_header(query, SortKey::Wake, "last wake", true))
                     th { "listen" }
                 } }
                 tbody {
@@ -110,9 +111,15 @@ fn row(view: &InstanceView) -> Markup {
             td.num { (usage.and_then(|u| u.memory_bytes).map(bytes).unwrap_or_else(dash)) }
             td.num { (usage.and_then(|u| u.cpu_usec).map(cpu).unwrap_or_else(dash)) }
             td.num { (usage.and_then(|u| u.storage_bytes).map(bytes).unwrap_or_else(dash)) }
+            td.num { (view.last_wake_micros.map(wake_latency).unwrap_or_else(dash)) }
             td.muted { (view.listen.clone().unwrap_or_default()) }
         }
     }
+}
+
+/// A wake latency in microseconds, as milliseconds ("6.1 ms").
+pub(crate) fn wake_latency(micros: u64) -> String {
+    format!("{:.1} ms", micros as f64 / 1000.0)
 }
 
 fn sort_header(query: &TableQuery, key: SortKey, label: &str, numeric: bool) -> Markup {

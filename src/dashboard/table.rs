@@ -35,10 +35,11 @@ pub(crate) enum SortKey {
     Memory,
     Cpu,
     Disk,
+    Wake,
 }
 
 impl SortKey {
-    pub(crate) const ALL: [SortKey; 9] = [
+    pub(crate) const ALL: [SortKey; 10] = [
         SortKey::Instance,
         SortKey::Phase,
         SortKey::Health,
@@ -48,6 +49,7 @@ impl SortKey {
         SortKey::Memory,
         SortKey::Cpu,
         SortKey::Disk,
+        SortKey::Wake,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -61,6 +63,7 @@ impl SortKey {
             SortKey::Memory => "memory",
             SortKey::Cpu => "cpu",
             SortKey::Disk => "disk",
+            SortKey::Wake => "wake",
         }
     }
 
@@ -217,6 +220,7 @@ pub(crate) fn table_page(
         SortKey::Memory => rows.sort_by_key(|view| usage(view, |u| u.memory_bytes)),
         SortKey::Cpu => rows.sort_by_key(|view| usage(view, |u| u.cpu_usec)),
         SortKey::Disk => rows.sort_by_key(|view| usage(view, |u| u.storage_bytes)),
+        SortKey::Wake => rows.sort_by_key(|view| view.last_wake_micros.unwrap_or(0)),
     }
     if query.descending {
         rows.reverse();
@@ -270,6 +274,7 @@ mod tests {
             note: None,
             declared_in: None,
             usage: None,
+            last_wake_micros: None,
         }
     }
 
@@ -366,5 +371,17 @@ mod tests {
             phase_counts(&sample()),
             [(Phase::Running, 2), (Phase::Stopped, 1), (Phase::Failed, 1)]
         );
+    }
+
+    #[test]
+    fn the_last_wake_sorts_as_a_number_and_none_first() {
+        let mut slow = view("web:slow", Phase::Running, 0);
+        slow.last_wake_micros = Some(90_000);
+        let mut fast = view("web:fast", Phase::Running, 0);
+        fast.last_wake_micros = Some(4_000);
+        let never = view("web:never", Phase::Sleeping, 0);
+        let query = TableQuery::parse(&params(&[("sort", "wake"), ("desc", "1")]));
+        let page = table_page(vec![fast, never, slow], &query, None);
+        assert_eq!(keys(&page), ["web:slow", "web:fast", "web:never"]);
     }
 }

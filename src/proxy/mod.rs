@@ -365,7 +365,11 @@ async fn acquire(
     let waiting = Instant::now();
     let result = wait_for_backend(gate, &route, timers, waiting + route.startup_timeout).await;
     match &result {
-        Ok(_) => route.counters.woke(waiting.elapsed()),
+        Ok(_) => {
+            let waited = waiting.elapsed();
+            route.counters.woke(waited);
+            gate.note_wait(waited);
+        }
         Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => route.counters.wake_failed(),
         Err(_) => {}
     }

@@ -573,10 +573,16 @@ impl<R: Runtime> Reconciler<R> {
                         Some((key.clone(), *usage))
                     })
                     .collect();
+                let waits = self
+                    .slots
+                    .iter()
+                    .filter_map(|(key, slot)| Some((key.clone(), slot.gate.last_wait()?)))
+                    .collect();
                 let _ = reply.send(Snapshot {
                     desired: Arc::clone(self.core.desired()),
                     observed: self.core.observed().clone(),
                     usage,
+                    waits,
                 });
             }
             Call::Watch { key, reply } => {

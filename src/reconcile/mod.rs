@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub desired: Arc<DesiredState>,
     pub observed: ObservedState,
     pub usage: BTreeMap<InstanceKey, Usage>,
+    /// How long the last request that waited for each instance (to wake) waited.
+    pub waits: BTreeMap<InstanceKey, std::time::Duration>,
 }
 
 /// An apply that has been executed; the caller waits on each change.

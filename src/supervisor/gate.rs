@@ -65,6 +65,9 @@ pub struct Gate {
     /// Bumped by every failed wake, so waiters notice one happened.
     wake_failures: AtomicU64,
     wake_error: Mutex<Option<String>>,
+    /// How long the last request that had to wait for the instance (to wake, start or
+    /// restart) waited, in microseconds; 0: none has waited yet.
+    last_wait_micros: AtomicU64,
     changed: Notify,
 }
 
@@ -111,6 +114,7 @@ impl Gate {
             wake_requested: AtomicBool::new(false),
             wake_failures: AtomicU64::new(0),
             wake_error: Mutex::new(None),
+            last_wait_micros: AtomicU64::new(0),
             changed: Notify::new(),
         })
     }
@@ -196,6 +200,21 @@ impl Gate {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// A request waited `waited` for the instance to take traffic, and got it.
+    pub fn note_wait(&self, waited: Duration) {
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.last_wait_micros.store(micros, Ordering::Relaxed);
+    }
+
+    /// How long the last request that had to wait for the instance waited (the last wake's
+    /// latency, as a client saw it).
+    pub fn last_wait(&self) -> Option<Duration> {
+        match self.last_wait_micros.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
     }
 
     /// A wake failed: every waiter hears it at once.

@@ -9,6 +9,8 @@ use std::time::Duration;
 /// to its bound (cumulated when rendered).
 pub(crate) struct Histogram<const N: usize> {
     bounds: [f64; N],
+    /// The bounds in nanoseconds: an observation is placed without a float.
+    limits: [u64; N],
     buckets: [AtomicU64; N],
     count: AtomicU64,
     /// Sum of observations in nanoseconds.
@@ -17,8 +19,15 @@ pub(crate) struct Histogram<const N: usize> {
 
 impl<const N: usize> Histogram<N> {
     pub(crate) const fn new(bounds: [f64; N]) -> Self {
+        let mut limits = [0; N];
+        let mut index = 0;
+        while index < N {
+            limits[index] = (bounds[index] * 1e9) as u64;
+            index += 1;
+        }
         Self {
             bounds,
+            limits,
             buckets: [const { AtomicU64::new(0) }; N],
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
@@ -26,11 +35,14 @@ impl<const N: usize> Histogram<N> {
     }
 
     pub(crate) fn observe(&self, duration: Duration) {
-        let seconds = duration.as_secs_f64();
-        if let Some(index) = self.bounds.iter().position(|bound| seconds <= *bound) {
+        self.observe_nanos(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// An observation of `nanos` nanoseconds.
+    pub(crate) fn observe_nanos(&self, nanos: u64) {
+        if let Some(index) = self.limits.iter().position(|limit| nanos <= *limit) {
             self.buckets[index].fetch_add(1, Ordering::Relaxed);
         }
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }

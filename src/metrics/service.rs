@@ -111,10 +111,15 @@ impl Default for ServiceCounters {
 }
 
 impl ServiceCounters {
-    /// A request routed to this service was answered with `status` (by its backend, or by
-    /// ten's refusal), `took` after it was routed.
-    pub(crate) fn answered(&self, status: u16, took: Duration) {
-        self.requests[class_of(status)].observe(took);
+    /// A request routed to this service (`since` then) was answered with `status`, by its
+    /// backend or by ten's refusal.
+    pub(crate) fn answered(&self, status: u16, since: Started) {
+        self.answered_in(status, since.elapsed_nanos());
+    }
+
+    /// A request was answered with `status` `nanos` nanoseconds after it was routed.
+    fn answered_in(&self, status: u16, nanos: u64) {
+        self.requests[class_of(status)].observe_nanos(nanos);
     }
 
     /// A request waited `waited` for an instance to wake (or restart) and then got it.
@@ -153,8 +158,8 @@ impl Started {
         Started(nanos_since_start())
     }
 
-    pub(crate) fn elapsed(self) -> Duration {
-        Duration::from_nanos(nanos_since_start().saturating_sub(self.0))
+    pub(crate) fn elapsed_nanos(self) -> u64 {
+        nanos_since_start().saturating_sub(self.0)
     }
 }
 
@@ -338,8 +343,8 @@ mod tests {
         let services = Services::default();
         services.declare(["web", "api"]);
         let web = services.get("web").unwrap();
-        web.answered(200, Duration::from_millis(3));
-        web.answered(503, Duration::from_millis(30));
+        web.answered_in(200, 3_000_000);
+        web.answered_in(503, 30_000_000);
         web.restarting(Cause::Unhealthy);
         web.failed(Cause::OutOfMemory);
         services.declare(["web", "blog"]);
@@ -401,7 +406,7 @@ mod tests {
         let before = series(&services);
         let web = services.get("web").unwrap();
         for status in [101, 200, 302, 404, 500, 99, 700] {
-            web.answered(status, Duration::from_millis(1));
+            web.answered(status, Started::now());
             services.unrouted(status);
         }
         web.woke(Duration::from_millis(2));

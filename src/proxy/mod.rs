@@ -277,7 +277,7 @@ fn answer(
 ) -> Response<Body> {
     let status = response.status().as_u16();
     crate::metrics::global().proxied(status);
-    counters.answered(status, started.elapsed());
+    counters.answered(status, started);
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -311,7 +311,7 @@ fn counted(refusal: Refusal, counters: &ServiceCounters, started: Started) -> Re
     let response = refusal.response();
     let status = response.status().as_u16();
     crate::metrics::global().proxied(status);
-    counters.answered(status, started.elapsed());
+    counters.answered(status, started);
     response
 }
 

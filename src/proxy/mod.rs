@@ -25,6 +25,7 @@ pub(crate) mod pool;
 pub(crate) mod retry;
 pub(crate) mod routes;
 pub(crate) mod timers;
+mod wake;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -40,12 +41,10 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
 
 use crate::body::{self, Body, BoxError};
 use crate::metrics::{ServiceCounters, Started};
-use crate::observed::Phase;
-use crate::supervisor::gate::{Gate, Lease};
+use crate::supervisor::gate::Lease;
 
 pub(crate) use forwarded::Peer;
 use forwarded::set_forwarded;
@@ -53,6 +52,7 @@ use pool::{Pool, Pooled, SendError};
 use retry::{Head, UpstreamBody};
 use routes::{InstanceRoute, Resolved, RouteTable, ServiceRoute};
 use timers::Timers;
+use wake::acquire;
 
 /// Where a request goes.
 pub(crate) enum Routed {
@@ -332,93 +332,6 @@ fn refusal(route: &InstanceRoute, error: SendError) -> Refusal {
             humantime::format_duration(route.request_timeout)
         )),
         error => Refusal::BackendFailed(format!("{} failed: {error}", route.key)),
-    }
-}
-
-/// A lease on a backend for a request whose instance had none ready: if it is restarting and
-/// another instance of its service takes traffic, that one's; otherwise wake the instance
-/// (once for all concurrent requests) or wait for its restart, at most `startup_timeout`. The
-/// wait is counted in the wake latency histogram (or as a failed wake).
-async fn acquire(
-    route: Arc<InstanceRoute>,
-    service: Option<&ServiceRoute>,
-    timers: &Timers,
-) -> Result<(Arc<InstanceRoute>, Lease), Refusal> {
-    let Some(gate) = &route.gate else {
-        return Err(Refusal::Unavailable(format!(
-            "{} has not been started yet (`ten apply` starts it)",
-            route.key
-        )));
-    };
-    if route.state == crate::config::RunState::Stopped {
-        return Err(Refusal::Stopped(route.key.to_string()));
-    }
-    if let Some(lease) = gate.lease() {
-        return Ok((route, lease));
-    }
-    if let Some(service) = service
-        && gate.owner().status.borrow().phase == Phase::Backoff
-        && let Some(other) = service.another(&route)
-    {
-        return Ok(other);
-    }
-    let waiting = Instant::now();
-    let result = wait_for_backend(gate, &route, timers, waiting + route.startup_timeout).await;
-    match &result {
-        Ok(_) => {
-            let waited = waiting.elapsed();
-            route.counters.woke(waited);
-            gate.note_wait(waited);
-        }
-        Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => route.counters.wake_failed(),
-        Err(_) => {}
-    }
-    result.map(|lease| (route, lease))
-}
-
-/// Wakes the instance if it sleeps and waits until it takes traffic (a restart is waited for
-/// too), at most until `deadline`.
-async fn wait_for_backend(
-    gate: &Arc<Gate>,
-    route: &InstanceRoute,
-    timers: &Timers,
-    deadline: Instant,
-) -> Result<Lease, Refusal> {
-    let failures = gate.wake_failures();
-    loop {
-        let changed = gate.changed();
-        if let Some(lease) = gate.lease() {
-            return Ok(lease);
-        }
-        if gate.wake_failures() != failures {
-            let why = gate.wake_error().unwrap_or_else(|| "wake failed".into());
-            return Err(Refusal::WakeFailed(format!("{}: {why}", route.key)));
-        }
-        let status = gate.owner().status.borrow().clone();
-        match status.phase {
-            Phase::Sleeping | Phase::Stopping => gate.request_wake(),
-            // Restarting (after a crash, or a failed health check): held until it answers.
-            Phase::Starting | Phase::Running | Phase::Backoff => {}
-            Phase::Stopped => return Err(Refusal::Stopped(route.key.to_string())),
-            Phase::Failed | Phase::Exited => {
-                return Err(Refusal::Unavailable(format!(
-                    "{} is not running ({}: {})",
-                    route.key,
-                    status.phase,
-                    status.note.unwrap_or_default()
-                )));
-            }
-        }
-        tokio::select! {
-            () = changed => {}
-            () = timers.sleep_until(deadline) => {
-                return Err(Refusal::Timeout(format!(
-                    "{} did not become ready within startup_timeout ({})",
-                    route.key,
-                    humantime::format_duration(route.startup_timeout)
-                )));
-            }
-        }
     }
 }
 

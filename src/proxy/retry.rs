@@ -46,7 +46,8 @@ use crate::supervisor::gate::Lease;
 use super::pool::{Failed, Pool, Pooled, SendError};
 use super::routes::{InstanceRoute, ServiceRoute};
 use super::timers::Timers;
-use super::{Refusal, refusal, wait_for_backend};
+use super::wake::wait_for_backend;
+use super::{Refusal, refusal};
 
 /// How long the backend that failed may stay the instance's current one before it is taken to
 /// be alive (and the failure a 502). The instance's task closes the backend of a process that

@@ -19,6 +19,17 @@ fn worker_service(name: &str, script: &str, extra: &str) -> String {
     )
 }
 
+/// The ticker, checked every second by the shell command `check`, run in its data directory.
+fn checked_ticker(check: &str, extra: &str) -> String {
+    worker_service(
+        "ticker",
+        TICKER,
+        &format!(
+            "health_check = {{ exec = [\"sh\", \"-c\", \"{check}\"] }}\nhealth_interval = 1\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\"\n{extra}"
+        ),
+    )
+}
+
 #[test]
 fn a_worker_runs_without_a_port_is_restarted_when_it_crashes_and_answers_no_http() {
     let dir = project(
@@ -155,13 +166,7 @@ fn a_command_check_that_starts_failing_makes_the_instance_unhealthy_and_restarts
         "",
         &format!(
             "{}\n[service.ticker.env]\nMARK = \"here\"\n[instances]\nticker = [\"a\"]\n",
-            worker_service(
-                "ticker",
-                TICKER,
-                &format!(
-                    "health_check = {{ exec = [\"sh\", \"-c\", \"{check}\"] }}\nhealth_interval = 1\nhealth_retries = 2\nhealth_timeout = 5\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\""
-                )
-            )
+            checked_ticker(check, "health_retries = 2\nhealth_timeout = 5")
         ),
         &[],
     );
@@ -301,13 +306,7 @@ fn command_checks_are_children_of_ten_in_the_instance_cgroup_and_outlive_their_s
         "",
         &format!(
             "{}\n[instances]\nticker = [\"a\"]\n",
-            worker_service(
-                "ticker",
-                TICKER,
-                &format!(
-                    "health_check = {{ exec = [\"sh\", \"-c\", \"{check}\"] }}\nhealth_interval = 1\nworkdir = \"{{data_dir}}/{{name}}/{{id}}\""
-                )
-            )
+            checked_ticker(check, "")
         ),
         &[],
     );

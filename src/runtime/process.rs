@@ -153,21 +153,6 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     format!("{prefix}.{micros:x}{serial:x}")
 }
 
-/// Becomes `uid`/`gid` (no supplementary groups): between fork and exec, after joining the
-/// cgroup (which needs root).
-pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: plain system calls.
-    unsafe {
-        if nix::libc::setgroups(0, std::ptr::null()) != 0
-            || nix::libc::setgid(gid) != 0
-            || nix::libc::setuid(uid) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
     let found = match user.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
@@ -432,7 +417,7 @@ fn fork_exec(
         command.pre_exec(move || {
             join_cgroup(&procs)?;
             if let Some((uid, gid)) = user {
-                become_user(uid, gid)?;
+                super::spawner::serve::become_user(uid, gid)?;
             }
             Ok(())
         });

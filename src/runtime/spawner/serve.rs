@@ -155,9 +155,11 @@ impl Prepared {
     }
 }
 
-/// Drops supplementary groups and switches to `uid`/`gid`, with the raw system calls: the C
-/// library's wrappers would try to change the credentials of every thread of the process,
-/// which in a child forked from a multi-threaded one are not there. System calls only.
+/// Drops supplementary groups and switches to `uid`/`gid` (after joining the cgroup, which
+/// needs root), with the raw system calls: the C library's wrappers would try to change the
+/// credentials of every thread of the process, which in a child forked from a multi-threaded
+/// one are not there. System calls only: for use between fork and exec, here and in
+/// `process`'s forks.
 pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: plain system calls.
     unsafe {

@@ -85,14 +85,26 @@ pub(super) fn stored_files(log_dir: &Path) -> Vec<StoredFile> {
             })
         })
         .collect();
+    // Files whose first lines share a millisecond (a fast writer's lines of one read carry
+    // one time) are told apart by their names, given in increasing order ([`rotated_name`]);
+    // their last writes may share a clock tick too.
     files.sort_by_key(|file| {
         (
             file.current,
             file.first_ms.unwrap_or(file.modified_ms),
+            name_stamp(&file.path),
             file.modified_ms,
         )
     });
     files
+}
+
+/// The number a rotated file's name ends with (`output.log.<N>`); 0 for `output.log`.
+fn name_stamp(path: &Path) -> u64 {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .and_then(|extension| extension.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The files keeping an instance's output, oldest first (`output.log` last).
@@ -117,18 +129,23 @@ pub(super) fn first_time(path: &Path) -> Option<u64> {
     line_time(&bytes[..read])
 }
 
-/// The name `output.log` gets when it is rotated: `output.log.<time of its first line>`
-/// (the next free one, should two files start in the same millisecond).
+/// The name `output.log` gets when it is rotated: `output.log.<time of its first line>`, or,
+/// should that time not be past every rotated file's number (files started in the same
+/// millisecond), the number after the largest. Names only ever grow: a number freed by the
+/// retention is not given to a newer file, which would sort before older ones.
 pub(super) fn rotated_name(output: &Path) -> PathBuf {
     let first = first_time(output).unwrap_or_else(super::line::unix_millis);
-    (first..)
-        .map(|stamp| {
-            let mut name = output.as_os_str().to_owned();
-            name.push(format!(".{stamp}"));
-            PathBuf::from(name)
-        })
-        .find(|path| !path.exists())
-        .expect("a free name")
+    let taken = output.parent().map_or(0, |dir| {
+        stored_files(dir)
+            .iter()
+            .filter(|file| !file.current)
+            .map(|file| name_stamp(&file.path) + 1)
+            .max()
+            .unwrap_or(0)
+    });
+    let mut name = output.as_os_str().to_owned();
+    name.push(format!(".{}", first.max(taken)));
+    PathBuf::from(name)
 }
 
 /// Removes the rotated files of `log_dir` past `retention`: beyond [`keep_rotated`] (the

@@ -37,6 +37,8 @@ fn a_search_finds_lines_on_disk_of_instances_no_longer_attached() {
     let other = hub.attach(&key("queue:x"), &LogFiles::default()).unwrap();
     append(&alice.stdout, b"the needle of alice\n");
     hub.poll(&key("notes:alice"));
+    // A line's time is when it is read: bob's comes in a later millisecond than alice's.
+    std::thread::sleep(Duration::from_millis(2));
     // Past the ring, and over several rotations (at 16 KiB).
     let filler: String = (0..RING_LINES + 100)
         .map(|index| format!("filler {index}\n"))

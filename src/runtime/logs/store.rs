@@ -340,4 +340,30 @@ mod tests {
         retention.max_age = Some(Duration::from_secs(120));
         assert_eq!(sweep_interval(&retention), Duration::from_secs(30));
     }
+
+    #[test]
+    fn files_started_in_one_millisecond_keep_their_order_after_the_oldest_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join(OUTPUT_LOG);
+        // Three rotations whose first lines share a millisecond, the last written last.
+        for written in 0..3 {
+            write(&output, NOW, 100, NOW + written);
+            fs::rename(&output, rotated_name(&output)).unwrap();
+            if written == 1 {
+                // The retention removes the oldest before the third rotation.
+                fs::remove_file(&kept_files(dir.path())[0]).unwrap();
+            }
+        }
+        let names: Vec<String> = kept_files(dir.path())
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("output.log.{}", NOW + 1),
+                format!("output.log.{}", NOW + 2)
+            ]
+        );
+    }
 }

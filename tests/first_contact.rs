@@ -155,7 +155,11 @@ fn a_closed_output_pipe_neither_panics_ten_nor_orphans_its_tenants() {
 fn asleep(extra: &str) -> (tempfile::TempDir, TestServer) {
     let dir = project(
         "",
-        &backend_service("web", &format!("idle_timeout = 1\n{extra}")),
+        // Eager: it runs first, then falls asleep.
+        &backend_service(
+            "web",
+            &format!("idle_timeout = 1\nstart = \"eager\"\n{extra}"),
+        ),
         &[("instances/web/a.toml", "")],
     );
     let server = TestServer::start(dir.path());

@@ -22,10 +22,11 @@ fn get(server: &TestServer, host: &str, path: &str) -> Response {
 
 /// `ten serve` with one running tenant, `web:a` (the test backend), at `a.web.localhost`;
 /// `settings` go into its service's table.
+/// One tenant, `web:a`, running: eager, so an `idle_timeout` lets it fall asleep after it ran.
 fn serve_one_tenant(settings: &str) -> (tempfile::TempDir, TestServer) {
     let dir = project(
         "",
-        &backend_service("web", settings),
+        &backend_service("web", &format!("start = \"eager\"\n{settings}")),
         &[("instances/web/a.toml", "")],
     );
     let server = TestServer::start(dir.path());
@@ -165,7 +166,7 @@ fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_aga
     let flag = tempfile::tempdir().unwrap();
     let broken = flag.path().join("broken");
     let services = format!(
-        "[service.web]\ncommand = \"sh -c 'test -e {} && exit 9; exec {}'\"\nhealth = \"/health\"\nidle_timeout = 1\nstartup_timeout = 30\n",
+        "[service.web]\ncommand = \"sh -c 'test -e {} && exit 9; exec {}'\"\nhealth = \"/health\"\nidle_timeout = 1\nstart = \"eager\"\nstartup_timeout = 30\n",
         broken.display(),
         backend().display()
     );

@@ -145,7 +145,58 @@ impl ApiState {
             }
             (false, false) => format!("{key} is already declared in {shown}"),
         };
-        self.converge(&key, Goal::Up, shown, &what).await
+        let reply = self.converge(&key, Goal::Up, shown.clone(), &what).await?;
+        let asleep = self
+            .view(&key)
+            .await
+            .is_some_and(|view| view.phase == crate::observed::Phase::Sleeping);
+        if (created || restarted) && asleep {
+            // Declared on demand: `spawn` starts it now, as the original does; it sleeps
+            // again when idle.
+            return self.start_now(key, shown, &what).await;
+        }
+        Ok(reply)
+    }
+
+    /// Starts a sleeping instance now and waits until it answers.
+    async fn start_now(
+        &self,
+        key: InstanceKey,
+        file: String,
+        what: &str,
+    ) -> Result<Reply, CallError> {
+        let status = self
+            .ask(|reply| Call::Restart {
+                key: key.clone(),
+                force: false,
+                reply,
+            })
+            .await??;
+        let outcome = settle(
+            Some(status),
+            Goal::Running { old_pid: None },
+            Duration::from_secs(60),
+        )
+        .await;
+        let view = self.view(&key).await;
+        match outcome {
+            Ok(done) => Ok(json(
+                StatusCode::OK,
+                &ActionResult {
+                    instance: key,
+                    message: format!(
+                        "{what}: {done}; it sleeps when idle and wakes on its next request"
+                    ),
+                    file: Some(file),
+                    view,
+                },
+            )),
+            Err(problem) => Err(CallError::new(
+                502,
+                format!("{what}, but its start did not work out: {problem}"),
+            )
+            .hint(format!("see `ten logs {key}` and `ten events`"))),
+        }
     }
 
     /// `ten weight`: set `weight` in the instance file (in place: no restart).

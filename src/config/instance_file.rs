@@ -9,7 +9,7 @@ use super::diag::{Diagnostic, SourceFile, has_errors};
 use super::model::{InstanceOverrides, RunState};
 use super::parse::parse_document;
 use super::reader::{Fields, TimeUnit};
-use super::service::{SERVICE_KEYS, keyword, parse_env, parse_limits, parse_weight};
+use super::service::{SERVICE_KEYS, keyword, parse_env, parse_limits, parse_start, parse_weight};
 
 /// Every key an instance file may hold.
 pub const INSTANCE_KEYS: &[&str] = &[
@@ -17,6 +17,7 @@ pub const INSTANCE_KEYS: &[&str] = &[
     "weight",
     "env",
     "idle_timeout",
+    "start",
     "memory_limit_mb",
     "cpu_shares",
     "storage_quota_mb",
@@ -70,6 +71,8 @@ pub fn parse_instance_file(
             Duration::ZERO,
             diagnostics,
         ),
+        // Whether the service is a worker is checked when the instance is merged.
+        start: parse_start(&fields, None, diagnostics),
         ..limits(&fields, diagnostics)
     };
     (!has_errors(&diagnostics[before..])).then_some(overrides)

@@ -51,6 +51,10 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// How much captured output is kept per instance (`log_retention`).
     pub log_retention: super::LogRetention,
+    /// Above it, idle on-demand tenants are put to sleep, least recently used first.
+    pub memory_target: Option<super::MemoryAmount>,
+    /// A wake that would take the tenants past it puts others to sleep first, or is refused.
+    pub memory_limit_total: Option<super::MemoryAmount>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "tenement-data";
@@ -86,6 +90,8 @@ impl Settings {
                 http_port: 80,
             },
             log_retention: super::LogRetention::default(),
+            memory_target: None,
+            memory_limit_total: None,
         }
     }
 }
@@ -123,6 +129,8 @@ pub struct ServiceTemplate {
     pub isolation: Isolation,
     /// Zero means never idle.
     pub idle_timeout: Duration,
+    /// `None`: on demand when the instance's `idle_timeout` is above zero, else eager.
+    pub start: Option<StartMode>,
     pub startup_timeout: Duration,
     pub storage_persist: bool,
     pub restart: RestartPolicy,
@@ -204,6 +212,7 @@ pub struct InstanceOverrides {
     pub weight: Option<u8>,
     pub env: BTreeMap<String, Template>,
     pub idle_timeout: Option<Duration>,
+    pub start: Option<StartMode>,
     pub memory_limit_mb: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub storage_quota_mb: Option<u64>,
@@ -264,6 +273,24 @@ keyword_enum!(
     /// Declared state of an instance.
     RunState { Running = "running", Stopped = "stopped" }
 );
+keyword_enum!(
+    /// When a declared instance is started: at once (`eager`), or by its first request
+    /// (`on-demand`: it is declared asleep).
+    StartMode { Eager = "eager", OnDemand = "on-demand" }
+);
+impl StartMode {
+    /// Without `start`: an instance that sleeps when idle (`idle_timeout` above zero) also
+    /// sleeps until its first request, so declaring many costs nothing until they are used;
+    /// one that never sleeps, or a worker (no request wakes it), starts when declared.
+    pub fn default_for(idle_timeout: Duration, listen: Listen) -> StartMode {
+        if idle_timeout > Duration::ZERO && listen != Listen::None {
+            StartMode::OnDemand
+        } else {
+            StartMode::Eager
+        }
+    }
+}
+
 keyword_enum!(
     /// How a tenant is isolated from the host and from other tenants.
     Isolation { Process = "process", Namespace = "namespace", Sandbox = "sandbox" }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::diag::{Diagnostic, has_errors};
-use super::model::{DEFAULT_SOCKET, Isolation, Listen, RestartPolicy, ServiceTemplate, StopSignal};
+use super::model::{
+    DEFAULT_SOCKET, Isolation, Listen, RestartPolicy, ServiceTemplate, StartMode, StopSignal,
+};
 use super::reader::{Fields, Spanned, TimeUnit, did_you_mean, locate};
 use super::template::{Template, Var};
 use crate::names::ServiceName;
@@ -19,6 +21,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "health",
     "isolation",
     "idle_timeout",
+    "start",
     "startup_timeout",
     "storage_persist",
     "restart",
@@ -135,6 +138,7 @@ pub(crate) fn parse_service(
         )
     };
     let idle_timeout = seconds("idle_timeout", 0, diagnostics);
+    let start = parse_start(fields, listen, diagnostics);
     let startup_timeout = seconds("startup_timeout", 1, diagnostics);
     let request_timeout = seconds("request_timeout", 1, diagnostics);
     let stop_timeout = seconds("stop_timeout", 0, diagnostics);
@@ -157,6 +161,7 @@ pub(crate) fn parse_service(
         health: checks.http,
         isolation: isolation.unwrap_or(Isolation::Process),
         idle_timeout: idle_timeout.unwrap_or(Duration::ZERO),
+        start,
         startup_timeout: startup_timeout.unwrap_or(Duration::from_secs(10)),
         storage_persist: storage_persist.unwrap_or(true),
         restart: restart.unwrap_or(RestartPolicy::OnFailure),
@@ -181,6 +186,38 @@ pub(crate) fn parse_service(
         log_files,
         stop_order: stop_order.unwrap_or(0),
     })
+}
+
+/// `start`: a keyword; `on-demand` is refused for a worker (`listen = "none"`), which no
+/// request can wake.
+pub(crate) fn parse_start(
+    fields: &Fields<'_>,
+    listen: Option<Listen>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<StartMode> {
+    let start = keyword(
+        fields,
+        "start",
+        StartMode::KEYWORDS,
+        StartMode::from_keyword,
+        diagnostics,
+    )?;
+    if start == StartMode::OnDemand && listen == Some(Listen::None) {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("start"),
+                format!(
+                    "`start = \"on-demand\"` in {} cannot work: a worker (listen = \"none\") answers no request that would wake it",
+                    fields.section
+                ),
+            )
+            .with_label("never woken")
+            .with_hint("remove `start`, or set start = \"eager\""),
+        );
+        return None;
+    }
+    Some(start)
 }
 
 /// `command` shell-split, or `command` + `args`.

@@ -222,6 +222,8 @@ const INSTANCE_FIELDS: &[FieldDef] = &[
     def("start_seconds", InPlace, false, Quiet::Int(1)),
     def("weight", InPlace, true, Quiet::Int(100)),
     def("idle_timeout", InPlace, true, Quiet::Int(0)),
+    // When it starts: on the next start of ten, or its next creation.
+    def("start", InPlace, true, Quiet::Never),
     def("startup_timeout", InPlace, false, Quiet::Never),
     def("request_timeout", InPlace, false, Quiet::Never),
     def("stop_signal", InPlace, false, Quiet::Never),

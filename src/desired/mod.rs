@@ -297,6 +297,7 @@ pub fn resolve(
         .collect();
     let instances: BTreeMap<InstanceKey, Arc<InstanceSpec>> = specs.into_iter().collect();
     check_sockets(&config, &instances, diagnostics);
+    check_on_demand_workers(files, &instances, diagnostics);
     // Workers take no port.
     let listening = instances
         .values()
@@ -345,6 +346,32 @@ fn check_sockets(
                     "put {{id}} in `socket` of [service.{}]",
                     key.service
                 )),
+            );
+        }
+    }
+}
+
+/// An instance file may ask for `start = "on-demand"`; a worker's instance cannot honour it
+/// (no request wakes it). The service's own key is checked with the service.
+fn check_on_demand_workers(
+    files: &[InstanceFile],
+    instances: &BTreeMap<InstanceKey, Arc<InstanceSpec>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for file in files {
+        let worker = instances
+            .get(&file.key)
+            .is_some_and(|spec| spec.listen == Listen::None);
+        if worker && file.overrides.start == Some(crate::config::StartMode::OnDemand) {
+            diagnostics.push(
+                Diagnostic::in_file(
+                    &file.path,
+                    format!(
+                        "`start = \"on-demand\"` cannot work for {}: service {} runs workers (listen = \"none\"), which answer no request that would wake them",
+                        file.key, file.key.service
+                    ),
+                )
+                .with_hint("remove `start` from this file"),
             );
         }
     }

@@ -13,7 +13,7 @@ use crate::config::checks::{Check, CheckTiming, TcpPort};
 use crate::config::template::Bindings;
 use crate::config::{
     Config, InstanceOverrides, Isolation, Listen, LogFiles, LogRotation, RestartPolicy, RunState,
-    ServiceTemplate, StopSignal, Template,
+    ServiceTemplate, StartMode, StopSignal, Template,
 };
 use crate::names::InstanceKey;
 
@@ -61,6 +61,8 @@ pub struct InstanceSpec {
     pub timing: CheckTiming,
     pub isolation: Isolation,
     pub idle_timeout: Duration,
+    /// Whether it is started when declared or by its first request.
+    pub start: StartMode,
     pub startup_timeout: Duration,
     pub request_timeout: Duration,
     pub stop_signal: StopSignal,
@@ -152,6 +154,7 @@ pub fn effective_spec(
         stderr: log_path(&service.log_files.stderr),
         rotation: service.log_files.rotation,
     };
+    let idle_timeout = overrides.idle_timeout.unwrap_or(service.idle_timeout);
     let mut spec = InstanceSpec {
         key: key.clone(),
         declared,
@@ -172,7 +175,11 @@ pub fn effective_spec(
         }),
         timing: service.timing,
         isolation: service.isolation,
-        idle_timeout: overrides.idle_timeout.unwrap_or(service.idle_timeout),
+        idle_timeout,
+        start: overrides
+            .start
+            .or(service.start)
+            .unwrap_or_else(|| StartMode::default_for(idle_timeout, service.listen)),
         startup_timeout: service.startup_timeout,
         request_timeout: service.request_timeout,
         stop_signal: service.stop_signal,
@@ -238,6 +245,7 @@ impl InstanceSpec {
                 .and_then(Isolation::from_keyword)
                 .unwrap_or(Isolation::Process),
             idle_timeout: Duration::ZERO,
+            start: StartMode::Eager,
             startup_timeout: seconds("startup_timeout", 10),
             request_timeout: seconds("request_timeout", 30),
             stop_signal: text("stop_signal")
@@ -345,6 +353,11 @@ fn compute_fields(spec: &InstanceSpec) -> FieldMap {
     put("start_seconds", duration(timing.start_seconds));
     put("weight", FieldValue::Int(u64::from(spec.weight)));
     put("idle_timeout", duration(spec.idle_timeout));
+    // Only when on demand: a record written before the key existed (all eager) shows no
+    // change for an eager instance.
+    if spec.start == StartMode::OnDemand {
+        put("start", text(spec.start.as_str()));
+    }
     put("startup_timeout", duration(spec.startup_timeout));
     put("request_timeout", duration(spec.request_timeout));
     put("stop_signal", text(spec.stop_signal.as_str()));
@@ -439,6 +452,15 @@ pub fn settings_fields(config: &Config) -> FieldMap {
         FieldValue::Bool(settings.keep_tenants_on_exit),
     );
     put("public_metrics", FieldValue::Bool(settings.public_metrics));
+    // Only when set: a record written before the settings existed shows no change.
+    for (name, amount) in [
+        ("memory_target", settings.memory_target),
+        ("memory_limit_total", settings.memory_limit_total),
+    ] {
+        if let Some(amount) = amount {
+            put(name, FieldValue::Text(amount.describe()));
+        }
+    }
     // Only when set: a record written before the setting existed shows no change.
     if !settings.trusted_proxies.is_empty() {
         let ranges: Vec<String> = settings

@@ -16,6 +16,7 @@
 mod examples;
 pub(crate) mod histogram;
 pub(crate) mod lag;
+pub(crate) mod memory;
 pub(crate) mod service;
 
 use std::fmt::Write as _;
@@ -56,6 +57,7 @@ pub(crate) struct Metrics {
     acme_issued: AtomicU64,
     acme_failed: AtomicU64,
     tls_unknown_names: AtomicU64,
+    memory: memory::MemoryMetrics,
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -90,6 +92,7 @@ impl Metrics {
             acme_issued: AtomicU64::new(0),
             acme_failed: AtomicU64::new(0),
             tls_unknown_names: AtomicU64::new(0),
+            memory: memory::MemoryMetrics::new(),
         }
     }
 
@@ -101,6 +104,11 @@ impl Metrics {
         {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The memory budget's counters.
+    pub(crate) fn memory(&self) -> &memory::MemoryMetrics {
+        &self.memory
     }
 
     /// A tenant process was spawned (the runtime started it).
@@ -200,6 +208,7 @@ impl Metrics {
             "Tenant processes that could not be spawned.",
             &self.spawn_failures,
         );
+        self.memory.render(&mut out);
         self.render_reconcile(&mut out);
         counter(
             &mut out,

@@ -5,7 +5,8 @@
 //!
 //! Rules: a declared instance with no process is created; an instance no longer
 //! declared is destroyed; a changed field that forces a restart replaces it; fields that apply
-//! in place update it; a changed declared state starts or stops it. Sleeping instances are
+//! in place update it; a changed declared state starts or stops it. An instance that starts
+//! on demand is created asleep (no process until its first request). Sleeping instances are
 //! converged (a changed spec is used at the next wake). Exited and failed instances are drift
 //! and are started again.
 
@@ -16,7 +17,7 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::RunState;
+use crate::config::{RunState, StartMode};
 use crate::desired::fields::{self, Effect, FieldMap, FieldValue};
 use crate::desired::{DesiredState, InstanceSpec};
 use crate::names::InstanceKey;
@@ -109,10 +110,13 @@ fn plan_new(spec: &InstanceSpec) -> Option<Change> {
     if spec.listen != crate::config::Listen::None {
         fields.push(port_known_after_apply());
     }
-    let message = match &spec.declared.file {
+    let mut message = match &spec.declared.file {
         Some(file) => format!("because {} was added", file.display()),
         None => "because [instances] in tenement.toml lists it".to_string(),
     };
+    if spec.start == StartMode::OnDemand {
+        message.push_str("; it sleeps until its first request");
+    }
     Some(Change {
         target: Target::Instance(spec.key.clone()),
         action: Action::Create,

@@ -85,7 +85,13 @@ enum Refusal {
     WakeFailed(String),
     BackendFailed(String),
     Timeout(String),
+    /// A wake would take the tenants past `memory_limit_total` and nothing could be put to
+    /// sleep to make room: try again later.
+    NoRoom(String),
 }
+
+/// What a refused wake's `Retry-After` says, in seconds.
+const NO_ROOM_RETRY_AFTER: u32 = 5;
 
 impl Refusal {
     fn response(self) -> Response<Body> {
@@ -104,6 +110,15 @@ impl Refusal {
                 (StatusCode::BAD_GATEWAY, format!("ten: {why}"))
             }
             Refusal::Timeout(why) => (StatusCode::GATEWAY_TIMEOUT, format!("ten: {why}")),
+            Refusal::NoRoom(why) => {
+                let mut response =
+                    body::text(StatusCode::SERVICE_UNAVAILABLE, format!("ten: {why}"));
+                response.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from(NO_ROOM_RETRY_AFTER),
+                );
+                return response;
+            }
         };
         body::text(status, text)
     }

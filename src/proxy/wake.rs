@@ -3,6 +3,7 @@
 //! the service's wake latency and noted on the instance's gate (its last wake).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -49,6 +50,7 @@ pub(super) async fn acquire(
             gate.note_wait(waited);
         }
         Err(Refusal::WakeFailed(_) | Refusal::Timeout(_)) => route.counters.wake_failed(),
+        Err(Refusal::NoRoom(_)) => crate::metrics::global().memory().wake_refused(),
         Err(_) => {}
     }
     result.map(|lease| (route, lease))
@@ -74,7 +76,10 @@ pub(super) async fn wait_for_backend(
         }
         let status = gate.owner().status.borrow().clone();
         match status.phase {
-            Phase::Sleeping | Phase::Stopping => gate.request_wake(),
+            Phase::Sleeping | Phase::Stopping => {
+                admit(gate, route, timers, deadline).await?;
+                gate.request_wake();
+            }
             // Restarting (after a crash, or a failed health check): held until it answers.
             Phase::Starting | Phase::Running | Phase::Backoff => {}
             Phase::Stopped => return Err(Refusal::Stopped(route.key.to_string())),
@@ -97,5 +102,49 @@ pub(super) async fn wait_for_backend(
                 )));
             }
         }
+    }
+}
+
+/// How long a wake waits for room under `memory_limit_total` at most.
+const ROOM_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks again meanwhile (a rare path: the tenants' memory is at its limit).
+const ROOM_LOOK: Duration = Duration::from_millis(50);
+
+/// Under `memory_limit_total`: lets the wake go when the tenants' memory and what the
+/// instance used last time fit; else asks the reconciler to put idle instances to sleep and
+/// waits for the room (at most `ROOM_WAIT`), or refuses at once when none could go.
+async fn admit(
+    gate: &Gate,
+    route: &InstanceRoute,
+    timers: &Timers,
+    deadline: Instant,
+) -> Result<(), Refusal> {
+    let Some(admission) = gate.admission() else {
+        return Ok(());
+    };
+    let Some(limit) = admission.limit() else {
+        return Ok(());
+    };
+    let expected = gate.expected_memory();
+    let give_up = deadline.min(Instant::now() + ROOM_WAIT);
+    let mut asked = false;
+    loop {
+        let used = admission.used();
+        let needed = used.saturating_add(expected);
+        if needed <= limit {
+            return Ok(());
+        }
+        // Once asked, the reconciler has looked: whether anything can go is fresh.
+        if asked && (!admission.evictable() || Instant::now() >= give_up) {
+            return Err(Refusal::NoRoom(format!(
+                "{} cannot be woken now: the tenants use {} MB of memory_limit_total = {} MB, and no idle instance can be put to sleep to make room",
+                route.key,
+                used >> 20,
+                limit >> 20
+            )));
+        }
+        admission.ask_room(needed - limit);
+        asked = true;
+        timers.sleep_until(Instant::now() + ROOM_LOOK).await;
     }
 }

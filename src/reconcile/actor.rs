@@ -72,6 +72,8 @@ pub struct Reconciler<R> {
     exited: Option<oneshot::Sender<()>>,
     /// The exit is done: the loop ends.
     finished: bool,
+    /// Instances put to sleep for memory: since when, and what they used.
+    evicting: BTreeMap<InstanceKey, (Instant, u64)>,
 }
 
 impl<R: Runtime> Reconciler<R> {
@@ -95,6 +97,7 @@ impl<R: Runtime> Reconciler<R> {
             applying: None,
             exited: None,
             finished: false,
+            evicting: BTreeMap::new(),
         }
     }
 
@@ -106,9 +109,15 @@ impl<R: Runtime> Reconciler<R> {
     /// Runs until ten exits: after `Message::Shutdown`, the tenants stop in `stop_order` as
     /// their statuses come in, then the record is written and the shutdown answered.
     pub async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
+        let admission = std::sync::Arc::clone(&self.shared.admission);
+        let mut memory_look = tokio::time::interval(pressure::LOOK_EVERY);
+        memory_look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.finished {
             let deadline = self.core.deadline();
+            let watched = self.memory_watched();
             tokio::select! {
+                _ = memory_look.tick(), if watched => self.relieve_memory(Instant::now()),
+                () = admission.room_asked() => self.relieve_memory(Instant::now()),
                 message = messages.recv() => match message {
                     Some(Message::Shutdown { done }) => {
                         self.exited = Some(done);
@@ -659,5 +668,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+mod pressure;
 #[cfg(test)]
 mod tests;

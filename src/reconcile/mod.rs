@@ -16,6 +16,7 @@
 mod actor;
 pub mod core;
 pub mod inherit;
+mod pressure;
 mod record;
 
 use std::collections::BTreeMap;

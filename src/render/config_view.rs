@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-use crate::config::{Config, ServiceTemplate};
+use crate::config::{Config, ServiceTemplate, StartMode};
 use crate::desired::fields::is_sensitive;
 use crate::desired::spec::duration;
 use crate::desired::{DesiredState, FieldMap, FieldValue, InstanceSpec};
@@ -107,6 +107,10 @@ fn service_value(service: &ServiceTemplate, show_sensitive: bool) -> Value {
         "health": service.health,
         "isolation": service.isolation.as_str(),
         "idle_timeout": scalar(&duration(service.idle_timeout)),
+        "start": service
+            .start
+            .unwrap_or_else(|| StartMode::default_for(service.idle_timeout, service.listen))
+            .as_str(),
         "startup_timeout": scalar(&duration(service.startup_timeout)),
         "request_timeout": scalar(&duration(service.request_timeout)),
         "storage_persist": service.storage_persist,

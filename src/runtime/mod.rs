@@ -23,6 +23,7 @@ pub(crate) mod fake;
 pub(crate) mod init;
 pub(crate) mod launch;
 pub mod logs;
+pub mod memory;
 pub(crate) mod pidfile;
 pub(crate) mod ports;
 pub(crate) mod probe;
@@ -78,6 +79,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// What the process `pid` (and everything it started) uses, and, when `data_dir` is
     /// given, the size of that directory (a walk of the tree).
     fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> impl Future<Output = Usage> + Send;
+    /// The memory files of the cgroup every tenant is under (with cgroups only): what they
+    /// use together, in one read.
+    fn tenants_memory(&self) -> Option<memory::MemoryFiles> {
+        None
+    }
 }
 
 /// The real runtime.
@@ -322,6 +328,13 @@ impl Runtime for OsRuntime {
             }
             _ => probe::run_probe(&probe).await,
         }
+    }
+
+    fn tenants_memory(&self) -> Option<memory::MemoryFiles> {
+        self.host
+            .cgroups
+            .as_ref()
+            .map(cgroup::Cgroups::memory_files)
     }
 
     async fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> Usage {

@@ -23,10 +23,11 @@ use crate::proxy::Proxy;
 use crate::proxy::routes::RouteTable;
 use crate::proxy::timers::Timers;
 use crate::reconcile::{Message, Reconciler, ReconcilerParts};
-use crate::runtime::OsRuntime;
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, ephemeral_range};
 use crate::runtime::reaper::Reaper;
+use crate::runtime::{OsRuntime, Runtime};
+use crate::supervisor::admission::Admission;
 use crate::supervisor::launch::BaseEnv;
 use crate::supervisor::task::Shared;
 use arc_swap::ArcSwap;
@@ -361,14 +362,17 @@ fn prepare(
     let logs = LogHub::new(ten_dir(&data_dir));
     logs.set_retention(settings.log_retention);
     let (changed_sender, changed) = mpsc::unbounded_channel();
+    let os_runtime = Arc::new(OsRuntime::new(spawn_env(&data_dir)));
+    let admission = Arc::new(Admission::new(os_runtime.tenants_memory()));
     let shared = Arc::new(Shared {
-        runtime: Arc::new(OsRuntime::new(spawn_env(&data_dir))),
+        runtime: os_runtime,
         logs: Arc::clone(&logs),
         events: EventLog::default(),
         ports: Arc::new(Mutex::new(PortAllocator::new(settings.port_range))),
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(startup_permits())),
         changed: changed_sender,
+        admission,
     });
     let (auth, created) =
         Auth::load_or_create(&data_dir).map_err(io("cannot create the API token"))?;

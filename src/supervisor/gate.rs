@@ -18,6 +18,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+use super::admission::Admission;
 use super::messages::{Command, InstanceStatus};
 
 /// Where requests for an instance go.
@@ -69,6 +70,11 @@ pub struct Gate {
     /// restart) waited, in microseconds; 0: none has waited yet.
     last_wait_micros: AtomicU64,
     changed: Notify,
+    /// Wakes ask it first when the tenants' memory is limited.
+    admission: Option<Arc<Admission>>,
+    /// What the instance used at its last sample, in bytes (0: not known): what a wake
+    /// expects it to take.
+    expected_memory: AtomicU64,
 }
 
 /// A request counted in flight on a backend; the count drops with the lease (when the
@@ -116,7 +122,30 @@ impl Gate {
             wake_error: Mutex::new(None),
             last_wait_micros: AtomicU64::new(0),
             changed: Notify::new(),
+            admission: None,
+            expected_memory: AtomicU64::new(0),
         })
+    }
+
+    /// A gate whose wakes ask `admission` first.
+    pub fn with_admission(owner: Owner, admission: Arc<Admission>) -> Arc<Gate> {
+        let mut gate = Gate::new(owner);
+        if let Some(fresh) = Arc::get_mut(&mut gate) {
+            fresh.admission = Some(admission);
+        }
+        gate
+    }
+
+    pub fn admission(&self) -> Option<&Arc<Admission>> {
+        self.admission.as_ref()
+    }
+
+    pub fn expected_memory(&self) -> u64 {
+        self.expected_memory.load(Ordering::Relaxed)
+    }
+
+    pub fn set_expected_memory(&self, bytes: u64) {
+        self.expected_memory.store(bytes, Ordering::Relaxed);
     }
 
     pub fn set_owner(&self, owner: Owner) {

@@ -189,6 +189,9 @@ pub(crate) enum Input {
     },
     /// It was asleep when the last ten stopped: it sleeps on until a request comes.
     Asleep,
+    /// Fall asleep now if nothing is in flight, for this reason (memory pressure); a request
+    /// wakes it again.
+    Evict(String),
 }
 
 /// The requests for an instance, as its task saw them at the gate.
@@ -383,6 +386,7 @@ impl Machine {
                 State::Stopped => State::Sleeping,
                 state => state,
             },
+            Input::Evict(reason) => self.evict(state, reason, now, &mut effects),
             Input::Spawned { pid } => self.spawned(state, pid, now, &mut effects),
             Input::SpawnFailed { error, permanent } => {
                 self.spawn_failed(state, error, permanent, now, &mut effects)

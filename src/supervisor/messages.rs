@@ -43,6 +43,8 @@ pub enum Command {
     Adopt(Adoption),
     /// It was asleep when the last ten stopped: sleep on (instead of starting).
     Asleep,
+    /// Go to sleep now if idle (nothing in flight), for this reason (memory pressure).
+    Sleep(String),
 }
 
 /// A process left running by an earlier ten, as recorded.

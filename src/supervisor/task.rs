@@ -49,6 +49,8 @@ pub struct Shared<R> {
     pub startup_permits: Arc<Semaphore>,
     /// Where a task says "my status changed".
     pub changed: mpsc::UnboundedSender<InstanceKey>,
+    /// What wakes ask under `memory_limit_total`.
+    pub admission: Arc<super::admission::Admission>,
 }
 
 /// The reconciler's handle on one instance task.
@@ -92,7 +94,8 @@ pub(crate) fn spawn_instance<R: Runtime>(
         status: status_receiver,
         usage: Arc::default(),
     };
-    let gate = gate.unwrap_or_else(|| Gate::new(handle.owner()));
+    let gate =
+        gate.unwrap_or_else(|| Gate::with_admission(handle.owner(), Arc::clone(&shared.admission)));
     let task = InstanceTask {
         key: spec.key.clone(),
         spec,
@@ -346,6 +349,7 @@ impl<R: Runtime> InstanceTask<R> {
             }
             Command::Adopt(adoption) => self.adopt(adoption),
             Command::Asleep => Some(Input::Asleep),
+            Command::Sleep(reason) => Some(Input::Evict(reason)),
             Command::CheckHealth(reply) => {
                 if self.machine.pid().is_none() {
                     let _ = reply.send(Err(format!(

@@ -62,6 +62,8 @@ struct Ticks {
 }
 
 static TICKS: Mutex<Option<Ticks>> = Mutex::new(None);
+/// Memory asked for with `/alloc?mb=N`, kept (and touched) until the process ends.
+static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// How ticks are written.
 #[derive(Clone, Copy)]
@@ -351,6 +353,16 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
                 ("200 OK", "slow\n".to_string())
             }
             "/upload" => ("200 OK", format!("{body_length}\n")),
+            "/alloc" => {
+                let mb = query_number(&path, "mb");
+                let mut block = vec![0u8; (mb as usize) << 20];
+                // Touch every page, so the memory is used, not only reserved.
+                for byte in block.iter_mut().step_by(4096) {
+                    *byte = 1;
+                }
+                HELD.lock().unwrap().push(block);
+                ("200 OK", format!("holding {mb} MB more\n"))
+            }
             "/stop-ticks" => match stop_ticks() {
                 Some(last) => ("200 OK", format!("{last}\n")),
                 None => ("200 OK", "none\n".to_string()),

@@ -30,6 +30,8 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "trusted_proxies",
     "tls",
     "log_retention",
+    "memory_target",
+    "memory_limit_total",
 ];
 const TLS_KEYS: &[&str] = &[
     "enabled",
@@ -127,6 +129,10 @@ pub(super) fn parse_settings(
         settings.log_retention =
             crate::config::log_retention::parse_log_retention(&fields, table, diagnostics);
     }
+    settings.memory_target =
+        crate::config::memory::parse_memory_amount(&fields, "memory_target", diagnostics);
+    settings.memory_limit_total =
+        crate::config::memory::parse_memory_amount(&fields, "memory_limit_total", diagnostics);
     (!has_errors(&diagnostics[before..])).then_some(settings)
 }
 

@@ -51,7 +51,9 @@ fn phase(snapshot: &Snapshot, id: &str) -> Option<(Phase, Option<u32>)> {
 #[tokio::test]
 async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "[service.web]\ncommand = \"./app\"\n[instances]\nweb = [\"a\", \"b\", \"c\"]\n";
+    // web starts when declared; lazy (b) on its first request, so it sleeps on.
+    let text = "[service.web]\ncommand = \"./app\"\n[service.lazy]\ncommand = \"./app\"\nstart = \"on-demand\"\n\
+                [instances]\nweb = [\"a\", \"c\"]\nlazy = [\"b\"]\n";
     let mut diagnostics = Vec::new();
     let config = parse_config(
         &dir.path().join("tenement.toml"),
@@ -75,6 +77,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
         ports: Arc::new(Mutex::new(PortAllocator::new((25000, 25099)))),
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(8)),
+        admission: Arc::default(),
         changed: changed_sender,
     });
     // What the last ten ran them with: the spec they are declared with now.
@@ -126,7 +129,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
                 },
                 observed: adopted,
             }],
-            sleeping: vec![(key("web:b"), asleep)],
+            sleeping: vec![(key("lazy:b"), asleep)],
             stale: vec![gone],
             generation: 7,
             ..Inheritance::default()
@@ -145,7 +148,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
         Some((Phase::Running, Some(777))),
         "adopted as it runs"
     );
-    assert_eq!(phase(&snapshot, "web:b"), Some((Phase::Sleeping, None)));
+    assert_eq!(phase(&snapshot, "lazy:b"), Some((Phase::Sleeping, None)));
     let (_, Some(started)) = phase(&snapshot, "web:c").unwrap() else {
         panic!("web:c has no process")
     };

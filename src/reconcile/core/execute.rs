@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::config::StartMode;
 use crate::desired::{FieldValue, InstanceSpec};
 use crate::names::InstanceKey;
 use crate::observed::{Health, ObservedInstance, Phase};
@@ -46,7 +47,12 @@ impl Core {
         }
         let message = match (change.action, spec) {
             (Action::Create, Some(spec)) => {
-                let mut instance = ObservedInstance::new(Phase::Starting, spec.shared_fields());
+                // On demand: declared asleep, started by its first request.
+                let (phase, first) = match spec.start {
+                    StartMode::Eager => (Phase::Starting, First::Start),
+                    StartMode::OnDemand => (Phase::Sleeping, First::Asleep),
+                };
+                let mut instance = ObservedInstance::new(phase, spec.shared_fields());
                 instance.declared_in = Some(spec.declared.describe());
                 self.observed.instances.insert(key.clone(), instance);
                 self.tasks.insert(key.clone());
@@ -57,7 +63,7 @@ impl Core {
                     key: key.clone(),
                     spec,
                     port: PortWish::Any,
-                    first: First::Start,
+                    first,
                 });
                 // Told once the actor has its port (`Event::Spawned`).
                 None
@@ -270,7 +276,14 @@ impl Core {
             self.tasks.insert(key);
         }
         for (key, instance) in inheritance.sleeping {
-            let Some(spec) = self.desired.instances.get(&key).map(Arc::clone) else {
+            // An eager instance starts whenever ten does: the plan creates it.
+            let Some(spec) = self
+                .desired
+                .instances
+                .get(&key)
+                .filter(|spec| spec.start == StartMode::OnDemand)
+                .map(Arc::clone)
+            else {
                 continue;
             };
             effects.push(Effect::Spawn {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::config::{Diagnostic, InstanceFile, has_errors};
 use crate::desired::{DesiredState, Reload};
 use crate::names::InstanceKey;
-use crate::observed::ObservedState;
+use crate::observed::{ObservedState, Phase};
 use crate::plan::{Action, Change, Plan, ReasonKind, plan};
 
 /// A full reload and pass at least this often, whatever happens.
@@ -222,9 +222,21 @@ impl Core {
                     instance.port = Some(port);
                 }
                 if let Some(reason) = self.creating.remove(&key) {
+                    let asleep = self
+                        .observed
+                        .instances
+                        .get(&key)
+                        .is_some_and(|instance| instance.phase == Phase::Sleeping);
+                    let message = if asleep {
+                        format!(
+                            "asleep on port {port} until its first request (start = \"on-demand\")"
+                        )
+                    } else {
+                        format!("creating on port {port}")
+                    };
                     effects.push(Effect::Record(Note {
                         reason: Some(reason),
-                        ..note_of(Some(&key), "create", format!("creating on port {port}"))
+                        ..note_of(Some(&key), "create", message)
                     }));
                 }
                 self.bump(now);

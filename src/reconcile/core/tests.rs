@@ -419,14 +419,20 @@ fn with_auto_apply_off_nothing_changes_without_an_apply_and_a_stale_token_is_ref
 #[test]
 fn after_a_restart_of_ten_live_processes_are_adopted_and_sleepers_sleep_on() {
     let t0 = Instant::now();
-    let text = config("", &["a", "b", "c"]);
-    let mut core = core(&text, t0);
+    // web sleeps when idle, so it starts on demand; api is eager.
+    let text = "[service.web]\ncommand = \"./app\"\nhealth = \"/health\"\nidle_timeout = 60\n\n\
+                [service.api]\ncommand = \"./api\"\n\n\
+                [instances]\nweb = [\"a\", \"b\", \"c\"]\napi = [\"d\"]\n";
+    let mut core = core(text, t0);
     let spec = Arc::clone(&core.desired().instances[&key("web:a")]);
     let mut observed = ObservedInstance::new(Phase::Running, spec.shared_fields());
     observed.pid = Some(4242);
     observed.port = Some(30007);
     let mut asleep = ObservedInstance::new(Phase::Sleeping, spec.shared_fields());
     asleep.port = Some(30008);
+    let api = Arc::clone(&core.desired().instances[&key("api:d")]);
+    let mut eager_asleep = ObservedInstance::new(Phase::Sleeping, api.shared_fields());
+    eager_asleep.port = Some(30009);
     let inheritance = Inheritance {
         processes: vec![Inherited {
             key: key("web:a"),
@@ -441,31 +447,53 @@ fn after_a_restart_of_ten_live_processes_are_adopted_and_sleepers_sleep_on() {
             },
             observed,
         }],
-        sleeping: vec![(key("web:b"), asleep)],
+        sleeping: vec![(key("web:b"), asleep), (key("api:d"), eager_asleep)],
         generation: 41,
         ..Inheritance::default()
     };
     let effects = core.handle(Event::TakeOver(Box::new(inheritance)), t0);
-    let firsts: Vec<(String, PortWish, bool)> = effects
-        .iter()
-        .filter_map(|effect| match effect {
-            Effect::Spawn {
-                key, port, first, ..
-            } => Some((key.to_string(), *port, matches!(first, First::Adopt(_)))),
-            _ => None,
-        })
-        .collect();
+    let firsts = |effects: &[Effect]| -> Vec<(String, PortWish, &'static str)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Spawn {
+                    key, port, first, ..
+                } => Some((
+                    key.to_string(),
+                    *port,
+                    match first {
+                        First::Adopt(_) => "adopt",
+                        First::Asleep => "asleep",
+                        First::Start => "start",
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    };
     assert_eq!(
-        firsts,
+        firsts(&effects),
         [
-            ("web:a".to_string(), PortWish::Reserve(30007), true),
-            ("web:b".to_string(), PortWish::Prefer(30008), false),
-        ]
+            ("web:a".to_string(), PortWish::Reserve(30007), "adopt"),
+            ("web:b".to_string(), PortWish::Prefer(30008), "asleep"),
+        ],
+        "the eager api:d that slept is not taken over asleep"
     );
     assert!(core.observed().generation > 41, "generations go on");
-    // The first pass: a adopted and b asleep are converged; only c (never run) is created.
+    // The first pass: a adopted and b asleep are converged; c (never run) is created asleep,
+    // on demand, and the eager d is created and started.
     let effects = core.handle(Event::Tick, t0);
-    assert_eq!(spawned(&effects), ["web:c"]);
+    assert_eq!(
+        firsts(&effects),
+        [
+            ("api:d".to_string(), PortWish::Any, "start"),
+            ("web:c".to_string(), PortWish::Any, "asleep"),
+        ]
+    );
+    assert_eq!(
+        core.observed().instances[&key("web:c")].phase,
+        Phase::Sleeping
+    );
     assert!(orders(&effects).is_empty());
 }
 

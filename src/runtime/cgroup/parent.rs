@@ -71,6 +71,18 @@ impl Cgroups {
         &self.layout
     }
 
+    /// The memory files of the parent: what every tenant below uses.
+    pub fn memory_files(&self) -> crate::runtime::memory::MemoryFiles {
+        use crate::runtime::memory::MemoryFiles;
+        match &self.layout {
+            Layout::V1 => MemoryFiles::of(
+                &Path::new("/sys/fs/cgroup/memory").join(&self.parent),
+                false,
+            ),
+            Layout::V2 { root } => MemoryFiles::of(&root.join(&self.parent), true),
+        }
+    }
+
     fn hierarchy(&self) -> Box<dyn Hierarchy> {
         match &self.layout {
             Layout::V1 => Box::new(Selected::new()),

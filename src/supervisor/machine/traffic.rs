@@ -56,6 +56,24 @@ impl Machine {
         self.stop(pid, Then::Sleep, now, effects)
     }
 
+    /// Put to sleep from outside (memory pressure): only a running process with nothing in
+    /// flight that is not being replaced; anything else stays as it is.
+    pub(super) fn evict(
+        &mut self,
+        state: State,
+        reason: String,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> State {
+        match state {
+            State::Running { pid, .. } if self.in_flight() == 0 && !self.retiring => {
+                effects.push(Effect::Event(format!("{reason}: going to sleep")));
+                self.stop(pid, Then::Sleep, now, effects)
+            }
+            state => state,
+        }
+    }
+
     /// When a stop holding its signal looks again at the requests in flight.
     pub(super) fn drain_deadline(&self) -> Option<Instant> {
         self.traffic.map(|(_, seen_at)| seen_at + DRAIN_CHECK)

@@ -36,6 +36,7 @@ fn harness_with(settings: &str, service: &str) -> Harness {
         ports: Arc::new(Mutex::new(PortAllocator::new((20000, 20100)))),
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(8)),
+        admission: Arc::default(),
         changed,
     });
     Harness {

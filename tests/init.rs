@@ -162,7 +162,12 @@ fn the_example_runs_under_serve() {
     let output = ten_in(&dir, &["init"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let server = TestServer::start(&dir);
-    server.wait_running("shop:alice");
+    // It sleeps when idle, so it starts on demand: declared asleep, woken by the request.
+    server.wait_until("shop:alice is declared asleep", |views| {
+        views.iter().any(|v| {
+            v.instance.to_string() == "shop:alice" && v.phase == ten::observed::Phase::Sleeping
+        })
+    });
     // Python's web server lists the tenant's (empty) data directory.
     let (status, body) = server.get("alice.shop.localhost", "/");
     assert_eq!(status, 200, "{body}");

@@ -59,8 +59,24 @@ fn the_quick_start_works_as_written() {
     .unwrap();
 
     let server = TestServer::start(&dir);
+    // Declared, they sleep until their first request.
+    let asleep = |views: &[ten::api::types::InstanceView], key: &str| {
+        views
+            .iter()
+            .any(|v| v.instance.to_string() == key && v.phase == Phase::Sleeping)
+    };
+    server.wait_until("alice and bob asleep", |views| {
+        asleep(views, "notes:alice") && asleep(views, "notes:bob")
+    });
+    let ps = stdout(&server.ten(&["ps"]));
+    assert_eq!(ps.matches("sleeping").count(), 2, "{ps}");
+    let woken = request(&server, "alice.notes.localhost", "GET", "/notes", "");
+    assert_eq!(
+        (woken.status, woken.body.as_str()),
+        (200, "[]"),
+        "{woken:?}"
+    );
     let alice = server.wait_running("notes:alice");
-    server.wait_running("notes:bob");
     let ps = stdout(&server.ten(&["ps"]));
     assert!(ps.contains("notes:alice") && ps.contains("healthy"), "{ps}");
 
@@ -71,31 +87,35 @@ fn the_quick_start_works_as_written() {
         support::server::stderr(&spawn)
     );
     assert!(dir.join("instances/notes/carol.toml").exists());
+    let carol = server.wait_running("notes:carol");
 
     support::write_file(&dir.join("instances/notes/dave.toml"), "");
-    let dave = server.wait_running("notes:dave");
+    server.wait_until("dave declared", |views| asleep(views, "notes:dave"));
     fs::remove_file(dir.join("instances/notes/dave.toml")).unwrap();
-    assert!(wait_gone(dave));
+    server.wait_until("dave gone", |views| {
+        !views.iter().any(|v| v.instance.to_string() == "notes:dave")
+    });
 
     assert!(server.ten(&["stop", "notes:alice"]).status.success());
     assert!(wait_gone(alice));
     assert!(server.ten(&["start", "notes:alice"]).status.success());
+    let alice = server.wait_running("notes:alice");
 
-    let before: Vec<(String, Option<u32>)> = server
-        .ps()
-        .iter()
-        .map(|v| (v.instance.to_string(), v.pid))
-        .collect();
     let mut config = fs::OpenOptions::new()
         .append(true)
         .open(dir.join("tenement.toml"))
         .unwrap();
     config.write_all(b"FEATURES = \"beta\"\n").unwrap();
-    server.wait_until("every notes tenant restarted", |views| {
+    // The running ones restart; bob, asleep, takes it at its next wake.
+    server.wait_until("alice and carol restarted", |views| {
         views.len() == 3
+            && asleep(views, "notes:bob")
             && views.iter().all(|view| {
-                view.phase == Phase::Running
-                    && !before.contains(&(view.instance.to_string(), view.pid))
+                view.instance.to_string() == "notes:bob"
+                    || (view.phase == Phase::Running
+                        && view.pid.is_some()
+                        && view.pid != Some(alice)
+                        && view.pid != Some(carol))
             })
     });
     let events = stdout(&server.ten(&["events"]));
@@ -107,7 +127,7 @@ fn the_quick_start_works_as_written() {
         stdout(&server.ten(&["diff"])),
         "No changes. Desired state matches running instances.\n"
     );
-    assert!(stdout(&server.ten(&["logs", "notes:bob"])).contains("notes listening on"));
+    assert!(stdout(&server.ten(&["logs", "notes:alice"])).contains("notes listening on"));
 
     // Each tenant has its own database, reached by its subdomain.
     let alice_host = "alice.notes.localhost";

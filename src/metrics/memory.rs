@@ -84,7 +84,7 @@ impl MemoryMetrics {
         super::counter(
             out,
             "ten_memory_wakes_refused_total",
-            "Wakes answered 503 because memory_limit_total had no room and nothing could be put to sleep.",
+            "Wakes answered 503 because memory_limit_total had no room and no idle instance could be put to sleep.",
             &self.refused,
         );
         super::gauge(

@@ -508,6 +508,9 @@ fn output_is_captured_exactly_once_however_often_the_server_is_killed() {
 fn a_sleeping_tenant_sleeps_on_after_a_crash_and_wakes_on_request() {
     let dir = tenants(1, "", "idle_timeout = 1");
     let first = TestServer::start(dir.path());
+    // On demand: declared asleep; a request wakes it, and it falls asleep again.
+    first.wait_until("it is declared", |views| views.len() == 1);
+    assert_eq!(first.get("t0.web.localhost", "/").0, 200);
     first.wait_until("it runs", all_healthy(1));
     let views = first.wait_until("it sleeps", |views| {
         views.len() == 1 && views[0].phase == Phase::Sleeping

@@ -165,19 +165,7 @@ impl ApiState {
         file: String,
         what: &str,
     ) -> Result<Reply, CallError> {
-        let status = self
-            .ask(|reply| Call::Restart {
-                key: key.clone(),
-                force: false,
-                reply,
-            })
-            .await??;
-        let outcome = settle(
-            Some(status),
-            Goal::Running { old_pid: None },
-            Duration::from_secs(60),
-        )
-        .await;
+        let outcome = self.restart_and_wait(&key, false, None).await?;
         let view = self.view(&key).await;
         match outcome {
             Ok(done) => Ok(json(

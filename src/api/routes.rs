@@ -216,28 +216,14 @@ impl ApiState {
 
     pub(super) async fn restart(&self, key: InstanceKey, force: bool) -> Result<Reply, CallError> {
         let old_pid = self.view(&key).await.and_then(|view| view.pid);
-        let status = self
-            .ask(|reply| Call::Restart {
-                key: key.clone(),
-                force,
-                reply,
-            })
-            .await??;
-        let outcome = settle(
-            Some(status),
-            Goal::Running { old_pid },
-            Duration::from_secs(60),
-        )
-        .await;
-        let view = self.view(&key).await;
-        match outcome {
+        match self.restart_and_wait(&key, force, old_pid).await? {
             Ok(done) => Ok(json(
                 StatusCode::OK,
                 &ActionResult {
-                    instance: key,
                     message: format!("restarted: {done}"),
                     file: None,
-                    view,
+                    view: self.view(&key).await,
+                    instance: key,
                 },
             )),
             Err(problem) => Err(CallError::new(
@@ -246,6 +232,29 @@ impl ApiState {
             )
             .hint(format!("see `ten logs {key}`"))),
         }
+    }
+
+    /// Restarts `key` (a sleeping one starts) and waits until it runs with a process other
+    /// than `old_pid`: how it went, or why it did not.
+    pub(super) async fn restart_and_wait(
+        &self,
+        key: &InstanceKey,
+        force: bool,
+        old_pid: Option<u32>,
+    ) -> Result<Result<String, String>, CallError> {
+        let status = self
+            .ask(|reply| Call::Restart {
+                key: key.clone(),
+                force,
+                reply,
+            })
+            .await??;
+        Ok(settle(
+            Some(status),
+            Goal::Running { old_pid },
+            Duration::from_secs(60),
+        )
+        .await)
     }
 
     pub(super) async fn health(&self, key: InstanceKey) -> Result<Reply, CallError> {

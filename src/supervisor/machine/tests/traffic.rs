@@ -264,3 +264,30 @@ fn a_replaced_process_stays_when_its_replacement_is_gone_first() {
         );
     }
 }
+
+#[test]
+fn put_to_sleep_for_memory_only_with_nothing_in_flight() {
+    let t0 = Instant::now();
+    let mut machine = serving(t0, secs(300));
+    let evict = || Input::Evict("memory over target".into());
+    // A request in flight: it stays.
+    machine.step(traffic(t0, 1), t0 + secs(1));
+    assert!(machine.step(evict(), t0 + secs(1)).is_empty());
+    assert_eq!(machine.phase(), Phase::Running);
+    // Idle now: it goes to sleep, long before its idle timeout.
+    machine.step(traffic(t0 + secs(1), 0), t0 + secs(2));
+    assert_eq!(
+        machine.step(evict(), t0 + secs(2)),
+        [
+            Effect::Event("memory over target: going to sleep".into()),
+            STOP
+        ]
+    );
+    assert_eq!(machine.heading_for(), Some(Phase::Sleeping));
+    machine.step(Input::Exited(TERMINATED), t0 + secs(2));
+    assert_eq!(machine.phase(), Phase::Sleeping);
+    // Asleep, it stays asleep; a request wakes it as ever.
+    assert!(machine.step(evict(), t0 + secs(3)).is_empty());
+    assert_eq!(machine.phase(), Phase::Sleeping);
+    assert_eq!(machine.step(Input::Wake, t0 + secs(4))[1], Effect::Spawn);
+}

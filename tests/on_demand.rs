@@ -148,6 +148,27 @@ fn phase_of(views: &[InstanceView], key: &str) -> Option<Phase> {
         .map(|v| v.phase)
 }
 
+/// The working set of every tenant of the server whose tenant `pid` is: their parent
+/// cgroup's memory usage less its inactive file pages (what ten measures).
+fn tenants_working_set(pid: u32) -> u64 {
+    let dir = support::server::cgroup_dir(pid, "memory");
+    let parent = dir.parent().unwrap();
+    let read = |name: &str| fs::read_to_string(parent.join(name)).ok();
+    let (usage, inactive_key) = match read("memory.current") {
+        Some(current) => (current, "inactive_file "),
+        None => (
+            read("memory.usage_in_bytes").unwrap(),
+            "total_inactive_file ",
+        ),
+    };
+    let inactive: u64 = read("memory.stat")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix(inactive_key))
+        .map_or(0, |value| value.trim().parse().unwrap());
+    usage.trim().parse::<u64>().unwrap() - inactive
+}
+
 /// Wakes `key` with a request that makes it hold `mb` more megabytes.
 fn wake_holding(server: &TestServer, key: &str, mb: u64) {
     let (id, service) = key.split_once(':').map(|(s, i)| (i, s)).unwrap();
@@ -179,37 +200,49 @@ fn over_memory_target_the_least_recently_used_idle_instance_sleeps_first() {
         .map(|index| (format!("instances/hog/h{index}.toml"), ""))
         .collect();
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    // Five tenants holding 80 MB each fit in 450 MB; a sixth does not.
-    let dir = support::server::project(
-        "memory_target = \"450MB\"",
-        &backend_service("hog", "idle_timeout = 300"),
-        &files,
-    );
+    let dir = support::server::project("", &backend_service("hog", "idle_timeout = 300"), &files);
     let server = TestServer::start(dir.path());
     server.wait_until("all six asleep", |views| {
         views.len() == 6 && views.iter().all(|v| v.phase == Phase::Sleeping)
     });
     for index in 0..5 {
-        wake_holding(&server, &format!("hog:h{index}"), 80);
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        wake_holding(&server, &format!("hog:h{index}"), 50);
     }
+    // A target that fits these five (what they use now, and 25 MB), applied in place.
+    let h0 = server.wait_running("hog:h0");
+    let used = tenants_working_set(h0);
+    let target = (used >> 20) + 25;
+    let config = fs::read_to_string(dir.path().join("tenement.toml")).unwrap();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &config.replacen(
+            "[settings]\n",
+            &format!("[settings]\nmemory_target = \"{target}MB\"\n"),
+            1,
+        ),
+    );
+    server.wait_until("the target applied", |_| {
+        stdout(&server.ten(&["diff"])).starts_with("No changes")
+    });
     std::thread::sleep(std::time::Duration::from_secs(2));
     let views = server.ps();
     assert!(
         (0..5).all(|index| phase_of(&views, &format!("hog:h{index}")) == Some(Phase::Running)),
-        "five fit: {views:#?}"
+        "five fit in {target} MB: {views:#?}"
     );
-    // A request to h1 makes h0 the least recently used.
-    assert_eq!(server.get("h1.hog.localhost", "/").0, 200);
-    wake_holding(&server, "hog:h5", 80);
-    let views = server.wait_until("h0 put to sleep", |views| {
-        phase_of(views, "hog:h0") == Some(Phase::Sleeping)
+    // A request to h0 makes h1 the least recently used.
+    assert_eq!(server.get("h0.hog.localhost", "/").0, 200);
+    wake_holding(&server, "hog:h5", 50);
+    let views = server.wait_until("h1 put to sleep", |views| {
+        phase_of(views, "hog:h1") == Some(Phase::Sleeping)
     });
     assert!(
-        (1..6).all(|index| phase_of(&views, &format!("hog:h{index}")) == Some(Phase::Running)),
+        [0, 2, 3, 4, 5]
+            .iter()
+            .all(|index| phase_of(&views, &format!("hog:h{index}")) == Some(Phase::Running)),
         "only the least recently used went: {views:#?}"
     );
-    let events = stdout(&server.ten(&["events", "hog:h0"]));
+    let events = stdout(&server.ten(&["events", "hog:h1"]));
     assert!(
         events.contains("memory over target") && events.contains("least recently used"),
         "{events}"

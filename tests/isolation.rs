@@ -504,6 +504,11 @@ fn validate_warns_when_this_host_cannot_run_what_the_files_ask() {
 
 /// The spare processes (`ten __spare`) the server `server` keeps ready.
 fn spares_of(server: u32) -> Vec<u32> {
+    helpers_of(server, b"\0__spare\0")
+}
+
+/// The children of `server` running ten as `SUBCOMMAND` (`\0__NAME\0`).
+fn helpers_of(server: u32, subcommand: &[u8]) -> Vec<u32> {
     let mut spares = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -514,7 +519,7 @@ fn spares_of(server: u32) -> Vec<u32> {
             .rsplit_once(") ")
             .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
         let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if parent == Some(server) && cmdline.ends_with(b"\0__spare\0") {
+        if parent == Some(server) && cmdline.ends_with(subcommand) {
             spares.push(pid);
         }
     }
@@ -599,4 +604,137 @@ fn tenants_start_from_spare_processes_with_their_own_limits_user_and_errors() {
     for spare in spares {
         assert!(wait_gone(spare), "the spare {spare} outlived the server");
     }
+}
+
+/// The value of the counter `name` in the server's `/metrics` (`public_metrics = true`).
+fn counter(server: &TestServer, name: &str) -> u64 {
+    let response = Request::get("/metrics").send(server.address());
+    assert_eq!(response.status, 200, "{}", response.body);
+    response
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{}", response.body))
+        .parse()
+        .unwrap()
+}
+
+/// Declares `count` instances of `service` at once (one directory renamed into place) and
+/// waits until they are healthy; their pids.
+fn declare_at_once(server: &TestServer, dir: &Path, service: &str, count: usize) -> Vec<u32> {
+    let staged = dir.join("staged").join(service);
+    for n in 0..count {
+        support::write_file(&staged.join(format!("t{n}.toml")), "");
+    }
+    fs::create_dir_all(dir.join("instances")).unwrap();
+    fs::rename(&staged, dir.join("instances").join(service)).unwrap();
+    let prefix = format!("{service}:");
+    let views = server.wait_until("the burst is healthy", |views| {
+        views
+            .iter()
+            .filter(|view| {
+                view.instance.to_string().starts_with(&prefix)
+                    && view.phase == Phase::Running
+                    && view.health == Health::Healthy
+            })
+            .count()
+            == count
+    });
+    views
+        .iter()
+        .filter(|view| view.instance.to_string().starts_with(&prefix))
+        .filter_map(|view| view.pid)
+        .collect()
+}
+
+/// The parent of `pid` (`/proc/PID/stat` field 4).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_burst_of_starts_goes_through_the_spawner_and_leaves_the_spares_to_wakes() {
+    require_root();
+    const BURST: usize = 12;
+    let dir = project(
+        "public_metrics = true",
+        &format!(
+            "{}\n{}",
+            support::server::backend_service("web", "memory_limit_mb = 64"),
+            support::server::backend_service("more", "")
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    let mut ready = Vec::new();
+    let kept = within(Duration::from_secs(10), || {
+        ready = spares_of(server.pid());
+        ready.len() == 2
+    });
+    assert!(kept, "no spares are kept: {ready:?}");
+
+    let pids = declare_at_once(&server, dir.path(), "web", BURST);
+    assert_eq!(pids.len(), BURST);
+    assert_eq!(counter(&server, "ten_spawns_total"), BURST as u64);
+    assert_eq!(
+        counter(&server, "ten_spawn_forks_total"),
+        0,
+        "ten forked itself"
+    );
+
+    // Started by the spawner, ten's child, which made them ten's children (the reaper's),
+    // each in a cgroup of its own with its limit in force.
+    let spawners = helpers_of(server.pid(), b"\0__spawner\0");
+    assert_eq!(spawners.len(), 1, "one spawner: {spawners:?}");
+    let mut cgroups = std::collections::BTreeSet::new();
+    for pid in &pids {
+        assert_eq!(parent_of(*pid), Some(server.pid()), "the parent of {pid}");
+        let memory = cgroup_dir(*pid, "memory");
+        let limit = fs::read_to_string(memory.join("memory.limit_in_bytes"))
+            .or_else(|_| fs::read_to_string(memory.join("memory.max")))
+            .unwrap();
+        assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string(), "{pid}");
+        assert_eq!(cgroup_members(*pid), [*pid]);
+        cgroups.insert(memory);
+    }
+    assert_eq!(cgroups.len(), BURST, "a cgroup each");
+    // The first start may take a spare; the others do not wait for one.
+    let from_spares = pids.iter().filter(|pid| ready.contains(pid)).count();
+    assert!(from_spares <= 1, "{from_spares} of the burst were spares");
+    assert!(
+        within(Duration::from_secs(10), || spares_of(server.pid()).len()
+            == 2),
+        "the spares were not refilled after the burst"
+    );
+
+    // A tenant that exits is reaped and restarted as any (its exit reached ten).
+    let first = pids[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    server.wait_until("the killed tenant is replaced", |views| {
+        views.iter().any(|view| {
+            view.pid.is_some_and(|pid| !pids.contains(&pid)) && view.health == Health::Healthy
+        })
+    });
+    assert!(wait_gone(first), "{first} was not reaped");
+
+    // A spawner that is gone: the next start forks ten (counted), the one after it goes
+    // through a new spawner.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawners[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_gone(spawners[0]));
+    let more = declare_at_once(&server, dir.path(), "more", 6);
+    assert_eq!(more.len(), 6);
+    assert_eq!(counter(&server, "ten_spawn_forks_total"), 1);
+    let replaced = helpers_of(server.pid(), b"\0__spawner\0");
+    assert!(
+        replaced.len() == 1 && replaced != spawners,
+        "the spawner was not replaced: {replaced:?}"
+    );
 }

@@ -50,6 +50,7 @@ pub(crate) struct Metrics {
     proxied: [AtomicU64; CODES],
     spawns: AtomicU64,
     spawn_failures: AtomicU64,
+    forks: AtomicU64,
     reconcile: Histogram<10>,
     lag: Lag,
     auth_failures: AtomicU64,
@@ -85,6 +86,7 @@ impl Metrics {
             proxied: [const { AtomicU64::new(0) }; CODES],
             spawns: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
+            forks: AtomicU64::new(0),
             reconcile: Histogram::new(PASS_BUCKETS),
             lag: Lag::new(),
             auth_failures: AtomicU64::new(0),
@@ -119,6 +121,12 @@ impl Metrics {
     /// Spawning a tenant process failed.
     pub(crate) fn spawn_failed(&self) {
         self.spawn_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// ten forked itself to start a process (a tenant or a command check), because no
+    /// spawner could be had.
+    pub(crate) fn forked(&self) {
+        self.forks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A reconcile pass finished after `duration`.
@@ -207,6 +215,12 @@ impl Metrics {
             "ten_spawn_failures_total",
             "Tenant processes that could not be spawned.",
             &self.spawn_failures,
+        );
+        counter(
+            &mut out,
+            "ten_spawn_forks_total",
+            "Processes ten started by forking itself because its spawner could not be had.",
+            &self.forks,
         );
         self.memory.render(&mut out);
         self.render_reconcile(&mut out);

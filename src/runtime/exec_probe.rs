@@ -70,6 +70,9 @@ fn request(probe: ExecProbe, procs: Vec<CString>) -> Result<Request, String> {
             .into_iter()
             .map(|file| PathBuf::from(OsString::from_vec(file.into_bytes())))
             .collect(),
+        clone_into: None,
+        stdout: None,
+        stderr: None,
         user,
     })
 }

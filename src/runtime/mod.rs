@@ -4,7 +4,8 @@
 //! groups; `adopt`: taking over a process left by an earlier ten; `signal`: signals to a
 //! process group; `launch`: what a start is asked for and gives; `spare`: processes started ahead, waiting in
 //! their cgroup to become a tenant; `cgroup`: limits and membership; `init`: the PID 1 of
-//! `namespace` tenants; `sandbox`: gVisor for `sandbox` tenants; `reaper`: the one place
+//! `namespace` tenants; `sandbox`: gVisor for `sandbox` tenants; `spawner`: the process that
+//! forks tenants and command checks so ten is not forked; `reaper`: the one place
 //! that waits on children; `table`: the on-disk table of live tenant processes; `logs`:
 //! capture of tenant output; `probe`: health probes; `storage`: disk usage; `ports`: port
 //! allocation; `proc`: facts read from /proc; `daemon`: detaching `ten serve --daemon`;
@@ -96,8 +97,11 @@ pub struct OsRuntime {
     cleaning: Arc<std::sync::atomic::AtomicUsize>,
     /// Spare processes, each in its own cgroup, ready to become a tenant (with cgroups only).
     spares: Arc<Spares>,
-    /// Starts command checks without forking ten.
+    /// Starts tenants and command checks without forking ten.
     spawner: Arc<spawner::Spawner>,
+    /// Starts in progress: a start that comes while another runs (a burst) goes through the
+    /// spawner and leaves the spares to single starts (wakes); the last one refills them.
+    starting: std::sync::atomic::AtomicUsize,
 }
 
 /// How many spare processes are kept ready.
@@ -171,11 +175,26 @@ impl OsRuntime {
             running: Mutex::default(),
             cleaning: Arc::default(),
             spares: Arc::default(),
+            starting: Default::default(),
         }
     }
 
-    /// Readies spare processes in the background (with cgroups only).
+    /// Readies spare processes (with cgroups only) and the spawner in the background.
     pub fn prepare_spares(&self) {
+        let (spares, host) = (Arc::clone(&self.spares), Arc::clone(&self.host));
+        let spawner = Arc::clone(&self.spawner);
+        let prepare = move || {
+            spawner.warm_up();
+            spares.refill(&host);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(prepare)),
+            Err(_) => prepare(),
+        }
+    }
+
+    /// Refills the spares in the background (with cgroups only).
+    fn refill_spares(&self) {
         let (spares, host) = (Arc::clone(&self.spares), Arc::clone(&self.host));
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => drop(handle.spawn_blocking(move || spares.refill(&host))),
@@ -215,10 +234,20 @@ impl OsRuntime {
 
 impl Runtime for OsRuntime {
     async fn start(&self, launch: Launch) -> Result<Started, SpawnError> {
+        use std::sync::atomic::Ordering;
         let host = Arc::clone(&self.host);
-        let spare = self.spares.lock().pop();
+        let spawner = Arc::clone(&self.spawner);
+        // A single start (a wake) takes a spare, already in its cgroup; one among others (a
+        // burst) goes through the spawner, whose children join their cgroups one after
+        // another, so that only the first waits for the kernel.
+        let alone = self.starting.fetch_add(1, Ordering::AcqRel) == 0;
+        let spare = if alone {
+            self.spares.lock().pop()
+        } else {
+            None
+        };
         let started = match tokio::task::spawn_blocking(move || {
-            process::start_process(&launch, &host, spare)
+            process::start_process(&launch, &host, spare, Some(&spawner))
         })
         .await
         {
@@ -229,8 +258,9 @@ impl Runtime for OsRuntime {
                 source: std::io::Error::other(join_error.to_string()),
             }),
         };
-        if self.host.cgroups.is_some() {
-            self.prepare_spares();
+        let last = self.starting.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && self.host.cgroups.is_some() {
+            self.refill_spares();
         }
         let (started, running) = started?;
         self.running().insert(started.pid, Arc::new(running));

@@ -8,11 +8,15 @@
 //! (`namespace`, see `runtime::init`), or runsc (`sandbox`, see `runtime::sandbox`). It is
 //! started through the reaper, which reports its exit, and noted in the process table.
 //!
-//! Uses the rest of `runtime` (cgroups, spares, the sandbox, the reaper, the process table);
-//! none of what it uses imports it.
+//! How it is started: by a spare (`spare`) when one is given, else by the spawner
+//! (`spawner`: ten is not forked), else, without a spawner, by forking ten.
+//!
+//! Uses the rest of `runtime` (cgroups, spares, the spawner, the sandbox, the reaper, the
+//! process table); none of what it uses imports it.
 
 use std::fs::File;
 use std::io;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +35,7 @@ use super::proc::{boot_id, process_start_time};
 use super::reaper::{ProcessExit, Reaper};
 use super::sandbox::Sandbox;
 use super::spare::{ExecRequest, Spare};
+use super::spawner::{self, Spawner};
 use super::storage::{megabytes, usage_bytes};
 use super::table::{ProcessEntry, write_entry};
 
@@ -167,12 +172,14 @@ pub(crate) fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
 }
 
 /// Starts the tenant and notes it in the process table, by turning `spare` into it when one
-/// is given (see `runtime::spare`), else by fork and exec. Blocking (creates directories,
-/// measures the data directory, fork/exec): call on a blocking thread.
+/// is given (see `runtime::spare`), else through `spawner` when there is one to ask, else by
+/// fork and exec. Blocking (creates directories, measures the data directory, fork/exec):
+/// call on a blocking thread.
 pub(crate) fn start_process(
     launch: &Launch,
     host: &SpawnEnv,
     spare: Option<Spare>,
+    spawner: Option<&Spawner>,
 ) -> Result<(Started, Running), SpawnError> {
     let (stdout, stderr) = prepare_files(launch)?;
     let (program, _) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
@@ -218,9 +225,34 @@ pub(crate) fn start_process(
             (pid, exit, Some(cgroup))
         }
         None => {
-            let output = (stdout, stderr);
-            let (pid, exit) = fork_exec(launch, &argv, &env, output, cgroup.as_ref(), switch_user)
-                .map_err(|source| cleanup(exec_failed(source)))?;
+            let request = spawner::Request {
+                argv,
+                env,
+                cwd: launch.workdir.clone(),
+                cgroup_procs: cgroup
+                    .as_ref()
+                    .map(|cgroup| cgroup.procs_files())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|file| PathBuf::from(std::ffi::OsString::from_vec(file.into_bytes())))
+                    .collect(),
+                clone_into: cgroup
+                    .as_ref()
+                    .and_then(|cgroup| cgroup.v2_dir())
+                    .map(Path::to_path_buf),
+                stdout: Some(launch.stdout.clone()),
+                stderr: Some(launch.stderr.clone()),
+                user: switch_user,
+            };
+            let through_spawner = spawner.and_then(|spawner| spawner.try_spawn(&request));
+            let started = match through_spawner {
+                Some(started) => {
+                    drop((stdout, stderr));
+                    started
+                }
+                None => fork_exec(launch, &request, (stdout, stderr), cgroup.as_ref()),
+            };
+            let (pid, exit) = started.map_err(|source| cleanup(exec_failed(source)))?;
             (pid, exit, cgroup)
         }
     };
@@ -389,24 +421,25 @@ fn program_env(launch: &Launch) -> Vec<(String, String)> {
     }
 }
 
-/// Forks and executes `argv` with exactly `env`, in a process group of its own, stdin from
-/// /dev/null and `output` as stdout and stderr, joining `cgroup` and becoming `user` between
-/// fork and exec; through the reaper, which reports its exit.
+/// Forks ten and executes the request's `argv` with exactly its `env`, in a process group of
+/// its own, stdin from /dev/null and `output` as stdout and stderr, joining `cgroup` and
+/// becoming its `user` between fork and exec; through the reaper, which reports its exit.
+/// The way without a spawner.
 fn fork_exec(
     launch: &Launch,
-    argv: &[String],
-    env: &[(String, String)],
+    request: &spawner::Request,
     output: (File, File),
     cgroup: Option<&TenantCgroup>,
-    user: Option<UserIds>,
 ) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
+    crate::metrics::global().forked();
     let (stdout, stderr) = output;
-    let mut command = Command::new(&argv[0]);
+    let user = request.user;
+    let mut command = Command::new(&request.argv[0]);
     command
-        .args(&argv[1..])
+        .args(&request.argv[1..])
         .current_dir(&launch.workdir)
         .env_clear()
-        .envs(env.iter().map(|(name, value)| (name, value)))
+        .envs(request.env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -485,7 +518,7 @@ mod tests {
             table: table.map(Path::to_path_buf),
             ..SpawnEnv::default()
         };
-        start_process(launch, &host, None).map(|(started, _)| started)
+        start_process(launch, &host, None, None).map(|(started, _)| started)
     }
 
     #[tokio::test]

@@ -1,24 +1,27 @@
 //! The spawner: a small single-threaded process (`ten __spawner`, [`serve::main`]) that forks
-//! and executes command checks for ten, so that ten itself is not forked for them.
+//! and executes tenants and command checks for ten, so that ten itself is not forked for them.
 //!
 //! Why: ten has many threads, hundreds of descriptors (two pipes per tenant) and megabytes of
 //! page tables. Forking it copies all of that, stalls its threads' page faults while it does
 //! and flushes their TLBs; the child then closes every inherited descriptor at exec. With 200
 //! command checks a second that cost 1.7 ms of ten's CPU per check (a third of a core) and as
-//! much again in the children. The spawner is a fresh process with a handful of descriptors
-//! and no threads: its fork costs a fraction of that.
+//! much again in the children; a burst of 1,000 tenant starts spent most of its time there.
+//! The spawner is a fresh process with a handful of descriptors and no threads: its fork
+//! costs a fraction of that.
 //!
 //! How: ten sends a [`Request`] as one message on a `SOCK_SEQPACKET` socket (the spawner's
 //! stdin). The spawner forks with `CLONE_PARENT`, so the child is ten's child (reaped by ten's
 //! reaper, killed by ten like any check), and answers with its pid or why it could not start
 //! it. ten holds the reaper's lock from the request until the pid is registered
 //! ([`Reaper::spawn_with`]): an exit is never reaped before its owner is known. A spawner
-//! that is gone is started again on the next request; while none can be started, ten forks
-//! itself, as before. The spawner reads end-of-file when ten is gone, and exits.
+//! that is gone is started again on the next request; while none can be started, the caller
+//! forks ten, as before ([`Spawner::try_spawn`] says so). The spawner reads end-of-file when
+//! ten is gone, and exits.
 //!
-//! Imports `reaper`, `cgroup` (joining) and `spare` (program lookup); must not import
-//! `process`.
+//! Imports `reaper`, `cgroup` (joining), `spare` (program lookup) and `logs` (opening
+//! output files); must not import `process`.
 
+mod clone;
 pub(crate) mod serve;
 
 use std::ffi::CString;
@@ -43,15 +46,22 @@ const MAX_REQUEST: usize = 64 << 10;
 /// The largest reply (a pid, or an error message, cut to fit).
 const MAX_REPLY: usize = 4096;
 
-/// A command to start: stdio on `/dev/null`, in a process group of its own.
+/// A command to start: stdin on `/dev/null`, in a process group of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Request {
     pub argv: Vec<String>,
     /// Its whole environment.
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
-    /// The `cgroup.procs` files of the cgroup it runs in (none: the spawner's).
+    /// The `cgroup.procs` files of the cgroup it runs in (none: the spawner's), joined
+    /// between fork and exec unless it starts there (`clone_into`).
     pub cgroup_procs: Vec<PathBuf>,
+    /// The same cgroup's directory when it is a v2 one: the child is created in it
+    /// (`clone3` with `CLONE_INTO_CGROUP`) where the kernel can.
+    pub clone_into: Option<PathBuf>,
+    /// Files its stdout and stderr append to, created if missing (none: `/dev/null`).
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
     /// The uid and gid it runs as (none: root's, as ten).
     pub user: Option<(u32, u32)>,
 }
@@ -110,31 +120,56 @@ impl Spawner {
         &self,
         request: &Request,
     ) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
-        let message = serde_json::to_vec(request).map_err(io::Error::other)?;
-        if let Some(program) = &self.program
-            && message.len() <= MAX_REQUEST
-        {
-            let mut connection = self.lock();
-            if connection.is_none() {
-                match Connection::start(program) {
-                    Ok(started) => *connection = Some(started),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot start the spawner; ten forks itself for command checks")
-                    }
-                }
-            }
-            if let Some(spawner) = connection.as_mut() {
-                match Reaper::global().spawn_with(|| spawner.ask(&message)) {
-                    Ok(started) => return Ok(started),
-                    Err(Failure::Command(error)) => return Err(error),
-                    Err(Failure::Spawner(error)) => {
-                        tracing::warn!(pid = spawner.pid, %error, "the spawner is gone; a new one starts on the next request");
-                        *connection = None;
-                    }
+        self.try_spawn(request).unwrap_or_else(|| fork(request))
+    }
+
+    /// Starts `request`'s command through the spawner (started on first use) and registers
+    /// it with the reaper, as [`Spawner::spawn`]; `None` when there is no spawner to ask
+    /// (no program, a request too large, a spawner that cannot start or just died): then the
+    /// caller starts it its own way. Blocking.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn try_spawn(
+        &self,
+        request: &Request,
+    ) -> Option<io::Result<(u32, oneshot::Receiver<ProcessExit>)>> {
+        let program = self.program.as_ref()?;
+        let message = match serde_json::to_vec(request) {
+            Ok(message) if message.len() <= MAX_REQUEST => message,
+            _ => return None,
+        };
+        let mut connection = self.lock();
+        if connection.is_none() {
+            match Connection::start(program) {
+                Ok(started) => *connection = Some(started),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start the spawner; ten forks itself");
+                    return None;
                 }
             }
         }
-        fork(request)
+        let spawner = connection.as_mut()?;
+        match Reaper::global().spawn_with(|| spawner.ask(&message)) {
+            Ok(started) => Some(Ok(started)),
+            Err(Failure::Command(error)) => Some(Err(error)),
+            Err(Failure::Spawner(error)) => {
+                tracing::warn!(pid = spawner.pid, %error, "the spawner is gone; a new one starts on the next request");
+                *connection = None;
+                None
+            }
+        }
+    }
+
+    /// Starts the spawner now if it is not running, so that the first start does not wait
+    /// for it. Blocking.
+    pub(crate) fn warm_up(&self) {
+        let Some(program) = &self.program else { return };
+        let mut connection = self.lock();
+        if connection.is_none() {
+            match Connection::start(program) {
+                Ok(started) => *connection = Some(started),
+                Err(error) => tracing::warn!(%error, "cannot start the spawner; ten forks itself"),
+            }
+        }
     }
 }
 
@@ -194,12 +229,17 @@ impl Connection {
 
 /// Starts `request`'s command by forking ten: the way without a spawner.
 fn fork(request: &Request) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
+    crate::metrics::global().forked();
     let procs = request
         .cgroup_procs
         .iter()
         .map(|path| CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other))
         .collect::<io::Result<Vec<CString>>>()?;
     let user = request.user;
+    let output = |path: &Option<PathBuf>| match path {
+        Some(path) => super::logs::open_for_tenant(path).map(Stdio::from),
+        None => Ok(Stdio::null()),
+    };
     let mut command = Command::new(&request.argv[0]);
     command
         .args(&request.argv[1..])
@@ -207,8 +247,8 @@ fn fork(request: &Request) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> 
         .envs(request.env.iter().map(|(name, value)| (name, value)))
         .current_dir(&request.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(output(&request.stdout)?)
+        .stderr(output(&request.stderr)?)
         .process_group(0);
     // SAFETY: the closure only makes system calls (no allocation, no locks).
     unsafe {
@@ -235,6 +275,9 @@ mod tests {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             cwd: "/srv/app".into(),
             cgroup_procs: vec!["/sys/fs/cgroup/ten/x/cgroup.procs".into()],
+            clone_into: Some("/sys/fs/cgroup/ten/x".into()),
+            stdout: Some("/srv/app/out.raw".into()),
+            stderr: None,
             user: Some((1000, 1000)),
         };
         let bytes = serde_json::to_vec(&request).unwrap();
@@ -256,6 +299,9 @@ mod tests {
             ],
             cwd: std::env::temp_dir(),
             cgroup_procs: Vec::new(),
+            clone_into: None,
+            stdout: None,
+            stderr: None,
             user: None,
         };
         let (_pid, exit) = spawner.spawn(&request).unwrap();

@@ -78,6 +78,16 @@ impl TenantCgroup {
             .collect()
     }
 
+    /// Its directory when it is a v2 cgroup: a process can be created in it (`clone3` with
+    /// `CLONE_INTO_CGROUP`) instead of moving there.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        if self.cgroup.v2() {
+            self.dirs.first().map(PathBuf::as_path)
+        } else {
+            None
+        }
+    }
+
     /// The processes in it (from its first hierarchy; every process is in all of them).
     pub fn pids(&self) -> Vec<u32> {
         self.dirs

@@ -1,19 +1,22 @@
 //! The spawner process's side: read a request, fork a child into ten's children, answer.
 //!
 //! The child is made with the raw `clone` system call (`CLONE_PARENT`: its parent is ten, not
-//! the spawner) and, between the fork and the exec, only makes system calls on memory prepared
-//! before the fork ([`Prepared::exec`]); the spawner has one thread, so no lock can be held
-//! by another at the fork. Whether the exec worked comes back the way `std::process` does
-//! it: a pipe closed on exec (success), or carrying the step and errno (failure).
+//! the spawner; see `clone` for `clone3` into a v2 cgroup) and, between the fork and the exec,
+//! only makes system calls on memory prepared before the fork ([`Prepared::exec`]); the
+//! spawner has one thread, so no lock can be held by another at the fork. Whether the exec
+//! worked comes back the way `std::process` does it: a pipe closed on exec (success), or
+//! carrying the step and errno (failure).
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::libc;
 
+use super::clone::{Clone, clone_child};
 use super::{MAX_REQUEST, Reply, Request};
 use crate::runtime::cgroup::join_cgroup;
 use crate::runtime::spare::{resolve_program, to_cstrings};
@@ -50,6 +53,11 @@ struct Prepared {
     env: (Vec<CString>, Vec<*const c_char>),
     cwd: CString,
     procs: Vec<CString>,
+    /// The v2 cgroup directory to start in (`clone3`), open.
+    cgroup_dir: Option<OwnedFd>,
+    /// Files stdout and stderr append to (none: /dev/null).
+    stdout: Option<CString>,
+    stderr: Option<CString>,
     user: Option<(u32, u32)>,
 }
 
@@ -63,6 +71,7 @@ enum Step {
     Directory,
     User,
     Exec,
+    Output,
 }
 
 impl Step {
@@ -73,6 +82,7 @@ impl Step {
             3 => "cannot open /dev/null",
             4 => "cannot change to its directory",
             5 => "cannot switch to its user",
+            7 => "cannot open its output file",
             _ => "cannot execute it",
         }
     }
@@ -107,33 +117,65 @@ impl Prepared {
                 .iter()
                 .map(|path| cstring(path.as_os_str().as_bytes()))
                 .collect::<io::Result<_>>()?,
+            cgroup_dir: match &request.clone_into {
+                Some(dir) => Some(open_directory(dir)?),
+                None => None,
+            },
+            stdout: request
+                .stdout
+                .as_ref()
+                .map(|path| cstring(path.as_os_str().as_bytes()))
+                .transpose()?,
+            stderr: request
+                .stderr
+                .as_ref()
+                .map(|path| cstring(path.as_os_str().as_bytes()))
+                .transpose()?,
             user: request.user,
         })
     }
 
     /// In the child: sets it up and executes the program; returns only on failure, with the
-    /// step that failed and its errno. System calls only.
-    fn exec(&self) -> (Step, i32) {
+    /// step that failed and its errno. `in_cgroup`: it was started in its cgroup already.
+    /// System calls only.
+    fn exec(&self, in_cgroup: bool) -> (Step, i32) {
         let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
         // SAFETY: system calls on strings and pointer lists that live until the exec.
         unsafe {
             if libc::setpgid(0, 0) != 0 {
                 return (Step::Group, errno());
             }
-            if let Err(error) = join_cgroup(&self.procs) {
+            if !in_cgroup && let Err(error) = join_cgroup(&self.procs) {
                 return (Step::Cgroup, error.raw_os_error().unwrap_or(0));
             }
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            // Each output file is opened before anything is moved onto fds 0 to 2, so that
+            // none of them is closed under another.
+            let append = |path: &Option<CString>| match path {
+                Some(path) => libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+                    0o640,
+                ),
+                None => libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC),
+            };
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
             if null < 0 {
                 return (Step::Stdio, errno());
             }
-            for target in 0..3 {
-                if libc::dup2(null, target) < 0 {
+            let stdout = append(&self.stdout);
+            if stdout < 0 {
+                return (Step::Output, errno());
+            }
+            let stderr = append(&self.stderr);
+            if stderr < 0 {
+                return (Step::Output, errno());
+            }
+            // dup2 onto a standard descriptor clears its close-on-exec flag; the originals
+            // close at the exec. Opened after fd 2 exists, none of them is 0 to 2.
+            for (fd, target) in [(null, 0), (stdout, 1), (stderr, 2)] {
+                if libc::dup2(fd, target) < 0 {
                     return (Step::Stdio, errno());
                 }
-            }
-            if null > 2 {
-                libc::close(null);
             }
             if libc::chdir(self.cwd.as_ptr()) != 0 {
                 return (Step::Directory, errno());
@@ -173,6 +215,16 @@ pub(crate) fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A directory opened to name it to the kernel (a v2 cgroup for `clone3`).
+fn open_directory(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
+    Ok(OwnedFd::from(file))
+}
+
 /// Starts `request`'s command as a child of ten.
 fn start(request: &Request) -> Reply {
     let failed = |pid, error: io::Error| Reply::Failed {
@@ -187,20 +239,16 @@ fn start(request: &Request) -> Reply {
         Ok(pipe) => pipe,
         Err(error) => return failed(None, error.into()),
     };
+    let cgroup = prepared.cgroup_dir.as_ref().map(AsRawFd::as_raw_fd);
     // SAFETY: this process has one thread; the child only makes system calls on memory made
     // before the fork, then executes or exits.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0,
-            0,
-            0,
-            0,
-        )
+    let (pid, in_cgroup) = match unsafe { clone_child(cgroup) } {
+        Ok(Clone::Parent { pid, in_cgroup }) => (pid, in_cgroup),
+        Ok(Clone::Child { in_cgroup }) => (0, in_cgroup),
+        Err(error) => return failed(None, error),
     };
     if pid == 0 {
-        let (step, errno) = prepared.exec();
+        let (step, errno) = prepared.exec(in_cgroup);
         let mut message = [0u8; 5];
         message[0] = step as u8;
         message[1..].copy_from_slice(&errno.to_ne_bytes());
@@ -215,11 +263,7 @@ fn start(request: &Request) -> Reply {
             libc::_exit(127);
         }
     }
-    if pid < 0 {
-        return failed(None, io::Error::last_os_error());
-    }
     drop(status_write);
-    let pid = pid as u32;
     let mut message = Vec::new();
     let _ = File::from(status_read).read_to_end(&mut message);
     match message[..] {

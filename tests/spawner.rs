@@ -1,0 +1,238 @@
+//! The spawner (`ten __spawner`) spoken to directly, as ten speaks to it: one JSON request per
+//! `SOCK_SEQPACKET` message on its stdin, one reply. Its children are children of whoever
+//! started the spawner (`CLONE_PARENT`): here, this test, which waits for them itself.
+//! Cgroup placement needs root (CI runs as root).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+/// A running spawner and our end of its socket; killed when dropped.
+struct Spawner {
+    socket: fs::File,
+    child: Child,
+}
+
+impl Spawner {
+    fn start() -> Spawner {
+        let (ours, theirs): (OwnedFd, OwnedFd) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ten"))
+            .arg("__spawner")
+            .env_clear()
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Spawner {
+            socket: fs::File::from(ours),
+            child,
+        }
+    }
+
+    fn ask(&mut self, request: &Value) -> Value {
+        self.socket
+            .write_all(&serde_json::to_vec(request).unwrap())
+            .unwrap();
+        let mut reply = vec![0; 4096];
+        let length = self.socket.read(&mut reply).unwrap();
+        serde_json::from_slice(&reply[..length]).unwrap()
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request for `argv` in `dir`, its output appended to `dir/out` and `dir/err`.
+fn request(dir: &Path, argv: &[&str]) -> Value {
+    json!({
+        "argv": argv,
+        "env": [["PATH", "/usr/bin:/bin"], ["MARK", "x"]],
+        "cwd": dir,
+        "cgroup_procs": [],
+        "clone_into": null,
+        "stdout": dir.join("out"),
+        "stderr": dir.join("err"),
+        "user": null,
+    })
+}
+
+fn started(reply: &Value) -> i32 {
+    reply["Started"]["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not started: {reply}")) as i32
+}
+
+/// Waits for our child `pid` (the spawner made it ours) and returns its exit code.
+fn exit_code(pid: i32) -> i32 {
+    match waitpid(Pid::from_raw(pid), None).unwrap() {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("{pid} ended as {other:?}"),
+    }
+}
+
+#[test]
+fn a_child_is_ours_in_its_own_group_with_its_output_files_environment_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("out"), "before\n").unwrap();
+    let mut spawner = Spawner::start();
+    let script = "echo $MARK; pwd; cat /proc/self/stat >/dev/null; read -r stat </proc/$$/stat; echo \"$stat\"; echo oops >&2; exit 3";
+    let pid = started(&spawner.ask(&request(dir.path(), &["sh", "-c", script])));
+    assert_eq!(
+        exit_code(pid),
+        3,
+        "the test is its parent and gets its status"
+    );
+    let out = fs::read_to_string(dir.path().join("out")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["before", "x", dir.path().to_str().unwrap()]);
+    // /proc/PID/stat: pid (comm) state ppid pgrp session ...
+    let fields: Vec<&str> = lines[3].rsplit_once(") ").unwrap().1.split(' ').collect();
+    assert_eq!(fields[1], std::process::id().to_string(), "its parent");
+    assert_eq!(fields[2], pid.to_string(), "a process group of its own");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("err")).unwrap(),
+        "oops\n"
+    );
+}
+
+#[test]
+fn what_cannot_start_says_which_step_failed_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spawner = Spawner::start();
+    let missing = spawner.ask(&request(dir.path(), &["/nonexistent/program"]));
+    let error = missing["Failed"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot execute it: No such file or directory"),
+        "{missing}"
+    );
+    // The child that failed is ours to reap, as ten's reaper leaves it to its spawn.
+    assert_eq!(
+        exit_code(missing["Failed"]["pid"].as_i64().unwrap() as i32),
+        127
+    );
+
+    let unknown = spawner.ask(&request(dir.path(), &["no-such-program-here"]));
+    assert_eq!(
+        unknown["Failed"]["error"], "no-such-program-here: not found in PATH",
+        "{unknown}"
+    );
+
+    let mut nowhere = request(dir.path(), &["true"]);
+    nowhere["cwd"] = json!(dir.path().join("gone"));
+    let nowhere = spawner.ask(&nowhere);
+    assert!(
+        nowhere["Failed"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot change to its directory: No such file"),
+        "{nowhere}"
+    );
+    exit_code(nowhere["Failed"]["pid"].as_i64().unwrap() as i32);
+
+    let mut unwritable = request(dir.path(), &["true"]);
+    unwritable["stdout"] = json!(dir.path().join("no/such/dir/out"));
+    let unwritable = spawner.ask(&unwritable);
+    assert!(
+        unwritable["Failed"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot open its output file: No such file"),
+        "{unwritable}"
+    );
+    exit_code(unwritable["Failed"]["pid"].as_i64().unwrap() as i32);
+
+    // It still serves after failures.
+    assert_eq!(
+        exit_code(started(&spawner.ask(&request(dir.path(), &["true"])))),
+        0
+    );
+}
+
+/// The mount point of the cgroup v2 hierarchy: /sys/fs/cgroup on most hosts, `unified` under
+/// it on a v1 host like this one.
+fn cgroup2_root() -> PathBuf {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(fields[1]))
+        })
+        .expect("a cgroup v2 hierarchy is mounted (Linux mounts one with systemd)")
+}
+
+/// A cgroup made for this test, removed when dropped.
+struct TestCgroup(PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// The v2 cgroup `/proc/PID/cgroup` (the `0::` line) names for the process whose stat the
+/// script wrote to `out`.
+fn v2_cgroup_in(out: &Path) -> String {
+    fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .unwrap_or_else(|| panic!("no v2 line in {}", out.display()))
+        .to_string()
+}
+
+#[test]
+fn a_child_starts_in_its_v2_cgroup_or_joins_it_before_exec() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root to make cgroups (CI runs as root)"
+    );
+    let root = cgroup2_root();
+    let name = format!("ten-spawner-test-{}", std::process::id());
+    let cgroup = TestCgroup(root.join(&name));
+    fs::create_dir(&cgroup.0).unwrap();
+    let mut spawner = Spawner::start();
+
+    // clone3 with CLONE_INTO_CGROUP: no cgroup.procs to write, so only the clone can place it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut into = request(dir.path(), &["cat", "/proc/self/cgroup"]);
+    into["clone_into"] = json!(cgroup.0);
+    assert_eq!(exit_code(started(&spawner.ask(&into))), 0);
+    assert_eq!(v2_cgroup_in(&dir.path().join("out")), format!("/{name}"));
+
+    // Joining between fork and exec (v1, or a kernel without CLONE_INTO_CGROUP).
+    let dir = tempfile::tempdir().unwrap();
+    let mut join = request(dir.path(), &["cat", "/proc/self/cgroup"]);
+    join["cgroup_procs"] = json!([cgroup.0.join("cgroup.procs")]);
+    assert_eq!(exit_code(started(&spawner.ask(&join))), 0);
+    assert_eq!(v2_cgroup_in(&dir.path().join("out")), format!("/{name}"));
+
+    // A cgroup that is not there is the start's failure, with the reason.
+    let mut missing = request(dir.path(), &["true"]);
+    missing["clone_into"] = json!(root.join("ten-spawner-test-none"));
+    let missing = spawner.ask(&missing);
+    assert!(
+        missing["Failed"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("No such file"),
+        "{missing}"
+    );
+}

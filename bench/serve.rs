@@ -3,8 +3,10 @@
 //! 1. A dropped instance file until the tenant is healthy, against the app's own time from
 //!    exec to accepting connections (the tiny backend started directly).
 //! 2. 1,000 instance files dropped at once (a directory renamed into place) until all are
-//!    healthy, against starting 1,000 backends directly and waiting until all accept; then
-//!    the server's RSS and idle CPU over 10 s, against a server with no instance.
+//!    healthy (eager starts, a cgroup each when run as root), against starting 1,000 backends
+//!    from a shell loop (`backend &`, before and after ten's run) and directly from this
+//!    process, waiting until all accept; ten's and its spawner's CPU time during the burst;
+//!    then the server's RSS and idle CPU over 10 s, against a server with no instance.
 //!
 //! Run with `cargo bench --bench serve` (builds the backend example in release first).
 
@@ -147,9 +149,24 @@ fn idle_cpu_percent(pid: u32, over: Duration) -> f64 {
     (cpu_seconds(pid) - before) / over.as_secs_f64() * 100.0
 }
 
-fn mass_start() {
-    // Baseline: the same 1,000 backends started directly by one process.
-    let low = 21000u16;
+/// CPU time (user + system) of ten's spawner, the child of `server` that runs `__spawner`
+/// (0 while there is none).
+fn spawner_cpu_seconds(server: u32) -> f64 {
+    let children =
+        fs::read_to_string(format!("/proc/{server}/task/{server}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.ends_with(b"\0__spawner\0"))
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
+/// Baseline 1: the backends started directly by this process, one `Command::spawn` each.
+fn start_directly(low: u16) -> Duration {
     let started = Instant::now();
     let mut children: Vec<Child> = (0..MASS)
         .map(|n| {
@@ -163,13 +180,57 @@ fn mass_start() {
     for n in 0..MASS {
         wait_accepting(low + n as u16);
     }
-    let direct = started.elapsed();
+    let elapsed = started.elapsed();
     for child in &mut children {
         let _ = child.kill();
     }
     for child in &mut children {
         let _ = child.wait();
     }
+    elapsed
+}
+
+/// Baseline 2: the backends started by a shell loop (`backend &` in a loop), as an operator
+/// would without a supervisor; the shell and its backends are a process group of their own,
+/// killed together.
+fn start_from_shell(low: u16) -> Duration {
+    use std::os::unix::process::CommandExt;
+    let script = format!(
+        "i=0; while [ $i -lt {MASS} ]; do PORT=$(({low} + i)) \"$0\" >/dev/null & i=$((i + 1)); done; wait"
+    );
+    let started = Instant::now();
+    let mut shell = Command::new("sh")
+        .args(["-c", &script])
+        .arg(support::server::backend())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    for n in 0..MASS {
+        wait_accepting(low + n as u16);
+    }
+    let elapsed = started.elapsed();
+    let group = nix::unistd::Pid::from_raw(-(shell.id() as i32));
+    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = shell.wait();
+    // The backends were the shell's children: gone with the group, reaped by init.
+    wait_ports_free(low);
+    elapsed
+}
+
+/// Waits until nothing accepts on the ports a baseline uses (a run before it has ended).
+fn wait_ports_free(low: u16) {
+    for n in 0..MASS {
+        while TcpStream::connect(("127.0.0.1", low + n as u16)).is_ok() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn mass_start() {
+    let low = 21000u16;
+    // The baselines, each before and after ten's run, so the machine's drift shows.
+    let shell_before = start_from_shell(low);
+    let direct = start_directly(low);
 
     // An empty server: its RSS and idle CPU are the baseline for the full one.
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +239,8 @@ fn mass_start() {
         &format!(
             "[settings]\nport_range = [{low}, {}]\n\n{}",
             low + 2 * MASS as u16,
-            support::server::backend_service("web", "")
+            // Started at once (eager), not on the first request.
+            support::server::backend_service("web", "idle_timeout = 0")
         ),
     );
     let server = TestServer::start(dir.path());
@@ -192,6 +254,8 @@ fn mass_start() {
         fs::write(staged.join(format!("t{n:04}.toml")), "").unwrap();
     }
     fs::create_dir_all(dir.path().join("instances")).unwrap();
+    let (ten_cpu_before, spawner_cpu_before) =
+        (cpu_seconds(server.pid()), spawner_cpu_seconds(server.pid()));
     let dropped = Instant::now();
     fs::rename(&staged, dir.path().join("instances/web")).unwrap();
     loop {
@@ -207,6 +271,8 @@ fn mass_start() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let all_healthy = dropped.elapsed();
+    let ten_cpu = cpu_seconds(server.pid()) - ten_cpu_before;
+    let spawner_cpu = spawner_cpu_seconds(server.pid()) - spawner_cpu_before;
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_kb(server.pid());
     let cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
@@ -219,16 +285,32 @@ fn mass_start() {
     .filter_map(|view| view.pid)
     .map(rss_kb)
     .sum();
+    drop(server);
+    wait_ports_free(low);
+    let shell_after = start_from_shell(low);
+    let shell = (shell_before + shell_after) / 2;
 
     println!("2. {MASS} instance files dropped at once (a directory renamed into place)");
     println!(
-        "   baseline: {MASS} backends started directly, all accepting: {:8.1} ms",
+        "   baseline: {MASS} backends from a shell loop, all accepting: {:8.1} ms (mean of {:.1} before and {:.1} after ten)",
+        ms(shell),
+        ms(shell_before),
+        ms(shell_after)
+    );
+    println!(
+        "   baseline: {MASS} backends started directly, all accepting:  {:8.1} ms",
         ms(direct)
     );
     println!(
-        "   ten: files dropped -> all {MASS} healthy:                    {:8.1} ms ({:.2}x the baseline)",
+        "   ten: files dropped -> all {MASS} healthy (a cgroup each):    {:8.1} ms ({:.2}x the shell loop, {:.2}x direct)",
         ms(all_healthy),
+        ms(all_healthy) / ms(shell),
         ms(all_healthy) / ms(direct)
+    );
+    println!(
+        "   CPU during the burst: ten {ten_cpu:.2} s, its spawner {spawner_cpu:.2} s ({:.2} ms and {:.2} ms per tenant)",
+        ten_cpu * 1000.0 / MASS as f64,
+        spawner_cpu * 1000.0 / MASS as f64
     );
     println!(
         "   ten serve RSS: {:.1} MB with {MASS} tenants, {:.1} MB with none ({:.2}x; {:.1} KB per tenant)",

@@ -1,7 +1,8 @@
-//! The spawner (`ten __spawner`) spoken to directly, as ten speaks to it: one JSON request per
-//! `SOCK_SEQPACKET` message on its stdin, one reply. Its children are children of whoever
-//! started the spawner (`CLONE_PARENT`): here, this test, which waits for them itself.
-//! Cgroup placement needs root (CI runs as root).
+//! The spawner (`ten __spawner`) spoken to directly: one JSON request per `SOCK_SEQPACKET`
+//! message on its stdin, one reply; with a status pipe sent along (as ten does), the reply
+//! comes once the child exists and the pipe says how its exec went. Its children are
+//! children of whoever started the spawner (`CLONE_PARENT`): here, this test, which waits for
+//! them itself. Cgroup placement needs root (CI runs as root).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -40,6 +41,29 @@ impl Spawner {
             socket: fs::File::from(ours),
             child,
         }
+    }
+
+    /// Sends `request` with the write end of a new status pipe; the reply and the read end.
+    fn ask_with_pipe(&mut self, request: &Value) -> (Value, fs::File) {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::AsRawFd;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let message = serde_json::to_vec(request).unwrap();
+        sendmsg::<()>(
+            self.socket.as_raw_fd(),
+            &[std::io::IoSlice::new(&message)],
+            &[ControlMessage::ScmRights(&[write.as_raw_fd()])],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        drop(write);
+        let mut reply = vec![0; 4096];
+        let length = self.socket.read(&mut reply).unwrap();
+        (
+            serde_json::from_slice(&reply[..length]).unwrap(),
+            fs::File::from(read),
+        )
     }
 
     fn ask(&mut self, request: &Value) -> Value {
@@ -109,6 +133,40 @@ fn a_child_is_ours_in_its_own_group_with_its_output_files_environment_and_direct
     assert_eq!(
         fs::read_to_string(dir.path().join("err")).unwrap(),
         "oops\n"
+    );
+}
+
+#[test]
+fn with_a_status_pipe_the_pid_comes_first_and_the_pipe_tells_how_the_exec_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spawner = Spawner::start();
+    let (reply, mut status) = spawner.ask_with_pipe(&request(dir.path(), &["sh", "-c", "exit 5"]));
+    let pid = started(&reply);
+    let mut outcome = Vec::new();
+    status.read_to_end(&mut outcome).unwrap();
+    assert!(outcome.is_empty(), "it executed: end-of-file, no message");
+    assert_eq!(exit_code(pid), 5);
+
+    // A failed exec: the child exists (a pid to reap), and the pipe carries the step
+    // (6: the exec) and the errno.
+    let (reply, mut status) =
+        spawner.ask_with_pipe(&request(dir.path(), &["/nonexistent/program"]));
+    let pid = started(&reply);
+    let mut outcome = Vec::new();
+    status.read_to_end(&mut outcome).unwrap();
+    assert_eq!(outcome.len(), 5, "{outcome:?}");
+    assert_eq!(outcome[0], 6);
+    assert_eq!(
+        i32::from_ne_bytes(outcome[1..].try_into().unwrap()),
+        nix::libc::ENOENT
+    );
+    assert_eq!(exit_code(pid), 127);
+
+    // What fails before the fork is the reply itself.
+    let (reply, _) = spawner.ask_with_pipe(&request(dir.path(), &["no-such-program-here"]));
+    assert_eq!(
+        reply["Failed"]["error"], "no-such-program-here: not found in PATH",
+        "{reply}"
     );
 }
 

@@ -10,10 +10,13 @@
 //! costs a fraction of that.
 //!
 //! How: ten sends a [`Request`] as one message on a `SOCK_SEQPACKET` socket (the spawner's
-//! stdin). The spawner forks with `CLONE_PARENT`, so the child is ten's child (reaped by ten's
-//! reaper, killed by ten like any check), and answers with its pid or why it could not start
-//! it. ten holds the reaper's lock from the request until the pid is registered
-//! ([`Reaper::spawn_with`]): an exit is never reaped before its owner is known. A spawner
+//! stdin), with the write end of a close-on-exec pipe. The spawner forks with `CLONE_PARENT`,
+//! so the child is ten's child (reaped by ten's reaper, killed by ten like any process), and
+//! answers with its pid, or why it could not make one, at once; ten then reads from the pipe
+//! how the child's setup and exec went (end-of-file: it executed), while the spawner serves
+//! the next request. ten holds the reaper's lock from the request until the pid is registered
+//! ([`Reaper::spawn_with`]): an exit is never reaped before its owner is known; a child whose
+//! exec failed exits, and the reaper reaps it like any. A spawner
 //! that is gone is started again on the next request; while none can be started, the caller
 //! forks ten, as before ([`Spawner::try_spawn`] says so). The spawner reads end-of-file when
 //! ten is gone, and exits.
@@ -26,7 +29,7 @@ pub(crate) mod serve;
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -68,14 +71,11 @@ pub(crate) struct Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Reply {
-    Started {
-        pid: u32,
-    },
+    /// The child exists (its exec's outcome is on the caller's pipe), or, for a request sent
+    /// without a pipe, it executed.
+    Started { pid: u32 },
     /// `pid`: the child that failed before or at exec, a zombie of ten's to reap.
-    Failed {
-        pid: Option<u32>,
-        error: String,
-    },
+    Failed { pid: Option<u32>, error: String },
 }
 
 /// Why a request through the spawner gave no process.
@@ -148,8 +148,25 @@ impl Spawner {
             }
         }
         let spawner = connection.as_mut()?;
-        match Reaper::global().spawn_with(|| spawner.ask(&message)) {
-            Ok(started) => Some(Ok(started)),
+        let mut status = None;
+        let asked = Reaper::global().spawn_with(|| {
+            let (pid, pipe) = spawner.ask(&message)?;
+            status = Some(pipe);
+            Ok(pid)
+        });
+        match asked {
+            Ok(started) => {
+                // The next request need not wait for this child's exec.
+                drop(connection);
+                let mut message = Vec::new();
+                let read = status
+                    .expect("a started child has a status pipe")
+                    .read_to_end(&mut message);
+                Some(
+                    read.and_then(|_| serve::outcome(&message))
+                        .map(|()| started),
+                )
+            }
             Err(Failure::Command(error)) => Some(Err(error)),
             Err(Failure::Spawner(error)) => {
                 tracing::warn!(pid = spawner.pid, %error, "the spawner is gone; a new one starts on the next request");
@@ -203,16 +220,35 @@ impl Connection {
         })
     }
 
-    /// Sends one request and reads its reply. Called under the reaper's lock.
-    fn ask(&mut self, message: &[u8]) -> Result<u32, Failure> {
-        self.socket.write_all(message).map_err(Failure::Spawner)?;
+    /// Sends one request with the write end of a new status pipe, and reads its reply: the
+    /// child's pid and the pipe's read end. Called under the reaper's lock.
+    fn ask(&mut self, message: &[u8]) -> Result<(u32, File), Failure> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::AsRawFd;
+        let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|error| Failure::Command(error.into()))?;
+        let fds = [status_write.as_raw_fd()];
+        let sent = sendmsg::<()>(
+            self.socket.as_raw_fd(),
+            &[io::IoSlice::new(message)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        );
+        // Only the child keeps a write end: end-of-file comes with its exec (or exit).
+        drop(status_write);
+        match sent {
+            Ok(length) if length == message.len() => {}
+            Ok(_) => return Err(Failure::Spawner(io::ErrorKind::WriteZero.into())),
+            Err(error) => return Err(Failure::Spawner(error.into())),
+        }
         let mut reply = vec![0; MAX_REPLY];
         let length = self.socket.read(&mut reply).map_err(Failure::Spawner)?;
         if length == 0 {
             return Err(Failure::Spawner(io::ErrorKind::UnexpectedEof.into()));
         }
         match serde_json::from_slice(&reply[..length]) {
-            Ok(Reply::Started { pid }) => Ok(pid),
+            Ok(Reply::Started { pid }) => Ok((pid, File::from(status_read))),
             Ok(Reply::Failed { pid, error }) => {
                 if let Some(pid) = pid {
                     // Our child, dead or dying; the reaper leaves it to us (we hold its lock).

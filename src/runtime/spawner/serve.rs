@@ -6,6 +6,12 @@
 //! spawner has one thread, so no lock can be held by another at the fork. Whether the exec
 //! worked comes back the way `std::process` does it: a pipe closed on exec (success), or
 //! carrying the step and errno (failure).
+//!
+//! ten sends the write end of that pipe with its request (`SCM_RIGHTS`) and reads the outcome
+//! itself: the spawner answers with the pid as soon as the child exists and takes the next
+//! request while the child sets itself up and executes, so a burst of starts is not one exec
+//! after another. A request without a pipe (a client that sends none) is answered once the
+//! outcome is known, from a pipe of the spawner's own.
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
@@ -27,12 +33,12 @@ pub(crate) fn main() -> ! {
     let mut socket = File::from(unsafe { OwnedFd::from_raw_fd(0) });
     let mut request = vec![0; MAX_REQUEST];
     loop {
-        let length = match socket.read(&mut request) {
-            Ok(0) | Err(_) => std::process::exit(0),
-            Ok(length) => length,
+        let (length, status) = match receive(&socket, &mut request) {
+            Ok((0, _)) | Err(_) => std::process::exit(0),
+            Ok(received) => received,
         };
         let reply = match serde_json::from_slice::<Request>(&request[..length]) {
-            Ok(request) => start(&request),
+            Ok(request) => start(&request, status),
             Err(error) => Reply::Failed {
                 pid: None,
                 error: format!("the spawner could not read the request: {error}"),
@@ -43,6 +49,38 @@ pub(crate) fn main() -> ! {
             std::process::exit(0);
         }
     }
+}
+
+/// Reads one request into `buffer`, and the status pipe sent with it, if any (close-on-exec:
+/// only a child that has not executed yet holds it). Its length, 0 at end-of-file.
+fn receive(socket: &File, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [io::IoSliceMut::new(buffer)];
+    let received = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut status = None;
+    for message in received.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = message {
+            for fd in fds {
+                // SAFETY: the kernel just gave us this descriptor; it is ours alone.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if status.is_none() {
+                    status = Some(fd);
+                }
+            }
+        }
+    }
+    Ok((received.bytes, status))
 }
 
 /// What the child needs, made before the fork (the child must not allocate).
@@ -72,6 +110,21 @@ enum Step {
     User,
     Exec,
     Output,
+}
+
+/// What a status pipe carried: nothing (the exec worked), or why it failed.
+pub(super) fn outcome(message: &[u8]) -> io::Result<()> {
+    match *message {
+        [] => Ok(()),
+        [step, a, b, c, d] => {
+            let error = io::Error::from_raw_os_error(i32::from_ne_bytes([a, b, c, d]));
+            Err(io::Error::new(
+                error.kind(),
+                format!("{}: {error}", Step::from_byte(step)),
+            ))
+        }
+        _ => Err(io::Error::other("its setup ended unexpectedly")),
+    }
 }
 
 impl Step {
@@ -225,8 +278,9 @@ fn open_directory(path: &std::path::Path) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// Starts `request`'s command as a child of ten.
-fn start(request: &Request) -> Reply {
+/// Starts `request`'s command as a child of ten. With the caller's `status` pipe, answers as
+/// soon as the child exists (the caller reads how its exec went); without, once that is known.
+fn start(request: &Request, status: Option<OwnedFd>) -> Reply {
     let failed = |pid, error: io::Error| Reply::Failed {
         pid,
         error: error.to_string(),
@@ -235,9 +289,12 @@ fn start(request: &Request) -> Reply {
         Ok(prepared) => prepared,
         Err(error) => return failed(None, error),
     };
-    let (status_read, status_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(pipe) => pipe,
-        Err(error) => return failed(None, error.into()),
+    let (status_read, status_write) = match status {
+        Some(theirs) => (None, theirs),
+        None => match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok((read, write)) => (Some(read), write),
+            Err(error) => return failed(None, error.into()),
+        },
     };
     let cgroup = prepared.cgroup_dir.as_ref().map(AsRawFd::as_raw_fd);
     // SAFETY: this process has one thread; the child only makes system calls on memory made
@@ -264,17 +321,13 @@ fn start(request: &Request) -> Reply {
         }
     }
     drop(status_write);
+    let Some(status_read) = status_read else {
+        return Reply::Started { pid };
+    };
     let mut message = Vec::new();
     let _ = File::from(status_read).read_to_end(&mut message);
-    match message[..] {
-        [] => Reply::Started { pid },
-        [step, a, b, c, d] => {
-            let error = io::Error::from_raw_os_error(i32::from_ne_bytes([a, b, c, d]));
-            Reply::Failed {
-                pid: Some(pid),
-                error: format!("{}: {error}", Step::from_byte(step)),
-            }
-        }
-        _ => failed(Some(pid), io::Error::other("its setup ended unexpectedly")),
+    match outcome(&message) {
+        Ok(()) => Reply::Started { pid },
+        Err(error) => failed(Some(pid), error),
     }
 }

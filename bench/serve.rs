@@ -273,6 +273,18 @@ fn mass_start() {
     let all_healthy = dropped.elapsed();
     let ten_cpu = cpu_seconds(server.pid()) - ten_cpu_before;
     let spawner_cpu = spawner_cpu_seconds(server.pid()) - spawner_cpu_before;
+    let metrics = api_get(&server, "/metrics");
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (spawns, forks) = (
+        counter("ten_spawns_total"),
+        counter("ten_spawn_forks_total"),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_kb(server.pid());
     let cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
@@ -308,7 +320,7 @@ fn mass_start() {
         ms(all_healthy) / ms(direct)
     );
     println!(
-        "   CPU during the burst: ten {ten_cpu:.2} s, its spawner {spawner_cpu:.2} s ({:.2} ms and {:.2} ms per tenant)",
+        "   CPU during the burst: ten {ten_cpu:.2} s, its spawner {spawner_cpu:.2} s ({:.2} ms and {:.2} ms per tenant); {spawns} spawns, {forks} of them by forking ten",
         ten_cpu * 1000.0 / MASS as f64,
         spawner_cpu * 1000.0 / MASS as f64
     );

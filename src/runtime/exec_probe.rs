@@ -18,17 +18,18 @@ use super::probe::{ExecProbe, ProbeResult};
 use super::reaper::ProcessExit;
 use super::spawner::{Request, Spawner};
 
-/// Runs `probe` through `spawner`, its command joining the cgroup whose `cgroup.procs` files
-/// are `procs`.
+/// Runs `probe` through `spawner`, its command in the cgroup whose `cgroup.procs` files are
+/// `procs` (created there when the cgroup is a v2 one, whose directory is `clone_into`).
 pub(crate) async fn run_exec(
     probe: ExecProbe,
     timeout: Duration,
     procs: Vec<CString>,
+    clone_into: Option<PathBuf>,
     spawner: Arc<Spawner>,
 ) -> ProbeResult {
     let shown = shell_words::join(&probe.argv);
     let not_started = |error: String| format!("`{shown}` could not be started: {error}");
-    let request = request(probe, procs).map_err(not_started)?;
+    let request = request(probe, procs, clone_into).map_err(not_started)?;
     let (pid, exit) = tokio::task::spawn_blocking(move || spawner.spawn(&request))
         .await
         .map_err(|error| not_started(error.to_string()))?
@@ -57,7 +58,11 @@ fn ended(exit: ProcessExit) -> String {
 }
 
 /// What the spawner is asked to start for `probe`.
-fn request(probe: ExecProbe, procs: Vec<CString>) -> Result<Request, String> {
+fn request(
+    probe: ExecProbe,
+    procs: Vec<CString>,
+    clone_into: Option<PathBuf>,
+) -> Result<Request, String> {
     let user = match &probe.user {
         Some(user) => Some(super::process::resolve_user(user).map_err(|error| error.to_string())?),
         None => None,
@@ -70,7 +75,7 @@ fn request(probe: ExecProbe, procs: Vec<CString>) -> Result<Request, String> {
             .into_iter()
             .map(|file| PathBuf::from(OsString::from_vec(file.into_bytes())))
             .collect(),
-        clone_into: None,
+        clone_into,
         stdout: None,
         stderr: None,
         user,
@@ -102,12 +107,13 @@ mod tests {
                 check("test \"$MARK\" = x"),
                 second,
                 Vec::new(),
+                None,
                 Arc::default()
             )
             .await,
             Ok(())
         );
-        let error = run_exec(check("exit 3"), second, Vec::new(), Arc::default())
+        let error = run_exec(check("exit 3"), second, Vec::new(), None, Arc::default())
             .await
             .unwrap_err();
         assert!(error.ends_with("exited with 3"), "{error}");
@@ -122,6 +128,7 @@ mod tests {
             check(&script),
             Duration::from_millis(300),
             Vec::new(),
+            None,
             Arc::default(),
         )
         .await

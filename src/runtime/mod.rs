@@ -349,12 +349,23 @@ impl Runtime for OsRuntime {
     async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeResult {
         match probe.target {
             ProbeTarget::Exec(exec) => {
-                let procs = exec
+                let cgroup = exec
                     .pid
                     .and_then(|pid| self.running().get(&pid).cloned())
+                    .filter(|running| running.cgroup.is_some());
+                let procs = cgroup
+                    .as_ref()
                     .and_then(|running| running.cgroup.as_ref().map(|cgroup| cgroup.procs_files()))
                     .unwrap_or_default();
-                exec_probe::run_exec(exec, probe.timeout, procs, Arc::clone(&self.spawner)).await
+                let clone_into = cgroup.as_ref().and_then(|running| {
+                    running
+                        .cgroup
+                        .as_ref()?
+                        .v2_dir()
+                        .map(std::path::Path::to_path_buf)
+                });
+                let spawner = Arc::clone(&self.spawner);
+                exec_probe::run_exec(exec, probe.timeout, procs, clone_into, spawner).await
             }
             _ => probe::run_probe(&probe).await,
         }

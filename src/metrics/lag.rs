@@ -1,6 +1,6 @@
 //! Reconcile lag: how long a change of the files waits before a pass has taken it in.
 //!
-//! A change is *noticed* when the file watcher reports it (after its debounce); it is *taken
+//! A change is *noticed* when the file watcher reports it (once the file is whole); it is *taken
 //! in* when the pass that follows the reload that read it has ended (applied, or held for
 //! `ten apply`: the plan then shows it). Two views of it:
 //! - the lag of each change taken in (a histogram): from the first notice since the last

@@ -21,6 +21,7 @@ use crate::runtime::table::ProcessEntry;
 use crate::supervisor::gate::Gate;
 use crate::supervisor::messages::Command;
 use crate::supervisor::task::{InstanceHandle, Shared, spawn_instance};
+use crate::watch::Unread;
 
 use super::core::{Core, Effect, Event, First, Note, Order, PortWish};
 use super::record::RecordWriter;
@@ -42,6 +43,8 @@ pub struct ReconcilerParts<R> {
     pub diagnostics: Vec<Diagnostic>,
     pub changed: mpsc::UnboundedReceiver<InstanceKey>,
     pub publish: Publish,
+    /// Lowered as each reload begins (the file watcher raises it; see `watch::Unread`).
+    pub unread: Unread,
 }
 
 /// An instance's task and its gate.
@@ -66,6 +69,7 @@ pub struct Reconciler<R> {
     publish: Publish,
     record: RecordWriter,
     changed: mpsc::UnboundedReceiver<InstanceKey>,
+    unread: Unread,
     /// The caller of an apply under way.
     applying: Option<oneshot::Sender<Result<ApplyStarted, Failure>>>,
     /// Exiting: told once the tenants stopped and the record is written.
@@ -94,6 +98,7 @@ impl<R: Runtime> Reconciler<R> {
             publish: parts.publish,
             record: RecordWriter::new(parts.data_dir),
             changed: parts.changed,
+            unread: parts.unread,
             applying: None,
             exited: None,
             finished: false,
@@ -169,6 +174,8 @@ impl<R: Runtime> Reconciler<R> {
         match effect {
             Effect::Reload => {
                 crate::metrics::global().lag().reload_started();
+                // Changes from here on are not surely in what is read: one more reload.
+                self.unread.reading();
                 let config_path = self.config_path.clone();
                 let files = self.core.files().clone();
                 match tokio::task::spawn_blocking(move || reload(&config_path, &files)).await {

@@ -38,7 +38,7 @@ pub use actor::{Publish, Reconciler, ReconcilerParts};
 pub use inherit::{Inheritance, inherit};
 
 pub enum Message {
-    /// Files of the desired state changed (debounced by the watcher).
+    /// Files of the desired state changed (told by the watcher once they are whole).
     FilesChanged,
     Call(Call),
     /// Stop (tenants too, unless `keep_tenants_on_exit`), write the record, answer.

@@ -447,6 +447,7 @@ pub(crate) async fn serve(
     let log_hub = Arc::clone(&prepared.logs);
     let log_sweep = tokio::spawn(Arc::clone(&prepared.logs).sweep_forever());
     let tls_changed = tls_change_warning(settings.tls.clone(), events.clone());
+    let unread = crate::watch::Unread::default();
     let mut reconciler = Reconciler::new(ReconcilerParts {
         publish: Box::new(move |desired, gate| {
             published.store(Arc::new(RouteTable::build(&domain, desired, gate)));
@@ -463,21 +464,31 @@ pub(crate) async fn serve(
         files: prepared.files,
         diagnostics: prepared.diagnostics,
         changed: prepared.changed,
+        unread: unread.clone(),
     });
     reconciler.take_over(prepared.inheritance).await;
     let reconciling = tokio::spawn(reconciler.run(receiver));
 
     let watcher_messages = messages.clone();
-    let _file_watch =
-        crate::watch::watch_files(&options.config_path, &settings.instances_dir, move || {
+    let _file_watch = crate::watch::watch_files(
+        &options.config_path,
+        &settings.instances_dir,
+        unread,
+        move || {
             // Noted here, not by the reconciler: a reconciler that is stuck shows as lag.
             crate::metrics::global().lag().files_changed();
-            let _ = watcher_messages.try_send(Message::FilesChanged);
-        })
-        .map_err(|error| ServeError::Io {
-            context: "cannot watch the files".into(),
-            source: std::io::Error::other(error.to_string()),
-        })?;
+            let messages = watcher_messages.clone();
+            // Told once until the reconciler begins its next reload (`watch::Unread`), so
+            // this waits for room in the queue rather than drop the news.
+            async move {
+                let _ = messages.send(Message::FilesChanged).await;
+            }
+        },
+    )
+    .map_err(|error| ServeError::Io {
+        context: "cannot watch the files".into(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
 
     let api = Arc::new(ApiState {
         config_id: config_id(&options.config_path),

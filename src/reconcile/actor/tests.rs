@@ -97,6 +97,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
             assert!(gate(&key("web:a")).is_some());
             *count.lock().unwrap() += 1;
         }),
+        unread: crate::watch::Unread::default(),
     });
     let mut adopted = ObservedInstance::new(Phase::Running, Arc::clone(&spec));
     adopted.pid = Some(777);

@@ -1,12 +1,10 @@
 //! Benchmarks of `ten serve` (issue #3), each next to a baseline measured in the same run:
-//!
-//! 1. A dropped instance file until the tenant is healthy, against the app's own time from
-//!    exec to accepting connections (the tiny backend started directly).
-//! 2. 1,000 instance files dropped at once (a directory renamed into place) until all are
-//!    healthy (eager starts, a cgroup each when run as root), against starting 1,000 backends
-//!    from a shell loop (`backend &`, before and after ten's run) and directly from this
-//!    process, waiting until all accept; ten's and its spawner's CPU time during the burst;
-//!    then the server's RSS and idle CPU over 10 s, against a server with no instance.
+//! 1,000 instance files dropped at once (a directory renamed into place) until all are
+//! healthy (eager starts, a cgroup each when run as root), against starting 1,000 backends
+//! from a shell loop (`backend &`, before and after ten's run) and directly from this
+//! process, waiting until all accept; ten's and its spawner's CPU time during the burst;
+//! then the server's RSS and idle CPU over 10 s, against a server with no instance. (One
+//! file dropped at a time: `bench/drop.rs`.)
 //!
 //! Run with `cargo bench --bench serve` (builds the backend example in release first).
 
@@ -14,21 +12,14 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::http::{self, Request};
+use support::http::Request;
 use support::server::TestServer;
 
-const DROPS: usize = 20;
 const MASS: usize = 1000;
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
@@ -40,21 +31,6 @@ fn wait_accepting(port: u16) {
     }
 }
 
-/// The backend's own exec-to-listening time, started directly.
-fn app_start_time(port: u16) -> Duration {
-    let started = Instant::now();
-    let mut child = Command::new(support::server::backend())
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_accepting(port);
-    let elapsed = started.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
-    elapsed
-}
-
 fn token(server: &TestServer) -> String {
     fs::read_to_string(server.dir.join("tenement-data/api_token"))
         .unwrap()
@@ -62,64 +38,11 @@ fn token(server: &TestServer) -> String {
         .to_string()
 }
 
-/// `GET path` of the API, its answer's head read: the stream's lines follow in the reader.
-fn api_stream(server: &TestServer, path: &str) -> BufReader<TcpStream> {
-    let mut stream = http::connect(server.address());
-    let request = Request::get(path).bearer(&token(server));
-    stream.write_all(&request.to_bytes()).unwrap();
-    let mut reader = BufReader::new(stream);
-    let head = http::read_head(&mut reader);
-    assert_eq!(head.status, 200, "{head:?}");
-    reader
-}
-
 fn api_get(server: &TestServer, path: &str) -> String {
     Request::get(path)
         .bearer(&token(server))
         .send(server.address())
         .body
-}
-
-fn drop_to_healthy() {
-    let base = support::server::port_range().0;
-    let app: Vec<Duration> = (0..DROPS)
-        .map(|n| app_start_time(base + n as u16))
-        .collect();
-    let dir = support::server::project("", &support::server::backend_service("web", ""), &[]);
-    fs::create_dir_all(dir.path().join("instances/web")).unwrap();
-    let server = TestServer::start(dir.path());
-    let mut events = api_stream(&server, "/api/events/stream");
-    let mut drops = Vec::new();
-    for n in 0..DROPS {
-        let key = format!("web:t{n}");
-        let dropped = Instant::now();
-        fs::write(dir.path().join(format!("instances/web/t{n}.toml")), "").unwrap();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            events.read_line(&mut line).unwrap();
-            if line.contains(&format!("\"instance\":\"{key}\"")) && line.contains("healthy after") {
-                break;
-            }
-        }
-        drops.push(dropped.elapsed());
-    }
-    let (app, drop) = (median(app), median(drops));
-    println!("1. instance file dropped -> tenant healthy (median of {DROPS})");
-    println!(
-        "   backend started directly, exec -> accepting: {:7.2} ms",
-        ms(app)
-    );
-    println!(
-        "   ten: file dropped -> healthy:                 {:7.2} ms",
-        ms(drop)
-    );
-    println!(
-        "   overhead of ten: {:.2} ms ({:.1}x the app's own start), of which {} ms is the file watcher's debounce",
-        ms(drop) - ms(app),
-        ms(drop) / ms(app),
-        ten::watch::QUIET.as_millis()
-    );
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -343,6 +266,5 @@ fn mass_start() {
 
 fn main() {
     support::server::build_backend();
-    drop_to_healthy();
     mass_start();
 }

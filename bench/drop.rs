@@ -184,7 +184,76 @@ fn app_first_200(python: &Path, app: &Path, port: u16) -> Duration {
     elapsed
 }
 
+/// The instant of `key`'s events until it is healthy, in Unix milliseconds: planned
+/// (`create`), started (`lifecycle`, "started"), healthy.
+fn timeline(events: &mut BufReader<TcpStream>, key: &str) -> [f64; 3] {
+    let mut times = [f64::NAN; 3];
+    let mut line = String::new();
+    loop {
+        line.clear();
+        events.read_line(&mut line).unwrap();
+        let Some(json) = line.find('{').map(|at| &line[at..]) else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        if event["instance"] != key {
+            continue;
+        }
+        let at = event["at_unix_ms"].as_f64().unwrap();
+        let message = event["message"].as_str().unwrap_or("");
+        match event["action"].as_str() {
+            Some("create") => times[0] = at,
+            Some("lifecycle") if message.starts_with("started") => times[1] = at,
+            Some("lifecycle") if message.starts_with("healthy after") => {
+                times[2] = at;
+                return times;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// A drop through ten: until the first 200, and its parts as ten's events date them (to the
+/// millisecond): dropped -> planned (the watcher, the reload, the plan), planned -> started
+/// (the spawn), started -> healthy (the app's start and the readiness probe), healthy ->
+/// first 200 (the gate, the proxy, the app's first answer).
+struct Drop {
+    first_200: Duration,
+    parts: [f64; 4],
+}
+
 /// Drops `instances/SERVICE/tN.toml` (empty) and asks its host through ten until a 200.
+fn dropped(
+    server: &TestServer,
+    events: &mut BufReader<TcpStream>,
+    service: &str,
+    n: usize,
+) -> Drop {
+    let dropped_at = unix_ms();
+    let first_200 = dropped_first_200(server, service, n);
+    let answered_at = dropped_at + ms(first_200);
+    let [planned, started, healthy] = timeline(events, &format!("{service}:t{n}"));
+    Drop {
+        first_200,
+        parts: [
+            planned - dropped_at,
+            started - planned,
+            healthy - started,
+            answered_at - healthy,
+        ],
+    }
+}
+
 fn dropped_first_200(server: &TestServer, service: &str, n: usize) -> Duration {
     let path = server.dir.join(format!("instances/{service}/t{n}.toml"));
     let host = format!("t{n}.{service}.localhost");
@@ -225,34 +294,48 @@ fn drop_to_first_200() {
         fs::create_dir_all(dir.path().join(format!("instances/{name}"))).unwrap();
     }
     let server = TestServer::start(dir.path());
+    let mut events = api_stream(&server, "/api/events/stream");
     let base = support::server::port_range().0;
     let (mut own, mut eager, mut lazy) = (Vec::new(), Vec::new(), Vec::new());
     // In turns, each in every position, so that drift in the machine's load hits all alike.
     for n in 0..count {
-        let measures: [&mut dyn FnMut(); 3] = [
-            &mut || own.push(app_first_200(&python, &app, base + (n % 40) as u16)),
-            &mut || eager.push(dropped_first_200(&server, "eager", n)),
-            &mut || lazy.push(dropped_first_200(&server, "lazy", n)),
-        ];
         for target in common::ORDERS[n % common::ORDERS.len()] {
-            measures[target]();
+            match target {
+                0 => own.push(app_first_200(&python, &app, base + (n % 40) as u16)),
+                1 => eager.push(dropped(&server, &mut events, "eager", n)),
+                _ => lazy.push(dropped(&server, &mut events, "lazy", n)),
+            }
         }
     }
     println!(
         "2. Python app (http.server): instance file dropped -> first 200 ({count} drops each)"
     );
-    print_pair(
-        "app started directly, exec -> first 200",
-        "ten, idle_timeout = 0: file dropped -> first 200",
-        &own,
-        &eager,
-    );
-    print_pair(
-        "app started directly, exec -> first 200",
-        "ten, idle_timeout = 60: file dropped -> first 200",
-        &own,
-        &lazy,
-    );
+    for (label, drops) in [("idle_timeout = 0", &eager), ("idle_timeout = 60", &lazy)] {
+        let first_200: Vec<Duration> = drops.iter().map(|drop| drop.first_200).collect();
+        print_pair(
+            "app started directly, exec -> first 200",
+            &format!("ten, {label}: file dropped -> first 200"),
+            &own,
+            &first_200,
+        );
+        let names = [
+            "dropped -> planned (watcher, reload, plan)",
+            "planned -> started (spawn)",
+            "started -> healthy (the app's start, probes)",
+            "healthy -> first 200 (proxy, first answer)",
+        ];
+        for (index, name) in names.iter().enumerate() {
+            let part: Vec<f64> = drops.iter().map(|drop| drop.parts[index]).collect();
+            let mut sorted = part.clone();
+            sorted.sort_by(f64::total_cmp);
+            let p90 =
+                sorted[((sorted.len() as f64 * 0.9).ceil() as usize).clamp(1, sorted.len()) - 1];
+            println!(
+                "     {name:<48} median {:7.2} ms  p90 {p90:7.2} ms",
+                common::stats::median_of(part)
+            );
+        }
+    }
     let lazy_phase = server
         .ps()
         .into_iter()

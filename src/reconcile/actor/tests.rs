@@ -1,6 +1,7 @@
 //! The actor carrying out the core's effects with real instance tasks on the fake runtime: a
 //! ten that starts after another one adopts its live process, lets its sleeper sleep, forgets
-//! the table entries of processes that are gone, starts what never ran, and reports usage.
+//! the table entries of processes that are gone, starts what never ran, and reports usage;
+//! a reload lowers the file watcher's flag (`watch::Unread`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,6 +64,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
     .config
     .unwrap();
     let desired = resolve(config, &[], &mut diagnostics);
+    std::fs::write(dir.path().join("tenement.toml"), text).unwrap();
     let runtime = FakeRuntime::new();
     runtime.leave_running(&key("web:a"), 777, 5);
     runtime.set_usage(Usage {
@@ -82,6 +84,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
     });
     // What the last ten ran them with: the spec they are declared with now.
     let spec = desired.instances[&key("web:a")].shared_fields();
+    let unread = crate::watch::Unread::default();
     let published = Arc::new(Mutex::new(0));
     let count = Arc::clone(&published);
     let mut reconciler = Reconciler::new(ReconcilerParts {
@@ -97,7 +100,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
             assert!(gate(&key("web:a")).is_some());
             *count.lock().unwrap() += 1;
         }),
-        unread: crate::watch::Unread::default(),
+        unread: unread.clone(),
     });
     let mut adopted = ObservedInstance::new(Phase::Running, Arc::clone(&spec));
     adopted.pid = Some(777);
@@ -164,6 +167,19 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
     assert!(runtime.forgotten().contains(&555));
     assert!(*published.lock().unwrap() >= 1);
     assert_eq!(runtime.launches().len(), 1, "only web:c was started");
+
+    // The watcher's news: a reload lowers its flag, so the next change is told again.
+    assert!(unread.note(), "nothing was noted yet");
+    assert!(!unread.note(), "told once until a reload");
+    messages.send(Message::FilesChanged).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !unread.note() {
+        assert!(
+            Instant::now() < deadline,
+            "the reload never lowered the flag"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let (done, finished) = oneshot::channel();
     messages.send(Message::Shutdown { done }).await.unwrap();

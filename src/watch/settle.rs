@@ -136,6 +136,10 @@ impl Settle {
             self.paths
                 .retain(|other, _| other == path || !other.starts_with(path));
         }
+        if seen == Seen::ClosedUnwritten && !self.paths.contains_key(path) {
+            // A read's close of a file that holds nothing back (ten's own reloads).
+            return false;
+        }
         let changed_before = self.changed;
         let state = self.paths.entry(path.to_path_buf()).or_default();
         let before = state.wait;

@@ -581,24 +581,42 @@ impl<R: Runtime> Reconciler<R> {
                 self.event(Event::Apply { token }).await;
             }
             Call::Instances(reply) => {
-                let usage = self
+                // What the running instances use is measured now if their last sample is
+                // stale, off this loop; the answer follows.
+                let stale = usage::stale(
+                    self.slots.iter().map(|(key, slot)| {
+                        (key, slot.handle.status.borrow().pid, &slot.handle.usage)
+                    }),
+                    self.core.desired(),
+                    Instant::now(),
+                );
+                let cells: Vec<_> = self
                     .slots
                     .iter()
-                    .filter_map(|(key, slot)| {
-                        let usage = slot.handle.usage.load_full()?;
-                        Some((key.clone(), *usage))
-                    })
+                    .map(|(key, slot)| (key.clone(), Arc::clone(&slot.handle.usage)))
                     .collect();
                 let waits = self
                     .slots
                     .iter()
                     .filter_map(|(key, slot)| Some((key.clone(), slot.gate.last_wait()?)))
                     .collect();
-                let _ = reply.send(Snapshot {
-                    desired: Arc::clone(self.core.desired()),
-                    observed: self.core.observed().clone(),
-                    usage,
-                    waits,
+                let (desired, observed) = (
+                    Arc::clone(self.core.desired()),
+                    self.core.observed().clone(),
+                );
+                let runtime = Arc::clone(&self.shared.runtime);
+                tokio::spawn(async move {
+                    usage::sample(&*runtime, stale).await;
+                    let usage = cells
+                        .into_iter()
+                        .filter_map(|(key, cell)| Some((key, cell.load_full()?.usage)))
+                        .collect();
+                    let _ = reply.send(Snapshot {
+                        desired,
+                        observed,
+                        usage,
+                        waits,
+                    });
                 });
             }
             Call::Watch { key, reply } => {
@@ -676,5 +694,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 mod pressure;
+mod usage;
+
 #[cfg(test)]
 mod tests;

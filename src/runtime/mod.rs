@@ -85,6 +85,20 @@ pub trait Runtime: Send + Sync + 'static {
     fn tenants_memory(&self) -> Option<memory::MemoryFiles> {
         None
     }
+    /// [`Runtime::usage`] of each of `wanted` (a process and the data directory to measure),
+    /// in order: what `ten ps` asks for many instances at once.
+    fn usages(
+        &self,
+        wanted: Vec<(u32, Option<PathBuf>)>,
+    ) -> impl Future<Output = Vec<Usage>> + Send {
+        async move {
+            let mut measured = Vec::with_capacity(wanted.len());
+            for (pid, data_dir) in wanted {
+                measured.push(self.usage(pid, data_dir).await);
+            }
+            measured
+        }
+    }
 }
 
 /// The real runtime.
@@ -380,24 +394,49 @@ impl Runtime for OsRuntime {
 
     async fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> Usage {
         let running = self.running().get(&pid).cloned();
-        let measured = tokio::task::spawn_blocking(move || {
-            let mut usage = match running.as_ref().and_then(|running| running.cgroup.as_ref()) {
-                Some(cgroup) => {
-                    let measured = cgroup.usage();
-                    Usage {
-                        memory_bytes: measured.memory_bytes,
-                        cpu_usec: measured.cpu_usec,
-                        tasks: measured.tasks,
-                        oom_kills: measured.oom_kills,
-                        storage_bytes: None,
-                    }
-                }
-                None => proc::usage(pid),
-            };
-            usage.storage_bytes = data_dir.and_then(|dir| storage::usage_bytes(&dir).ok());
-            usage
-        })
-        .await;
+        let measured =
+            tokio::task::spawn_blocking(move || measure(pid, running.as_deref(), data_dir)).await;
         measured.unwrap_or_default()
     }
+
+    /// All on one blocking thread.
+    async fn usages(&self, wanted: Vec<(u32, Option<PathBuf>)>) -> Vec<Usage> {
+        let count = wanted.len();
+        let running: Vec<_> = {
+            let running = self.running();
+            wanted
+                .iter()
+                .map(|(pid, _)| running.get(pid).cloned())
+                .collect()
+        };
+        let measured = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .zip(running)
+                .map(|((pid, data_dir), running)| measure(pid, running.as_deref(), data_dir))
+                .collect()
+        })
+        .await;
+        measured.unwrap_or_else(|_| vec![Usage::default(); count])
+    }
+}
+
+/// What process `pid` (`running`, when ten started or adopted it) uses: from its cgroup, or
+/// its main process without one; the size of `data_dir` when given.
+fn measure(pid: u32, running: Option<&process::Running>, data_dir: Option<PathBuf>) -> Usage {
+    let mut usage = match running.and_then(|running| running.cgroup.as_ref()) {
+        Some(cgroup) => {
+            let measured = cgroup.usage();
+            Usage {
+                memory_bytes: measured.memory_bytes,
+                cpu_usec: measured.cpu_usec,
+                tasks: measured.tasks,
+                oom_kills: measured.oom_kills,
+                storage_bytes: None,
+            }
+        }
+        None => proc::usage(pid),
+    };
+    usage.storage_bytes = data_dir.and_then(|dir| storage::usage_bytes(&dir).ok());
+    usage
 }

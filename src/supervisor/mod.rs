@@ -1,9 +1,9 @@
 //! Supervision of one instance: a pure state machine (`machine`), the pure launch builder
 //! (`launch`), the task that runs the machine, executing its effects through the runtime
-//! (`task`), what the proxy and the task share (`gate`) and the messages they all speak
-//! (`messages`), and the admission of wakes under a memory limit (`admission`, shared by the
-//! gates and the reconciler). `gate` and `task` both import `messages`; `gate` never imports
-//! `task`.
+//! (`task`), what the proxy and the task share (`gate`), the messages they all speak
+//! (`messages`), the admission of wakes under a memory limit (`admission`, shared by the
+//! gates and the reconciler) and the last usage sample the task and the reconciler share
+//! (`usage`). `gate` and `task` both import `messages`; `gate` never imports `task`.
 
 pub(crate) mod admission;
 pub(crate) mod gate;
@@ -11,3 +11,4 @@ pub(crate) mod launch;
 pub(crate) mod machine;
 pub mod messages;
 pub(crate) mod task;
+pub(crate) mod usage;

@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -34,9 +33,7 @@ use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
 use super::machine::{Cause, Effect, Input, Machine, State, Traffic};
 use super::messages::{Adoption, Command, InstanceStatus};
-
-/// Without a storage quota, the data directory is measured at every this many usage samples.
-const STORAGE_EVERY: u64 = 6;
+use super::usage::UsageCell;
 
 /// What every instance task shares.
 pub struct Shared<R> {
@@ -58,8 +55,9 @@ pub(crate) struct InstanceHandle {
     pub commands: mpsc::UnboundedSender<Command>,
     pub status: watch::Receiver<InstanceStatus>,
     /// What it used at the last sample (kept out of the status: it changes with every
-    /// sample and is no part of the observed state).
-    pub usage: Arc<ArcSwapOption<Usage>>,
+    /// sample and is no part of the observed state), taken when asked for
+    /// ([`super::usage`]).
+    pub usage: UsageCell,
 }
 
 impl InstanceHandle {
@@ -114,7 +112,6 @@ pub(crate) fn spawn_instance<R: Runtime>(
         probing: None,
         sampling: None,
         usage: Arc::clone(&handle.usage),
-        samples: 0,
         permit: None,
         health_waiters: Vec::new(),
         successor: None,
@@ -147,11 +144,10 @@ struct InstanceTask<R> {
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
     probing: Option<Boxed<ProbeResult>>,
-    /// A usage sample in progress (taken with the periodic health checks).
-    sampling: Option<Boxed<Usage>>,
-    usage: Arc<ArcSwapOption<Usage>>,
-    /// Usage samples taken.
-    samples: u64,
+    /// A usage sample of this process in progress, its data directory measured (taken with
+    /// each periodic health check when a storage quota is to be enforced).
+    sampling: Option<Boxed<(u32, Usage)>>,
+    usage: UsageCell,
     /// Held from spawn until the instance answers (or gives up).
     permit: Option<OwnedSemaphorePermit>,
     /// `ten health` callers waiting for an explicit probe.
@@ -186,9 +182,9 @@ impl<R: Runtime> InstanceTask<R> {
                     self.spawning = None;
                     self.spawned(permit, started)
                 }
-                usage = async { self.sampling.as_mut().expect("guarded").await }, if self.sampling.is_some() => {
+                (pid, usage) = async { self.sampling.as_mut().expect("guarded").await }, if self.sampling.is_some() => {
                     self.sampling = None;
-                    match self.sampled(usage) {
+                    match self.sampled(pid, usage) {
                         Some(input) => input,
                         None => continue,
                     }
@@ -405,17 +401,10 @@ impl<R: Runtime> InstanceTask<R> {
         }
     }
 
-    /// Keeps a usage sample; past the storage quota, the instance must stop.
-    fn sampled(&mut self, mut usage: Usage) -> Option<Input> {
-        if usage.storage_bytes.is_none() {
-            // Not measured this time: the last measurement stands.
-            usage.storage_bytes = self
-                .usage
-                .load()
-                .as_ref()
-                .and_then(|last| last.storage_bytes);
-        }
-        self.usage.store(Some(Arc::new(usage)));
+    /// Keeps a usage sample of process `pid`, its data directory measured; past the storage
+    /// quota, the instance must stop.
+    fn sampled(&mut self, pid: u32, usage: Usage) -> Option<Input> {
+        super::usage::store(&self.usage, pid, usage, true, Instant::now());
         let quota_mb = self.spec.storage_quota_mb?;
         let used = usage.storage_bytes?;
         if self.machine.pid().is_none() || used < quota_mb.saturating_mul(1024 * 1024) {
@@ -442,18 +431,20 @@ impl<R: Runtime> InstanceTask<R> {
                 if self.probing.is_none() {
                     self.probing = Some(self.probe_future());
                 }
-                // Periodic checks of a running instance also sample what it uses.
-                if let (State::Running { pid, .. }, None) = (&self.machine.state, &self.sampling) {
+                // A storage quota is enforced at the periodic checks of a running instance:
+                // its data directory is measured with each. Without one, nothing is sampled
+                // here: usage is taken when asked for (`super::usage`).
+                if let (State::Running { pid, .. }, None, Some(_)) = (
+                    &self.machine.state,
+                    &self.sampling,
+                    self.spec.storage_quota_mb,
+                ) {
                     let runtime = Arc::clone(&self.shared.runtime);
-                    // The data directory is walked at every check when a quota is to be
-                    // enforced; otherwise only every few checks (it is only shown).
-                    self.samples += 1;
-                    let walk =
-                        self.spec.storage_quota_mb.is_some() || self.samples % STORAGE_EVERY == 1;
-                    let data_dir = walk.then(|| self.spec.data_dir.clone());
+                    let data_dir = Some(self.spec.data_dir.clone());
                     let pid = *pid;
-                    self.sampling =
-                        Some(Box::pin(async move { runtime.usage(pid, data_dir).await }));
+                    self.sampling = Some(Box::pin(async move {
+                        (pid, runtime.usage(pid, data_dir).await)
+                    }));
                 }
             }
             Effect::Event(message) => {

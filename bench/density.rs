@@ -11,7 +11,8 @@
 //!    exec -> listening time, measured in turns in the same run.
 //!
 //! Run with `cargo bench --bench density` (builds the backend example in release first);
-//! `TEN_BENCH_PARTS=a` or `=b` runs one part. Needs root (cgroups).
+//! `TEN_BENCH_PARTS=a` or `=b` runs one part; `TEN_BENCH_QUIET=1` runs the backend with
+//! `--quiet` (no log line per request, so none per health check). Needs root (cgroups).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -109,16 +110,23 @@ fn api_get(server: &TestServer, path: &str) -> String {
 }
 
 /// A project with one service of the tiny backend (`extra` keys) and a port range wide
-/// enough for every instance; its instances come later, all at once.
+/// enough for every instance; its instances come later, all at once. The backend logs every
+/// request (each health check adds a line to its log) unless `TEN_BENCH_QUIET=1`.
 fn project(extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let quiet = std::env::var("TEN_BENCH_QUIET").is_ok_and(|value| value == "1");
+    let service = support::server::backend_service("web", extra);
+    let service = if quiet {
+        let command = support::server::backend().display().to_string();
+        service.replacen(&command, &format!("{command} --quiet"), 1)
+    } else {
+        service
+    };
     support::write_file(
         &dir.path().join("tenement.toml"),
         &format!(
-            "[settings]\nport_range = [{}, {}]\n\n{}",
-            PORTS.0,
-            PORTS.1,
-            support::server::backend_service("web", extra)
+            "[settings]\nport_range = [{}, {}]\n\n{service}",
+            PORTS.0, PORTS.1
         ),
     );
     dir

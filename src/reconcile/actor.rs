@@ -583,13 +583,7 @@ impl<R: Runtime> Reconciler<R> {
             Call::Instances(reply) => {
                 // What the running instances use is measured now if their last sample is
                 // stale, off this loop; the answer follows.
-                let stale = usage::stale(
-                    self.slots.iter().map(|(key, slot)| {
-                        (key, slot.handle.status.borrow().pid, &slot.handle.usage)
-                    }),
-                    self.core.desired(),
-                    Instant::now(),
-                );
+                let stale = self.stale_usage(crate::supervisor::usage::FRESH, Instant::now());
                 let cells: Vec<_> = self
                     .slots
                     .iter()

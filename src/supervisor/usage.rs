@@ -37,13 +37,19 @@ pub(crate) struct Sample {
 pub(crate) type UsageCell = Arc<ArcSwapOption<Sample>>;
 
 /// What a sample of process `pid` must read, given the last one: `None` when the last one
-/// is of that process and fresh enough; else whether the data directory is to be walked too
-/// (it belongs to the instance, whatever its process).
-pub(crate) fn wanted(last: Option<&Sample>, pid: u32, now: Instant) -> Option<bool> {
+/// is of that process and younger than `fresh` ([`FRESH`] for what is shown); else whether
+/// the data directory is to be walked too (it belongs to the instance, whatever its
+/// process).
+pub(crate) fn wanted(
+    last: Option<&Sample>,
+    pid: u32,
+    fresh: Duration,
+    now: Instant,
+) -> Option<bool> {
     let Some(last) = last else {
         return Some(true);
     };
-    if last.pid == pid && now.saturating_duration_since(last.at) < FRESH {
+    if last.pid == pid && now.saturating_duration_since(last.at) < fresh {
         return None;
     }
     Some(
@@ -88,21 +94,28 @@ mod tests {
         let start = Instant::now();
         let cell = UsageCell::default();
         assert_eq!(
-            wanted(None, 7, start),
+            wanted(None, 7, FRESH, start),
             Some(true),
             "never sampled: all of it"
         );
         store(&cell, 7, usage(1, Some(100)), true, start);
         let last = cell.load_full().unwrap();
-        assert_eq!(wanted(Some(&last), 7, start + FRESH / 2), None, "fresh");
         assert_eq!(
-            wanted(Some(&last), 7, start + FRESH),
+            wanted(Some(&last), 7, FRESH, start + FRESH / 2),
+            None,
+            "fresh"
+        );
+        assert_eq!(
+            wanted(Some(&last), 7, FRESH, start + FRESH),
             Some(false),
             "memory is stale, the directory size is not"
         );
-        assert_eq!(wanted(Some(&last), 7, start + WALK_FRESH), Some(true));
         assert_eq!(
-            wanted(Some(&last), 8, start + FRESH / 2),
+            wanted(Some(&last), 7, FRESH, start + WALK_FRESH),
+            Some(true)
+        );
+        assert_eq!(
+            wanted(Some(&last), 8, FRESH, start + FRESH / 2),
             Some(false),
             "a sample of another process counts for nothing, but the directory is the same"
         );

@@ -22,6 +22,9 @@ use super::Reconciler;
 const SLEEP_GRACE: Duration = Duration::from_secs(10);
 /// How often the memory is looked at, with a budget set.
 pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How old the running instances' usage samples may be at a look, with a budget set (older
+/// ones are taken again, for the next look).
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 impl<R: Runtime> Reconciler<R> {
     /// Whether a memory budget is set.
@@ -56,6 +59,11 @@ impl<R: Runtime> Reconciler<R> {
                     )
                 })
         });
+        let stale = self.stale_usage(SAMPLE_EVERY, now);
+        if !stale.is_empty() {
+            let runtime = std::sync::Arc::clone(&self.shared.runtime);
+            tokio::spawn(async move { super::usage::sample(&*runtime, stale).await });
+        }
         let mut summed = 0u64;
         let mut candidates = Vec::new();
         for (key, slot) in &self.slots {
@@ -64,7 +72,7 @@ impl<R: Runtime> Reconciler<R> {
                 .usage
                 .load()
                 .as_ref()
-                .and_then(|usage| usage.memory_bytes);
+                .and_then(|sample| sample.usage.memory_bytes);
             if let Some(bytes) = memory {
                 slot.gate.set_expected_memory(bytes);
             }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -12,6 +13,22 @@ use crate::desired::DesiredState;
 use crate::names::InstanceKey;
 use crate::runtime::Runtime;
 use crate::supervisor::usage::{UsageCell, store, wanted};
+
+use super::Reconciler;
+
+impl<R: Runtime> Reconciler<R> {
+    /// The running instances whose last sample is older than `fresh` at `now`.
+    pub(super) fn stale_usage(&self, fresh: Duration, now: Instant) -> Vec<Stale> {
+        stale(
+            self.slots
+                .iter()
+                .map(|(key, slot)| (key, slot.handle.status.borrow().pid, &slot.handle.usage)),
+            self.core.desired(),
+            fresh,
+            now,
+        )
+    }
+}
 
 /// A running instance to measure.
 pub(super) struct Stale {
@@ -22,16 +39,17 @@ pub(super) struct Stale {
 }
 
 /// The running instances of `instances` (each its pid and usage cell) whose last sample is
-/// stale at `now`.
-pub(super) fn stale<'a>(
+/// older than `fresh` at `now`.
+fn stale<'a>(
     instances: impl Iterator<Item = (&'a InstanceKey, Option<u32>, &'a UsageCell)>,
     desired: &DesiredState,
+    fresh: Duration,
     now: Instant,
 ) -> Vec<Stale> {
     instances
         .filter_map(|(key, pid, cell)| {
             let pid = pid?;
-            let walk = wanted(cell.load().as_deref(), pid, now)?;
+            let walk = wanted(cell.load().as_deref(), pid, fresh, now)?;
             let data_dir = walk
                 .then(|| desired.instances.get(key).map(|spec| spec.data_dir.clone()))
                 .flatten();

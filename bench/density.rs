@@ -58,7 +58,9 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// Context switches (voluntary and not) of all the threads of `pid` so far: how often its
-/// threads went to sleep and were woken.
+/// threads went to sleep and were woken. Threads that ended take their counts with them
+/// (tokio's blocking threads end after 10 s idle): a difference over a stretch in which one
+/// ended is a lower bound.
 fn context_switches(pid: u32) -> u64 {
     let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
@@ -91,7 +93,8 @@ fn idle(pid: u32, over: Duration) -> Idle {
     let ticks = (cpu_after.0 + cpu_after.1) - (cpu_before.0 + cpu_before.1);
     Idle {
         cpu_percent: ticks as f64 / common::cpu::TICKS_PER_SECOND / over.as_secs_f64() * 100.0,
-        switches_per_second: (switches_after - switches_before) as f64 / over.as_secs_f64(),
+        switches_per_second: switches_after.saturating_sub(switches_before) as f64
+            / over.as_secs_f64(),
     }
 }
 

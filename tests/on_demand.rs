@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::fs;
 
-use support::server::{TestServer, backend, backend_service, stdout, wait_gone};
+use support::server::{TestServer, backend, backend_service, stdout, wait_gone, within};
 use ten::api::types::InstanceView;
 use ten::observed::{Health, Phase};
 
@@ -99,6 +99,10 @@ fn on_demand_instances_start_nothing_until_a_request_and_stay_asleep_across_a_re
         "the create says it sleeps: {events}"
     );
 
+    // An instance that never ran keeps nothing of the log capture, not even a directory.
+    let t7_logs = dir.path().join("tenement-data/.ten/logs/web/t7");
+    assert!(!t7_logs.exists(), "{} exists", t7_logs.display());
+
     // The first request wakes exactly the one asked for.
     let (status, body) = server.get("t7.web.localhost", "/");
     assert_eq!(status, 200, "{body}");
@@ -107,6 +111,12 @@ fn on_demand_instances_start_nothing_until_a_request_and_stay_asleep_across_a_re
     let views = server.ps();
     assert_eq!(sleeping_web(&views), TENANTS - 1, "the others sleep on");
     assert_eq!(backends_of(server.pid()), BTreeSet::from([api, woken]));
+    // Its output is captured from its first start.
+    let logged = || stdout(&server.ten(&["logs", "web:t7"])).contains("GET /");
+    assert!(
+        within(std::time::Duration::from_secs(10), logged),
+        "the woken instance's request is in its log"
+    );
 
     // A restart of ten: what was stopped with it and the others are asleep, the eager one
     // starts.
@@ -118,6 +128,11 @@ fn on_demand_instances_start_nothing_until_a_request_and_stay_asleep_across_a_re
     });
     let running: BTreeSet<u32> = views.iter().filter_map(|v| v.pid).collect();
     assert_eq!(running.len(), 1, "{views:#?}");
+    // Asleep, an instance that ran before shows its last lines.
+    assert!(
+        stdout(&server.ten(&["logs", "web:t7"])).contains("GET /"),
+        "the lines of web:t7 from before the restart"
+    );
     assert_eq!(backends_of(server.pid()), running, "no process but api:one");
     let (status, _) = server.get("t42.web.localhost", "/");
     assert_eq!(status, 200);

@@ -320,7 +320,7 @@ impl<R: Runtime> Reconciler<R> {
         );
         handle.send(match first {
             First::Start => Command::Start(spec),
-            First::Adopt(adoption) => Command::Adopt(adoption),
+            First::Adopt(adoption) => Command::Adopt(Box::new(adoption)),
             First::Asleep => Command::Asleep,
         });
         self.slots.insert(key.clone(), Slot { handle, gate });
@@ -329,13 +329,21 @@ impl<R: Runtime> Reconciler<R> {
 
     /// Starts capturing the output of the tasks `effects` make, before they can write any, and
     /// points the capture of instances given a new spec at the log files it names: on a
-    /// blocking thread (it reads and opens files).
+    /// blocking thread (it reads and opens files). An instance created asleep that has no
+    /// output on disk yet is attached by its task at its first start instead: ten keeps
+    /// nothing (memory, files, a directory to sweep) for instances that never ran.
     async fn attach_logs(&self, effects: &[Effect]) {
         let mut attach = Vec::new();
         let mut retarget = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Spawn { key, spec, .. } => attach.push((key.clone(), Arc::clone(spec))),
+                Effect::Spawn {
+                    key, spec, first, ..
+                } => attach.push((
+                    key.clone(),
+                    Arc::clone(spec),
+                    matches!(first, First::Asleep),
+                )),
                 Effect::Replace { key, spec, .. }
                 | Effect::Order {
                     key,
@@ -354,7 +362,8 @@ impl<R: Runtime> Reconciler<R> {
             }
             attach
                 .into_iter()
-                .filter_map(|(key, spec)| {
+                .filter(|(key, _, asleep)| !asleep || logs.paths(key).log_dir.exists())
+                .filter_map(|(key, spec, _)| {
                     let error = logs.attach(&key, &spec.log_files).err()?;
                     Some((key, error))
                 })

@@ -343,7 +343,7 @@ impl<R: Runtime> InstanceTask<R> {
                 self.machine.policy = policy(&self.spec, &self.settings, self.port);
                 None
             }
-            Command::Adopt(adoption) => self.adopt(adoption),
+            Command::Adopt(adoption) => self.adopt(*adoption),
             Command::Asleep => Some(Input::Asleep),
             Command::Sleep(reason) => Some(Input::Evict(reason)),
             Command::CheckHealth(reply) => {
@@ -531,11 +531,26 @@ impl<R: Runtime> InstanceTask<R> {
         let capture = self.shared.logs.paths(&self.key);
         let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
         let shared = Arc::clone(&self.shared);
+        // An instance created asleep is attached to the capture at its first start.
+        let attach = (!self.shared.logs.attached(&self.key))
+            .then(|| (self.key.clone(), self.spec.log_files.clone()));
         Box::pin(async move {
             let permit = Arc::clone(&shared.startup_permits)
                 .acquire_owned()
                 .await
                 .expect("the startup semaphore is never closed");
+            if let Some((key, log_files)) = attach {
+                let logs = Arc::clone(&shared.logs);
+                let attached = tokio::task::spawn_blocking(move || {
+                    logs.attach(&key, &log_files)
+                        .err()
+                        .map(|error| (key, error))
+                })
+                .await;
+                if let Ok(Some((key, error))) = attached {
+                    tracing::warn!(instance = %key, %error, "cannot capture output");
+                }
+            }
             let started = shared.runtime.start(launch).await;
             (Some(permit), started)
         })

@@ -204,6 +204,11 @@ impl LogHub {
         Ok(paths)
     }
 
+    /// Whether the output of `key` is captured (attached and not detached since).
+    pub fn attached(&self, key: &InstanceKey) -> bool {
+        self.lock().instances.contains_key(key)
+    }
+
     /// Where the lines of `key` go from now on, besides `output.log`: the log files its spec
     /// names (none: only `output.log`).
     pub fn set_log_files(&self, key: &InstanceKey, log_files: &LogFiles) {

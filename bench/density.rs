@@ -255,7 +255,11 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
         .collect();
     let diff: Vec<Duration> = (0..5).map(|_| timed_cli(&server, &["diff"])).collect();
 
-    // Wakes of random instances, each next to the app's own start on a port no instance has.
+    // Wakes of random instances, each next to the app's own start on a port no instance has,
+    // a second apart (`TEN_BENCH_WAKE_GAP_MS`): ten keeps two spare processes for wakes (each
+    // already in a cgroup of its own), refilled after a wake takes one; back to back, wakes
+    // outrun the refill and measure the cgroup's creation instead.
+    let gap = Duration::from_millis(setting("TEN_BENCH_WAKE_GAP_MS", 1000));
     let mut random = 0x2545_f491_4f6c_dd1d_u64;
     let (mut wakes, mut apps) = (Vec::new(), Vec::new());
     for _ in 0..20 {
@@ -263,6 +267,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
         random ^= random >> 7;
         random ^= random << 17;
         let host = format!("t{:05}.web.localhost", random % tenants);
+        std::thread::sleep(gap);
         apps.push(app_start_time(PORTS.1 + 1));
         wakes.push(support::server::timed_get(server.address(), &host));
     }

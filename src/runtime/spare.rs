@@ -10,9 +10,14 @@
 //! (`ten __spare`, [`main`]). Its pid is the tenant's from then on; it is ten's child, so the
 //! reaper reports its exit as for any tenant.
 //!
-//! Whether the exec worked comes back the way `std::process` does it: a pipe the spare holds
-//! on fd 3, closed on exec (success), or carrying the error (failure). A spare whose ten is
-//! gone reads end-of-file on stdin and exits.
+//! Whether the exec worked comes back the way `std::process` does it: a pipe the spare gets
+//! as its stdout and keeps on another descriptor, closed on exec (success), or carrying the
+//! error (failure). A spare whose ten is gone reads end-of-file on stdin and exits.
+//!
+//! A spare is started without a step between fork and exec (so `std` uses `posix_spawn`,
+//! and ten's page tables, hundreds of megabytes with thousands of instances, are not
+//! copied; a fork of ten also stalls its threads' page faults while it copies), and then moved
+//! into its cgroup from here, before anything is asked of it.
 //!
 //! Joins its cgroup through `cgroup` and opens output through `logs`; must not import
 //! `process`, which hands it the request.
@@ -29,12 +34,12 @@ use std::process::{ChildStdin, Command, Stdio};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::cgroup::{TenantCgroup, join_cgroup};
+use super::cgroup::{TenantCgroup, move_to_cgroup};
 use super::reaper::{ProcessExit, Reaper};
 
 /// The hidden subcommand that runs [`main`].
 pub(crate) const SUBCOMMAND: &str = "__spare";
-/// The fd on which a spare reports a failed exec.
+/// The lowest descriptor a spare keeps its status pipe on (its stdout when it starts).
 const STATUS_FD: i32 = 3;
 
 /// What a spare is asked to become.
@@ -84,30 +89,22 @@ fn start_in(
 ) -> io::Result<(u32, ChildStdin, File, oneshot::Receiver<ProcessExit>)> {
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    let procs = cgroup.procs_files();
-    let status_raw = status_write.as_raw_fd();
     let mut command = Command::new(program);
     command
         .arg(SUBCOMMAND)
         .env_clear()
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(status_write))
         .stderr(Stdio::null())
         .current_dir("/")
         .process_group(0);
-    // SAFETY: only system calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroup(&procs)?;
-            if nix::libc::dup2(status_raw, STATUS_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    let (mut child, exit) = Reaper::global().spawn(&mut command)?;
+    // Only command's copy of the write end is left; the spare has its own.
+    drop(command);
+    if let Err(error) = move_to_cgroup(&cgroup.procs_files(), child.id()) {
+        let _ = child.kill();
+        return Err(error);
     }
-    let spawned = Reaper::global().spawn(&mut command);
-    drop(status_write);
-    let (mut child, exit) = spawned?;
     let request = child
         .stdin
         .take()
@@ -155,10 +152,17 @@ impl Spare {
 /// The spare's side: waits for a request, then becomes the tenant. Runs first thing in the
 /// binary (no threads).
 pub(crate) fn main() -> ! {
-    // The status pipe must close when the exec succeeds.
-    // SAFETY: fcntl on our own descriptor.
-    unsafe {
-        nix::libc::fcntl(STATUS_FD, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+    // The status pipe came as stdout: keep it on a descriptor closed by the exec (so the exec
+    // closes it when it succeeds), and make stdout /dev/null until the tenant's file.
+    // SAFETY: fcntl and dup2 on our own descriptors.
+    let status_fd = unsafe { nix::libc::fcntl(1, nix::libc::F_DUPFD_CLOEXEC, STATUS_FD) };
+    if let Ok(null) = File::open("/dev/null") {
+        unsafe {
+            nix::libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    if status_fd < 0 {
+        std::process::exit(127);
     }
     let mut bytes = Vec::new();
     let _ = io::stdin().lock().read_to_end(&mut bytes);
@@ -171,7 +175,7 @@ pub(crate) fn main() -> ! {
         Err(error) => io::Error::other(format!("bad request: {error}")),
     };
     // SAFETY: the status descriptor is ours; the message says why the exec failed.
-    let mut status = unsafe { File::from(OwnedFd::from_raw_fd(STATUS_FD)) };
+    let mut status = unsafe { File::from(OwnedFd::from_raw_fd(status_fd)) };
     let _ = status.write_all(error.to_string().as_bytes());
     std::process::exit(127)
 }

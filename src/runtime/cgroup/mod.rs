@@ -30,4 +30,4 @@ mod v2;
 pub(crate) use error::CgroupError;
 pub(crate) use limits::Limits;
 pub(crate) use parent::Cgroups;
-pub(crate) use tenant::{TenantCgroup, join_cgroup};
+pub(crate) use tenant::{TenantCgroup, join_cgroup, move_to_cgroup};

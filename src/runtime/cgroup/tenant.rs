@@ -182,6 +182,16 @@ impl TenantCgroup {
     }
 }
 
+/// Moves the process `pid` into the cgroup whose `cgroup.procs` files are `files`.
+pub(crate) fn move_to_cgroup(files: &[CString], pid: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    for file in files {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file.as_bytes()));
+        fs::write(path, pid.to_string())?;
+    }
+    Ok(())
+}
+
 /// Joins the cgroup whose `cgroup.procs` files are `files` ([`TenantCgroup::procs_files`]):
 /// for use between fork and exec (only system calls, no allocation).
 pub(crate) fn join_cgroup(files: &[CString]) -> io::Result<()> {

@@ -157,6 +157,7 @@ pub(crate) fn main() -> ! {
     // SAFETY: fcntl and dup2 on our own descriptors.
     let status_fd = unsafe { nix::libc::fcntl(1, nix::libc::F_DUPFD_CLOEXEC, STATUS_FD) };
     if let Ok(null) = File::open("/dev/null") {
+        // SAFETY: dup2 of an open file onto our stdout.
         unsafe {
             nix::libc::dup2(null.as_raw_fd(), 1);
         }

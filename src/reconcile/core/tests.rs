@@ -191,7 +191,8 @@ fn the_first_pass_creates_every_declared_instance_and_tells_their_ports() {
 #[test]
 fn status_changes_pass_at_most_every_throttle_and_the_record_follows() {
     let t0 = Instant::now();
-    let mut core = started(&config("", &["a"]), t0);
+    let text = config("", &["a"]);
+    let mut core = started(&text, t0);
     // The task reports an exit by policy... a phase change: a pass is due, throttled.
     let t1 = t0 + Duration::from_millis(10);
     core.handle(
@@ -220,6 +221,22 @@ fn status_changes_pass_at_most_every_throttle_and_the_record_follows() {
     assert_eq!(core.deadline(), Some(t0 + RESYNC));
     let effects = core.handle(Event::Tick, t0 + RESYNC);
     assert_eq!(reloads(&effects), 1);
+    // A reload that took 200 ms (10,000 files): the next resync comes 400 times that later,
+    // so resyncs take at most a quarter of a percent of a core.
+    let read = t0 + RESYNC + Duration::from_millis(200);
+    core.handle(reloaded(&text), read);
+    assert_eq!(
+        core.deadline(),
+        Some(t0 + RESYNC + RESYNC_SHARE * Duration::from_millis(200))
+    );
+    // A quick one brings it back to RESYNC.
+    let effects = core.handle(Event::Tick, t0 + RESYNC + Duration::from_secs(80));
+    assert_eq!(reloads(&effects), 1);
+    core.handle(reloaded(&text), t0 + RESYNC + Duration::from_secs(80));
+    assert_eq!(
+        core.deadline(),
+        Some(t0 + RESYNC + Duration::from_secs(80) + RESYNC)
+    );
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// The resync's reload takes at most one part in this many of the time between two (with
 /// 10,000 instance files a reload takes about 0.2 s: then every 80 s instead of 30).
 pub const RESYNC_SHARE: u32 = 400;
+/// The longest time between two resyncs, however long a reload took.
+pub const RESYNC_MAX: Duration = Duration::from_secs(300);
 /// Passes caused by instance state changes run at most this often.
 pub const PASS_THROTTLE: Duration = Duration::from_millis(100);
 /// The record is written at most this often while things change.
@@ -221,7 +223,7 @@ impl Core {
             Event::Reloaded(reload) => {
                 if let Some(started) = self.reload_started.take() {
                     let took = now.saturating_duration_since(started);
-                    self.resync_every = RESYNC.max(took * RESYNC_SHARE);
+                    self.resync_every = (took * RESYNC_SHARE).clamp(RESYNC, RESYNC_MAX);
                 }
                 self.reloaded(*reload, &mut effects);
                 match self.apply.take() {

@@ -233,10 +233,14 @@ fn status_changes_pass_at_most_every_throttle_and_the_record_follows() {
     let effects = core.handle(Event::Tick, t0 + RESYNC + Duration::from_secs(80));
     assert_eq!(reloads(&effects), 1);
     core.handle(reloaded(&text), t0 + RESYNC + Duration::from_secs(80));
-    assert_eq!(
-        core.deadline(),
-        Some(t0 + RESYNC + Duration::from_secs(80) + RESYNC)
-    );
+    let quick = t0 + RESYNC + Duration::from_secs(80);
+    assert_eq!(core.deadline(), Some(quick + RESYNC));
+    // A very slow one (5 s): the next comes after RESYNC_MAX at the most.
+    let effects = core.handle(Event::Tick, quick + RESYNC);
+    assert_eq!(reloads(&effects), 1);
+    let slow = quick + RESYNC + Duration::from_secs(5);
+    core.handle(reloaded(&text), slow);
+    assert_eq!(core.deadline(), Some(quick + RESYNC + RESYNC_MAX));
 }
 
 #[test]

@@ -340,5 +340,16 @@ fn a_wake_past_memory_limit_total_puts_an_idle_one_to_sleep_or_is_refused_with_r
         "the request in flight was served"
     );
     assert_eq!(phase_of(&server.ps(), "small:c"), Some(Phase::Sleeping));
+    // The limit taken out of the settings (applied in place): c wakes.
+    let config = fs::read_to_string(dir.path().join("tenement.toml")).unwrap();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &config.replace("memory_limit_total = \"200MB\"", ""),
+    );
+    server.wait_until("the limit lifted", |_| {
+        stdout(&server.ten(&["diff"])).starts_with("No changes")
+    });
+    let (status, body) = server.get("c.small.localhost", "/");
+    assert_eq!(status, 200, "c wakes once the limit is gone: {body}");
     assert_eq!(oom_kills(), ooms, "the kernel killed nothing for memory");
 }

@@ -122,13 +122,14 @@ async fn admit(
     let Some(admission) = gate.admission() else {
         return Ok(());
     };
-    let Some(limit) = admission.limit() else {
-        return Ok(());
-    };
     let expected = gate.expected_memory();
     let give_up = deadline.min(Instant::now() + ROOM_WAIT);
     let mut asked = false;
     loop {
+        // Read again each time: a change of the settings may lift the limit meanwhile.
+        let Some(limit) = admission.limit() else {
+            return Ok(());
+        };
         let used = admission.used();
         let needed = used.saturating_add(expected);
         if needed <= limit {

@@ -27,10 +27,13 @@ pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 impl<R: Runtime> Reconciler<R> {
-    /// Whether a memory budget is set.
+    /// Whether a memory budget is set (or was, and the admission still has its limit: the
+    /// next look lifts it).
     pub(super) fn memory_watched(&self) -> bool {
         let settings = &self.core.desired().config.settings;
-        settings.memory_target.is_some() || settings.memory_limit_total.is_some()
+        settings.memory_target.is_some()
+            || settings.memory_limit_total.is_some()
+            || self.shared.admission.limit().is_some()
     }
 
     /// Measures, updates the admission, and puts instances to sleep if the budget asks.

@@ -9,6 +9,9 @@ struct Harness {
     runtime: FakeRuntime,
     shared: Arc<Shared<FakeRuntime>>,
     desired: DesiredState,
+    /// The first port of this harness's range: each harness has its own, since a restart
+    /// checks with a real bind that its port is still free, and tests run side by side.
+    base: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -18,6 +21,8 @@ fn harness(service: &str) -> Harness {
 
 /// A harness with `settings` added to [settings].
 fn harness_with(settings: &str, service: &str) -> Harness {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20000 + 100 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[settings]\nmax_restarts = 3\nhealth_check_interval = 10\n{settings}\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"
@@ -33,7 +38,7 @@ fn harness_with(settings: &str, service: &str) -> Harness {
         runtime: Arc::new(runtime.clone()),
         logs: LogHub::new(dir.path().join("logs")),
         events: EventLog::default(),
-        ports: Arc::new(Mutex::new(PortAllocator::new((20000, 20100)))),
+        ports: Arc::new(Mutex::new(PortAllocator::new((base, base + 99)))),
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(8)),
         admission: Arc::default(),
@@ -43,11 +48,17 @@ fn harness_with(settings: &str, service: &str) -> Harness {
         runtime,
         shared,
         desired,
+        base,
         _dir: dir,
     }
 }
 
 impl Harness {
+    /// The `n`th port of this harness's range.
+    fn port(&self, n: u16) -> u16 {
+        self.base + n
+    }
+
     fn key(&self, id: &str) -> InstanceKey {
         InstanceKey::parse(&format!("web:{id}")).unwrap()
     }
@@ -89,7 +100,7 @@ const CRASH: ProcessExit = ProcessExit {
 #[tokio::test(start_paused = true)]
 async fn a_killed_instance_is_restarted_after_backoff() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
-    let handle = harness.start("a", 20001);
+    let handle = harness.start("a", harness.port(1));
     let running = until(&handle, |s| s.phase == Phase::Running).await;
     assert_eq!(running.health, Health::Healthy);
     let first_pid = running.pid.unwrap();
@@ -97,7 +108,7 @@ async fn a_killed_instance_is_restarted_after_backoff() {
     assert!(
         launch
             .env
-            .contains(&("PORT".to_string(), "20001".to_string()))
+            .contains(&("PORT".to_string(), harness.port(1).to_string()))
     );
 
     let killed_at = Instant::now();
@@ -116,7 +127,11 @@ async fn a_killed_instance_is_restarted_after_backoff() {
     let again = until(&handle, |s| s.phase == Phase::Running).await;
     assert_ne!(again.pid, Some(first_pid));
     assert_eq!(again.restarts, 1);
-    assert_eq!(again.port, 20001, "the port is stable across restarts");
+    assert_eq!(
+        again.port,
+        harness.port(1),
+        "the port is stable across restarts"
+    );
     let waited = Instant::now() - killed_at;
     assert!(
         waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
@@ -130,7 +145,7 @@ async fn with_a_backoff_of_zero_a_crash_restarts_at_once_and_a_crash_loop_still_
         "backoff_base_ms = 0",
         "[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n",
     );
-    let handle = harness.start("a", 20001);
+    let handle = harness.start("a", harness.port(1));
     let mut status = until(&handle, |s| s.phase == Phase::Running).await;
     let crashed_at = Instant::now();
     for round in 1..=3 {
@@ -156,8 +171,8 @@ async fn with_a_backoff_of_zero_a_crash_restarts_at_once_and_a_crash_loop_still_
 #[tokio::test(start_paused = true)]
 async fn a_crash_loop_fails_while_a_neighbour_recovers_promptly() {
     let harness = harness("[service.web]\ncommand = \"./web\"\n");
-    let looping = harness.start("a", 20001);
-    let neighbour = harness.start("b", 20002);
+    let looping = harness.start("a", harness.port(1));
+    let neighbour = harness.start("b", harness.port(2));
     until(&neighbour, |s| s.phase == Phase::Running).await;
     for round in 0..4 {
         let status = until(&looping, |s| s.phase == Phase::Running).await;
@@ -202,7 +217,7 @@ async fn a_crash_loop_fails_while_a_neighbour_recovers_promptly() {
 #[tokio::test(start_paused = true)]
 async fn a_stubborn_process_is_killed_after_stop_timeout() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 7\n");
-    let handle = harness.start("a", 20001);
+    let handle = harness.start("a", harness.port(1));
     let pid = until(&handle, |s| s.phase == Phase::Running)
         .await
         .pid
@@ -229,7 +244,7 @@ async fn a_stubborn_process_is_killed_after_stop_timeout() {
 #[tokio::test(start_paused = true)]
 async fn remove_ends_the_task() {
     let harness = harness("[service.web]\ncommand = \"./web\"\n");
-    let handle = harness.start("a", 20001);
+    let handle = harness.start("a", harness.port(1));
     until(&handle, |s| s.phase == Phase::Running).await;
     handle.send(Command::Remove);
     let last = until(&handle, |s| s.removed).await;
@@ -240,7 +255,7 @@ async fn remove_ends_the_task() {
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_instance_is_restarted() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
-    let handle = harness.start("a", 20001);
+    let handle = harness.start("a", harness.port(1));
     let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
     harness.runtime.set_healthy(&harness.key("a"), false);
     until(&handle, |s| s.health == Health::Degraded).await;
@@ -254,7 +269,7 @@ async fn an_unhealthy_instance_is_restarted() {
 async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
     let harness =
         harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\nidle_timeout = 60\n");
-    let (handle, gate) = harness.start_with_gate("a", 20001);
+    let (handle, gate) = harness.start_with_gate("a", harness.port(1));
     let pid = until(&handle, |s| s.phase == Phase::Running).await.pid;
     // Traffic keeps it awake.
     for _ in 0..3 {
@@ -280,7 +295,7 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_wake_reaches_the_gate() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nidle_timeout = 1\n");
-    let (handle, gate) = harness.start_with_gate("a", 20001);
+    let (handle, gate) = harness.start_with_gate("a", harness.port(1));
     until(&handle, |s| s.phase == Phase::Sleeping).await;
     harness.runtime.fail_spawns(&harness.key("a"));
     let before = gate.wake_failures();
@@ -299,7 +314,7 @@ async fn a_failed_wake_reaches_the_gate() {
 #[tokio::test(start_paused = true)]
 async fn a_stop_waits_for_requests_in_flight() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nstop_timeout = 30\n");
-    let (handle, gate) = harness.start_with_gate("a", 20001);
+    let (handle, gate) = harness.start_with_gate("a", harness.port(1));
     let pid = until(&handle, |s| s.phase == Phase::Running)
         .await
         .pid
@@ -336,18 +351,18 @@ fn replace(harness: &Harness, old: &InstanceHandle, gate: &Arc<Gate>, port: u16)
 #[tokio::test(start_paused = true)]
 async fn a_replaced_instance_retires_once_its_replacement_is_healthy_after_its_requests() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
-    let (old, gate) = harness.start_with_gate("a", 20001);
+    let (old, gate) = harness.start_with_gate("a", harness.port(1));
     let old_pid = until(&old, |s| s.phase == Phase::Running)
         .await
         .pid
         .unwrap();
     let lease = gate.lease().unwrap();
-    let new = replace(&harness, &old, &gate, 20002);
+    let new = replace(&harness, &old, &gate, harness.port(2));
     until(&new, |s| s.health == Health::Healthy).await;
     until(&old, |s| s.phase == Phase::Stopping).await;
     assert_eq!(
         gate.lease().unwrap().target(),
-        &Target::Tcp(20002),
+        &Target::Tcp(harness.port(2)),
         "the replacement has the traffic"
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -363,14 +378,17 @@ async fn a_replaced_instance_retires_once_its_replacement_is_healthy_after_its_r
 #[tokio::test(start_paused = true)]
 async fn a_replaced_instance_stays_when_its_replacement_is_removed_first() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
-    let (old, gate) = harness.start_with_gate("a", 20001);
+    let (old, gate) = harness.start_with_gate("a", harness.port(1));
     until(&old, |s| s.phase == Phase::Running).await;
     harness.runtime.fail_spawns(&harness.key("a"));
-    let new = replace(&harness, &old, &gate, 20002);
+    let new = replace(&harness, &old, &gate, harness.port(2));
     until(&new, |s| s.phase == Phase::Backoff).await;
     new.send(Command::Remove);
     until(&new, |s| s.removed).await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(old.status.borrow().phase, Phase::Running);
-    assert_eq!(gate.lease().unwrap().target(), &Target::Tcp(20001));
+    assert_eq!(
+        gate.lease().unwrap().target(),
+        &Target::Tcp(harness.port(1))
+    );
 }

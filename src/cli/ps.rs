@@ -60,6 +60,14 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
             warn.yellow("!")
         ));
     }
+    if !status.frozen.is_empty() {
+        let keys: Vec<String> = status.frozen.iter().map(ToString::to_string).collect();
+        print_stderr(&format!(
+            "{} kept at their last valid declaration until their files are fixed: {}\n",
+            warn.yellow("!"),
+            keys.join(", ")
+        ));
+    }
     if let Some(held) = &status.held {
         print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
     }

@@ -5,6 +5,7 @@
 //! tokio, nix, hyper or notify (the server calls [`load`] from a blocking task).
 
 pub(crate) mod fields;
+mod keep;
 pub(crate) mod scan;
 pub mod select;
 pub(crate) mod spec;
@@ -23,6 +24,7 @@ use crate::config::{
 use crate::names::InstanceKey;
 
 pub use fields::{FieldMap, FieldValue};
+pub use keep::keep_undeclared;
 pub use select::{Selection, Selector, select};
 pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
 

@@ -118,9 +118,37 @@ impl TestServer {
         Self::launch(dir, args, &[])
     }
 
+    /// As [`TestServer::start`], through `wrapper` (a program and its arguments that exec the
+    /// rest, e.g. `setpriv ... --`).
+    pub(crate) fn start_wrapped(dir: &Path, wrapper: &[&str]) -> TestServer {
+        let config = dir.display().to_string();
+        let mut args: Vec<&str> = wrapper[1..].to_vec();
+        args.extend([
+            env!("CARGO_BIN_EXE_ten"),
+            "serve",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--config",
+            &config,
+        ]);
+        Self::launch_program(wrapper[0], dir, &args, &[])
+    }
+
     fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ten"))
-            .arg("serve")
+        let mut with_verb = vec!["serve"];
+        with_verb.extend(args);
+        Self::launch_program(env!("CARGO_BIN_EXE_ten"), dir, &with_verb, env)
+    }
+
+    fn launch_program(
+        program: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let mut child = Command::new(program)
             .args(args)
             .current_dir(dir)
             .env_remove("TENEMENT_CONFIG")

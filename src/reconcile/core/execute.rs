@@ -10,7 +10,7 @@ use crate::config::StartMode;
 use crate::desired::{FieldValue, InstanceSpec};
 use crate::names::InstanceKey;
 use crate::observed::{Health, ObservedInstance, Phase};
-use crate::plan::{Action, Change, Target, plan};
+use crate::plan::{Action, Change, Target};
 use crate::supervisor::messages::InstanceStatus;
 
 use super::super::inherit::Inheritance;
@@ -321,7 +321,7 @@ impl Core {
             )));
             return;
         }
-        let plan = plan(&self.desired, &self.observed);
+        let plan = self.planned();
         if let Some(expected) = token
             && expected != plan.token
         {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{Diagnostic, InstanceFile, has_errors};
-use crate::desired::{DesiredState, Reload};
+use crate::desired::{DesiredState, Reload, keep_undeclared};
 use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Phase};
 use crate::plan::{Action, Change, Plan, ReasonKind, plan};
@@ -137,11 +137,7 @@ impl Core {
 
     /// The plan now, with the files' problems and why changes wait, if they do.
     pub fn plan(&self) -> (Plan, Vec<Diagnostic>, Option<String>) {
-        (
-            plan(&self.desired, &self.observed),
-            self.diagnostics.clone(),
-            self.held.clone(),
-        )
+        (self.planned(), self.diagnostics.clone(), self.held.clone())
     }
 
     pub fn status(&self) -> StatusReport {
@@ -368,7 +364,7 @@ impl Core {
         self.passes += 1;
         self.last_pass = Some(now);
         self.pass_due = false;
-        let plan = plan(&self.desired, &self.observed);
+        let plan = self.planned();
         let declared: Vec<&Change> = plan
             .changes
             .iter()
@@ -395,6 +391,20 @@ impl Core {
         for change in &changes {
             self.execute(change, now, effects);
         }
+    }
+
+    /// The plan of desired against observed. While the files have errors, the planner does
+    /// not see the instances that run but are not declared: an invalid desired state never
+    /// removes one (after a reload they are kept by [`keep_undeclared`]; this covers a ten
+    /// that started on broken files, when the last valid declaration is not known).
+    fn planned(&self) -> Plan {
+        let declared = |key: &InstanceKey| self.desired.instances.contains_key(key);
+        if self.invalid && self.observed.instances.keys().any(|key| !declared(key)) {
+            let mut observed = self.observed.clone();
+            observed.instances.retain(|key, _| declared(key));
+            return plan(&self.desired, &observed);
+        }
+        plan(&self.desired, &self.observed)
     }
 
     /// Why the declared changes of `plan` wait for a human, if they do.
@@ -427,13 +437,21 @@ impl Core {
     fn reloaded(&mut self, loaded: Reload, effects: &mut Vec<Effect>) {
         let was_invalid = self.invalid;
         self.invalid = has_errors(&loaded.diagnostics);
-        self.frozen = loaded.frozen;
+        let mut frozen: BTreeSet<InstanceKey> = loaded.frozen.into_iter().collect();
+        let mut next = loaded.desired;
+        // The planner's input: only a valid desired state removes an instance.
+        if self.invalid
+            && let Some(next) = &mut next
+        {
+            frozen.extend(keep_undeclared(&self.desired, next));
+        }
+        self.frozen = frozen.into_iter().collect();
         self.files = loaded.files;
         self.diagnostics = loaded.diagnostics;
         let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| d.is_error()).collect();
         match (errors.first(), was_invalid) {
             (Some(first), _) => {
-                let scope = if loaded.desired.is_some() {
+                let scope = if next.is_some() {
                     format!(
                         "{} instance(s) keep their last valid declaration",
                         self.frozen.len()
@@ -458,7 +476,7 @@ impl Core {
             (None, true) => effects.push(note(None, "config", "the files are valid again".into())),
             (None, false) => {}
         }
-        if let Some(desired) = loaded.desired {
+        if let Some(desired) = next {
             self.desired = Arc::new(desired);
             self.routes_dirty = true;
         }

@@ -9,6 +9,7 @@ use crate::observed::{Health, ObservedInstance, Phase};
 use crate::reconcile::inherit::{Inheritance, Inherited};
 use crate::supervisor::messages::{Adoption, InstanceStatus};
 
+mod bad_input;
 mod stop_order;
 
 /// A valid desired state from tenement.toml `text` (instances declared in `[instances]`).

@@ -1,0 +1,98 @@
+//! The rule that bad input never destroys a tenant, applied where the planner takes its
+//! input: only a *valid* desired state that no longer declares an instance removes it.
+//!
+//! A reload with errors (a file that cannot be read or parsed for any reason, a service
+//! renamed or removed while files name it, an unreadable `instances/`) may lack instances
+//! the last valid state declared. Each of them keeps its last declaration, service template
+//! included, and is reported frozen. Pure: no file, no clock.
+
+use std::sync::Arc;
+
+use crate::names::InstanceKey;
+
+use super::DesiredState;
+
+/// Carries into `next` (from a reload with errors) every instance of `previous` it lacks,
+/// with its spec and, when `next` lost it, its service template. Returns the keys kept, in
+/// order.
+pub fn keep_undeclared(previous: &DesiredState, next: &mut DesiredState) -> Vec<InstanceKey> {
+    let mut kept = Vec::new();
+    for (key, spec) in &previous.instances {
+        if next.instances.contains_key(key) {
+            continue;
+        }
+        next.instances.insert(key.clone(), Arc::clone(spec));
+        if let Some(service) = previous.config.services.get(&key.service) {
+            next.config
+                .services
+                .entry(key.service.clone())
+                .or_insert_with(|| service.clone());
+        }
+        kept.push(key.clone());
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_config;
+    use crate::desired::resolve;
+
+    fn desired(text: &str) -> DesiredState {
+        let mut diagnostics = Vec::new();
+        let config = parse_config(
+            Path::new("/srv/app/tenement.toml"),
+            text.into(),
+            &mut diagnostics,
+        )
+        .config
+        .unwrap_or_else(|| panic!("{diagnostics:?}"));
+        resolve(config, &[], &mut diagnostics)
+    }
+
+    fn keys(desired: &DesiredState) -> Vec<String> {
+        desired.instances.keys().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_lost_instance_keeps_its_spec_and_a_lost_service_its_template() {
+        let previous = desired(
+            "[service.notes]\ncommand = \"./notes\"\n[service.api]\ncommand = \"./api\"\n\
+             [instances]\nnotes = [\"alice\", \"bob\"]\napi = [\"one\"]\n",
+        );
+        // `notes` renamed: its instances are gone from the new state, with the service.
+        let mut next = desired(
+            "[service.notez]\ncommand = \"./notes\"\n[service.api]\ncommand = \"./api -v\"\n\
+             [instances]\napi = [\"one\", \"two\"]\n",
+        );
+        let kept = keep_undeclared(&previous, &mut next);
+        let kept: Vec<String> = kept.iter().map(ToString::to_string).collect();
+        assert_eq!(kept, ["notes:alice", "notes:bob"]);
+        assert_eq!(
+            keys(&next),
+            ["api:one", "api:two", "notes:alice", "notes:bob"]
+        );
+        let alice = InstanceKey::parse("notes:alice").unwrap();
+        assert!(Arc::ptr_eq(
+            &next.instances[&alice],
+            &previous.instances[&alice]
+        ));
+        assert!(next.config.services.contains_key(&alice.service));
+        // What the new state declares wins: api:one has the new command.
+        let one = InstanceKey::parse("api:one").unwrap();
+        assert!(!Arc::ptr_eq(
+            &next.instances[&one],
+            &previous.instances[&one]
+        ));
+    }
+
+    #[test]
+    fn nothing_is_kept_when_the_new_state_declares_everything() {
+        let previous = desired("[service.web]\ncommand = \"./w\"\n[instances]\nweb = [\"a\"]\n");
+        let mut next = desired("[service.web]\ncommand = \"./w\"\n[instances]\nweb = [\"a\"]\n");
+        assert!(keep_undeclared(&previous, &mut next).is_empty());
+    }
+}

@@ -66,6 +66,23 @@ pub struct StatusView {
     pub instances: usize,
     pub instances_dir: String,
     pub data_dir: String,
+    /// ten's own files it cannot write now (a full disk): what, why, since when. Each is
+    /// tried again until it is written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_errors: Vec<WriteError>,
+}
+
+/// A kind of durable write that fails now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteError {
+    /// `record` or `process_table`.
+    pub file: String,
+    /// What it is, for a reader.
+    pub what: String,
+    pub error: String,
+    pub since_unix: u64,
+    /// Writes that failed since the last success.
+    pub failures: u64,
 }
 
 /// `GET /api/plan`.

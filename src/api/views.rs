@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::types::{API_VERSION, InstanceView, PlanView, StatusView};
+use crate::api::types::{API_VERSION, InstanceView, PlanView, StatusView, WriteError};
 use crate::config::{Listen, RunState};
 use crate::desired::DesiredState;
 use crate::names::InstanceKey;
@@ -26,6 +26,16 @@ pub(crate) fn status_view(report: StatusReport) -> StatusView {
         instances: report.instances,
         instances_dir: report.settings.instances_dir.display().to_string(),
         data_dir: report.settings.data_dir.display().to_string(),
+        write_errors: crate::runtime::durable::failing()
+            .into_iter()
+            .map(|failing| WriteError {
+                file: failing.kind.label().to_string(),
+                what: failing.kind.describe().to_string(),
+                error: failing.error,
+                since_unix: failing.since_unix,
+                failures: failing.failures,
+            })
+            .collect(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::desired::Selector;
 use crate::observed::Phase;
 
 use super::client::Client;
-use super::table::{short_duration, table};
+use super::table::{clock, short_duration, table};
 use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style, stdout_style};
 
 #[derive(Debug, Args)]
@@ -58,6 +58,17 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
             "{} {what}; the last valid configuration keeps running, and instances whose files \
              never were valid are left out (`ten diff` shows the errors)\n",
             warn.yellow("!")
+        ));
+    }
+    for failing in &status.write_errors {
+        print_stderr(&format!(
+            "{} cannot write {} ({}; {} failed write{} since {}); ten tries again, and starts no tenant it cannot note\n",
+            warn.red("!"),
+            failing.what,
+            failing.error,
+            failing.failures,
+            if failing.failures == 1 { "" } else { "s" },
+            clock(failing.since_unix * 1000)
         ));
     }
     if !status.frozen.is_empty() {

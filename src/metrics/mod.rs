@@ -51,6 +51,9 @@ pub(crate) struct Metrics {
     spawns: AtomicU64,
     spawn_failures: AtomicU64,
     forks: AtomicU64,
+    /// Durable writes (the record, the process table) that failed, and whether each fails now.
+    durable_failures: [AtomicU64; 2],
+    durable_failing: [AtomicU64; 2],
     reconcile: Histogram<10>,
     lag: Lag,
     auth_failures: AtomicU64,
@@ -87,6 +90,8 @@ impl Metrics {
             spawns: AtomicU64::new(0),
             spawn_failures: AtomicU64::new(0),
             forks: AtomicU64::new(0),
+            durable_failures: [const { AtomicU64::new(0) }; 2],
+            durable_failing: [const { AtomicU64::new(0) }; 2],
             reconcile: Histogram::new(PASS_BUCKETS),
             lag: Lag::new(),
             auth_failures: AtomicU64::new(0),
@@ -127,6 +132,17 @@ impl Metrics {
     /// spawner could be had.
     pub(crate) fn forked(&self) {
         self.forks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A durable write of kind `index` (0: the record, 1: the process table) failed.
+    pub(crate) fn durable_write_failed(&self, index: usize) {
+        self.durable_failures[index].fetch_add(1, Ordering::Relaxed);
+        self.durable_failing[index].store(1, Ordering::Relaxed);
+    }
+
+    /// A durable write of kind `index` succeeded after failing.
+    pub(crate) fn durable_write_recovered(&self, index: usize) {
+        self.durable_failing[index].store(0, Ordering::Relaxed);
     }
 
     /// A reconcile pass finished after `duration`.
@@ -222,6 +238,7 @@ impl Metrics {
             "Processes ten started by forking itself because its spawner could not be had.",
             &self.forks,
         );
+        self.render_durable(&mut out);
         self.memory.render(&mut out);
         self.render_reconcile(&mut out);
         counter(
@@ -239,6 +256,33 @@ impl Metrics {
         self.render_tls(&mut out, gauges);
         render_process(&mut out, &gauges.process);
         out
+    }
+
+    fn render_durable(&self, out: &mut String) {
+        const FILES: [&str; 2] = ["record", "process_table"];
+        header(
+            out,
+            "ten_durable_write_failures_total",
+            "Writes of the state record or of a process table entry that failed (a full disk, an I/O error).",
+            "counter",
+        );
+        for (file, value) in FILES.iter().zip(&self.durable_failures) {
+            let value = value.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "ten_durable_write_failures_total{{file=\"{file}\"}} {value}"
+            );
+        }
+        header(
+            out,
+            "ten_durable_write_failing",
+            "1 while the last write of the state record or of a process table entry failed.",
+            "gauge",
+        );
+        for (file, value) in FILES.iter().zip(&self.durable_failing) {
+            let value = value.load(Ordering::Relaxed);
+            let _ = writeln!(out, "ten_durable_write_failing{{file=\"{file}\"}} {value}");
+        }
     }
 
     fn render_reconcile(&self, out: &mut String) {

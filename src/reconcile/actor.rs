@@ -78,6 +78,8 @@ pub struct Reconciler<R> {
     finished: bool,
     /// Instances put to sleep for memory: since when, and what they used.
     evicting: BTreeMap<InstanceKey, (Instant, u64)>,
+    /// What the events said of failing durable writes.
+    durable: durable::Told,
 }
 
 impl<R: Runtime> Reconciler<R> {
@@ -103,6 +105,7 @@ impl<R: Runtime> Reconciler<R> {
             exited: None,
             finished: false,
             evicting: BTreeMap::new(),
+            durable: durable::Told::default(),
         }
     }
 
@@ -167,6 +170,9 @@ impl<R: Runtime> Reconciler<R> {
         }
         // The pass after a reload has ended: the changes it read are taken in.
         crate::metrics::global().lag().pass_ended();
+        for note in self.durable.news() {
+            self.record_note(note);
+        }
     }
 
     /// Carries out one effect; what it found out, as an event for the core.
@@ -643,6 +649,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+mod durable;
 mod logs;
 mod pressure;
 mod usage;

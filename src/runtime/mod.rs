@@ -18,6 +18,7 @@
 pub(crate) mod adopt;
 pub(crate) mod cgroup;
 pub(crate) mod daemon;
+pub mod durable;
 pub(crate) mod exec_probe;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -216,11 +217,19 @@ impl OsRuntime {
         }
     }
 
-    /// Removes this data directory's cgroups that no process uses, except `keep` (at startup,
-    /// after adopting).
-    pub fn remove_unused_cgroups(&self, keep: &std::collections::BTreeSet<String>) {
-        if let Some(cgroups) = &self.host.cgroups {
-            cgroups.remove_unused(keep);
+    /// At startup, after adopting: stops every process in this data directory's cgroups but
+    /// `keep` (the adopted ones') and removes those cgroups (see `Cgroups::stop_unclaimed`).
+    /// Blocking.
+    pub fn stop_unclaimed_cgroups(&self, keep: &std::collections::BTreeSet<String>) {
+        let Some(cgroups) = &self.host.cgroups else {
+            return;
+        };
+        for (name, pids) in cgroups.stop_unclaimed(keep) {
+            tracing::warn!(
+                cgroup = %name,
+                ?pids,
+                "stopped processes no process table entry claims (a spare, or a start the last ten did not finish)"
+            );
         }
     }
 

@@ -68,6 +68,18 @@ pub fn process_alive(pid: u32, start_time: Option<u64>) -> bool {
     }
 }
 
+/// Whether `pid` is still one of ten's own helpers that had not become a tenant: a spare
+/// (`ten __spare`) or a child of the spawner (`ten __spawner`) before its exec. A process
+/// table entry for such a process is one whose start never finished.
+pub fn is_unfinished_start(pid: u32) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|byte| *byte == 0);
+    let _program = args.next();
+    matches!(args.next(), Some(b"__spare" | b"__spawner"))
+}
+
 /// How many file descriptors this process has open (the entries of /proc/self/fd, less the
 /// one that lists them).
 pub fn open_fds() -> Option<u64> {

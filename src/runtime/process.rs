@@ -100,6 +100,10 @@ pub enum SpawnError {
     NoSuchUser { user: String },
     #[error("cannot prepare the sandbox: {0}")]
     Sandbox(io::Error),
+    #[error(
+        "not started: cannot note it in the process table in {dir}: {source} (a tenant never runs unrecorded; free space there, ten tries again)"
+    )]
+    Table { dir: PathBuf, source: io::Error },
 }
 
 impl SpawnError {
@@ -110,7 +114,8 @@ impl SpawnError {
             | SpawnError::Logs { .. }
             | SpawnError::Exec { .. }
             | SpawnError::NoPort(_)
-            | SpawnError::Sandbox(_) => false,
+            | SpawnError::Sandbox(_)
+            | SpawnError::Table { .. } => false,
             SpawnError::EmptyCommand
             | SpawnError::OverQuota { .. }
             | SpawnError::NeedsRoot { .. }
@@ -221,6 +226,12 @@ pub(crate) fn start_process(
                 stderr: launch.stderr.clone(),
                 user: switch_user,
             };
+            // Noted before it is asked to become the tenant: a ten that dies after this finds
+            // the entry; one that dies before never sends the request, and the spare exits.
+            if let Err(error) = note_in_table(launch, host, spare.pid, &name) {
+                spare.discard();
+                return Err(error);
+            }
             let (pid, cgroup, exit) = spare.become_tenant(&request).map_err(exec_failed)?;
             (pid, exit, Some(cgroup))
         }
@@ -244,20 +255,42 @@ pub(crate) fn start_process(
                 stderr: Some(launch.stderr.clone()),
                 user: switch_user,
             };
-            let through_spawner = spawner.and_then(|spawner| spawner.try_spawn(&request));
+            // The child waits before its exec until its entry is written; an entry that
+            // cannot be written withdraws the go-ahead, and the command never runs.
+            let noted = std::cell::RefCell::new(None);
+            let admit = |pid: u32| {
+                note_in_table(launch, host, pid, &name).map_err(|error| {
+                    let io = io::Error::other(error.to_string());
+                    *noted.borrow_mut() = Some(error);
+                    io
+                })
+            };
+            let through_spawner =
+                spawner.and_then(|spawner| spawner.try_spawn(&request, Some(&admit)));
             let started = match through_spawner {
                 Some(started) => {
                     drop((stdout, stderr));
                     started
                 }
-                None => fork_exec(launch, &request, (stdout, stderr), cgroup.as_ref()),
+                None => fork_exec(launch, &request, (stdout, stderr), cgroup.as_ref()).and_then(
+                    // Forked by ten, it runs before it can be noted: stopped if it cannot be.
+                    |(pid, exit)| match admit(pid) {
+                        Ok(()) => Ok((pid, exit)),
+                        Err(error) => {
+                            super::signal::signal_group(pid, super::signal::GroupSignal::Kill);
+                            Err(error)
+                        }
+                    },
+                ),
             };
-            let (pid, exit) = started.map_err(|source| cleanup(exec_failed(source)))?;
+            let (pid, exit) = started.map_err(|source| match noted.take() {
+                Some(table) => cleanup(table),
+                None => cleanup(exec_failed(source)),
+            })?;
             (pid, exit, cgroup)
         }
     };
     let start_time = process_start_time(pid);
-    note_in_table(launch, host, pid, start_time, &name);
     Ok((
         Started {
             pid,
@@ -459,10 +492,12 @@ fn fork_exec(
     Ok((child.id(), exit))
 }
 
-/// Notes the started process in the process table, for a restarted ten to adopt it.
-fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, start_time: Option<u64>, name: &str) {
-    let (Some(table), Some(start_time)) = (&host.table, start_time) else {
-        return;
+/// Notes process `pid` in the process table, for a restarted ten to adopt it: before it can
+/// become the tenant (a spare before its request, a child of the spawner before its exec).
+/// A process already gone is not noted.
+fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, name: &str) -> Result<(), SpawnError> {
+    let (Some(table), Some(start_time)) = (&host.table, process_start_time(pid)) else {
+        return Ok(());
     };
     let entry = ProcessEntry {
         instance: launch.key.clone(),
@@ -475,9 +510,12 @@ fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, start_time: Option<
         name: Some(name.to_string()),
         sandboxed: launch.isolation == Isolation::Sandbox,
     };
-    if let Err(error) = write_entry(table, &entry) {
-        tracing::warn!(instance = %launch.key, pid, %error, "cannot note the process in the process table; a restarted ten will not adopt it");
-    }
+    let written = write_entry(table, &entry);
+    super::durable::report(super::durable::Kind::ProcessTable, &written);
+    written.map_err(|source| SpawnError::Table {
+        dir: table.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -38,3 +38,11 @@ pub(crate) fn signal_group(pid: u32, signal: GroupSignal) {
         Err(error) => tracing::warn!(pid, %error, ?signal, "cannot signal process group"),
     }
 }
+
+/// SIGKILL to `pid` and to the group it leads, if it leads one: for a process that may not
+/// have made its group yet.
+pub(crate) fn kill_now(pid: u32) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+    let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+}

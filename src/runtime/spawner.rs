@@ -29,7 +29,7 @@ pub(crate) mod serve;
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -120,17 +120,21 @@ impl Spawner {
         &self,
         request: &Request,
     ) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
-        self.try_spawn(request).unwrap_or_else(|| fork(request))
+        self.try_spawn(request, None)
+            .unwrap_or_else(|| fork(request))
     }
 
     /// Starts `request`'s command through the spawner (started on first use) and registers
     /// it with the reaper, as [`Spawner::spawn`]; `None` when there is no spawner to ask
     /// (no program, a request too large, a spawner that cannot start or just died): then the
-    /// caller starts it its own way. Blocking.
+    /// caller starts it its own way. With `admit`, the child exists (its pid given to
+    /// `admit`) but executes the command only once `admit` succeeded: an error of `admit` is
+    /// the outcome, and the command never runs. Blocking.
     #[allow(clippy::type_complexity)]
     pub(crate) fn try_spawn(
         &self,
         request: &Request,
+        admit: Option<&dyn Fn(u32) -> io::Result<()>>,
     ) -> Option<io::Result<(u32, oneshot::Receiver<ProcessExit>)>> {
         let program = self.program.as_ref()?;
         let message = match serde_json::to_vec(request) {
@@ -148,24 +152,28 @@ impl Spawner {
             }
         }
         let spawner = connection.as_mut()?;
-        let mut status = None;
+        let mut pipes = None;
         let asked = Reaper::global().spawn_with(|| {
-            let (pid, pipe) = spawner.ask(&message)?;
-            status = Some(pipe);
+            let (pid, status, go) = spawner.ask(&message, admit.is_some())?;
+            pipes = Some((status, go));
             Ok(pid)
         });
         match asked {
             Ok(started) => {
                 // The next request need not wait for this child's exec.
                 drop(connection);
+                let (mut status, go) = pipes.expect("a started child has a status pipe");
+                let admitted = admit.map_or(Ok(()), |admit| admit(started.0));
+                if let (Ok(()), Some(mut go)) = (&admitted, go) {
+                    // A child that died meanwhile says so on the status pipe.
+                    let _ = go.write_all(&[1]);
+                }
                 let mut message = Vec::new();
-                let read = status
-                    .expect("a started child has a status pipe")
-                    .read_to_end(&mut message);
-                Some(
+                let read = status.read_to_end(&mut message);
+                Some(admitted.and_then(|()| {
                     read.and_then(|_| serve::outcome(&message))
-                        .map(|()| started),
-                )
+                        .map(|()| started)
+                }))
             }
             Err(Failure::Command(error)) => Some(Err(error)),
             Err(Failure::Spawner(error)) => {
@@ -220,14 +228,27 @@ impl Connection {
         })
     }
 
-    /// Sends one request with the write end of a new status pipe, and reads its reply: the
-    /// child's pid and the pipe's read end. Called under the reaper's lock.
-    fn ask(&mut self, message: &[u8]) -> Result<(u32, File), Failure> {
+    /// Sends one request with the write end of a new status pipe (and, with `go`, the read
+    /// end of a go-ahead pipe), and reads its reply: the child's pid, the status pipe's read
+    /// end and the go-ahead's write end. Called under the reaper's lock.
+    #[allow(clippy::type_complexity)]
+    fn ask(&mut self, message: &[u8], go: bool) -> Result<(u32, File, Option<File>), Failure> {
         use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
         use std::os::fd::AsRawFd;
-        let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|error| Failure::Command(error.into()))?;
-        let fds = [status_write.as_raw_fd()];
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|error| Failure::Command(error.into()))
+        };
+        let (status_read, status_write) = pipe()?;
+        let (go_read, go_write) = match go {
+            true => {
+                let (read, write) = pipe()?;
+                (Some(read), Some(File::from(write)))
+            }
+            false => (None, None),
+        };
+        let mut fds = vec![status_write.as_raw_fd()];
+        fds.extend(go_read.as_ref().map(AsRawFd::as_raw_fd));
         let sent = sendmsg::<()>(
             self.socket.as_raw_fd(),
             &[io::IoSlice::new(message)],
@@ -235,8 +256,9 @@ impl Connection {
             MsgFlags::empty(),
             None,
         );
-        // Only the child keeps a write end: end-of-file comes with its exec (or exit).
-        drop(status_write);
+        // Only the child keeps a write end of the status pipe: end-of-file comes with its
+        // exec (or exit); and only it reads the go-ahead.
+        drop((status_write, go_read));
         match sent {
             Ok(length) if length == message.len() => {}
             Ok(_) => return Err(Failure::Spawner(io::ErrorKind::WriteZero.into())),
@@ -248,7 +270,7 @@ impl Connection {
             return Err(Failure::Spawner(io::ErrorKind::UnexpectedEof.into()));
         }
         match serde_json::from_slice(&reply[..length]) {
-            Ok(Reply::Started { pid }) => Ok((pid, File::from(status_read))),
+            Ok(Reply::Started { pid }) => Ok((pid, File::from(status_read), go_write)),
             Ok(Reply::Failed { pid, error }) => {
                 if let Some(pid) = pid {
                     // Our child, dead or dying; the reaper leaves it to us (we hold its lock).

@@ -167,10 +167,23 @@ fn inheritance(data_dir: &Path) -> crate::reconcile::Inheritance {
             None
         }
     };
-    let (entries, problems) = crate::runtime::table::scan(&ten_dir(data_dir).join("processes"));
+    let table = ten_dir(data_dir).join("processes");
+    let (mut entries, problems) = crate::runtime::table::scan(&table);
     for problem in problems {
         tracing::warn!("ignoring a process table entry: {problem}");
     }
+    // An entry is written before its process becomes the tenant; one whose process is still
+    // ten's spare or spawner child never finished: that process is stopped, never adopted.
+    entries.retain(|entry| {
+        let alive = crate::runtime::proc::process_alive(entry.pid, Some(entry.start_time));
+        if !alive || !crate::runtime::proc::is_unfinished_start(entry.pid) {
+            return true;
+        }
+        tracing::warn!(instance = %entry.instance, pid = entry.pid, "stopping a start the last ten did not finish");
+        crate::runtime::signal::kill_now(entry.pid);
+        crate::runtime::table::remove_entry(&table, &entry.instance, entry.pid);
+        false
+    });
     crate::reconcile::inherit(
         record.as_ref(),
         entries,
@@ -385,7 +398,7 @@ fn prepare(
         .iter()
         .filter_map(|process| process.adoption.name.clone())
         .collect();
-    shared.runtime.remove_unused_cgroups(&adopted_cgroups);
+    shared.runtime.stop_unclaimed_cgroups(&adopted_cgroups);
     shared.runtime.prepare_spares();
     let certificates = https
         .map(|https| {

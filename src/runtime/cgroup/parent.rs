@@ -173,8 +173,37 @@ impl Cgroups {
         }
     }
 
-    /// Removes the empty cgroups of this data directory that are not in `keep` (left by a
-    /// ten that died). Call only while holding the data directory.
+    /// At startup: the cgroup tree is the ground truth of what this data directory runs.
+    /// Every cgroup not in `keep` (the adopted processes') is emptied — its processes killed:
+    /// a spare, or a start a ten that died did not finish, that no process table entry
+    /// claims — and removed. Returns the cgroups that still had processes, with their pids.
+    /// Call only while holding the data directory. Blocking.
+    pub fn stop_unclaimed(&self, keep: &BTreeSet<String>) -> Vec<(String, Vec<u32>)> {
+        let mut stopped = Vec::new();
+        let Some(dir) = self.parent_dirs().into_iter().next() else {
+            return stopped;
+        };
+        let Ok(listing) = fs::read_dir(&dir) else {
+            return stopped;
+        };
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() || keep.contains(&name) {
+                continue;
+            }
+            let cgroup = self.open(&name);
+            let pids = cgroup.pids();
+            if !pids.is_empty() {
+                cgroup.kill_all();
+                stopped.push((name, pids));
+            }
+            cgroup.remove();
+        }
+        stopped
+    }
+
+    /// Removes the empty cgroups of this data directory that are not in `keep`. Call only
+    /// while holding the data directory.
     pub fn remove_unused(&self, keep: &BTreeSet<String>) {
         let Some(dir) = self.parent_dirs().into_iter().next() else {
             return;

@@ -16,7 +16,7 @@
 use std::ffi::{CString, c_char};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -33,12 +33,12 @@ pub(crate) fn main() -> ! {
     let mut socket = File::from(unsafe { OwnedFd::from_raw_fd(0) });
     let mut request = vec![0; MAX_REQUEST];
     loop {
-        let (length, status) = match receive(&socket, &mut request) {
+        let (length, pipes) = match receive(&socket, &mut request) {
             Ok((0, _)) | Err(_) => std::process::exit(0),
             Ok(received) => received,
         };
         let reply = match serde_json::from_slice::<Request>(&request[..length]) {
-            Ok(request) => start(&request, status),
+            Ok(request) => start(&request, pipes),
             Err(error) => Reply::Failed {
                 pid: None,
                 error: format!("the spawner could not read the request: {error}"),
@@ -51,11 +51,19 @@ pub(crate) fn main() -> ! {
     }
 }
 
-/// Reads one request into `buffer`, and the status pipe sent with it, if any (close-on-exec:
-/// only a child that has not executed yet holds it). Its length, 0 at end-of-file.
-fn receive(socket: &File, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+/// The descriptors a request comes with: the write end of its status pipe, and the read end
+/// of its go-ahead pipe (both close-on-exec: only a child that has not executed yet holds
+/// them).
+#[derive(Default)]
+struct Pipes {
+    status: Option<OwnedFd>,
+    go: Option<OwnedFd>,
+}
+
+/// Reads one request into `buffer`, and the pipes sent with it. Its length, 0 at end-of-file.
+fn receive(socket: &File, buffer: &mut [u8]) -> io::Result<(usize, Pipes)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
     let mut iov = [io::IoSliceMut::new(buffer)];
     let received = loop {
         match recvmsg::<()>(
@@ -68,19 +76,21 @@ fn receive(socket: &File, buffer: &mut [u8]) -> io::Result<(usize, Option<OwnedF
             other => break other?,
         }
     };
-    let mut status = None;
+    let mut pipes = Pipes::default();
     for message in received.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = message {
             for fd in fds {
                 // SAFETY: the kernel just gave us this descriptor; it is ours alone.
                 let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                if status.is_none() {
-                    status = Some(fd);
+                if pipes.status.is_none() {
+                    pipes.status = Some(fd);
+                } else if pipes.go.is_none() {
+                    pipes.go = Some(fd);
                 }
             }
         }
     }
-    Ok((received.bytes, status))
+    Ok((received.bytes, pipes))
 }
 
 /// What the child needs, made before the fork (the child must not allocate).
@@ -110,6 +120,8 @@ enum Step {
     User,
     Exec,
     Output,
+    /// ten did not give the go-ahead (it could not note the process, or is gone).
+    Cancelled,
 }
 
 /// What a status pipe carried: nothing (the exec worked), or why it failed.
@@ -136,6 +148,7 @@ impl Step {
             4 => "cannot change to its directory",
             5 => "cannot switch to its user",
             7 => "cannot open its output file",
+            8 => "not started: ten withdrew the go-ahead",
             _ => "cannot execute it",
         }
     }
@@ -190,8 +203,9 @@ impl Prepared {
 
     /// In the child: sets it up and executes the program; returns only on failure, with the
     /// step that failed and its errno. `in_cgroup`: it was started in its cgroup already.
-    /// System calls only.
-    fn exec(&self, in_cgroup: bool) -> (Step, i32) {
+    /// With `go`, waits for one byte on it before the exec: end-of-file (ten dropped its end,
+    /// or died) means the program is never executed. System calls only.
+    fn exec(&self, in_cgroup: bool, go: Option<RawFd>) -> (Step, i32) {
         let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
         // SAFETY: system calls on strings and pointer lists that live until the exec.
         unsafe {
@@ -240,6 +254,18 @@ impl Prepared {
             }
             // The spawner ignores SIGPIPE (as every Rust program); the command must not.
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if let Some(go) = go {
+                let mut byte = 0u8;
+                let read = loop {
+                    let read = libc::read(go, (&raw mut byte).cast(), 1);
+                    if read >= 0 || errno() != libc::EINTR {
+                        break read;
+                    }
+                };
+                if read != 1 {
+                    return (Step::Cancelled, 0);
+                }
+            }
             libc::execve(
                 self.program.as_ptr(),
                 self.argv.1.as_ptr(),
@@ -280,7 +306,9 @@ fn open_directory(path: &std::path::Path) -> io::Result<OwnedFd> {
 
 /// Starts `request`'s command as a child of ten. With the caller's `status` pipe, answers as
 /// soon as the child exists (the caller reads how its exec went); without, once that is known.
-fn start(request: &Request, status: Option<OwnedFd>) -> Reply {
+/// With a `go` pipe, the child executes only once the caller says so on it.
+fn start(request: &Request, pipes: Pipes) -> Reply {
+    let Pipes { status, go } = pipes;
     let failed = |pid, error: io::Error| Reply::Failed {
         pid,
         error: error.to_string(),
@@ -305,7 +333,7 @@ fn start(request: &Request, status: Option<OwnedFd>) -> Reply {
         Err(error) => return failed(None, error),
     };
     if pid == 0 {
-        let (step, errno) = prepared.exec(in_cgroup);
+        let (step, errno) = prepared.exec(in_cgroup, go.as_ref().map(AsRawFd::as_raw_fd));
         let mut message = [0u8; 5];
         message[0] = step as u8;
         message[1..].copy_from_slice(&errno.to_ne_bytes());
@@ -320,7 +348,8 @@ fn start(request: &Request, status: Option<OwnedFd>) -> Reply {
             libc::_exit(127);
         }
     }
-    drop(status_write);
+    // Only the child holds these now: the caller's ends tell it the outcome and the go-ahead.
+    drop((status_write, go));
     let Some(status_read) = status_read else {
         return Reply::Started { pid };
     };

@@ -621,9 +621,20 @@ impl<R: Runtime> Reconciler<R> {
                 handle.send(Command::Stop);
                 waits.push(handle.status.clone());
             }
+            // A task whose start is under way has no pid yet: it is done only once that
+            // start has come back and what it started has stopped.
             let all_stopped = async {
                 for mut status in waits {
-                    let _ = status.wait_for(|s| s.pid.is_none()).await;
+                    let _ = status
+                        .wait_for(|s| {
+                            s.pid.is_none()
+                                && !matches!(
+                                    s.phase,
+                                    crate::observed::Phase::Starting
+                                        | crate::observed::Phase::Stopping
+                                )
+                        })
+                        .await;
                 }
             };
             let longest = stop_timeout + super::core::GRACE;

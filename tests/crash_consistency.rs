@@ -89,7 +89,7 @@ fn marked(mark: &str) -> BTreeMap<u32, (String, String, u32)> {
             .split(|byte| *byte == 0)
             .map(|var| String::from_utf8_lossy(var).into_owned())
             .collect();
-        if !vars.iter().any(|var| *var == needle) {
+        if !vars.contains(&needle) {
             continue;
         }
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -232,7 +232,11 @@ pub(crate) fn start_process(
                 spare.discard();
                 return Err(error);
             }
-            let (pid, cgroup, exit) = spare.become_tenant(&request).map_err(exec_failed)?;
+            let spare_pid = spare.pid;
+            let (pid, cgroup, exit) = spare.become_tenant(&request).map_err(|source| {
+                unnote(host, launch, spare_pid);
+                exec_failed(source)
+            })?;
             (pid, exit, Some(cgroup))
         }
         None => {
@@ -258,12 +262,15 @@ pub(crate) fn start_process(
             // The child waits before its exec until its entry is written; an entry that
             // cannot be written withdraws the go-ahead, and the command never runs.
             let noted = std::cell::RefCell::new(None);
+            let noted_pid = std::cell::Cell::new(None);
             let admit = |pid: u32| {
-                note_in_table(launch, host, pid, &name).map_err(|error| {
-                    let io = io::Error::other(error.to_string());
-                    *noted.borrow_mut() = Some(error);
-                    io
-                })
+                note_in_table(launch, host, pid, &name)
+                    .map(|()| noted_pid.set(Some(pid)))
+                    .map_err(|error| {
+                        let io = io::Error::other(error.to_string());
+                        *noted.borrow_mut() = Some(error);
+                        io
+                    })
             };
             let through_spawner =
                 spawner.and_then(|spawner| spawner.try_spawn(&request, Some(&admit)));
@@ -283,9 +290,14 @@ pub(crate) fn start_process(
                     },
                 ),
             };
-            let (pid, exit) = started.map_err(|source| match noted.take() {
-                Some(table) => cleanup(table),
-                None => cleanup(exec_failed(source)),
+            let (pid, exit) = started.map_err(|source| {
+                if let Some(pid) = noted_pid.get() {
+                    unnote(host, launch, pid);
+                }
+                match noted.take() {
+                    Some(table) => cleanup(table),
+                    None => cleanup(exec_failed(source)),
+                }
             })?;
             (pid, exit, cgroup)
         }
@@ -490,6 +502,13 @@ fn fork_exec(
     }
     let (child, exit) = Reaper::global().spawn(&mut command)?;
     Ok((child.id(), exit))
+}
+
+/// Removes the entry of process `pid`, noted for a start that failed.
+fn unnote(host: &SpawnEnv, launch: &Launch, pid: u32) {
+    if let Some(table) = &host.table {
+        super::table::remove_entry(table, &launch.key, pid);
+    }
 }
 
 /// Notes process `pid` in the process table, for a restarted ten to adopt it: before it can

@@ -148,6 +148,35 @@ fn busy_cgroups(parent: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Every process in the cgroups ten makes for the data directory `data_dir` (its parent is
+/// `ten/` and 8 hex digits of the SHA-256 of the directory's path), in any hierarchy.
+fn processes_in_cgroups(data_dir: &Path) -> Vec<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let canonical = fs::canonicalize(data_dir).unwrap();
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let owner: String = digest[..4]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let mut found = Vec::new();
+    for mount in ["memory", "pids", "cpu,cpuacct", "unified", ""] {
+        let parent = Path::new("/sys/fs/cgroup")
+            .join(mount)
+            .join("ten")
+            .join(&owner);
+        let Ok(listing) = fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in listing.flatten().filter(|entry| entry.path().is_dir()) {
+            let procs = fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                found.push((entry.path(), procs.trim().replace('\n', " ")));
+            }
+        }
+    }
+    found
+}
+
 fn write_instances(dir: &Path, ids: &[String]) {
     let service_dir = dir.join("instances/web");
     fs::create_dir_all(&service_dir).unwrap();
@@ -295,6 +324,13 @@ fn sigterm_during_a_burst_of_50_starts_leaves_no_process_behind() {
             "round {round} (SIGTERM after {after:?}, seed {seed}): processes left behind: {left:?}\n{}",
             server.log()
         );
+        if is_root() {
+            let left = processes_in_cgroups(&dir.join("tenement-data"));
+            assert!(
+                left.is_empty(),
+                "round {round}: processes left in ten's cgroups: {left:?}"
+            );
+        }
         let table = dir.join("tenement-data/.ten/processes");
         let entries: Vec<_> = fs::read_dir(&table)
             .map(|listing| listing.flatten().map(|entry| entry.file_name()).collect())

@@ -116,8 +116,9 @@ struct Bind {
 }
 
 /// What a tenant sees of the host besides the read-only root, below the private `/tmp` as
-/// well: read-only, its workdir and every existing path its argv names inside the config
-/// directory (a relative one from the workdir); writable, its data directory and socket
+/// well: read-only, its workdir, every existing path its argv names inside the config
+/// directory (a relative one from the workdir), and the files it names below `/tmp` outside
+/// it (the sandbox's private `/tmp` would hide them); writable, its data directory and socket
 /// directory. Nothing else outside the config directory (the host's `/` is visible anyway).
 /// A path at or below a writable bind is not bound read-only, nor one below another
 /// read-only bind; a bind comes after every bind above it (mounts are made in order).
@@ -139,8 +140,19 @@ fn binds(launch: &Launch) -> Vec<Bind> {
             let real = fs::canonicalize(path).ok();
             matches!((&real, &real_config_dir), (Some(real), Some(dir)) if real.starts_with(dir))
         });
+    // Files the command names below `/tmp` outside the project (the program, a script): the
+    // sandbox's `/tmp` is private and would hide them, while the rest of the host's `/` is
+    // seen read-only. Only those files, not their directories.
+    let in_tmp: Vec<PathBuf> = launch
+        .argv
+        .iter()
+        .filter(|arg| arg.contains('/'))
+        .map(|arg| normalize(&workdir.join(arg)))
+        .filter(|path| path.starts_with("/tmp") && !path.starts_with(&config_dir) && path.is_file())
+        .collect();
     let candidates = std::iter::once(workdir.clone())
         .filter(|path| path != Path::new("/") && path.exists())
+        .chain(in_tmp)
         .chain(named);
     let mut read_only: Vec<PathBuf> = Vec::new();
     for path in candidates {
@@ -332,6 +344,39 @@ mod tests {
             let binds = binds(&launch(root, &workdir, &argv));
             assert_eq!(shown(&binds, root), expected, "{case}");
         }
+    }
+
+    #[test]
+    fn files_the_command_names_below_tmp_outside_the_project_are_bound_read_only_alone() {
+        let dir = project();
+        let root = dir.path();
+        let tools = tempfile::tempdir_in("/tmp").unwrap();
+        let program = tools.path().join("app");
+        fs::write(&program, "").unwrap();
+        let beside = tools.path().join("secret.txt");
+        fs::write(&beside, "").unwrap();
+        let script = tools.path().join("app.py");
+        fs::write(&script, "").unwrap();
+        let argv = ["python3", script.to_str().unwrap(), "/tmp"];
+        let bound = binds(&launch(root, Path::new("/"), &argv));
+        assert_eq!(
+            shown(&bound, root),
+            [
+                format!("ro {}", script.display()),
+                "rw ./tenement-data/notes/a".to_string()
+            ],
+            "the script is bound, not its directory nor /tmp"
+        );
+        let argv = [program.to_str().unwrap()];
+        let bound = binds(&launch(root, Path::new("/"), &argv));
+        assert_eq!(
+            shown(&bound, root),
+            [
+                format!("ro {}", program.display()),
+                "rw ./tenement-data/notes/a".to_string()
+            ]
+        );
+        assert!(beside.exists());
     }
 
     #[test]

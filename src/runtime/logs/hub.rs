@@ -21,16 +21,24 @@ use crate::names::InstanceKey;
 
 use super::line::{LogLine, LogQuery, Stream, parse_line, unix_millis};
 use super::log_file::LogFile;
-use super::output::{OutputLog, cut_back, file_length};
+use super::output::{OutputLog, cut_back, file_length, format_lines};
 use super::record::{Recorded, encode_record, read_record};
 use super::search::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, search_instance};
-use super::source::Source;
+use super::source::{ReadLimits, Source};
 use super::store::{OUTPUT_LOG, age_cutoff, enforce, modified_ms, rotate_bytes};
 
 /// Lines kept in memory per instance.
 pub const RING_LINES: usize = 2000;
+/// The most text kept in memory per instance (lines of `MAX_LINE` would otherwise take
+/// 32 MiB): the ring holds fewer than [`RING_LINES`] lines when they are long.
+pub(super) const RING_BYTES: usize = 2 * 1024 * 1024;
+/// New lines waiting for the slowest follower (`ten logs -f`, the dashboard); a follower
+/// further behind is told how many it missed.
+const BROADCAST_LINES: usize = 1024;
 
-/// The most bytes of one stream a poll reads before it writes them out.
+/// The most one stream's poll reads before it writes it out: bytes, plus
+/// `source::LINE_COST` a line (what a line costs in memory and in `output.log` besides its
+/// text).
 pub(super) const POLL_BYTES: u64 = 1024 * 1024;
 
 /// Where an instance's capture files are.
@@ -49,6 +57,8 @@ pub struct CapturePaths {
 struct InstanceLogs {
     sources: [Source; 2],
     ring: VecDeque<LogLine>,
+    /// The bytes of the texts in `ring` (at most [`RING_BYTES`], or one line).
+    ring_bytes: usize,
     output: OutputLog,
     /// Where the read offsets are kept; opened on first write.
     offsets_path: PathBuf,
@@ -61,6 +71,19 @@ struct InstanceLogs {
 type Targets = [Option<PathBuf>; 2];
 
 impl InstanceLogs {
+    /// Adds `line` to the ring, the oldest lines leaving it past [`RING_LINES`] or
+    /// [`RING_BYTES`] (the newest line is kept whatever its length).
+    fn keep(&mut self, line: LogLine) {
+        self.ring_bytes += line.text.len();
+        self.ring.push_back(line);
+        while self.ring.len() > 1
+            && (self.ring.len() > RING_LINES || self.ring_bytes > RING_BYTES)
+            && let Some(old) = self.ring.pop_front()
+        {
+            self.ring_bytes -= old.text.len();
+        }
+    }
+
     /// Records how far the lines of the raw files reached `output.log`, and its length then:
     /// one positioned write of a fixed-width text, after every append and rotation.
     fn record(&mut self) {
@@ -106,7 +129,7 @@ pub struct LogHub {
 impl LogHub {
     /// `root` is ten's own directory, `{data_dir}/.ten`.
     pub fn new(root: PathBuf) -> Arc<LogHub> {
-        let (lines, _) = broadcast::channel(4096);
+        let (lines, _) = broadcast::channel(BROADCAST_LINES);
         Arc::new(LogHub {
             root,
             state: Mutex::default(),
@@ -168,12 +191,14 @@ impl LogHub {
             |recorded| recorded.offsets,
         );
         let ring = read_tail(key, &paths.output);
+        let ring_bytes = ring.iter().map(|line| line.text.len()).sum();
         let mut logs = InstanceLogs {
             sources: [
                 Source::new(Stream::Stdout, paths.stdout.clone(), offsets[0]),
                 Source::new(Stream::Stderr, paths.stderr.clone(), offsets[1]),
             ],
             ring,
+            ring_bytes,
             output: OutputLog {
                 path: paths.output.clone(),
                 file: None,
@@ -261,13 +286,16 @@ impl LogHub {
             return false;
         };
         let now = unix_millis();
+        let rotate_at = rotate_bytes(retention);
+        let limits = ReadLimits {
+            // Small enough next to the rotation size that a batch fits in a file.
+            budget: POLL_BYTES.min(rotate_at / 4).max(1),
+            backlog: backlog_limit(retention, &logs.targets, files),
+        };
         let mut new_lines = Vec::new();
         let mut more = false;
         for source in &mut logs.sources {
-            // Small enough next to the rotation size that files stay near it (a rotation
-            // comes between batches, after their record).
-            let batch = POLL_BYTES.min(rotate_bytes(retention) / 4);
-            let (texts, left) = source.read_new(batch);
+            let (texts, left) = source.read_new(limits);
             more |= left;
             for text in texts {
                 new_lines.push(LogLine {
@@ -282,33 +310,34 @@ impl LogHub {
             return more;
         }
         // Crash-safe in this order: a ten killed before the record truncates output.log back
-        // to the recorded length when it attaches, then reads those lines again; a rotation
-        // comes after the record, so the recorded length is the rotated file's, and a ten
-        // killed before the record that follows finds no output.log longer than recorded.
+        // to the recorded length when it attaches, then reads those lines again. A rotation
+        // comes before an append that would take output.log past its size (so no file ever
+        // holds more, and the files of an instance never more than `log_retention`), after
+        // the record of the last append, and is recorded itself: a ten killed before that
+        // record finds no output.log longer than recorded (the length is the rotated file's).
         // The log files are written before the record: a ten killed in between writes these
         // lines to them again (a repeat rather than a loss).
-        logs.output.append(&new_lines);
-        write_log_files(files, &logs.targets, &new_lines);
-        logs.record();
-        if logs.output.full(rotate_bytes(retention)) {
+        let text = format_lines(&new_lines);
+        if logs.output.size > 0 && logs.output.size + text.len() as u64 > rotate_at {
             logs.output.rotate();
             logs.record();
             if let Some(log_dir) = logs.output.path.parent() {
                 enforce(log_dir, retention, now);
             }
         }
+        logs.output.append(&text);
+        drop(text);
+        write_log_files(files, &logs.targets, &new_lines);
+        logs.record();
         // Only the lines the ring keeps are copied into it; lines are sent only to listeners.
         let listened = self.lines.receiver_count() > 0;
         let kept_from = new_lines.len().saturating_sub(RING_LINES);
         for (index, line) in new_lines.into_iter().enumerate() {
             if index >= kept_from {
-                if logs.ring.len() == RING_LINES {
-                    logs.ring.pop_front();
-                }
                 if listened {
-                    logs.ring.push_back(line.clone());
+                    logs.keep(line.clone());
                 } else {
-                    logs.ring.push_back(line);
+                    logs.keep(line);
                     continue;
                 }
             }
@@ -570,6 +599,22 @@ fn write_log_files(files: &mut HashMap<PathBuf, LogFile>, targets: &Targets, lin
             );
         }
     }
+}
+
+/// How far a stream of an instance may fall behind its tenant before the oldest of what is
+/// waiting is skipped: what `log_retention` keeps of it (more could not be kept: lines
+/// read would push older ones out), or what the log files it names keep, if more (a file
+/// never rotated keeps everything: nothing is skipped).
+fn backlog_limit(
+    retention: &LogRetention,
+    targets: &Targets,
+    files: &HashMap<PathBuf, LogFile>,
+) -> u64 {
+    distinct(targets)
+        .filter_map(|path| files.get(path))
+        .map(LogFile::keeps)
+        .fold(retention.max_bytes, u64::max)
+        .max(4 * POLL_BYTES.min(rotate_bytes(retention)))
 }
 
 /// The last [`RING_LINES`] lines of an `output.log` (reads at most its last 1 MiB).

@@ -49,6 +49,15 @@ impl LogFile {
         self.rotation = rotation;
     }
 
+    /// About how many bytes of lines the file and its backups keep (everything, when it is
+    /// never rotated).
+    pub(super) fn keeps(&self) -> u64 {
+        match self.rotation.max_bytes {
+            0 => u64::MAX,
+            max => max.saturating_mul(u64::from(self.rotation.backups) + 1),
+        }
+    }
+
     /// Appends `lines`, each followed by a newline. A line that would take the file past
     /// `max_bytes` goes to a new file after a rotation (unless the file is empty: a line
     /// longer than `max_bytes` gets a file to itself).

@@ -9,6 +9,13 @@
 //! `{data_dir}/.ten/logs/<service>/<id>/output.log`. Bytes already read are released from the
 //! raw files by punching holes, so they take no disk space.
 //!
+//! A tenant flooding its output costs ten bounded memory and disk: a poll's batch is bounded
+//! by bytes and by lines, the ring by lines and bytes, the broadcast by lines; `output.log`
+//! is rotated before an append that would pass its size. A tenant cannot be slowed down (it
+//! writes to its file), so what is unread past `log_retention`'s `max_bytes` is skipped
+//! unread (its disk released), and a line `[ten: N bytes of stdout dropped: ...]` says so:
+//! what is read after it would have pushed it out of the retention anyway.
+//!
 //! Each line reaches `output.log` exactly once, even across a kill -9 of ten. After every
 //! append to `output.log`, `offsets` next to it records (one positioned write of a fixed-width
 //! `"STDOUT STDERR LOG_LENGTH"`) where the first line not yet in `output.log` begins in each

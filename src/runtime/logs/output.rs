@@ -20,9 +20,10 @@ pub(super) struct OutputLog {
 }
 
 impl OutputLog {
-    /// Appends the lines (opening the file first if needed). Rotation is left to the caller,
-    /// to be done after the offsets that match this append are recorded.
-    pub(super) fn append(&mut self, lines: &[LogLine]) {
+    /// Appends `text` (lines [`format_lines`] wrote), opening the file first if needed.
+    /// Rotation is left to the caller, to be done before an append that would take the file
+    /// past its size, after the offsets of the last append are recorded.
+    pub(super) fn append(&mut self, text: &str) {
         if self.file.is_none() {
             self.file = OpenOptions::new()
                 .create(true)
@@ -35,23 +36,6 @@ impl OutputLog {
                 .as_ref()
                 .and_then(|f| f.metadata().ok())
                 .map_or(0, |m| m.len());
-        }
-        // As `format_line` writes each, the time formatted once for the lines that share it
-        // (those of one read do).
-        let mut text = String::with_capacity(lines.iter().map(|line| line.text.len() + 33).sum());
-        let mut stamp: Option<(u64, String)> = None;
-        for line in lines {
-            if stamp.as_ref().is_none_or(|(at, _)| *at != line.at_unix_ms) {
-                stamp = Some((line.at_unix_ms, format_time(line.at_unix_ms)));
-            }
-            if let Some((_, time)) = &stamp {
-                text.push_str(time);
-            }
-            text.push(' ');
-            text.push_str(line.stream.as_str());
-            text.push(' ');
-            text.push_str(&line.text);
-            text.push('\n');
         }
         let Some(file) = &mut self.file else {
             return;
@@ -67,11 +51,6 @@ impl OutputLog {
         }
     }
 
-    /// Whether the file has reached `rotate_bytes` (see `store::rotate_bytes`).
-    pub(super) fn full(&self, rotate_bytes: u64) -> bool {
-        self.size >= rotate_bytes
-    }
-
     /// Moves `output.log` to `output.log.<time of its first line>`; the next append starts a
     /// new `output.log`. Removing old files is left to the caller (`store::enforce`).
     pub(super) fn rotate(&mut self) {
@@ -82,6 +61,27 @@ impl OutputLog {
         // Nothing is at the path now, unless the rename failed.
         self.size = file_length(&self.path);
     }
+}
+
+/// The lines as `output.log` holds them (as `format_line` writes each, the time formatted once
+/// for the lines that share it: those of one read do).
+pub(super) fn format_lines(lines: &[LogLine]) -> String {
+    let mut text = String::with_capacity(lines.iter().map(|line| line.text.len() + 33).sum());
+    let mut stamp: Option<(u64, String)> = None;
+    for line in lines {
+        if stamp.as_ref().is_none_or(|(at, _)| *at != line.at_unix_ms) {
+            stamp = Some((line.at_unix_ms, format_time(line.at_unix_ms)));
+        }
+        if let Some((_, time)) = &stamp {
+            text.push_str(time);
+        }
+        text.push(' ');
+        text.push_str(line.stream.as_str());
+        text.push(' ');
+        text.push_str(&line.text);
+        text.push('\n');
+    }
+    text
 }
 
 /// The length of the file at `path`; 0 if there is none.
@@ -140,7 +140,7 @@ mod tests {
             text: text.into(),
         })
         .collect();
-        output.append(&lines);
+        output.append(&format_lines(&lines));
         let expected: String = lines
             .iter()
             .map(|line| format!("{}\n", crate::runtime::logs::line::format_line(line)))
@@ -164,8 +164,8 @@ mod tests {
             text: "z".repeat(1000),
         };
         for at in 0..50 {
-            output.append(&[line(1_765_000_000_000 + at)]);
-            if output.full(10_000) {
+            output.append(&format_lines(&[line(1_765_000_000_000 + at)]));
+            if output.size >= 10_000 {
                 output.rotate();
             }
         }

@@ -1,5 +1,7 @@
 //! Tailing one raw file a tenant appends to: reading what was appended, cutting it into
-//! lines, and releasing the bytes read from disk (holes punched, the size kept).
+//! lines, releasing the bytes read from disk (holes punched, the size kept), and skipping what
+//! the tenant wrote faster than ten reads once it is more than could be kept (counted, and
+//! said in a line of its own).
 //!
 //! Imports `line` of `logs`.
 
@@ -7,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::line::Stream;
 
@@ -15,6 +18,14 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// Read bytes are released from a raw file in steps of this size.
 const PUNCH_STEP: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// What a line costs a read besides its bytes (in bytes): its `LogLine` in memory, its time
+/// and stream in `output.log`. A read's budget counts both, so a batch of 2-byte lines holds
+/// no more memory and writes no more to `output.log` than one of long lines.
+pub(super) const LINE_COST: u64 = 64;
+/// Bytes read to find where a skip ends cost a read this fraction of a byte.
+const SKIP_COST_DIVISOR: u64 = 32;
+/// Dropped output is reported in ten's log at most this often (the counts add up between).
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Opens (creating) a raw capture file for the tenant to append to.
 pub fn open_for_tenant(path: &Path) -> io::Result<File> {
@@ -39,6 +50,26 @@ pub(super) struct Source {
     pending: Vec<u8>,
     /// Bytes of the current line dropped past [`MAX_LINE`].
     dropped: usize,
+    /// Output being skipped: more was waiting than could be kept.
+    skip: Option<Skip>,
+    /// Dropped output not yet reported in ten's log, and when it last was.
+    unreported: u64,
+    reported_at: Option<Instant>,
+}
+
+/// Output being skipped, up to the first line that begins at or after `to`.
+struct Skip {
+    to: u64,
+    bytes: u64,
+}
+
+/// What a read may do: how much it may cost (bytes read, plus [`LINE_COST`] a line), and
+/// how far behind the end of the file it may stay before it skips.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadLimits {
+    pub(super) budget: u64,
+    /// Unread bytes past this are skipped: not read at all, their disk released at once.
+    pub(super) backlog: u64,
 }
 
 impl Source {
@@ -52,6 +83,9 @@ impl Source {
             punched_cut: 0,
             pending: Vec::new(),
             dropped: 0,
+            skip: None,
+            unreported: 0,
+            reported_at: None,
         }
     }
 
@@ -62,9 +96,12 @@ impl Source {
         self.offset - (self.pending.len() + self.dropped) as u64
     }
 
-    /// Reads what was appended since the last read, at most about `max_bytes` of it (the
-    /// rest is read by the next call); returns the complete lines, and whether more is left.
-    pub(super) fn read_new(&mut self, max_bytes: u64) -> (Vec<String>, bool) {
+    /// Reads what was appended since the last read, up to `limits.budget` of it (the rest is
+    /// read by the next call); returns the complete lines, and whether more is left. When
+    /// more than `limits.backlog` is waiting, all but the last quarter of it is skipped (not
+    /// read: a skip costs nothing however much is skipped), and a line saying how many bytes
+    /// takes its place.
+    pub(super) fn read_new(&mut self, limits: ReadLimits) -> (Vec<String>, bool) {
         if self.file.is_none() {
             // Writable only to punch holes into what was read; ten never writes to it.
             self.file = OpenOptions::new()
@@ -84,17 +121,21 @@ impl Source {
             self.punched_cut = 0;
             self.pending.clear();
             self.dropped = 0;
+            self.skip = None;
+        }
+        if self.skip.is_none() && size != u64::MAX {
+            self.start_skip(size, limits.backlog);
         }
         let mut lines = Vec::new();
         // Sized to what was appended (usually one short line), not a fixed large chunk.
         let appended = size
             .saturating_sub(self.offset)
-            .clamp(1, (READ_CHUNK as u64).min(max_bytes.max(1)));
+            .clamp(1, (READ_CHUNK as u64).min(limits.budget.max(1)));
         let mut buffer = vec![0; appended as usize];
-        let start = self.offset;
+        let mut cost = 0;
         let mut more = false;
         loop {
-            if self.offset - start >= max_bytes {
+            if cost >= limits.budget {
                 more = true;
                 break;
             }
@@ -102,28 +143,115 @@ impl Source {
                 Ok(0) | Err(_) => break,
                 Ok(read) => read,
             };
-            self.offset += read as u64;
-            self.split_lines(&buffer[..read], &mut lines);
+            if self.skip.is_some() {
+                let skipped = self.skip_bytes(&buffer[..read], &mut lines);
+                self.offset += skipped;
+                cost += skipped.div_ceil(SKIP_COST_DIVISOR);
+                continue;
+            }
+            let used = self.split_lines(&buffer[..read], &mut lines, &mut cost, limits.budget);
+            self.offset += used as u64;
         }
         self.release_read_bytes(&file);
         self.file = Some(file);
         (lines, more)
     }
 
-    fn split_lines(&mut self, mut bytes: &[u8], lines: &mut Vec<String>) {
-        while !bytes.is_empty() {
-            match bytes.iter().position(|&byte| byte == b'\n') {
+    /// Starts skipping if more than `backlog` bytes of `size` are unread: jumps to the last
+    /// quarter of the backlog, to read on from the first line that begins there. The
+    /// unfinished line is dropped with the rest.
+    fn start_skip(&mut self, size: u64, backlog: u64) {
+        if size.saturating_sub(self.offset) <= backlog {
+            return;
+        }
+        let to = size - backlog / 4;
+        self.skip = Some(Skip {
+            to,
+            bytes: to - self.line_start(),
+        });
+        self.pending.clear();
+        self.dropped = 0;
+        self.offset = to;
+    }
+
+    /// Skips in `bytes` (read at the offset) up to the first newline at or past the skip's
+    /// end, where a line saying what was dropped is added to `lines` and the skip ends. How
+    /// many bytes were skipped.
+    fn skip_bytes(&mut self, bytes: &[u8], lines: &mut Vec<String>) -> u64 {
+        let Some(skip) = &mut self.skip else {
+            return 0;
+        };
+        let surely = usize::try_from(skip.to.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+        let end = (surely < bytes.len())
+            .then(|| {
+                bytes[surely..]
+                    .iter()
+                    .position(|&byte| byte == b'\n')
+                    .map(|at| surely + at + 1)
+            })
+            .flatten();
+        let taken = end.unwrap_or(bytes.len());
+        skip.bytes += taken as u64;
+        if end.is_some() {
+            let dropped = skip.bytes;
+            self.skip = None;
+            lines.push(format!(
+                "[ten: {dropped} bytes of {} dropped: written faster than ten could read them, and more than log_retention keeps]",
+                self.stream.as_str()
+            ));
+            self.report_dropped(dropped);
+        }
+        taken as u64
+    }
+
+    /// Says in ten's log that output was dropped, at most every [`DROP_WARNING_EVERY`].
+    fn report_dropped(&mut self, bytes: u64) {
+        self.unreported += bytes;
+        if self
+            .reported_at
+            .is_some_and(|at| at.elapsed() < DROP_WARNING_EVERY)
+        {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.unreported);
+        tracing::warn!(
+            path = %self.path.display(),
+            bytes,
+            "a tenant wrote output faster than ten reads it, more than log_retention keeps: the oldest was dropped (a line in its log says how much)"
+        );
+        self.reported_at = Some(Instant::now());
+    }
+
+    /// Cuts `bytes` into lines, adding the complete ones to `lines` and their cost to `cost`,
+    /// until the cost reaches `budget`. How many bytes were used (the rest is read again).
+    fn split_lines(
+        &mut self,
+        bytes: &[u8],
+        lines: &mut Vec<String>,
+        cost: &mut u64,
+        budget: u64,
+    ) -> usize {
+        let mut used = 0;
+        while used < bytes.len() {
+            let rest = &bytes[used..];
+            match rest.iter().position(|&byte| byte == b'\n') {
                 Some(end) => {
-                    self.take(&bytes[..end]);
+                    self.take(&rest[..end]);
                     lines.push(self.finish_line());
-                    bytes = &bytes[end + 1..];
+                    used += end + 1;
+                    *cost += end as u64 + 1 + LINE_COST;
+                    if *cost >= budget {
+                        break;
+                    }
                 }
                 None => {
-                    self.take(bytes);
-                    break;
+                    self.take(rest);
+                    used = bytes.len();
+                    *cost += rest.len() as u64;
                 }
             }
         }
+        used
     }
 
     fn take(&mut self, bytes: &[u8]) {
@@ -177,5 +305,81 @@ impl Source {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+
+    fn limits(budget: u64, backlog: u64) -> ReadLimits {
+        ReadLimits { budget, backlog }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_by_bytes_and_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.raw");
+        open_for_tenant(&path)
+            .unwrap()
+            .write_all(&b"y\n".repeat(10_000))
+            .unwrap();
+        let mut source = Source::new(Stream::Stdout, path, 0);
+        // Each 2-byte line costs 2 + LINE_COST.
+        let (lines, more) = source.read_new(limits(100 * (2 + LINE_COST), u64::MAX));
+        assert_eq!(lines.len(), 100);
+        assert!(more);
+        assert_eq!(source.line_start(), 200);
+        let mut total = lines.len();
+        loop {
+            let (lines, more) = source.read_new(limits(100 * (2 + LINE_COST), u64::MAX));
+            total += lines.len();
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn output_past_the_backlog_is_skipped_unread_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.raw");
+        let mut file = open_for_tenant(&path).unwrap();
+        // 8 MiB of numbered 64-byte lines.
+        for index in 0..131_072u32 {
+            writeln!(file, "{index:08} {}", "x".repeat(54)).unwrap();
+        }
+        let backlog = 4 * 1024 * 1024;
+        let mut source = Source::new(Stream::Stdout, path.clone(), 0);
+        let mut lines = Vec::new();
+        loop {
+            let (read, more) = source.read_new(limits(1 << 20, backlog));
+            lines.extend(read);
+            if !more {
+                break;
+            }
+        }
+        // All but the last quarter of the backlog: 7 MiB (plus the rest of the line it ends
+        // in) skipped, then every line after it whole, in order.
+        let marker = &lines[0];
+        // (7 MiB is a multiple of the line length: the skip ends at the end of that line.)
+        let skipped = 7 * 1024 * 1024 + 64;
+        assert_eq!(
+            marker,
+            &format!(
+                "[ten: {skipped} bytes of stdout dropped: written faster than ten could read them, and more than log_retention keeps]"
+            )
+        );
+        let first = skipped / 64;
+        assert_eq!(lines.len() as u64, 1 + 131_072 - first);
+        for (index, line) in lines[1..].iter().enumerate() {
+            assert_eq!(line[..8].parse::<u64>().unwrap(), first + index as u64);
+        }
+        // The skipped bytes take no disk.
+        let blocks = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(blocks < 2 * 1024 * 1024, "{blocks} bytes on disk");
     }
 }

@@ -27,7 +27,7 @@ fn a_search_finds_lines_on_disk_of_instances_no_longer_attached() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));
     hub.set_retention(LogRetention {
-        max_bytes: 64 * 1024,
+        max_bytes: 128 * 1024,
         max_age: None,
     });
     let alice = hub
@@ -39,7 +39,7 @@ fn a_search_finds_lines_on_disk_of_instances_no_longer_attached() {
     hub.poll(&key("notes:alice"));
     // A line's time is when it is read: bob's comes in a later millisecond than alice's.
     std::thread::sleep(Duration::from_millis(2));
-    // Past the ring, and over several rotations (at 16 KiB).
+    // Past the ring, and over several rotations (at 32 KiB).
     let filler: String = (0..RING_LINES + 100)
         .map(|index| format!("filler {index}\n"))
         .collect();

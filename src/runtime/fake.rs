@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use crate::names::InstanceKey;
 
 use super::{
-    AdoptError, GroupSignal, Launch, Probe, ProbeResult, ProcessExit, Runtime, SpawnError, Started,
+    AdoptError, GroupSignal, Launch, Probe, ProbeOutcome, ProcessExit, Runtime, SpawnError, Started,
 };
 
 #[derive(Default)]
@@ -183,13 +183,13 @@ impl Runtime for FakeRuntime {
         self.lock().usage
     }
 
-    async fn probe(&self, key: &InstanceKey, _probe: Probe) -> ProbeResult {
+    async fn probe(&self, key: &InstanceKey, _probe: Probe) -> ProbeOutcome {
         let state = self.lock();
         let running = state.running.values().any(|(owner, _)| owner == key);
-        if running && !state.unhealthy.contains(key) {
+        ProbeOutcome::Done(if running && !state.unhealthy.contains(key) {
             Ok(())
         } else {
             Err("fake probe failed".to_string())
-        }
+        })
     }
 }

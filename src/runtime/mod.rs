@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex};
 
 pub use adopt::AdoptError;
 pub use launch::{Launch, Started};
-pub use probe::{ExecProbe, Probe, ProbeResult, ProbeTarget};
+pub use probe::{ExecProbe, Probe, ProbeOutcome, ProbeResult, ProbeTarget};
 pub use process::{SpawnEnv, SpawnError};
 pub use reaper::ProcessExit;
 pub use signal::GroupSignal;
@@ -77,7 +77,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// (asked when it has ended, before [`Runtime::forget`]).
     fn out_of_memory(&self, pid: u32) -> bool;
     /// Runs a health probe of `key`.
-    fn probe(&self, key: &InstanceKey, probe: Probe) -> impl Future<Output = ProbeResult> + Send;
+    fn probe(&self, key: &InstanceKey, probe: Probe) -> impl Future<Output = ProbeOutcome> + Send;
     /// What the process `pid` (and everything it started) uses, and, when `data_dir` is
     /// given, the size of that directory (a walk of the tree).
     fn usage(&self, pid: u32, data_dir: Option<PathBuf>) -> impl Future<Output = Usage> + Send;
@@ -369,7 +369,7 @@ impl Runtime for OsRuntime {
             .is_some_and(|kills| kills > 0)
     }
 
-    async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeResult {
+    async fn probe(&self, _key: &InstanceKey, probe: Probe) -> ProbeOutcome {
         match probe.target {
             ProbeTarget::Exec(exec) => {
                 let cgroup = exec
@@ -388,7 +388,9 @@ impl Runtime for OsRuntime {
                         .map(std::path::Path::to_path_buf)
                 });
                 let spawner = Arc::clone(&self.spawner);
-                exec_probe::run_exec(exec, probe.timeout, procs, clone_into, spawner).await
+                ProbeOutcome::Done(
+                    exec_probe::run_exec(exec, probe.timeout, procs, clone_into, spawner).await,
+                )
             }
             _ => probe::run_probe(&probe).await,
         }

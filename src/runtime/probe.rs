@@ -49,38 +49,72 @@ pub struct Probe {
 /// Why a probe failed, for events and `ten health`.
 pub type ProbeResult = Result<(), String>;
 
-pub(crate) async fn run_probe(probe: &Probe) -> ProbeResult {
+/// What running a probe found: the instance's answer, or nothing at all because ten itself
+/// had no file descriptor left to ask with (EMFILE, ENFILE): ten's fault, never the tenant's,
+/// so it counts neither as a failed check nor as a good one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Done(ProbeResult),
+    TenOutOfDescriptors(String),
+}
+
+/// Whether `error` says this process (EMFILE) or the system (ENFILE) has no file descriptor
+/// left: ten's own condition, which says nothing of the other end.
+pub(crate) fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE
+    )
+}
+
+pub(crate) async fn run_probe(probe: &Probe) -> ProbeOutcome {
     match tokio::time::timeout(probe.timeout, attempt(probe)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
+        Ok(Ok(result)) => ProbeOutcome::Done(result),
+        Ok(Err(exhausted)) => ProbeOutcome::TenOutOfDescriptors(exhausted),
+        Err(_) => ProbeOutcome::Done(Err(format!(
             "no answer within {}",
             humantime::format_duration(probe.timeout)
-        )),
+        ))),
     }
 }
 
-async fn attempt(probe: &Probe) -> ProbeResult {
+/// A connect's error as a failed check, or, when ten had no descriptor for the socket, as
+/// the outer `Err`: no check at all.
+fn connect_failed(what: String) -> impl FnOnce(std::io::Error) -> Result<ProbeResult, String> {
+    move |error| {
+        if out_of_descriptors(&error) {
+            Err(format!("no socket for {what}: {error}"))
+        } else {
+            Ok(Err(format!("connect to {what}: {error}")))
+        }
+    }
+}
+
+/// The outer `Err`: ten could not even try (no file descriptor left).
+async fn attempt(probe: &Probe) -> Result<ProbeResult, String> {
     match &probe.target {
         ProbeTarget::Tcp { port } => {
-            let stream = TcpStream::connect(("127.0.0.1", *port))
-                .await
-                .map_err(|error| format!("connect to 127.0.0.1:{port}: {error}"))?;
+            let stream = match TcpStream::connect(("127.0.0.1", *port)).await {
+                Ok(stream) => stream,
+                Err(error) => return connect_failed(format!("127.0.0.1:{port}"))(error),
+            };
             let _ = stream.set_nodelay(true);
-            get(
+            Ok(get(
                 stream,
                 probe.http_path.as_deref(),
                 &format!("127.0.0.1:{port}"),
             )
-            .await
+            .await)
         }
         ProbeTarget::Unix { socket } => {
-            let stream = UnixStream::connect(socket)
-                .await
-                .map_err(|error| format!("connect to {}: {error}", socket.display()))?;
-            get(stream, probe.http_path.as_deref(), "localhost").await
+            let stream = match UnixStream::connect(socket).await {
+                Ok(stream) => stream,
+                Err(error) => return connect_failed(socket.display().to_string())(error),
+            };
+            Ok(get(stream, probe.http_path.as_deref(), "localhost").await)
         }
         // Run by the runtime, which knows the instance's cgroup (`exec_probe`).
-        ProbeTarget::Exec(_) => Err("a command check runs through the runtime".into()),
+        ProbeTarget::Exec(_) => Ok(Err("a command check runs through the runtime".into())),
     }
 }
 
@@ -146,11 +180,13 @@ mod tests {
     async fn only_2xx_is_healthy() {
         assert_eq!(
             run_probe(&http(server("204 No Content").await)).await,
-            Ok(())
+            ProbeOutcome::Done(Ok(()))
         );
-        let error = run_probe(&http(server("503 Service Unavailable").await))
-            .await
-            .unwrap_err();
+        let ProbeOutcome::Done(Err(error)) =
+            run_probe(&http(server("503 Service Unavailable").await)).await
+        else {
+            panic!("a 503 is a failed check");
+        };
         assert_eq!(error, "GET /health answered 503 Service Unavailable");
     }
 
@@ -162,8 +198,22 @@ mod tests {
             http_path: None,
             ..http(port)
         };
-        assert_eq!(run_probe(&tcp).await, Ok(()));
+        assert_eq!(run_probe(&tcp).await, ProbeOutcome::Done(Ok(())));
         drop(listener);
-        assert!(run_probe(&tcp).await.unwrap_err().contains("refused"));
+        let ProbeOutcome::Done(Err(error)) = run_probe(&tcp).await else {
+            panic!("a closed port is a failed check");
+        };
+        assert!(error.contains("refused"), "{error}");
+    }
+
+    #[test]
+    fn only_a_lack_of_descriptors_is_ten_s_own() {
+        let emfile = std::io::Error::from_raw_os_error(nix::libc::EMFILE);
+        let enfile = std::io::Error::from_raw_os_error(nix::libc::ENFILE);
+        let refused = std::io::Error::from_raw_os_error(nix::libc::ECONNREFUSED);
+        assert!(out_of_descriptors(&emfile) && out_of_descriptors(&enfile));
+        assert!(!out_of_descriptors(&refused));
+        assert!(connect_failed("x".into())(emfile).is_err());
+        assert!(matches!(connect_failed("x".into())(refused), Ok(Err(_))));
     }
 }

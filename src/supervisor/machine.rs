@@ -171,6 +171,9 @@ pub(crate) enum Input {
     },
     Exited(ProcessExit),
     ProbeDone(ProbeResult),
+    /// A probe could not be run at all (ten had no file descriptor left): nothing is known
+    /// of the instance, nothing is counted; the next probe comes at its usual time.
+    ProbeNotRun,
     /// A deadline passed.
     Tick,
     /// What the gate says of the requests for this instance, now. The task looks before every
@@ -396,6 +399,10 @@ impl Machine {
             Input::ProbeDone(result) => {
                 self.probe_in_flight = false;
                 self.probed(state, result, now, &mut effects)
+            }
+            Input::ProbeNotRun => {
+                self.probe_in_flight = false;
+                self.probe_not_run(state, now)
             }
             Input::Tick => self.tick(state, now, &mut effects),
             Input::Traffic(traffic) => {

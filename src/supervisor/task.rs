@@ -26,7 +26,8 @@ use crate::observed::{ExitInfo, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, port_is_free};
 use crate::runtime::{
-    ExecProbe, Probe, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError, Started,
+    ExecProbe, Probe, ProbeOutcome, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError,
+    Started,
 };
 
 use super::gate::{Backend, Gate, Owner, Target};
@@ -143,7 +144,7 @@ struct InstanceTask<R> {
     last_exit_at: Option<u64>,
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
-    probing: Option<Boxed<ProbeResult>>,
+    probing: Option<Boxed<ProbeOutcome>>,
     /// A usage sample of this process in progress, its data directory measured (taken with
     /// each periodic health check when a storage quota is to be enforced).
     sampling: Option<Boxed<(u32, Usage)>>,
@@ -189,12 +190,9 @@ impl<R: Runtime> InstanceTask<R> {
                         None => continue,
                     }
                 }
-                result = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
+                outcome = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
                     self.probing = None;
-                    for waiter in self.health_waiters.drain(..) {
-                        let _ = waiter.send(result.clone());
-                    }
-                    Input::ProbeDone(result)
+                    self.probed(outcome)
                 }
                 () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
                 changed = async { self.successor.as_mut().expect("guarded").changed().await }, if self.successor.is_some() => {
@@ -556,7 +554,7 @@ impl<R: Runtime> InstanceTask<R> {
         })
     }
 
-    fn probe_future(&self) -> Boxed<ProbeResult> {
+    fn probe_future(&self) -> Boxed<ProbeOutcome> {
         let (target, http_path) = match &self.spec.check {
             Some(Check::Tcp(TcpPort::Own)) => (ProbeTarget::Tcp { port: self.port }, None),
             Some(Check::Tcp(TcpPort::Fixed(port))) => (ProbeTarget::Tcp { port: *port }, None),
@@ -579,6 +577,35 @@ impl<R: Runtime> InstanceTask<R> {
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();
         Box::pin(async move { shared.runtime.probe(&key, probe).await })
+    }
+
+    /// What a probe found, for the machine and whoever asked for it. A probe that ten could
+    /// not run for want of file descriptors is no check of the instance: the machine hears
+    /// `ProbeNotRun` (nothing counted), ten a warning event and a metric.
+    fn probed(&mut self, outcome: ProbeOutcome) -> Input {
+        let result = match outcome {
+            ProbeOutcome::Done(result) => result,
+            ProbeOutcome::TenOutOfDescriptors(error) => {
+                crate::metrics::global()
+                    .connections()
+                    .descriptors_exhausted();
+                let message = format!(
+                    "ten has no file descriptor left, so it could not check {} ({error}); the check is not counted against the instance: raise ten's open files limit (LimitNOFILE)",
+                    self.key
+                );
+                self.shared
+                    .events
+                    .warn(Some(&self.key), "descriptors", message.clone(), None);
+                for waiter in self.health_waiters.drain(..) {
+                    let _ = waiter.send(Err(message.clone()));
+                }
+                return Input::ProbeNotRun;
+            }
+        };
+        for waiter in self.health_waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        Input::ProbeDone(result)
     }
 
     /// The command check `words`, as the instance runs: its environment and directory (as

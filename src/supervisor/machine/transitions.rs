@@ -412,6 +412,36 @@ impl Machine {
         }
     }
 
+    /// A probe that ten could not run: the next one at its usual time, health and failures
+    /// as they were.
+    pub(super) fn probe_not_run(&mut self, state: State, now: Instant) -> State {
+        match state {
+            State::Starting {
+                pid,
+                since,
+                probe_gap,
+                ..
+            } => State::Starting {
+                pid,
+                since,
+                next_probe: now + probe_gap,
+                probe_gap,
+            },
+            State::Running {
+                pid,
+                since,
+                failures,
+                ..
+            } => State::Running {
+                pid,
+                since,
+                failures,
+                next_probe: now + self.policy.check_interval,
+            },
+            state => state,
+        }
+    }
+
     /// A periodic health check of a running process answered (or failed).
     fn checked(
         &mut self,

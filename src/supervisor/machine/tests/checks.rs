@@ -109,3 +109,42 @@ fn the_first_periodic_check_comes_at_the_offset_and_later_ones_at_the_interval()
     machine.step(Input::ProbeDone(Ok(())), healthy + secs(3));
     assert_eq!(machine.deadline(), Some(healthy + secs(13)));
 }
+
+#[test]
+fn a_check_ten_could_not_run_counts_for_nothing_and_the_next_comes_on_time() {
+    let t0 = Instant::now();
+    let mut machine = Machine::new(Policy {
+        retries: 2,
+        ..policy()
+    });
+    machine.step(Input::Start, t0);
+    machine.step(Input::Spawned { pid: 7 }, t0);
+    // Starting: not run, still starting, probed again after the gap.
+    machine.step(Input::Tick, t0 + FIRST_PROBE_GAP);
+    let effects = machine.step(Input::ProbeNotRun, t0 + FIRST_PROBE_GAP);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(machine.phase(), Phase::Starting);
+    let retry = machine.deadline().expect("another probe is due");
+    assert!(retry > t0 + FIRST_PROBE_GAP);
+    machine.step(Input::Tick, retry);
+    machine.step(Input::ProbeDone(Ok(())), retry);
+    assert_eq!(machine.health, Health::Healthy);
+    // Running, one real failure: then many checks not run change nothing, ever.
+    let mut now = machine.deadline().unwrap();
+    machine.step(Input::Tick, now);
+    machine.step(Input::ProbeDone(Err("refused".into())), now);
+    assert_eq!(machine.health, Health::Degraded);
+    for _ in 0..10 {
+        now = machine.deadline().unwrap();
+        assert_eq!(machine.step(Input::Tick, now), [Effect::Probe]);
+        let effects = machine.step(Input::ProbeNotRun, now);
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(machine.phase(), Phase::Running);
+        assert_eq!(
+            machine.deadline(),
+            Some(now + machine.policy.check_interval)
+        );
+    }
+    assert!(matches!(machine.state, State::Running { failures: 1, .. }));
+    assert_eq!(machine.health, Health::Degraded);
+}

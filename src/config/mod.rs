@@ -6,6 +6,7 @@
 //! a log path is a directory.
 
 pub mod checks;
+pub(crate) mod connections;
 pub(crate) mod diag;
 pub(crate) mod discover;
 pub(crate) mod edit;
@@ -21,6 +22,7 @@ pub(crate) mod service;
 pub(crate) mod stop_order;
 pub(crate) mod template;
 
+pub use connections::ConnectionLimits;
 pub use diag::{Diagnostic, Severity, SourceFile, has_errors, other_files_with_errors};
 pub use discover::{CONFIG_FILE, find_config};
 pub use instance_file::{INSTANCE_KEYS, parse_instance_file};

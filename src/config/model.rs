@@ -55,6 +55,8 @@ pub struct Settings {
     pub memory_target: Option<super::MemoryAmount>,
     /// A wake that would take the tenants past it puts others to sleep first, or is refused.
     pub memory_limit_total: Option<super::MemoryAmount>,
+    /// What client connections may hold: header and keep-alive timeouts, how many.
+    pub connections: super::ConnectionLimits,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "tenement-data";
@@ -92,6 +94,7 @@ impl Settings {
             log_retention: super::LogRetention::default(),
             memory_target: None,
             memory_limit_total: None,
+            connections: super::ConnectionLimits::default(),
         }
     }
 }

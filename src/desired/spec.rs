@@ -481,6 +481,34 @@ pub fn settings_fields(config: &Config) -> FieldMap {
             put("log_retention.max_age", duration(age));
         }
     }
+    // Only when not the default: a record written before the settings existed shows no change.
+    let connections = &settings.connections;
+    let defaults = crate::config::ConnectionLimits::default();
+    if connections.header_timeout != defaults.header_timeout {
+        put("header_timeout", duration(connections.header_timeout));
+    }
+    if connections.keep_alive_timeout != defaults.keep_alive_timeout {
+        put(
+            "keep_alive_timeout",
+            duration(connections.keep_alive_timeout),
+        );
+    }
+    for (name, value, default) in [
+        (
+            "max_connections",
+            connections.max_connections,
+            defaults.max_connections,
+        ),
+        (
+            "max_connections_per_client",
+            connections.max_connections_per_client,
+            defaults.max_connections_per_client,
+        ),
+    ] {
+        if value != default {
+            put(name, FieldValue::Int(u64::from(value)));
+        }
+    }
     let tls = &settings.tls;
     put("tls.enabled", FieldValue::Bool(tls.enabled));
     put("tls.staging", FieldValue::Bool(tls.staging));

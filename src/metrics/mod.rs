@@ -5,13 +5,15 @@
 //! service, requests by status class with their latency, wake latency, restarts and failures
 //! by cause ([`service`], in a registry the route table is built from, [`services`]);
 //! spawns, reconcile passes and the reconcile lag ([`lag`]); failed token checks; ACME
-//! orders. At scrape time the API adds gauges ([`Gauges`]): instances by service and phase,
+//! orders; client connections: open, refused by a cap, closed by a deadline ([`connections`]),
+//! and ten's own descriptors exhausted. At scrape time the API adds gauges ([`Gauges`]): instances by service and phase,
 //! restarts, config errors, certificates, and ten's own RSS, CPU time and file descriptors.
 //!
 //! No metric carries an instance label, and a label value is a declared service, a phase, a
 //! status class or a cause: an unknown Host or id can never create a series (requests for
 //! none go to one fixed series). Imports no tokio, hyper or nix; takes no lock.
 
+pub(crate) mod connections;
 #[cfg(test)]
 mod examples;
 pub(crate) mod histogram;
@@ -62,6 +64,7 @@ pub(crate) struct Metrics {
     acme_failed: AtomicU64,
     tls_unknown_names: AtomicU64,
     memory: memory::MemoryMetrics,
+    connections: connections::ConnectionMetrics,
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -100,6 +103,7 @@ impl Metrics {
             acme_failed: AtomicU64::new(0),
             tls_unknown_names: AtomicU64::new(0),
             memory: memory::MemoryMetrics::new(),
+            connections: connections::ConnectionMetrics::new(),
         }
     }
 
@@ -116,6 +120,11 @@ impl Metrics {
     /// The memory budget's counters.
     pub(crate) fn memory(&self) -> &memory::MemoryMetrics {
         &self.memory
+    }
+
+    /// Client connections' counters.
+    pub(crate) fn connections(&self) -> &connections::ConnectionMetrics {
+        &self.connections
     }
 
     /// A tenant process was spawned (the runtime started it).
@@ -240,6 +249,7 @@ impl Metrics {
         );
         self.render_durable(&mut out);
         self.memory.render(&mut out);
+        self.connections.render(&mut out);
         self.render_reconcile(&mut out);
         counter(
             &mut out,

@@ -8,7 +8,9 @@
 //! a trusted proxy's kept), every other header passed unchanged.
 //!
 //! Errors: undeclared → 404 (nothing is started, created or counted), stopped → 503, backend
-//! failure → 502, no answer in time (wake or request) → 504. Bodies are short and say which.
+//! failure → 502, no answer in time (wake or request) → 504, a request that is itself wrong
+//! (two `Host` headers, a body that cannot be read) → 400. Bodies are short fixed texts that
+//! say which: what broke (hyper's or the system's words, a spawn's error) goes to the log.
 //!
 //! A request for an instance that is restarting (`backoff`) is held until it answers again, as
 //! for a wake; a request whose backend failed before answering is sent again where that is
@@ -85,6 +87,8 @@ enum Refusal {
     WakeFailed(String),
     BackendFailed(String),
     Timeout(String),
+    /// The request itself is wrong (two Hosts, a malformed body): a fixed text.
+    BadRequest(&'static str),
     /// A wake would take the tenants past `memory_limit_total` and nothing could be put to
     /// sleep to make room: try again later.
     NoRoom(String),
@@ -110,6 +114,7 @@ impl Refusal {
                 (StatusCode::BAD_GATEWAY, format!("ten: {why}"))
             }
             Refusal::Timeout(why) => (StatusCode::GATEWAY_TIMEOUT, format!("ten: {why}")),
+            Refusal::BadRequest(why) => (StatusCode::BAD_REQUEST, format!("ten: {why}")),
             Refusal::NoRoom(why) => {
                 let mut response =
                     body::text(StatusCode::SERVICE_UNAVAILABLE, format!("ten: {why}"));
@@ -147,6 +152,11 @@ impl Proxy {
     /// token checks): the peer, or what a trusted proxy says.
     pub(crate) fn client(&self, peer: &Peer, headers: &HeaderMap) -> IpAddr {
         peer.client(headers, self.routes.load().trusted_proxies())
+    }
+
+    /// What a client connection may hold, per the current configuration.
+    pub(crate) fn connection_limits(&self) -> crate::config::ConnectionLimits {
+        self.routes.load().connection_limits()
     }
 
     /// Whether `/metrics` is served without a token, per the current configuration.
@@ -346,8 +356,30 @@ fn refusal(route: &InstanceRoute, error: SendError) -> Refusal {
             route.key,
             humantime::format_duration(route.request_timeout)
         )),
-        error => Refusal::BackendFailed(format!("{} failed: {error}", route.key)),
+        SendError::Http(error) if client_body_failed(&error) => {
+            tracing::debug!(instance = %route.key, %error, "the client's request body could not be read");
+            Refusal::BadRequest("the request body could not be read (malformed or cut short)")
+        }
+        // What broke (hyper's or the system's words) goes to the log, never to the client.
+        error => {
+            tracing::warn!(instance = %route.key, %error, "the backend gave no answer");
+            Refusal::BackendFailed(format!("{} failed to answer", route.key))
+        }
     }
+}
+
+/// Whether sending a request failed because its own body, read from the client, failed (a
+/// malformed chunked encoding, a client gone in the middle): hyper's client says "user body
+/// error" with the server side's error as the cause.
+fn client_body_failed(error: &hyper::Error) -> bool {
+    error.is_user()
+        && std::error::Error::source(error).is_some_and(|cause| cause.is::<hyper::Error>())
+}
+
+/// The answer to a request ten will not route (counted with those for nothing declared):
+/// 400 with `why`, a short fixed text.
+pub(crate) fn bad_request(why: &'static str) -> Response<Body> {
+    unrouted(Refusal::BadRequest(why))
 }
 
 /// Headers that belong to one hop, not to the request.

@@ -16,7 +16,7 @@ use std::time::Duration;
 // Keys are declared names, never inserted by a request: a fast hash needs no flood resistance.
 use foldhash::{HashMap, HashMapExt};
 
-use crate::config::{IpRange, RouteTarget, RunState};
+use crate::config::{ConnectionLimits, IpRange, RouteTarget, RunState};
 use crate::desired::DesiredState;
 use crate::metrics::ServiceCounters;
 use crate::names::InstanceKey;
@@ -106,6 +106,8 @@ pub(crate) struct RouteTable {
     workers: HashMap<String, ()>,
     /// `settings.trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
     trusted_proxies: Vec<IpRange>,
+    /// What a client connection may hold (`header_timeout`, `max_connections`, ...).
+    connections: ConnectionLimits,
 }
 
 impl RouteTable {
@@ -192,7 +194,13 @@ impl RouteTable {
             public_metrics: desired.config.settings.public_metrics,
             workers,
             trusted_proxies: desired.config.settings.trusted_proxies.clone(),
+            connections: desired.config.settings.connections,
         }
+    }
+
+    /// What a client connection may hold, per the settings.
+    pub(crate) fn connection_limits(&self) -> ConnectionLimits {
+        self.connections
     }
 
     /// Whether `/metrics` is served without a token (`settings.public_metrics`).

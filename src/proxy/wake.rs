@@ -71,8 +71,13 @@ pub(super) async fn wait_for_backend(
             return Ok(lease);
         }
         if gate.wake_failures() != failures {
+            // The reason (a spawn's error) is for the log and `ten ps`, not for clients.
             let why = gate.wake_error().unwrap_or_else(|| "wake failed".into());
-            return Err(Refusal::WakeFailed(format!("{}: {why}", route.key)));
+            tracing::warn!(instance = %route.key, %why, "a request's wake failed");
+            return Err(Refusal::WakeFailed(format!(
+                "{} could not be started",
+                route.key
+            )));
         }
         let status = gate.owner().status.borrow().clone();
         match status.phase {
@@ -83,12 +88,11 @@ pub(super) async fn wait_for_backend(
             // Restarting (after a crash, or a failed health check): held until it answers.
             Phase::Starting | Phase::Running | Phase::Backoff => {}
             Phase::Stopped => return Err(Refusal::Stopped(route.key.to_string())),
+            // Why it is not (its note: an exit, a failed check) is for `ten ps`, not clients.
             Phase::Failed | Phase::Exited => {
                 return Err(Refusal::Unavailable(format!(
-                    "{} is not running ({}: {})",
-                    route.key,
-                    status.phase,
-                    status.note.unwrap_or_default()
+                    "{} is not running ({})",
+                    route.key, status.phase,
                 )));
             }
         }

@@ -67,6 +67,10 @@ fn settings_value(config: &Config) -> Value {
         "keep_tenants_on_exit": settings.keep_tenants_on_exit,
         "public_metrics": settings.public_metrics,
         "trusted_proxies": settings.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "header_timeout": scalar(&duration(settings.connections.header_timeout)),
+        "keep_alive_timeout": scalar(&duration(settings.connections.keep_alive_timeout)),
+        "max_connections": settings.connections.max_connections,
+        "max_connections_per_client": settings.connections.max_connections_per_client,
         "log_retention": {
             "max_bytes": settings.log_retention.max_bytes,
             "max_age": settings.log_retention.max_age.map(|age| scalar(&duration(age))),

@@ -20,9 +20,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use super::connection::{self, Admitted, Caps, Clock, Tracked, Watched};
 use crate::api::state::ApiState;
 use crate::body::{self, Body};
+use crate::config::ConnectionLimits;
 use crate::dashboard::{self, Dashboard};
+use crate::proxy::timers::Timers;
 use crate::proxy::{Peer, Proxy, Routed};
 
 pub(crate) struct Router {
@@ -30,6 +33,8 @@ pub(crate) struct Router {
     /// The dashboard (shared by every worker: one store of sessions).
     pub dashboard: Arc<Dashboard>,
     pub proxy: Proxy,
+    /// The open client connections of every worker, against the caps of the settings.
+    pub caps: Arc<Caps>,
     /// The runtime that serves ten's own pages: ten's main one, with a timer (the API waits
     /// with timeouts), where a proxy worker has none.
     pub control: tokio::runtime::Handle,
@@ -65,6 +70,12 @@ pub(crate) fn bare_host(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// `host:port` of an authority, without a `user@` before it.
+fn authority_without_userinfo(authority: &hyper::http::uri::Authority) -> &str {
+    let text = authority.as_str();
+    text.rsplit_once('@').map_or(text, |(_, host)| host)
+}
+
 impl Router {
     /// The answer to `request`: routing is done here, at once; what is left to wait for is
     /// the returned future, which owns what it needs. For a tenant it is `Proxy::forward`'s
@@ -75,6 +86,22 @@ impl Router {
         request: Request<Incoming>,
         peer: &Peer,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let mut request = request;
+        // RFC 9112 3.2: one Host, or none; two are refused (which of them would count?).
+        let mut hosts = request.headers().get_all(header::HOST).iter();
+        if hosts.next().is_some() && hosts.next().is_some() {
+            return Either::Right(Either::Left(std::future::ready(crate::proxy::bad_request(
+                "a request names one Host",
+            ))));
+        }
+        // An absolute-form target (`GET http://bob.notes.example.com/`) names the host, and
+        // it wins over the Host header (RFC 9112 3.2.2): the request is routed by it, and
+        // the backend gets it as its Host.
+        if let Some(authority) = request.uri().authority().map(authority_without_userinfo)
+            && let Ok(value) = header::HeaderValue::from_str(authority)
+        {
+            request.headers_mut().insert(header::HOST, value);
+        }
         // The host is its `Host` header's, else its target's. The request moves on, so the
         // host is read from a copy of the header (which shares the header's bytes); only a
         // request without one has its host copied out.
@@ -248,33 +275,84 @@ pub(crate) fn spawn_workers(
     Ok(())
 }
 
-/// Accepts connections until the listener fails; one task per connection.
+/// Accepts connections until the listener fails; one task per connection. A connection past
+/// `max_connections` or `max_connections_per_client` (of the settings of the moment) is
+/// closed at once, and counted.
 async fn accept_loop(listener: TcpListener, router: Arc<Router>, front: Front) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
+                if crate::runtime::probe::out_of_descriptors(&error) {
+                    crate::metrics::global()
+                        .connections()
+                        .descriptors_exhausted();
+                }
                 tracing::warn!(%error, "accept failed");
                 let pause = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
                 router.proxy.pool().timers().sleep_until(pause).await;
                 continue;
             }
         };
+        let limits = router.proxy.connection_limits();
+        let admitted = match router.caps.admit(peer.ip(), &limits) {
+            Ok(admitted) => admitted,
+            Err(cap) => {
+                crate::metrics::global().connections().refused(cap);
+                tracing::debug!(%peer, ?cap, "connection refused: a cap on connections is reached");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let router = Arc::clone(&router);
+        let clock = Clock::new();
+        let timers = router.proxy.pool().timers().clone();
+        let stream = Watched::new(stream, Arc::clone(&clock));
+        let served = Arc::clone(&clock);
         match &front {
-            Front::Plain => tokio::spawn(serve_connection(stream, peer, router)),
-            Front::Tls(acceptor) => tokio::spawn(serve_tls(acceptor.clone(), stream, peer, router)),
-            Front::Redirect(port) => tokio::spawn(serve_redirect(*port, stream, peer, router)),
+            Front::Plain => tokio::spawn(guarded(
+                serve_connection(stream, peer, router, served),
+                admitted,
+                clock,
+                limits,
+                timers,
+            )),
+            Front::Tls(acceptor) => tokio::spawn(guarded(
+                serve_tls(acceptor.clone(), stream, peer, router, served),
+                admitted,
+                clock,
+                limits,
+                timers,
+            )),
+            Front::Redirect(port) => tokio::spawn(guarded(
+                serve_redirect(*port, stream, peer, router, served),
+                admitted,
+                clock,
+                limits,
+                timers,
+            )),
         };
     }
 }
 
-/// A response as hyper's service gives it. A named function: with a closure in its place,
-/// rustc cannot prove the connection's future `Send` (it infers a shorter lifetime for the
-/// body's boxed error type).
-fn answered(response: Response<Body>) -> Result<Response<Body>, std::convert::Infallible> {
-    Ok(response)
+/// Serves a connection until it ends or passes a deadline (then it is dropped, which closes
+/// it); counted among the open ones until then.
+async fn guarded(
+    serving: impl Future<Output = ()>,
+    admitted: Admitted,
+    clock: Arc<Clock>,
+    limits: ConnectionLimits,
+    timers: Timers,
+) {
+    tokio::select! {
+        biased;
+        () = serving => {}
+        deadline = connection::watch(clock, limits, timers) => {
+            crate::metrics::global().connections().timed_out(deadline);
+            tracing::debug!(?deadline, "connection closed: it passed a deadline");
+        }
+    }
+    drop(admitted);
 }
 
 /// HTTP/1.1 as every connection is served: keep-alive, and half-closed clients answered.
@@ -291,10 +369,29 @@ fn http1_builder() -> http1::Builder {
     builder
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Arc<Router>) {
+/// The response of a request on the connection of `clock`, whose body tells the clock when
+/// it has been sent. A named function: with a closure in its place, rustc cannot prove the
+/// connection's future `Send` (it infers a shorter lifetime for the body's boxed error type).
+fn tracked(
+    clock: Arc<Clock>,
+) -> impl FnOnce(Response<Body>) -> Result<Response<Tracked>, std::convert::Infallible> {
+    move |response| Ok(response.map(|body| Tracked::new(body, clock)))
+}
+
+async fn serve_connection(
+    stream: Watched<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    router: Arc<Router>,
+    clock: Arc<Clock>,
+) {
     // Whether the peer is a trusted proxy is decided once, by the configuration of now.
     let client = router.proxy.peer(peer);
-    let service = service_fn(move |request| router.serve(request, &client).map(answered));
+    let service = service_fn(move |request| {
+        clock.request_began();
+        router
+            .serve(request, &client)
+            .map(tracked(Arc::clone(&clock)))
+    });
     if let Err(error) = http1_builder()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
@@ -307,16 +404,22 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, route
 /// A connection on the HTTPS port: the handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
 async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
-    stream: tokio::net::TcpStream,
+    stream: Watched<tokio::net::TcpStream>,
     peer: SocketAddr,
     router: Arc<Router>,
+    clock: Arc<Clock>,
 ) {
     let timers = router.proxy.pool().timers().clone();
     let Some(stream) = super::https::handshake(&acceptor, stream, peer, &timers).await else {
         return;
     };
     let client = router.proxy.peer(peer).over_tls();
-    let service = service_fn(move |request| router.serve(request, &client).map(answered));
+    let service = service_fn(move |request| {
+        clock.request_began();
+        router
+            .serve(request, &client)
+            .map(tracked(Arc::clone(&clock)))
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).half_close(true);
     if let Err(error) = builder
@@ -330,17 +433,19 @@ async fn serve_tls(
 /// A connection on the port that redirects to HTTPS.
 async fn serve_redirect(
     https_port: u16,
-    stream: tokio::net::TcpStream,
+    stream: Watched<tokio::net::TcpStream>,
     peer: SocketAddr,
     router: Arc<Router>,
+    clock: Arc<Clock>,
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
+        clock.request_began();
         let response = if request.uri().path() == "/health" {
             router.health()
         } else {
             super::https::redirect(&request, https_port)
         };
-        std::future::ready(answered(response))
+        std::future::ready(tracked(Arc::clone(&clock))(response))
     });
     if let Err(error) = http1_builder()
         .serve_connection(TokioIo::new(stream), service)

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::{Request, Response, StatusCode, header};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body};
@@ -112,12 +111,15 @@ pub(crate) fn https_settings(
 /// The TLS side of a connection on the HTTPS port, once its handshake is done; `None` when
 /// it failed, took too long, or was an ACME server's challenge (answered by the handshake
 /// itself).
-pub(crate) async fn handshake(
+pub(crate) async fn handshake<S>(
     acceptor: &TlsAcceptor,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     timers: &crate::proxy::timers::Timers,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<tokio_rustls::server::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let stream = tokio::select! {
         accepted = acceptor.accept(stream) => match accepted {

@@ -1,6 +1,7 @@
 //! `ten serve`: assembles the server (reconciler, instance tasks, file watcher, log capture,
 //! HTTP front) and runs it until SIGTERM or SIGINT.
 
+pub(crate) mod connection;
 pub(crate) mod http;
 pub(crate) mod https;
 pub(crate) mod listen;
@@ -353,7 +354,6 @@ fn prepare(
     )))?;
     let lock = lock_data_dir(&data_dir)?;
     Reaper::become_subreaper();
-    raise_open_files_limit();
     if let Some((low, high)) = ephemeral_range()
         && settings.port_range.0 <= high
         && low <= settings.port_range.1
@@ -400,6 +400,9 @@ fn prepare(
         .collect();
     shared.runtime.stop_unclaimed_cgroups(&adopted_cgroups);
     shared.runtime.prepare_spares();
+    // Raised only now: the spawner (started with the runtime) and the spares it made keep the
+    // limit ten was started with, and so do the tenants they fork.
+    raise_open_files_limit();
     let certificates = https
         .map(|https| {
             crate::tls::Certificates::open(https.acme, shared.events.clone(), runtime.clone())
@@ -518,10 +521,12 @@ pub(crate) async fn serve(
         .zip(listening.https)
         .map(|(certificates, (https, _))| (certificates.server_config(), https.port()));
     let dashboard = Arc::new(crate::dashboard::Dashboard::new(Arc::clone(&api)));
+    let caps = Arc::new(connection::Caps::default());
     http::spawn_workers(prepared.listeners, tls, || http::Router {
         proxy: Proxy::new(Arc::clone(&routes), timers.clone()),
         api: Arc::clone(&api),
         dashboard: Arc::clone(&dashboard),
+        caps: Arc::clone(&caps),
         control: tokio::runtime::Handle::current(),
     })
     .map_err(io("cannot start the proxy workers"))?;
@@ -633,14 +638,20 @@ async fn wait_for_exit_signal() {
     }
 }
 
-/// Many tenants mean many open files (their logs, probes, proxied connections).
+/// Raises ten's own soft limit on open files to its hard limit: every client connection,
+/// backend connection, probe and captured stream takes a descriptor. Tenants keep the limit
+/// ten was started with (see `prepare`): a program that uses `select` breaks on descriptors
+/// past 1024, which is why the soft limit is low by default, and a tenant is owed the limit
+/// it would have had without ten.
 fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-    {
-        tracing::warn!(%error, soft, hard, "cannot raise the open files limit");
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
     }
 }
 

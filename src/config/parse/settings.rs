@@ -32,6 +32,10 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "log_retention",
     "memory_target",
     "memory_limit_total",
+    "header_timeout",
+    "keep_alive_timeout",
+    "max_connections",
+    "max_connections_per_client",
 ];
 const TLS_KEYS: &[&str] = &[
     "enabled",
@@ -133,6 +137,8 @@ pub(super) fn parse_settings(
         crate::config::memory::parse_memory_amount(&fields, "memory_target", diagnostics);
     settings.memory_limit_total =
         crate::config::memory::parse_memory_amount(&fields, "memory_limit_total", diagnostics);
+    settings.connections =
+        crate::config::connections::parse_connection_limits(&fields, diagnostics);
     (!has_errors(&diagnostics[before..])).then_some(settings)
 }
 

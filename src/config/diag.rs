@@ -51,6 +51,13 @@ pub struct Diagnostic {
 /// Lines of context kept around the span, at most.
 const MAX_SNIPPET_LINES: usize = 4;
 
+/// Characters of a line a snippet keeps, at most: a diagnostic quotes a line, never a whole
+/// file however long its lines (it travels in every API status and is shown on every page).
+pub(crate) const MAX_SNIPPET_LINE_CHARS: usize = 120;
+
+/// Marks where a snippet's line was cut.
+const CUT: &str = "…";
+
 impl Diagnostic {
     /// A problem at `span` (byte range) of `file`.
     pub fn at(file: &SourceFile, span: Range<usize>, message: impl Into<String>) -> Self {
@@ -68,6 +75,10 @@ impl Diagnostic {
                 .map_or(text.len(), |(i, _)| first_line_start + i);
         }
         let snippet_end = end.min(last_line_end);
+        let (snippet_text, snippet_span) = clip_lines(
+            &text[first_line_start..last_line_end],
+            (start - first_line_start)..(snippet_end - first_line_start),
+        );
         Self {
             severity: Severity::Error,
             file: file.path.clone(),
@@ -78,8 +89,8 @@ impl Diagnostic {
             hint: None,
             snippet: Some(Snippet {
                 first_line: line,
-                text: text[first_line_start..last_line_end].to_string(),
-                span: (start - first_line_start)..(snippet_end - first_line_start),
+                text: snippet_text,
+                span: snippet_span,
             }),
         }
     }
@@ -162,6 +173,63 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// `region` (whole lines) with each line cut to [`MAX_SNIPPET_LINE_CHARS`] characters, and
+/// `span` (byte offsets into `region`) moved to match. The first line keeps the part where
+/// the span starts; a cut is marked with `…`.
+fn clip_lines(region: &str, span: Range<usize>) -> (String, Range<usize>) {
+    // Kept parts: (start in region, end in region, start in the clipped text).
+    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
+    let mut clipped = String::with_capacity(region.len().min(MAX_SNIPPET_LINES * 130));
+    let mut line_start = 0;
+    for (index, line) in region.split('\n').enumerate() {
+        if index > 0 {
+            clipped.push('\n');
+        }
+        let line_end = line_start + line.len();
+        let chars: Vec<usize> = line.char_indices().map(|(at, _)| at).collect();
+        let (from, to) = if chars.len() <= MAX_SNIPPET_LINE_CHARS {
+            (0, line.len())
+        } else {
+            // The span's start stays in view, with some text before it.
+            let span_char = if span.start >= line_start && span.start <= line_end {
+                chars.partition_point(|at| *at < span.start - line_start)
+            } else {
+                0
+            };
+            let first = if span_char + 20 <= MAX_SNIPPET_LINE_CHARS {
+                0
+            } else {
+                (span_char - MAX_SNIPPET_LINE_CHARS / 4).min(chars.len() - MAX_SNIPPET_LINE_CHARS)
+            };
+            let last = first + MAX_SNIPPET_LINE_CHARS;
+            (chars[first], chars.get(last).copied().unwrap_or(line.len()))
+        };
+        if from > 0 {
+            clipped.push_str(CUT);
+        }
+        kept.push((line_start + from, line_start + to, clipped.len()));
+        clipped.push_str(&line[from..to]);
+        if to < line.len() {
+            clipped.push_str(CUT);
+        }
+        line_start = line_end + 1;
+    }
+    // An offset in a kept part moves with it; one in a cut part goes to the next kept part
+    // (a start) or the end of the last one before it (an end).
+    let start = kept
+        .iter()
+        .find(|(_, end, _)| span.start <= *end)
+        .map_or(clipped.len(), |(from, _, at)| {
+            at + span.start.saturating_sub(*from)
+        });
+    let end = kept
+        .iter()
+        .rev()
+        .find(|(from, _, _)| span.end >= *from)
+        .map_or(0, |(from, to, at)| at + span.end.min(*to) - from);
+    (clipped, start..end.max(start))
+}
+
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     while index > 0 && !text.is_char_boundary(index) {
         index -= 1;
@@ -205,6 +273,55 @@ mod tests {
         let snippet = diagnostic.snippet.unwrap();
         assert_eq!(snippet.text.lines().count(), MAX_SNIPPET_LINES);
         assert!(snippet.span.end <= snippet.text.len());
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_span() {
+        let secret = "s".repeat(1000);
+        let source = file(&format!("a = \"{secret}\"\nb = 1\n"));
+        // A span at the start of the long line: its first 120 characters are kept.
+        let diagnostic = Diagnostic::at(&source, 0..1, "bad");
+        let snippet = diagnostic.snippet.unwrap();
+        let first = snippet.text.lines().next().unwrap();
+        assert_eq!(first.chars().count(), MAX_SNIPPET_LINE_CHARS + 1, "{first}");
+        assert!(
+            first.starts_with("a = \"s") && first.ends_with(CUT),
+            "{first}"
+        );
+        assert_eq!(&snippet.text[snippet.span], "a");
+
+        // A span far into the line: the window moves to it, and the location is unchanged.
+        let at = source.text.find('"').unwrap() + 900;
+        let diagnostic = Diagnostic::at(&source, at..at + 3, "bad");
+        assert_eq!(diagnostic.location(), "tenement.toml:1:905");
+        let snippet = diagnostic.snippet.unwrap();
+        let first = snippet.text.lines().next().unwrap();
+        assert!(first.starts_with(CUT) && first.ends_with(CUT), "{first}");
+        assert!(
+            first.chars().count() <= MAX_SNIPPET_LINE_CHARS + 2,
+            "{first}"
+        );
+        assert_eq!(&snippet.text[snippet.span], "sss");
+
+        // A span over the whole long line ends at the cut, on its own line.
+        let diagnostic = Diagnostic::at(&source, 0..source.text.find('\n').unwrap(), "bad");
+        let snippet = diagnostic.snippet.unwrap();
+        assert!(snippet.text.len() < 300, "{}", snippet.text);
+        let quoted = &snippet.text[snippet.span];
+        assert!(
+            !quoted.contains('\n') && quoted.starts_with("a = "),
+            "{quoted}"
+        );
+    }
+
+    #[test]
+    fn multibyte_long_lines_are_cut_on_characters() {
+        let source = file(&format!("x = \"{}\"\n", "é".repeat(500)));
+        let at = source.text.len() - 4;
+        let diagnostic = Diagnostic::at(&source, at..at + 2, "bad");
+        let snippet = diagnostic.snippet.unwrap();
+        assert_eq!(&snippet.text[snippet.span.clone()], "é");
+        assert!(snippet.text.chars().count() <= MAX_SNIPPET_LINE_CHARS + 2);
     }
 
     #[test]

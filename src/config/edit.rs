@@ -13,6 +13,7 @@ use toml_edit::{DocumentMut, value};
 use crate::names::InstanceKey;
 
 use super::diag::Diagnostic;
+use super::file_text::{FileTextError, INSTANCE_FILE_LIMIT, read_text_no_follow};
 use super::model::RunState;
 
 /// The error diagnostics an instance file's new text would have; none: it may be written.
@@ -27,6 +28,13 @@ pub(crate) enum EditError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} {problem}: ten edits only regular instance files; replace it with one (`ten validate` says what is wrong)"
+    )]
+    NotEditable {
+        path: PathBuf,
+        problem: FileTextError,
+    },
     #[error("{path} would not be valid, so nothing was written")]
     Refused {
         path: PathBuf,
@@ -104,13 +112,20 @@ fn edit(
     check: Check<'_>,
     change: impl FnOnce(&mut DocumentMut) -> bool,
 ) -> Result<bool, EditError> {
-    let text = match fs::read_to_string(path) {
+    // Read as the scan reads it: never through a link, never a FIFO or device, bounded.
+    let text = match read_text_no_follow(path, INSTANCE_FILE_LIMIT) {
         Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
+        Err(error) if error.is_not_found() => String::new(),
+        Err(FileTextError::Io(source)) => {
             return Err(EditError::Read {
                 path: path.to_path_buf(),
                 source,
+            });
+        }
+        Err(problem) => {
+            return Err(EditError::NotEditable {
+                path: path.to_path_buf(),
+                problem,
             });
         }
     };
@@ -214,6 +229,37 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "weight = 25\n");
         assert!(remove_instance_file(&path).unwrap());
         assert!(!remove_instance_file(&path).unwrap());
+    }
+
+    #[test]
+    fn a_link_is_neither_read_nor_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("secret.toml");
+        fs::write(&outside, "token = \"s3cret\"\n").unwrap();
+        let path = dir.path().join("instances/notes/alice.toml");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        let error = set_weight(&path, 5, &|_| Vec::new()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                EditError::NotEditable {
+                    problem: FileTextError::Link,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(&outside).unwrap(),
+            "token = \"s3cret\"\n"
+        );
     }
 
     #[test]

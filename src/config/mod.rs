@@ -2,14 +2,15 @@
 //!
 //! Owns the config model, its parsing with every problem reported at once, templates and
 //! config discovery. Must not import tokio, nix, hyper or notify: it is pure apart from
-//! `discover`, which looks for files, and `log_files::check_directories`, which sees whether
-//! a log path is a directory.
+//! `discover`, which looks for files, `log_files::check_directories`, which sees whether
+//! a log path is a directory, and `file_text`, the one reader of desired-state files.
 
 pub mod checks;
 pub(crate) mod connections;
 pub(crate) mod diag;
 pub(crate) mod discover;
 pub(crate) mod edit;
+pub(crate) mod file_text;
 pub(crate) mod instance_file;
 pub(crate) mod ip_range;
 pub(crate) mod log_files;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::config::file_text::{CONFIG_FILE_LIMIT, FileTextError, read_config_text};
 use crate::config::parse::unknown_service_hint;
 use crate::config::{
     Config, Diagnostic, InstanceFile, InstanceOverrides, Listen, Outline, ParsedConfig, SourceFile,
@@ -25,6 +26,7 @@ use crate::names::InstanceKey;
 
 pub use fields::{FieldMap, FieldValue};
 pub use keep::keep_undeclared;
+pub use scan::Unlisted;
 pub use select::{Selection, Selector, select};
 pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
 
@@ -152,15 +154,16 @@ pub fn sort_diagnostics(diagnostics: &mut [Diagnostic], config_file: &Path) {
     });
 }
 
-/// Reads and parses tenement.toml.
+/// Reads and parses tenement.toml: a regular file (a link to one is followed) of at most
+/// [`CONFIG_FILE_LIMIT`] bytes, read without blocking on a FIFO.
 pub fn read_config(config_path: &Path, diagnostics: &mut Vec<Diagnostic>) -> ParsedConfig {
-    match std::fs::read_to_string(config_path) {
+    match read_config_text(config_path, CONFIG_FILE_LIMIT) {
         Ok(text) => parse_config(config_path, text, diagnostics),
         Err(error) => {
-            diagnostics.push(Diagnostic::in_file(
-                config_path,
-                format!("cannot read the config file: {error}"),
-            ));
+            diagnostics.push(
+                Diagnostic::in_file(config_path, format!("the config file {error}"))
+                    .with_hint_opt(config_file_hint(&error)),
+            );
             ParsedConfig {
                 config: None,
                 outline: None,
@@ -169,30 +172,59 @@ pub fn read_config(config_path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Par
     }
 }
 
+fn config_file_hint(error: &FileTextError) -> Option<String> {
+    match error {
+        FileTextError::TooBig { .. } => Some(
+            "tenement.toml holds templates and settings; declare many instances with files in instances/".to_string(),
+        ),
+        FileTextError::NotRegular(_) | FileTextError::Link => {
+            Some("--config (or TENEMENT_CONFIG) must name a regular file or a directory holding tenement.toml".to_string())
+        }
+        FileTextError::NotUtf8 => Some("tenement.toml is TOML, which is UTF-8".to_string()),
+        FileTextError::Io(_) => None,
+    }
+}
+
 /// Reads and parses every instance file; `None` for a file with errors (reported), so that
-/// a broken file can keep its instance's last valid declaration.
+/// a broken file can keep its instance's last valid declaration. An entry named like an
+/// instance file that cannot be read at all (a link, a directory, a FIFO, too big, not UTF-8,
+/// unreadable) is such a file too: its instance comes with `None`.
 pub fn read_instance_files(
     outline: &Outline,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<(InstanceKey, Option<InstanceFile>)> {
+    scan_instance_files(outline, diagnostics).0
+}
+
+/// [`read_instance_files`], and what could not be listed at all (a service directory that is
+/// a link or unreadable, an instances directory that cannot be listed): the instances there
+/// are unknown, not undeclared.
+pub fn scan_instance_files(
+    outline: &Outline,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<(InstanceKey, Option<InstanceFile>)>, Unlisted) {
     let scan = scan::scan_instances(&outline.instances_dir, &outline.dir);
     diagnostics.extend(scan.diagnostics);
     let parsed: Vec<(InstanceKey, Option<InstanceFile>, Vec<Diagnostic>)> = scan
         .files
         .into_par_iter()
-        .map(|scanned| {
-            let mut problems = Vec::new();
-            let parsed = parse_file(outline, &scanned.key, &scanned.file, &mut problems);
-            (scanned.key, parsed, problems)
+        .map(|scanned| match scanned.file {
+            Ok(file) => {
+                let mut problems = Vec::new();
+                let parsed = parse_file(outline, &scanned.key, &file, &mut problems);
+                (scanned.key, parsed, problems)
+            }
+            Err(problem) => (scanned.key, None, vec![problem]),
         })
         .collect();
-    parsed
+    let files = parsed
         .into_iter()
         .map(|(key, file, problems)| {
             diagnostics.extend(problems);
             (key, file)
         })
-        .collect()
+        .collect();
+    (files, scan.unlisted)
 }
 
 /// The check an edit of `key`'s instance file must pass before it is written (see

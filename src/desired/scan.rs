@@ -3,23 +3,46 @@
 //! Hidden files, editor temporaries (`*.swp`, `*~`, `*.tmp`, `#*#`) and files not ending in
 //! `.toml` are ignored. A bad service or id in a path is an error; a `.toml` file in the wrong
 //! place is a warning. Reads files; does not parse them.
+//!
+//! Nothing below the instances directory is reached through a symbolic link (the directory
+//! itself may be one: its path is the config's choice). Service directories are opened with
+//! `O_NOFOLLOW` and listed from their descriptor, and instance files are opened relative to
+//! it with `O_NOFOLLOW | O_NONBLOCK` (`config::file_text`), so no link swapped in after a
+//! check is followed, and a FIFO never blocks the scan. Every problem with an entry named
+//! like an instance file (`<id>.toml`: a link, a directory, a FIFO, a socket, a device, too
+//! big, unreadable, not UTF-8) is an error that carries its instance's key, so the instance is
+//! known to be declared by a broken file rather than undeclared.
 
-use std::fs;
+use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::config::file_text::{FileTextError, INSTANCE_FILE_LIMIT, read_text_at};
 use crate::config::parse::bad_name_in_file;
 use crate::config::{Diagnostic, SourceFile};
 use crate::names::{InstanceId, InstanceKey, ServiceName};
 
 use rayon::prelude::*;
 
-/// One instance file, read but not parsed.
+/// One entry named like an instance file: its text, or the error that it could not be read
+/// (an error diagnostic naming the instance).
 #[derive(Debug, Clone)]
 pub(crate) struct ScannedFile {
     pub key: InstanceKey,
     /// `path` is shown relative to the directory of tenement.toml.
-    pub file: SourceFile,
+    pub file: Result<SourceFile, Diagnostic>,
+}
+
+/// What the scan could not list, so whose instances it cannot know: they are not undeclared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unlisted {
+    /// The instances directory itself exists but cannot be listed (or is not a directory).
+    pub everything: bool,
+    /// Service directories that are links or cannot be listed.
+    pub services: Vec<ServiceName>,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +50,7 @@ pub(crate) struct Scan {
     /// Sorted by key.
     pub files: Vec<ScannedFile>,
     pub diagnostics: Vec<Diagnostic>,
+    pub unlisted: Unlisted,
 }
 
 /// Whether a directory entry named `name` is skipped (hidden, editor temporary).
@@ -38,6 +62,9 @@ pub(crate) fn is_ignored(name: &str) -> bool {
         || (name.starts_with('#') && name.ends_with('#'))
 }
 
+/// How paths are shown: relative to the directory of tenement.toml.
+type Shown<'a> = &'a (dyn Fn(&Path) -> PathBuf + Sync);
+
 /// Reads every instance file under `instances_dir`. A missing directory declares nothing.
 pub(crate) fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
     let mut scan = Scan::default();
@@ -45,14 +72,19 @@ pub(crate) fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
         path.strip_prefix(config_dir)
             .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
     };
-    let entries = match list_dir(instances_dir) {
-        Ok(entries) => entries,
+    // The instances directory itself is followed if it is a link.
+    let listed = rustix::fs::open(instances_dir, directory_flags(), Mode::empty())
+        .map_err(io::Error::from)
+        .and_then(|fd| Ok((list_dir(&fd)?, fd)));
+    let (entries, dir_fd) = match listed {
+        Ok(listed) => listed,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return scan,
         Err(error) => {
             scan.diagnostics.push(Diagnostic::in_file(
                 &shown(instances_dir),
                 format!("cannot read the instances directory: {error}"),
             ));
+            scan.unlisted.everything = true;
             return scan;
         }
     };
@@ -60,28 +92,50 @@ pub(crate) fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
         if is_ignored(&entry.name) {
             continue;
         }
-        if !entry.is_dir() {
-            if entry.name.ends_with(".toml") {
-                scan.diagnostics.push(
-                    Diagnostic::in_file(
-                        &shown(&entry.path),
-                        "instance file outside a service directory is ignored",
-                    )
-                    .with_hint(format!(
-                        "move it to {}/<service>/{}",
-                        shown(instances_dir).display(),
-                        entry.name
-                    ))
-                    .warning(),
-                );
+        let path = instances_dir.join(&entry.name);
+        let file_type = match entry.file_type(&dir_fd) {
+            Ok(file_type) => file_type,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                scan.diagnostics.push(Diagnostic::in_file(
+                    &shown(&path),
+                    format!("cannot read: {error}"),
+                ));
+                continue;
             }
+        };
+        if entry.name.ends_with(".toml") && file_type != FileType::Directory {
+            scan.diagnostics.push(
+                Diagnostic::in_file(
+                    &shown(&path),
+                    "instance file outside a service directory is ignored",
+                )
+                .with_hint(format!(
+                    "move it to {}/<service>/{}",
+                    shown(instances_dir).display(),
+                    entry.name
+                ))
+                .warning(),
+            );
+            continue;
+        }
+        if !matches!(file_type, FileType::Directory | FileType::Symlink) {
             continue;
         }
         let service = match ServiceName::new(&entry.name) {
+            // Not followed: whatever it points at, its instances are unknown.
+            Ok(service) if file_type == FileType::Symlink => {
+                scan.diagnostics
+                    .push(linked_service_dir(&shown(&path), &service));
+                scan.unlisted.services.push(service);
+                continue;
+            }
             Ok(service) => service,
+            // A link with a name no service can have looks like no service directory.
+            Err(_) if file_type == FileType::Symlink => continue,
             Err(error) => {
                 scan.diagnostics.push(bad_name_in_file(
-                    &shown(&entry.path),
+                    &shown(&path),
                     "service name",
                     &entry.name,
                     &error,
@@ -89,7 +143,7 @@ pub(crate) fn scan_instances(instances_dir: &Path, config_dir: &Path) -> Scan {
                 continue;
             }
         };
-        scan_service_dir(&entry.path, &service, &shown, &mut scan);
+        scan_service_dir(&dir_fd, &entry, &path, &service, &shown, &mut scan);
     }
     scan.files.sort_by(|a, b| a.key.cmp(&b.key));
     scan
@@ -103,25 +157,53 @@ enum Outcome {
 }
 
 fn scan_service_dir(
+    parent: &OwnedFd,
+    entry: &Entry,
     dir: &Path,
     service: &ServiceName,
-    shown: &(dyn Fn(&Path) -> PathBuf + Sync),
+    shown: Shown<'_>,
     scan: &mut Scan,
 ) {
-    let entries = match list_dir(dir) {
-        Ok(entries) => entries,
+    // Opened without following a link, so a link put in place since the listing is refused
+    // too; its entries are then opened relative to this descriptor.
+    let opened = rustix::fs::openat(
+        parent,
+        &entry.c_name,
+        directory_flags() | OFlags::NOFOLLOW,
+        Mode::empty(),
+    );
+    let listed = match opened {
+        Ok(fd) => list_dir(&fd).map(|entries| (fd, entries)),
+        // Replaced since the listing: by a link (refused), or by a file or nothing (no
+        // service directory any more).
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::NOENT) => {
+            let now = rustix::fs::statat(parent, &entry.c_name, AtFlags::SYMLINK_NOFOLLOW);
+            if now.is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Symlink) {
+                scan.diagnostics
+                    .push(linked_service_dir(&shown(dir), service));
+                scan.unlisted.services.push(service.clone());
+            }
+            return;
+        }
+        Err(error) => Err(io::Error::from(error)),
+    };
+    let (fd, entries) = match listed {
+        Ok(listed) => listed,
         Err(error) => {
-            scan.diagnostics.push(Diagnostic::in_file(
-                &shown(dir),
-                format!("cannot read directory: {error}"),
-            ));
+            scan.diagnostics.push(
+                Diagnostic::in_file(&shown(dir), format!("cannot read directory: {error}"))
+                    .with_hint(format!(
+                        "the instances of service {service} are unknown until ten can list it"
+                    )),
+            );
+            scan.unlisted.services.push(service.clone());
             return;
         }
     };
     // Each entry costs a stat and maybe a read: thousands of them go faster on every core.
     let outcomes: Vec<Outcome> = entries
         .into_par_iter()
-        .map(|entry| scan_entry(entry, service, shown))
+        .map(|entry| scan_entry(&fd, dir, entry, service, shown))
         .collect();
     for outcome in outcomes {
         match outcome {
@@ -132,113 +214,172 @@ fn scan_service_dir(
     }
 }
 
-fn scan_entry(entry: Entry, service: &ServiceName, shown: &dyn Fn(&Path) -> PathBuf) -> Outcome {
+fn linked_service_dir(shown_dir: &Path, service: &ServiceName) -> Diagnostic {
+    let instances = shown_dir.parent().unwrap_or(Path::new("instances"));
+    Diagnostic::in_file(
+        shown_dir,
+        format!(
+            "service directory of {service} is a symbolic link; ten does not follow links in {}/",
+            instances.display()
+        ),
+    )
+    .with_hint(format!(
+        "make {} a directory holding the instance files (move or copy them there); to keep the instances elsewhere, point `instances_dir` in [settings] at that directory",
+        shown_dir.display()
+    ))
+}
+
+fn scan_entry(
+    dir_fd: &OwnedFd,
+    dir: &Path,
+    entry: Entry,
+    service: &ServiceName,
+    shown: Shown<'_>,
+) -> Outcome {
     if is_ignored(&entry.name) {
         return Outcome::Skipped;
     }
-    // A stat relative to the directory is cheaper than an open; it also tells the size, so
-    // an empty file (the common case: it just declares an instance) is never opened.
-    let metadata = match entry.metadata() {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Outcome::Skipped,
-        Err(error) => {
-            return Outcome::Problem(Diagnostic::in_file(
-                &shown(&entry.path),
-                format!("cannot read: {error}"),
-            ));
-        }
-    };
-    if metadata.is_dir() {
-        return Outcome::Problem(
-            Diagnostic::in_file(
-                &shown(&entry.path),
-                "nested directory in a service directory is ignored",
-            )
-            .with_hint("instance files are instances/<service>/<id>.toml")
-            .warning(),
-        );
-    }
+    let path = shown(&dir.join(&entry.name));
     let Some(stem) = entry.name.strip_suffix(".toml") else {
-        return Outcome::Skipped;
+        return match entry.file_type(dir_fd) {
+            Ok(FileType::Directory) => Outcome::Problem(
+                Diagnostic::in_file(&path, "nested directory in a service directory is ignored")
+                    .with_hint("instance files are instances/<service>/<id>.toml")
+                    .warning(),
+            ),
+            _ => Outcome::Skipped,
+        };
     };
     let id = match InstanceId::new(stem) {
         Ok(id) => id,
         Err(error) => {
-            return Outcome::Problem(bad_name_in_file(
-                &shown(&entry.path),
-                "instance id",
-                stem,
-                &error,
-            ));
+            return Outcome::Problem(bad_name_in_file(&path, "instance id", stem, &error));
         }
     };
-    match read_text(&entry.path, metadata.len()) {
+    let key = InstanceKey::new(service.clone(), id);
+    // A stat relative to the directory, not following a link, is cheaper than an open; it
+    // tells the type and size, so an empty file (the common case: it just declares an
+    // instance) is never opened, nor is anything but a regular file.
+    let stat = match rustix::fs::statat(dir_fd, &entry.c_name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(rustix::io::Errno::NOENT) => return Outcome::Skipped,
+        Err(error) => {
+            let problem = FileTextError::Io(error.into());
+            return keyed_problem(key, &path, &problem);
+        }
+    };
+    match read_text_at(dir_fd, &entry.c_name, Some(&stat), INSTANCE_FILE_LIMIT) {
         Ok(text) => Outcome::File(ScannedFile {
-            key: InstanceKey::new(service.clone(), id),
-            file: SourceFile {
-                path: shown(&entry.path),
-                text,
-            },
+            key,
+            file: Ok(SourceFile { path, text }),
         }),
         // Deleted between listing and reading: it is simply gone.
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Outcome::Skipped,
-        Err(error) if error.kind() == io::ErrorKind::InvalidData => Outcome::Problem(
-            Diagnostic::in_file(&shown(&entry.path), "instance file is not UTF-8 text")
-                .with_hint("instance files are TOML, which is UTF-8"),
-        ),
-        Err(error) => Outcome::Problem(Diagnostic::in_file(
-            &shown(&entry.path),
-            format!("cannot read: {error}"),
-        )),
+        Err(problem) if problem.is_not_found() => Outcome::Skipped,
+        Err(problem) => keyed_problem(key, &path, &problem),
     }
 }
 
-/// The text of a file of `size` bytes; an empty file is not opened.
-fn read_text(path: &Path, size: u64) -> io::Result<String> {
-    if size == 0 {
-        return Ok(String::new());
+/// The error of an instance file that cannot be read: carried with its key.
+fn keyed_problem(key: InstanceKey, path: &Path, problem: &FileTextError) -> Outcome {
+    let diagnostic = file_problem(&key, path, problem);
+    Outcome::File(ScannedFile {
+        key,
+        file: Err(diagnostic),
+    })
+}
+
+/// What to say of the instance file of `key` at `path` (as shown) that cannot be read.
+fn file_problem(key: &InstanceKey, path: &Path, problem: &FileTextError) -> Diagnostic {
+    let instances = path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("instances"));
+    match problem {
+        FileTextError::Link => Diagnostic::in_file(
+            path,
+            format!(
+                "instance file of {key} is a symbolic link; ten does not follow links in {}/",
+                instances.display()
+            ),
+        )
+        .with_hint(format!(
+            "copy the file instead: replace the link with a regular file ({})",
+            path.display()
+        )),
+        FileTextError::NotRegular("a directory") => Diagnostic::in_file(
+            path,
+            format!("instance file of {key} is a directory"),
+        )
+        .with_hint(format!(
+            "an instance is declared by a file: remove the directory (or move it elsewhere), then create {} as a file",
+            path.display()
+        )),
+        FileTextError::NotRegular(kind) => Diagnostic::in_file(
+            path,
+            format!("instance file of {key} is {kind}, not a regular file; ten does not read it"),
+        )
+        .with_hint(format!("replace {} with a regular file", path.display())),
+        FileTextError::TooBig { size, limit } => Diagnostic::in_file(
+            path,
+            format!(
+                "instance file of {key} is {size} bytes; ten reads instance files of at most {limit} bytes ({} MiB)",
+                limit / (1024 * 1024)
+            ),
+        )
+        .with_hint("an instance file holds a few keys (state, weight, env...): keep data elsewhere"),
+        FileTextError::NotUtf8 => Diagnostic::in_file(
+            path,
+            format!("instance file of {key} is not UTF-8 text"),
+        )
+        .with_hint("instance files are TOML, which is UTF-8"),
+        FileTextError::Io(error) => Diagnostic::in_file(
+            path,
+            format!("instance file of {key} cannot be read: {error}"),
+        )
+        .with_hint("ten must be able to read it (check its permissions and those of its directory)"),
     }
-    let bytes = fs::read(path)?;
-    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+fn directory_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
 }
 
 /// A directory entry with what listing the directory tells for free.
 struct Entry {
     name: String,
-    path: PathBuf,
-    dir_entry: fs::DirEntry,
-    file_type: fs::FileType,
+    c_name: CString,
+    /// From the listing; `Unknown` on file systems that do not say.
+    listed_type: FileType,
 }
 
 impl Entry {
-    fn is_dir(&self) -> bool {
-        self.file_type.is_dir() || (self.file_type.is_symlink() && self.path.is_dir())
-    }
-
-    /// Follows symlinks to what they point at.
-    fn metadata(&self) -> io::Result<fs::Metadata> {
-        if self.file_type.is_symlink() {
-            fs::metadata(&self.path)
-        } else {
-            self.dir_entry.metadata()
+    /// What the entry is, not following a link.
+    fn file_type(&self, dir: impl AsFd) -> io::Result<FileType> {
+        if self.listed_type != FileType::Unknown {
+            return Ok(self.listed_type);
         }
+        let stat = rustix::fs::statat(dir, &self.c_name, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(FileType::from_raw_mode(stat.st_mode))
     }
 }
 
-/// The entries of `dir`, sorted by name. Names that are not UTF-8 cannot be valid labels and
-/// are skipped.
-fn list_dir(dir: &Path) -> io::Result<Vec<Entry>> {
+/// The entries of the directory open as `dir`, sorted by name. Names that are not UTF-8
+/// cannot be valid labels and are skipped.
+fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    for dir_entry in fs::read_dir(dir)? {
+    for dir_entry in rustix::fs::Dir::read_from(dir)? {
         let dir_entry = dir_entry?;
-        let Ok(name) = dir_entry.file_name().into_string() else {
+        let c_name: &CStr = dir_entry.file_name();
+        let Ok(name) = c_name.to_str() else {
             continue;
         };
+        if name == "." || name == ".." {
+            continue;
+        }
         entries.push(Entry {
-            name,
-            path: dir_entry.path(),
-            file_type: dir_entry.file_type()?,
-            dir_entry,
+            name: name.to_string(),
+            c_name: c_name.to_owned(),
+            listed_type: dir_entry.file_type(),
         });
     }
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -248,6 +389,7 @@ fn list_dir(dir: &Path) -> io::Result<Vec<Entry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn editor_files_are_ignored() {
@@ -279,7 +421,7 @@ mod tests {
         let keys: Vec<String> = scan.files.iter().map(|f| f.key.to_string()).collect();
         assert_eq!(keys, ["notes:alice", "notes:bob"]);
         assert_eq!(
-            scan.files[1].file.path,
+            scan.files[1].file.as_ref().unwrap().path,
             PathBuf::from("instances/notes/bob.toml")
         );
         let messages: Vec<String> = scan
@@ -294,6 +436,173 @@ mod tests {
                 "instances/notes/Bad_ID.toml: invalid instance id \"Bad_ID\": it contains 'B'",
                 "instances/stray.toml: instance file outside a service directory is ignored",
             ]
+        );
+    }
+
+    /// The keys the scan found, each with its text or its error message.
+    fn outcomes(scan: &Scan) -> Vec<String> {
+        scan.files
+            .iter()
+            .map(|scanned| match &scanned.file {
+                Ok(file) => format!("{}: ok {:?}", scanned.key, file.text),
+                Err(problem) => {
+                    assert!(problem.is_error(), "{problem:?}");
+                    format!("{}: {}", scanned.key, problem.message)
+                }
+            })
+            .collect()
+    }
+
+    fn project() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let instances = root.path().join("instances");
+        fs::create_dir_all(instances.join("notes")).unwrap();
+        (root, instances)
+    }
+
+    #[test]
+    fn links_below_the_instances_directory_are_refused_with_their_key() {
+        let (root, instances) = project();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("shadow");
+        fs::write(&secret, "root:$6$secret-looking-hash:19000\n").unwrap();
+        std::os::unix::fs::symlink(&secret, instances.join("notes/alice.toml")).unwrap();
+        // A link that stays inside is refused as well: one rule, no resolving.
+        fs::write(instances.join("notes/bob.toml"), "weight = 5\n").unwrap();
+        std::os::unix::fs::symlink("bob.toml", instances.join("notes/carol.toml")).unwrap();
+        // A dangling link declares a broken instance too.
+        std::os::unix::fs::symlink("/nowhere", instances.join("notes/dave.toml")).unwrap();
+        let scan = scan_instances(&instances, root.path());
+        assert_eq!(
+            outcomes(&scan),
+            [
+                "notes:alice: instance file of notes:alice is a symbolic link; ten does not follow links in instances/",
+                "notes:bob: ok \"weight = 5\\n\"",
+                "notes:carol: instance file of notes:carol is a symbolic link; ten does not follow links in instances/",
+                "notes:dave: instance file of notes:dave is a symbolic link; ten does not follow links in instances/",
+            ]
+        );
+        let alice = scan.files[0].file.as_ref().unwrap_err();
+        assert_eq!(alice.file, PathBuf::from("instances/notes/alice.toml"));
+        assert!(alice.snippet.is_none());
+        assert!(
+            alice
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("copy the file instead")
+        );
+        assert!(!format!("{scan:?}").contains("secret-looking"));
+    }
+
+    #[test]
+    fn a_linked_service_directory_is_refused_and_its_instances_unknown() {
+        let (root, instances) = project();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join("alice.toml"), "").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), instances.join("blog")).unwrap();
+        // A link with a name no service can have, and a link to a file, are not directories.
+        std::os::unix::fs::symlink(elsewhere.path(), instances.join("README")).unwrap();
+        let scan = scan_instances(&instances, root.path());
+        assert!(scan.files.is_empty(), "{:?}", outcomes(&scan));
+        let messages: Vec<String> = scan
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.file.display(), d.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "instances/blog: service directory of blog is a symbolic link; ten does not follow links in instances/"
+            ]
+        );
+        assert!(scan.diagnostics[0].is_error());
+        assert_eq!(
+            scan.unlisted,
+            Unlisted {
+                everything: false,
+                services: vec![ServiceName::new("blog").unwrap()],
+            }
+        );
+    }
+
+    #[test]
+    fn the_instances_directory_itself_may_be_a_link() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::create_dir_all(elsewhere.path().join("notes")).unwrap();
+        fs::write(elsewhere.path().join("notes/alice.toml"), "weight = 1\n").unwrap();
+        let instances = root.path().join("instances");
+        std::os::unix::fs::symlink(elsewhere.path(), &instances).unwrap();
+        let scan = scan_instances(&instances, root.path());
+        assert_eq!(outcomes(&scan), ["notes:alice: ok \"weight = 1\\n\""]);
+        assert!(scan.diagnostics.is_empty(), "{:?}", scan.diagnostics);
+    }
+
+    #[test]
+    fn fifos_directories_big_files_and_bad_text_are_errors_of_their_instance() {
+        let (root, instances) = project();
+        let notes = instances.join("notes");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            notes.join("pipe.toml"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        fs::create_dir(notes.join("alice.toml")).unwrap();
+        let big = fs::File::create(notes.join("big.toml")).unwrap();
+        big.set_len(256 * 1024 * 1024).unwrap();
+        fs::write(notes.join("latin.toml"), b"x = \"\xe9\"\n").unwrap();
+        let just = fs::File::create(notes.join("just.toml")).unwrap();
+        just.set_len(INSTANCE_FILE_LIMIT).unwrap();
+        // A nested directory not named like an instance file is still only a warning.
+        fs::create_dir(notes.join("backup")).unwrap();
+        let scan = scan_instances(&instances, root.path());
+        let found = outcomes(&scan);
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert_eq!(
+            found[0],
+            "notes:alice: instance file of notes:alice is a directory"
+        );
+        assert_eq!(
+            found[1],
+            "notes:big: instance file of notes:big is 268435456 bytes; ten reads instance files of at most 1048576 bytes (1 MiB)"
+        );
+        assert!(
+            found[2].starts_with("notes:just: ok"),
+            "a file of exactly the limit is read"
+        );
+        assert_eq!(
+            found[3],
+            "notes:latin: instance file of notes:latin is not UTF-8 text"
+        );
+        assert_eq!(
+            found[4],
+            "notes:pipe: instance file of notes:pipe is a FIFO (named pipe), not a regular file; ten does not read it"
+        );
+        let warnings: Vec<String> = scan
+            .diagnostics
+            .iter()
+            .map(|d| format!("{:?} {}: {}", d.severity, d.file.display(), d.message))
+            .collect();
+        assert_eq!(
+            warnings,
+            ["Warning instances/notes/backup: nested directory in a service directory is ignored"]
+        );
+    }
+
+    #[test]
+    fn an_instances_directory_that_is_a_file_leaves_everything_unknown() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("plain"), "").unwrap();
+        let scan = scan_instances(&root.path().join("plain"), root.path());
+        assert!(scan.unlisted.everything);
+        assert!(
+            scan.diagnostics[0]
+                .message
+                .starts_with("cannot read the instances directory")
         );
     }
 

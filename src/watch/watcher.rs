@@ -39,7 +39,10 @@ where
     };
     let settle = Arc::new(Mutex::new(Settle::default()));
     let observed = Arc::clone(&settle);
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    // Links below the instances directory are not followed (the scan refuses them): a link to
+    // `/` would otherwise have notify walk and watch the whole file system.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let handler = move |event: notify::Result<notify::Event>| {
         let now = std::time::Instant::now();
         let mut settle = observed.lock().unwrap_or_else(|p| p.into_inner());
         let look_again = match event {
@@ -64,7 +67,8 @@ where
         if look_again {
             let _ = wakes.send(());
         }
-    })?;
+    };
+    let watcher = RecommendedWatcher::new(handler, config)?;
     let watcher = Arc::new(Mutex::new(watcher));
     watcher
         .lock()

@@ -329,10 +329,15 @@ fn health_checks_ten_cannot_run_for_want_of_descriptors_never_count_against_a_te
     let tenant = server.wait_running("web:alice");
     let pid = server.pid();
     let before = metric(&server, "ten_descriptors_exhausted_total");
-    let restore = {
-        let now = open_fds(pid) as u64;
-        Restore(pid, set_soft_open_files_limit(pid, now))
-    };
+    // A limit at the standard streams: every new descriptor is above it,
+    // so every new one fails with EMFILE (a limit at the count would let one freed
+    // descriptor through).
+    assert!(
+        open_fds(pid) > 32,
+        "ten holds few descriptors: {}",
+        open_fds(pid)
+    );
+    let restore = Restore(pid, set_soft_open_files_limit(pid, 3));
     // Ten checks' worth (and more) with no descriptor to spare.
     std::thread::sleep(Duration::from_secs(6));
     drop(restore);
@@ -351,7 +356,11 @@ fn health_checks_ten_cannot_run_for_want_of_descriptors_never_count_against_a_te
         !health.contains("unhealthy") && !health.contains("failed"),
         "{health}"
     );
-    assert!(metric(&server, "ten_descriptors_exhausted_total") > before);
+    assert!(
+        metric(&server, "ten_descriptors_exhausted_total") > before,
+        "no check met EMFILE:\n{}",
+        server.log()
+    );
     let events = stdout(&server.ten(&["events", "web:alice", "--limit", "100"]));
     assert!(
         events.contains("ten has no file descriptor left"),

@@ -187,16 +187,18 @@ fn a_wake_that_fails_answers_every_waiter_at_once_and_the_next_request_tries_aga
         .into_iter()
         .map(|thread| thread.join().unwrap())
         .collect();
-    // Told why the wake failed: not left to wait for startup_timeout (30 s), which would
-    // answer "did not become ready within startup_timeout".
+    // Answered at once that the wake failed, not left to wait for startup_timeout (30 s);
+    // why is for the operator (its events), not in the answer to a client.
     for answer in &answers {
         assert_eq!(answer.status, 502, "{}", answer.body);
         assert!(
-            answer.body.contains("wake failed: exited with code 9"),
+            answer.body.contains("could not be started") && !answer.body.contains("code 9"),
             "{}",
             answer.body
         );
     }
+    let events = stdout(&server.ten(&["events", "web:a", "--limit", "100"]));
+    assert!(events.contains("exited with code 9"), "{events}");
     assert_eq!(server.instance("web:a").unwrap().phase, Phase::Sleeping);
 
     std::fs::remove_file(&broken).unwrap();

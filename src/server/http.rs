@@ -96,9 +96,9 @@ impl Router {
         }
         // An absolute-form target (`GET http://bob.notes.example.com/`) names the host, and
         // it wins over the Host header (RFC 9112 3.2.2): the request is routed by it, and
-        // the backend gets it as its Host.
+        // the backend gets it as its Host, in lower case as names are routed.
         if let Some(authority) = request.uri().authority().map(authority_without_userinfo)
-            && let Ok(value) = header::HeaderValue::from_str(authority)
+            && let Ok(value) = header::HeaderValue::from_str(&authority.to_ascii_lowercase())
         {
             request.headers_mut().insert(header::HOST, value);
         }

@@ -245,7 +245,17 @@ fn a_client_past_its_cap_is_refused_and_others_are_served() {
     let held: Vec<TcpStream> = (0..4)
         .map(|_| http::connect_from(server.address(), crowded))
         .collect();
-    // Served: these four are open, unused (within header_timeout).
+    // Served: these four are open, unused (within header_timeout). The kernel completes a
+    // connection before ten accepts it, and each proxy worker accepts from a socket of its
+    // own: wait until ten counts all four (and the scrape's own connection).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&server, "ten_client_connections ") < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "ten does not count the four connections"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut fifth = http::connect_from(server.address(), crowded);
     assert!(
         wait_closed(&mut fifth, Duration::from_secs(5)).is_some(),

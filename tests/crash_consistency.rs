@@ -418,12 +418,13 @@ fn a_full_data_directory_is_told_and_no_tenant_runs_unrecorded() {
         warnings.contains("cannot write the process table")
     });
     assert!(told, "ten ps does not tell: {warnings}\n{}", server.log());
-    let events = server.ten(&["events"]);
-    assert!(
-        support::server::stdout(&events).contains("cannot write the process table"),
-        "{}",
-        support::server::stdout(&events)
-    );
+    // The event follows once the failed start has come back to the reconciler.
+    let mut events = String::new();
+    let evented = within(Duration::from_secs(20), || {
+        events = support::server::stdout(&server.ten(&["events"]));
+        events.contains("cannot write the process table")
+    });
+    assert!(evented, "{events}\n{}", server.log());
     let metrics = scrape(&server, dir);
     assert!(
         metrics

@@ -126,6 +126,11 @@ impl<R: Runtime> Reconciler<R> {
             tokio::select! {
                 _ = memory_look.tick(), if watched => self.relieve_memory(Instant::now()),
                 () = admission.room_asked() => self.relieve_memory(Instant::now()),
+                () = crate::runtime::durable::changed() => {
+                    for note in self.durable.news() {
+                        self.record_note(note);
+                    }
+                }
                 message = messages.recv() => match message {
                     Some(Message::Shutdown { done }) => {
                         self.exited = Some(done);

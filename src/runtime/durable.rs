@@ -57,6 +57,8 @@ pub struct Failing {
 static FAILING: Mutex<[Option<Failing>; 2]> = Mutex::new([None, None]);
 /// Changes whenever a kind starts or stops failing (for whoever tells the operator).
 static CHANGES: AtomicU64 = AtomicU64::new(0);
+/// Wakes the one who tells the operator (a permit is kept if it is not waiting).
+static CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Takes in the outcome of a write of `kind`.
 pub fn report(kind: Kind, outcome: &io::Result<()>) {
@@ -70,6 +72,7 @@ pub fn report(kind: Kind, outcome: &io::Result<()>) {
             if slot.take().is_some() {
                 metrics.durable_write_recovered(kind.index());
                 CHANGES.fetch_add(1, Ordering::Relaxed);
+                CHANGED.notify_one();
                 tracing::info!(file = kind.label(), "{} is written again", kind.describe());
             }
         }
@@ -88,6 +91,7 @@ pub fn report(kind: Kind, outcome: &io::Result<()>) {
                         failures: 1,
                     });
                     CHANGES.fetch_add(1, Ordering::Relaxed);
+                    CHANGED.notify_one();
                     tracing::error!(file = kind.label(), %error, "cannot write {}", kind.describe());
                 }
             }
@@ -101,6 +105,12 @@ pub fn failing() -> Vec<Failing> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     failing.iter().flatten().cloned().collect()
+}
+
+/// Returns when a kind started or stopped failing since the last call returned (for the one
+/// task that tells the operator).
+pub async fn changed() {
+    CHANGED.notified().await;
 }
 
 /// A number that changes whenever a kind starts or stops failing.

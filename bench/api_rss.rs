@@ -13,23 +13,12 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use support::http::{Connection, Request};
-use support::server::{TestServer, backend, backend_service, project};
+use support::server::{TestServer, backend, backend_service, project, status_kb};
 
 const TENANTS: usize = 5;
 const CONNECTIONS: usize = 4;
 const FIRST: usize = 100;
 const TOTAL: usize = 10_000;
-
-fn rss_kb(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("VmRSS:")
-                .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap()
-}
 
 /// `TEN_BENCH_CALLS` (default 10,000) and `TEN_BENCH_TENANT_LOGS=1` (tenants print a log line
 /// per request, so every health check also fills their log ring).
@@ -96,17 +85,17 @@ fn main() {
         call(n);
     }
     std::thread::sleep(Duration::from_millis(200));
-    let first = rss_kb(server.pid());
+    let first = status_kb(server.pid(), "VmRSS:");
     let mut along = Vec::new();
     for n in FIRST..total {
         call(n);
         if (n + 1) % 2000 == 0 && n + 1 < total {
-            along.push((n + 1, rss_kb(server.pid())));
+            along.push((n + 1, status_kb(server.pid(), "VmRSS:")));
         }
     }
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_millis(200));
-    let last = rss_kb(server.pid());
+    let last = status_kb(server.pid(), "VmRSS:");
 
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!(

@@ -15,20 +15,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, backend_service, project};
+use support::server::{TestServer, backend_service, project, status_kb};
 
 const CONNECTIONS: usize = 5_000;
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)
-                .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap()
-}
 
 fn fds(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()

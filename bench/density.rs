@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::http::Request;
-use support::server::TestServer;
+use support::server::{TestServer, status_kb};
 
 /// The tenants' ports: each instance keeps one, asleep or not.
 const PORTS: (u16, u16) = (20000, 31000);
@@ -44,17 +44,6 @@ fn setting(name: &str, default: u64) -> u64 {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("VmRSS:")
-                .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap()
 }
 
 /// Context switches (voluntary and not) of all the threads of `pid` so far: how often its
@@ -165,7 +154,7 @@ fn running_tenants(tenants: u64, seconds: u64) {
     let server = TestServer::start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
     let empty = idle(server.pid(), over);
-    let empty_rss = rss_kb(server.pid());
+    let empty_rss = status_kb(server.pid(), "VmRSS:");
 
     let healthy = declare(
         &server,
@@ -178,7 +167,7 @@ fn running_tenants(tenants: u64, seconds: u64) {
     // The startup burst is over; the first periodic checks are spread over one interval.
     std::thread::sleep(Duration::from_secs(12));
     let full = idle(server.pid(), over);
-    let rss = rss_kb(server.pid());
+    let rss = status_kb(server.pid(), "VmRSS:");
 
     let per_tenant_us = (full.cpu_percent - empty.cpu_percent) / 100.0 * 1e6 / tenants as f64;
     let interval = 10.0;
@@ -239,7 +228,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
     let server = TestServer::start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
     let empty = idle(server.pid(), over);
-    let empty_rss = rss_kb(server.pid());
+    let empty_rss = status_kb(server.pid(), "VmRSS:");
 
     let declared = declare(
         &server,
@@ -249,7 +238,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
     );
     std::thread::sleep(Duration::from_secs(5));
     let full = idle(server.pid(), over);
-    let rss = rss_kb(server.pid());
+    let rss = status_kb(server.pid(), "VmRSS:");
     let ps: Vec<Duration> = (0..5)
         .map(|_| timed_cli(&server, &["ps", "--json"]))
         .collect();

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::server::{TestServer, project, stdout};
+use support::server::{TestServer, project, status_kb, stdout};
 use ten::runtime::logs::read_record;
 
 /// What a writer did: bytes, seconds.
@@ -82,22 +82,6 @@ fn writer(args: &[String]) {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field).map(|rest| {
-                rest.trim()
-                    .trim_end_matches(" kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0)
 }
 
 /// The bytes of the files in `dir` (their lengths) and the disk they take (their blocks).

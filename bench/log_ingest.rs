@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::server::{TestServer, project, stderr};
+use support::server::{TestServer, project, status_kb, stderr};
 use ten::runtime::logs::{kept_files, read_record};
 
 /// Linux's USER_HZ: the unit of CPU times in `/proc/PID/stat`.
@@ -107,22 +107,6 @@ fn run_alone(seconds: f64, stdout: Stdio, count_file: &Path) -> Written {
         .unwrap();
     assert!(status.success());
     Written::read(count_file).unwrap()
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field).map(|rest| {
-                rest.trim()
-                    .trim_end_matches(" kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0)
 }
 
 /// User + system CPU seconds of `pid`, all its threads.

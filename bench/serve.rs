@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::http::Request;
-use support::server::TestServer;
+use support::server::{TestServer, status_kb};
 
 const MASS: usize = 1000;
 
@@ -43,17 +43,6 @@ fn api_get(server: &TestServer, path: &str) -> String {
         .bearer(&token(server))
         .send(server.address())
         .body
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("VmRSS:")
-                .map(|rest| rest.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap()
 }
 
 /// CPU time (user + system) of `pid`, in seconds.
@@ -168,7 +157,7 @@ fn mass_start() {
     );
     let server = TestServer::start(dir.path());
     std::thread::sleep(Duration::from_secs(1));
-    let empty_rss = rss_kb(server.pid());
+    let empty_rss = status_kb(server.pid(), "VmRSS:");
     let empty_cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
 
     let staged = dir.path().join("staged/web");
@@ -209,7 +198,7 @@ fn mass_start() {
         counter("ten_spawn_forks_total"),
     );
     std::thread::sleep(Duration::from_secs(2));
-    let rss = rss_kb(server.pid());
+    let rss = status_kb(server.pid(), "VmRSS:");
     let cpu = idle_cpu_percent(server.pid(), Duration::from_secs(10));
     let tenant_rss: u64 = serde_json::from_str::<Vec<ten::api::types::InstanceView>>(&api_get(
         &server,
@@ -218,7 +207,7 @@ fn mass_start() {
     .unwrap()
     .iter()
     .filter_map(|view| view.pid)
-    .map(rss_kb)
+    .map(|pid| status_kb(pid, "VmRSS:"))
     .sum();
     drop(server);
     wait_ports_free(low);

@@ -488,6 +488,19 @@ pub(crate) fn load_across_a_kill(
     }
 }
 
+/// A figure of `/proc/PID/status` in kB (`field` with its colon: `VmRSS:`, `VmHWM:`); 0 when
+/// the process or the field is gone (the benchmarks' memory readings).
+pub(crate) fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?;
+            rest.trim().trim_end_matches(" kB").trim().parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub(crate) fn alive(pid: u32) -> bool {
     ten::runtime::proc::process_alive(pid, None)

@@ -55,13 +55,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
         .chain(observed.instances.keys())
         .collect();
     for key in keys {
-        let change = match (desired.instances.get(key), observed.instances.get(key)) {
-            (Some(spec), None) => plan_new(spec),
-            (None, Some(instance)) => Some(plan_destroy(key, instance)),
-            (Some(spec), Some(instance)) => plan_existing(spec, instance, &mut drift),
-            (None, None) => None,
-        };
-        changes.extend(change);
+        changes.extend(plan_key(desired, observed, key, &mut drift));
     }
     changes.sort_by(|a, b| (a.action, &a.target).cmp(&(b.action, &b.target)));
     // Settings go first: they are shown (and applied) before instances.
@@ -74,6 +68,23 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
         summary: Summary::of(&changes),
         drift,
         changes,
+    }
+}
+
+/// The change `plan` would give `key` alone (its drift, if any, goes to `drift`). Each
+/// instance is planned from its own spec and observed state only, so a plan of the instances
+/// whose observed state changed is the same as the whole plan's changes for them.
+pub fn plan_key(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    key: &InstanceKey,
+    drift: &mut Vec<Drift>,
+) -> Option<Change> {
+    match (desired.instances.get(key), observed.instances.get(key)) {
+        (Some(spec), None) => plan_new(spec),
+        (None, Some(instance)) => Some(plan_destroy(key, instance)),
+        (Some(spec), Some(instance)) => plan_existing(spec, instance, drift),
+        (None, None) => None,
     }
 }
 

@@ -121,6 +121,9 @@ pub struct OsRuntime {
 
 /// How many spare processes are kept ready.
 const SPARES: usize = 2;
+/// How long after a start the spares are refilled: once the started tenant is likely
+/// listening (most take a few to a few tens of milliseconds).
+const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 struct Spares {
@@ -208,11 +211,16 @@ impl OsRuntime {
         }
     }
 
-    /// Refills the spares in the background (with cgroups only).
+    /// Refills the spares in the background (with cgroups only), [`REFILL_AFTER`] after the
+    /// start that took one: a spare's start (an exec of ten, a cgroup made) would otherwise
+    /// take CPU from the woken tenant's own start and its readiness probes.
     fn refill_spares(&self) {
         let (spares, host) = (Arc::clone(&self.spares), Arc::clone(&self.host));
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => drop(handle.spawn_blocking(move || spares.refill(&host))),
+            Ok(handle) => drop(handle.spawn(async move {
+                tokio::time::sleep(REFILL_AFTER).await;
+                let _ = tokio::task::spawn_blocking(move || spares.refill(&host)).await;
+            })),
             Err(_) => spares.refill(&host),
         }
     }

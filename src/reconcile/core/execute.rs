@@ -191,7 +191,7 @@ impl Core {
         instance.note = status.note;
         instance.heading_for = status.heading_for;
         if phase_changed {
-            self.pass_due = true;
+            self.narrow.insert(key.clone());
         }
         self.bump(now);
     }
@@ -207,6 +207,8 @@ impl Core {
         self.stops.forget(key);
         self.routes_dirty = true;
         self.removing.remove(key);
+        // Declared again meanwhile: created by the next pass.
+        self.narrow.insert(key.clone());
         let persist = self
             .observed
             .instances

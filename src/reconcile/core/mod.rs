@@ -22,7 +22,7 @@ use crate::config::{Diagnostic, InstanceFile, has_errors};
 use crate::desired::{DesiredState, Reload, keep_undeclared};
 use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Phase};
-use crate::plan::{Action, Change, Plan, ReasonKind, plan};
+use crate::plan::{Action, Change, Plan, ReasonKind, plan, plan_key};
 
 /// A full reload and pass at least this often, whatever happens.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -55,7 +55,11 @@ pub struct Core {
     creating: BTreeMap<InstanceKey, String>,
     routes_dirty: bool,
     files_changed: bool,
+    /// A whole pass is due (throttled, see [`PASS_THROTTLE`]).
     pass_due: bool,
+    /// Instances whose phase changed, or that are gone, since the last pass: planned alone
+    /// (see [`Core::narrow_pass`]).
+    narrow: BTreeSet<InstanceKey>,
     last_pass: Option<Instant>,
     last_resync: Instant,
     /// How often the resync comes: [`RESYNC`], or longer when a reload takes long.
@@ -105,6 +109,7 @@ impl Core {
             routes_dirty: true,
             files_changed: false,
             pass_due: true,
+            narrow: BTreeSet::new(),
             last_pass: None,
             last_resync: now,
             resync_every: RESYNC,
@@ -255,6 +260,7 @@ impl Core {
             Event::Status { key, status } => {
                 self.refresh(&key, status, now, &mut effects);
                 self.stop_reported(&key);
+                self.narrow_pass();
             }
             Event::SpawnRefused { key, error } => {
                 self.creating.remove(&key);
@@ -364,6 +370,7 @@ impl Core {
         self.passes += 1;
         self.last_pass = Some(now);
         self.pass_due = false;
+        self.narrow.clear();
         let plan = self.planned();
         let declared: Vec<&Change> = plan
             .changes
@@ -391,6 +398,27 @@ impl Core {
         for change in &changes {
             self.execute(change, now, effects);
         }
+    }
+
+    /// Plans the instances whose phase changed alone, at once: a whole pass (throttled) is
+    /// due only when one of them has a declared change, so a wake or a restart costs a plan
+    /// of one instance, not of every declared one. The whole plan's other changes are the same
+    /// as at the last pass, which executed what it could (each instance is planned from its own
+    /// spec and observed state); a held plan, or files with errors, always get a whole pass.
+    fn narrow_pass(&mut self) {
+        if self.narrow.is_empty() || self.pass_due {
+            return;
+        }
+        let narrow = std::mem::take(&mut self.narrow);
+        if self.held.is_some() || self.invalid {
+            self.pass_due = true;
+            return;
+        }
+        let mut drift = Vec::new();
+        self.pass_due = narrow.iter().any(|key| {
+            plan_key(&self.desired, &self.observed, key, &mut drift)
+                .is_some_and(|change| change.reason.kind == ReasonKind::Declared)
+        });
     }
 
     /// The plan of desired against observed. While the files have errors, the planner does

@@ -194,19 +194,22 @@ fn status_changes_pass_at_most_every_throttle_and_the_record_follows() {
     let t0 = Instant::now();
     let text = config("", &["a"]);
     let mut core = started(&text, t0);
-    // The task reports an exit by policy... a phase change: a pass is due, throttled.
-    let t1 = t0 + Duration::from_millis(10);
-    core.handle(
-        Event::Status {
-            key: key("web:a"),
-            status: InstanceStatus {
-                phase: Phase::Backoff,
-                ..InstanceStatus::stopped(30000)
-            },
-        },
-        t1,
-    );
     let passes = core.passes();
+    // The task reports an exit by policy (a restart after a backoff): the instance is planned
+    // alone, it has no declared change, and no pass is due; only the record is.
+    let t1 = t0 + Duration::from_millis(10);
+    let status = |phase| Event::Status {
+        key: key("web:a"),
+        status: InstanceStatus {
+            phase,
+            ..InstanceStatus::stopped(30000)
+        },
+    };
+    core.handle(status(Phase::Backoff), t1);
+    assert_eq!(core.passes(), passes);
+    assert_eq!(core.deadline(), Some(t0 + FLUSH_DELAY));
+    // Stopped while declared running: a declared change, so a whole pass is due, throttled.
+    core.handle(status(Phase::Stopped), t1);
     assert_eq!(core.deadline(), Some(t0 + PASS_THROTTLE));
     core.handle(Event::Tick, t0 + PASS_THROTTLE);
     assert_eq!(core.passes(), passes + 1);

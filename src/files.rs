@@ -36,7 +36,26 @@ pub(crate) fn write_atomically_for_this_boot(
     replace(path, bytes, mode, false)
 }
 
+/// [`write_atomically`] of what `write` writes, streamed (a large record is never whole in
+/// memory).
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_with(path, mode, true, write)
+}
+
 fn replace(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
+    replace_with(path, mode, sync, |file| file.write_all(bytes))
+}
+
+fn replace_with(
+    path: &Path,
+    mode: u32,
+    sync: bool,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -51,7 +70,11 @@ fn replace(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
-    temporary.write_all(bytes)?;
+    {
+        let mut buffered = io::BufWriter::with_capacity(64 * 1024, temporary.as_file_mut());
+        write(&mut buffered)?;
+        buffered.flush()?;
+    }
     if sync {
         temporary.as_file().sync_all()?;
     }

@@ -25,7 +25,7 @@ use crate::config::{
 use crate::names::InstanceKey;
 
 pub use fields::{FieldMap, FieldValue};
-pub use keep::keep_undeclared;
+pub use keep::{keep_undeclared, share_unchanged};
 pub use scan::Unlisted;
 pub use select::{Selection, Selector, select};
 pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};

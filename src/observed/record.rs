@@ -139,8 +139,9 @@ pub fn write_record(data_dir: &Path, observed: &ObservedState) -> io::Result<()>
         settings: &observed.settings,
         instances: &observed.instances,
     };
-    let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
-    crate::files::write_atomically(&record_path(data_dir), &bytes, 0o600)
+    crate::files::write_atomically_with(&record_path(data_dir), 0o600, |writer| {
+        serde_json::to_writer(writer, &record).map_err(io::Error::other)
+    })
 }
 
 pub(crate) fn unix_now() -> u64 {

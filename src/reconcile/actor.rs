@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::{Diagnostic, InstanceFile};
+use crate::config::{Diagnostic, InstanceFile, Settings};
 use crate::desired::{DesiredState, InstanceSpec, reload};
 use crate::names::InstanceKey;
 use crate::runtime::Runtime;
@@ -20,7 +20,7 @@ use crate::runtime::ports::port_is_free;
 use crate::runtime::table::ProcessEntry;
 use crate::supervisor::gate::Gate;
 use crate::supervisor::messages::Command;
-use crate::supervisor::task::{InstanceHandle, Shared, spawn_instance};
+use crate::supervisor::task::{InstanceHandle, Shared, spawn_asleep, spawn_instance};
 use crate::watch::Unread;
 
 use super::core::{Core, Effect, Event, First, Note, Order, PortWish};
@@ -48,6 +48,11 @@ pub struct ReconcilerParts<R> {
 }
 
 /// An instance's task and its gate.
+/// From this many declared instances on, the memory a reload freed is given back after it.
+const TRIM_FROM_INSTANCES: usize = 1_000;
+/// How long after a reload its memory is given back: after the record that follows it.
+const TRIM_AFTER_RELOAD: std::time::Duration = std::time::Duration::from_secs(2);
+
 struct Slot {
     handle: InstanceHandle,
     gate: Arc<Gate>,
@@ -80,10 +85,13 @@ pub struct Reconciler<R> {
     evicting: BTreeMap<InstanceKey, (Instant, u64)>,
     /// What the events said of failing durable writes.
     durable: durable::Told,
+    /// The settings the tasks share (one copy, not one per task).
+    settings: Arc<Settings>,
 }
 
 impl<R: Runtime> Reconciler<R> {
     pub fn new(parts: ReconcilerParts<R>) -> Self {
+        let settings = Arc::new(parts.desired.config.settings.clone());
         Self {
             core: Core::new(
                 parts.config_path.clone(),
@@ -106,7 +114,17 @@ impl<R: Runtime> Reconciler<R> {
             finished: false,
             evicting: BTreeMap::new(),
             durable: durable::Told::default(),
+            settings,
         }
+    }
+
+    /// The current settings, shared by the tasks made with them.
+    fn settings(&mut self) -> Arc<Settings> {
+        let current = &self.core.desired().config.settings;
+        if *self.settings != *current {
+            self.settings = Arc::new(current.clone());
+        }
+        Arc::clone(&self.settings)
     }
 
     /// Takes over what the previous ten left (see `inherit`), before the first pass.
@@ -159,6 +177,7 @@ impl<R: Runtime> Reconciler<R> {
     async fn event(&mut self, event: Event) {
         let passes = self.core.passes();
         let began = std::time::Instant::now();
+        let reloaded = matches!(event, Event::Reloaded(_));
         let mut round = self.core.handle(event, Instant::now());
         while !round.is_empty() {
             self.attach_logs(&round).await;
@@ -172,6 +191,15 @@ impl<R: Runtime> Reconciler<R> {
         }
         if self.core.passes() != passes {
             crate::metrics::global().reconcile_pass(began.elapsed());
+        }
+        // A reload and what follows allocate in proportion to the instances (their files
+        // read in parallel, the plan, the route table, the record written after
+        // `FLUSH_DELAY`): what they freed goes back to the system once they are done.
+        if reloaded && self.core.desired().instances.len() >= TRIM_FROM_INSTANCES {
+            tokio::spawn(async {
+                tokio::time::sleep(TRIM_AFTER_RELOAD).await;
+                crate::runtime::allocator::give_back();
+            });
         }
         // The pass after a reload has ended: the changes it read are taken in.
         crate::metrics::global().lag().pass_ended();
@@ -232,9 +260,9 @@ impl<R: Runtime> Reconciler<R> {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .set_range(settings.port_range);
+                let settings = self.settings();
                 for slot in self.slots.values() {
-                    slot.handle
-                        .send(Command::Settings(Box::new((*settings).clone())));
+                    slot.handle.send(Command::Settings(Arc::clone(&settings)));
                 }
             }
             Effect::Forget {
@@ -321,19 +349,20 @@ impl<R: Runtime> Reconciler<R> {
                 };
             }
         };
-        let settings = self.core.desired().config.settings.clone();
-        let (handle, gate) = spawn_instance(
-            Arc::clone(&self.shared),
-            Arc::clone(&spec),
-            &settings,
-            port,
-            None,
-        );
-        handle.send(match first {
-            First::Start => Command::Start(spec),
-            First::Adopt(adoption) => Command::Adopt(Box::new(adoption)),
-            First::Asleep => Command::Asleep,
-        });
+        let settings = self.settings();
+        let shared = Arc::clone(&self.shared);
+        let (handle, gate) = match first {
+            First::Asleep => spawn_asleep(shared, spec, &settings, port),
+            first => {
+                let (handle, gate) =
+                    spawn_instance(shared, Arc::clone(&spec), &settings, port, None);
+                handle.send(match first {
+                    First::Adopt(adoption) => Command::Adopt(Box::new(adoption)),
+                    _ => Command::Start(spec),
+                });
+                (handle, gate)
+            }
+        };
         self.slots.insert(key.clone(), Slot { handle, gate });
         Event::Spawned { key, port }
     }
@@ -369,6 +398,7 @@ impl<R: Runtime> Reconciler<R> {
     /// The new process of a replace, on a new port, sharing the old one's gate. False when no
     /// port is free.
     fn replace_side_by_side(&mut self, key: &InstanceKey, spec: &Arc<InstanceSpec>) -> bool {
+        let settings = self.settings();
         let Some(slot) = self.slots.get(key) else {
             return false;
         };
@@ -380,7 +410,6 @@ impl<R: Runtime> Reconciler<R> {
                 Err(_) => return false,
             }
         };
-        let settings = self.core.desired().config.settings.clone();
         let (handle, gate) = spawn_instance(
             Arc::clone(&self.shared),
             Arc::clone(spec),

@@ -16,6 +16,7 @@
 //! real one, [`fake::FakeRuntime`] a scriptable one for tests on paused time.
 
 pub(crate) mod adopt;
+pub(crate) mod allocator;
 pub(crate) mod cgroup;
 pub(crate) mod daemon;
 pub mod durable;

@@ -61,22 +61,6 @@ pub(crate) struct Caps {
 /// `bench/bad_input_memory.rs`), and `malloc_trim` returns their free pages.
 const TRIM_AFTER: u32 = 1_000;
 
-/// Returns the allocator's free pages to the system, on a thread of its own (it walks every
-/// arena: a few milliseconds a worker should not spend).
-fn give_memory_back() {
-    let spawned = std::thread::Builder::new()
-        .name("ten-trim".into())
-        .spawn(|| {
-            // SAFETY: malloc_trim only walks the allocator's own free lists.
-            unsafe {
-                nix::libc::malloc_trim(0);
-            }
-        });
-    if let Err(error) = spawned {
-        tracing::debug!(%error, "cannot start a thread to give memory back");
-    }
-}
-
 /// An admitted connection, counted until it is dropped.
 pub(crate) struct Admitted {
     caps: Arc<Caps>,
@@ -169,7 +153,7 @@ impl Drop for Admitted {
                 .compare_exchange(peak, left, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            give_memory_back();
+            crate::runtime::allocator::give_back();
         }
     }
 }

@@ -36,7 +36,7 @@ pub enum Command {
     /// serving.
     RetireAfter(watch::Receiver<InstanceStatus>),
     /// Settings changed (restart limits, backoff, check interval).
-    Settings(Box<Settings>),
+    Settings(Arc<Settings>),
     /// Run a health probe now and answer.
     CheckHealth(oneshot::Sender<ProbeResult>),
     /// Take over a process left running by an earlier ten (instead of starting one). Boxed:

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{Diagnostic, InstanceFile, has_errors};
-use crate::desired::{DesiredState, Reload, keep_undeclared};
+use crate::desired::{DesiredState, Reload, keep_undeclared, share_unchanged};
 use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Phase};
 use crate::plan::{Action, Change, Plan, ReasonKind, plan, plan_key};
@@ -504,7 +504,8 @@ impl Core {
             (None, true) => effects.push(note(None, "config", "the files are valid again".into())),
             (None, false) => {}
         }
-        if let Some(desired) = next {
+        if let Some(mut desired) = next {
+            share_unchanged(&self.desired, &mut desired);
             self.desired = Arc::new(desired);
             self.routes_dirty = true;
         }

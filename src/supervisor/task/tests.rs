@@ -72,7 +72,7 @@ impl Harness {
         let (handle, gate) = spawn_instance(
             Arc::clone(&self.shared),
             Arc::clone(&spec),
-            &self.desired.config.settings,
+            &Arc::new(self.desired.config.settings.clone()),
             port,
             None,
         );
@@ -338,7 +338,7 @@ fn replace(harness: &Harness, old: &InstanceHandle, gate: &Arc<Gate>, port: u16)
     let (new, _) = spawn_instance(
         Arc::clone(&harness.shared),
         Arc::clone(&spec),
-        &harness.desired.config.settings,
+        &Arc::new(harness.desired.config.settings.clone()),
         port,
         Some(Arc::clone(gate)),
     );

@@ -8,6 +8,7 @@ pub mod config;
 pub(crate) mod dashboard;
 pub mod desired;
 pub(crate) mod events;
+pub mod export;
 pub(crate) mod files;
 pub mod import;
 pub(crate) mod metrics;

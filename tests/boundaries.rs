@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "plan",
     "render",
     "import",
+    "export",
     "watch",
     "runtime",
     "events",
@@ -39,6 +40,7 @@ const NO_RUNTIME: &[(&str, &[&str])] = &[
     ("plan", &["tokio", "nix", "hyper", "notify"]),
     ("render", &["tokio", "nix", "hyper", "notify"]),
     ("import", &["tokio", "nix", "hyper", "notify"]),
+    ("export", &["tokio", "nix", "hyper", "notify"]),
     ("metrics", &["tokio", "nix", "hyper"]),
     ("files", &["tokio", "nix", "hyper", "notify"]),
 ];

@@ -11,6 +11,7 @@ mod context;
 mod daemon;
 mod diff;
 mod events;
+mod export;
 mod health;
 mod import;
 mod init;
@@ -155,6 +156,13 @@ pub enum Command {
     /// X-Forwarded-* headers. Only the Caddyfile goes to stdout; check it with
     /// `caddy validate --config FILE --adapter caddyfile`.
     Caddy(caddy::CaddyArgs),
+    /// Write the declared services and instances as Kubernetes objects or Nomad jobs, for
+    /// moving tenants that outgrow one machine to a cluster (read offline: no server needed)
+    ///
+    /// What cannot be mapped (sleeping without Knative, pids_limit, stop_order, ...) is
+    /// listed as a warning with the reason. The output is deterministic, so exports kept in
+    /// git diff cleanly.
+    Export(export::ExportArgs),
 }
 
 impl Command {
@@ -182,6 +190,7 @@ impl Command {
             Command::Install(args) => args.json,
             Command::Uninstall(args) => args.json,
             Command::Init(args) => args.json,
+            Command::Export(args) => args.json(),
             Command::Serve(_) | Command::Shutdown(_) | Command::Caddy(_) => false,
         }
     }
@@ -290,6 +299,7 @@ pub fn main() -> ExitCode {
         Command::Install(args) => install::install(global, args),
         Command::Uninstall(args) => install::uninstall(global, args),
         Command::Caddy(args) => caddy::run(global, args),
+        Command::Export(args) => export::run(global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -176,11 +176,17 @@ impl Template {
 
     /// The final string, with `port` filled in.
     pub fn resolve_port(&self, port: u16) -> String {
+        self.fill_port(&port.to_string())
+    }
+
+    /// The final string, with `text` where `{port}` is (another system's reference to the
+    /// port, such as Nomad's `${NOMAD_PORT_http}`).
+    pub fn fill_port(&self, port: &str) -> String {
         let mut out = String::new();
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => out.push_str(text),
-                Segment::Var(Var::Port) => out.push_str(&port.to_string()),
+                Segment::Var(Var::Port) => out.push_str(port),
                 Segment::Var(var) => {
                     out.push('{');
                     out.push_str(var.as_str());

@@ -1,0 +1,726 @@
+//! `ten export kubernetes`: per instance a StatefulSet of one replica (its data directory a
+//! PersistentVolumeClaim from the StatefulSet's claim template), a Service and, for its
+//! secret-looking env, a Secret; per service an Ingress with `ID.SERVICE.DOMAIN` for each
+//! instance and `SERVICE.DOMAIN` for a Service over every instance with a weight above 0;
+//! `[routing]` as one more Ingress. With `knative`, instances that sleep become Knative
+//! Services (see `knative`).
+//!
+//! Built with k8s-openapi's typed structs (the official API schema, checked at compile
+//! time), then written as YAML. Why a StatefulSet: it never runs two pods of an instance at
+//! once (a Deployment's rolling update would start the new pod before the old one let go of a
+//! ReadWriteOnce volume), as ten never runs an instance twice. Pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
+    LifecycleHandler, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+
+use crate::config::checks::{Check, TcpPort};
+use crate::config::{Isolation, Listen, RestartPolicy, RouteTarget, RunState, StopSignal};
+use crate::desired::{DesiredState, InstanceSpec};
+use crate::names::ServiceName;
+
+use super::shared::{
+    PORT_MARK, by_service, instance_host, object_name, seconds, serves, service_host,
+    settings_warnings, sleeps, split_env, weight_warning,
+};
+use super::{Document, Export, ExportError, Warnings, check_domain, knative, yaml};
+
+/// The port every container listens on (`PORT`), and the port of its Service.
+pub(crate) const CONTAINER_PORT: i32 = 8080;
+const SERVICE_PORT: i32 = 80;
+/// Where the project directory (tenement.toml's) is in the image.
+pub const APP_DIR: &str = "/app";
+/// Where ten's data directory is in the container; an instance's volume is mounted at
+/// `/data/SERVICE/ID`, the path its `{data_dir}/{name}/{id}` templates name.
+pub const DATA_DIR: &str = "/data";
+/// A claim's size when `storage_quota_mb` does not say.
+const DEFAULT_VOLUME_SIZE: &str = "1Gi";
+
+/// What `ten export kubernetes` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesOptions {
+    pub namespace: Option<String>,
+    /// `IMAGE` for every service, or `SERVICE=IMAGE`; a service named by none gets
+    /// `SERVICE:latest`.
+    pub images: Vec<String>,
+    pub storage_class: Option<String>,
+    /// Hostnames are `ID.SERVICE.DOMAIN`.
+    pub domain: String,
+    pub ingress_class: Option<String>,
+    /// Instances that sleep become Knative Services.
+    pub knative: bool,
+}
+
+/// What every instance's objects share.
+pub(crate) struct Target<'a> {
+    pub desired: &'a DesiredState,
+    pub options: &'a KubernetesOptions,
+    images: BTreeMap<String, String>,
+    default_image: Option<String>,
+}
+
+impl Target<'_> {
+    /// A host path of ten's as the container sees it: the data directory under `/data`, the
+    /// project directory at `/app`.
+    pub(crate) fn container_path(&self, text: &str) -> String {
+        let settings = &self.desired.config.settings;
+        text.replace(settings.data_dir.to_string_lossy().as_ref(), DATA_DIR)
+            .replace(self.desired.config.dir.to_string_lossy().as_ref(), APP_DIR)
+    }
+
+    pub(crate) fn image(&self, service: &ServiceName) -> String {
+        self.images
+            .get(service.as_str())
+            .or(self.default_image.as_ref())
+            .cloned()
+            .unwrap_or_else(|| format!("{service}:latest"))
+    }
+
+    pub(crate) fn metadata(&self, name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: self.options.namespace.clone(),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// The labels of an instance's objects.
+pub(crate) fn labels(spec: &InstanceSpec) -> BTreeMap<String, String> {
+    let mut labels = selector(spec);
+    labels.insert(
+        "app.kubernetes.io/name".into(),
+        spec.key.service.to_string(),
+    );
+    labels.insert("app.kubernetes.io/instance".into(), instance_name(spec));
+    labels.insert("app.kubernetes.io/managed-by".into(), "ten".into());
+    labels
+}
+
+/// What selects an instance's pod.
+fn selector(spec: &InstanceSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("ten.dev/service".into(), spec.key.service.to_string()),
+        ("ten.dev/instance".into(), spec.key.id.to_string()),
+    ])
+}
+
+/// The label of pods that take their service's traffic (weight above 0).
+const WEIGHTED: &str = "ten.dev/weighted";
+
+pub(crate) fn instance_name(spec: &InstanceSpec) -> String {
+    object_name(&[spec.key.service.as_str(), spec.key.id.as_str()])
+}
+
+fn secret_name(spec: &InstanceSpec) -> String {
+    object_name(&[spec.key.service.as_str(), spec.key.id.as_str(), "env"])
+}
+
+/// The export: documents per service (in name order), per instance (in id order).
+pub fn export(desired: &DesiredState, options: &KubernetesOptions) -> Result<Export, ExportError> {
+    check_domain("domain", &options.domain)?;
+    if let Some(namespace) = &options.namespace {
+        crate::names::check_label(namespace).map_err(|error| ExportError::InvalidOption {
+            option: "namespace",
+            value: namespace.clone(),
+            reason: error.to_string(),
+        })?;
+    }
+    let mut images = BTreeMap::new();
+    let mut default_image = None;
+    for image in &options.images {
+        match image.split_once('=') {
+            Some((service, image)) => {
+                let known = desired
+                    .config
+                    .services
+                    .keys()
+                    .any(|name| name.as_str() == service);
+                if !known || image.is_empty() {
+                    return Err(ExportError::InvalidOption {
+                        option: "image",
+                        value: format!("{service}={image}"),
+                        reason:
+                            "names no declared service (or no image): give IMAGE or SERVICE=IMAGE"
+                                .into(),
+                    });
+                }
+                images.insert(service.to_string(), image.to_string());
+            }
+            None => default_image = Some(image.clone()),
+        }
+    }
+    let target = Target {
+        desired,
+        options,
+        images,
+        default_image,
+    };
+    let mut warnings = Warnings::default();
+    let mut documents = Vec::new();
+    for (service, instances) in by_service(desired) {
+        if target.default_image.is_none() && !target.images.contains_key(service.as_str()) {
+            warnings.add(
+                format!("service.{service}"),
+                "image",
+                format!(
+                    "no image named: {service}:latest is used; pass --image IMAGE (or --image {service}=IMAGE) with the project at {APP_DIR}"
+                ),
+            );
+        }
+        service_warnings(&target, instances[0], &mut warnings);
+        let mut hosts = Vec::new();
+        for spec in &instances {
+            if options.knative && sleeps(spec) && spec.state == RunState::Running {
+                documents.extend(knative::instance(&target, spec, &mut warnings));
+                continue;
+            }
+            documents.extend(instance_documents(&target, spec, &mut warnings));
+            if serves(spec) && spec.listen == Listen::Port {
+                hosts.push((instance_host(spec, &options.domain), instance_name(spec)));
+            }
+        }
+        let weighted: Vec<&&InstanceSpec> = instances
+            .iter()
+            .filter(|spec| {
+                spec.listen == Listen::Port
+                    && spec.weight > 0
+                    && !(options.knative && sleeps(spec) && spec.state == RunState::Running)
+            })
+            .collect();
+        if !weighted.is_empty() {
+            let name = object_name(&[service.as_str()]);
+            let labels = service_labels(service);
+            let mut selector = BTreeMap::from([("ten.dev/service".into(), service.to_string())]);
+            selector.insert(WEIGHTED.into(), "true".into());
+            documents.push(document(
+                "Service",
+                &name,
+                &Service {
+                    metadata: target.metadata(&name, labels),
+                    spec: Some(service_spec(selector)),
+                    ..Service::default()
+                },
+            ));
+            hosts.push((service_host(service, &options.domain), name));
+            weight_warning(
+                service,
+                &instances,
+                "the Service over them balances by pod; for weights, route with a Gateway API HTTPRoute (backendRefs with weights) to the per-instance Services",
+                &mut warnings,
+            );
+        }
+        if !hosts.is_empty() {
+            let rules = hosts
+                .iter()
+                .map(|(host, backend)| rule(Some(host.clone()), "/", backend))
+                .collect();
+            let name = object_name(&[service.as_str()]);
+            documents.push(ingress(&target, &name, service_labels(service), rules));
+        }
+    }
+    if let Some(routing) = routing_ingress(&target) {
+        documents.push(routing);
+    }
+    settings_warnings(&desired.config, &mut warnings);
+    Ok(Export {
+        documents,
+        warnings: warnings.into_vec(),
+    })
+}
+
+fn service_labels(service: &ServiceName) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), service.to_string()),
+        ("app.kubernetes.io/managed-by".into(), "ten".into()),
+        ("ten.dev/service".into(), service.to_string()),
+    ])
+}
+
+/// A document of `kind` from a typed object.
+pub(crate) fn document(kind: &str, name: &str, object: &impl Serialize) -> Document {
+    let value = serde_json::to_value(object).unwrap_or_default();
+    Document {
+        file: format!("{}-{name}.yaml", kind.to_ascii_lowercase()),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        text: yaml::to_yaml(&value),
+        value,
+    }
+}
+
+/// The Secret (when any env value looks secret), StatefulSet and Service of one instance.
+fn instance_documents(
+    target: &Target<'_>,
+    spec: &InstanceSpec,
+    warnings: &mut Warnings,
+) -> Vec<Document> {
+    let name = instance_name(spec);
+    let mut documents = Vec::new();
+    let (container, secret) = container(target, spec, false, warnings);
+    if let Some(secret) = secret {
+        documents.push(document("Secret", &secret_name(spec), &secret));
+    }
+    let mut pod_labels = labels(spec);
+    if spec.listen == Listen::Port && spec.weight > 0 {
+        pod_labels.insert(WEIGHTED.into(), "true".into());
+    }
+    let set = StatefulSet {
+        metadata: target.metadata(&name, labels(spec)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(i32::from(spec.state == RunState::Running)),
+            selector: LabelSelector {
+                match_labels: Some(selector(spec)),
+                ..LabelSelector::default()
+            },
+            service_name: serves(spec).then(|| name.clone()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(spec, container, true)),
+            },
+            volume_claim_templates: Some(vec![claim(target, spec, "data")]),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    // storage_persist = false: the data goes with the instance, as in ten.
+                    when_deleted: Some(
+                        if spec.storage_persist {
+                            "Retain"
+                        } else {
+                            "Delete"
+                        }
+                        .into(),
+                    ),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    };
+    documents.push(document("StatefulSet", &name, &set));
+    if spec.listen == Listen::Port {
+        let service = Service {
+            metadata: target.metadata(&name, labels(spec)),
+            spec: Some(service_spec(selector(spec))),
+            ..Service::default()
+        };
+        documents.push(document("Service", &name, &service));
+    }
+    documents
+}
+
+fn service_spec(selector: BTreeMap<String, String>) -> ServiceSpec {
+    ServiceSpec {
+        selector: Some(selector),
+        ports: Some(vec![ServicePort {
+            name: Some("http".into()),
+            port: SERVICE_PORT,
+            target_port: Some(IntOrString::String("http".into())),
+            ..ServicePort::default()
+        }]),
+        ..ServiceSpec::default()
+    }
+}
+
+/// The claim of an instance's data directory: `storage_quota_mb`, else 1Gi.
+pub(crate) fn claim(target: &Target<'_>, spec: &InstanceSpec, name: &str) -> PersistentVolumeClaim {
+    let size = spec
+        .storage_quota_mb
+        .map_or_else(|| DEFAULT_VOLUME_SIZE.to_string(), |mb| format!("{mb}Mi"));
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: (name != "data")
+                .then(|| target.options.namespace.clone())
+                .flatten(),
+            labels: Some(labels(spec)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: target.options.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(size))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The pod of an instance; `full` adds what Knative sets itself (grace period, service
+/// links).
+pub(crate) fn pod_spec(spec: &InstanceSpec, container: Container, full: bool) -> PodSpec {
+    let uid = spec
+        .user
+        .as_deref()
+        .and_then(|user| user.parse::<i64>().ok());
+    PodSpec {
+        containers: vec![container],
+        runtime_class_name: (spec.isolation == Isolation::Sandbox).then(|| "gvisor".into()),
+        security_context: uid.map(|uid| PodSecurityContext {
+            run_as_user: Some(uid),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: full.then_some(spec.stop_timeout.as_secs() as i64),
+        // ten gives a tenant no variables of other tenants.
+        enable_service_links: full.then_some(false),
+        ..PodSpec::default()
+    }
+}
+
+/// The container of an instance and the Secret of its secret-looking env. Knative sets
+/// `PORT` itself (and refuses it in the spec).
+pub(crate) fn container(
+    target: &Target<'_>,
+    spec: &InstanceSpec,
+    knative: bool,
+    warnings: &mut Warnings,
+) -> (Container, Option<Secret>) {
+    let port = CONTAINER_PORT.to_string();
+    let fill = |text: &str| target.container_path(&text.replace(PORT_MARK, &port));
+    let env = split_env(spec, fill);
+    let mut vars: Vec<EnvVar> = Vec::new();
+    if spec.listen == Listen::Port && !knative {
+        vars.push(EnvVar {
+            name: "PORT".into(),
+            value: Some(port.clone()),
+            ..EnvVar::default()
+        });
+    }
+    for (name, value) in &env.plain {
+        vars.push(EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            ..EnvVar::default()
+        });
+    }
+    let secret_name = secret_name(spec);
+    for name in env.secret.keys() {
+        vars.push(EnvVar {
+            name: name.clone(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret_name.clone(),
+                    key: name.clone(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    vars.sort_by(|a, b| a.name.cmp(&b.name));
+    let secret = (!env.secret.is_empty()).then(|| Secret {
+        metadata: target.metadata(&secret_name, labels(spec)),
+        type_: Some("Opaque".into()),
+        string_data: Some(env.secret.clone()),
+        ..Secret::default()
+    });
+    let argv: Vec<String> = spec
+        .argv
+        .iter()
+        .map(|word| target.container_path(&word.resolve_port(CONTAINER_PORT as u16)))
+        .collect();
+    let mut resources = ResourceRequirements::default();
+    if let Some(mb) = spec.memory_limit_mb {
+        let amount = Quantity(format!("{mb}Mi"));
+        resources.limits = Some(BTreeMap::from([("memory".into(), amount.clone())]));
+        resources.requests = Some(BTreeMap::from([("memory".into(), amount)]));
+    }
+    if let Some(shares) = spec.cpu_shares {
+        // The kubelet gives a pod cpu.shares of 1024 per CPU requested.
+        let millis = (shares * 1000 / 1024).max(1);
+        resources
+            .requests
+            .get_or_insert_with(BTreeMap::new)
+            .insert("cpu".into(), Quantity(format!("{millis}m")));
+    }
+    let handler = probe_handler(target, spec, warnings);
+    let timing = &spec.timing;
+    let period = timing
+        .interval
+        .unwrap_or(target.desired.config.settings.health_check_interval);
+    let probe = handler.map(|handler| Probe {
+        period_seconds: Some(seconds(period, 1) as i32),
+        timeout_seconds: Some(seconds(timing.timeout, 1) as i32),
+        failure_threshold: Some(timing.retries.max(1) as i32),
+        ..handler
+    });
+    // Started within startup_timeout (and start_period, when longer): checked every second.
+    let startup = probe.as_ref().map(|probe| Probe {
+        period_seconds: Some(1),
+        failure_threshold: Some(
+            seconds(spec.startup_timeout.max(timing.start_period), 1).min(i32::MAX as u64) as i32,
+        ),
+        ..probe.clone()
+    });
+    let data_path = target.container_path(&spec.data_dir.to_string_lossy());
+    let container = Container {
+        name: "app".into(),
+        image: Some(target.image(&spec.key.service)),
+        command: Some(argv),
+        working_dir: Some(target.container_path(&spec.workdir.resolve_port(CONTAINER_PORT as u16))),
+        env: Some(vars),
+        ports: (spec.listen == Listen::Port).then(|| {
+            vec![ContainerPort {
+                container_port: CONTAINER_PORT,
+                name: (!knative).then(|| "http".into()),
+                ..ContainerPort::default()
+            }]
+        }),
+        readiness_probe: probe.clone(),
+        liveness_probe: probe,
+        startup_probe: if knative { None } else { startup },
+        resources: (resources != ResourceRequirements::default()).then_some(resources),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: data_path,
+            ..VolumeMount::default()
+        }]),
+        lifecycle: pre_stop(spec.stop_signal),
+        ..Container::default()
+    };
+    (container, secret)
+}
+
+/// A signal other than TERM is sent by a preStop hook (Kubernetes 1.32 sends TERM only):
+/// the app is the container's process 1; the hook waits until it has gone.
+fn pre_stop(signal: StopSignal) -> Option<Lifecycle> {
+    (signal != StopSignal::Term).then(|| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    format!(
+                        "kill -{} 1; while kill -0 1 2>/dev/null; do sleep 1; done",
+                        signal.as_str()
+                    ),
+                ]),
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    })
+}
+
+/// What ten checks, as a probe: `health` an HTTP GET, a TCP or a command check.
+fn probe_handler(
+    target: &Target<'_>,
+    spec: &InstanceSpec,
+    warnings: &mut Warnings,
+) -> Option<Probe> {
+    if let Some(path) = &spec.health {
+        if spec.listen != Listen::Port {
+            warnings.add(
+                format!("service.{}", spec.key.service),
+                "health",
+                "an HTTP probe needs a TCP port: not exported for listen = \"socket\"",
+            );
+            return None;
+        }
+        return Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port: IntOrString::Int(CONTAINER_PORT),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        });
+    }
+    match &spec.check {
+        Some(Check::Tcp(port)) => Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(match port {
+                    TcpPort::Own => CONTAINER_PORT,
+                    TcpPort::Fixed(port) => i32::from(*port),
+                }),
+                ..TCPSocketAction::default()
+            }),
+            ..Probe::default()
+        }),
+        Some(Check::Exec(words)) => Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(
+                    words
+                        .iter()
+                        .map(|word| {
+                            target.container_path(&word.resolve_port(CONTAINER_PORT as u16))
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Probe::default()
+        }),
+        None => None,
+    }
+}
+
+/// Warnings about the keys of a service (the same for each of its instances).
+fn service_warnings(target: &Target<'_>, spec: &InstanceSpec, warnings: &mut Warnings) {
+    let subject = format!("service.{}", spec.key.service);
+    let mut add = |key: &str, reason: &str| warnings.add(&subject, key, reason);
+    match spec.isolation {
+        Isolation::Sandbox => add(
+            "isolation",
+            "runtimeClassName: gvisor is set: it needs a cluster with gVisor and a RuntimeClass named gvisor",
+        ),
+        Isolation::Namespace => add(
+            "isolation",
+            "\"namespace\" has no meaning there: every pod has namespaces of its own",
+        ),
+        Isolation::Process => {}
+    }
+    if spec.listen == Listen::Socket {
+        add(
+            "listen",
+            "a Service needs a TCP port: no Service or Ingress is exported; make the app listen on $PORT",
+        );
+    }
+    if spec.pids_limit.is_some() {
+        add(
+            "pids_limit",
+            "a pod has no pids limit of its own (the kubelet's podPidsLimit is per node)",
+        );
+    }
+    if let Some(user) = &spec.user
+        && user.parse::<i64>().is_err()
+    {
+        add(
+            "user",
+            "runAsUser takes a numeric uid: set the user in the image (USER) or give a uid",
+        );
+    }
+    if spec.restart != RestartPolicy::Always {
+        add(
+            "restart",
+            "a StatefulSet's pod is always restarted (restartPolicy: Always)",
+        );
+    }
+    if !spec.log_files.is_empty() {
+        add(
+            "stdout_log, stderr_log",
+            "the cluster keeps the output (kubectl logs); no file is written",
+        );
+    }
+    if spec.request_timeout != std::time::Duration::from_secs(30) {
+        add(
+            "request_timeout",
+            "a timeout of the ingress controller (its own annotation), not of the Ingress API",
+        );
+    }
+    if spec.stop_order != 0 {
+        add("stop_order", "Kubernetes stops pods in no order");
+    }
+    if sleeps(spec) && !target.options.knative {
+        add(
+            "idle_timeout, start",
+            "a StatefulSet does not sleep when idle: pass --knative for scale to zero",
+        );
+    }
+    if matches!(spec.check, Some(Check::Tcp(TcpPort::Fixed(_)))) && target.options.knative {
+        add(
+            "health_check",
+            "Knative probes only the container's port: a check of another port is refused there",
+        );
+    }
+}
+
+fn rule(host: Option<String>, path: &str, backend: &str) -> IngressRule {
+    IngressRule {
+        host,
+        http: Some(HTTPIngressRuleValue {
+            paths: vec![HTTPIngressPath {
+                path: Some(path.to_string()),
+                path_type: "Prefix".into(),
+                backend: IngressBackend {
+                    service: Some(IngressServiceBackend {
+                        name: backend.to_string(),
+                        port: Some(ServiceBackendPort {
+                            name: Some("http".into()),
+                            number: None,
+                        }),
+                    }),
+                    ..IngressBackend::default()
+                },
+            }],
+        }),
+    }
+}
+
+fn ingress(
+    target: &Target<'_>,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    rules: Vec<IngressRule>,
+) -> Document {
+    let object = Ingress {
+        metadata: target.metadata(name, labels),
+        spec: Some(IngressSpec {
+            ingress_class_name: target.options.ingress_class.clone(),
+            rules: Some(rules),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    };
+    document("Ingress", name, &object)
+}
+
+/// `[routing]` (`default`, `subdomain`, `path`) as an Ingress named `ten-routing`.
+fn routing_ingress(target: &Target<'_>) -> Option<Document> {
+    let routing = &target.desired.config.routing;
+    let domain = &target.options.domain;
+    let backend = |route: &RouteTarget| match route {
+        RouteTarget::Service(service) => object_name(&[service.as_str()]),
+        RouteTarget::Instance(key) => object_name(&[key.service.as_str(), key.id.as_str()]),
+    };
+    let mut rules = Vec::new();
+    for (label, route) in &routing.subdomain {
+        rules.push(rule(
+            Some(format!("{label}.{domain}")),
+            "/",
+            &backend(route),
+        ));
+    }
+    let mut paths: Vec<HTTPIngressPath> = Vec::new();
+    for (prefix, route) in &routing.path {
+        let path = format!("/{}", prefix.trim_matches('/'));
+        paths.extend(rule(None, &path, &backend(route)).http?.paths);
+    }
+    if let Some(route) = &routing.default {
+        paths.extend(rule(None, "/", &backend(route)).http?.paths);
+    }
+    if !paths.is_empty() {
+        rules.push(IngressRule {
+            host: Some(domain.clone()),
+            http: Some(HTTPIngressRuleValue { paths }),
+        });
+    }
+    if rules.is_empty() {
+        return None;
+    }
+    let labels = BTreeMap::from([("app.kubernetes.io/managed-by".into(), "ten".into())]);
+    Some(ingress(target, "ten-routing", labels, rules))
+}

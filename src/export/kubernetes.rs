@@ -78,10 +78,14 @@ pub(crate) struct Target<'a> {
 impl Target<'_> {
     /// A host path of ten's as the container sees it: the data directory under `/data`, the
     /// project directory at `/app`.
+    ///
+    /// Also escapes `$(`, which Kubernetes would expand as a variable in commands and env
+    /// (ten does not), as `$$(`.
     pub(crate) fn container_path(&self, text: &str) -> String {
         let settings = &self.desired.config.settings;
         text.replace(settings.data_dir.to_string_lossy().as_ref(), DATA_DIR)
             .replace(self.desired.config.dir.to_string_lossy().as_ref(), APP_DIR)
+            .replace("$(", "$$(")
     }
 
     pub(crate) fn image(&self, service: &ServiceName) -> String {
@@ -482,7 +486,7 @@ pub(crate) fn container(
         image: Some(target.image(&spec.key.service)),
         command: Some(argv),
         working_dir: Some(target.container_path(&spec.workdir.resolve_port(CONTAINER_PORT as u16))),
-        env: Some(vars),
+        env: (!vars.is_empty()).then_some(vars),
         ports: (spec.listen == Listen::Port).then(|| {
             vec![ContainerPort {
                 container_port: CONTAINER_PORT,

@@ -300,7 +300,7 @@ fn group(
             spec.key.to_string(),
             "env",
             format!(
-                "{} are read from the Nomad Variable {variable_path}: set them with `nomad var put {variable_path} {}`",
+                "{}: read from the Nomad Variable {variable_path}, not written in the job; set with `nomad var put {variable_path} {}`",
                 names.join(", "),
                 names
                     .iter()
@@ -357,6 +357,13 @@ fn group(
         },
     };
     let checks = checks(desired, spec, warnings);
+    if spec.listen != Listen::Port && !checks.is_empty() {
+        warnings.add(
+            format!("service.{service}"),
+            "health_check",
+            "a Nomad check belongs to a Consul service, which a task without a port does not register: not exported",
+        );
+    }
     let mut services = Vec::new();
     if spec.listen == Listen::Port {
         let name = object_name(&[service.as_str(), spec.key.id.as_str()]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Listen, StartMode};
+use crate::config::{Config, Listen, RunState, StartMode};
 use crate::desired::fields::is_sensitive;
 use crate::desired::{DesiredState, InstanceSpec};
 use crate::names::ServiceName;
@@ -100,14 +100,15 @@ pub(crate) fn weight_warning(
     how: &str,
     warnings: &mut Warnings,
 ) {
+    let running = |spec: &&&InstanceSpec| serves(spec) && spec.state == RunState::Running;
     let weights: Vec<String> = instances
         .iter()
-        .filter(|spec| serves(spec))
+        .filter(running)
         .map(|spec| format!("{}={}", spec.key.id, spec.weight))
         .collect();
     let nonzero: BTreeMap<u8, ()> = instances
         .iter()
-        .filter(|spec| serves(spec) && spec.weight > 0)
+        .filter(|spec| running(spec) && spec.weight > 0)
         .map(|spec| (spec.weight, ()))
         .collect();
     if nonzero.len() > 1 {

@@ -1,0 +1,370 @@
+//! `ten export kubernetes|nomad` end to end: the real binary exports the bundled example
+//! (examples/notes) and a config that uses every mapped key (testdata/export/every_key).
+//! The output is compared with snapshots (update them after an intended change with
+//! `INSTA_UPDATE=always cargo test --test export`); every Kubernetes document is read back
+//! into the k8s-openapi type of its kind (Knative ones into ten's strict structs) and must
+//! serialize to the same value; Debian's `kubectl` (which `.ci/run` installs) builds the
+//! kustomization written with the files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use ten::export::nomad::JobFile;
+use ten::export::{DomainMapping, KnativeService, yaml};
+
+/// Where the fixtures are placed in the snapshots, whatever the checkout's path.
+const SHOWN_ROOT: &str = "/srv/app";
+
+const SECRETS: [&str; 2] = ["s3cr3t-api-key-value", "hunter2-db-password"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example() -> PathBuf {
+    root().join("examples/notes")
+}
+
+fn every_key() -> PathBuf {
+    root().join("testdata/export/every_key")
+}
+
+fn ten(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ten"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TENEMENT_CONFIG")
+        .env_remove("TENEMENT_DATA_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ten")
+}
+
+/// Runs an export that must succeed; its stdout and stderr with the fixture's directory
+/// shown as SHOWN_ROOT.
+fn export(config: &Path, args: &[&str]) -> (String, String) {
+    let output = ten(config, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "ten {args:?} failed: {stderr}\n{stdout}"
+    );
+    let shown = config.to_string_lossy().into_owned();
+    (
+        stdout.replace(&shown, SHOWN_ROOT),
+        stderr.replace(&shown, SHOWN_ROOT),
+    )
+}
+
+fn snapshot(name: &str, config: &Path, args: &[&str]) {
+    let (stdout, stderr) = export(config, args);
+    let text = format!(
+        "$ ten {}\n--- stderr\n{stderr}--- stdout\n{stdout}",
+        args.join(" ")
+    );
+    insta::assert_snapshot!(name, text);
+}
+
+#[test]
+fn snapshots_of_the_bundled_example() {
+    snapshot("notes_kubernetes", &example(), &["export", "kubernetes"]);
+    snapshot(
+        "notes_kubernetes_knative",
+        &example(),
+        &[
+            "export",
+            "kubernetes",
+            "--knative",
+            "--domain",
+            "example.com",
+        ],
+    );
+    snapshot("notes_nomad", &example(), &["export", "nomad"]);
+}
+
+#[test]
+fn snapshots_of_every_mapped_key() {
+    snapshot(
+        "every_key_kubernetes",
+        &every_key(),
+        &[
+            "export",
+            "kubernetes",
+            "--namespace",
+            "tenants",
+            "--image",
+            "registry.example/app:1.2",
+            "--image",
+            "worker=registry.example/worker:3",
+            "--storage-class",
+            "fast",
+            "--ingress-class",
+            "nginx",
+        ],
+    );
+    snapshot(
+        "every_key_kubernetes_knative",
+        &every_key(),
+        &["export", "kubernetes", "--knative"],
+    );
+    snapshot(
+        "every_key_nomad_hcl",
+        &every_key(),
+        &[
+            "export",
+            "nomad",
+            "--datacenter",
+            "eu1",
+            "--datacenter",
+            "eu2",
+        ],
+    );
+    snapshot(
+        "every_key_nomad_json",
+        &every_key(),
+        &["export", "nomad", "--format", "json", "--driver", "exec"],
+    );
+}
+
+/// `value` read into `T` and written back is the same value: no field was unknown to the
+/// type or dropped.
+fn same_after_round_trip<T: DeserializeOwned + Serialize>(value: &Value) {
+    let typed: T =
+        serde_json::from_value(value.clone()).unwrap_or_else(|error| panic!("{error}: {value:#}"));
+    assert_eq!(&serde_json::to_value(&typed).unwrap(), value);
+}
+
+fn round_trip(value: &Value) {
+    let api = value["apiVersion"].as_str().unwrap_or_default();
+    let kind = value["kind"].as_str().unwrap_or_default();
+    match (api, kind) {
+        ("apps/v1", "StatefulSet") => same_after_round_trip::<StatefulSet>(value),
+        ("v1", "Service") => same_after_round_trip::<Service>(value),
+        ("v1", "Secret") => same_after_round_trip::<Secret>(value),
+        ("v1", "PersistentVolumeClaim") => same_after_round_trip::<PersistentVolumeClaim>(value),
+        ("networking.k8s.io/v1", "Ingress") => same_after_round_trip::<Ingress>(value),
+        ("serving.knative.dev/v1", "Service") => same_after_round_trip::<KnativeService>(value),
+        ("serving.knative.dev/v1beta1", "DomainMapping") => {
+            same_after_round_trip::<DomainMapping>(value);
+        }
+        other => panic!("an exported document of no known kind: {other:?}"),
+    }
+}
+
+#[test]
+fn every_kubernetes_document_round_trips_through_its_api_type() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for config in [example(), every_key()] {
+        for knative in [false, true] {
+            let mut args = vec!["export", "kubernetes"];
+            if knative {
+                args.push("--knative");
+            }
+            let (stdout, _) = export(&config, &args);
+            let documents = yaml::documents(&stdout).unwrap();
+            assert!(!documents.is_empty());
+            for document in &documents {
+                round_trip(document);
+                kinds.insert(format!("{} {}", document["apiVersion"], document["kind"]));
+            }
+        }
+    }
+    // Every kind the export makes was read back.
+    assert_eq!(kinds.len(), 7, "{kinds:?}");
+}
+
+#[test]
+fn nomad_json_jobs_read_back_into_the_strict_jobspec_structs() {
+    let (stdout, _) = export(
+        &every_key(),
+        &["export", "nomad", "--format", "json", "--json"],
+    );
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    let documents = answer["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 3);
+    for document in documents {
+        let value = &document["value"];
+        let job: JobFile = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(&serde_json::to_value(&job).unwrap(), value);
+    }
+}
+
+#[test]
+fn kubectl_kustomize_accepts_the_exported_files() {
+    for (config, knative) in [
+        (example(), false),
+        (every_key(), false),
+        (every_key(), true),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["export", "kubernetes", "--out"];
+        let dir = out.path().to_string_lossy().into_owned();
+        args.push(&dir);
+        if knative {
+            args.push("--knative");
+        }
+        let (stdout, stderr) = export(&config, &args);
+        assert_eq!(stdout, "", "with --out, nothing on stdout");
+        assert!(stderr.contains("kubectl kustomize"), "{stderr}");
+        let mut files: Vec<String> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "kustomization.yaml")
+            .collect();
+        files.sort();
+        let kustomization = std::fs::read_to_string(out.path().join("kustomization.yaml")).unwrap();
+        for file in &files {
+            assert!(
+                kustomization.contains(&format!("  - {file}\n")),
+                "{file} is not listed:\n{kustomization}"
+            );
+        }
+        let output = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(out.path())
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("cannot run kubectl ({error}): install it with `apt-get install kubectl` (.ci/run does)")
+            });
+        assert!(
+            output.status.success(),
+            "kubectl kustomize refused the export: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let built = yaml::documents(&String::from_utf8_lossy(&output.stdout)).unwrap();
+        assert_eq!(built.len(), files.len(), "one object per file");
+    }
+}
+
+#[test]
+fn knative_services_of_idle_instances_scale_to_zero_after_the_idle_timeout() {
+    let (stdout, _) = export(&example(), &["export", "kubernetes", "--knative"]);
+    let documents = yaml::documents(&stdout).unwrap();
+    let services: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["apiVersion"] == "serving.knative.dev/v1")
+        .collect();
+    // Both notes instances sleep (idle_timeout = 300).
+    assert_eq!(services.len(), 2);
+    for service in services {
+        let annotations = &service["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["autoscaling.knative.dev/min-scale"], "0");
+        assert_eq!(annotations["autoscaling.knative.dev/max-scale"], "1");
+        assert_eq!(
+            annotations["autoscaling.knative.dev/scale-down-delay"],
+            "300s"
+        );
+    }
+    let hosts: Vec<&str> = documents
+        .iter()
+        .filter(|d| d["kind"] == "DomainMapping")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["alice.notes.localhost", "bob.notes.localhost"]);
+    // Without --knative, they are StatefulSets, and the warning says what is lost.
+    let (stdout, stderr) = export(&example(), &["export", "kubernetes"]);
+    assert!(!stdout.contains("knative"), "{stdout}");
+    assert!(
+        stderr.contains("pass --knative for scale to zero"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_secret_env_value_appears_in_no_document_but_the_secret() {
+    for knative in [false, true] {
+        let mut args = vec!["export", "kubernetes"];
+        if knative {
+            args.push("--knative");
+        }
+        let (stdout, stderr) = export(&every_key(), &args);
+        assert!(!stderr.contains(SECRETS[0]));
+        let documents = yaml::documents(&stdout).unwrap();
+        let mut in_secrets = 0;
+        for document in &documents {
+            let text = document.to_string();
+            let holds = SECRETS.iter().any(|secret| text.contains(secret));
+            if document["kind"] == "Secret" {
+                in_secrets += usize::from(holds);
+            } else {
+                assert!(!holds, "a secret outside a Secret: {document:#}");
+            }
+        }
+        // web:a, web:b, web:c each have API_KEY (and web:a DB_PASSWORD).
+        assert_eq!(in_secrets, 3);
+        assert!(stdout.contains("secretKeyRef"));
+    }
+    for args in [
+        &["export", "nomad"][..],
+        &["export", "nomad", "--format", "json"],
+        &["export", "nomad", "--json"],
+    ] {
+        let (stdout, stderr) = export(&every_key(), args);
+        for secret in SECRETS {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{args:?}"
+            );
+        }
+        assert!(stdout.contains("nomadVar"), "{args:?}");
+    }
+}
+
+#[test]
+fn json_lists_documents_files_and_warnings() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_string_lossy().into_owned();
+    let (stdout, stderr) = export(&example(), &["export", "nomad", "--json", "--out", &dir]);
+    assert_eq!(stderr, "", "with --json, warnings are in the JSON");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["target"], "nomad");
+    assert_eq!(answer["written"], serde_json::json!(["notes.nomad.hcl"]));
+    assert!(out.path().join("notes.nomad.hcl").is_file());
+    let warnings = answer["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["key"] == "domain" && w["subject"] == "export"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn options_that_cannot_be_honoured_are_errors_that_say_what_to_do() {
+    for (args, expected) in [
+        (
+            &["export", "kubernetes", "--namespace", "Bad_NS"][..],
+            "--namespace \"Bad_NS\"",
+        ),
+        (
+            &["export", "kubernetes", "--image", "nosuch=img:1"],
+            "--image \"nosuch=img:1\" names no declared service",
+        ),
+        (
+            &["export", "nomad", "--domain", "bad_domain.com"],
+            "--domain \"bad_domain.com\" has a label \"bad_domain\"",
+        ),
+    ] {
+        let output = ten(&example(), args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("hint:"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_export_is_the_same_every_time() {
+    let first = export(&every_key(), &["export", "kubernetes", "--knative"]);
+    let second = export(&every_key(), &["export", "kubernetes", "--knative"]);
+    assert_eq!(first, second);
+}

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::desired::InstanceSpec;
 
-use super::kubernetes::{Target, claim, container, document, instance_name, labels, pod_spec};
+use super::kubernetes::{Target, document, instance_name, labels};
+use super::pod::{claim, container, pod_spec};
 use super::shared::{instance_host, object_name, seconds};
 use super::{Document, Warnings};
 
@@ -101,6 +102,20 @@ pub(crate) fn instance(
         "a Knative Service mounts its claim only with the features kubernetes.podspec-persistent-volume-claim and -write enabled (config-features)",
     );
     let mut pod = pod_spec(spec, container, false);
+    if pod.runtime_class_name.is_some() {
+        warnings.add(
+            &subject,
+            "isolation",
+            "Knative passes runtimeClassName on only with the feature kubernetes.podspec-runtimeclassname enabled (config-features)",
+        );
+    }
+    if pod.security_context.is_some() {
+        warnings.add(
+            &subject,
+            "user",
+            "Knative passes a pod's securityContext on only with the feature kubernetes.podspec-securitycontext enabled (config-features)",
+        );
+    }
     pod.volumes = Some(vec![Volume {
         name: "data".into(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

@@ -8,9 +8,11 @@
 //! exports diff cleanly in git. Must not import tokio, nix, hyper or notify, nor read files.
 
 mod hcl;
+mod jobspec;
 mod knative;
 pub mod kubernetes;
 pub mod nomad;
+mod pod;
 mod shared;
 pub mod yaml;
 

@@ -12,11 +12,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::checks::{Check, TcpPort};
 use crate::config::{Isolation, Listen, RestartPolicy, RunState};
 use crate::desired::{DesiredState, InstanceSpec};
+
+pub use super::jobspec::{
+    CheckRestart, ConsulService, GroupRestartPolicy, Job, JobFile, Network, Port, Resources,
+    ServiceCheck, Task, TaskConfig, TaskGroup, TaskTemplate, VolumeMount, VolumeRequest,
+};
 
 use super::hcl::{Body, Value};
 use super::shared::{
@@ -58,161 +61,6 @@ impl Driver {
 pub enum Format {
     Hcl,
     Json,
-}
-
-/// `{"Job": {...}}`, as `nomad job run -json` and `PUT /v1/jobs` take it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct JobFile {
-    pub job: Job,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Job {
-    #[serde(rename = "ID")]
-    pub id: String,
-    pub name: String,
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub datacenters: Vec<String>,
-    pub task_groups: Vec<TaskGroup>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct TaskGroup {
-    pub name: String,
-    pub count: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart_policy: Option<GroupRestartPolicy>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<Network>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub services: Vec<ConsulService>,
-    pub volumes: BTreeMap<String, VolumeRequest>,
-    pub tasks: Vec<Task>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct GroupRestartPolicy {
-    pub attempts: u32,
-    pub mode: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Network {
-    pub dynamic_ports: Vec<Port>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Port {
-    pub label: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct ConsulService {
-    pub name: String,
-    pub port_label: String,
-    pub provider: String,
-    pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<ServiceCheck>,
-}
-
-/// Durations are nanoseconds, as in the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct ServiceCheck {
-    pub name: String,
-    #[serde(rename = "Type")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_name: Option<String>,
-    pub interval: u64,
-    pub timeout: u64,
-    pub check_restart: CheckRestart,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct CheckRestart {
-    pub limit: u32,
-    pub grace: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct VolumeRequest {
-    pub name: String,
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub source: String,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct Task {
-    pub name: String,
-    pub driver: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    pub config: TaskConfig,
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub templates: Vec<TaskTemplate>,
-    pub kill_signal: String,
-    pub kill_timeout: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Resources>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volume_mounts: Vec<VolumeMount>,
-}
-
-/// The driver's config: its keys are the driver's own (lowercase).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskConfig {
-    pub command: String,
-    pub args: Vec<String>,
-    pub work_dir: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct TaskTemplate {
-    pub embedded_tmpl: String,
-    pub dest_path: String,
-    pub envvars: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    /// MHz; Nomad gives a task cpu.shares equal to it, as `cpu_shares` does.
-    #[serde(rename = "CPU", default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<u64>,
-    #[serde(rename = "MemoryMB", default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct VolumeMount {
-    pub volume: String,
-    pub destination: String,
-    pub read_only: bool,
 }
 
 /// The export: one job per service, as HCL (`SERVICE.nomad.hcl`) or JSON
@@ -266,6 +114,14 @@ pub fn export(desired: &DesiredState, options: &NomadOptions) -> Result<Export, 
             value,
             text,
         });
+    }
+    let routing = &desired.config.routing;
+    if routing.default.is_some() || !routing.subdomain.is_empty() || !routing.path.is_empty() {
+        warnings.add(
+            "routing",
+            "default, subdomain, path",
+            "not exported: add Traefik router tags (Host, PathPrefix) to the services they name",
+        );
     }
     settings_warnings(&desired.config, &mut warnings);
     Ok(Export {
@@ -669,4 +525,67 @@ fn hcl_job(job: &Job) -> String {
     Body::default()
         .block("job", &[&job.id], body)
         .write(PORT_VARIABLE, PORT_VARIABLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::shared::test_desired;
+
+    fn options(driver: Driver) -> NomadOptions {
+        NomadOptions {
+            datacenters: vec!["dc1".into()],
+            driver,
+            domain: "example.com".into(),
+            format: Format::Json,
+        }
+    }
+
+    fn job(export: &Export) -> Job {
+        serde_json::from_value::<JobFile>(export.documents[0].value.clone())
+            .unwrap()
+            .job
+    }
+
+    #[test]
+    fn the_port_is_nomads_dynamic_port_in_args_and_env() {
+        let (_dir, desired) = test_desired(
+            "[service.web]\ncommand = \"./web --port {port}\"\nstop_signal = \"INT\"\nstop_timeout = 7\n[service.web.env]\nADDR = \"0.0.0.0:{port}\"\n",
+            &[("web/a.toml", "")],
+        );
+        let job = job(&export(&desired, &options(Driver::RawExec)).unwrap());
+        let task = &job.task_groups[0].tasks[0];
+        assert_eq!(task.config.command, "./web");
+        assert_eq!(task.config.args, ["--port", "${NOMAD_PORT_http}"]);
+        assert_eq!(task.env["ADDR"], "0.0.0.0:${NOMAD_PORT_http}");
+        assert_eq!(task.env["PORT"], "${NOMAD_PORT_http}");
+        assert_eq!(task.kill_signal, "SIGINT");
+        assert_eq!(task.kill_timeout, 7_000_000_000);
+        assert!(task.volume_mounts.is_empty(), "raw_exec mounts nothing");
+    }
+
+    #[test]
+    fn exec_mounts_the_data_volume_and_never_restarts_when_asked() {
+        let (_dir, desired) = test_desired(
+            "[service.jobs]\ncommand = \"./jobs\"\nlisten = \"none\"\nrestart = \"never\"\n",
+            &[("jobs/q.toml", "")],
+        );
+        let job = job(&export(&desired, &options(Driver::Exec)).unwrap());
+        let group = &job.task_groups[0];
+        assert_eq!(
+            group.restart_policy,
+            Some(GroupRestartPolicy {
+                attempts: 0,
+                mode: "fail".into()
+            })
+        );
+        assert!(group.services.is_empty() && group.networks.is_empty());
+        let mount = &group.tasks[0].volume_mounts[0];
+        assert_eq!(mount.volume, "data");
+        assert_eq!(
+            mount.destination,
+            desired.config.settings.data_dir.to_string_lossy()
+        );
+        assert_eq!(group.volumes["data"].source, HOST_VOLUME);
+    }
 }

@@ -142,6 +142,32 @@ pub(crate) fn settings_warnings(config: &Config, warnings: &mut Warnings) {
     }
 }
 
+/// A desired state from a tenement.toml and instance files (`("notes/alice.toml", "")`), for
+/// the builders' unit tests. The directory is kept until the test ends.
+#[cfg(test)]
+pub(crate) fn test_desired(
+    config: &str,
+    instances: &[(&str, &str)],
+) -> (tempfile::TempDir, DesiredState) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tenement.toml"), config).unwrap();
+    for (path, text) in instances {
+        let path = dir.path().join("instances").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let loaded = crate::desired::load(&dir.path().join("tenement.toml"));
+    let messages: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    let desired = loaded
+        .desired
+        .unwrap_or_else(|| panic!("invalid test config: {messages:?}"));
+    (dir, desired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

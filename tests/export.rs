@@ -368,3 +368,91 @@ fn the_export_is_the_same_every_time() {
     let second = export(&every_key(), &["export", "kubernetes", "--knative"]);
     assert_eq!(first, second);
 }
+
+/// A block given once is an object in hcl-rs's value, given more than once an array.
+fn blocks(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// The HCL of each job, parsed and evaluated by another implementation of HCL (hcl-rs, with
+/// `NOMAD_PORT_http` standing for itself), says what the JSON of the API says: every string
+/// escaped right, every group, task, service and check there.
+#[test]
+fn the_hcl_jobs_say_what_the_json_jobs_say() {
+    let mut context = hcl::eval::Context::new();
+    context.declare_var("NOMAD_PORT_http", "${NOMAD_PORT_http}");
+    for config in [example(), every_key()] {
+        for driver in ["raw-exec", "exec"] {
+            let hcl_dir = tempfile::tempdir().unwrap();
+            let json_dir = tempfile::tempdir().unwrap();
+            for (dir, format) in [(&hcl_dir, "hcl"), (&json_dir, "json")] {
+                let out = dir.path().to_string_lossy().into_owned();
+                let args = [
+                    "export", "nomad", "--driver", driver, "--format", format, "--out", &out,
+                ];
+                export(&config, &args);
+            }
+            let mut jobs = 0;
+            for entry in std::fs::read_dir(json_dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let json: JobFile =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let job = &json.job;
+                let hcl_path = hcl_dir.path().join(format!("{}.nomad.hcl", job.id));
+                let text = std::fs::read_to_string(&hcl_path).unwrap();
+                let value: hcl::Value =
+                    hcl::eval::from_str(&text, &context).unwrap_or_else(|error| {
+                        panic!("{} is not HCL: {error}\n{text}", hcl_path.display())
+                    });
+                let hcl_job = &serde_json::to_value(&value).unwrap()["job"][&job.id];
+                assert_eq!(hcl_job["type"], "service");
+                assert_eq!(hcl_job["datacenters"], serde_json::json!(job.datacenters));
+                let groups = hcl_job["group"].as_object().unwrap();
+                assert_eq!(groups.len(), job.task_groups.len());
+                for group in &job.task_groups {
+                    let hcl_group = &groups[&group.name];
+                    assert_eq!(hcl_group["count"], group.count);
+                    let task = &group.tasks[0];
+                    let hcl_task = &hcl_group["task"][&task.name];
+                    assert_eq!(hcl_task["driver"], task.driver.as_str());
+                    assert_eq!(hcl_task["kill_signal"], task.kill_signal.as_str());
+                    let timeout =
+                        humantime::parse_duration(hcl_task["kill_timeout"].as_str().unwrap())
+                            .unwrap();
+                    assert_eq!(timeout.as_nanos(), u128::from(task.kill_timeout));
+                    assert_eq!(
+                        hcl_task["config"],
+                        serde_json::to_value(&task.config).unwrap()
+                    );
+                    assert_eq!(hcl_task["env"], serde_json::json!(task.env));
+                    let templates = blocks(&hcl_task["template"]);
+                    assert_eq!(templates.len(), task.templates.len());
+                    for (hcl_template, template) in templates.iter().zip(&task.templates) {
+                        assert_eq!(hcl_template["data"], template.embedded_tmpl.as_str());
+                    }
+                    let services = blocks(&hcl_group["service"]);
+                    assert_eq!(services.len(), group.services.len());
+                    for (hcl_service, service) in services.iter().zip(&group.services) {
+                        assert_eq!(hcl_service["name"], service.name.as_str());
+                        assert_eq!(hcl_service["tags"], serde_json::json!(service.tags));
+                        let checks = blocks(&hcl_service["check"]);
+                        assert_eq!(checks.len(), service.checks.len());
+                        for (hcl_check, check) in checks.iter().zip(&service.checks) {
+                            assert_eq!(hcl_check["type"], check.kind.as_str());
+                        }
+                    }
+                    assert_eq!(
+                        blocks(&hcl_task["volume_mount"]).len(),
+                        task.volume_mounts.len()
+                    );
+                }
+                jobs += 1;
+            }
+            assert!(jobs > 0);
+        }
+    }
+}

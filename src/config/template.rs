@@ -271,6 +271,15 @@ mod tests {
     }
 
     #[test]
+    fn fill_port_puts_the_text_where_the_port_is_and_keeps_literal_braces() {
+        let template = Template::parse("{{port} :{port} {{\"a\": 1}").unwrap();
+        assert_eq!(
+            template.fill_port("${NOMAD_PORT_http}"),
+            "{port} :${NOMAD_PORT_http} {\"a\": 1}"
+        );
+    }
+
+    #[test]
     fn unknown_variables_are_reported_with_their_offsets() {
         let errors = Template::parse("a {nmae} b {id} {datadir}").unwrap_err();
         assert_eq!(

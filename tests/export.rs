@@ -456,3 +456,45 @@ fn the_hcl_jobs_say_what_the_json_jobs_say() {
         }
     }
 }
+
+/// Copies the files of `from` into `to` (a fixture, to change it).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_export_again_removes_the_files_of_instances_removed_since_and_no_other() {
+    let project = tempfile::tempdir().unwrap();
+    copy_dir(&every_key(), project.path());
+    let out = project.path().join("k8s");
+    let dir = out.to_string_lossy().into_owned();
+    let args = ["export", "kubernetes", "--out", &dir];
+    export(project.path(), &args);
+    assert!(out.join("statefulset-web-b.yaml").is_file());
+    std::fs::write(out.join("mine.yaml"), "kind: Mine\n").unwrap();
+    std::fs::remove_file(project.path().join("instances/web/b.toml")).unwrap();
+    export(project.path(), &args);
+    for gone in [
+        "statefulset-web-b.yaml",
+        "service-web-b.yaml",
+        "secret-web-b-env.yaml",
+    ] {
+        assert!(!out.join(gone).exists(), "{gone} is left");
+    }
+    assert!(out.join("statefulset-web-a.yaml").is_file());
+    assert!(
+        out.join("mine.yaml").is_file(),
+        "a file ten did not write is kept"
+    );
+    let kustomization = std::fs::read_to_string(out.join("kustomization.yaml")).unwrap();
+    assert!(!kustomization.contains("web-b"), "{kustomization}");
+}

@@ -243,6 +243,25 @@ impl Kind {
     }
 }
 
+/// The first line of the kustomization.yaml ten writes, by which it knows its own.
+const KUSTOMIZATION_HEADER: &str = "# Written by `ten export kubernetes`: every exported file.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n";
+
+/// The files listed by a kustomization.yaml that ten wrote (none for one it did not write,
+/// or a name that is not a plain file name of its own).
+fn earlier_files(kustomization: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(kustomization) else {
+        return Vec::new();
+    };
+    let Some(list) = text.strip_prefix(KUSTOMIZATION_HEADER) else {
+        return Vec::new();
+    };
+    list.lines()
+        .filter_map(|line| line.strip_prefix("  - "))
+        .filter(|file| file.ends_with(".yaml") && !file.contains('/') && !file.starts_with('.'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// `--domain`, else `[settings.tls] domain`, else localhost (with a warning).
 fn domain(desired: &DesiredState, common: &CommonArgs) -> (String, Option<Warning>) {
     if let Some(domain) = &common.domain {
@@ -296,9 +315,22 @@ fn write_files(dir: &Path, export: &Export, kind: Kind) -> Result<Vec<String>, C
         written.push(document.file.clone());
     }
     if let Kind::Kubernetes = kind {
-        let mut text = String::from(
-            "# Written by `ten export kubernetes`: every exported file.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
-        );
+        // The files an earlier export listed that this one does not write (instances
+        // removed since) go, so the directory is this export and nothing else.
+        let kustomization = dir.join("kustomization.yaml");
+        for file in earlier_files(&kustomization) {
+            if !written.contains(&file) {
+                let path = dir.join(&file);
+                std::fs::remove_file(&path).or_else(|error| match error.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(
+                        CliError::new(format!("cannot remove {}: {error}", path.display()))
+                            .hint("remove it yourself: the export no longer has it"),
+                    ),
+                })?;
+            }
+        }
+        let mut text = String::from(KUSTOMIZATION_HEADER);
         for document in &export.documents {
             text.push_str(&format!("  - {}\n", document.file));
         }

@@ -76,9 +76,17 @@ impl Target<'_> {
     /// (ten does not), as `$$(`.
     pub(crate) fn container_path(&self, text: &str) -> String {
         let settings = &self.desired.config.settings;
-        text.replace(settings.data_dir.to_string_lossy().as_ref(), DATA_DIR)
-            .replace(self.desired.config.dir.to_string_lossy().as_ref(), APP_DIR)
-            .replace("$(", "$$(")
+        // A directory that is `/` would match every path: it stays as it is.
+        let swap = |text: String, from: &std::path::Path, to: &str| {
+            let from = from.to_string_lossy();
+            if from.len() > 1 {
+                text.replace(from.as_ref(), to)
+            } else {
+                text
+            }
+        };
+        let text = swap(text.to_string(), &settings.data_dir, DATA_DIR);
+        swap(text, &self.desired.config.dir, APP_DIR).replace("$(", "$$(")
     }
 
     pub(crate) fn image(&self, service: &ServiceName) -> String {

@@ -262,6 +262,8 @@ fn knative_services_of_idle_instances_scale_to_zero_after_the_idle_timeout() {
             annotations["autoscaling.knative.dev/scale-down-delay"],
             "300s"
         );
+        // request_timeout (30 s by default) is the revision's timeout.
+        assert_eq!(service["spec"]["template"]["spec"]["timeoutSeconds"], 30);
     }
     let hosts: Vec<&str> = documents
         .iter()

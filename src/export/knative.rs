@@ -5,11 +5,13 @@
 //!
 //! Knative's types are not in k8s-openapi: the small structs here mirror the documented API
 //! (`serving.knative.dev/v1` Service, `v1beta1` DomainMapping) with k8s-openapi's
-//! `ObjectMeta` and `PodSpec` inside, and refuse unknown fields. Pure.
+//! `ObjectMeta`, `Container` and `Volume` inside, and refuse unknown fields. Pure.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaimVolumeSource, PodSecurityContext, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +48,23 @@ pub struct KnativeServiceSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RevisionTemplate {
     pub metadata: ObjectMeta,
-    pub spec: PodSpec,
+    pub spec: RevisionSpec,
+}
+
+/// The part of a pod's spec Knative takes (it refuses the rest), and the request timeout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RevisionSpec {
+    pub containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<Volume>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// `request_timeout`: how long a request may take to be answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
 }
 
 /// `serving.knative.dev/v1beta1` `DomainMapping`: a hostname to a Knative Service.
@@ -101,7 +119,7 @@ pub(crate) fn instance(
         "storage",
         "a Knative Service mounts its claim only with the features kubernetes.podspec-persistent-volume-claim and -write enabled (config-features)",
     );
-    let mut pod = pod_spec(spec, container, false);
+    let pod = pod_spec(spec, container, false);
     if pod.runtime_class_name.is_some() {
         warnings.add(
             &subject,
@@ -116,14 +134,20 @@ pub(crate) fn instance(
             "Knative passes a pod's securityContext on only with the feature kubernetes.podspec-securitycontext enabled (config-features)",
         );
     }
-    pod.volumes = Some(vec![Volume {
-        name: "data".into(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-            claim_name,
-            read_only: None,
-        }),
-        ..Volume::default()
-    }]);
+    let revision = RevisionSpec {
+        containers: pod.containers,
+        volumes: Some(vec![Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name,
+                read_only: None,
+            }),
+            ..Volume::default()
+        }]),
+        runtime_class_name: pod.runtime_class_name,
+        security_context: pod.security_context,
+        timeout_seconds: Some(seconds(spec.request_timeout, 1) as i64),
+    };
     let idle = seconds(spec.idle_timeout, 0);
     if idle > MAX_SCALE_DOWN_DELAY_SECONDS {
         warnings.add(
@@ -153,7 +177,7 @@ pub(crate) fn instance(
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 },
-                spec: pod,
+                spec: revision,
             },
         },
     };

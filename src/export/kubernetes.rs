@@ -397,7 +397,7 @@ fn service_warnings(target: &Target<'_>, spec: &InstanceSpec, warnings: &mut War
     if spec.request_timeout != std::time::Duration::from_secs(30) {
         add(
             "request_timeout",
-            "a timeout of the ingress controller (its own annotation), not of the Ingress API",
+            "a timeout of the ingress controller (its own annotation), not of the Ingress API (a Knative Service's timeoutSeconds has it)",
         );
     }
     if spec.stop_order != 0 {

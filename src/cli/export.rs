@@ -172,7 +172,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<u8, CliError
             },
         ),
     }
-    .map_err(|error| CliError::new(error.to_string()).hint("see `ten export --help`"))?;
+    .map_err(|error| CliError::new(error.to_string()).hint(error.hint()))?;
     if let Some(warning) = domain_warning {
         export.warnings.insert(0, warning);
     }

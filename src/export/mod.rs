@@ -96,6 +96,21 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            ExportError::InvalidOption { option, .. } => match *option {
+                "namespace" => "a namespace is a DNS label: lowercase letters, digits and '-', e.g. --namespace tenants".into(),
+                "image" => "give --image IMAGE for every service, or --image SERVICE=IMAGE for a service of tenement.toml".into(),
+                "domain" => "give the domain the hostnames end in, e.g. --domain example.com".into(),
+                "datacenter" => "name a datacenter of your Nomad cluster, e.g. --datacenter dc1".into(),
+                other => format!("see `ten export --help` for --{other}"),
+            },
+        }
+    }
+}
+
 /// Checks a DNS name (`--domain`): labels of 1-63 lowercase letters, digits or '-'.
 pub(crate) fn check_domain(option: &'static str, domain: &str) -> Result<(), ExportError> {
     let invalid = |reason: String| ExportError::InvalidOption {

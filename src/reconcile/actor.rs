@@ -177,12 +177,13 @@ impl<R: Runtime> Reconciler<R> {
     async fn event(&mut self, event: Event) {
         let passes = self.core.passes();
         let began = std::time::Instant::now();
-        let reloaded = matches!(event, Event::Reloaded(_));
+        let mut reloaded = false;
         let mut round = self.core.handle(event, Instant::now());
         while !round.is_empty() {
             self.attach_logs(&round).await;
             let mut next = Vec::new();
             for effect in round {
+                reloaded |= matches!(effect, Effect::Reload);
                 if let Some(found) = self.carry_out(effect).await {
                     next.extend(self.core.handle(found, Instant::now()));
                 }

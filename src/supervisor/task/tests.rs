@@ -22,7 +22,14 @@ fn harness(service: &str) -> Harness {
 /// A harness with `settings` added to [settings].
 fn harness_with(settings: &str, service: &str) -> Harness {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let base = 20000 + 100 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A hundred ports no other harness has and nothing on this machine listens on (a
+    // restart checks that its port is free; a benchmark's tenants may hold some).
+    let base = loop {
+        let base = 20000 + 100 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if (base..base + 100).all(port_is_free) {
+            break base;
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[settings]\nmax_restarts = 3\nhealth_check_interval = 10\n{settings}\n{service}\n[instances]\nweb = [\"a\", \"b\"]\n"

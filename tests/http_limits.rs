@@ -15,12 +15,19 @@ use support::server::{TestServer, backend_service, project, stdout};
 /// `ten serve` with `web:alice` and `web:bob` (the test backend, answering `/` with its id
 /// and pid) running; `settings` go into `[settings]`.
 fn serve(settings: &str) -> (tempfile::TempDir, TestServer) {
-    let dir = project(
-        &format!("public_metrics = true\n{settings}"),
+    serve_service(
+        settings,
         &backend_service(
             "web",
             "start = \"eager\"\n[service.web.env]\nNAME = \"{id}\"\n",
         ),
+    )
+}
+
+fn serve_service(settings: &str, service: &str) -> (tempfile::TempDir, TestServer) {
+    let dir = project(
+        &format!("public_metrics = true\n{settings}"),
+        service,
         &[
             ("instances/web/alice.toml", ""),
             ("instances/web/bob.toml", ""),
@@ -334,8 +341,19 @@ impl Drop for Restore {
 #[test]
 fn health_checks_ten_cannot_run_for_want_of_descriptors_never_count_against_a_tenant() {
     // health_check_interval = 1 and health_retries 3: counted, three seconds of failures
-    // would restart it.
-    let (_dir, server) = serve("");
+    // would restart it. A TCP check, which connects at every check: an HTTP check goes over
+    // the connection it kept, and needs no new descriptor while the tenant keeps it open.
+    let service = backend_service(
+        "web",
+        "start = \"eager\"\n[service.web.env]\nNAME = \"{id}\"\n",
+    )
+    .replacen(
+        "health = \"/health\"",
+        "health_check = { tcp = \"port\" }",
+        1,
+    );
+    assert!(service.contains("tcp"), "{service}");
+    let (_dir, server) = serve_service("", &service);
     let tenant = server.wait_running("web:alice");
     let pid = server.pid();
     let before = metric(&server, "ten_descriptors_exhausted_total");

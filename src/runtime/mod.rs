@@ -47,7 +47,9 @@ use std::sync::{Arc, Mutex};
 
 pub use adopt::AdoptError;
 pub use launch::{Launch, Started};
-pub use probe::{ExecProbe, Probe, ProbeOutcome, ProbeResult, ProbeTarget};
+pub use probe::{
+    CheckConnection, ExecProbe, KeepAlive, Probe, ProbeOutcome, ProbeResult, ProbeTarget,
+};
 pub use process::{SpawnEnv, SpawnError};
 pub use reaper::ProcessExit;
 pub use signal::GroupSignal;

@@ -1,15 +1,15 @@
 //! Health probes: a real HTTP GET of the health path (only 2xx is healthy), or, without a
 //! health path, an accepted connection. Over TCP on 127.0.0.1:PORT, or over the instance's
-//! Unix socket when it listens there.
+//! Unix socket when it listens there. `http`: the GET, and the connection an instance's
+//! checks keep from one check to the next.
+
+mod http;
+
+pub use http::{CheckConnection, KeepAlive};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct Probe {
     /// `None`: an accepted connection is enough.
     pub http_path: Option<String>,
     pub timeout: Duration,
+    /// Where HTTP checks of the instance's process keep their connection; `None`: a
+    /// connection of its own for this check.
+    pub keep: Option<KeepAlive>,
 }
 
 /// Why a probe failed, for events and `ten health`.
@@ -92,59 +95,23 @@ fn connect_failed(what: String) -> impl FnOnce(std::io::Error) -> Result<ProbeRe
 
 /// The outer `Err`: ten could not even try (no file descriptor left).
 async fn attempt(probe: &Probe) -> Result<ProbeResult, String> {
+    if let (Some(path), ProbeTarget::Tcp { .. } | ProbeTarget::Unix { .. }) =
+        (&probe.http_path, &probe.target)
+    {
+        return http::check(&probe.target, path, probe.keep.as_ref()).await;
+    }
+    // Without a health path, an accepted connection is the check.
     match &probe.target {
-        ProbeTarget::Tcp { port } => {
-            let stream = match TcpStream::connect(("127.0.0.1", *port)).await {
-                Ok(stream) => stream,
-                Err(error) => return connect_failed(format!("127.0.0.1:{port}"))(error),
-            };
-            let _ = stream.set_nodelay(true);
-            Ok(get(
-                stream,
-                probe.http_path.as_deref(),
-                &format!("127.0.0.1:{port}"),
-            )
-            .await)
-        }
-        ProbeTarget::Unix { socket } => {
-            let stream = match UnixStream::connect(socket).await {
-                Ok(stream) => stream,
-                Err(error) => return connect_failed(socket.display().to_string())(error),
-            };
-            Ok(get(stream, probe.http_path.as_deref(), "localhost").await)
-        }
+        ProbeTarget::Tcp { port } => match TcpStream::connect(("127.0.0.1", *port)).await {
+            Ok(_) => Ok(Ok(())),
+            Err(error) => connect_failed(format!("127.0.0.1:{port}"))(error),
+        },
+        ProbeTarget::Unix { socket } => match UnixStream::connect(socket).await {
+            Ok(_) => Ok(Ok(())),
+            Err(error) => connect_failed(socket.display().to_string())(error),
+        },
         // Run by the runtime, which knows the instance's cgroup (`exec_probe`).
         ProbeTarget::Exec(_) => Ok(Err("a command check runs through the runtime".into())),
-    }
-}
-
-async fn get<S>(stream: S, path: Option<&str>, host: &str) -> ProbeResult
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Some(path) = path else {
-        return Ok(());
-    };
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|error| format!("HTTP handshake: {error}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let request = Request::get(path)
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::USER_AGENT, "ten-health-check")
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| format!("bad health path {path:?}: {error}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| format!("GET {path}: {error}"))?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("GET {path} answered {status}"))
     }
 }
 
@@ -173,6 +140,7 @@ mod tests {
             target: ProbeTarget::Tcp { port },
             http_path: Some("/health".into()),
             timeout: Duration::from_secs(2),
+            keep: None,
         }
     }
 

@@ -26,8 +26,8 @@ use crate::observed::{ExitInfo, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::{PortAllocator, port_is_free};
 use crate::runtime::{
-    ExecProbe, Probe, ProbeOutcome, ProbeResult, ProbeTarget, ProcessExit, Runtime, SpawnError,
-    Started,
+    CheckConnection, ExecProbe, KeepAlive, Probe, ProbeOutcome, ProbeResult, ProbeTarget,
+    ProcessExit, Runtime, SpawnError, Started,
 };
 
 use super::gate::{Backend, Gate, Owner, Target};
@@ -205,6 +205,7 @@ impl<R: Runtime> InstanceTask<R> {
             exit: None,
             spawning: None,
             probing: None,
+            check_connection: CheckConnection::default(),
             sampling: None,
             usage: parts.usage,
             permit: None,
@@ -251,6 +252,8 @@ struct InstanceTask<R> {
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
     probing: Option<Boxed<ProbeOutcome>>,
+    /// The connection HTTP checks of the process keep between checks; closed when it ends.
+    check_connection: CheckConnection,
     /// A usage sample of this process in progress, its data directory measured (taken with
     /// each periodic health check when a storage quota is to be enforced).
     sampling: Option<Boxed<(u32, Usage)>>,
@@ -350,6 +353,7 @@ impl<R: Runtime> InstanceTask<R> {
         self.last_exit_at = Some(crate::observed::record::unix_now());
         self.out_of_memory = false;
         if let Some(pid) = self.machine.pid() {
+            self.check_connection.process_ended(pid);
             if self.shared.runtime.out_of_memory(pid) {
                 self.out_of_memory = true;
                 let limit = self
@@ -679,6 +683,10 @@ impl<R: Runtime> InstanceTask<R> {
             target,
             http_path,
             timeout: self.spec.timing.timeout,
+            keep: self.machine.pid().map(|pid| KeepAlive {
+                connection: self.check_connection.clone(),
+                pid,
+            }),
         };
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();

@@ -270,11 +270,12 @@ impl LogHub {
     /// appended and recorded before the next is read, the lock released in between (a tenant
     /// writing faster than ten reads neither grows ten's memory nor holds up the others).
     pub fn poll(&self, key: &InstanceKey) {
-        while self.poll_batch(key) {}
+        while self.poll_batch(key, None) {}
     }
 
-    /// Reads one batch of new output of `key`; whether more is waiting.
-    fn poll_batch(&self, key: &InstanceKey) -> bool {
+    /// Reads one batch of new output of `key` (of its stream `only`, or of both); whether
+    /// more is waiting.
+    fn poll_batch(&self, key: &InstanceKey, only: Option<usize>) -> bool {
         let mut state = self.lock();
         let HubState {
             instances,
@@ -294,7 +295,10 @@ impl LogHub {
         };
         let mut new_lines = Vec::new();
         let mut more = false;
-        for source in &mut logs.sources {
+        for (index, source) in logs.sources.iter_mut().enumerate() {
+            if only.is_some_and(|only| only != index) {
+                continue;
+            }
             let (texts, left) = source.read_new(limits);
             more |= left;
             for text in texts {
@@ -348,11 +352,12 @@ impl LogHub {
         more
     }
 
-    /// Reads new output of the instance whose raw file is `path`.
+    /// Reads new output of the instance whose raw file is `path`: of that stream only (a
+    /// write to the other one has an event of its own).
     pub fn poll_path(&self, path: &Path) {
-        let key = self.lock().by_path.get(path).map(|(key, _)| key.clone());
-        if let Some(key) = key {
-            self.poll(&key);
+        let found = self.lock().by_path.get(path).cloned();
+        if let Some((key, index)) = found {
+            while self.poll_batch(&key, Some(index)) {}
         }
     }
 

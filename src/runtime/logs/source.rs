@@ -139,6 +139,11 @@ impl Source {
                 more = true;
                 break;
             }
+            // All that was there at the fstat is read: what is written since comes with an
+            // event of its own (no read that finds nothing).
+            if size != u64::MAX && self.offset >= size {
+                break;
+            }
             let read = match file.read_at(&mut buffer, self.offset) {
                 Ok(0) | Err(_) => break,
                 Ok(read) => read,

@@ -322,3 +322,25 @@ fn a_long_unfinished_line_is_released_from_disk_and_still_whole_after_a_crash() 
     assert_eq!(summary(stored_texts(&paths)), std::slice::from_ref(&cut));
     assert_eq!(summary(ring_texts(&hub)), [cut]);
 }
+
+#[test]
+fn an_event_of_one_stream_reads_that_stream_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
+    append(&paths.stdout, b"out\n");
+    append(&paths.stderr, b"err\n");
+    hub.poll_path(&paths.stdout);
+    assert_eq!(ring_texts(&hub), ["out"]);
+    // The write to stderr has its own event.
+    hub.poll_path(&paths.stderr);
+    assert_eq!(ring_texts(&hub), ["out", "err"]);
+    // Written after a poll: read by the next.
+    append(&paths.stdout, b"more\n");
+    hub.poll_path(&paths.stdout);
+    assert_eq!(ring_texts(&hub), ["out", "err", "more"]);
+    assert_eq!(
+        stored_texts(&paths),
+        ["out", "err", "more"].map(String::from)
+    );
+}

@@ -300,6 +300,36 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_instance_made_asleep_says_so_at_once_keeps_settings_and_its_first_request_wakes_it() {
+    let harness =
+        harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\nidle_timeout = 60\n");
+    let spec = Arc::clone(&harness.desired.instances[&harness.key("a")]);
+    let settings = Arc::new(harness.desired.config.settings.clone());
+    let (handle, gate) = spawn_asleep(
+        Arc::clone(&harness.shared),
+        spec,
+        &settings,
+        harness.port(1),
+    );
+    // Asleep from the start, as a task told `Asleep` says, with no process.
+    assert_eq!(handle.status.borrow().phase, Phase::Sleeping);
+    assert_eq!(handle.status.borrow().port, harness.port(1));
+    handle.send(Command::Settings(Arc::clone(&settings)));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(handle.status.borrow().phase, Phase::Sleeping);
+    assert!(harness.runtime.pid_of(&harness.key("a")).is_none());
+    assert!(gate.lease().is_none(), "closed while asleep");
+    // The first request makes the task and wakes it; idle again, it sleeps again.
+    gate.request_wake();
+    let woken = until(&handle, |s| s.phase == Phase::Running).await;
+    assert!(woken.pid.is_some());
+    assert!(gate.lease().is_some());
+    until(&handle, |s| s.phase == Phase::Sleeping).await;
+    handle.send(Command::Remove);
+    until(&handle, |s| s.removed).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_wake_reaches_the_gate() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nidle_timeout = 1\n");
     let (handle, gate) = harness.start_with_gate("a", harness.port(1));

@@ -170,6 +170,11 @@ fn links_fifos_huge_files_and_directories_are_refused_and_nothing_of_them_is_sho
             .iter()
             .find(|view| view.instance.to_string() == format!("web:{id}"))
             .unwrap();
-        assert_eq!(view.pid, Some(*pid), "web:{id}");
+        assert_eq!(
+            view.pid,
+            Some(*pid),
+            "web:{id}: {view:?}\nten's log:\n{}",
+            server.log()
+        );
     }
 }

@@ -225,19 +225,18 @@ fn status_changes_pass_at_most_every_throttle_and_the_record_follows() {
     assert_eq!(core.deadline(), Some(t0 + RESYNC));
     let effects = core.handle(Event::Tick, t0 + RESYNC);
     assert_eq!(reloads(&effects), 1);
-    // A reload that took 200 ms (10,000 files): the next resync comes 400 times that later,
-    // so resyncs take at most a quarter of a percent of a core.
+    // A reload that took 200 ms (10,000 files): the next resync comes RESYNC_SHARE times
+    // that later (200 s).
     let read = t0 + RESYNC + Duration::from_millis(200);
     core.handle(reloaded(&text), read);
-    assert_eq!(
-        core.deadline(),
-        Some(t0 + RESYNC + RESYNC_SHARE * Duration::from_millis(200))
-    );
+    let next = t0 + RESYNC + RESYNC_SHARE * Duration::from_millis(200);
+    assert_eq!(core.deadline(), Some(next));
+    assert_eq!(next - (t0 + RESYNC), Duration::from_secs(200));
     // A quick one brings it back to RESYNC.
-    let effects = core.handle(Event::Tick, t0 + RESYNC + Duration::from_secs(80));
+    let effects = core.handle(Event::Tick, next);
     assert_eq!(reloads(&effects), 1);
-    core.handle(reloaded(&text), t0 + RESYNC + Duration::from_secs(80));
-    let quick = t0 + RESYNC + Duration::from_secs(80);
+    core.handle(reloaded(&text), next);
+    let quick = next;
     assert_eq!(core.deadline(), Some(quick + RESYNC));
     // A very slow one (5 s): the next comes after RESYNC_MAX at the most.
     let effects = core.handle(Event::Tick, quick + RESYNC);

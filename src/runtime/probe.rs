@@ -10,8 +10,6 @@ pub use http::{CheckConnection, KeepAlive};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::{TcpStream, UnixStream};
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeTarget {
     Tcp {
@@ -100,18 +98,14 @@ async fn attempt(probe: &Probe) -> Result<ProbeResult, String> {
     {
         return http::check(&probe.target, path, probe.keep.as_ref()).await;
     }
-    // Without a health path, an accepted connection is the check.
     match &probe.target {
-        ProbeTarget::Tcp { port } => match TcpStream::connect(("127.0.0.1", *port)).await {
-            Ok(_) => Ok(Ok(())),
-            Err(error) => connect_failed(format!("127.0.0.1:{port}"))(error),
-        },
-        ProbeTarget::Unix { socket } => match UnixStream::connect(socket).await {
-            Ok(_) => Ok(Ok(())),
-            Err(error) => connect_failed(socket.display().to_string())(error),
-        },
         // Run by the runtime, which knows the instance's cgroup (`exec_probe`).
         ProbeTarget::Exec(_) => Ok(Err("a command check runs through the runtime".into())),
+        // Without a health path, an accepted connection is the check.
+        target => match http::connect(target).await {
+            Ok(_) => Ok(Ok(())),
+            Err(error) => connect_failed(http::address(target))(error),
+        },
     }
 }
 

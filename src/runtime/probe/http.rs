@@ -68,7 +68,7 @@ struct Kept {
 }
 
 #[derive(Debug)]
-enum Stream {
+pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -134,9 +134,9 @@ pub(super) async fn check(
     path: &str,
     keep: Option<&KeepAlive>,
 ) -> Result<ProbeResult, String> {
-    let (host, what) = match target {
-        ProbeTarget::Tcp { port } => ("127.0.0.1", format!("127.0.0.1:{port}")),
-        ProbeTarget::Unix { socket } => ("localhost", socket.display().to_string()),
+    let host = match target {
+        ProbeTarget::Tcp { .. } => "127.0.0.1",
+        ProbeTarget::Unix { .. } => "localhost",
         ProbeTarget::Exec(_) => return Ok(Err("a command check is no HTTP check".into())),
     };
     if let Err(error) = request(path, host) {
@@ -152,7 +152,7 @@ pub(super) async fn check(
     }
     let stream = match connect(target).await {
         Ok(stream) => stream,
-        Err(error) => return connect_failed(what)(error),
+        Err(error) => return connect_failed(address(target))(error),
     };
     match exchange(stream, path, host).await {
         Ok((result, reusable)) => {
@@ -169,7 +169,17 @@ fn keep_stream(keep: Option<&KeepAlive>, target: &ProbeTarget, stream: Option<St
     }
 }
 
-async fn connect(target: &ProbeTarget) -> std::io::Result<Stream> {
+/// Where `target` is, as errors say it.
+pub(super) fn address(target: &ProbeTarget) -> String {
+    match target {
+        ProbeTarget::Tcp { port } => format!("127.0.0.1:{port}"),
+        ProbeTarget::Unix { socket } => socket.display().to_string(),
+        ProbeTarget::Exec(_) => "a command".to_owned(),
+    }
+}
+
+/// A connection to `target` (TCP or Unix).
+pub(super) async fn connect(target: &ProbeTarget) -> std::io::Result<Stream> {
     match target {
         ProbeTarget::Tcp { port } => {
             let stream = TcpStream::connect(("127.0.0.1", *port)).await?;

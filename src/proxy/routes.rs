@@ -490,7 +490,10 @@ mod tests {
         let table = RouteTable::build("example.com", &desired, |key| {
             let (commands, _) = tokio::sync::mpsc::unbounded_channel();
             let (_, status) = tokio::sync::watch::channel(InstanceStatus::stopped(1));
-            let gate = Gate::new(Owner { commands, status });
+            let gate = Gate::new(Owner {
+                commands: crate::supervisor::mailbox::Mailbox::new(commands),
+                status,
+            });
             gates
                 .borrow_mut()
                 .insert(key.id.to_string(), Arc::clone(&gate));

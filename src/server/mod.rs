@@ -386,6 +386,7 @@ fn prepare(
         startup_permits: Arc::new(Semaphore::new(startup_permits())),
         changed: changed_sender,
         admission,
+        tasks: tokio::runtime::Handle::current(),
     });
     let (auth, created) =
         Auth::load_or_create(&data_dir).map_err(io("cannot create the API token"))?;

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::admission::Admission;
+use super::mailbox::Mailbox;
 use super::messages::{Command, InstanceStatus};
 
 /// Where requests for an instance go.
@@ -50,7 +51,7 @@ impl Backend {
 
 /// The task the gate talks to (the newest, during a replace).
 pub struct Owner {
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: Mailbox,
     pub status: watch::Receiver<InstanceStatus>,
 }
 
@@ -211,7 +212,7 @@ impl Gate {
     /// Asks the owner to wake the instance; only the first of concurrent callers sends.
     pub fn request_wake(&self) {
         if !self.wake_requested.swap(true, Ordering::AcqRel) {
-            let _ = self.owner().commands.send(Command::Wake);
+            self.owner().commands.send(Command::Wake);
         }
     }
 
@@ -270,12 +271,20 @@ impl Gate {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc;
+
     use super::*;
 
     fn gate() -> (Arc<Gate>, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let (_, status) = watch::channel(InstanceStatus::stopped(1));
-        (Gate::new(Owner { commands, status }), receiver)
+        (
+            Gate::new(Owner {
+                commands: Mailbox::new(commands),
+                status,
+            }),
+            receiver,
+        )
     }
 
     #[tokio::test]

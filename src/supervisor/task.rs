@@ -33,6 +33,7 @@ use crate::runtime::{
 use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::{BaseEnv, build_launch};
 use super::machine::{Cause, Effect, Input, Machine, State, Traffic};
+use super::mailbox::Mailbox;
 use super::messages::{Adoption, Command, InstanceStatus};
 use super::usage::UsageCell;
 
@@ -49,11 +50,14 @@ pub struct Shared<R> {
     pub changed: mpsc::UnboundedSender<InstanceKey>,
     /// What wakes ask under `memory_limit_total`.
     pub admission: Arc<super::admission::Admission>,
+    /// The runtime the tasks run on. A sleeping instance's task is made by its first command,
+    /// which may come from a proxy worker, on a runtime of its own.
+    pub tasks: tokio::runtime::Handle,
 }
 
 /// The reconciler's handle on one instance task.
 pub(crate) struct InstanceHandle {
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: Mailbox,
     pub status: watch::Receiver<InstanceStatus>,
     /// What it used at the last sample (kept out of the status: it changes with every
     /// sample and is no part of the observed state), taken when asked for
@@ -63,8 +67,7 @@ pub(crate) struct InstanceHandle {
 
 impl InstanceHandle {
     pub(crate) fn send(&self, command: Command) {
-        // A task only ends after Remove; a send after that is moot.
-        let _ = self.commands.send(command);
+        self.commands.send(command);
     }
 
     /// What a gate needs to reach this task.

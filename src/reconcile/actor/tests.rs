@@ -80,6 +80,7 @@ async fn a_new_ten_adopts_what_runs_sleeps_on_forgets_the_gone_and_starts_the_re
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(8)),
         admission: Arc::default(),
+        tasks: tokio::runtime::Handle::current(),
         changed: changed_sender,
     });
     // What the last ten ran them with: the spec they are declared with now.

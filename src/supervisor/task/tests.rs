@@ -49,6 +49,7 @@ fn harness_with(settings: &str, service: &str) -> Harness {
         base_env: BaseEnv::from_process(),
         startup_permits: Arc::new(Semaphore::new(8)),
         admission: Arc::default(),
+        tasks: tokio::runtime::Handle::current(),
         changed,
     });
     Harness {
@@ -319,8 +320,13 @@ async fn an_instance_made_asleep_says_so_at_once_keeps_settings_and_its_first_re
     assert_eq!(handle.status.borrow().phase, Phase::Sleeping);
     assert!(harness.runtime.pid_of(&harness.key("a")).is_none());
     assert!(gate.lease().is_none(), "closed while asleep");
+    assert!(
+        handle.commands.is_dormant(),
+        "no task before a command needs one"
+    );
     // The first request makes the task and wakes it; idle again, it sleeps again.
     gate.request_wake();
+    assert!(!handle.commands.is_dormant());
     let woken = until(&handle, |s| s.phase == Phase::Running).await;
     assert!(woken.pid.is_some());
     assert!(gate.lease().is_some());

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,11 +27,20 @@ pub(crate) type FieldPath = Cow<'static, str>;
 
 /// Field path -> value, ordered by path; [`rank`] gives the display order.
 ///
-/// A sorted vector rather than a tree: every instance has one (two in the server: desired and
-/// applied), so it must be small and cheap to build; lookups are binary searches.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Sorted vectors rather than trees: every instance has one (two in the server: desired and
+/// applied), so it must be small and cheap to build; lookups are binary searches. The maps of
+/// one service's instances differ in a few fields (the data directory, the socket): such a
+/// map keeps the entries all of them share in one shared slice ([`FieldMap::sharing`]) and
+/// only its own differences besides. With 10,000 instances of a service that is about 300
+/// bytes each instead of 1.3 KB.
+#[derive(Clone, Default)]
 pub struct FieldMap {
-    entries: Vec<(FieldPath, FieldValue)>,
+    /// Entries shared with other maps, ordered by path.
+    shared: Option<Arc<[(FieldPath, FieldValue)]>>,
+    /// This map's own entries, ordered by path: a path the shared entries lack, or a value
+    /// other than theirs, or `None` for a shared path this map does not have.
+    own: Vec<(FieldPath, Option<FieldValue>)>,
+    len: usize,
 }
 
 impl FieldMap {
@@ -43,38 +53,170 @@ impl FieldMap {
         entries.reverse();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
-        Self { entries }
+        Self {
+            len: entries.len(),
+            own: entries
+                .into_iter()
+                .map(|(path, value)| (path, Some(value)))
+                .collect(),
+            shared: None,
+        }
+    }
+
+    /// These entries, as one slice to share between maps ([`FieldMap::sharing`]).
+    pub fn to_shared(&self) -> Arc<[(FieldPath, FieldValue)]> {
+        self.iter()
+            .map(|(path, value)| (intern_str(path), value.clone()))
+            .collect()
+    }
+
+    /// The same map, keeping of its entries only what differs from `shared`.
+    pub fn sharing(&self, shared: &Arc<[(FieldPath, FieldValue)]>) -> Self {
+        let mut own = Vec::new();
+        let mut mine = self.iter().peekable();
+        let mut theirs = shared.iter().peekable();
+        loop {
+            match (mine.peek(), theirs.peek()) {
+                (None, None) => break,
+                (Some((path, value)), None) => {
+                    own.push((intern_str(path), Some((*value).clone())));
+                    mine.next();
+                }
+                (None, Some((path, _))) => {
+                    own.push((path.clone(), None));
+                    theirs.next();
+                }
+                (Some((path, value)), Some((their_path, their_value))) => {
+                    match (*path).cmp(their_path.as_ref()) {
+                        std::cmp::Ordering::Less => {
+                            own.push((intern_str(path), Some((*value).clone())));
+                            mine.next();
+                        }
+                        std::cmp::Ordering::Greater => {
+                            own.push((their_path.clone(), None));
+                            theirs.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            if *value != their_value {
+                                own.push((their_path.clone(), Some((*value).clone())));
+                            }
+                            mine.next();
+                            theirs.next();
+                        }
+                    }
+                }
+            }
+        }
+        own.shrink_to_fit();
+        Self {
+            shared: Some(Arc::clone(shared)),
+            own,
+            len: self.len,
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&FieldValue> {
-        self.entries
-            .binary_search_by(|(key, _)| key.as_ref().cmp(path))
-            .ok()
-            .map(|index| &self.entries[index].1)
+        match self.own.binary_search_by(|(key, _)| key.as_ref().cmp(path)) {
+            Ok(index) => self.own[index].1.as_ref(),
+            Err(_) => {
+                let shared = self.shared.as_deref()?;
+                shared
+                    .binary_search_by(|(key, _)| key.as_ref().cmp(path))
+                    .ok()
+                    .map(|index| &shared[index].1)
+            }
+        }
     }
 
     /// Sets `path` to `value`, replacing an earlier value.
     pub fn insert(&mut self, path: impl Into<FieldPath>, value: FieldValue) {
         let path = path.into();
-        match self.entries.binary_search_by(|(key, _)| key.cmp(&path)) {
-            Ok(index) => self.entries[index].1 = value,
-            Err(index) => self.entries.insert(index, (path, value)),
+        if self.get(&path).is_none() {
+            self.len += 1;
+        }
+        match self.own.binary_search_by(|(key, _)| key.cmp(&path)) {
+            Ok(index) => self.own[index].1 = Some(value),
+            Err(index) => self.own.insert(index, (path, Some(value))),
         }
     }
 
     /// Entries ordered by path.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &FieldValue)> + Clone {
-        self.entries
-            .iter()
-            .map(|(path, value)| (path.as_ref(), value))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            own: &self.own,
+            shared: self.shared.as_deref().unwrap_or_default(),
+            left: self.len,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
+    }
+}
+
+/// The entries of a [`FieldMap`] ordered by path: its own and the shared ones merged.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    own: &'a [(FieldPath, Option<FieldValue>)],
+    shared: &'a [(FieldPath, FieldValue)],
+    left: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a FieldValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_own = match (self.own.first(), self.shared.first()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((mine, _)), Some((theirs, _))) => {
+                    if mine == theirs {
+                        // Own replaces (or removes) the shared entry.
+                        self.shared = &self.shared[1..];
+                    }
+                    mine <= theirs
+                }
+            };
+            if take_own {
+                let ((path, value), rest) = self.own.split_first()?;
+                self.own = rest;
+                if let Some(value) = value {
+                    self.left -= 1;
+                    return Some((path.as_ref(), value));
+                }
+            } else {
+                let ((path, value), rest) = self.shared.split_first()?;
+                self.shared = rest;
+                self.left -= 1;
+                return Some((path.as_ref(), value));
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl PartialEq for FieldMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for FieldMap {}
+
+impl fmt::Debug for FieldMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -96,15 +238,10 @@ fn intern_str(path: &str) -> FieldPath {
 
 impl<'a> IntoIterator for &'a FieldMap {
     type Item = (&'a str, &'a FieldValue);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (FieldPath, FieldValue)>,
-        fn(&'a (FieldPath, FieldValue)) -> (&'a str, &'a FieldValue),
-    >;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries
-            .iter()
-            .map(|(path, value)| (path.as_ref(), value))
+        self.iter()
     }
 }
 
@@ -379,7 +516,79 @@ impl<'de> Deserialize<'de> for FieldValue {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn value() -> impl Strategy<Value = FieldValue> {
+        prop_oneof![
+            "[a-c]{0,2}".prop_map(FieldValue::Text),
+            (0u64..3).prop_map(FieldValue::Int),
+            any::<bool>().prop_map(FieldValue::Bool),
+        ]
+    }
+
+    fn map() -> impl Strategy<Value = FieldMap> {
+        // Paths from a small set, known names among them, so maps overlap.
+        let path = prop_oneof![
+            Just("command".to_string()),
+            Just("data_dir".to_string()),
+            Just("weight".to_string()),
+            "env\\.[A-C]",
+        ];
+        proptest::collection::vec((path, value()), 0..8).prop_map(|entries| {
+            FieldMap::from_entries(
+                entries
+                    .into_iter()
+                    .map(|(path, value)| (intern(path), value))
+                    .collect(),
+            )
+        })
+    }
+
+    proptest! {
+        /// A map that shares another's entries says exactly what it said on its own: the
+        /// same entries in the same order, the same lookups, the same length; and an insert
+        /// into it acts as on the map of its own.
+        #[test]
+        fn a_map_sharing_entries_is_the_same_map(
+            mine in map(),
+            theirs in map(),
+            insert in ("env\\.[A-D]", value()),
+        ) {
+            let shared = theirs.to_shared();
+            let mut sharing = mine.sharing(&shared);
+            prop_assert_eq!(&sharing, &mine);
+            prop_assert_eq!(sharing.len(), mine.len());
+            prop_assert_eq!(sharing.iter().len(), mine.iter().count());
+            prop_assert!(sharing.iter().eq(mine.iter()));
+            for (path, _) in theirs.iter().chain(mine.iter()) {
+                prop_assert_eq!(sharing.get(path), mine.get(path), "{}", path);
+            }
+            let mut alone = mine.clone();
+            alone.insert(insert.0.clone(), insert.1.clone());
+            sharing.insert(insert.0, insert.1);
+            prop_assert_eq!(sharing.len(), alone.len());
+            prop_assert!(sharing.iter().eq(alone.iter()));
+        }
+    }
+
+    #[test]
+    fn a_map_sharing_an_equal_map_keeps_nothing_of_its_own() {
+        let mine: FieldMap = [
+            ("command", FieldValue::Text("./app".into())),
+            ("data_dir", FieldValue::Text("/d/a".into())),
+        ]
+        .into_iter()
+        .collect();
+        let mut theirs = mine.clone();
+        let sharing = mine.sharing(&theirs.to_shared());
+        assert!(sharing.own.is_empty());
+        theirs.insert("data_dir", FieldValue::Text("/d/b".into()));
+        let sharing = mine.sharing(&theirs.to_shared());
+        assert_eq!(sharing.own.len(), 1, "{:?}", sharing.own);
+        assert_eq!(sharing, mine);
+    }
 
     #[test]
     fn effects_follow_the_design() {

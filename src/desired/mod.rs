@@ -320,15 +320,32 @@ pub fn resolve(
     let declared: Vec<_> = declared.into_iter().collect();
     // Specs are independent: make them on every core, keeping the key order so the map is
     // built in bulk.
-    let specs: Vec<(InstanceKey, Arc<InstanceSpec>)> = declared
+    let specs: Vec<(InstanceKey, InstanceSpec)> = declared
         .into_par_iter()
         .filter_map(|(key, (declaration, overrides))| {
             let service = config.services.get(&key.service)?;
             let overrides = overrides.unwrap_or(&empty);
             let spec = effective_spec(&context, service, &key, overrides, declaration);
-            Some((key, Arc::new(spec)))
+            Some((key, spec))
         })
         .collect();
+    // The instances of a service share the fields they have alike: those of its first.
+    let mut shared = BTreeMap::new();
+    for (key, spec) in &specs {
+        if !shared.contains_key(&key.service) {
+            shared.insert(key.service.clone(), spec.fields().to_shared());
+        }
+    }
+    let specs: Vec<(InstanceKey, Arc<InstanceSpec>)> = specs
+        .into_par_iter()
+        .map(|(key, mut spec)| {
+            if let Some(shared) = shared.get(&key.service) {
+                spec.share_fields(shared);
+            }
+            (key, Arc::new(spec))
+        })
+        .collect();
+    drop(shared);
     let instances: BTreeMap<InstanceKey, Arc<InstanceSpec>> = specs.into_iter().collect();
     check_sockets(&config, &instances, diagnostics);
     check_on_demand_workers(files, &instances, diagnostics);

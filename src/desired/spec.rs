@@ -294,6 +294,12 @@ impl InstanceSpec {
         &self.fields
     }
 
+    /// Keeps of its fields only what differs from `shared`, the fields the other instances of
+    /// its service have alike ([`FieldMap::sharing`]).
+    pub(crate) fn share_fields(&mut self, shared: &Arc<[(FieldPath, FieldValue)]>) {
+        self.fields = Arc::new(self.fields.sharing(shared));
+    }
+
     /// The same map, shared (what an applied instance records).
     pub fn shared_fields(&self) -> Arc<FieldMap> {
         Arc::clone(&self.fields)

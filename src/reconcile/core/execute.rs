@@ -249,12 +249,15 @@ impl Core {
             stale: inheritance.stale,
             strays,
         });
-        for process in inheritance.processes {
+        for mut process in inheritance.processes {
             let key = process.key;
             // A process that is no longer declared is supervised until the plan destroys it
             // (or holds that for `ten apply`).
             let spec = match self.desired.instances.get(&key) {
-                Some(spec) => Arc::clone(spec),
+                Some(spec) => {
+                    share_recorded_fields(&mut process.observed, spec);
+                    Arc::clone(spec)
+                }
                 None => self.left_over(&key, Arc::clone(&process.observed.spec)),
             };
             let pid = process.adoption.pid;
@@ -277,7 +280,7 @@ impl Core {
                 .insert(key.clone(), process.observed);
             self.tasks.insert(key);
         }
-        for (key, instance) in inheritance.sleeping {
+        for (key, mut instance) in inheritance.sleeping {
             // An eager instance starts whenever ten does: the plan creates it.
             let Some(spec) = self
                 .desired
@@ -288,6 +291,7 @@ impl Core {
             else {
                 continue;
             };
+            share_recorded_fields(&mut instance, &spec);
             effects.push(Effect::Spawn {
                 key: key.clone(),
                 spec,
@@ -359,5 +363,14 @@ impl Core {
                 (spec.startup_timeout, spec.stop_timeout)
             });
         startup + stop + Duration::from_secs(5)
+    }
+}
+
+/// The fields an instance was recorded with, when they are the declared ones, become the
+/// declared spec's own (one map in memory instead of two: with 10,000 instances taken over
+/// after a restart of ten, 13 MB).
+fn share_recorded_fields(instance: &mut ObservedInstance, spec: &InstanceSpec) {
+    if *instance.spec == *spec.fields() {
+        instance.spec = spec.shared_fields();
     }
 }

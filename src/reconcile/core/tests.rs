@@ -589,3 +589,37 @@ fn no_free_port_means_not_created_and_tried_again_by_the_next_pass() {
     );
     assert_eq!(core.plan().0.changes.len(), 1, "still to be created");
 }
+
+#[test]
+fn taken_over_instances_recorded_as_declared_share_the_declared_fields() {
+    let t0 = Instant::now();
+    let text = "[service.web]\ncommand = \"./app\"\nidle_timeout = 60\n\n\
+                [instances]\nweb = [\"a\", \"b\"]\n";
+    let mut core = core(text, t0);
+    let declared = |name: &str| Arc::clone(&core.desired().instances[&key(name)]);
+    let (a, b) = (declared("web:a"), declared("web:b"));
+    // As read back from the record: maps of their own, one as declared, one not.
+    let read_back = |spec: &crate::desired::InstanceSpec| -> crate::desired::FieldMap {
+        spec.fields()
+            .iter()
+            .map(|(path, value)| (path.to_string(), value.clone()))
+            .collect()
+    };
+    let as_declared = ObservedInstance::new(Phase::Sleeping, Arc::new(read_back(&a)));
+    let mut changed = read_back(&b);
+    changed.insert("command", crate::desired::FieldValue::Text("./old".into()));
+    let changed = ObservedInstance::new(Phase::Sleeping, Arc::new(changed));
+    let inheritance = Inheritance {
+        sleeping: vec![(key("web:a"), as_declared), (key("web:b"), changed)],
+        ..Inheritance::default()
+    };
+    core.handle(Event::TakeOver(Box::new(inheritance)), t0);
+    let observed = |name: &str| Arc::clone(&core.observed().instances[&key(name)].spec);
+    assert!(Arc::ptr_eq(&observed("web:a"), &a.shared_fields()));
+    assert!(!Arc::ptr_eq(&observed("web:b"), &b.shared_fields()));
+    assert_eq!(
+        observed("web:b").get("command"),
+        Some(&crate::desired::FieldValue::Text("./old".into())),
+        "what differs is kept, for the plan to show"
+    );
+}

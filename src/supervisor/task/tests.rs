@@ -105,6 +105,15 @@ const CRASH: ProcessExit = ProcessExit {
     signal: None,
 };
 
+/// A timer `waited` for came when it was `due`, or less than a grain later: far deadlines come
+/// on the grain ([`coalesce`]).
+fn on_time(waited: Duration, due: Duration) {
+    assert!(
+        waited >= due && waited < due + TIMER_GRAIN,
+        "waited {waited:?} for {due:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_killed_instance_is_restarted_after_backoff() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
@@ -234,7 +243,7 @@ async fn a_stubborn_process_is_killed_after_stop_timeout() {
     let stopped_at = Instant::now();
     handle.send(Command::Stop);
     until(&handle, |s| s.phase == Phase::Stopped).await;
-    assert_eq!(Instant::now() - stopped_at, Duration::from_secs(7));
+    on_time(Instant::now() - stopped_at, Duration::from_secs(7));
     let signals: Vec<GroupSignal> = harness
         .runtime
         .signals()
@@ -292,7 +301,7 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
     drop(lease);
     let asleep_at = Instant::now();
     until(&handle, |s| s.phase == Phase::Sleeping).await;
-    assert_eq!(Instant::now() - asleep_at, Duration::from_secs(60));
+    on_time(Instant::now() - asleep_at, Duration::from_secs(60));
     assert!(gate.lease().is_none(), "closed while asleep");
     gate.request_wake();
     let woken = until(&handle, |s| s.phase == Phase::Running).await;
@@ -434,4 +443,27 @@ async fn a_replaced_instance_stays_when_its_replacement_is_removed_first() {
         gate.lease().unwrap().target(),
         &Target::Tcp(harness.port(1))
     );
+}
+
+#[test]
+fn far_deadlines_fire_together_on_the_grain_and_near_ones_as_they_are() {
+    let epoch = Instant::now();
+    let now = epoch + Duration::from_secs(100);
+    let ms = Duration::from_millis;
+    // A probe of a starting process, 3 ms off: as it is.
+    assert_eq!(coalesce(now + ms(3), now, epoch), now + ms(3));
+    // Periodic checks 10 s off, just past a grain and well into it: the next grain, both.
+    let grain = now + Duration::from_secs(10);
+    assert_eq!(coalesce(grain + ms(1), now, epoch), grain + TIMER_GRAIN);
+    assert_eq!(
+        coalesce(grain + TIMER_GRAIN - ms(1), now, epoch),
+        grain + TIMER_GRAIN
+    );
+    // On a grain: as it is; never earlier, never a grain or more late.
+    assert_eq!(coalesce(grain, now, epoch), grain);
+    for offset in 0..600 {
+        let deadline = now + COALESCE_FROM + ms(offset);
+        let fired = coalesce(deadline, now, epoch);
+        assert!(fired >= deadline && fired - deadline < TIMER_GRAIN);
+    }
 }

@@ -61,6 +61,27 @@ pub(crate) fn take_turns<T>(rounds: usize, mut measure: impl FnMut(usize) -> T) 
     runs
 }
 
+/// `rounds` rounds in which `N` targets are each measured once, back to back: in round `r`
+/// the targets in turn from `r % N` on, and every other `N` rounds in the reverse order, so
+/// that each target takes each position as often as the others (every `N` rounds) and
+/// follows each of them as often as it precedes it. Each one's measures, round by round.
+pub(crate) fn take_turns_among<const N: usize, T>(
+    rounds: usize,
+    mut measure: impl FnMut(usize) -> T,
+) -> [Vec<T>; N] {
+    let mut runs: [Vec<T>; N] = std::array::from_fn(|_| Vec::new());
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..N).map(|position| (round + position) % N).collect();
+        if (round / N) % 2 == 1 {
+            order.reverse();
+        }
+        for target in order {
+            runs[target].push(measure(target));
+        }
+    }
+    runs
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -95,3 +95,43 @@ pub(crate) fn print_ratios(by_round: &[(u32, Rounds, Rounds)], unit: &str) {
         );
     }
 }
+
+/// Ratios round by round, per connection count, for any pairs of targets: each row is
+/// (connections, what is compared with what, the rounds).
+pub(crate) fn print_comparisons(rows: &[(u32, String, Rounds)]) {
+    println!(
+        "   {:>5} {:<22}   {:>10} {:>13} {:>7}   {:>10} {:>13}   {:>10} {:>13}   rps ratios",
+        "conns",
+        "",
+        "rps median",
+        "interval",
+        "won",
+        "p99 median",
+        "interval",
+        "cpu median",
+        "interval"
+    );
+    for (connections, name, rounds) in rows {
+        let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
+        println!(
+            "   {connections:>5} {name:<22}   {:>10.2} {:>13} {:>7}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
+            rps.median,
+            rps.range(),
+            format!("{}/{}", rounds.won, rounds.rps_ratios.len()),
+            p99.median,
+            p99.range(),
+            cpu.median,
+            cpu.range(),
+            rounds.rps_ratios.join(" ")
+        );
+    }
+    let coverage = rows
+        .first()
+        .map_or(0.0, |(_, _, rounds)| rounds.rps.coverage);
+    println!(
+        "   interval: holds the true median ratio of these processes with {:.0}% confidence \
+         (order statistics over the rounds); won: rounds in which the first served at least \
+         as many requests as the second",
+        coverage * 100.0
+    );
+}

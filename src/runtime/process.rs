@@ -186,7 +186,7 @@ pub(crate) fn start_process(
     spare: Option<Spare>,
     spawner: Option<&Spawner>,
 ) -> Result<(Started, Running), SpawnError> {
-    let (stdout, stderr) = prepare_files(launch)?;
+    prepare_files(launch)?;
     let (program, _) = launch.argv.split_first().ok_or(SpawnError::EmptyCommand)?;
     let user = tenant_user(launch)?;
     let Placement {
@@ -215,9 +215,8 @@ pub(crate) fn start_process(
             source,
         }
     };
-    let (pid, exit, cgroup) = match spare {
+    let (pid, exit, cgroup, start_time) = match spare {
         Some(spare) => {
-            drop((stdout, stderr));
             let request = ExecRequest {
                 argv,
                 env,
@@ -237,7 +236,7 @@ pub(crate) fn start_process(
                 unnote(host, launch, spare_pid);
                 exec_failed(source)
             })?;
-            (pid, exit, Some(cgroup))
+            (pid, exit, Some(cgroup), None)
         }
         None => {
             let request = spawner::Request {
@@ -263,9 +262,13 @@ pub(crate) fn start_process(
             // cannot be written withdraws the go-ahead, and the command never runs.
             let noted = std::cell::RefCell::new(None);
             let noted_pid = std::cell::Cell::new(None);
+            let noted_start = std::cell::Cell::new(None);
             let admit = |pid: u32| {
                 note_in_table(launch, host, pid, &name)
-                    .map(|()| noted_pid.set(Some(pid)))
+                    .map(|start_time| {
+                        noted_pid.set(Some(pid));
+                        noted_start.set(start_time);
+                    })
                     .map_err(|error| {
                         let io = io::Error::other(error.to_string());
                         *noted.borrow_mut() = Some(error);
@@ -275,20 +278,21 @@ pub(crate) fn start_process(
             let through_spawner =
                 spawner.and_then(|spawner| spawner.try_spawn(&request, Some(&admit)));
             let started = match through_spawner {
-                Some(started) => {
-                    drop((stdout, stderr));
-                    started
+                Some(started) => started,
+                None => {
+                    let output = open_output(launch).map_err(cleanup)?;
+                    fork_exec(launch, &request, output, cgroup.as_ref()).and_then(
+                        // Forked by ten, it runs before it can be noted: stopped if it
+                        // cannot be.
+                        |(pid, exit)| match admit(pid) {
+                            Ok(()) => Ok((pid, exit)),
+                            Err(error) => {
+                                super::signal::signal_group(pid, super::signal::GroupSignal::Kill);
+                                Err(error)
+                            }
+                        },
+                    )
                 }
-                None => fork_exec(launch, &request, (stdout, stderr), cgroup.as_ref()).and_then(
-                    // Forked by ten, it runs before it can be noted: stopped if it cannot be.
-                    |(pid, exit)| match admit(pid) {
-                        Ok(()) => Ok((pid, exit)),
-                        Err(error) => {
-                            super::signal::signal_group(pid, super::signal::GroupSignal::Kill);
-                            Err(error)
-                        }
-                    },
-                ),
             };
             let (pid, exit) = started.map_err(|source| {
                 if let Some(pid) = noted_pid.get() {
@@ -299,10 +303,11 @@ pub(crate) fn start_process(
                     None => cleanup(exec_failed(source)),
                 }
             })?;
-            (pid, exit, cgroup)
+            (pid, exit, cgroup, noted_start.get())
         }
     };
-    let start_time = process_start_time(pid);
+    // Read once for its table entry, when it has one.
+    let start_time = start_time.or_else(|| process_start_time(pid));
     Ok((
         Started {
             pid,
@@ -317,9 +322,11 @@ pub(crate) fn start_process(
     ))
 }
 
-/// Creates the data directory, refuses to start over the storage quota, and opens the
-/// capture files the tenant's stdout and stderr append to.
-fn prepare_files(launch: &Launch) -> Result<(File, File), SpawnError> {
+/// Creates the data directory and the capture files' directory, and refuses to start over
+/// the storage quota. The capture files themselves are created by what starts the process (a
+/// spare, the spawner's child, or [`open_output`] for a fork of ten), which opens them
+/// anyway: ten does not open them once more for nothing.
+fn prepare_files(launch: &Launch) -> Result<(), SpawnError> {
     std::fs::create_dir_all(&launch.data_dir).map_err(|source| SpawnError::DataDir {
         path: launch.data_dir.clone(),
         source,
@@ -333,10 +340,26 @@ fn prepare_files(launch: &Launch) -> Result<(File, File), SpawnError> {
             });
         }
     }
-    let open = |path: &Path| {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+    let mut made: Option<&Path> = None;
+    for path in [&launch.stdout, &launch.stderr] {
+        let Some(parent) = path.parent() else {
+            continue;
+        };
+        // Usually made when its capture was attached; both files are in the same one.
+        if made != Some(parent) && !parent.is_dir() {
+            std::fs::create_dir_all(parent).map_err(|source| SpawnError::Logs {
+                path: path.clone(),
+                source,
+            })?;
         }
+        made = Some(parent);
+    }
+    Ok(())
+}
+
+/// Opens the capture files the tenant's stdout and stderr append to, for a fork of ten.
+fn open_output(launch: &Launch) -> Result<(File, File), SpawnError> {
+    let open = |path: &Path| {
         open_for_tenant(path).map_err(|source| SpawnError::Logs {
             path: path.to_path_buf(),
             source,
@@ -513,10 +536,18 @@ fn unnote(host: &SpawnEnv, launch: &Launch, pid: u32) {
 
 /// Notes process `pid` in the process table, for a restarted ten to adopt it: before it can
 /// become the tenant (a spare before its request, a child of the spawner before its exec).
-/// A process already gone is not noted.
-fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, name: &str) -> Result<(), SpawnError> {
-    let (Some(table), Some(start_time)) = (&host.table, process_start_time(pid)) else {
-        return Ok(());
+/// A process already gone is not noted. Returns the start time it read, if it did.
+fn note_in_table(
+    launch: &Launch,
+    host: &SpawnEnv,
+    pid: u32,
+    name: &str,
+) -> Result<Option<u64>, SpawnError> {
+    let Some(table) = &host.table else {
+        return Ok(None);
+    };
+    let Some(start_time) = process_start_time(pid) else {
+        return Ok(None);
     };
     let entry = ProcessEntry {
         instance: launch.key.clone(),
@@ -531,10 +562,12 @@ fn note_in_table(launch: &Launch, host: &SpawnEnv, pid: u32, name: &str) -> Resu
     };
     let written = write_entry(table, &entry);
     super::durable::report(super::durable::Kind::ProcessTable, &written);
-    written.map_err(|source| SpawnError::Table {
-        dir: table.clone(),
-        source,
-    })
+    written
+        .map(|()| Some(start_time))
+        .map_err(|source| SpawnError::Table {
+            dir: table.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

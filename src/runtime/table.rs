@@ -45,12 +45,18 @@ fn entry_path(dir: &Path, instance: &InstanceKey, pid: u32) -> PathBuf {
     dir.join(format!("{}.{}.{pid}.json", instance.service, instance.id))
 }
 
-/// Notes `entry` in the table in `dir` (atomically, not fsynced).
+/// Notes `entry` in the table in `dir` (atomically, not fsynced); `dir` is made if missing
+/// (looked for only when the write finds it missing: a burst of starts writes many entries).
 pub fn write_entry(dir: &Path, entry: &ProcessEntry) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
     let path = entry_path(dir, &entry.instance, entry.pid);
     let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    crate::files::write_atomically_for_this_boot(&path, &bytes, 0o644)
+    match crate::files::write_atomically_for_this_boot(&path, &bytes, 0o644) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+            crate::files::write_atomically_for_this_boot(&path, &bytes, 0o644)
+        }
+        written => written,
+    }
 }
 
 /// Removes the entry of `instance`'s process `pid`; a missing one is fine.

@@ -1,5 +1,6 @@
 //! The output capture of the tasks a round of effects makes or gives a new spec: set up on a
-//! blocking thread, before the tasks can write anything.
+//! blocking thread, before the tasks can write anything. A new instance with no output on
+//! disk is left to its task, which attaches it at its first start.
 
 use std::sync::Arc;
 
@@ -11,9 +12,12 @@ use super::Reconciler;
 impl<R: Runtime> Reconciler<R> {
     /// Starts capturing the output of the tasks `effects` make, before they can write any, and
     /// points the capture of instances given a new spec at the log files it names: on a
-    /// blocking thread (it reads and opens files). An instance created asleep that has no
-    /// output on disk yet is attached by its task at its first start instead: ten keeps
-    /// nothing (memory, files, a directory to sweep) for instances that never ran.
+    /// blocking thread (it reads and opens files). An instance created to start or asleep
+    /// that has no output on disk yet is attached by its task at its first start instead,
+    /// before the process can write: ten keeps nothing (memory, files, a directory to sweep)
+    /// for instances that never ran, and a burst of new instances makes their directories
+    /// as each starts, under the startup permits, rather than all of them, one after
+    /// another, before the first can start. An adopted process is attached at once.
     pub(super) async fn attach_logs(&self, effects: &[Effect]) {
         let mut attach = Vec::new();
         let mut retarget = Vec::new();
@@ -24,7 +28,8 @@ impl<R: Runtime> Reconciler<R> {
                 } => attach.push((
                     key.clone(),
                     Arc::clone(spec),
-                    matches!(first, First::Asleep),
+                    // Attached by its task before its first start (adopted: running now).
+                    !matches!(first, First::Adopt(_)),
                 )),
                 Effect::Replace { key, spec, .. }
                 | Effect::Order {
@@ -44,7 +49,7 @@ impl<R: Runtime> Reconciler<R> {
             }
             attach
                 .into_iter()
-                .filter(|(key, _, asleep)| !asleep || logs.paths(key).log_dir.exists())
+                .filter(|(key, _, deferred)| !deferred || logs.paths(key).log_dir.exists())
                 .filter_map(|(key, spec, _)| {
                     let error = logs.attach(&key, &spec.log_files).err()?;
                     Some((key, error))

@@ -1,9 +1,12 @@
 //! cgroup v1: one hierarchy per controller; a tenant cgroup is made in the `memory`, `pids`,
-//! `cpu` and `cpuacct` hierarchies.
+//! `cpu` and `cpuacct` hierarchies. Where they are mounted is read from
+//! `/proc/self/mountinfo` once, the first time it is needed, not at every start (hierarchies
+//! are mounted at boot; ten does not follow a hierarchy mounted or moved while it runs).
 //!
 //! Imports nothing else of `cgroup`.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use cgroups_rs::fs::cgroup::Cgroup;
 use cgroups_rs::fs::hierarchies::V1;
@@ -38,7 +41,7 @@ impl Hierarchy for Selected {
     }
 
     fn root_control_group(&self) -> Cgroup {
-        Cgroup::load(Box::new(Selected(V1::new())), "")
+        Cgroup::load(Box::new(Selected::new()), "")
     }
 
     fn parent_control_group(&self, path: &str) -> Cgroup {
@@ -46,7 +49,7 @@ impl Hierarchy for Selected {
             .parent()
             .map(|parent| parent.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Cgroup::load(Box::new(Selected(V1::new())), parent)
+        Cgroup::load(Box::new(Selected::new()), parent)
     }
 
     fn v2(&self) -> bool {
@@ -56,13 +59,19 @@ impl Hierarchy for Selected {
 
 impl Selected {
     pub(super) fn new() -> Selected {
-        Selected(V1::new())
+        Selected(mounts().clone())
     }
+}
+
+/// The v1 hierarchies as mounted when first asked.
+fn mounts() -> &'static V1 {
+    static MOUNTS: OnceLock<V1> = OnceLock::new();
+    MOUNTS.get_or_init(V1::new)
 }
 
 /// The controllers ten needs that have no v1 hierarchy mounted.
 pub(super) fn missing_controllers() -> Vec<&'static str> {
-    let v1 = V1::new();
+    let v1 = mounts();
     CONTROLLERS
         .into_iter()
         .filter(|(controller, _)| v1.get_mount_point(controller.clone()).is_none())
@@ -73,7 +82,7 @@ pub(super) fn missing_controllers() -> Vec<&'static str> {
 /// The directories of `path` (relative to each hierarchy's root) in every mounted hierarchy
 /// ten uses.
 pub(super) fn dirs_of(path: &str) -> Vec<PathBuf> {
-    let v1 = V1::new();
+    let v1 = mounts();
     CONTROLLERS
         .into_iter()
         .filter_map(|(controller, _)| v1.get_mount_point(controller))

@@ -182,12 +182,35 @@ pub(super) fn address(target: &ProbeTarget) -> String {
 pub(super) async fn connect(target: &ProbeTarget) -> std::io::Result<Stream> {
     match target {
         ProbeTarget::Tcp { port } => {
-            let stream = TcpStream::connect(("127.0.0.1", *port)).await?;
+            let stream = TcpStream::from_std(start_connect(*port)?)?;
+            stream.writable().await?;
+            if let Some(error) = stream.take_error()? {
+                return Err(error);
+            }
             let _ = stream.set_nodelay(true);
             Ok(Stream::Tcp(stream))
         }
         ProbeTarget::Unix { socket } => Ok(Stream::Unix(UnixStream::connect(socket).await?)),
         ProbeTarget::Exec(_) => Err(std::io::Error::other("a command check has no socket")),
+    }
+}
+
+/// Starts a non-blocking connection to 127.0.0.1:`port`. On loopback the kernel answers
+/// within the `connect` call, so a port nobody listens on is known refused at once: the
+/// refused checks of a starting instance (several each, during a burst of starts thousands)
+/// cost no registration with the reactor and no wake-up.
+fn start_connect(port: u16) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)?;
+    let address = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    match socket.connect(&SockAddr::from(address)) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    match socket.take_error()? {
+        None => Ok(socket.into()),
+        Some(error) => Err(error),
     }
 }
 

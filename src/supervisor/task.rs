@@ -17,21 +17,19 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::checks::{Check, TcpPort};
-use crate::config::{Listen, Settings, Template};
+use crate::config::{Listen, Settings};
 use crate::desired::InstanceSpec;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
 use crate::observed::{ExitInfo, Usage};
 use crate::runtime::logs::LogHub;
-use crate::runtime::ports::{PortAllocator, port_is_free};
+use crate::runtime::ports::PortAllocator;
 use crate::runtime::{
-    CheckConnection, ExecProbe, KeepAlive, Probe, ProbeOutcome, ProbeResult, ProbeTarget,
-    ProcessExit, Runtime, SpawnError, Started,
+    CheckConnection, ProbeOutcome, ProbeResult, ProcessExit, Runtime, SpawnError, Started,
 };
 
 use super::gate::{Backend, Gate, Owner, Target};
-use super::launch::{BaseEnv, build_launch};
+use super::launch::BaseEnv;
 use super::machine::{Cause, Effect, Input, Machine, State, Traffic};
 use super::mailbox::Mailbox;
 use super::messages::{Adoption, Command, InstanceStatus};
@@ -456,139 +454,6 @@ impl<R: Runtime> InstanceTask<R> {
         }
     }
 
-    fn spawn_future(
-        &mut self,
-    ) -> Boxed<(Option<OwnedSemaphorePermit>, Result<Started, SpawnError>)> {
-        // Keep the port unless something else took it meanwhile (a worker has none).
-        let port = if self.spec.listen == Listen::None {
-            Ok(0)
-        } else {
-            let mut ports = self
-                .shared
-                .ports
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ports.allocate(&self.key, Some(self.port), port_is_free)
-        };
-        match port {
-            Ok(port) if port != self.port => {
-                self.shared.events.record(
-                    Some(&self.key),
-                    "lifecycle",
-                    format!(
-                        "port {} is taken by another program; moving to {port}",
-                        self.port
-                    ),
-                    None,
-                );
-                self.port = port;
-            }
-            Ok(_) => {}
-            Err(error) => return Box::pin(async move { (None, Err(SpawnError::NoPort(error))) }),
-        }
-        let capture = self.shared.logs.paths(&self.key);
-        let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
-        let shared = Arc::clone(&self.shared);
-        // An instance created asleep is attached to the capture at its first start.
-        let attach = (!self.shared.logs.attached(&self.key))
-            .then(|| (self.key.clone(), self.spec.log_files.clone()));
-        Box::pin(async move {
-            let permit = Arc::clone(&shared.startup_permits)
-                .acquire_owned()
-                .await
-                .expect("the startup semaphore is never closed");
-            if let Some((key, log_files)) = attach {
-                let logs = Arc::clone(&shared.logs);
-                let attached = tokio::task::spawn_blocking(move || {
-                    logs.attach(&key, &log_files)
-                        .err()
-                        .map(|error| (key, error))
-                })
-                .await;
-                if let Ok(Some((key, error))) = attached {
-                    tracing::warn!(instance = %key, %error, "cannot capture output");
-                }
-            }
-            let started = shared.runtime.start(launch).await;
-            (Some(permit), started)
-        })
-    }
-
-    fn probe_future(&self) -> Boxed<ProbeOutcome> {
-        let (target, http_path) = match &self.spec.check {
-            Some(Check::Tcp(TcpPort::Own)) => (ProbeTarget::Tcp { port: self.port }, None),
-            Some(Check::Tcp(TcpPort::Fixed(port))) => (ProbeTarget::Tcp { port: *port }, None),
-            Some(Check::Exec(words)) => (ProbeTarget::Exec(self.exec_probe(words)), None),
-            None => {
-                let target = match self.spec.listen {
-                    Listen::Port | Listen::None => ProbeTarget::Tcp { port: self.port },
-                    Listen::Socket => ProbeTarget::Unix {
-                        socket: self.spec.socket.clone(),
-                    },
-                };
-                (target, self.spec.health.clone())
-            }
-        };
-        let probe = Probe {
-            target,
-            http_path,
-            timeout: self.spec.timing.timeout,
-            keep: self.machine.pid().map(|pid| KeepAlive {
-                connection: self.check_connection.clone(),
-                pid,
-            }),
-        };
-        let shared = Arc::clone(&self.shared);
-        let key = self.key.clone();
-        Box::pin(async move { shared.runtime.probe(&key, probe).await })
-    }
-
-    /// What a probe found, for the machine and whoever asked for it. A probe that ten could
-    /// not run for want of file descriptors is no check of the instance: the machine hears
-    /// `ProbeNotRun` (nothing counted), ten a warning event and a metric.
-    fn probed(&mut self, outcome: ProbeOutcome) -> Input {
-        let result = match outcome {
-            ProbeOutcome::Done(result) => result,
-            ProbeOutcome::TenOutOfDescriptors(error) => {
-                crate::metrics::global()
-                    .connections()
-                    .descriptors_exhausted();
-                let message = format!(
-                    "ten has no file descriptor left, so it could not check {} ({error}); the check is not counted against the instance: raise ten's open files limit (LimitNOFILE)",
-                    self.key
-                );
-                self.shared
-                    .events
-                    .warn(Some(&self.key), "descriptors", message.clone(), None);
-                for waiter in self.health_waiters.drain(..) {
-                    let _ = waiter.send(Err(message.clone()));
-                }
-                return Input::ProbeNotRun;
-            }
-        };
-        for waiter in self.health_waiters.drain(..) {
-            let _ = waiter.send(result.clone());
-        }
-        Input::ProbeDone(result)
-    }
-
-    /// The command check `words`, as the instance runs: its environment and directory (as
-    /// its launch has them), user and cgroup (its process's).
-    fn exec_probe(&self, words: &[Template]) -> ExecProbe {
-        let capture = self.shared.logs.paths(&self.key);
-        let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
-        ExecProbe {
-            argv: words
-                .iter()
-                .map(|word| word.resolve_port(self.port))
-                .collect(),
-            env: launch.env,
-            workdir: launch.workdir,
-            pid: self.machine.pid(),
-            user: self.spec.user.clone(),
-        }
-    }
-
     fn current_status(&self) -> InstanceStatus {
         let pid = self.machine.pid();
         InstanceStatus {
@@ -645,41 +510,14 @@ impl<R: Runtime> InstanceTask<R> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => {
-            let epoch = *TIMER_EPOCH.get_or_init(Instant::now);
-            tokio::time::sleep_until(coalesce(deadline, Instant::now(), epoch)).await
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Deadlines at least this far off may come a little late ([`coalesce`]).
-const COALESCE_FROM: Duration = Duration::from_secs(2);
-/// The grain far deadlines are rounded up to: at most an eighth of their distance.
-const TIMER_GRAIN: Duration = Duration::from_millis(250);
-/// What the grain is counted from: the same for every task.
-static TIMER_EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-/// `deadline`, when it is at least [`COALESCE_FROM`] away, rounded up to a multiple of
-/// [`TIMER_GRAIN`] since `epoch`: the timers of many tasks (periodic checks every few seconds,
-/// idle and stop deadlines, backoff) then fire together, and the runtime wakes once for all
-/// the checks due within the grain instead of once for each. With 1,000 running instances
-/// checked every 10 s, ten's threads woke 370 times a second and took 2.3 % of a core; on a
-/// 50 ms grain 190 times and 1.3 %, on 250 ms 85 times and 0.8 %. Near deadlines (the probes
-/// of a starting process, milliseconds apart) are kept as they are.
-fn coalesce(deadline: Instant, now: Instant, epoch: Instant) -> Instant {
-    if deadline < now + COALESCE_FROM || deadline < epoch {
-        return deadline;
-    }
-    let grain = TIMER_GRAIN.as_nanos();
-    let since = (deadline - epoch).as_nanos().div_ceil(grain) * grain;
-    epoch + Duration::from_nanos(u64::try_from(since).unwrap_or(u64::MAX))
-}
-
 mod make;
+mod probing;
+mod spawning;
+mod timers;
 pub(crate) use make::{spawn_asleep, spawn_instance};
+use timers::sleep_until;
+#[cfg(test)]
+use timers::{COALESCE_FROM, TIMER_GRAIN, coalesce};
 mod policy;
 pub(crate) use policy::policy;
 

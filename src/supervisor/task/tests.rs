@@ -4,6 +4,7 @@ use crate::desired::{DesiredState, resolve};
 use crate::observed::{Health, Phase};
 use crate::runtime::GroupSignal;
 use crate::runtime::fake::FakeRuntime;
+use crate::runtime::ports::port_is_free;
 
 struct Harness {
     runtime: FakeRuntime,

@@ -1,0 +1,91 @@
+//! How an instance's task checks its process: the probe its spec asks for (an HTTP GET over
+//! the kept connection, a TCP connect, a command as the instance runs), and what the outcome
+//! tells the machine and whoever asked for a check.
+
+use std::sync::Arc;
+
+use crate::config::Listen;
+use crate::config::Template;
+use crate::config::checks::{Check, TcpPort};
+use crate::runtime::{ExecProbe, KeepAlive, Probe, ProbeOutcome, ProbeTarget, Runtime};
+
+use super::super::launch::build_launch;
+use super::super::machine::Input;
+use super::{Boxed, InstanceTask};
+
+impl<R: Runtime> InstanceTask<R> {
+    pub(super) fn probe_future(&self) -> Boxed<ProbeOutcome> {
+        let (target, http_path) = match &self.spec.check {
+            Some(Check::Tcp(TcpPort::Own)) => (ProbeTarget::Tcp { port: self.port }, None),
+            Some(Check::Tcp(TcpPort::Fixed(port))) => (ProbeTarget::Tcp { port: *port }, None),
+            Some(Check::Exec(words)) => (ProbeTarget::Exec(self.exec_probe(words)), None),
+            None => {
+                let target = match self.spec.listen {
+                    Listen::Port | Listen::None => ProbeTarget::Tcp { port: self.port },
+                    Listen::Socket => ProbeTarget::Unix {
+                        socket: self.spec.socket.clone(),
+                    },
+                };
+                (target, self.spec.health.clone())
+            }
+        };
+        let probe = Probe {
+            target,
+            http_path,
+            timeout: self.spec.timing.timeout,
+            keep: self.machine.pid().map(|pid| KeepAlive {
+                connection: self.check_connection.clone(),
+                pid,
+            }),
+        };
+        let shared = Arc::clone(&self.shared);
+        let key = self.key.clone();
+        Box::pin(async move { shared.runtime.probe(&key, probe).await })
+    }
+
+    /// What a probe found, for the machine and whoever asked for it. A probe that ten could
+    /// not run for want of file descriptors is no check of the instance: the machine hears
+    /// `ProbeNotRun` (nothing counted), ten a warning event and a metric.
+    pub(super) fn probed(&mut self, outcome: ProbeOutcome) -> Input {
+        let result = match outcome {
+            ProbeOutcome::Done(result) => result,
+            ProbeOutcome::TenOutOfDescriptors(error) => {
+                crate::metrics::global()
+                    .connections()
+                    .descriptors_exhausted();
+                let message = format!(
+                    "ten has no file descriptor left, so it could not check {} ({error}); the check is not counted against the instance: raise ten's open files limit (LimitNOFILE)",
+                    self.key
+                );
+                self.shared
+                    .events
+                    .warn(Some(&self.key), "descriptors", message.clone(), None);
+                for waiter in self.health_waiters.drain(..) {
+                    let _ = waiter.send(Err(message.clone()));
+                }
+                return Input::ProbeNotRun;
+            }
+        };
+        for waiter in self.health_waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        Input::ProbeDone(result)
+    }
+
+    /// The command check `words`, as the instance runs: its environment and directory (as
+    /// its launch has them), user and cgroup (its process's).
+    fn exec_probe(&self, words: &[Template]) -> ExecProbe {
+        let capture = self.shared.logs.paths(&self.key);
+        let launch = build_launch(&self.spec, self.port, &self.shared.base_env, &capture);
+        ExecProbe {
+            argv: words
+                .iter()
+                .map(|word| word.resolve_port(self.port))
+                .collect(),
+            env: launch.env,
+            workdir: launch.workdir,
+            pid: self.machine.pid(),
+            user: self.spec.user.clone(),
+        }
+    }
+}

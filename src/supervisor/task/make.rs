@@ -33,7 +33,7 @@ pub(crate) fn spawn_instance<R: Runtime>(
 
 /// Makes an instance that sleeps until its first request (or command): it says at once that it
 /// sleeps, as a task told [`Command::Asleep`] does, but it has no task until the first command
-/// that needs one comes through its mailbox ([`Mailbox::dormant`]). Until then it is what
+/// that needs one comes through its mailbox ([`Mailbox::hold`]). Until then it is what
 /// making the task takes, about 100 bytes, not a task, its channel and its state (2.5 KB
 /// each: with 10,000 instances asleep, 25 MB).
 pub(crate) fn spawn_asleep<R: Runtime>(

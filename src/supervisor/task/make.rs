@@ -45,37 +45,15 @@ pub(crate) fn spawn_asleep<R: Runtime>(
     let (handle, gate, parts) = prepare(shared, spec, settings, port, None, Mailbox::unmade());
     let mut task = InstanceTask::new(parts);
     task.advance(Input::Asleep);
-    handle
-        .commands
-        .hold(Box::new(Asleep::from(task.into_parts())));
+    let parts = task.into_parts();
+    let weak = Arc::downgrade(&parts.gate);
+    handle.commands.hold(Box::new(parts.with_gate(weak)));
     (handle, gate)
 }
 
-/// A sleeping instance before its task is made. It reaches its gate only weakly: the gate
-/// holds the mailbox that holds this.
-struct Asleep<R> {
-    spec: Arc<InstanceSpec>,
-    settings: Arc<Settings>,
-    port: u16,
-    shared: Arc<Shared<R>>,
-    status: watch::Sender<InstanceStatus>,
-    gate: Weak<Gate>,
-    usage: UsageCell,
-}
-
-impl<R> From<Parts<R>> for Asleep<R> {
-    fn from(parts: Parts<R>) -> Self {
-        Asleep {
-            spec: parts.spec,
-            settings: parts.settings,
-            port: parts.port,
-            shared: parts.shared,
-            status: parts.status,
-            gate: Arc::downgrade(&parts.gate),
-            usage: parts.usage,
-        }
-    }
-}
+/// A sleeping instance before its task is made: what the task is made of, with its gate
+/// reached only weakly (the gate holds the mailbox that holds this).
+type Asleep<R> = Parts<R, Weak<Gate>>;
 
 impl<R: Runtime> Dormant for Asleep<R> {
     fn set_settings(&mut self, settings: Arc<Settings>) {
@@ -89,7 +67,27 @@ impl<R: Runtime> Dormant for Asleep<R> {
         let Some(gate) = self.gate.upgrade() else {
             return sender;
         };
-        let parts = Parts {
+        let parts = self.with_gate(gate);
+        let tasks = parts.shared.tasks.clone();
+        tasks.spawn(asleep_until_told(parts, receiver));
+        sender
+    }
+}
+
+/// What an instance's task is made of, before it is made; `G` is how it holds its gate.
+struct Parts<R, G = Arc<Gate>> {
+    spec: Arc<InstanceSpec>,
+    settings: Arc<Settings>,
+    port: u16,
+    shared: Arc<Shared<R>>,
+    status: watch::Sender<InstanceStatus>,
+    gate: G,
+    usage: UsageCell,
+}
+
+impl<R, G> Parts<R, G> {
+    fn with_gate<H>(self, gate: H) -> Parts<R, H> {
+        Parts {
             spec: self.spec,
             settings: self.settings,
             port: self.port,
@@ -97,22 +95,8 @@ impl<R: Runtime> Dormant for Asleep<R> {
             status: self.status,
             gate,
             usage: self.usage,
-        };
-        let tasks = parts.shared.tasks.clone();
-        tasks.spawn(asleep_until_told(parts, receiver));
-        sender
+        }
     }
-}
-
-/// What an instance's task is made of, before it is made.
-struct Parts<R> {
-    spec: Arc<InstanceSpec>,
-    settings: Arc<Settings>,
-    port: u16,
-    shared: Arc<Shared<R>>,
-    status: watch::Sender<InstanceStatus>,
-    gate: Arc<Gate>,
-    usage: UsageCell,
 }
 
 fn prepare<R: Runtime>(

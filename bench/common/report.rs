@@ -58,18 +58,7 @@ pub(crate) fn print_ratios(by_round: &[(u32, Rounds, Rounds)], unit: &str) {
     );
     for (connections, ten, control) in by_round {
         for (name, rounds) in [("ten", ten), ("nginx-2", control)] {
-            let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
-            println!(
-                "   {connections:>5} {name:<7}   {:>10.2} {:>13} {:>10}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
-                rps.median,
-                rps.range(),
-                format!("{}/{}", rounds.won, rounds.rps_ratios.len()),
-                p99.median,
-                p99.range(),
-                cpu.median,
-                cpu.range(),
-                rounds.rps_ratios.join(" ")
-            );
+            print_rounds(*connections, &format!("{name:<7}"), 10, rounds);
         }
     }
     let coverage = by_round
@@ -112,18 +101,7 @@ pub(crate) fn print_comparisons(rows: &[(u32, String, Rounds)]) {
         "interval"
     );
     for (connections, name, rounds) in rows {
-        let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
-        println!(
-            "   {connections:>5} {name:<22}   {:>10.2} {:>13} {:>7}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
-            rps.median,
-            rps.range(),
-            format!("{}/{}", rounds.won, rounds.rps_ratios.len()),
-            p99.median,
-            p99.range(),
-            cpu.median,
-            cpu.range(),
-            rounds.rps_ratios.join(" ")
-        );
+        print_rounds(*connections, &format!("{name:<22}"), 7, rounds);
     }
     let coverage = rows
         .first()
@@ -133,5 +111,22 @@ pub(crate) fn print_comparisons(rows: &[(u32, String, Rounds)]) {
          (order statistics over the rounds); won: rounds in which the first served at least \
          as many requests as the second",
         coverage * 100.0
+    );
+}
+
+/// One row of ratios round by round: medians and intervals of throughput, p99 and CPU, the
+/// rounds won (in a column `won_width` wide) and every round's throughput ratio.
+fn print_rounds(connections: u32, name: &str, won_width: usize, rounds: &Rounds) {
+    let (rps, p99, cpu) = (&rounds.rps, &rounds.p99, &rounds.cpu);
+    println!(
+        "   {connections:>5} {name}   {:>10.2} {:>13} {:>won_width$}   {:>10.2} {:>13}   {:>10.2} {:>13}   {}",
+        rps.median,
+        rps.range(),
+        format!("{}/{}", rounds.won, rounds.rps_ratios.len()),
+        p99.median,
+        p99.range(),
+        cpu.median,
+        cpu.range(),
+        rounds.rps_ratios.join(" ")
     );
 }

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -83,7 +84,7 @@ macro_rules! label_newtype {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// What this name is called in messages.
@@ -91,7 +92,7 @@ macro_rules! label_newtype {
 
             pub fn new(text: &str) -> Result<Self, NameError> {
                 check_label(text)?;
-                Ok(Self(text.to_string()))
+                Ok(Self(Arc::from(text)))
             }
 
             pub fn as_str(&self) -> &str {

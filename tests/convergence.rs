@@ -197,11 +197,11 @@ fn build(generated: &DesiredGen) -> DesiredState {
             };
             let overrides = parse_instance_file(&source, service.name, &mut diagnostics)
                 .unwrap_or_else(|| panic!("generated instance file is invalid: {diagnostics:?}"));
-            files.push(InstanceFile {
-                key: InstanceKey::parse(&format!("{}:{}", service.name, file.id)).unwrap(),
+            files.push(InstanceFile::new(
+                InstanceKey::parse(&format!("{}:{}", service.name, file.id)).unwrap(),
                 path,
                 overrides,
-            });
+            ));
         }
     }
     let desired = resolve(config, &files, &mut diagnostics);

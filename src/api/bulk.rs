@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hyper::{Response, StatusCode};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::body::{Body, json};
@@ -20,7 +19,7 @@ use crate::names::{GroupName, InstanceKey, ServiceName};
 use crate::observed::Phase;
 use crate::reconcile::Call;
 use crate::runtime::logs::LogQuery;
-use crate::supervisor::messages::InstanceStatus;
+use crate::supervisor::messages::StatusReceiver;
 
 use super::error::{CallError, bad_request};
 use super::scope::Scope;
@@ -44,7 +43,7 @@ fn select_error(error: SelectError) -> CallError {
 /// One instance's wait: its status, what it waits for, and what was done before it.
 struct Pending {
     key: InstanceKey,
-    status: Option<watch::Receiver<InstanceStatus>>,
+    status: Option<StatusReceiver>,
     goal: Goal,
     what: String,
     file: Option<String>,

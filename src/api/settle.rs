@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::observed::{Health, Phase};
 use crate::plan::Action;
-use crate::supervisor::messages::InstanceStatus;
+use crate::supervisor::messages::{InstanceStatus, StatusReceiver};
 
 /// What an action waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +40,7 @@ impl Goal {
 
 /// Waits until `status` reaches `goal`; `Err` says why it did not (failed, or timed out).
 pub(crate) async fn settle(
-    status: Option<watch::Receiver<InstanceStatus>>,
+    status: Option<StatusReceiver>,
     goal: Goal,
     timeout: Duration,
 ) -> Result<String, String> {

@@ -221,13 +221,45 @@ pub struct InstanceOverrides {
     pub storage_quota_mb: Option<u64>,
 }
 
+/// What an instance file that sets nothing overrides.
+static NO_OVERRIDES: InstanceOverrides = InstanceOverrides {
+    state: None,
+    weight: None,
+    env: BTreeMap::new(),
+    idle_timeout: None,
+    start: None,
+    memory_limit_mb: None,
+    cpu_shares: None,
+    storage_quota_mb: None,
+};
+
 /// A parsed instance file.
+///
+/// Most instance files set nothing (the file itself declares the tenant): their overrides
+/// take no memory. The server keeps one per instance; with 10,000 that is 1 MB less.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceFile {
     pub key: InstanceKey,
     /// Relative to the directory of tenement.toml, as shown to users.
     pub path: PathBuf,
-    pub overrides: InstanceOverrides,
+    /// `None`: it overrides nothing.
+    overrides: Option<Box<InstanceOverrides>>,
+}
+
+impl InstanceFile {
+    pub fn new(key: InstanceKey, path: PathBuf, overrides: InstanceOverrides) -> Self {
+        let overrides = (overrides != NO_OVERRIDES).then(|| Box::new(overrides));
+        Self {
+            key,
+            path,
+            overrides,
+        }
+    }
+
+    /// What the file sets.
+    pub fn overrides(&self) -> &InstanceOverrides {
+        self.overrides.as_deref().unwrap_or(&NO_OVERRIDES)
+    }
 }
 
 macro_rules! keyword_enum {
@@ -361,5 +393,26 @@ impl RouteTarget {
             RouteTarget::Service(service) => service,
             RouteTarget::Instance(key) => &key.service,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_file_keeps_only_overrides_that_set_something() {
+        let key = InstanceKey::parse("notes:alice").unwrap();
+        let path = PathBuf::from("instances/notes/alice.toml");
+        let empty = InstanceFile::new(key.clone(), path.clone(), InstanceOverrides::default());
+        assert!(empty.overrides.is_none());
+        assert_eq!(empty.overrides(), &InstanceOverrides::default());
+        let weighted = InstanceOverrides {
+            weight: Some(3),
+            ..InstanceOverrides::default()
+        };
+        let file = InstanceFile::new(key, path, weighted.clone());
+        assert_eq!(file.overrides(), &weighted);
+        assert_ne!(file, empty);
     }
 }

@@ -28,7 +28,7 @@ pub use fields::{FieldMap, FieldValue};
 pub use keep::{keep_undeclared, share_unchanged};
 pub use scan::Unlisted;
 pub use select::{Selection, Selector, select};
-pub use spec::{Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
+pub use spec::{Common, Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
 
 /// Every declared instance with its effective spec.
 #[derive(Debug, Clone)]
@@ -106,21 +106,21 @@ pub fn reload(config_path: &Path, last_files: &BTreeMap<InstanceKey, InstanceFil
         Some(outline) => read_instance_files(outline, &mut diagnostics),
         None => Vec::new(),
     };
-    let mut files = BTreeMap::new();
+    let mut files = Vec::with_capacity(read.len());
     let mut frozen = Vec::new();
     for (key, file) in read {
         match file {
-            Some(file) => {
-                files.insert(key, file);
-            }
+            Some(file) => files.push((key, file)),
             None => {
                 if let Some(last) = last_files.get(&key) {
-                    files.insert(key.clone(), last.clone());
+                    files.push((key.clone(), last.clone()));
                     frozen.push(key);
                 }
             }
         }
     }
+    // Built in bulk: its nodes are full (inserted one by one in order, they are half empty).
+    let files: BTreeMap<InstanceKey, InstanceFile> = files.into_iter().collect();
     let desired = parsed.config.and_then(|config| {
         let before = diagnostics.len();
         let valid: Vec<InstanceFile> = files.values().cloned().collect();
@@ -285,11 +285,7 @@ fn parse_file(
         return None;
     }
     let overrides = parse_instance_file(file, key.service.as_str(), diagnostics)?;
-    Some(InstanceFile {
-        key: key.clone(),
-        path: file.path.clone(),
-        overrides,
-    })
+    Some(InstanceFile::new(key.clone(), file.path.clone(), overrides))
 }
 
 /// Merges the `[instances]` table and instance files into effective specs, and checks what
@@ -313,7 +309,7 @@ pub fn resolve(
     for file in files {
         let entry = declared.entry(file.key.clone()).or_default();
         entry.0.file = Some(file.path.clone());
-        entry.1 = Some(&file.overrides);
+        entry.1 = Some(file.overrides());
     }
     let empty = InstanceOverrides::default();
     let context = SpecContext::new(&config);
@@ -329,18 +325,21 @@ pub fn resolve(
             Some((key, spec))
         })
         .collect();
-    // The instances of a service share the fields they have alike: those of its first.
+    // The instances of a service share the fields and the part they have alike: those of
+    // its first.
     let mut shared = BTreeMap::new();
     for (key, spec) in &specs {
         if !shared.contains_key(&key.service) {
-            shared.insert(key.service.clone(), spec.fields().to_shared());
+            let common = Arc::clone(spec.common());
+            shared.insert(key.service.clone(), (spec.fields().to_shared(), common));
         }
     }
     let specs: Vec<(InstanceKey, Arc<InstanceSpec>)> = specs
         .into_par_iter()
         .map(|(key, mut spec)| {
-            if let Some(shared) = shared.get(&key.service) {
-                spec.share_fields(shared);
+            if let Some((fields, common)) = shared.get(&key.service) {
+                spec.share_fields(fields);
+                spec.share_common(common);
             }
             (key, Arc::new(spec))
         })
@@ -413,7 +412,7 @@ fn check_on_demand_workers(
         let worker = instances
             .get(&file.key)
             .is_some_and(|spec| spec.listen == Listen::None);
-        if worker && file.overrides.start == Some(crate::config::StartMode::OnDemand) {
+        if worker && file.overrides().start == Some(crate::config::StartMode::OnDemand) {
             diagnostics.push(
                 Diagnostic::in_file(
                     &file.path,
@@ -469,16 +468,16 @@ mod tests {
         let config = config(
             "[service.notes]\ncommand = \"app {id}\"\nweight = 80\n[service.notes.env]\nA = \"1\"\nB = \"{data_dir}/{name}/{id}\"\n[instances]\nnotes = [\"alice\", \"bob\"]\n",
         );
-        let file = InstanceFile {
-            key: key("notes:alice"),
-            path: PathBuf::from("instances/notes/alice.toml"),
-            overrides: InstanceOverrides {
+        let file = InstanceFile::new(
+            key("notes:alice"),
+            PathBuf::from("instances/notes/alice.toml"),
+            InstanceOverrides {
                 state: Some(RunState::Stopped),
                 weight: Some(10),
                 env: [("A".to_string(), crate::config::Template::literal("2"))].into(),
                 ..InstanceOverrides::default()
             },
-        };
+        );
         let mut diagnostics = Vec::new();
         let desired = resolve(config, &[file], &mut diagnostics);
         assert!(diagnostics.is_empty());

@@ -40,48 +40,67 @@ impl Declaration {
     }
 }
 
+/// The effective spec of one instance. What it has alike with the other instances of its
+/// service (its command, checks, timeouts, limits of the service) is one [`Common`] they
+/// share: read through it as if it were the spec's own (`spec.argv`, by `Deref`). With
+/// 10,000 instances of a service that is one copy instead of 10,000 (about 600 bytes each).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceSpec {
     pub key: InstanceKey,
     pub declared: Declaration,
     pub state: RunState,
+    /// `{data_dir}/{service}/{id}`, created before spawn.
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    pub idle_timeout: Duration,
+    /// Whether it is started when declared or by its first request.
+    pub start: StartMode,
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub storage_quota_mb: Option<u64>,
+    pub weight: u8,
+    common: Arc<Common>,
+    /// The flat view, computed once by [`effective_spec`]; shared with the observed state
+    /// of the instance once applied.
+    fields: Arc<FieldMap>,
+}
+
+/// The part of a spec most instances of a service have alike, templates bound: shared by
+/// those whose part is equal ([`InstanceSpec::share_common`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Common {
     pub argv: Vec<Template>,
     pub workdir: Template,
     /// The directory of tenement.toml: what the command names in it is shown to a sandboxed
     /// tenant.
     pub config_dir: PathBuf,
-    /// `{data_dir}/{service}/{id}`, created before spawn.
-    pub data_dir: PathBuf,
     pub env: BTreeMap<String, Template>,
-    pub socket: PathBuf,
     pub listen: Listen,
     pub health: Option<String>,
     /// A TCP or command check (`health` is the HTTP one); a command's words are bound.
     pub check: Option<Check>,
     pub timing: CheckTiming,
     pub isolation: Isolation,
-    pub idle_timeout: Duration,
-    /// Whether it is started when declared or by its first request.
-    pub start: StartMode,
     pub startup_timeout: Duration,
     pub request_timeout: Duration,
     pub stop_signal: StopSignal,
     pub stop_timeout: Duration,
     pub restart: RestartPolicy,
     pub storage_persist: bool,
-    pub memory_limit_mb: Option<u64>,
-    pub cpu_shares: Option<u64>,
     pub pids_limit: Option<u64>,
-    pub storage_quota_mb: Option<u64>,
     pub user: Option<String>,
-    pub weight: u8,
     /// Where ten writes the output lines, besides its own capture.
     pub log_files: LogFiles,
     /// Lower orders stop first on shutdown and bulk stops.
     pub stop_order: i32,
-    /// The flat view, computed once by [`effective_spec`]; shared with the observed state
-    /// of the instance once applied.
-    fields: Arc<FieldMap>,
+}
+
+impl std::ops::Deref for InstanceSpec {
+    type Target = Common;
+
+    fn deref(&self) -> &Common {
+        &self.common
+    }
 }
 
 /// The data directory of one instance.
@@ -155,16 +174,11 @@ pub fn effective_spec(
         rotation: service.log_files.rotation,
     };
     let idle_timeout = overrides.idle_timeout.unwrap_or(service.idle_timeout);
-    let mut spec = InstanceSpec {
-        key: key.clone(),
-        declared,
-        state: overrides.state.unwrap_or(RunState::Running),
+    let common = Common {
         argv,
         workdir,
         config_dir: config.dir.clone(),
-        data_dir: instance_data_dir(&config.settings.data_dir, key),
         env,
-        socket: socket.clone(),
         listen: service.listen,
         health: service.health.clone(),
         check: service.check.as_ref().map(|check| match check {
@@ -175,25 +189,33 @@ pub fn effective_spec(
         }),
         timing: service.timing,
         isolation: service.isolation,
-        idle_timeout,
-        start: overrides
-            .start
-            .or(service.start)
-            .unwrap_or_else(|| StartMode::default_for(idle_timeout, service.listen)),
         startup_timeout: service.startup_timeout,
         request_timeout: service.request_timeout,
         stop_signal: service.stop_signal,
         stop_timeout: service.stop_timeout,
         restart: service.restart,
         storage_persist: service.storage_persist,
-        memory_limit_mb: overrides.memory_limit_mb.or(service.memory_limit_mb),
-        cpu_shares: overrides.cpu_shares.or(service.cpu_shares),
         pids_limit: service.pids_limit,
-        storage_quota_mb: overrides.storage_quota_mb.or(service.storage_quota_mb),
         user: service.user.clone(),
-        weight: overrides.weight.unwrap_or(service.weight),
         log_files,
         stop_order: service.stop_order,
+    };
+    let mut spec = InstanceSpec {
+        key: key.clone(),
+        declared,
+        state: overrides.state.unwrap_or(RunState::Running),
+        data_dir: instance_data_dir(&config.settings.data_dir, key),
+        socket: socket.clone(),
+        idle_timeout,
+        start: overrides
+            .start
+            .or(service.start)
+            .unwrap_or_else(|| StartMode::default_for(idle_timeout, service.listen)),
+        memory_limit_mb: overrides.memory_limit_mb.or(service.memory_limit_mb),
+        cpu_shares: overrides.cpu_shares.or(service.cpu_shares),
+        storage_quota_mb: overrides.storage_quota_mb.or(service.storage_quota_mb),
+        weight: overrides.weight.unwrap_or(service.weight),
+        common: Arc::new(common),
         fields: Arc::default(),
     };
     spec.fields = Arc::new(compute_fields(&spec));
@@ -226,15 +248,11 @@ impl InstanceSpec {
             .iter()
             .map(|word| Template::literal(word))
             .collect();
-        InstanceSpec {
-            declared: Declaration::default(),
-            state: RunState::Running,
+        let common = Common {
             argv,
             workdir: Template::literal(text("workdir").unwrap_or("/")),
             config_dir: config_dir.to_path_buf(),
-            data_dir: instance_data_dir(data_dir, &key),
             env: BTreeMap::new(),
-            socket: PathBuf::from(text("socket").unwrap_or_default()),
             listen: text("listen")
                 .and_then(Listen::from_keyword)
                 .unwrap_or(Listen::Port),
@@ -244,8 +262,6 @@ impl InstanceSpec {
             isolation: text("isolation")
                 .and_then(Isolation::from_keyword)
                 .unwrap_or(Isolation::Process),
-            idle_timeout: Duration::ZERO,
-            start: StartMode::Eager,
             startup_timeout: seconds("startup_timeout", 10),
             request_timeout: seconds("request_timeout", 30),
             stop_signal: text("stop_signal")
@@ -254,12 +270,8 @@ impl InstanceSpec {
             stop_timeout: seconds("stop_timeout", 10),
             restart: RestartPolicy::Never,
             storage_persist: fields.get("storage_persist") != Some(&FieldValue::Bool(false)),
-            memory_limit_mb: None,
-            cpu_shares: None,
             pids_limit: None,
-            storage_quota_mb: None,
             user: None,
-            weight: 0,
             // It is stopped soon; its last lines still go where they went.
             log_files: LogFiles {
                 stdout: text("stdout_log").map(PathBuf::from),
@@ -278,6 +290,19 @@ impl InstanceSpec {
                     _ => None,
                 })
                 .unwrap_or(0),
+        };
+        InstanceSpec {
+            declared: Declaration::default(),
+            state: RunState::Running,
+            data_dir: instance_data_dir(data_dir, &key),
+            socket: PathBuf::from(text("socket").unwrap_or_default()),
+            idle_timeout: Duration::ZERO,
+            start: StartMode::Eager,
+            memory_limit_mb: None,
+            cpu_shares: None,
+            storage_quota_mb: None,
+            weight: 0,
+            common: Arc::new(common),
             key,
             fields,
         }
@@ -298,6 +323,18 @@ impl InstanceSpec {
     /// its service have alike ([`FieldMap::sharing`]).
     pub(crate) fn share_fields(&mut self, shared: &Arc<[(FieldPath, FieldValue)]>) {
         self.fields = Arc::new(self.fields.sharing(shared));
+    }
+
+    /// The part it has alike with the other instances of its service.
+    pub fn common(&self) -> &Arc<Common> {
+        &self.common
+    }
+
+    /// Takes `common` for its own when equal (made for another instance of its service).
+    pub(crate) fn share_common(&mut self, common: &Arc<Common>) {
+        if *self.common == **common {
+            self.common = Arc::clone(common);
+        }
     }
 
     /// The same map, shared (what an applied instance records).

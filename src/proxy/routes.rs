@@ -446,13 +446,15 @@ mod tests {
         .unwrap();
         let files: Vec<crate::config::InstanceFile> = [("a", 75u8), ("b", 25), ("c", 0)]
             .iter()
-            .map(|(id, weight)| crate::config::InstanceFile {
-                key: InstanceKey::parse(&format!("api:{id}")).unwrap(),
-                path: format!("instances/api/{id}.toml").into(),
-                overrides: crate::config::InstanceOverrides {
-                    weight: Some(*weight),
-                    ..Default::default()
-                },
+            .map(|(id, weight)| {
+                crate::config::InstanceFile::new(
+                    InstanceKey::parse(&format!("api:{id}")).unwrap(),
+                    format!("instances/api/{id}.toml").into(),
+                    crate::config::InstanceOverrides {
+                        weight: Some(*weight),
+                        ..Default::default()
+                    },
+                )
             })
             .collect();
         let desired = resolve(config, &files, &mut diagnostics);
@@ -489,7 +491,7 @@ mod tests {
         let gates = std::cell::RefCell::new(HashMap::new());
         let table = RouteTable::build("example.com", &desired, |key| {
             let (commands, _) = tokio::sync::mpsc::unbounded_channel();
-            let (_, status) = tokio::sync::watch::channel(InstanceStatus::stopped(1));
+            let (_, status) = crate::supervisor::cell::channel(InstanceStatus::stopped(1));
             let gate = Gate::new(Owner {
                 commands: crate::supervisor::mailbox::Mailbox::new(commands),
                 status,

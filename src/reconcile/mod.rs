@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::config::Diagnostic;
 use crate::desired::DesiredState;
@@ -31,7 +31,7 @@ use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Usage};
 use crate::plan::{Action, Plan};
 use crate::runtime::ProbeResult;
-use crate::supervisor::messages::InstanceStatus;
+use crate::supervisor::messages::StatusReceiver;
 
 pub use self::core::{Failure, StatusReport};
 pub use actor::{Publish, Reconciler, ReconcilerParts};
@@ -61,13 +61,13 @@ pub enum Call {
     /// Follow one instance's status.
     Watch {
         key: InstanceKey,
-        reply: oneshot::Sender<Option<watch::Receiver<InstanceStatus>>>,
+        reply: oneshot::Sender<Option<StatusReceiver>>,
     },
     Restart {
         key: InstanceKey,
         /// SIGKILL instead of the stop signal.
         force: bool,
-        reply: oneshot::Sender<Result<watch::Receiver<InstanceStatus>, Failure>>,
+        reply: oneshot::Sender<Result<StatusReceiver, Failure>>,
     },
     CheckHealth {
         key: InstanceKey,
@@ -101,7 +101,7 @@ pub struct ApplyStarted {
 pub struct PendingChange {
     pub target: String,
     pub action: Action,
-    pub status: Option<watch::Receiver<InstanceStatus>>,
+    pub status: Option<StatusReceiver>,
     /// The longest it may take.
     pub timeout: Duration,
 }

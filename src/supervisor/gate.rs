@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::admission::Admission;
 use super::mailbox::Mailbox;
-use super::messages::{Command, InstanceStatus};
+use super::messages::{Command, StatusReceiver};
 
 /// Where requests for an instance go.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,7 +52,7 @@ impl Backend {
 /// The task the gate talks to (the newest, during a replace).
 pub struct Owner {
     pub commands: Mailbox,
-    pub status: watch::Receiver<InstanceStatus>,
+    pub status: StatusReceiver,
 }
 
 pub struct Gate {
@@ -277,7 +277,9 @@ mod tests {
 
     fn gate() -> (Arc<Gate>, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let (_, status) = watch::channel(InstanceStatus::stopped(1));
+        let (_, status) = crate::supervisor::cell::channel(
+            crate::supervisor::messages::InstanceStatus::stopped(1),
+        );
         (
             Gate::new(Owner {
                 commands: Mailbox::new(commands),

@@ -3,16 +3,22 @@
 //! process an earlier ten left.
 //!
 //! Both the task and the gate speak these, so they live apart from either: neither imports
-//! the other for them. Plain data; imports nothing else of `supervisor`.
+//! the other for them. Plain data; imports nothing else of `supervisor` but the `cell` a status
+//! is published in.
 
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::config::Settings;
 use crate::desired::InstanceSpec;
 use crate::observed::{ExitInfo, Health, Phase};
 use crate::runtime::ProbeResult;
+
+/// An instance's status as its task last published it, and a wait for its next change.
+pub type StatusReceiver = super::cell::Receiver<InstanceStatus>;
+/// What the task publishes its status through.
+pub type StatusSender = super::cell::Sender<InstanceStatus>;
 
 /// What the reconciler (and the proxy) ask of an instance.
 #[derive(Debug)]
@@ -34,7 +40,7 @@ pub enum Command {
     Wake,
     /// Remove this instance once its successor (a replace) runs healthy; until then, keep
     /// serving.
-    RetireAfter(watch::Receiver<InstanceStatus>),
+    RetireAfter(StatusReceiver),
     /// Settings changed (restart limits, backoff, check interval).
     Settings(Arc<Settings>),
     /// Run a health probe now and answer.

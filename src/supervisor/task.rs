@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::{Listen, Settings};
@@ -32,7 +32,7 @@ use super::gate::{Backend, Gate, Owner, Target};
 use super::launch::BaseEnv;
 use super::machine::{Cause, Effect, Input, Machine, State, Traffic};
 use super::mailbox::Mailbox;
-use super::messages::{Adoption, Command, InstanceStatus};
+use super::messages::{Adoption, Command, InstanceStatus, StatusReceiver, StatusSender};
 use super::usage::UsageCell;
 
 /// What every instance task shares.
@@ -56,7 +56,7 @@ pub struct Shared<R> {
 /// The reconciler's handle on one instance task.
 pub(crate) struct InstanceHandle {
     pub commands: Mailbox,
-    pub status: watch::Receiver<InstanceStatus>,
+    pub status: StatusReceiver,
     /// What it used at the last sample (kept out of the status: it changes with every
     /// sample and is no part of the observed state), taken when asked for
     /// ([`super::usage`]).
@@ -89,7 +89,7 @@ struct InstanceTask<R> {
     port: u16,
     machine: Machine,
     shared: Arc<Shared<R>>,
-    status: watch::Sender<InstanceStatus>,
+    status: StatusSender,
     gate: Arc<Gate>,
     /// This task's process as a backend of the gate, while it answers (and while a stop
     /// waits for its requests in flight).
@@ -112,7 +112,7 @@ struct InstanceTask<R> {
     health_waiters: Vec<oneshot::Sender<ProbeResult>>,
     /// The replacement whose health this task waits for before leaving (while the machine is
     /// retiring).
-    successor: Option<watch::Receiver<InstanceStatus>>,
+    successor: Option<StatusReceiver>,
     /// The kernel killed the last process that ended over its memory limit: a crash that
     /// follows counts as `out_of_memory`.
     out_of_memory: bool,

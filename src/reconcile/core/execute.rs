@@ -249,8 +249,9 @@ impl Core {
             stale: inheritance.stale,
             strays,
         });
+        let inherited = inheritance.processes.len() + inheritance.sleeping.len();
         for mut process in inheritance.processes {
-            let key = process.key;
+            let key = self.declared_key(process.key);
             // A process that is no longer declared is supervised until the plan destroys it
             // (or holds that for `ten apply`).
             let spec = match self.desired.instances.get(&key) {
@@ -281,6 +282,7 @@ impl Core {
             self.tasks.insert(key);
         }
         for (key, mut instance) in inheritance.sleeping {
+            let key = self.declared_key(key);
             // An eager instance starts whenever ten does: the plan creates it.
             let Some(spec) = self
                 .desired
@@ -301,8 +303,20 @@ impl Core {
             self.observed.instances.insert(key.clone(), instance);
             self.tasks.insert(key);
         }
+        if inherited >= super::COMPACT_FROM_CREATES {
+            self.compact();
+        }
         self.routes_dirty = true;
         self.bump(now);
+    }
+
+    /// The declared key equal to `key` (read from the record), so their names are shared;
+    /// `key` itself when it is not declared.
+    fn declared_key(&self, key: InstanceKey) -> InstanceKey {
+        match self.desired.instances.get_key_value(&key) {
+            Some((declared, _)) => declared.clone(),
+            None => key,
+        }
     }
 
     fn left_over(
@@ -327,7 +341,7 @@ impl Core {
             )));
             return;
         }
-        let plan = self.planned();
+        let plan = self.planned(crate::plan::Shown::Bare);
         if let Some(expected) = token
             && expected != plan.token
         {
@@ -345,6 +359,13 @@ impl Core {
                 action: change.action,
                 timeout: self.change_timeout(change),
             });
+        }
+        let created = changes
+            .iter()
+            .filter(|change| change.action == Action::Create)
+            .count();
+        if created >= super::COMPACT_FROM_CREATES {
+            self.compact();
         }
         self.held = None;
         effects.push(Effect::Applied(Applied {

@@ -22,7 +22,7 @@ use crate::config::{Diagnostic, InstanceFile, has_errors};
 use crate::desired::{DesiredState, Reload, keep_undeclared, share_unchanged};
 use crate::names::InstanceKey;
 use crate::observed::{ObservedState, Phase};
-use crate::plan::{Action, Change, Plan, ReasonKind, plan, plan_key};
+use crate::plan::{Action, Change, Plan, ReasonKind, Shown, plan_key, plan_showing};
 
 /// A full reload and pass at least this often, whatever happens.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -37,6 +37,10 @@ pub const RESYNC_SHARE: u32 = 1000;
 pub const RESYNC_MAX: Duration = Duration::from_secs(300);
 /// Passes caused by instance state changes run at most this often.
 pub const PASS_THROTTLE: Duration = Duration::from_millis(100);
+/// From this many instances created in one pass on, the tables are rebuilt after it
+/// ([`Core::compact`]).
+pub(super) const COMPACT_FROM_CREATES: usize = 256;
+
 /// The record is written at most this often while things change.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(250);
 
@@ -44,7 +48,8 @@ pub const FLUSH_DELAY: Duration = Duration::from_millis(250);
 pub struct Core {
     config: PathBuf,
     desired: Arc<DesiredState>,
-    files: BTreeMap<InstanceKey, InstanceFile>,
+    /// Shared with the reload under way (read on another thread), not copied for it.
+    files: Arc<BTreeMap<InstanceKey, InstanceFile>>,
     diagnostics: Vec<Diagnostic>,
     /// The latest files are invalid; `desired` is the last valid state.
     invalid: bool,
@@ -101,7 +106,7 @@ impl Core {
         Self {
             config,
             desired: Arc::new(desired),
-            files,
+            files: Arc::new(files),
             invalid: has_errors(&diagnostics),
             diagnostics,
             frozen: Vec::new(),
@@ -136,7 +141,7 @@ impl Core {
 
     /// The instance files in effect (the last valid one of a broken file): what a reload
     /// starts from.
-    pub fn files(&self) -> &BTreeMap<InstanceKey, InstanceFile> {
+    pub fn files(&self) -> &Arc<BTreeMap<InstanceKey, InstanceFile>> {
         &self.files
     }
 
@@ -146,7 +151,11 @@ impl Core {
 
     /// The plan now, with the files' problems and why changes wait, if they do.
     pub fn plan(&self) -> (Plan, Vec<Diagnostic>, Option<String>) {
-        (self.planned(), self.diagnostics.clone(), self.held.clone())
+        (
+            self.planned(Shown::Fields),
+            self.diagnostics.clone(),
+            self.held.clone(),
+        )
     }
 
     pub fn status(&self) -> StatusReport {
@@ -375,7 +384,7 @@ impl Core {
         self.last_pass = Some(now);
         self.pass_due = false;
         self.narrow.clear();
-        let plan = self.planned();
+        let plan = self.planned(Shown::Bare);
         let declared: Vec<&Change> = plan
             .changes
             .iter()
@@ -398,10 +407,26 @@ impl Core {
         if self.held.is_some() {
             return;
         }
-        let changes: Vec<Change> = declared.into_iter().cloned().collect();
-        for change in &changes {
+        for change in &declared {
             self.execute(change, now, effects);
         }
+        let created = declared
+            .iter()
+            .filter(|change| change.action == Action::Create)
+            .count();
+        if created >= COMPACT_FROM_CREATES {
+            self.compact();
+        }
+    }
+
+    /// Rebuilds the per-instance tables in bulk. Filled one key at a time in key order (as a
+    /// pass creates), a B-tree's nodes stay half empty; built at once, they are full: with
+    /// 10,000 instances, about 150 bytes less each.
+    pub(super) fn compact(&mut self) {
+        self.observed.instances = std::mem::take(&mut self.observed.instances)
+            .into_iter()
+            .collect();
+        self.tasks = std::mem::take(&mut self.tasks).into_iter().collect();
     }
 
     /// Plans the instances whose phase changed alone, at once: a whole pass (throttled) is
@@ -420,7 +445,7 @@ impl Core {
         }
         let mut drift = Vec::new();
         self.pass_due = narrow.iter().any(|key| {
-            plan_key(&self.desired, &self.observed, key, &mut drift)
+            plan_key(&self.desired, &self.observed, key, Shown::Bare, &mut drift)
                 .is_some_and(|change| change.reason.kind == ReasonKind::Declared)
         });
     }
@@ -429,14 +454,14 @@ impl Core {
     /// not see the instances that run but are not declared: an invalid desired state never
     /// removes one (after a reload they are kept by [`keep_undeclared`]; this covers a ten
     /// that started on broken files, when the last valid declaration is not known).
-    fn planned(&self) -> Plan {
+    fn planned(&self, shown: Shown) -> Plan {
         let declared = |key: &InstanceKey| self.desired.instances.contains_key(key);
         if self.invalid && self.observed.instances.keys().any(|key| !declared(key)) {
             let mut observed = self.observed.clone();
             observed.instances.retain(|key, _| declared(key));
-            return plan(&self.desired, &observed);
+            return plan_showing(&self.desired, &observed, shown);
         }
-        plan(&self.desired, &self.observed)
+        plan_showing(&self.desired, &self.observed, shown)
     }
 
     /// Why the declared changes of `plan` wait for a human, if they do.
@@ -478,7 +503,7 @@ impl Core {
             frozen.extend(keep_undeclared(&self.desired, next));
         }
         self.frozen = frozen.into_iter().collect();
-        self.files = loaded.files;
+        self.files = Arc::new(loaded.files);
         self.diagnostics = loaded.diagnostics;
         let errors: Vec<&Diagnostic> = self.diagnostics.iter().filter(|d| d.is_error()).collect();
         match (errors.first(), was_invalid) {

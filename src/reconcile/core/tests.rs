@@ -591,7 +591,7 @@ fn no_free_port_means_not_created_and_tried_again_by_the_next_pass() {
 }
 
 #[test]
-fn taken_over_instances_recorded_as_declared_share_the_declared_fields() {
+fn taken_over_instances_recorded_as_declared_share_the_declared_fields_and_names() {
     let t0 = Instant::now();
     let text = "[service.web]\ncommand = \"./app\"\nidle_timeout = 60\n\n\
                 [instances]\nweb = [\"a\", \"b\"]\n";
@@ -622,4 +622,13 @@ fn taken_over_instances_recorded_as_declared_share_the_declared_fields() {
         Some(&crate::desired::FieldValue::Text("./old".into())),
         "what differs is kept, for the plan to show"
     );
+    // The keys read back share the declared keys' names (one copy of each name).
+    for taken in core.observed().instances.keys() {
+        let (declared, _) = core.desired().instances.get_key_value(taken).unwrap();
+        assert_eq!(taken.id.as_str().as_ptr(), declared.id.as_str().as_ptr());
+        assert_eq!(
+            taken.service.as_str().as_ptr(),
+            declared.service.as_str().as_ptr()
+        );
+    }
 }

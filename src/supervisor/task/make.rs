@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::config::Settings;
 use crate::desired::InstanceSpec;
@@ -12,7 +12,7 @@ use crate::runtime::{CheckConnection, Runtime};
 use super::super::gate::Gate;
 use super::super::machine::{Input, Machine};
 use super::super::mailbox::{Dormant, Mailbox};
-use super::super::messages::{Command, InstanceStatus};
+use super::super::messages::{Command, InstanceStatus, StatusSender};
 use super::super::usage::UsageCell;
 use super::{Boxed, InstanceHandle, InstanceTask, Shared, policy};
 
@@ -80,7 +80,7 @@ struct Parts<R, G = Arc<Gate>> {
     settings: Arc<Settings>,
     port: u16,
     shared: Arc<Shared<R>>,
-    status: watch::Sender<InstanceStatus>,
+    status: StatusSender,
     gate: G,
     usage: UsageCell,
 }
@@ -107,7 +107,8 @@ fn prepare<R: Runtime>(
     gate: Option<Arc<Gate>>,
     commands: Mailbox,
 ) -> (InstanceHandle, Arc<Gate>, Parts<R>) {
-    let (status_sender, status_receiver) = watch::channel(InstanceStatus::stopped(port));
+    let (status_sender, status_receiver) =
+        super::super::cell::channel(InstanceStatus::stopped(port));
     let handle = InstanceHandle {
         commands,
         status: status_receiver,

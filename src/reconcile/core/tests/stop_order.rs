@@ -54,13 +54,15 @@ fn all_stopped() -> Event {
     .unwrap();
     let files: Vec<InstanceFile> = ["web:a", "web:b", "queue:0", "edge:x"]
         .iter()
-        .map(|text| InstanceFile {
-            key: key(text),
-            path: PathBuf::from(format!("instances/{}.toml", text.replace(':', "/"))),
-            overrides: InstanceOverrides {
-                state: Some(RunState::Stopped),
-                ..InstanceOverrides::default()
-            },
+        .map(|text| {
+            InstanceFile::new(
+                key(text),
+                PathBuf::from(format!("instances/{}.toml", text.replace(':', "/"))),
+                InstanceOverrides {
+                    state: Some(RunState::Stopped),
+                    ..InstanceOverrides::default()
+                },
+            )
         })
         .collect();
     let desired = resolve(config, &files, &mut diagnostics);

@@ -126,7 +126,6 @@ pub(super) fn serve_until_signal(
         },
     };
     let config_file = PathBuf::from(config_path.file_name().unwrap_or_default());
-    crate::runtime::allocator::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ten")

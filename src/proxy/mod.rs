@@ -37,7 +37,7 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body::{Body as _, Frame};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -50,7 +50,7 @@ use crate::supervisor::gate::Lease;
 
 pub(crate) use forwarded::Peer;
 use forwarded::set_forwarded;
-use pool::{Pool, Pooled, SendError};
+use pool::{Pool, Pooled, PooledBody, SendError};
 use retry::{Head, UpstreamBody};
 use routes::{InstanceRoute, Resolved, RouteTable, ServiceRoute};
 use timers::Timers;
@@ -323,8 +323,7 @@ fn answer(
     strip_hop_by_hop(response.headers_mut(), false);
     let (parts, incoming) = response.into_parts();
     let body = LeasedBody {
-        inner: incoming,
-        connection: Some(connection),
+        inner: PooledBody::new(incoming, connection),
         _lease: lease,
     };
     Response::from_parts(parts, body.boxed())
@@ -473,29 +472,11 @@ fn to_upstream<B>(request: &mut Request<B>, peer: &Peer, host: &str, upgrade: bo
     set_forwarded(headers, peer, routed_host);
 }
 
-/// A backend's response body; the request stays counted in flight until it is sent, and the
-/// connection goes back to the pool once the body has been read to its end.
+/// A backend's response body (reading it drives its connection, which goes back to the pool
+/// at its end); the request stays counted in flight until it is sent.
 struct LeasedBody {
-    inner: Incoming,
-    connection: Option<Pooled<UpstreamBody>>,
+    inner: PooledBody<UpstreamBody>,
     _lease: Lease,
-}
-
-impl LeasedBody {
-    fn release(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            connection.release();
-        }
-    }
-}
-
-impl Drop for LeasedBody {
-    fn drop(&mut self) {
-        // A body with nothing to read (empty, or a HEAD response) may never be polled.
-        if self.inner.is_end_stream() {
-            self.release();
-        }
-    }
 }
 
 impl http_body::Body for LeasedBody {
@@ -506,13 +487,9 @@ impl http_body::Body for LeasedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            _ => {}
-        }
-        polled.map_err(|error| Box::new(error) as BoxError)
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|error| Box::new(error) as BoxError)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -7,9 +7,19 @@
 //! request that a reused connection could not even start (the backend had closed it) is sent
 //! again on a fresh one. A request that never left (no connection could be opened, or a fresh
 //! one closed before it took the request) comes back with the error (`Failed::unsent`), so
-//! that the proxy can send it again elsewhere or later. Each connection is driven by its own
-//! task on the worker's runtime.
-//! `maintain` drops connections idle for `IDLE_TIMEOUT` and those their backend closed.
+//! that the proxy can send it again elsewhere or later.
+//!
+//! No task of its own drives a connection: the request that holds it does, in its own task
+//! (the client connection's), while it waits for the response head (`send`) and then while
+//! the response body is read (`PooledBody`). A request then costs no wake of a second task
+//! and no hop between tasks; hyper's client keeps its channel between `SendRequest` and the
+//! connection, but both ends are polled by one task, and the wakes that its channels make
+//! when that task hands over a request or takes a body's frame are dropped (`Quiet`): the
+//! task is polled once per event on a socket, twice per request. An idle connection is
+//! driven by no one: a backend's close is seen when the connection is next used (the request,
+//! not sent, goes on a fresh one) or by `maintain`. An upgrade (WebSocket) is the exception:
+//! its connection is handed to a task of its own (hyper's `with_upgrades`), and not pooled
+//! again. `maintain` drops connections idle for `IDLE_TIMEOUT` and those their backend closed.
 //!
 //! Each connection keeps a timer for the wait for a response. A request moves it later, which
 //! costs an atomic operation: a timer of its own would be filed into tokio's timer wheel and
@@ -19,13 +29,16 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 // Keyed by this worker's own backends: a fast hash needs no flood resistance.
+use bytes::Bytes;
 use foldhash::HashMap;
+use futures_util::task::AtomicWaker;
+use http_body::{Frame, SizeHint};
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
@@ -43,25 +56,147 @@ const MAX_IDLE_PER_TARGET: usize = 256;
 const TICK: Duration = Duration::from_secs(1);
 
 /// Connections that send request bodies of type `B`.
-pub(crate) struct Pool<B = Incoming> {
+pub(crate) struct Pool<B: SendBody = Incoming> {
     idle: Mutex<HashMap<Target, Vec<Idle<B>>>>,
     /// Seconds (ticks of `maintain`) since the pool began: a clock that costs nothing to read.
     ticks: AtomicU64,
     timers: Timers,
 }
 
-struct Idle<B> {
+struct Idle<B: SendBody> {
     sender: SendRequest<B>,
+    connection: Connection<B>,
     timer: Timer,
     since: u64,
+}
+
+/// hyper's half of a connection that does the I/O: whoever waits on the connection polls it.
+/// Boxed (once, when it is opened): it is large (its buffers' state, the parser's), and is
+/// moved with the request's future, and in and out of the pool, for every request.
+type Connection<B> = Box<Driven<B>>;
+
+/// A connection as the request's task drives it: hyper's connection, polled with a waker of its
+/// own (`Quiet`) that passes on to the task every wake but those that the task's own poll of
+/// the connection causes (a request handed to it, a body's frame taken from it).
+pub(crate) struct Driven<B: SendBody> {
+    connection: http1::Connection<connector::Stream, B>,
+    quiet: Arc<Quiet>,
+    waker: Waker,
+}
+
+/// The waker a connection is polled with. While the task that drives the connection polls it
+/// (and what it answers), a wake only notes that the connection has more to do, and the task
+/// polls it again before it waits: that wake was caused by the task itself (hyper's channels
+/// to the connection wake whoever polled the connection last), and passed on, it would make
+/// the runtime poll the task once more, all of it, for nothing. Any other wake (the socket is
+/// ready) comes from the event loop, between polls, and goes to the task.
+#[derive(Default)]
+struct Quiet {
+    task: AtomicWaker,
+    polling: AtomicBool,
+    woken: AtomicBool,
+}
+
+impl Wake for Quiet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.polling.load(Ordering::Relaxed) {
+            self.woken.store(true, Ordering::Relaxed);
+        } else {
+            self.task.wake();
+        }
+    }
+}
+
+impl<B: SendBody> Driven<B> {
+    fn new(connection: http1::Connection<connector::Stream, B>) -> Box<Self> {
+        let quiet = Arc::new(Quiet::default());
+        let waker = Waker::from(Arc::clone(&quiet));
+        Box::new(Driven {
+            connection,
+            quiet,
+            waker,
+        })
+    }
+
+    /// Drives the connection for the task of `cx`, and polls `answer` (what the connection hands
+    /// over: a response head, a body's frames), until the answer is ready or the connection has
+    /// nothing more to do for now. Also whether the connection ended (then it is to be dropped).
+    /// The answer is polled without a waker: only these polls of the connection can make it
+    /// ready. It is polled first: a body's frame read with the response head is there already,
+    /// and taken without a poll of the connection.
+    fn drive_for<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut answer: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> (Poll<T>, bool) {
+        let mut noop = Context::from_waker(Waker::noop());
+        self.quiet.polling.store(true, Ordering::Relaxed);
+        let ready = answer(&mut noop);
+        self.quiet.polling.store(false, Ordering::Relaxed);
+        if ready.is_ready() {
+            return (ready, false);
+        }
+        self.quiet.task.register(cx.waker());
+        self.quiet.woken.store(false, Ordering::Relaxed);
+        let mut own = Context::from_waker(&self.waker);
+        loop {
+            self.quiet.polling.store(true, Ordering::Relaxed);
+            let ended = self.connection.poll_without_shutdown(&mut own).is_ready();
+            let polled = answer(&mut noop);
+            self.quiet.polling.store(false, Ordering::Relaxed);
+            if polled.is_ready() || ended || !self.quiet.woken.swap(false, Ordering::Relaxed) {
+                return (polled, ended);
+            }
+        }
+    }
+
+    /// Polls the connection (with the waker of the task of `cx`, not the quiet one): whether it
+    /// ended.
+    fn poll_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        self.connection.poll_without_shutdown(cx).is_ready()
+    }
+
+    /// Polls the connection while no task drives it (idle in the pool): whether it ended. It
+    /// lets go of the waker of the task that drove it last.
+    fn poll_idle(&mut self) -> bool {
+        let _ = self.quiet.task.take();
+        self.poll_ended(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Sends `request`, which wakes whoever polled the connection last: quietly (see `Quiet`),
+    /// since the task that sends drives the connection next.
+    fn send<R>(&mut self, send: impl FnOnce() -> R) -> R {
+        self.quiet.polling.store(true, Ordering::Relaxed);
+        let sent = send();
+        self.quiet.polling.store(false, Ordering::Relaxed);
+        sent
+    }
+}
+
+/// What a request that the pool's connections send has for a body.
+pub(crate) trait SendBody:
+    Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
+impl<B> SendBody for B where
+    B: Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
 }
 
 /// A connection's timer for the wait for a response.
 type Timer = Pin<Box<Sleep>>;
 
 /// A connection in use; `release` gives it back.
-pub(crate) struct Pooled<B = Incoming> {
+pub(crate) struct Pooled<B: SendBody = Incoming> {
     sender: SendRequest<B>,
+    /// Driven by the request's task; `None` once it ended, or when a task of its own drives
+    /// it (an upgrade).
+    connection: Option<Connection<B>>,
     timer: Timer,
     target: Target,
     pool: Arc<Pool<B>>,
@@ -121,12 +256,7 @@ impl SendError {
     }
 }
 
-impl<B> Pool<B>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<B: SendBody> Pool<B> {
     pub(crate) fn new(timers: Timers) -> Self {
         Pool {
             idle: Mutex::default(),
@@ -150,11 +280,13 @@ where
         timeout: Duration,
     ) -> Result<(Response<Incoming>, Pooled<B>), Box<Failed<B>>> {
         let deadline = Instant::now() + timeout;
+        // An upgrade's connection outlives the exchange: a task of its own drives it.
+        let upgrade = request.headers().contains_key(hyper::header::UPGRADE);
         loop {
-            let (mut sender, mut timer, reused) = match self.checkout(target) {
-                Some((sender, mut timer)) => {
+            let (mut sender, connection, mut timer, reused) = match self.checkout(target) {
+                Some((sender, connection, mut timer)) => {
                     timer.as_mut().reset(deadline);
-                    (sender, timer, true)
+                    (sender, connection, timer, true)
                 }
                 // Boxed: connecting is rare, and its state would enlarge every request's future.
                 None => {
@@ -167,13 +299,42 @@ where
                         Ok(Err(error)) => return Err(failed(error, Some(request))),
                         Err(_) => return Err(failed(SendError::Timeout(timeout), Some(request))),
                     };
-                    (opened, Box::pin(self.timers.sleep_until(deadline)), false)
+                    let (sender, connection) = opened;
+                    let timer = Box::pin(self.timers.sleep_until(deadline));
+                    (sender, connection, timer, false)
                 }
             };
-            let mut sending = pin!(sender.try_send_request(request));
-            let answer = poll_fn(|cx| match sending.as_mut().poll(cx) {
-                Poll::Ready(answer) => Poll::Ready(Some(answer)),
-                Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+            let mut connection = if upgrade {
+                tokio::spawn(drive_upgradable(connection));
+                None
+            } else {
+                Some(connection)
+            };
+            let mut sending = pin!(match connection.as_mut() {
+                Some(driven) => driven.send(|| sender.try_send_request(request)),
+                None => sender.try_send_request(request),
+            });
+            let answer = poll_fn(|cx| {
+                let mut polled = match connection.as_mut() {
+                    Some(driven) => {
+                        let (polled, ended) =
+                            driven.drive_for(cx, |quiet| sending.as_mut().poll(quiet));
+                        if ended {
+                            // It ended (the backend closed it, or it broke): gone, it gives
+                            // back the request it had not sent, or fails the one it had.
+                            connection = None;
+                        }
+                        polled
+                    }
+                    None => Poll::Pending,
+                };
+                if polled.is_pending() && connection.is_none() {
+                    polled = sending.as_mut().poll(cx);
+                }
+                match polled {
+                    Poll::Ready(answer) => Poll::Ready(Some(answer)),
+                    Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+                }
             })
             .await;
             match answer {
@@ -181,6 +342,7 @@ where
                 Some(Ok(response)) => {
                     let pooled = Pooled {
                         sender,
+                        connection,
                         timer,
                         target: target.clone(),
                         pool: Arc::clone(self),
@@ -197,20 +359,28 @@ where
     }
 
     /// The most recently used idle connection to `target` that can take a request.
-    fn checkout(&self, target: &Target) -> Option<(SendRequest<B>, Timer)> {
+    fn checkout(&self, target: &Target) -> Option<(SendRequest<B>, Connection<B>, Timer)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(target)?;
         while let Some(entry) = list.pop() {
             if entry.sender.is_ready() {
-                return Some((entry.sender, entry.timer));
+                return Some((entry.sender, entry.connection, entry.timer));
             }
         }
         None
     }
 
-    fn put(&self, target: Target, sender: SendRequest<B>, mut timer: Timer) {
+    fn put(
+        &self,
+        target: Target,
+        sender: SendRequest<B>,
+        connection: Connection<B>,
+        mut timer: Timer,
+    ) {
         // The timer stays set (it is moved, not taken out, by the next request); polled once
-        // here, it lets go of the waker of the task that used it last.
+        // here, it lets go of the waker of the task that used it last. The connection keeps
+        // that task's waker until `maintain` polls it (a wake at most, if its backend closes
+        // it meanwhile).
         let _ = timer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
         let since = self.ticks.load(Ordering::Relaxed);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -218,6 +388,7 @@ where
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(Idle {
                 sender,
+                connection,
                 timer,
                 since,
             });
@@ -239,33 +410,125 @@ where
         loop {
             self.timers.sleep_until(Instant::now() + TICK).await;
             let now = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+            // Polled here, an idle connection reads its backend's close (and lets go of the
+            // waker of the task that used it last).
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.retain(|_, list| {
-                list.retain(|entry| entry.sender.is_ready() && now - entry.since < limit);
+                list.retain_mut(|entry| {
+                    now - entry.since < limit
+                        && !entry.connection.poll_idle()
+                        && entry.sender.is_ready()
+                });
                 !list.is_empty()
             });
         }
     }
 }
 
-impl<B> Pooled<B>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<B: SendBody> Pooled<B> {
     /// Gives the connection back to the pool once it can take the next request: at once in
-    /// the usual case, or when it becomes ready (it never does if the backend closes it).
-    pub(crate) fn release(mut self) {
-        if self.sender.is_ready() {
-            self.pool.put(self.target, self.sender, self.timer);
-        } else if !self.sender.is_closed() {
+    /// the usual case, or when it becomes ready (it never does if the backend closes it),
+    /// driven until then by a task of its own. An upgrade's connection is not pooled again.
+    pub(crate) fn release(self) {
+        let Pooled {
+            mut sender,
+            connection,
+            timer,
+            target,
+            pool,
+        } = self;
+        let Some(mut connection) = connection else {
+            return;
+        };
+        if sender.is_ready() {
+            pool.put(target, sender, connection, timer);
+        } else if !sender.is_closed() {
             tokio::spawn(async move {
-                if self.sender.ready().await.is_ok() {
-                    self.pool.put(self.target, self.sender, self.timer);
+                let ready = poll_fn(|cx| {
+                    if connection.poll_ended(cx) {
+                        return Poll::Ready(false);
+                    }
+                    sender.poll_ready(cx).map(|ready| ready.is_ok())
+                })
+                .await;
+                if ready {
+                    pool.put(target, sender, connection, timer);
                 }
             });
         }
+    }
+}
+
+/// The body of a response read from a pooled connection: reading it drives the connection
+/// (which is what reads the body from the backend), and at its end the connection goes back
+/// to the pool. Dropped before its end, it closes the connection.
+pub(crate) struct PooledBody<B: SendBody> {
+    inner: Incoming,
+    connection: Option<Pooled<B>>,
+}
+
+impl<B: SendBody> PooledBody<B> {
+    /// The body of `response`, read from `connection`.
+    pub(crate) fn new(inner: Incoming, connection: Pooled<B>) -> Self {
+        PooledBody {
+            inner,
+            connection: Some(connection),
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.release();
+        }
+    }
+}
+
+impl<B: SendBody> Drop for PooledBody<B> {
+    fn drop(&mut self) {
+        // A body with nothing to read (empty, or a HEAD response) may never be polled.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}
+
+impl<B: SendBody> Body for PooledBody<B> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let PooledBody { inner, connection } = &mut *self;
+        let mut inner = Pin::new(inner);
+        let driving = connection.as_mut().and_then(|pooled| {
+            let driven = pooled.connection.as_mut()?;
+            let (polled, ended) = driven.drive_for(cx, |quiet| inner.as_mut().poll_frame(quiet));
+            if ended {
+                // Not pooled again: a connection that ended answers nothing more.
+                pooled.connection = None;
+            }
+            Some(polled)
+        });
+        let polled = match driving {
+            Some(polled) if polled.is_ready() => polled,
+            _ => inner.as_mut().poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -273,13 +536,9 @@ fn failed<B>(error: SendError, unsent: Option<Request<B>>) -> Box<Failed<B>> {
     Box::new(Failed { error, unsent })
 }
 
-/// Opens a connection to `target` and starts the task that drives it.
-async fn open<B>(target: &Target) -> Result<SendRequest<B>, SendError>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+/// Opens a connection to `target`: its two halves, the one that sends requests and the one
+/// that does the I/O (which the request drives).
+async fn open<B: SendBody>(target: &Target) -> Result<(SendRequest<B>, Connection<B>), SendError> {
     let stream = connector::connect(target)
         .await
         .map_err(SendError::Connect)?;
@@ -287,12 +546,15 @@ where
         .handshake(stream)
         .await
         .map_err(SendError::Http)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.with_upgrades().await {
-            tracing::debug!(%error, "backend connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok((sender, Driven::new(connection)))
+}
+
+/// Drives the connection of an upgrade (WebSocket) to its end, in a task of its own: hyper
+/// hands the upgraded connection over to whoever awaits the response's upgrade.
+async fn drive_upgradable<B: SendBody>(connection: Connection<B>) {
+    if let Err(error) = connection.connection.with_upgrades().await {
+        tracing::debug!(%error, "backend connection ended with an error");
+    }
 }
 
 #[cfg(test)]
@@ -347,7 +609,7 @@ mod tests {
     }
 
     /// Whether every idle connection's timer went off.
-    fn timers_went_off<B>(pool: &Pool<B>) -> bool {
+    fn timers_went_off<B: SendBody>(pool: &Pool<B>) -> bool {
         let idle = pool.idle.lock().unwrap();
         idle.values()
             .flatten()
@@ -355,7 +617,7 @@ mod tests {
     }
 
     /// Whether every idle connection is closed.
-    fn closed<B>(pool: &Pool<B>) -> bool {
+    fn closed<B: SendBody>(pool: &Pool<B>) -> bool {
         let idle = pool.idle.lock().unwrap();
         idle.values()
             .flatten()
@@ -377,9 +639,9 @@ mod tests {
             .body(Empty::new())
             .unwrap();
         let (response, connection) = pool.send(target, request, timeout).await.unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        connection.release();
-        body
+        // Reading the body drives the connection, and gives it back at the end.
+        let body = PooledBody::new(response.into_body(), connection);
+        body.collect().await.unwrap().to_bytes()
     }
 
     #[tokio::test]
@@ -420,6 +682,73 @@ mod tests {
             until("the connection is seen closed", || closed(&pool)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_its_backend_closed_while_idle_gives_the_request_to_a_fresh_one() {
+        // Answers one request per connection, and closes it a little later (not at once, and
+        // without saying so): the pool holds it idle, driven by no one, when it closes.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::Tcp(listener.local_addr().unwrap().port());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    if stream.read(&mut buffer).await.unwrap_or(0) > 0 {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                        let _ = stream.write_all(answer).await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                });
+            }
+        });
+        let pool = Arc::new(Pool::new(Timers::current()));
+        assert_eq!(get(&pool, &target).await, "hello");
+        assert_eq!(
+            pool.idle_count(),
+            1,
+            "kept: the backend has not closed it yet"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(get(&pool, &target).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_in_pieces_with_pauses_is_read_whole_and_the_connection_reused() {
+        // The body comes in chunks, some after a pause (the reader waits on the socket), one
+        // larger than the socket's buffers (the connection waits for the reader): reading it
+        // drives the connection through both waits.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::Tcp(listener.local_addr().unwrap().port());
+        let large = vec![b'x'; 1 << 20];
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0u8; 4096];
+            while stream.read(&mut buffer).await.unwrap_or(0) > 0 {
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                stream.write_all(head).await.unwrap();
+                for piece in [&b"hello "[..], &b"there"[..], &large[..]] {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let size = format!("{:x}\r\n", piece.len());
+                    stream.write_all(size.as_bytes()).await.unwrap();
+                    stream.write_all(piece).await.unwrap();
+                    stream.write_all(b"\r\n").await.unwrap();
+                }
+                stream.write_all(b"0\r\n\r\n").await.unwrap();
+            }
+        });
+        let pool = Arc::new(Pool::new(Timers::current()));
+        for _ in 0..2 {
+            let body = get(&pool, &target).await;
+            assert_eq!(body.len(), 11 + (1 << 20));
+            assert!(body.starts_with(b"hello therexxx"));
+            assert_eq!(pool.idle_count(), 1, "given back at the body's end");
+        }
     }
 
     #[tokio::test]

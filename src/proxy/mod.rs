@@ -22,6 +22,7 @@
 //! requests for nothing declared, by class in one fixed series.
 
 pub(crate) mod connector;
+mod driven;
 pub(crate) mod forwarded;
 pub(crate) mod pool;
 pub(crate) mod retry;

@@ -29,15 +29,14 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 // Keyed by this worker's own backends: a fast hash needs no flood resistance.
 use bytes::Bytes;
 use foldhash::HashMap;
-use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -45,6 +44,7 @@ use hyper::{Request, Response};
 use tokio::time::{Instant, Sleep};
 
 use super::connector;
+use super::driven::Driven;
 use super::timers::Timers;
 use crate::supervisor::gate::Target;
 
@@ -74,108 +74,6 @@ struct Idle<B: SendBody> {
 /// Boxed (once, when it is opened): it is large (its buffers' state, the parser's), and is
 /// moved with the request's future, and in and out of the pool, for every request.
 type Connection<B> = Box<Driven<B>>;
-
-/// A connection as the request's task drives it: hyper's connection, polled with a waker of its
-/// own (`Quiet`) that passes on to the task every wake but those that the task's own poll of
-/// the connection causes (a request handed to it, a body's frame taken from it).
-pub(crate) struct Driven<B: SendBody> {
-    connection: http1::Connection<connector::Stream, B>,
-    quiet: Arc<Quiet>,
-    waker: Waker,
-}
-
-/// The waker a connection is polled with. While the task that drives the connection polls it
-/// (and what it answers), a wake only notes that the connection has more to do, and the task
-/// polls it again before it waits: that wake was caused by the task itself (hyper's channels
-/// to the connection wake whoever polled the connection last), and passed on, it would make
-/// the runtime poll the task once more, all of it, for nothing. Any other wake (the socket is
-/// ready) comes from the event loop, between polls, and goes to the task.
-#[derive(Default)]
-struct Quiet {
-    task: AtomicWaker,
-    polling: AtomicBool,
-    woken: AtomicBool,
-}
-
-impl Wake for Quiet {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.polling.load(Ordering::Relaxed) {
-            self.woken.store(true, Ordering::Relaxed);
-        } else {
-            self.task.wake();
-        }
-    }
-}
-
-impl<B: SendBody> Driven<B> {
-    fn new(connection: http1::Connection<connector::Stream, B>) -> Box<Self> {
-        let quiet = Arc::new(Quiet::default());
-        let waker = Waker::from(Arc::clone(&quiet));
-        Box::new(Driven {
-            connection,
-            quiet,
-            waker,
-        })
-    }
-
-    /// Drives the connection for the task of `cx`, and polls `answer` (what the connection hands
-    /// over: a response head, a body's frames), until the answer is ready or the connection has
-    /// nothing more to do for now. Also whether the connection ended (then it is to be dropped).
-    /// The answer is polled without a waker: only these polls of the connection can make it
-    /// ready. It is polled first: a body's frame read with the response head is there already,
-    /// and taken without a poll of the connection.
-    fn drive_for<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut answer: impl FnMut(&mut Context<'_>) -> Poll<T>,
-    ) -> (Poll<T>, bool) {
-        let mut noop = Context::from_waker(Waker::noop());
-        self.quiet.polling.store(true, Ordering::Relaxed);
-        let ready = answer(&mut noop);
-        self.quiet.polling.store(false, Ordering::Relaxed);
-        if ready.is_ready() {
-            return (ready, false);
-        }
-        self.quiet.task.register(cx.waker());
-        self.quiet.woken.store(false, Ordering::Relaxed);
-        let mut own = Context::from_waker(&self.waker);
-        loop {
-            self.quiet.polling.store(true, Ordering::Relaxed);
-            let ended = self.connection.poll_without_shutdown(&mut own).is_ready();
-            let polled = answer(&mut noop);
-            self.quiet.polling.store(false, Ordering::Relaxed);
-            if polled.is_ready() || ended || !self.quiet.woken.swap(false, Ordering::Relaxed) {
-                return (polled, ended);
-            }
-        }
-    }
-
-    /// Polls the connection (with the waker of the task of `cx`, not the quiet one): whether it
-    /// ended.
-    fn poll_ended(&mut self, cx: &mut Context<'_>) -> bool {
-        self.connection.poll_without_shutdown(cx).is_ready()
-    }
-
-    /// Polls the connection while no task drives it (idle in the pool): whether it ended. It
-    /// lets go of the waker of the task that drove it last.
-    fn poll_idle(&mut self) -> bool {
-        let _ = self.quiet.task.take();
-        self.poll_ended(&mut Context::from_waker(Waker::noop()))
-    }
-
-    /// Sends `request`, which wakes whoever polled the connection last: quietly (see `Quiet`),
-    /// since the task that sends drives the connection next.
-    fn send<R>(&mut self, send: impl FnOnce() -> R) -> R {
-        self.quiet.polling.store(true, Ordering::Relaxed);
-        let sent = send();
-        self.quiet.polling.store(false, Ordering::Relaxed);
-        sent
-    }
-}
 
 /// What a request that the pool's connections send has for a body.
 pub(crate) trait SendBody:

@@ -205,8 +205,8 @@ enum Front {
 }
 
 /// Runs one proxy worker per plain listener, each a thread with a single-threaded runtime:
-/// every task of a connection (the client's side and the pooled backend connection) runs on
-/// one thread, and each worker has its own backend connections, so requests cross no thread
+/// a client connection's task drives the pooled backend connection of its request itself
+/// (`proxy::pool`), and each worker has its own backend connections, so requests cross no thread
 /// and share no lock (the way nginx's workers do). `router` makes each worker's router. Each
 /// worker also runs its pool's upkeep (`Pool::maintain`). A worker's runtime has no timer:
 /// the proxy's are kept by a thread of their own (`proxy::timers`), so a worker's event loop

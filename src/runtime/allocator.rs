@@ -2,10 +2,10 @@
 //! second, and at once after work that allocated much for a short time (a burst of
 //! connections, a whole reconcile pass over thousands of instances).
 //!
-//! ten keeps thousands of small records per instance for as long as the instance is declared,
+//! ten keeps a few dozen small records per instance for as long as the instance is declared,
 //! made among the short-lived allocations of the reload and the pass that declared them. With
 //! glibc's allocator the holes those left stayed resident: 10,000 instances asleep took 47.5 MB
-//! of which the live heap was 24 MB; with jemalloc's size classes and decay, 39.6 MB (and
+//! of which the live heap was 24 MB; with jemalloc's size classes and decay, 39.9 MB (and
 //! 43.9 MB with glibc held to one arena; bench/README.md, Density).
 //!
 //! Each thread that allocates while another holds an arena would get an arena of its own, each

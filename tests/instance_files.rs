@@ -150,20 +150,36 @@ fn links_fifos_huge_files_and_directories_are_refused_and_nothing_of_them_is_sho
         );
     }
 
-    // Fixed: the same processes run on, and eve is still no tenant.
+    // Fixed: the same processes run on, and eve is still no tenant. The links are replaced by
+    // regular files in one rename each, as an editor or a deploy does; the directory cannot be
+    // renamed over, so dave's file is removed, then written.
     for id in ["alice", "bob", "carol"] {
-        fs::remove_file(file(id)).unwrap();
-        fs::write(file(id), "").unwrap();
+        let staged = dir.join(format!("{id}.toml.new"));
+        fs::write(&staged, "").unwrap();
+        fs::rename(&staged, file(id)).unwrap();
     }
     fs::remove_dir(file("dave")).unwrap();
     fs::write(file("dave"), "").unwrap();
     fs::remove_file(dir.join("instances/web/eve.toml")).unwrap();
     let (ok, said) = validate(dir);
     assert!(ok, "{said}");
+    let all_running = |views: &[ten::api::types::InstanceView]| {
+        ["alice", "bob", "carol", "dave"].iter().all(|id| {
+            views
+                .iter()
+                .any(|view| view.instance.to_string() == format!("web:{id}") && view.pid.is_some())
+        })
+    };
     let fixed = within(Duration::from_secs(10), || {
-        stderr(&server.ten(&["ps"])).is_empty()
+        stderr(&server.ten(&["ps"])).is_empty() && all_running(&server.ps())
     });
-    assert!(fixed, "{}", stderr(&server.ten(&["ps"])));
+    assert!(
+        fixed,
+        "{}\n{:?}\n{}",
+        stderr(&server.ten(&["ps"])),
+        server.ps(),
+        server.log()
+    );
     let views = server.ps();
     for (id, pid) in ["alice", "bob", "carol", "dave"].iter().zip(&pids) {
         let view = views
@@ -177,4 +193,8 @@ fn links_fifos_huge_files_and_directories_are_refused_and_nothing_of_them_is_sho
             server.log()
         );
     }
+    assert!(
+        server.instance("web:eve").is_none(),
+        "a removed link declared a tenant"
+    );
 }

@@ -150,16 +150,28 @@ fn links_fifos_huge_files_and_directories_are_refused_and_nothing_of_them_is_sho
         );
     }
 
-    // Fixed: the same processes run on, and eve is still no tenant. The links are replaced by
-    // regular files in one rename each, as an editor or a deploy does; the directory cannot be
-    // renamed over, so dave's file is removed, then written.
-    for id in ["alice", "bob", "carol"] {
+    // Fixed: the same processes run on, and eve is still no tenant. Each file is replaced in one
+    // step, as an editor or a deploy does: removed, then written, a reload between the two sees
+    // the tenant undeclared and removes it (CI saw dave restarted so). A link is renamed over;
+    // the directory is exchanged with its replacement (`RENAME_EXCHANGE`), then removed.
+    for id in ["alice", "bob", "carol", "dave"] {
         let staged = dir.join(format!("{id}.toml.new"));
         fs::write(&staged, "").unwrap();
-        fs::rename(&staged, file(id)).unwrap();
+        if id == "dave" {
+            let here = fs::File::open(dir).unwrap();
+            nix::fcntl::renameat2(
+                &here,
+                &staged,
+                &here,
+                &file(id),
+                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+            )
+            .unwrap();
+            fs::remove_dir(&staged).unwrap();
+        } else {
+            fs::rename(&staged, file(id)).unwrap();
+        }
     }
-    fs::remove_dir(file("dave")).unwrap();
-    fs::write(file("dave"), "").unwrap();
     fs::remove_file(dir.join("instances/web/eve.toml")).unwrap();
     let (ok, said) = validate(dir);
     assert!(ok, "{said}");

@@ -470,8 +470,9 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(10);
 
     /// A backend that counts its connections and answers every request on one with `hello`;
-    /// with `close_after_each`, it closes the connection after each answer (without saying so).
-    async fn backend(close_after_each: bool) -> (Target, Arc<AtomicUsize>) {
+    /// with `close_after`, it closes the connection that long after each answer (without saying
+    /// so).
+    async fn backend(close_after: Option<Duration>) -> (Target, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -487,7 +488,13 @@ mod tests {
                             break;
                         }
                         let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                        if stream.write_all(answer).await.is_err() || close_after_each {
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                        if let Some(pause) = close_after {
+                            if !pause.is_zero() {
+                                tokio::time::sleep(pause).await;
+                            }
                             break;
                         }
                     }
@@ -544,7 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_serves_one_request_after_another() {
-        let (target, accepted) = backend(false).await;
+        let (target, accepted) = backend(None).await;
         let pool = Arc::new(Pool::new(Timers::current()));
         for _ in 0..5 {
             assert_eq!(get(&pool, &target).await, "hello");
@@ -555,7 +562,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_whose_timer_went_off_while_idle_is_reused() {
-        let (target, accepted) = backend(false).await;
+        let (target, accepted) = backend(None).await;
         let pool = Arc::new(Pool::new(Timers::current()));
         let short = Duration::from_millis(50);
         assert_eq!(get_within(&pool, &target, short).await, "hello");
@@ -571,7 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_the_backend_closed_are_replaced() {
-        let (target, accepted) = backend(true).await;
+        let (target, accepted) = backend(Some(Duration::ZERO)).await;
         let pool = Arc::new(Pool::new(Timers::current()));
         for _ in 0..3 {
             assert_eq!(get(&pool, &target).await, "hello");
@@ -586,24 +593,7 @@ mod tests {
     async fn a_connection_its_backend_closed_while_idle_gives_the_request_to_a_fresh_one() {
         // Answers one request per connection, and closes it a little later (not at once, and
         // without saying so): the pool holds it idle, driven by no one, when it closes.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let target = Target::Tcp(listener.local_addr().unwrap().port());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buffer = [0u8; 4096];
-                    if stream.read(&mut buffer).await.unwrap_or(0) > 0 {
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                        let _ = stream.write_all(answer).await;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                });
-            }
-        });
+        let (target, accepted) = backend(Some(Duration::from_millis(20))).await;
         let pool = Arc::new(Pool::new(Timers::current()));
         assert_eq!(get(&pool, &target).await, "hello");
         assert_eq!(

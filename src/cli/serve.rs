@@ -126,11 +126,24 @@ pub(super) fn serve_until_signal(
         },
     };
     let config_file = PathBuf::from(config_path.file_name().unwrap_or_default());
+    // The threads that read instance files and make instances' records allocate without a
+    // cache of their own (see `allocator::without_thread_cache`): rayon's, the runtime's
+    // and this one.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("ten-read-{index}"))
+        .start_handler(|_| crate::runtime::allocator::without_thread_cache())
+        .build_global();
+    if let Err(error) = pool {
+        tracing::debug!(%error, "rayon's threads were started before the server's");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ten")
+        .on_thread_start(crate::runtime::allocator::without_thread_cache)
         .build()
         .map_err(|error| CliError::new(format!("cannot start the runtime: {error}")))?;
+    // `block_on` runs the server's own future on this thread.
+    crate::runtime::allocator::without_thread_cache();
     let result = runtime.block_on(serve(options, |listening, data_dir, problems| {
         let style = stderr_style();
         // What the command that started a daemon shows: the problems and where it listens.

@@ -153,10 +153,65 @@ label_newtype!(
 );
 
 /// One instance: `service:id`. Orders by service, then id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InstanceKey {
+///
+/// One pointer wide: its names are in one record its clones share, read as if they were its
+/// own (`key.service`, `key.id`, by `Deref`). A key is held by each of the dozen tables of an
+/// instance (desired, observed, the tasks, the routes, the ports, ...): with 10,000
+/// instances, 24 bytes less in each is about 2 MB.
+#[derive(Clone)]
+pub struct InstanceKey(Arc<KeyNames>);
+
+/// The names of an [`InstanceKey`].
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyNames {
     pub service: ServiceName,
     pub id: InstanceId,
+}
+
+impl std::ops::Deref for InstanceKey {
+    type Target = KeyNames;
+
+    fn deref(&self) -> &KeyNames {
+        &self.0
+    }
+}
+
+impl PartialEq for InstanceKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for InstanceKey {}
+
+impl PartialOrd for InstanceKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InstanceKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for InstanceKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceKey")
+            .field("service", &self.service)
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// Why a `service:id` string is not an instance key.
@@ -172,7 +227,7 @@ pub enum KeyError {
 
 impl InstanceKey {
     pub fn new(service: ServiceName, id: InstanceId) -> Self {
-        Self { service, id }
+        Self(Arc::new(KeyNames { service, id }))
     }
 
     /// Parses `service:id`.
@@ -188,7 +243,7 @@ impl InstanceKey {
             text: id.to_string(),
             error,
         })?;
-        Ok(Self { service, id })
+        Ok(Self::new(service, id))
     }
 }
 

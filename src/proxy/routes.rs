@@ -93,7 +93,7 @@ pub(crate) enum Resolved<'a> {
 pub(crate) struct RouteTable {
     domain: String,
     /// By `ID.SERVICE`.
-    instances: HashMap<String, Arc<InstanceRoute>>,
+    instances: HashMap<Box<str>, Arc<InstanceRoute>>,
     services: HashMap<String, Arc<ServiceRoute>>,
     subdomains: HashMap<String, RouteTarget>,
     /// Longest prefix first.
@@ -154,7 +154,7 @@ impl RouteTable {
                     .members
                     .push((total + u64::from(spec.weight), Arc::clone(&route)));
             }
-            instances.insert(format!("{}.{}", key.id, key.service), route);
+            instances.insert(format!("{}.{}", key.id, key.service).into_boxed_str(), route);
         }
         for (name, service) in &desired.config.services {
             if service.listen == crate::config::Listen::None {
@@ -182,7 +182,12 @@ impl RouteTable {
             instances,
             services: services
                 .into_iter()
-                .map(|(name, service)| (name, Arc::new(service)))
+                .map(|(name, mut service)| {
+                    // Grown by doubling: up to half its places unused (with 10,000
+                    // members, 130 KB).
+                    service.members.shrink_to_fit();
+                    (name, Arc::new(service))
+                })
                 .collect(),
             subdomains: routing
                 .subdomain
@@ -221,7 +226,7 @@ impl RouteTable {
                 None => Resolved::NotFound(format!("service {service}")),
             },
             RouteTarget::Instance(key) => {
-                match self.instances.get(&format!("{}.{}", key.id, key.service)) {
+                match self.instances.get(format!("{}.{}", key.id, key.service).as_str()) {
                     Some(route) => Resolved::Instance(route),
                     None => Resolved::NotFound(key.to_string()),
                 }

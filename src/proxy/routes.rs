@@ -11,27 +11,34 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 // Keys are declared names, never inserted by a request: a fast hash needs no flood resistance.
 use foldhash::{HashMap, HashMapExt};
 
 use crate::config::{ConnectionLimits, IpRange, RouteTarget, RunState};
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, InstanceSpec};
 use crate::metrics::ServiceCounters;
 use crate::names::InstanceKey;
 use crate::supervisor::gate::{Gate, Lease};
 
 /// What the proxy knows of one declared instance.
+///
+/// Its key, state and timeouts are its spec's, read through it (`route.key`,
+/// `route.request_timeout`, by `Deref`): the spec is the desired state's own, not a copy.
 pub(crate) struct InstanceRoute {
-    pub key: InstanceKey,
+    spec: Arc<InstanceSpec>,
     /// `None` while the instance was never applied (no process was ever asked for).
     pub gate: Option<Arc<Gate>>,
-    pub state: RunState,
-    pub request_timeout: Duration,
-    pub startup_timeout: Duration,
     /// Its service's counters (`crate::metrics::services`): a request counts there.
     pub counters: Arc<ServiceCounters>,
+}
+
+impl std::ops::Deref for InstanceRoute {
+    type Target = InstanceSpec;
+
+    fn deref(&self) -> &InstanceSpec {
+        &self.spec
+    }
 }
 
 /// The instances of a service that take traffic, by weight.
@@ -130,11 +137,8 @@ impl RouteTable {
                 continue;
             }
             let route = Arc::new(InstanceRoute {
-                key: key.clone(),
+                spec: Arc::clone(spec),
                 gate: gate(key),
-                state: spec.state,
-                request_timeout: spec.request_timeout,
-                startup_timeout: spec.startup_timeout,
                 counters: counters(key.service.as_str()),
             });
             let service = services

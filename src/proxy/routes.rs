@@ -158,7 +158,10 @@ impl RouteTable {
                     .members
                     .push((total + u64::from(spec.weight), Arc::clone(&route)));
             }
-            instances.insert(format!("{}.{}", key.id, key.service).into_boxed_str(), route);
+            instances.insert(
+                format!("{}.{}", key.id, key.service).into_boxed_str(),
+                route,
+            );
         }
         for (name, service) in &desired.config.services {
             if service.listen == crate::config::Listen::None {
@@ -230,7 +233,10 @@ impl RouteTable {
                 None => Resolved::NotFound(format!("service {service}")),
             },
             RouteTarget::Instance(key) => {
-                match self.instances.get(format!("{}.{}", key.id, key.service).as_str()) {
+                match self
+                    .instances
+                    .get(format!("{}.{}", key.id, key.service).as_str())
+                {
                     Some(route) => Resolved::Instance(route),
                     None => Resolved::NotFound(key.to_string()),
                 }

@@ -10,8 +10,8 @@
 //! requests and stops.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -230,7 +230,9 @@ impl Gate {
     }
 
     pub fn wake_error(&self) -> Option<String> {
-        self.wake_error.load_full().map(|error| String::clone(&error))
+        self.wake_error
+            .load_full()
+            .map(|error| String::clone(&error))
     }
 
     /// A request waited `waited` for the instance to take traffic, and got it.

@@ -7,6 +7,7 @@
 #
 #   bench/callgrind.sh [CONNECTIONS [SECONDS]]     (default: 64 10)
 #   TEN=/path/to/ten bench/callgrind.sh 1          (another build of ten, to compare)
+#   CALLGRIND_OUT=/tmp/p.out bench/callgrind.sh 64   (keeps the profile, for callgrind_annotate)
 #
 # Needs valgrind, wrk and curl (Debian: apt-get install valgrind wrk curl).
 set -euo pipefail
@@ -56,4 +57,8 @@ if grep -qE 'Non-2xx|Socket errors' "$dir/wrk.txt"; then
 fi
 requests=$(grep -oE '[0-9]+ requests in' "$dir/wrk.txt" | cut -d' ' -f1)
 instructions=$(grep -hE '^(summary|totals):' "$dir"/callgrind.out.* | head -1 | cut -d' ' -f2)
+if [ -n "${CALLGRIND_OUT:-}" ]; then
+    cp "$(ls "$dir"/callgrind.out.* | head -1)" "$CALLGRIND_OUT"
+    echo "$requests" >"$CALLGRIND_OUT.requests"
+fi
 echo "$(basename "$ten"): $connections connections, $requests requests, $((instructions / requests)) instructions per request"

@@ -10,7 +10,9 @@
 //! - `Watched` (the socket) notes when the first byte of a new head arrives on an idle
 //!   connection;
 //! - the service notes a request under way (`Clock::request_began`), and its response body
-//!   (`Tracked`) when it has been sent or dropped.
+//!   (`Tracked`) when it has been sent or dropped;
+//! - the watchdog, polled with the connection at each of its events, looks at its timer only
+//!   after the timer woke it (`Watchdog`).
 //!
 //! Deadlines: a new connection's first head must be whole within `header_timeout` of the
 //! accept (so a client that connects and sends nothing is cut as one that trickles); a later
@@ -23,18 +25,20 @@
 //! Imports `config` (the limits), `metrics` and `proxy::timers`; nothing else of ten's.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::{Body, BoxError};
 use crate::config::ConnectionLimits;
@@ -246,18 +250,81 @@ impl Clock {
 
 /// Resolves when the connection of `clock` passes one of its deadlines, with which; the
 /// caller then drops the connection. One timer, looked at again only when it goes off.
-pub(crate) async fn watch(clock: Arc<Clock>, limits: ConnectionLimits, timers: Timers) -> Deadline {
-    let mut timer = Box::pin(timers.sleep_until(clock.accepted + limits.header_timeout));
-    loop {
-        timer.as_mut().await;
-        let now = Instant::now();
-        let next = match clock.deadline(&limits) {
-            Some((when, which)) if when <= now => return which,
-            Some((when, _)) => when,
-            // Busy: look again in a while (a busy connection costs a timer every so often).
-            None => now + limits.header_timeout.max(limits.keep_alive_timeout),
-        };
-        timer.as_mut().reset(next);
+pub(crate) fn watch(clock: Arc<Clock>, limits: ConnectionLimits, timers: Timers) -> Watchdog {
+    let timer = Box::pin(timers.sleep_until(clock.accepted + limits.header_timeout));
+    // Fired at first: the first poll arms the timer.
+    let fired = Arc::new(Fired {
+        fired: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    Watchdog {
+        clock,
+        limits,
+        timer,
+        waker: Waker::from(Arc::clone(&fired)),
+        fired,
+    }
+}
+
+/// `watch`'s future. It shares its task with the connection, whose every event (two or more
+/// per request) polls both: its timer is polled with a waker of its own (`Fired`), and only
+/// after that waker was woken, so that the connection's polls cost an atomic operation here
+/// instead of a poll of the timer.
+pub(crate) struct Watchdog {
+    clock: Arc<Clock>,
+    limits: ConnectionLimits,
+    timer: Pin<Box<Sleep>>,
+    fired: Arc<Fired>,
+    waker: Waker,
+}
+
+/// The waker of a watchdog's timer: notes that it went off, and wakes the task.
+struct Fired {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Fired {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Future for Watchdog {
+    type Output = Deadline;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Deadline> {
+        let this = &mut *self;
+        // Registered before the look at `fired`: a timer that goes off in between wakes the
+        // task again.
+        this.fired.task.register(cx.waker());
+        if !this.fired.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut own = Context::from_waker(&this.waker);
+        loop {
+            if this.timer.as_mut().poll(&mut own).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            let next = match this.clock.deadline(&this.limits) {
+                Some((when, which)) if when <= now => return Poll::Ready(which),
+                Some((when, _)) => when,
+                // Busy: look again in a while (a busy connection costs a timer every so often).
+                None => {
+                    now + this
+                        .limits
+                        .header_timeout
+                        .max(this.limits.keep_alive_timeout)
+                }
+            };
+            this.timer.as_mut().reset(next);
+        }
     }
 }
 
@@ -524,6 +591,49 @@ mod tests {
             clock.request_ended();
             let which = watch(Arc::clone(&clock), limits, timers.clone()).await;
             assert_eq!(which, Deadline::KeepAlive);
+        });
+    }
+
+    #[test]
+    fn a_watchdog_polled_for_its_connections_events_still_sees_its_deadline() {
+        // Its task is woken over and over by something else (the connection, here a loop that
+        // yields): those polls skip the timer, and its own wake is not lost among them.
+        let timers = Timers::start().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let limits = ConnectionLimits {
+                header_timeout: Duration::from_millis(50),
+                ..ConnectionLimits::default()
+            };
+            let clock = Clock::new();
+            let started = Instant::now();
+            let mut polls = 0u64;
+            let busy_connection = async {
+                loop {
+                    polls += 1;
+                    tokio::task::yield_now().await;
+                }
+            };
+            let watched = async {
+                tokio::select! {
+                    biased;
+                    () = busy_connection => unreachable!("the loop never ends"),
+                    which = watch(Arc::clone(&clock), limits, timers.clone()) => which,
+                }
+            };
+            let which = timers
+                .timeout_at(started + Duration::from_secs(5), watched)
+                .await
+                .expect("the watchdog saw its deadline (50 ms) within 5 s");
+            assert_eq!(which, Deadline::Header);
+            assert!(started.elapsed() >= Duration::from_millis(50));
+            assert!(
+                polls > 1,
+                "the watchdog was polled along with the busy loop"
+            );
         });
     }
 }

@@ -87,9 +87,12 @@ impl Router {
         peer: &Peer,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let mut request = request;
-        // RFC 9112 3.2: one Host, or none; two are refused (which of them would count?).
+        // RFC 9112 3.2: one Host, or none; two are refused (which of them would count?). The
+        // request moves on, so the host is read from a copy of the header (which shares the
+        // header's bytes), taken in the same lookup.
         let mut hosts = request.headers().get_all(header::HOST).iter();
-        if hosts.next().is_some() && hosts.next().is_some() {
+        let mut host_header = hosts.next().cloned();
+        if host_header.is_some() && hosts.next().is_some() {
             return Either::Right(Either::Left(std::future::ready(crate::proxy::bad_request(
                 "a request names one Host",
             ))));
@@ -100,12 +103,11 @@ impl Router {
         if let Some(authority) = request.uri().authority().map(authority_without_userinfo)
             && let Ok(value) = header::HeaderValue::from_str(&authority.to_ascii_lowercase())
         {
-            request.headers_mut().insert(header::HOST, value);
+            request.headers_mut().insert(header::HOST, value.clone());
+            host_header = Some(value);
         }
-        // The host is its `Host` header's, else its target's. The request moves on, so the
-        // host is read from a copy of the header (which shares the header's bytes); only a
-        // request without one has its host copied out.
-        let host_header = request.headers().get(header::HOST).cloned();
+        // The host is its `Host` header's, else its target's; only a request without one has
+        // its host copied out.
         let host = match host_header.as_ref().and_then(|value| value.to_str().ok()) {
             Some(raw) => bare_host(raw),
             None => Cow::Owned(bare_host(request.uri().host().unwrap_or("")).into_owned()),

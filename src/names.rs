@@ -230,6 +230,11 @@ impl InstanceKey {
         Self(Arc::new(KeyNames { service, id }))
     }
 
+    /// Whether the two are clones of one key (not only equal): they share their names.
+    pub fn shares_names_with(&self, other: &InstanceKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Parses `service:id`.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let (service, id) = text.split_once(':').ok_or_else(|| KeyError::MissingColon {

@@ -178,7 +178,7 @@ impl std::ops::Deref for InstanceKey {
 
 impl PartialEq for InstanceKey {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        self.shares_names_with(other) || self.0 == other.0
     }
 }
 
@@ -192,7 +192,7 @@ impl PartialOrd for InstanceKey {
 
 impl Ord for InstanceKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
+        if self.shares_names_with(other) {
             return std::cmp::Ordering::Equal;
         }
         self.0.cmp(&other.0)

@@ -186,7 +186,7 @@ fn running_tenants(tenants: u64, seconds: u64) {
         full.switches_per_second, empty.switches_per_second
     );
     println!(
-        "   ten's RSS: {:.1} MB with {tenants} tenants, {:.1} MB with none",
+        "   ten's RSS: {:.1} MiB with {tenants} tenants, {:.1} MiB with none",
         rss as f64 / 1024.0,
         empty_rss as f64 / 1024.0
     );
@@ -272,7 +272,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
         declared.as_secs_f64()
     );
     println!(
-        "   ten's RSS: {:.1} MB with {tenants} sleeping, {:.1} MB with none ({:.2} KB per instance)",
+        "   ten's RSS: {:.1} MiB with {tenants} sleeping (goal: 30 MiB), {:.1} MiB with none ({:.2} KiB per instance)",
         rss as f64 / 1024.0,
         empty_rss as f64 / 1024.0,
         (rss as f64 - empty_rss as f64) / tenants as f64

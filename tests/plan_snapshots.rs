@@ -54,11 +54,11 @@ fn adjust(observed: &mut ObservedState, lines: &str) {
                         Some(serde_json::from_str(&format!("\"{value}\"")).unwrap());
                 }
                 "exit_code" | "signal" => {
-                    let exit = instance.last_exit.get_or_insert(ExitInfo {
+                    let exit = instance.last_exit.get_or_insert(Box::new(ExitInfo {
                         code: None,
                         signal: None,
                         at_unix: 0,
-                    });
+                    }));
                     let number = Some(value.parse().unwrap());
                     if name == "signal" {
                         exit.signal = number;

@@ -84,7 +84,7 @@ pub(crate) fn instance_views(
             let listen = match spec.map(|spec| spec.listen) {
                 _ if !has_process => None,
                 Some(Listen::None) => None,
-                Some(Listen::Socket) => spec.map(|spec| spec.socket.display().to_string()),
+                Some(Listen::Socket) => spec.map(|spec| spec.socket().display().to_string()),
                 _ => port.map(|port| format!("127.0.0.1:{port}")),
             };
             let running = matches!(phase, Phase::Running | Phase::Starting);
@@ -111,7 +111,7 @@ pub(crate) fn instance_views(
                     .filter(|_| running)
                     .map(|started| now.saturating_sub(started)),
                 restarts: instance.map_or(0, |instance| instance.restarts),
-                last_exit: instance.and_then(|instance| instance.last_exit.clone()),
+                last_exit: instance.and_then(|instance| instance.last_exit.as_deref().cloned()),
                 note,
                 declared_in: spec
                     .map(|spec| spec.declared.describe())

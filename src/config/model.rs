@@ -3,7 +3,8 @@
 //! downstream re-validates them. Pure data.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::names::{GroupName, InstanceKey, ServiceName};
@@ -240,8 +241,9 @@ static NO_OVERRIDES: InstanceOverrides = InstanceOverrides {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceFile {
     pub key: InstanceKey,
-    /// Relative to the directory of tenement.toml, as shown to users.
-    pub path: PathBuf,
+    /// Relative to the directory of tenement.toml, as shown to users. Shared with the
+    /// declaration of the spec made from it.
+    pub path: Arc<Path>,
     /// `None`: it overrides nothing.
     overrides: Option<Box<InstanceOverrides>>,
 }
@@ -251,7 +253,7 @@ impl InstanceFile {
         let overrides = (overrides != NO_OVERRIDES).then(|| Box::new(overrides));
         Self {
             key,
-            path,
+            path: path.into(),
             overrides,
         }
     }

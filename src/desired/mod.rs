@@ -366,7 +366,7 @@ fn check_sockets(
     let mut reported_long = Vec::new();
     let mut by_socket: BTreeMap<&Path, &InstanceKey> = BTreeMap::new();
     for (key, spec) in instances {
-        let length = spec.socket.as_os_str().len();
+        let length = spec.socket().as_os_str().len();
         if length > MAX_SOCKET_PATH && !reported_long.contains(&&key.service) {
             reported_long.push(&key.service);
             diagnostics.push(
@@ -374,7 +374,7 @@ fn check_sockets(
                     config_file,
                     format!(
                         "socket path of {key} is {length} bytes long; Unix sockets allow {MAX_SOCKET_PATH}: {}",
-                        spec.socket.display()
+                        spec.socket().display()
                     ),
                 )
                 .with_hint(format!("set a shorter `socket` in [service.{}], e.g. \"/run/ten/{{name}}-{{id}}.sock\"", key.service)),
@@ -383,13 +383,13 @@ fn check_sockets(
         if spec.listen != Listen::Socket {
             continue;
         }
-        if let Some(other) = by_socket.insert(&spec.socket, key) {
+        if let Some(other) = by_socket.insert(spec.socket(), key) {
             diagnostics.push(
                 Diagnostic::in_file(
                     config_file,
                     format!(
                         "{other} and {key} would listen on the same socket {}",
-                        spec.socket.display()
+                        spec.socket().display()
                     ),
                 )
                 .with_hint(format!(
@@ -495,7 +495,57 @@ mod tests {
         let bob = &desired.instances[&key("notes:bob")];
         assert_eq!(bob.weight, 80);
         assert_eq!(bob.declared.describe(), "[instances] in tenement.toml");
-        assert_eq!(bob.data_dir, PathBuf::from("/srv/tenement-data/notes/bob"));
+        assert_eq!(bob.data_dir(), Path::new("/srv/tenement-data/notes/bob"));
+        assert_eq!(
+            bob.fields().get("data_dir"),
+            Some(&FieldValue::Text("/srv/tenement-data/notes/bob".into()))
+        );
+        assert_eq!(
+            bob.socket(),
+            Path::new("/srv/tenement-data/run/notes-bob.sock")
+        );
+    }
+
+    #[test]
+    fn instances_share_their_services_part_and_their_files_paths_unless_they_set_a_limit() {
+        let config = config("[service.notes]\ncommand = \"app\"\nmemory_limit_mb = 256\n");
+        let file = |id: &str, overrides: InstanceOverrides| {
+            InstanceFile::new(
+                key(&format!("notes:{id}")),
+                PathBuf::from(format!("instances/notes/{id}.toml")),
+                overrides,
+            )
+        };
+        let files = [
+            file("a", InstanceOverrides::default()),
+            file("b", InstanceOverrides::default()),
+            file(
+                "c",
+                InstanceOverrides {
+                    memory_limit_mb: Some(1024),
+                    cpu_shares: Some(50),
+                    ..InstanceOverrides::default()
+                },
+            ),
+        ];
+        let mut diagnostics = Vec::new();
+        let desired = resolve(config, &files, &mut diagnostics);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let spec = |id: &str| &desired.instances[&key(&format!("notes:{id}"))];
+        assert_eq!(spec("a").memory_limit_mb, Some(256));
+        assert_eq!(spec("a").cpu_shares, None);
+        assert_eq!(spec("c").memory_limit_mb, Some(1024));
+        assert_eq!(spec("c").cpu_shares, Some(50));
+        assert_eq!(
+            spec("c").fields().get("memory_limit_mb"),
+            Some(&FieldValue::Int(1024))
+        );
+        assert!(Arc::ptr_eq(spec("a").common(), spec("b").common()));
+        assert!(!Arc::ptr_eq(spec("a").common(), spec("c").common()));
+        for (file, id) in files.iter().zip(["a", "b", "c"]) {
+            let declared = spec(id).declared.file.as_ref().unwrap();
+            assert!(Arc::ptr_eq(declared, &file.path), "{id}'s path is a copy");
+        }
     }
 
     #[test]

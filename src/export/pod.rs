@@ -160,7 +160,7 @@ pub(crate) fn container(
         ),
         ..probe.clone()
     });
-    let data_path = target.container_path(&spec.data_dir.to_string_lossy());
+    let data_path = target.container_path(&spec.data_dir().to_string_lossy());
     let container = Container {
         name: "app".into(),
         image: Some(target.image(&spec.key.service)),

@@ -162,7 +162,7 @@ pub struct ObservedInstance {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_times_unix: Vec<u64>,
     #[serde(default)]
-    pub last_exit: Option<ExitInfo>,
+    pub last_exit: Option<Box<ExitInfo>>,
     /// Why it is in its phase, when that needs saying ("process 4242 is gone").
     #[serde(default)]
     pub note: Option<String>,

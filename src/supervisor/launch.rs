@@ -43,7 +43,7 @@ pub(crate) fn build_launch(
     base: &BaseEnv,
     capture: &CapturePaths,
 ) -> Launch {
-    let socket = spec.socket.to_string_lossy().into_owned();
+    let socket = spec.socket().to_string_lossy().into_owned();
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), base.path.clone()),
         ("HOME".into(), base.home.clone()),
@@ -66,7 +66,7 @@ pub(crate) fn build_launch(
         workdir: PathBuf::from(spec.workdir.resolve_port(port)),
         config_dir: spec.config_dir.clone(),
         env,
-        data_dir: spec.data_dir.clone(),
+        data_dir: spec.data_dir().to_path_buf(),
         stdout: capture.stdout.clone(),
         stderr: capture.stderr.clone(),
         port,
@@ -80,7 +80,7 @@ pub(crate) fn build_launch(
         storage_quota_mb: spec.storage_quota_mb,
         user: spec.user.clone(),
         socket_dir: (spec.listen == Listen::Socket)
-            .then(|| spec.socket.parent().map(PathBuf::from))
+            .then(|| spec.socket().parent().map(PathBuf::from))
             .flatten(),
         uid: None,
         gid: None,

@@ -82,7 +82,7 @@ pub struct InstanceStatus {
     /// When they happened (Unix seconds), oldest first.
     pub restart_times_unix: Vec<u64>,
     pub started_at_unix: Option<u64>,
-    pub last_exit: Option<ExitInfo>,
+    pub last_exit: Option<Box<ExitInfo>>,
     pub note: Option<String>,
     /// While stopping: the phase it heads for.
     pub heading_for: Option<Phase>,

@@ -396,7 +396,7 @@ impl<R: Runtime> InstanceTask<R> {
                     self.spec.storage_quota_mb,
                 ) {
                     let runtime = Arc::clone(&self.shared.runtime);
-                    let data_dir = Some(self.spec.data_dir.clone());
+                    let data_dir = Some(self.spec.data_dir().to_path_buf());
                     let pid = *pid;
                     self.sampling = Some(Box::pin(async move {
                         (pid, runtime.usage(pid, data_dir).await)
@@ -435,7 +435,7 @@ impl<R: Runtime> InstanceTask<R> {
             (None, true) => {
                 let target = match self.spec.listen {
                     Listen::Port | Listen::None => Target::Tcp(self.port),
-                    Listen::Socket => Target::Unix(self.spec.socket.clone()),
+                    Listen::Socket => Target::Unix(self.spec.socket().to_path_buf()),
                 };
                 let backend = Backend::new(target);
                 self.gate.touch();
@@ -473,10 +473,12 @@ impl<R: Runtime> InstanceTask<R> {
                     .collect()
             },
             started_at_unix: self.machine.running_since().and(self.started_at_unix),
-            last_exit: self.machine.last_exit.map(|exit| ExitInfo {
-                code: exit.code,
-                signal: exit.signal,
-                at_unix: self.last_exit_at.unwrap_or(0),
+            last_exit: self.machine.last_exit.map(|exit| {
+                Box::new(ExitInfo {
+                    code: exit.code,
+                    signal: exit.signal,
+                    at_unix: self.last_exit_at.unwrap_or(0),
+                })
             }),
             note: self.machine.note.clone(),
             heading_for: self.machine.heading_for(),

@@ -51,7 +51,12 @@ fn stale<'a>(
             let pid = pid?;
             let walk = wanted(cell.load().as_deref(), pid, fresh, now)?;
             let data_dir = walk
-                .then(|| desired.instances.get(key).map(|spec| spec.data_dir.clone()))
+                .then(|| {
+                    desired
+                        .instances
+                        .get(key)
+                        .map(|spec| spec.data_dir().to_path_buf())
+                })
                 .flatten();
             Some(Stale {
                 pid,

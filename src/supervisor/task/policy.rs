@@ -93,10 +93,10 @@ fn readiness(spec: &InstanceSpec, port: u16) -> Readiness {
             ),
         ),
         Listen::Socket => (
-            format!("the socket {}", spec.socket.display()),
+            format!("the socket {}", spec.socket().display()),
             format!(
                 "does the app listen on $SOCKET_PATH ({})? An app that listens on $PORT needs listen = \"port\"",
-                spec.socket.display()
+                spec.socket().display()
             ),
         ),
     };

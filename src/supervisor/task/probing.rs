@@ -23,7 +23,7 @@ impl<R: Runtime> InstanceTask<R> {
                 let target = match self.spec.listen {
                     Listen::Port | Listen::None => ProbeTarget::Tcp { port: self.port },
                     Listen::Socket => ProbeTarget::Unix {
-                        socket: self.spec.socket.clone(),
+                        socket: self.spec.socket().to_path_buf(),
                     },
                 };
                 (target, self.spec.health.clone())

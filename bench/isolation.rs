@@ -165,7 +165,7 @@ fn spawn_timings(events: &[Event], key: &str, wall: f64) -> Spawn {
             .find(|event| matches(event))
             .unwrap_or_else(|| panic!("no {what} event for {key}: {of_key:#?}"))
     };
-    let create = find("create", &|event| event.action == "create");
+    let create = find("create", &|event| &*event.action == "create");
     let started = find("started", &|event| {
         event.message.starts_with("started (pid")
     });

@@ -681,7 +681,7 @@ mod tests {
         let said: Vec<String> = events
             .recent(None, 10)
             .into_iter()
-            .map(|event| event.message)
+            .map(|event| event.message.into())
             .collect();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("takes effect when ten serve restarts"));

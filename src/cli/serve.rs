@@ -210,6 +210,16 @@ pub(super) fn serve_until_signal(
             Err(CliError::new(error.to_string()).hint(hint))
         }
         Err(ServeError::Https(error)) => Err(CliError::new(error.message).hint(error.hint)),
+        Err(
+            error @ ServeError::AlreadyRunning {
+                pid: None,
+                held_by: Some(_),
+                ..
+            },
+        ) => Err(CliError::new(error.to_string()).hint(
+            "no live ten serve is recorded there: the lock outlived the server that took it; \
+                 start again once those processes are gone, or stop them",
+        )),
         Err(error @ ServeError::AlreadyRunning { .. }) => Err(CliError::new(error.to_string())
             .hint(
                 "use that server (`ten ps`), stop it first, or give this one its own --data-dir",

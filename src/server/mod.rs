@@ -51,8 +51,14 @@ pub(crate) struct ServeOptions {
 pub(crate) enum ServeError {
     #[error("the files have errors; fix them and start again")]
     Invalid(Vec<Diagnostic>),
-    #[error("another ten serve{} already runs with the data directory {data_dir}", pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
-    AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
+    #[error("another ten serve{} already runs with the data directory {data_dir}{}", pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), held_by.as_ref().map(|holders| format!(": its lock is held by {holders}")).unwrap_or_default())]
+    AlreadyRunning {
+        data_dir: PathBuf,
+        pid: Option<u32>,
+        /// The processes that hold the lock, when no live server is recorded: a process
+        /// that inherited the lock outlives the server that took it.
+        held_by: Option<String>,
+    },
     #[error(transparent)]
     Listen(#[from] listen::ListenError),
     #[error(transparent)]
@@ -112,11 +118,13 @@ fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Se
         .write(true)
         .open(&path)
         .map_err(io(format!("cannot open {}", path.display())))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(file, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
+            let pid = read_serve_info(data_dir).map(|info| info.pid);
             ServeError::AlreadyRunning {
                 data_dir: data_dir.to_path_buf(),
-                pid: read_serve_info(data_dir).map(|info| info.pid),
+                pid,
+                held_by: pid.is_none().then(|| lock_holders(&file)).flatten(),
             }
         } else {
             ServeError::Io {
@@ -125,6 +133,48 @@ fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Se
             }
         }
     })
+}
+
+/// The processes with `file` open (`pid N (command line)`, comma-separated), found through
+/// `/proc/*/fd`: who holds the data directory's lock when no live server is recorded.
+/// Only on that error: it reads every process's descriptors.
+fn lock_holders(file: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let lock = file.metadata().ok()?;
+    let own = std::process::id();
+    let mut holders = Vec::new();
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own {
+            continue;
+        }
+        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let holds = descriptors.flatten().any(|fd| {
+            std::fs::metadata(fd.path())
+                .is_ok_and(|opened| opened.dev() == lock.dev() && opened.ino() == lock.ino())
+        });
+        if holds {
+            let command = std::fs::read(process.path().join("cmdline"))
+                .map(|bytes| {
+                    String::from_utf8_lossy(&bytes)
+                        .split('\0')
+                        .filter(|word| !word.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            holders.push(format!("pid {pid} ({command})"));
+        }
+    }
+    (!holders.is_empty()).then(|| holders.join(", "))
 }
 
 /// What this host offers for starting tenants: cgroups (as root), runsc, ten's own binary
@@ -664,6 +714,56 @@ pub(crate) fn read_serve_info(data_dir: &Path) -> Option<ServeInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_held_without_a_live_server_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = ten_dir(dir.path()).join("lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, "").unwrap();
+        // A process that is no ten serve holds the lock (as a child that inherited it would).
+        use std::os::unix::process::CommandExt;
+        // `--close`: only flock holds it, not the sleep it runs; a group of their own, so
+        // both are killed together.
+        let mut holder = std::process::Command::new("flock")
+            .args(["--exclusive", "--close"])
+            .arg(&lock)
+            .args(["sleep", "30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let refused = loop {
+            match lock_data_dir(dir.path()) {
+                Err(error) => break error.to_string(),
+                Ok(taken) => {
+                    drop(taken);
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "flock never took the lock"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        };
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = holder.wait();
+        assert!(refused.contains("already runs"), "{refused}");
+        assert!(
+            refused.contains(&format!(
+                "its lock is held by pid {pid} (flock --exclusive --close"
+            )),
+            "{refused}"
+        );
+        assert!(
+            lock_data_dir(dir.path()).is_ok(),
+            "the lock is free once its holder is gone"
+        );
+    }
 
     #[test]
     fn a_change_of_the_tls_settings_while_serving_is_said_once() {

@@ -1,6 +1,6 @@
 //! Facts about processes read from /proc: whether a pid still names the process we started
 //! (pid and start time both match), so a recycled pid is never taken for a tenant; the boot
-//! they belong to; what one process uses.
+//! they belong to; what one process uses; which processes hold a file open.
 
 use std::fs;
 
@@ -92,6 +92,48 @@ pub fn max_fds() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .ok()
         .map(|(soft, _)| soft)
+}
+
+/// The other processes that have `file` open (by device and inode, through
+/// `/proc/*/fd`), each with its command line. Reads every process's descriptors: for error
+/// paths only (a lock that outlived the server that took it).
+pub(crate) fn processes_holding(file: &fs::File) -> Vec<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(wanted), Ok(processes)) = (file.metadata(), fs::read_dir("/proc")) else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let mut holders = Vec::new();
+    for process in processes.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(descriptors) = fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let holds = pid != own
+            && descriptors.flatten().any(|fd| {
+                fs::metadata(fd.path())
+                    .is_ok_and(|open| open.dev() == wanted.dev() && open.ino() == wanted.ino())
+            });
+        if holds {
+            let command = fs::read(process.path().join("cmdline"))
+                .map(|bytes| {
+                    String::from_utf8_lossy(&bytes)
+                        .split('\0')
+                        .filter(|word| !word.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            holders.push((pid, command));
+        }
+    }
+    holders
 }
 
 #[cfg(test)]

@@ -135,45 +135,13 @@ fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Se
     })
 }
 
-/// The processes with `file` open (`pid N (command line)`, comma-separated), found through
-/// `/proc/*/fd`: who holds the data directory's lock when no live server is recorded.
-/// Only on that error: it reads every process's descriptors.
+/// The processes that hold `file` open besides this one, as `pid N (command line)`,
+/// comma-separated: who holds the data directory's lock when no live server is recorded.
 fn lock_holders(file: &std::fs::File) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let lock = file.metadata().ok()?;
-    let own = std::process::id();
-    let mut holders = Vec::new();
-    for process in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = process
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == own {
-            continue;
-        }
-        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else {
-            continue;
-        };
-        let holds = descriptors.flatten().any(|fd| {
-            std::fs::metadata(fd.path())
-                .is_ok_and(|opened| opened.dev() == lock.dev() && opened.ino() == lock.ino())
-        });
-        if holds {
-            let command = std::fs::read(process.path().join("cmdline"))
-                .map(|bytes| {
-                    String::from_utf8_lossy(&bytes)
-                        .split('\0')
-                        .filter(|word| !word.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            holders.push(format!("pid {pid} ({command})"));
-        }
-    }
+    let holders: Vec<String> = crate::runtime::proc::processes_holding(file)
+        .into_iter()
+        .map(|(pid, command)| format!("pid {pid} ({command})"))
+        .collect();
     (!holders.is_empty()).then(|| holders.join(", "))
 }
 

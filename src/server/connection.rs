@@ -564,14 +564,19 @@ mod tests {
         assert_eq!(clock.deadline(&limits).unwrap().1, Deadline::KeepAlive);
     }
 
-    #[test]
-    fn the_watchdog_closes_a_connection_at_its_deadline_and_not_while_busy() {
+    /// Runs `test` on a runtime of its own with the proxy's timers, as a connection runs.
+    fn with_timers<F: std::future::Future>(test: impl FnOnce(Timers) -> F) -> F::Output {
         let timers = Timers::start().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
             .unwrap();
-        runtime.block_on(async {
+        runtime.block_on(test(timers))
+    }
+
+    #[test]
+    fn the_watchdog_closes_a_connection_at_its_deadline_and_not_while_busy() {
+        with_timers(|timers| async move {
             let limits = ConnectionLimits {
                 header_timeout: Duration::from_millis(50),
                 keep_alive_timeout: Duration::from_millis(100),
@@ -598,12 +603,7 @@ mod tests {
     fn a_watchdog_polled_for_its_connections_events_still_sees_its_deadline() {
         // Its task is woken over and over by something else (the connection, here a loop that
         // yields): those polls skip the timer, and its own wake is not lost among them.
-        let timers = Timers::start().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        with_timers(|timers| async move {
             let limits = ConnectionLimits {
                 header_timeout: Duration::from_millis(50),
                 ..ConnectionLimits::default()

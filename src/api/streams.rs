@@ -96,50 +96,46 @@ impl ApiState {
     }
 
     pub(super) fn follow_logs(&self, query: LogQuery) -> Reply {
-        let mut lines = self.logs.subscribe();
-        let (sender, response) = body::stream("text/event-stream");
-        tokio::spawn(async move {
-            loop {
-                match lines.recv().await {
-                    Ok(line) if query.matches(&line) => {
-                        if sender.send(sse_event(&line)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let note = Bytes::from(format!(
-                            ": {missed} lines were skipped (too fast to follow)\n\n"
-                        ));
-                        if sender.send(note).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
-        response
+        follow(self.logs.subscribe(), "lines", move |line| {
+            query.matches(line)
+        })
     }
 
     pub(super) fn follow_events(&self, instance: Option<InstanceKey>) -> Reply {
-        let mut events = self.events.subscribe();
-        let (sender, response) = body::stream("text/event-stream");
-        tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if instance
-                    .as_ref()
-                    .is_some_and(|key| event.instance.as_ref() != Some(key))
-                {
-                    continue;
-                }
-                if sender.send(sse_event(&event)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        response
+        follow(self.events.subscribe(), "events", move |event| {
+            instance
+                .as_ref()
+                .is_none_or(|key| event.instance.as_ref() == Some(key))
+        })
     }
+}
+
+/// Streams what `items` receives and `keep` keeps as server-sent events, until the client
+/// goes or the sender is gone. A client too slow to follow is told how many `noun` it missed
+/// (an SSE comment) and goes on with the next: a burst of changes never ends its stream.
+fn follow<T: serde::Serialize + Clone + Send + 'static>(
+    mut items: tokio::sync::broadcast::Receiver<T>,
+    noun: &'static str,
+    keep: impl Fn(&T) -> bool + Send + 'static,
+) -> Reply {
+    use tokio::sync::broadcast::error::RecvError;
+    let (sender, response) = body::stream("text/event-stream");
+    tokio::spawn(async move {
+        loop {
+            let message = match items.recv().await {
+                Ok(item) if keep(&item) => sse_event(&item),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => Bytes::from(format!(
+                    ": {missed} {noun} were skipped (too fast to follow)\n\n"
+                )),
+                Err(RecvError::Closed) => return,
+            };
+            if sender.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    response
 }
 
 /// `notes:alice` (also percent-encoded) as a key.
@@ -237,4 +233,28 @@ pub(super) fn log_query(
         since_ms,
         until_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A burst larger than the channel holds while nobody reads: the follower is told how many
+    /// it missed and gets the rest. (Before, the stream of events ended at the first lag.)
+    #[tokio::test]
+    async fn a_follower_that_lags_is_told_what_it_missed_and_goes_on() {
+        let (sender, receiver) = tokio::sync::broadcast::channel::<u32>(4);
+        for number in 0..10 {
+            sender.send(number).unwrap();
+        }
+        drop(sender);
+        let response = follow(receiver, "events", |number| number % 2 == 1);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            ": 6 events were skipped (too fast to follow)\n\ndata: 7\n\ndata: 9\n\n"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::names::InstanceKey;
 
 use super::client::{Client, Lines};
 use super::table::clock;
-use super::{CliError, GlobalArgs, exit, print_stdout, stdout_style};
+use super::{CliError, GlobalArgs, exit, print_stdout, print_stream_note, stdout_style};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -50,6 +50,9 @@ pub(super) fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError
             None::<&()>,
             |chunk| {
                 lines.feed(chunk, |text| {
+                    if print_stream_note(text) {
+                        return ControlFlow::Continue(());
+                    }
                     if let Some(data) = text.strip_prefix("data: ")
                         && let Ok(event) = serde_json::from_str::<Event>(data)
                         && print_stdout(&format_event(&event, args.json)).is_err()

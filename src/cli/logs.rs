@@ -13,7 +13,7 @@ use crate::runtime::logs::{MAX_SEARCH_LIMIT, parse_time_bound, unix_millis};
 
 use super::client::{Client, Lines};
 use super::table::clock;
-use super::{CliError, GlobalArgs, exit, print_stdout, stdout_style};
+use super::{CliError, GlobalArgs, exit, print_stdout, print_stream_note, stdout_style};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -130,6 +130,9 @@ pub(super) fn run(global: &GlobalArgs, args: &LogsArgs) -> Result<u8, CliError> 
             None::<&()>,
             |chunk| {
                 splitter.feed(chunk, |text| {
+                    if print_stream_note(text) {
+                        return ControlFlow::Continue(());
+                    }
                     if let Some(data) = text.strip_prefix("data: ")
                         && let Ok(line) = serde_json::from_str::<LogLine>(data)
                         && print_stdout(&format_line(&line, with_instance, args.json)).is_err()

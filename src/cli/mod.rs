@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use output::{print_stderr, print_stdout, stderr_style, stdout_style};
+pub use output::{print_stderr, print_stdout, print_stream_note, stderr_style, stdout_style};
 
 const ABOUT: &str =
     "Run many small, mostly idle HTTP services on one Linux server, kept exactly as files declare";

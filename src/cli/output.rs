@@ -37,6 +37,18 @@ pub fn print_stderr(text: &str) {
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// A server's note in a followed stream (an SSE comment, `: 6 events were skipped ...`) goes
+/// to stderr, so that stdout keeps only what was followed. Whether `line` was one.
+pub fn print_stream_note(line: &str) -> bool {
+    match line.strip_prefix(": ") {
+        Some(note) => {
+            print_stderr(&format!("ten: {note}\n"));
+            true
+        }
+        None => false,
+    }
+}
+
 fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
     match result {
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),

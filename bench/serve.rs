@@ -334,7 +334,7 @@ fn mass_start() {
         spawner_cpu * 1000.0 / MASS as f64
     );
     println!(
-        "   ten serve RSS: {:.1} MB with {MASS} tenants, {:.1} MB with none ({:.2}x; {:.1} KB per tenant)",
+        "   ten serve RSS: {:.1} MiB with {MASS} tenants, {:.1} MiB with none ({:.2}x; {:.1} KiB per tenant)",
         rss as f64 / 1024.0,
         empty_rss as f64 / 1024.0,
         rss as f64 / empty_rss as f64,
@@ -344,7 +344,7 @@ fn mass_start() {
         "   ten serve idle CPU over 10 s: {cpu:.2}% of a core with {MASS} tenants (a health check each every 10 s), {empty_cpu:.2}% with none"
     );
     println!(
-        "   tenants: {:.1} MB RSS in all, {:.2} MB each",
+        "   tenants: {:.1} MiB RSS in all, {:.2} MiB each",
         tenant_rss as f64 / 1024.0,
         tenant_rss as f64 / 1024.0 / MASS as f64
     );

@@ -1,6 +1,7 @@
 //! The event log: every reconcile action and lifecycle transition, with time, instance,
 //! action, message and reason. A bounded ring for `ten events` and a broadcast for
-//! `ten events -f`; each event is also a tracing line.
+//! `ten events -f` ([`Follower`]: a follower that falls behind the broadcast catches up from
+//! the ring); each event is also a tracing line.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -28,20 +29,37 @@ pub struct Event {
 }
 
 /// The ring and the broadcast share each event (the broadcast keeps its last 1,024 for
-/// slow followers: as copies, 200 KB more with the ring full).
+/// slow followers).
 #[derive(Clone)]
 pub struct EventLog {
-    ring: Arc<Mutex<VecDeque<Arc<Event>>>>,
+    ring: Arc<Mutex<Ring>>,
     sender: broadcast::Sender<Arc<Event>>,
+}
+
+/// The events kept, and the number of the oldest: the `n`th event ever recorded is
+/// `events[n - first]` while it is kept.
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    first: u64,
+}
+
+impl Ring {
+    /// The number the next event recorded gets.
+    fn end(&self) -> u64 {
+        self.first + self.events.len() as u64
+    }
 }
 
 impl Default for EventLog {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(1024);
         Self {
-            // Its full size at once: grown by doubling, it would end at 8,192 places for
-            // 5,000 events. Pages not yet written take no memory.
-            ring: Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_EVENTS))),
+            ring: Arc::new(Mutex::new(Ring {
+                // Its full size at once: grown by doubling, it would end at 8,192 places for
+                // 5,000 events. Pages not yet written take no memory.
+                events: VecDeque::with_capacity(KEPT_EVENTS),
+                first: 0,
+            })),
             sender,
         }
     }
@@ -97,26 +115,28 @@ impl EventLog {
             }
             (None, true) => tracing::warn!(action, "{}", event.message),
         }
-        {
-            let mut ring = self
-                .ring
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if ring.len() == KEPT_EVENTS {
-                ring.pop_front();
-            }
-            ring.push_back(Arc::clone(&event));
+        let mut ring = self.lock();
+        if ring.events.len() == KEPT_EVENTS {
+            ring.events.pop_front();
+            ring.first += 1;
         }
+        ring.events.push_back(Arc::clone(&event));
+        // Sent under the ring's lock: the broadcast has the ring's order, which a follower's
+        // catch-up relies on.
         let _ = self.sender.send(event);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The last `limit` events (of `instance`, when given), oldest first.
     pub fn recent(&self, instance: Option<&InstanceKey>, limit: usize) -> Vec<Event> {
-        let ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ring = self.lock();
         let mut events: Vec<Event> = ring
+            .events
             .iter()
             .rev()
             .filter(|event| instance.is_none_or(|key| event.instance.as_ref() == Some(key)))
@@ -127,8 +147,92 @@ impl EventLog {
         events
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.sender.subscribe()
+    /// Every event recorded from now on, in order.
+    pub fn follow(&self) -> Follower {
+        let ring = self.lock();
+        Follower {
+            receiver: self.sender.subscribe(),
+            log: self.clone(),
+            next: ring.end(),
+            backlog: VecDeque::new(),
+        }
+    }
+}
+
+/// What a [`Follower`] gets next.
+#[derive(Debug)]
+pub enum Followed {
+    Event(Arc<Event>),
+    /// It fell more than the ring (5,000 events) behind: this many were lost before the next.
+    Skipped(u64),
+    /// ten is shutting down.
+    Closed,
+}
+
+/// A follower of the events recorded since it began ([`EventLog::follow`]): each once, in
+/// order. One that falls behind the broadcast (a bulk create of 1,000 instances sends more
+/// than it keeps, before a follower on the same runtime is polled) catches up from the ring;
+/// only one more than the ring behind loses events, and is told how many.
+pub struct Follower {
+    receiver: broadcast::Receiver<Arc<Event>>,
+    log: EventLog,
+    /// The number of the next event to give.
+    next: u64,
+    /// Events taken from the ring, to give before the broadcast's next.
+    backlog: VecDeque<Arc<Event>>,
+}
+
+impl Follower {
+    pub async fn next(&mut self) -> Followed {
+        use broadcast::error::RecvError;
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                self.next += 1;
+                return Followed::Event(event);
+            }
+            match self.receiver.recv().await {
+                Ok(event) => {
+                    self.next += 1;
+                    return Followed::Event(event);
+                }
+                Err(RecvError::Closed) => return Followed::Closed,
+                Err(RecvError::Lagged(missed)) => match self.receiver.recv().await {
+                    // The broadcast's oldest comes next; the ring holds what came before.
+                    Ok(resume) => {
+                        if let Some(lost) = self.catch_up(resume, missed) {
+                            return Followed::Skipped(lost);
+                        }
+                    }
+                    Err(RecvError::Closed) => return Followed::Closed,
+                    Err(RecvError::Lagged(more)) => return Followed::Skipped(missed + more),
+                },
+            }
+        }
+    }
+
+    /// Queues the events the broadcast dropped (`missed` of them) from the ring, then
+    /// `resume`, the broadcast's next. How many are lost, if any: those the ring no longer
+    /// keeps either.
+    fn catch_up(&mut self, resume: Arc<Event>, missed: u64) -> Option<u64> {
+        let ring = self.log.lock();
+        let Some(at) = ring
+            .events
+            .iter()
+            .rposition(|event| Arc::ptr_eq(event, &resume))
+        else {
+            // Gone from the ring too (5,000 newer events meanwhile): only the count is known.
+            drop(ring);
+            self.backlog.push_back(resume);
+            return Some(missed);
+        };
+        let lost = ring.first.saturating_sub(self.next);
+        let from = self.next.max(ring.first);
+        self.backlog
+            .extend(ring.events.range((from - ring.first) as usize..at).cloned());
+        drop(ring);
+        self.backlog.push_back(resume);
+        self.next = from;
+        (lost > 0).then_some(lost)
     }
 }
 
@@ -158,5 +262,52 @@ mod tests {
         assert_eq!(messages, ["started", "exited with code 1"]);
         assert_eq!(log.recent(None, 2).len(), 2);
         assert_eq!(&*log.recent(None, 2)[0].message, "reloaded");
+    }
+
+    fn numbered(log: &EventLog, from: usize, to: usize) {
+        for number in from..to {
+            log.record(None, "test", number.to_string(), None);
+        }
+    }
+
+    /// The next `count` messages (fewer if nothing comes within a second).
+    async fn messages(follower: &mut Follower, count: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(1), follower.next());
+            match next.await {
+                Ok(Followed::Event(event)) => got.push(event.message.to_string()),
+                Ok(Followed::Skipped(lost)) => got.push(format!("skipped {lost}")),
+                Ok(Followed::Closed) | Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// A bulk create records more events than the broadcast keeps before a follower runs:
+    /// it still gets every one, once, in order, from the ring. (Before, its stream ended.)
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_the_broadcast_catches_up_from_the_ring() {
+        let log = EventLog::default();
+        numbered(&log, 0, 10);
+        let mut follower = log.follow();
+        numbered(&log, 10, 3010);
+        let expected: Vec<String> = (10..3010).map(|n| n.to_string()).collect();
+        assert_eq!(messages(&mut follower, 3000).await, expected);
+        // And goes on with the broadcast.
+        numbered(&log, 3010, 3012);
+        assert_eq!(messages(&mut follower, 2).await, ["3010", "3011"]);
+    }
+
+    /// More than the ring behind: told how many it lost, then the rest in order.
+    #[tokio::test]
+    async fn a_follower_more_than_the_ring_behind_is_told_how_many_it_lost() {
+        let log = EventLog::default();
+        let mut follower = log.follow();
+        numbered(&log, 0, KEPT_EVENTS + 1000);
+        let got = messages(&mut follower, KEPT_EVENTS + 1).await;
+        assert_eq!(got[0], "skipped 1000");
+        let expected: Vec<String> = (1000..KEPT_EVENTS + 1000).map(|n| n.to_string()).collect();
+        assert_eq!(got[1..], expected);
     }
 }

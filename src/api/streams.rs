@@ -8,6 +8,7 @@ use hyper::Response;
 use tokio::sync::mpsc;
 
 use crate::body::{self, Body, ndjson_line, sse_event};
+use crate::events::{Event, Followed, Follower};
 use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
 use crate::runtime::logs::{
@@ -102,7 +103,7 @@ impl ApiState {
     }
 
     pub(super) fn follow_events(&self, instance: Option<InstanceKey>) -> Reply {
-        follow(self.events.subscribe(), "events", move |event| {
+        follow(self.events.follow(), "events", move |event| {
             instance
                 .as_ref()
                 .is_none_or(|key| event.instance.as_ref() == Some(key))
@@ -110,25 +111,64 @@ impl ApiState {
     }
 }
 
-/// Streams what `items` receives and `keep` keeps as server-sent events, until the client
-/// goes or the sender is gone. A client too slow to follow is told how many `noun` it missed
-/// (an SSE comment) and goes on with the next: a burst of changes never ends its stream.
-fn follow<T: serde::Serialize + Clone + Send + 'static>(
-    mut items: tokio::sync::broadcast::Receiver<T>,
+/// What a followed stream gives next.
+enum Next<T> {
+    Item(T),
+    /// This many were lost before the next.
+    Skipped(u64),
+    Closed,
+}
+
+/// A stream a client follows: the captured lines (a broadcast), the events (a broadcast that
+/// catches up from the event ring).
+trait Source: Send + 'static {
+    type Item: serde::Serialize + Send;
+    fn next(&mut self) -> impl std::future::Future<Output = Next<Self::Item>> + Send;
+}
+
+impl<T: serde::Serialize + Clone + Send + 'static> Source for tokio::sync::broadcast::Receiver<T> {
+    type Item = T;
+
+    async fn next(&mut self) -> Next<T> {
+        use tokio::sync::broadcast::error::RecvError;
+        match self.recv().await {
+            Ok(item) => Next::Item(item),
+            Err(RecvError::Lagged(missed)) => Next::Skipped(missed),
+            Err(RecvError::Closed) => Next::Closed,
+        }
+    }
+}
+
+impl Source for Follower {
+    type Item = std::sync::Arc<Event>;
+
+    async fn next(&mut self) -> Next<Self::Item> {
+        match Follower::next(self).await {
+            Followed::Event(event) => Next::Item(event),
+            Followed::Skipped(lost) => Next::Skipped(lost),
+            Followed::Closed => Next::Closed,
+        }
+    }
+}
+
+/// Streams what `source` gives and `keep` keeps as server-sent events, until the client goes
+/// or the source ends. A client that lost some (too slow to follow) is told how many `noun`
+/// it missed (an SSE comment) and goes on with the next: a burst never ends its stream.
+fn follow<S: Source>(
+    mut source: S,
     noun: &'static str,
-    keep: impl Fn(&T) -> bool + Send + 'static,
+    keep: impl Fn(&S::Item) -> bool + Send + 'static,
 ) -> Reply {
-    use tokio::sync::broadcast::error::RecvError;
     let (sender, response) = body::stream("text/event-stream");
     tokio::spawn(async move {
         loop {
-            let message = match items.recv().await {
-                Ok(item) if keep(&item) => sse_event(&item),
-                Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => Bytes::from(format!(
+            let message = match source.next().await {
+                Next::Item(item) if keep(&item) => sse_event(&item),
+                Next::Item(_) => continue,
+                Next::Skipped(missed) => Bytes::from(format!(
                     ": {missed} {noun} were skipped (too fast to follow)\n\n"
                 )),
-                Err(RecvError::Closed) => return,
+                Next::Closed => return,
             };
             if sender.send(message).await.is_err() {
                 return;

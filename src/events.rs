@@ -196,41 +196,42 @@ impl Follower {
                     return Followed::Event(event);
                 }
                 Err(RecvError::Closed) => return Followed::Closed,
-                Err(RecvError::Lagged(missed)) => match self.receiver.recv().await {
+                Err(RecvError::Lagged(_)) => {
                     // The broadcast's oldest comes next; the ring holds what came before.
-                    Ok(resume) => {
-                        if let Some(lost) = self.catch_up(resume, missed) {
-                            return Followed::Skipped(lost);
+                    let resume = loop {
+                        match self.receiver.recv().await {
+                            Ok(event) => break event,
+                            Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return Followed::Closed,
                         }
+                    };
+                    if let Some(lost) = self.catch_up(resume) {
+                        return Followed::Skipped(lost);
                     }
-                    Err(RecvError::Closed) => return Followed::Closed,
-                    Err(RecvError::Lagged(more)) => return Followed::Skipped(missed + more),
-                },
+                }
             }
         }
     }
 
-    /// Queues the events the broadcast dropped (`missed` of them) from the ring, then
-    /// `resume`, the broadcast's next. How many are lost, if any: those the ring no longer
-    /// keeps either.
-    fn catch_up(&mut self, resume: Arc<Event>, missed: u64) -> Option<u64> {
+    /// Queues the events the broadcast dropped from the ring, then `resume`, the broadcast's
+    /// next. How many are lost, if any: those the ring no longer keeps either.
+    fn catch_up(&mut self, resume: Arc<Event>) -> Option<u64> {
         let ring = self.log.lock();
-        let Some(at) = ring
-            .events
-            .iter()
-            .rposition(|event| Arc::ptr_eq(event, &resume))
-        else {
-            // Gone from the ring too (5,000 newer events meanwhile): only the count is known.
-            drop(ring);
-            self.backlog.push_back(resume);
-            return Some(missed);
-        };
-        let lost = ring.first.saturating_sub(self.next);
-        let from = self.next.max(ring.first);
-        self.backlog
-            .extend(ring.events.range((from - ring.first) as usize..at).cloned());
+        // Nothing is sent while the ring is locked: what the receiver has yet to receive after
+        // `resume` is the ring's newest, which numbers `resume`.
+        let number = (ring.end() - 1).saturating_sub(self.receiver.len() as u64);
+        let from = self.next.max(ring.first).min(number);
+        if number >= ring.first {
+            debug_assert!(Arc::ptr_eq(
+                &ring.events[(number - ring.first) as usize],
+                &resume
+            ));
+            let kept = (from - ring.first) as usize..(number - ring.first) as usize;
+            self.backlog.extend(ring.events.range(kept).cloned());
+        }
         drop(ring);
         self.backlog.push_back(resume);
+        let lost = from.saturating_sub(self.next);
         self.next = from;
         (lost > 0).then_some(lost)
     }
@@ -309,5 +310,10 @@ mod tests {
         assert_eq!(got[0], "skipped 1000");
         let expected: Vec<String> = (1000..KEPT_EVENTS + 1000).map(|n| n.to_string()).collect();
         assert_eq!(got[1..], expected);
+        // Behind again, within the ring this time: nothing lost, nothing twice.
+        let end = KEPT_EVENTS + 1000;
+        numbered(&log, end, end + 3000);
+        let expected: Vec<String> = (end..end + 3000).map(|n| n.to_string()).collect();
+        assert_eq!(messages(&mut follower, 3001).await, expected);
     }
 }

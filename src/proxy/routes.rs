@@ -96,16 +96,36 @@ pub(crate) enum Resolved<'a> {
     NoHttp(String),
 }
 
+/// A `[routing]` target with the key it is looked up by (a service's name, or an instance's
+/// `ID.SERVICE`), made once with the table rather than at every request.
+struct Target {
+    target: RouteTarget,
+    key: Box<str>,
+}
+
+impl Target {
+    fn of(target: &RouteTarget) -> Target {
+        let key = match target {
+            RouteTarget::Service(service) => service.as_str().into(),
+            RouteTarget::Instance(key) => format!("{}.{}", key.id, key.service).into_boxed_str(),
+        };
+        Target {
+            target: target.clone(),
+            key,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct RouteTable {
     domain: String,
     /// By `ID.SERVICE`.
     instances: HashMap<Box<str>, Arc<InstanceRoute>>,
     services: HashMap<String, Arc<ServiceRoute>>,
-    subdomains: HashMap<String, RouteTarget>,
+    subdomains: HashMap<String, Target>,
     /// Longest prefix first.
-    paths: Vec<(String, RouteTarget)>,
-    default: Option<RouteTarget>,
+    paths: Vec<(String, Target)>,
+    default: Option<Target>,
     /// `settings.public_metrics`: `/metrics` without a token.
     public_metrics: bool,
     /// Services whose instances answer no HTTP (`listen = "none"`): their names, and
@@ -178,10 +198,10 @@ impl RouteTable {
                 });
         }
         let routing = &desired.config.routing;
-        let mut paths: Vec<(String, RouteTarget)> = routing
+        let mut paths: Vec<(String, Target)> = routing
             .path
             .iter()
-            .map(|(p, t)| (p.clone(), t.clone()))
+            .map(|(p, t)| (p.clone(), Target::of(t)))
             .collect();
         paths.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         RouteTable {
@@ -199,10 +219,10 @@ impl RouteTable {
             subdomains: routing
                 .subdomain
                 .iter()
-                .map(|(label, target)| (label.clone(), target.clone()))
+                .map(|(label, target)| (label.clone(), Target::of(target)))
                 .collect(),
             paths,
-            default: routing.default.clone(),
+            default: routing.default.as_ref().map(Target::of),
             public_metrics: desired.config.settings.public_metrics,
             workers,
             trusted_proxies: desired.config.settings.trusted_proxies.clone(),
@@ -226,21 +246,16 @@ impl RouteTable {
         &self.trusted_proxies
     }
 
-    fn target(&self, target: &RouteTarget) -> Resolved<'_> {
-        match target {
-            RouteTarget::Service(service) => match self.services.get(service.as_str()) {
+    fn target(&self, target: &Target) -> Resolved<'_> {
+        match &target.target {
+            RouteTarget::Service(service) => match self.services.get(&*target.key) {
                 Some(route) => Resolved::Service(route),
                 None => Resolved::NotFound(format!("service {service}")),
             },
-            RouteTarget::Instance(key) => {
-                match self
-                    .instances
-                    .get(format!("{}.{}", key.id, key.service).as_str())
-                {
-                    Some(route) => Resolved::Instance(route),
-                    None => Resolved::NotFound(key.to_string()),
-                }
-            }
+            RouteTarget::Instance(key) => match self.instances.get(&*target.key) {
+                Some(route) => Resolved::Instance(route),
+                None => Resolved::NotFound(key.to_string()),
+            },
         }
     }
 

@@ -84,6 +84,20 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
         diagnostics,
     );
 
+    if dir.to_str().is_none() {
+        // Paths reach tenants (their environment, templates) and ten's records as text: a
+        // lossy copy would name another directory.
+        diagnostics.push(
+            Diagnostic::in_file(
+                &file.path,
+                format!(
+                    "the config's directory {} is not valid UTF-8, and ten hands paths to tenants as text",
+                    dir.display()
+                ),
+            )
+            .with_hint("move the project to a directory whose path is UTF-8"),
+        );
+    }
     let settings = parse_settings(&root, &dir, diagnostics);
     let (services, declared) = parse_services(&root, diagnostics);
     let data_dir = settings

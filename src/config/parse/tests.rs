@@ -155,3 +155,24 @@ fn older_process_tables_are_services() {
             .contains_key(&ServiceName::new("api").unwrap())
     );
 }
+
+/// A directory whose name is not UTF-8 is refused with a reason, never turned into another
+/// path by a lossy conversion.
+#[test]
+fn a_config_directory_that_is_not_utf8_is_an_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let path = Path::new(std::ffi::OsStr::from_bytes(b"/srv/caf\xe9/tenement.toml"));
+    let mut diagnostics = Vec::new();
+    let parsed = parse_config(
+        path,
+        "[service.notes]\ncommand = \"x\"\n".into(),
+        &mut diagnostics,
+    );
+    assert!(parsed.config.is_none());
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.message.contains("not valid UTF-8")),
+        "{diagnostics:?}"
+    );
+}

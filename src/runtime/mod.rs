@@ -156,7 +156,7 @@ impl Spares {
         while !self.closed.load(Ordering::SeqCst) && self.lock().len() < SPARES {
             let name = process::unique_name("spare");
             let started = cgroups
-                .create_spare(&name)
+                .create(&name, &cgroup::Limits::default())
                 .map_err(|error| error.to_string())
                 .and_then(|cgroup| {
                     spare::start(program, cgroup).map_err(|error| error.to_string())

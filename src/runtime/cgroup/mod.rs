@@ -5,7 +5,7 @@
 //! cgroup v2 (one unified hierarchy, the usual case on production hosts) and v1 (one
 //! hierarchy per controller, as on this machine) are both supported: on v2 a tenant cgroup
 //! has the `memory`, `pids` and `cpu` controllers; on v1 it is created in the `memory`,
-//! `pids` and `cpuacct` hierarchies, and in `cpu` when it has `cpu_shares` or is a spare's. Limits and statistics go through cgroups-rs; the
+//! `pids`, `cpu` and `cpuacct` hierarchies. Limits and statistics go through cgroups-rs; the
 //! v2 cgroup itself is created here (cgroups-rs assumes v2 is mounted at /sys/fs/cgroup,
 //! which a test tree is not), and so is killing every member (v2 `cgroup.kill`, or SIGKILL to
 //! each member until none is left on v1).

@@ -83,10 +83,9 @@ impl Cgroups {
         }
     }
 
-    /// The hierarchy of a cgroup; on v1 with the `cpu` one only if `cpu`.
-    fn hierarchy(&self, cpu: bool) -> Box<dyn Hierarchy> {
+    fn hierarchy(&self) -> Box<dyn Hierarchy> {
         match &self.layout {
-            Layout::V1 => Box::new(Selected::with_cpu(cpu)),
+            Layout::V1 => Box::new(Selected::new()),
             Layout::V2 { root } => Box::new(Unified { root: root.clone() }),
         }
     }
@@ -95,7 +94,7 @@ impl Cgroups {
     fn ensure_parent(&self) -> Result<(), CgroupError> {
         match &self.layout {
             Layout::V1 => {
-                let parent = Cgroup::load(self.hierarchy(true), &self.parent);
+                let parent = Cgroup::load(self.hierarchy(), &self.parent);
                 parent.create().map_err(|error| CgroupError::Create {
                     path: self.parent.clone(),
                     message: error.to_string(),
@@ -121,30 +120,20 @@ impl Cgroups {
         format!("{}/{name}", self.parent)
     }
 
-    /// Creates the cgroup `name` with `limits` in force (on v1 in the `cpu` hierarchy only if
-    /// they have `cpu_shares`). On any failure nothing is left behind.
+    /// Creates the cgroup `name` with `limits` in force. On any failure nothing is left
+    /// behind.
     pub fn create(&self, name: &str, limits: &Limits) -> Result<TenantCgroup, CgroupError> {
-        self.make(name, limits, limits.cpu_shares.is_some())
-    }
-
-    /// Creates the cgroup `name` of a spare, with no limit yet: in every hierarchy, since the
-    /// tenant it becomes may have `cpu_shares`.
-    pub fn create_spare(&self, name: &str) -> Result<TenantCgroup, CgroupError> {
-        self.make(name, &Limits::default(), true)
-    }
-
-    fn make(&self, name: &str, limits: &Limits, cpu: bool) -> Result<TenantCgroup, CgroupError> {
         let path = self.path_of(name);
         let created = match &self.layout {
             Layout::V1 => {
-                let cgroup = Cgroup::load(self.hierarchy(cpu), &path);
+                let cgroup = Cgroup::load(self.hierarchy(), &path);
                 cgroup
                     .create()
                     .map(|()| cgroup)
                     .map_err(|error| error.to_string())
             }
             Layout::V2 { root } => fs::create_dir_all(root.join(&path))
-                .map(|()| Cgroup::load(self.hierarchy(true), &path))
+                .map(|()| Cgroup::load(self.hierarchy(), &path))
                 .map_err(|error| error.to_string()),
         };
         let cgroup = created.map_err(|message| CgroupError::Create {
@@ -159,15 +148,13 @@ impl Cgroups {
         Ok(tenant)
     }
 
-    /// The cgroup `name` as it is (of a process adopted from an earlier ten; on v1 in the
-    /// `cpu` hierarchy if it was made there).
+    /// The cgroup `name` as it is (of a process adopted from an earlier ten).
     pub fn open(&self, name: &str) -> TenantCgroup {
         let path = self.path_of(name);
-        let cpu = self.layout != Layout::V1 || v1::has_cpu_dir(&path);
         TenantCgroup::new(
             name.to_string(),
             path.clone(),
-            Cgroup::load(self.hierarchy(cpu), &path),
+            Cgroup::load(self.hierarchy(), &path),
         )
     }
 
@@ -428,76 +415,5 @@ mod tests {
         }
         assert!(cgroup.remove());
         cgroups.remove_parent_if_empty();
-    }
-
-    /// Kills the members of a test's cgroups and removes them, even when the test fails.
-    struct Cleanup<'a>(&'a Cgroups, Vec<&'a TenantCgroup>);
-
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            for cgroup in &self.1 {
-                cgroup.kill_all();
-                cgroup.remove();
-            }
-            self.0.remove_parent_if_empty();
-        }
-    }
-
-    /// On v1 a tenant without `cpu_shares` has no directory in the `cpu` hierarchy (one move
-    /// less per start), while one with them and a spare (which may become either) have one;
-    /// opened again, as by a restarted ten, each finds its members. Needs root, as CI runs.
-    #[test]
-    fn a_cgroup_is_in_the_cpu_hierarchy_only_when_it_may_need_it() {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test needs root (CI runs as root)"
-        );
-        let cgroups = Cgroups::detect("unit-test-cpu").expect("cgroups on this machine");
-        let id = std::process::id();
-        let plain = cgroups
-            .create(&format!("test.plain.{id}"), &Limits::default())
-            .unwrap();
-        let spare = cgroups.create_spare(&format!("test.spare.{id}")).unwrap();
-        let shares = cgroups
-            .create(
-                &format!("test.shares.{id}"),
-                &Limits {
-                    cpu_shares: Some(512),
-                    ..Limits::default()
-                },
-            )
-            .unwrap();
-        let _cleanup = Cleanup(&cgroups, vec![&plain, &spare, &shares]);
-        let in_cpu = |cgroup: &TenantCgroup| {
-            cgroup
-                .procs_files()
-                .iter()
-                .any(|file| file.to_str().unwrap().starts_with("/sys/fs/cgroup/cpu/"))
-        };
-        if *cgroups.layout() == Layout::V1 {
-            assert!(!in_cpu(&plain), "{:?}", plain.procs_files());
-            assert_eq!(plain.procs_files().len(), 3, "{:?}", plain.procs_files());
-            assert!(in_cpu(&spare), "{:?}", spare.procs_files());
-            assert!(in_cpu(&shares), "{:?}", shares.procs_files());
-        }
-        for cgroup in [&plain, &shares] {
-            let files = cgroup.procs_files();
-            let mut command = std::process::Command::new("sleep");
-            command.arg("1000");
-            // SAFETY: between fork and exec the child only makes system calls (writes its
-            // pid to the cgroup's files), as the spawner's own pre-exec step does.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(move || join_cgroup(&files));
-            }
-            let (child, exit) = crate::runtime::reaper::Reaper::global()
-                .spawn(&mut command)
-                .unwrap();
-            let opened = cgroups.open(cgroup.name());
-            assert_eq!(opened.procs_files(), cgroup.procs_files());
-            assert_eq!(opened.pids(), [child.id()]);
-            opened.kill_all();
-            exit.blocking_recv().unwrap();
-        }
     }
 }

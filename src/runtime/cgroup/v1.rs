@@ -1,8 +1,5 @@
-//! cgroup v1: one hierarchy per controller; a tenant cgroup is made in the `memory`, `pids`
-//! and `cpuacct` hierarchies, and in `cpu` only when it has `cpu_shares` (or may get them: a
-//! spare). Each hierarchy costs a start a directory and a move of the new process (a
-//! `cgroup.procs` write): the `cpu` one, whose only use is `cpu.shares`, was an eighth of a
-//! burst of 1,000 starts (1.80 against 1.62 s, on tmpfs). Where they are mounted is read from
+//! cgroup v1: one hierarchy per controller; a tenant cgroup is made in the `memory`, `pids`,
+//! `cpu` and `cpuacct` hierarchies. Where they are mounted is read from
 //! `/proc/self/mountinfo` once, the first time it is needed, not at every start (hierarchies
 //! are mounted at boot; ten does not follow a hierarchy mounted or moved while it runs).
 //!
@@ -23,27 +20,24 @@ const CONTROLLERS: [(Controllers, &str); 4] = [
     (Controllers::CpuAcct, "cpuacct"),
 ];
 
-/// The v1 hierarchies, limited to the controllers ten uses (without `cpu` unless `cpu`).
+/// The v1 hierarchies, limited to the controllers ten uses.
 #[derive(Debug)]
-pub(super) struct Selected {
-    mounts: V1,
-    cpu: bool,
-}
+pub(super) struct Selected(V1);
 
 impl Hierarchy for Selected {
     fn subsystems(&self) -> Vec<Subsystem> {
-        self.mounts
+        self.0
             .subsystems()
             .into_iter()
             .filter(|subsystem| {
                 let name = subsystem.controller_name();
-                (self.cpu || name != "cpu") && CONTROLLERS.iter().any(|(_, used)| *used == name)
+                CONTROLLERS.iter().any(|(_, used)| *used == name)
             })
             .collect()
     }
 
     fn root(&self) -> PathBuf {
-        self.mounts.root()
+        self.0.root()
     }
 
     fn root_control_group(&self) -> Cgroup {
@@ -64,26 +58,9 @@ impl Hierarchy for Selected {
 }
 
 impl Selected {
-    /// Every hierarchy ten uses.
     pub(super) fn new() -> Selected {
-        Selected::with_cpu(true)
+        Selected(mounts().clone())
     }
-
-    /// Every hierarchy ten uses, but `cpu` only if `cpu`.
-    pub(super) fn with_cpu(cpu: bool) -> Selected {
-        Selected {
-            mounts: mounts().clone(),
-            cpu,
-        }
-    }
-}
-
-/// Whether the cgroup `path` (relative to each hierarchy's root) has a directory in the
-/// `cpu` hierarchy.
-pub(super) fn has_cpu_dir(path: &str) -> bool {
-    mounts()
-        .get_mount_point(Controllers::Cpu)
-        .is_some_and(|(mount, _)| mount.join(path).is_dir())
 }
 
 /// The v1 hierarchies as mounted when first asked.

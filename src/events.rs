@@ -152,7 +152,8 @@ impl EventLog {
         let ring = self.lock();
         Follower {
             receiver: self.sender.subscribe(),
-            log: self.clone(),
+            ring: Arc::clone(&self.ring),
+            lagging: false,
             next: ring.end(),
             backlog: VecDeque::new(),
         }
@@ -175,7 +176,12 @@ pub enum Followed {
 /// only one more than the ring behind loses events, and is told how many.
 pub struct Follower {
     receiver: broadcast::Receiver<Arc<Event>>,
-    log: EventLog,
+    /// The ring only, not the log: a follower must not keep the broadcast open (it ends when
+    /// ten's event log goes).
+    ring: Arc<Mutex<Ring>>,
+    /// The broadcast lagged and the event it resumes with is not received yet (kept across a
+    /// `next` dropped while it waits, which would lose the lag).
+    lagging: bool,
     /// The number of the next event to give.
     next: u64,
     /// Events taken from the ring, to give before the broadcast's next.
@@ -183,6 +189,7 @@ pub struct Follower {
 }
 
 impl Follower {
+    /// The next event. Cancel-safe: dropped while it waits, nothing is lost.
     pub async fn next(&mut self) -> Followed {
         use broadcast::error::RecvError;
         loop {
@@ -190,25 +197,21 @@ impl Follower {
                 self.next += 1;
                 return Followed::Event(event);
             }
-            match self.receiver.recv().await {
-                Ok(event) => {
+            let received = self.receiver.recv().await;
+            match (received, self.lagging) {
+                (Ok(event), false) => {
                     self.next += 1;
                     return Followed::Event(event);
                 }
-                Err(RecvError::Closed) => return Followed::Closed,
-                Err(RecvError::Lagged(_)) => {
-                    // The broadcast's oldest comes next; the ring holds what came before.
-                    let resume = loop {
-                        match self.receiver.recv().await {
-                            Ok(event) => break event,
-                            Err(RecvError::Lagged(_)) => {}
-                            Err(RecvError::Closed) => return Followed::Closed,
-                        }
-                    };
+                // The broadcast's oldest, after a lag; the ring holds what came before.
+                (Ok(resume), true) => {
+                    self.lagging = false;
                     if let Some(lost) = self.catch_up(resume) {
                         return Followed::Skipped(lost);
                     }
                 }
+                (Err(RecvError::Lagged(_)), _) => self.lagging = true,
+                (Err(RecvError::Closed), _) => return Followed::Closed,
             }
         }
     }
@@ -216,7 +219,10 @@ impl Follower {
     /// Queues the events the broadcast dropped from the ring, then `resume`, the broadcast's
     /// next. How many are lost, if any: those the ring no longer keeps either.
     fn catch_up(&mut self, resume: Arc<Event>) -> Option<u64> {
-        let ring = self.log.lock();
+        let ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Nothing is sent while the ring is locked: what the receiver has yet to receive after
         // `resume` is the ring's newest, which numbers `resume`.
         let number = (ring.end() - 1).saturating_sub(self.receiver.len() as u64);
@@ -315,5 +321,18 @@ mod tests {
         numbered(&log, end, end + 3000);
         let expected: Vec<String> = (end..end + 3000).map(|n| n.to_string()).collect();
         assert_eq!(messages(&mut follower, 3001).await, expected);
+    }
+
+    /// A follower does not keep the event log's broadcast open: when ten's log goes, its
+    /// followers end (their streams close).
+    #[tokio::test]
+    async fn a_follower_ends_when_the_log_goes() {
+        let log = EventLog::default();
+        let mut follower = log.follow();
+        numbered(&log, 0, 1);
+        drop(log);
+        assert_eq!(messages(&mut follower, 1).await, ["0"]);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(1), follower.next());
+        assert!(matches!(next.await, Ok(Followed::Closed)));
     }
 }

@@ -693,7 +693,7 @@ mod tests {
         use std::os::unix::process::CommandExt;
         // `--close`: only flock holds it, not the sleep it runs; a group of their own, so
         // both are killed together.
-        let mut holder = std::process::Command::new("flock")
+        let holder = std::process::Command::new("flock")
             .args(["--exclusive", "--close"])
             .arg(&lock)
             .args(["sleep", "30"])
@@ -701,6 +701,18 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = holder.id();
+        /// Kills the holder's group and reaps it, even when an assertion fails first.
+        struct Holder(std::process::Child);
+        impl Drop for Holder {
+            fn drop(&mut self) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(self.0.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = self.0.wait();
+            }
+        }
+        let holder = Holder(holder);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let refused = loop {
             match lock_data_dir(dir.path()) {
@@ -715,11 +727,7 @@ mod tests {
                 }
             }
         };
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = holder.wait();
+        drop(holder);
         assert!(refused.contains("already runs"), "{refused}");
         assert!(
             refused.contains(&format!(

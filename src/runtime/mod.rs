@@ -120,6 +120,9 @@ pub struct OsRuntime {
     /// Starts in progress: a start that comes while another runs (a burst) goes through the
     /// spawner and leaves the spares to single starts (wakes); the last one refills them.
     starting: std::sync::atomic::AtomicUsize,
+    /// When the last start began: one within [`BURST_GAP`] of it is part of the same burst,
+    /// even if the start before it is over already (a burst's starts need not overlap).
+    last_start: Mutex<Option<std::time::Instant>>,
 }
 
 /// How many spare processes are kept ready.
@@ -127,6 +130,8 @@ const SPARES: usize = 2;
 /// How long after a start the spares are refilled: once the started tenant is likely
 /// listening (most take a few to a few tens of milliseconds).
 const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+/// Starts that begin less than this apart are a burst: only the first may take a spare.
+const BURST_GAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 struct Spares {
@@ -197,7 +202,22 @@ impl OsRuntime {
             cleaning: Arc::default(),
             spares: Arc::default(),
             starting: Default::default(),
+            last_start: Mutex::default(),
         }
+    }
+
+    /// Notes that a start begins now; whether it is alone: no other start in progress, and
+    /// none began within [`BURST_GAP`].
+    fn start_begins(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::Instant::now();
+        let previous = self
+            .last_start
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(now);
+        let in_progress = self.starting.fetch_add(1, Ordering::AcqRel) > 0;
+        !in_progress && previous.is_none_or(|previous| now - previous >= BURST_GAP)
     }
 
     /// Readies spare processes (with cgroups only) and the spawner in the background.
@@ -274,7 +294,7 @@ impl Runtime for OsRuntime {
         // A single start (a wake) takes a spare, already in its cgroup; one among others (a
         // burst) goes through the spawner, whose children join their cgroups one after
         // another, so that only the first waits for the kernel.
-        let alone = self.starting.fetch_add(1, Ordering::AcqRel) == 0;
+        let alone = self.start_begins();
         let spare = if alone {
             self.spares.lock().pop()
         } else {
@@ -461,4 +481,26 @@ fn measure(pid: u32, running: Option<&process::Running>, data_dir: Option<PathBu
     };
     usage.storage_bytes = data_dir.and_then(|dir| storage::usage_bytes(&dir).ok());
     usage
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    #[test]
+    fn a_start_soon_after_another_is_part_of_its_burst_even_when_that_one_is_over() {
+        let runtime = OsRuntime::new(SpawnEnv::default());
+        assert!(runtime.start_begins(), "the first start is alone");
+        assert!(!runtime.start_begins(), "one while another runs is not");
+        // Both are over; the next one begins at once: the same burst, no spare for it.
+        runtime.starting.store(0, Ordering::SeqCst);
+        assert!(!runtime.start_begins());
+        runtime.starting.store(0, Ordering::SeqCst);
+        // Long after the last one began, a start is alone again (a wake).
+        *runtime.last_start.lock().unwrap() =
+            Some(std::time::Instant::now() - BURST_GAP - std::time::Duration::from_millis(1));
+        assert!(runtime.start_begins());
+    }
 }

@@ -536,3 +536,48 @@ fn init_makes_a_project_that_validates_and_never_suggests_install() {
         before
     );
 }
+
+/// A data directory whose path is not UTF-8 is refused before anything is made there: its
+/// paths reach tenants as text, and a lossy copy would name another directory.
+#[test]
+fn a_data_directory_that_is_not_utf8_is_refused_with_a_hint() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = project("", &backend_service("web", ""), &[]);
+    let data = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9-data"));
+    let mut serve = Killed(
+        Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .arg("--config")
+            .arg(dir.path())
+            .arg("--data-dir")
+            .arg(&data)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ten serve"),
+    );
+    let exited = within(Duration::from_secs(20), || {
+        serve.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(
+        exited,
+        "ten serve runs with a data directory that is not UTF-8"
+    );
+    let mut said = String::new();
+    serve
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    let status = serve.0.wait().unwrap();
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("is not valid UTF-8"), "{said}");
+    assert!(said.contains("--data-dir"), "{said}");
+    assert!(!data.exists(), "the directory was made: {said}");
+}

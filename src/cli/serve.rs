@@ -224,6 +224,8 @@ pub(super) fn serve_until_signal(
             .hint(
                 "use that server (`ten ps`), stop it first, or give this one its own --data-dir",
             )),
+        Err(error @ ServeError::DataDirNotUtf8(_)) => Err(CliError::new(error.to_string())
+            .hint("give a --data-dir (or TENEMENT_DATA_DIR) whose path is UTF-8")),
         Err(error) => Err(CliError::new(error.to_string())),
     }
 }

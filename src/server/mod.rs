@@ -68,6 +68,11 @@ pub(crate) enum ServeError {
         context: String,
         source: std::io::Error,
     },
+    #[error(
+        "the data directory {} is not valid UTF-8, and ten hands paths in it to tenants as text",
+        .0.display()
+    )]
+    DataDirNotUtf8(PathBuf),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -366,6 +371,11 @@ fn prepare(
         .data_dir
         .clone()
         .unwrap_or_else(|| settings.data_dir.clone());
+    // Tenants get their data directories as text (environment, templates), and `serve.json`
+    // names it for the CLI: a lossy copy would name another directory.
+    if data_dir.to_str().is_none() {
+        return Err(ServeError::DataDirNotUtf8(data_dir));
+    }
     std::fs::create_dir_all(&data_dir).map_err(io(format!(
         "cannot create the data directory {}",
         data_dir.display()

@@ -264,6 +264,8 @@ fn knative_services_of_idle_instances_scale_to_zero_after_the_idle_timeout() {
         );
         // request_timeout (30 s by default) is the revision's timeout.
         assert_eq!(service["spec"]["template"]["spec"]["timeoutSeconds"], 30);
+        // On demand (the default with an idle_timeout): no pod until the first request.
+        assert_eq!(annotations["autoscaling.knative.dev/initial-scale"], "0");
     }
     let hosts: Vec<&str> = documents
         .iter()
@@ -271,6 +273,33 @@ fn knative_services_of_idle_instances_scale_to_zero_after_the_idle_timeout() {
         .map(|d| d["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, ["alice.notes.localhost", "bob.notes.localhost"]);
+    let (_, stderr) = export(&example(), &["export", "kubernetes", "--knative"]);
+    assert!(
+        stderr.contains("allow-zero-initial-scale"),
+        "the cluster setting initial-scale 0 needs is not named: {stderr}"
+    );
+    // An eager instance that sleeps when idle starts with its pod, as ten starts it.
+    let eager = tempfile::tempdir().unwrap();
+    std::fs::write(
+        eager.path().join("tenement.toml"),
+        "[service.web]\ncommand = \"app --port {port}\"\nidle_timeout = 60\nstart = \"eager\"\n\n[instances]\nweb = [\"a\"]\n",
+    )
+    .unwrap();
+    let (stdout, stderr) = export(eager.path(), &["export", "kubernetes", "--knative"]);
+    let documents = yaml::documents(&stdout).unwrap();
+    let service = documents
+        .iter()
+        .find(|d| d["apiVersion"] == "serving.knative.dev/v1")
+        .expect("a Knative Service");
+    let annotations = &service["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["autoscaling.knative.dev/min-scale"], "0");
+    assert!(
+        annotations
+            .get("autoscaling.knative.dev/initial-scale")
+            .is_none(),
+        "{annotations:?}"
+    );
+    assert!(!stderr.contains("allow-zero-initial-scale"), "{stderr}");
     // Without --knative, they are StatefulSets, and the warning says what is lost.
     let (stdout, stderr) = export(&example(), &["export", "kubernetes"]);
     assert!(!stdout.contains("knative"), "{stdout}");

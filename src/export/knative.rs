@@ -1,7 +1,7 @@
 //! `ten export kubernetes --knative`: an instance that sleeps (`idle_timeout`, `start =
 //! "on-demand"`) as a Knative Service that scales to zero (`min-scale: "0"`, at most one pod,
-//! `scale-down-delay` from `idle_timeout`) and a DomainMapping for `ID.SERVICE.DOMAIN`: the
-//! same sleep and wake as ten's. Its data directory is a PersistentVolumeClaim of its own.
+//! `scale-down-delay` from `idle_timeout`; an on-demand one starts with none, `initial-scale:
+//! "0"`) and a DomainMapping for `ID.SERVICE.DOMAIN`: the same sleep and wake as ten's. Its data directory is a PersistentVolumeClaim of its own.
 //!
 //! Knative's types are not in k8s-openapi: the small structs here mirror the documented API
 //! (`serving.knative.dev/v1` Service, `v1beta1` DomainMapping) with k8s-openapi's
@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use crate::config::StartMode;
 use crate::desired::InstanceSpec;
 
 use super::kubernetes::{Target, document, instance_name, labels};
@@ -164,6 +165,16 @@ pub(crate) fn instance(
         annotations.insert(
             "autoscaling.knative.dev/scale-down-delay".into(),
             format!("{idle}s"),
+        );
+    }
+    // Asleep from birth, as ten keeps an on-demand instance: no pod until the first request
+    // (Knative's default starts one, then scales it down).
+    if spec.start == StartMode::OnDemand {
+        annotations.insert("autoscaling.knative.dev/initial-scale".into(), "0".into());
+        warnings.add(
+            &subject,
+            "start",
+            "Knative accepts initial-scale 0 (no pod until the first request, as ten's on-demand start) only with allow-zero-initial-scale: \"true\" (config-autoscaler)",
         );
     }
     let service = KnativeService {

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{CertificateGauges, Gauges, Metrics, ProcessFacts, ServiceGauges, Services};
+use super::global::Metrics;
+use super::service::Services;
+use super::{CertificateGauges, Gauges, ProcessFacts, ServiceGauges};
 
 /// The families of a scrape with every optional part present, and their kinds.
 fn families() -> Vec<(String, String)> {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::header;
 use super::histogram::Histogram;
-use super::{WAKE_BUCKETS, header};
 
 /// The `service` label of requests that reached no declared service (an unknown Host or id,
 /// a worker's name). Not a DNS label, so it never names a service.
@@ -25,6 +25,11 @@ pub(crate) const UNROUTED: &str = "(unrouted)";
 /// Request latency buckets, in seconds (Prometheus' usual ones).
 pub(crate) const REQUEST_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Wake latency buckets, in seconds.
+pub(crate) const WAKE_BUCKETS: [f64; 12] = [
+    0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Status classes, `1xx` to `5xx`.

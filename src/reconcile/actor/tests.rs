@@ -14,9 +14,11 @@ use crate::desired::resolve;
 use crate::events::EventLog;
 use crate::observed::{ObservedInstance, Phase, Usage};
 use crate::reconcile::inherit::{Inheritance, Inherited};
+use crate::reconcile::{Call, Snapshot};
 use crate::runtime::fake::FakeRuntime;
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::PortAllocator;
+use crate::runtime::table::ProcessEntry;
 use crate::supervisor::launch::BaseEnv;
 use crate::supervisor::messages::Adoption;
 

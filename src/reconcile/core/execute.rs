@@ -303,7 +303,7 @@ impl Core {
             self.observed.instances.insert(key.clone(), instance);
             self.tasks.insert(key);
         }
-        if inherited >= super::COMPACT_FROM_CREATES {
+        if inherited >= super::pass::COMPACT_FROM_CREATES {
             self.compact();
         }
         self.routes_dirty = true;
@@ -364,7 +364,7 @@ impl Core {
             .iter()
             .filter(|change| change.action == Action::Create)
             .count();
-        if created >= super::COMPACT_FROM_CREATES {
+        if created >= super::pass::COMPACT_FROM_CREATES {
             self.compact();
         }
         self.held = None;

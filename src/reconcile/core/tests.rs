@@ -1,11 +1,17 @@
 //! The core on explicit instants: events in, effects out, no task, file or clock.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::*;
-use crate::config::parse_config;
-use crate::desired::resolve;
+use crate::config::{Diagnostic, parse_config};
+use crate::desired::{DesiredState, Reload, resolve};
 use crate::observed::{Health, ObservedInstance, Phase};
+use crate::plan::Action;
 use crate::reconcile::inherit::{Inheritance, Inherited};
 use crate::supervisor::messages::{Adoption, InstanceStatus};
 

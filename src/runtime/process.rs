@@ -11,33 +11,27 @@
 //! How it is started: by a spare (`spare`) when one is given, else by the spawner
 //! (`spawner`: ten is not forked), else, without a spawner, by forking ten.
 //!
+//! `error`: why a start fails, and why a host cannot run an isolation; `placement`: the name,
+//! and the spare or the cgroup a process runs in; `command`: the command line per isolation,
+//! the user and the environment; `fork`: the start by forking ten; `notes`: its entry in the
+//! process table. Each imports nothing of `process` but `error` and [`SpawnEnv`].
+//!
 //! Uses the rest of `runtime` (cgroups, spares, the spawner, the sandbox, the reaper, the
 //! process table); none of what it uses imports it.
 
-use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::sync::oneshot;
 
 use crate::config::Isolation;
-use crate::names::InstanceKey;
 
-use super::cgroup::{CgroupError, Cgroups, TenantCgroup, join_cgroup};
+use super::cgroup::{Cgroups, TenantCgroup};
 use super::launch::{Launch, Started};
-use super::logs::open_for_tenant;
-use super::proc::{boot_id, process_start_time};
-use super::reaper::{ProcessExit, Reaper};
+use super::proc::process_start_time;
 use super::sandbox::Sandbox;
 use super::spare::{ExecRequest, Spare};
 use super::spawner::{self, Spawner};
 use super::storage::{megabytes, usage_bytes};
-use super::table::{ProcessEntry, write_entry};
 
 /// What the host offers for starting tenants.
 #[derive(Debug, Clone, Default)]
@@ -62,118 +56,6 @@ pub(crate) struct Running {
     pub name: String,
     pub cgroup: Option<TenantCgroup>,
     pub sandboxed: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: io::Error },
-    #[error("cannot open the log file {path}: {source}")]
-    Logs { path: PathBuf, source: io::Error },
-    #[error("cannot run {program:?} in {workdir}: {source}")]
-    Exec {
-        program: String,
-        workdir: PathBuf,
-        source: io::Error,
-    },
-    #[error("the command is empty")]
-    EmptyCommand,
-    #[error(transparent)]
-    NoPort(#[from] super::ports::PortsExhausted),
-    #[error("over storage quota: {used_mb} MB used of storage_quota_mb = {quota_mb}")]
-    OverQuota { used_mb: u64, quota_mb: u64 },
-    #[error("isolation = \"{isolation}\" needs ten to run as root")]
-    NeedsRoot { isolation: &'static str },
-    #[error(
-        "isolation = \"sandbox\" needs gVisor's runsc, which is not installed (Debian: apt-get install runsc)"
-    )]
-    NoRunsc,
-    #[error("cannot find ten's own program for isolation = \"namespace\"")]
-    NoInit,
-    #[error("{0}")]
-    Cgroup(#[from] CgroupError),
-    #[error(
-        "the limits need cgroups, which are not available here ({0}); run ten as root on a host with cgroups, or remove the limits"
-    )]
-    NoCgroups(String),
-    #[error("user {user:?} does not exist")]
-    NoSuchUser { user: String },
-    #[error("cannot prepare the sandbox: {0}")]
-    Sandbox(io::Error),
-    #[error(
-        "not started: cannot note it in the process table in {dir}: {source} (a tenant never runs unrecorded; free space there, ten tries again)"
-    )]
-    Table { dir: PathBuf, source: io::Error },
-}
-
-impl SpawnError {
-    /// Whether trying again cannot help until something is changed (config, host or disk).
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            SpawnError::DataDir { .. }
-            | SpawnError::Logs { .. }
-            | SpawnError::Exec { .. }
-            | SpawnError::NoPort(_)
-            | SpawnError::Sandbox(_)
-            | SpawnError::Table { .. } => false,
-            SpawnError::EmptyCommand
-            | SpawnError::OverQuota { .. }
-            | SpawnError::NeedsRoot { .. }
-            | SpawnError::NoRunsc
-            | SpawnError::NoInit
-            | SpawnError::Cgroup(_)
-            | SpawnError::NoCgroups(_)
-            | SpawnError::NoSuchUser { .. } => true,
-        }
-    }
-}
-
-/// Why this host cannot run tenants with `isolation` (and limits, if `limited`), if it
-/// cannot: for `ten validate`, before any spawn fails.
-pub(crate) fn host_cannot_run(isolation: Isolation, limited: bool) -> Option<String> {
-    let root = nix::unistd::geteuid().is_root();
-    match isolation {
-        Isolation::Namespace | Isolation::Sandbox if !root => Some(format!(
-            "isolation = \"{}\" needs ten to run as root",
-            isolation.as_str()
-        )),
-        Isolation::Sandbox if Sandbox::find(Path::new("/")).is_none() => Some(
-            "isolation = \"sandbox\" needs gVisor's runsc, which is not installed (Debian: apt-get install runsc)"
-                .into(),
-        ),
-        _ if limited && !root => Some(
-            "memory_limit_mb, cpu_shares and pids_limit need cgroups, so ten must run as root".into(),
-        ),
-        _ => None,
-    }
-}
-
-/// A name unique to one process of `key`, for its cgroup and sandbox.
-fn process_name(key: &InstanceKey) -> String {
-    unique_name(&format!("{}.{}", key.service, key.id))
-}
-
-/// `prefix.` and a suffix unique to this process of ten and over time.
-pub(crate) fn unique_name(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros());
-    format!("{prefix}.{micros:x}{serial:x}")
-}
-
-pub(crate) fn resolve_user(user: &str) -> Result<(u32, u32), SpawnError> {
-    let found = match user.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-        Err(_) => nix::unistd::User::from_name(user),
-    };
-    match found {
-        Ok(Some(found)) => Ok((found.uid.as_raw(), found.gid.as_raw())),
-        _ => Err(SpawnError::NoSuchUser {
-            user: user.to_string(),
-        }),
-    }
 }
 
 /// Starts the tenant and notes it in the process table, by turning `spare` into it when one
@@ -357,225 +239,33 @@ fn prepare_files(launch: &Launch) -> Result<(), SpawnError> {
     Ok(())
 }
 
-/// Opens the capture files the tenant's stdout and stderr append to, for a fork of ten.
-fn open_output(launch: &Launch) -> Result<(File, File), SpawnError> {
-    let open = |path: &Path| {
-        open_for_tenant(path).map_err(|source| SpawnError::Logs {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    Ok((open(&launch.stdout)?, open(&launch.stderr)?))
-}
+mod command;
+mod error;
+mod fork;
+mod notes;
+mod placement;
 
-/// The uid and gid of the tenant's `user`, if it has one; an isolation other than `process`
-/// needs ten to run as root.
-fn tenant_user(launch: &Launch) -> Result<Option<UserIds>, SpawnError> {
-    let root = nix::unistd::geteuid().is_root();
-    if launch.isolation != Isolation::Process && !root {
-        return Err(SpawnError::NeedsRoot {
-            isolation: launch.isolation.as_str(),
-        });
-    }
-    launch.user.as_deref().map(resolve_user).transpose()
-}
+use command::{command_line, program_env, tenant_user};
+use fork::{fork_exec, open_output};
+use notes::{note_in_table, unnote};
+use placement::{Placement, place};
 
-/// A user's uid and gid.
-type UserIds = (u32, u32);
-
-/// Where a new process runs: its name, and the spare it becomes or the cgroup it joins.
-struct Placement {
-    /// Names its cgroup and its sandbox container.
-    name: String,
-    /// A spare in its cgroup, with the tenant's limits in force.
-    spare: Option<Spare>,
-    /// A new cgroup of its own (with no spare, when cgroups are available).
-    cgroup: Option<TenantCgroup>,
-}
-
-/// Takes `spare` (giving its cgroup the tenant's limits) when cgroups are available, else
-/// creates a cgroup with them; limits without cgroups are an error.
-fn place(launch: &Launch, host: &SpawnEnv, spare: Option<Spare>) -> Result<Placement, SpawnError> {
-    let spare = spare.filter(|_| host.cgroups.is_some());
-    let name = spare.as_ref().map_or_else(
-        || process_name(&launch.key),
-        |spare| spare.cgroup.name().to_string(),
-    );
-    let spare = match spare {
-        Some(spare) => match spare.cgroup.set_limits(&launch.limits) {
-            Ok(()) => Some(spare),
-            Err(error) => {
-                spare.discard();
-                return Err(error.into());
-            }
-        },
-        None => None,
-    };
-    let cgroup = match (&host.cgroups, launch.limits.any(), &spare) {
-        (Some(_), _, Some(_)) => None,
-        (Some(cgroups), _, None) => Some(cgroups.create(&name, &launch.limits)?),
-        (None, true, _) => {
-            return Err(SpawnError::NoCgroups(
-                host.cgroups_missing
-                    .clone()
-                    .unwrap_or_else(|| "not root".into()),
-            ));
-        }
-        (None, false, _) => None,
-    };
-    Ok(Placement {
-        name,
-        spare,
-        cgroup,
-    })
-}
-
-/// The command line executed for `isolation`, and the user to become between fork and exec:
-/// the tenant's program as that user (`process`), ten's init in front of it (`namespace`),
-/// or runsc with a bundle written for process `name` (`sandbox`); the init and the sandbox
-/// make the tenant its user themselves.
-fn command_line(
-    launch: &Launch,
-    host: &SpawnEnv,
-    program: &str,
-    user: Option<UserIds>,
-    name: &str,
-) -> Result<(Vec<String>, Option<UserIds>), SpawnError> {
-    // A relative program with a slash is relative to the workdir, not to ten's.
-    let program_path = if program.contains('/') && !program.starts_with('/') {
-        launch.workdir.join(program).display().to_string()
-    } else {
-        program.to_string()
-    };
-    let mut tenant_argv = launch.argv.clone();
-    tenant_argv[0] = program_path;
-    match launch.isolation {
-        Isolation::Process => Ok((tenant_argv, user)),
-        Isolation::Namespace => {
-            let init = host.init_program.as_ref().ok_or(SpawnError::NoInit)?;
-            let mut argv = vec![init.display().to_string(), super::init::SUBCOMMAND.into()];
-            if let Some((uid, gid)) = user {
-                argv.extend([format!("--uid={uid}"), format!("--gid={gid}")]);
-            }
-            argv.push("--".into());
-            argv.extend(tenant_argv);
-            // The init needs root for the namespaces; the tenant becomes the user.
-            Ok((argv, None))
-        }
-        Isolation::Sandbox => {
-            let sandbox = host.sandbox.as_ref().ok_or(SpawnError::NoRunsc)?;
-            let mut inside = launch.clone();
-            inside.argv = tenant_argv;
-            inside.uid = user.map(|(uid, _)| uid);
-            inside.gid = user.map(|(_, gid)| gid);
-            let argv = sandbox
-                .prepare(&inside, name)
-                .map_err(SpawnError::Sandbox)?;
-            Ok((argv, None))
-        }
-    }
-}
-
-/// The environment of what is executed: the tenant's own, except for a sandbox, whose
-/// tenant environment is in the bundle while runsc gets a plain one.
-fn program_env(launch: &Launch) -> Vec<(String, String)> {
-    if launch.isolation == Isolation::Sandbox {
-        vec![(
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        )]
-    } else {
-        launch.env.clone()
-    }
-}
-
-/// Forks ten and executes the request's `argv` with exactly its `env`, in a process group of
-/// its own, stdin from /dev/null and `output` as stdout and stderr, joining `cgroup` and
-/// becoming its `user` between fork and exec; through the reaper, which reports its exit.
-/// The way without a spawner.
-fn fork_exec(
-    launch: &Launch,
-    request: &spawner::Request,
-    output: (File, File),
-    cgroup: Option<&TenantCgroup>,
-) -> io::Result<(u32, oneshot::Receiver<ProcessExit>)> {
-    crate::metrics::global().forked();
-    let (stdout, stderr) = output;
-    let user = request.user;
-    let mut command = Command::new(&request.argv[0]);
-    command
-        .args(&request.argv[1..])
-        .current_dir(&launch.workdir)
-        .env_clear()
-        .envs(request.env.iter().map(|(name, value)| (name, value)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
-    let procs = cgroup.map(TenantCgroup::procs_files).unwrap_or_default();
-    // SAFETY: the closure only makes system calls (no allocation, no locks).
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroup(&procs)?;
-            if let Some((uid, gid)) = user {
-                super::spawner::serve::become_user(uid, gid)?;
-            }
-            Ok(())
-        });
-    }
-    let (child, exit) = Reaper::global().spawn(&mut command)?;
-    Ok((child.id(), exit))
-}
-
-/// Removes the entry of process `pid`, noted for a start that failed.
-fn unnote(host: &SpawnEnv, launch: &Launch, pid: u32) {
-    if let Some(table) = &host.table {
-        super::table::remove_entry(table, &launch.key, pid);
-    }
-}
-
-/// Notes process `pid` in the process table, for a restarted ten to adopt it: before it can
-/// become the tenant (a spare before its request, a child of the spawner before its exec).
-/// A process already gone is not noted. Returns the start time it read, if it did.
-fn note_in_table(
-    launch: &Launch,
-    host: &SpawnEnv,
-    pid: u32,
-    name: &str,
-) -> Result<Option<u64>, SpawnError> {
-    let Some(table) = &host.table else {
-        return Ok(None);
-    };
-    let Some(start_time) = process_start_time(pid) else {
-        return Ok(None);
-    };
-    let entry = ProcessEntry {
-        instance: launch.key.clone(),
-        pid,
-        start_time,
-        boot_id: boot_id().to_string(),
-        port: launch.port,
-        started_at_unix: crate::observed::record::unix_now(),
-        spec: Arc::clone(&launch.spec),
-        name: Some(name.to_string()),
-        sandboxed: launch.isolation == Isolation::Sandbox,
-    };
-    let written = write_entry(table, &entry);
-    super::durable::report(super::durable::Kind::ProcessTable, &written);
-    written
-        .map(|()| Some(start_time))
-        .map_err(|source| SpawnError::Table {
-            dir: table.clone(),
-            source,
-        })
-}
+pub(crate) use command::resolve_user;
+pub use error::SpawnError;
+pub(crate) use error::host_cannot_run;
+pub(crate) use placement::unique_name;
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::desired::FieldMap;
+    use crate::names::InstanceKey;
     use crate::runtime::adopt::{AdoptError, adopt_process};
     use crate::runtime::cgroup::Limits;
+    use crate::runtime::proc::boot_id;
+    use crate::runtime::reaper::ProcessExit;
     use crate::runtime::signal::{GroupSignal, signal_group};
 
     fn launch(dir: &Path, argv: &[&str]) -> Launch {

@@ -1,10 +1,14 @@
 //! The capture end to end: lines as the hub returns and stores them, and each line in
 //! `output.log` exactly once across a ten killed at any point of a poll.
 
+use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use super::*;
-use crate::runtime::logs::line::format_line;
+use crate::config::LogFiles;
+use crate::runtime::logs::line::{LogQuery, format_line, parse_line};
+use crate::runtime::logs::record::read_record;
 use crate::runtime::logs::source::{MAX_LINE, open_for_tenant};
 use crate::runtime::logs::store::{ROTATE_BYTES, kept_files};
 

@@ -1,12 +1,14 @@
-//! Searches and retention through the hub: lines found on disk after the hub that wrote them
-//! is gone, of one instance or of a service's, and the sweep by age (an attached instance's
-//! `output.log` rotated first, a detached one's removed).
+//! Searches through the hub: lines found on disk after the hub that wrote them is gone, of
+//! one instance or of a service's.
 
 use std::io::Write;
 use std::time::Duration;
 
 use super::*;
+use crate::config::{LogFiles, LogRetention};
 use crate::names::ServiceName;
+use crate::runtime::logs::hub::RING_LINES;
+use crate::runtime::logs::line::Stream;
 use crate::runtime::logs::source::open_for_tenant;
 use crate::runtime::logs::store::kept_files;
 
@@ -92,56 +94,5 @@ fn a_search_finds_lines_on_disk_of_instances_no_longer_attached() {
         (RING_LINES - 3 + 100..RING_LINES + 100)
             .map(|index| format!("filler {index}"))
             .collect::<Vec<_>>()
-    );
-}
-
-#[test]
-fn the_sweep_removes_output_past_the_age_attached_or_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = LogHub::new(dir.path().join(".ten"));
-    let attached = hub
-        .attach(&key("notes:alice"), &LogFiles::default())
-        .unwrap();
-    let detached = hub.attach(&key("notes:bob"), &LogFiles::default()).unwrap();
-    append(&attached.stdout, b"old line\n");
-    append(&detached.stdout, b"old line\n");
-    hub.poll_all();
-    hub.detach(&key("notes:bob"), false);
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for paths in [&attached, &detached] {
-        File::options()
-            .write(true)
-            .open(&paths.output)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
-    hub.set_retention(LogRetention {
-        max_bytes: 1 << 30,
-        max_age: Some(Duration::from_secs(7200)),
-    });
-    hub.sweep();
-    assert_eq!(
-        kept_files(&attached.log_dir).len(),
-        1,
-        "younger than the age"
-    );
-    assert_eq!(kept_files(&detached.log_dir).len(), 1);
-    hub.set_retention(LogRetention {
-        max_bytes: 1 << 30,
-        max_age: Some(Duration::from_secs(1800)),
-    });
-    hub.sweep();
-    assert!(kept_files(&attached.log_dir).is_empty());
-    assert!(kept_files(&detached.log_dir).is_empty());
-    // The attached instance captures on, into a new output.log, each line once.
-    append(&attached.stdout, b"new line\n");
-    hub.poll(&key("notes:alice"));
-    let stored = fs::read_to_string(&attached.output).unwrap();
-    assert_eq!(stored.lines().count(), 1);
-    assert!(stored.ends_with(" stdout new line\n"));
-    assert_eq!(
-        read_record(&attached.offsets).unwrap().log_length,
-        Some(stored.len() as u64)
     );
 }

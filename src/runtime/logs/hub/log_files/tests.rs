@@ -2,10 +2,13 @@
 //! merged into one, lines read while no ten ran included, a new spec's files taking over, and
 //! one writer for a file that several instances name.
 
+use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use super::*;
 use crate::config::LogRotation;
+use crate::runtime::logs::line::LogQuery;
 use crate::runtime::logs::source::open_for_tenant;
 
 fn key(text: &str) -> InstanceKey {
@@ -129,7 +132,7 @@ fn instances_that_name_one_file_share_its_writer_and_rotation() {
     let mut kept: Vec<String> = Vec::new();
     for index in (1..=50).rev() {
         kept.extend(
-            read(&super::super::output::rotated(&shared, index))
+            read(&crate::runtime::logs::output::rotated(&shared, index))
                 .lines()
                 .map(str::to_string),
         );

@@ -1,0 +1,104 @@
+//! Attaching an instance (its directories made, resumed where its record says, `output.log`
+//! cut back to the recorded length, its tail loaded into the ring) and detaching it. Uses
+//! `ring` and `log_files` of `hub`; imports nothing of `runtime` outside `logs`.
+
+use std::fs;
+use std::io;
+
+use crate::config::LogFiles;
+use crate::names::InstanceKey;
+
+use super::super::line::Stream;
+use super::super::output::{OutputLog, cut_back, file_length};
+use super::super::record::{Recorded, read_record};
+use super::super::source::Source;
+use super::log_files::retarget;
+use super::ring::read_tail;
+use super::{CapturePaths, InstanceLogs, LogHub, Targets};
+
+impl LogHub {
+    /// Starts capturing `key`: creates its directories and resumes where the last ten's lines
+    /// stopped (its recorded offsets), or, with none recorded, at the current end of the raw
+    /// files. Lines in `output.log` past the recorded length (appended by a ten killed before
+    /// it recorded their offsets) are removed first: they are read again. Then loads the tail
+    /// of `output.log` into memory. Lines go to `log_files` too (those read now included);
+    /// for an instance already attached, they are set as [`LogHub::set_log_files`] does.
+    pub fn attach(&self, key: &InstanceKey, log_files: &LogFiles) -> io::Result<CapturePaths> {
+        let paths = self.paths(key);
+        if self.lock().instances.contains_key(key) {
+            self.set_log_files(key, log_files);
+            return Ok(paths);
+        }
+        fs::create_dir_all(&paths.dir)?;
+        fs::create_dir_all(&paths.log_dir)?;
+        let recorded = read_record(&paths.offsets);
+        if let Some(length) = recorded.and_then(|recorded| recorded.log_length) {
+            cut_back(&paths.output, length);
+        }
+        let offsets = recorded.map_or_else(
+            || [&paths.stdout, &paths.stderr].map(|path| file_length(path)),
+            |recorded| recorded.offsets,
+        );
+        let ring = read_tail(key, &paths.output);
+        let ring_bytes = ring.iter().map(|line| line.text.len()).sum();
+        let mut logs = InstanceLogs {
+            sources: [
+                Source::new(Stream::Stdout, paths.stdout.clone(), offsets[0]),
+                Source::new(Stream::Stderr, paths.stderr.clone(), offsets[1]),
+            ],
+            ring,
+            ring_bytes,
+            output: OutputLog {
+                path: paths.output.clone(),
+                file: None,
+                size: file_length(&paths.output),
+            },
+            offsets_path: paths.offsets.clone(),
+            offsets_file: None,
+            targets: Targets::default(),
+        };
+        // The record now says where this ten starts, in this version's format, with the
+        // length of the output.log it appends to (after a ten killed between a rotation and
+        // the record that follows it, the recorded length was the rotated file's).
+        let current = Recorded {
+            offsets,
+            log_length: Some(logs.output.size),
+        };
+        if recorded != Some(current) {
+            logs.record();
+        }
+        let mut state = self.lock();
+        retarget(&mut state.files, &mut logs.targets, log_files);
+        state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
+        state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
+        state.instances.insert(key.clone(), logs);
+        drop(state);
+        // Anything written before we attached.
+        self.poll(key);
+        Ok(paths)
+    }
+
+    /// Whether the output of `key` is captured (attached and not detached since).
+    pub fn attached(&self, key: &InstanceKey) -> bool {
+        self.lock().instances.contains_key(key)
+    }
+
+    /// Stops capturing `key` (after reading what is left); removes its capture files when
+    /// asked (never the log files a service names: they are the user's).
+    pub fn detach(&self, key: &InstanceKey, remove_files: bool) {
+        self.poll(key);
+        let mut state = self.lock();
+        if let Some(mut logs) = state.instances.remove(key) {
+            for source in &logs.sources {
+                state.by_path.remove(&source.path);
+            }
+            retarget(&mut state.files, &mut logs.targets, &LogFiles::default());
+        }
+        drop(state);
+        if remove_files {
+            let paths = self.paths(key);
+            let _ = fs::remove_dir_all(paths.dir);
+            let _ = fs::remove_dir_all(paths.log_dir);
+        }
+    }
+}

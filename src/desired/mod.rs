@@ -12,6 +12,7 @@ mod read;
 mod resolve;
 pub(crate) mod scan;
 pub mod select;
+mod settings;
 pub(crate) mod spec;
 
 use std::collections::BTreeMap;
@@ -27,7 +28,8 @@ pub use read::{instance_file_check, read_config, read_instance_files, scan_insta
 pub use resolve::resolve;
 pub use scan::Unlisted;
 pub use select::{Selection, Selector, select};
-pub use spec::{Common, Declaration, InstanceSpec, SpecContext, effective_spec, settings_fields};
+pub use settings::settings_fields;
+pub use spec::{Common, Declaration, InstanceSpec, SpecContext, effective_spec};
 
 /// Every declared instance with its effective spec.
 #[derive(Debug, Clone)]

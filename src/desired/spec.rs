@@ -3,6 +3,7 @@
 //!
 //! A spec is immutable once made: its flat [`FieldMap`] is computed once, when the spec is
 //! made, and reused by every plan (the server plans often; 10,000 instances are common).
+//! The spec of a process no longer declared is read back in `left_over`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use crate::config::checks::{Check, CheckTiming, TcpPort};
 use crate::config::template::Bindings;
 use crate::config::{
-    Config, InstanceOverrides, Isolation, Listen, LogFiles, LogRotation, RestartPolicy, RunState,
+    Config, InstanceOverrides, Isolation, Listen, LogFiles, RestartPolicy, RunState,
     ServiceTemplate, StartMode, StopSignal, Template,
 };
 use crate::names::InstanceKey;
@@ -20,6 +21,8 @@ use crate::names::InstanceKey;
 use std::borrow::Cow;
 
 use super::fields::{FieldMap, FieldPath, FieldValue};
+
+mod left_over;
 
 /// Where an instance is declared.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -223,104 +226,6 @@ pub fn effective_spec(
 }
 
 impl InstanceSpec {
-    /// A spec for supervising a process that runs but is no longer declared (a ten started
-    /// after its file was removed): what is needed to check and stop it, read back from the
-    /// `fields` it was started with. It is never started again (`restart = "never"`, no
-    /// traffic); the plan destroys it.
-    pub fn left_over(
-        key: InstanceKey,
-        fields: Arc<FieldMap>,
-        config_dir: &Path,
-        data_dir: &Path,
-    ) -> InstanceSpec {
-        let text = |name: &str| fields.get(name).and_then(FieldValue::as_text);
-        let int = |name: &str| fields.get(name).and_then(FieldValue::as_int);
-        let seconds = |name: &str, default: u64| match fields.get(name) {
-            Some(FieldValue::Int(seconds)) => Duration::from_secs(*seconds),
-            Some(FieldValue::Text(text)) => {
-                humantime::parse_duration(text).unwrap_or(Duration::from_secs(default))
-            }
-            _ => Duration::from_secs(default),
-        };
-        let argv = text("command")
-            .and_then(|command| shell_words::split(command).ok())
-            .unwrap_or_default()
-            .iter()
-            .map(|word| Template::literal(word))
-            .collect();
-        let common = Common {
-            argv,
-            workdir: Template::literal(text("workdir").unwrap_or("/")),
-            config_dir: config_dir.to_path_buf(),
-            env: BTreeMap::new(),
-            listen: text("listen")
-                .and_then(Listen::from_keyword)
-                .unwrap_or(Listen::Port),
-            health: text("health").map(str::to_string),
-            check: None,
-            timing: CheckTiming::default(),
-            isolation: text("isolation")
-                .and_then(Isolation::from_keyword)
-                .unwrap_or(Isolation::Process),
-            startup_timeout: seconds("startup_timeout", 10),
-            request_timeout: seconds("request_timeout", 30),
-            stop_signal: text("stop_signal")
-                .and_then(StopSignal::parse)
-                .unwrap_or(StopSignal::Term),
-            stop_timeout: seconds("stop_timeout", 10),
-            restart: RestartPolicy::Never,
-            storage_persist: fields.get("storage_persist") != Some(&FieldValue::Bool(false)),
-            pids_limit: None,
-            memory_limit_mb: None,
-            cpu_shares: None,
-            storage_quota_mb: None,
-            user: None,
-            // It is stopped soon; its last lines still go where they went.
-            log_files: LogFiles {
-                stdout: text("stdout_log").map(PathBuf::from),
-                stderr: text("stderr_log").map(PathBuf::from),
-                rotation: LogRotation {
-                    max_bytes: int("log_max_bytes").unwrap_or(crate::config::DEFAULT_LOG_MAX_BYTES),
-                    backups: int("log_backups")
-                        .map_or(crate::config::DEFAULT_LOG_BACKUPS, |n| n as u32),
-                },
-            },
-            stop_order: fields
-                .get("stop_order")
-                .and_then(|value| match value {
-                    FieldValue::Int(order) => i32::try_from(*order).ok(),
-                    FieldValue::Negative(order) => i32::try_from(*order).ok(),
-                    _ => None,
-                })
-                .unwrap_or(0),
-        };
-        // Where it was started, as recorded; a record without them (none is written so)
-        // gets the data directory of its key and no socket.
-        let fields = if text("data_dir").is_some() && text("socket").is_some() {
-            fields
-        } else {
-            let mut completed = (*fields).clone();
-            if text("data_dir").is_none() {
-                let data_dir = instance_data_dir(data_dir, &key);
-                completed.insert("data_dir", text_path(&data_dir));
-            }
-            if text("socket").is_none() {
-                completed.insert("socket", FieldValue::Text(String::new()));
-            }
-            Arc::new(completed)
-        };
-        InstanceSpec {
-            declared: Declaration::default(),
-            state: RunState::Running,
-            idle_timeout: Duration::ZERO,
-            start: StartMode::Eager,
-            weight: 0,
-            common: Arc::new(common),
-            key,
-            fields,
-        }
-    }
-
     /// `{data_dir}/{service}/{id}`, created before spawn. Kept once, as the text of its
     /// field (a copy as a path besides took about 100 bytes an instance).
     pub fn data_dir(&self) -> &Path {
@@ -477,7 +382,7 @@ fn normalize(path: &Path) -> PathBuf {
     path.components().collect()
 }
 
-fn text_path(path: &Path) -> FieldValue {
+pub(super) fn text_path(path: &Path) -> FieldValue {
     FieldValue::Text(path.to_string_lossy().into_owned())
 }
 
@@ -487,187 +392,5 @@ pub(crate) fn duration(value: Duration) -> FieldValue {
         FieldValue::Int(value.as_secs())
     } else {
         FieldValue::Text(humantime::format_duration(value).to_string())
-    }
-}
-
-/// The settings and routing of tenement.toml as fields: applied in place, shown in plans
-/// when they change.
-pub fn settings_fields(config: &Config) -> FieldMap {
-    let settings = &config.settings;
-    let mut fields = FieldMap::new();
-    let mut put = |path: &str, value: FieldValue| {
-        fields.insert(path.to_string(), value);
-    };
-    put("data_dir", text_path(&settings.data_dir));
-    put("instances_dir", text_path(&settings.instances_dir));
-    put(
-        "health_check_interval",
-        duration(settings.health_check_interval),
-    );
-    put(
-        "max_restarts",
-        FieldValue::Int(u64::from(settings.max_restarts)),
-    );
-    put("restart_window", duration(settings.restart_window));
-    put(
-        "backoff_base_ms",
-        FieldValue::Int(settings.backoff_base.as_millis() as u64),
-    );
-    put(
-        "backoff_max_ms",
-        FieldValue::Int(settings.backoff_max.as_millis() as u64),
-    );
-    put("auto_apply", FieldValue::Bool(settings.auto_apply));
-    put(
-        "max_destroy_percent",
-        FieldValue::Int(u64::from(settings.max_destroy_percent)),
-    );
-    let (low, high) = settings.port_range;
-    put("port_range", FieldValue::Text(format!("{low}-{high}")));
-    put(
-        "keep_tenants_on_exit",
-        FieldValue::Bool(settings.keep_tenants_on_exit),
-    );
-    put("public_metrics", FieldValue::Bool(settings.public_metrics));
-    // Only when set: a record written before the settings existed shows no change.
-    for (name, amount) in [
-        ("memory_target", settings.memory_target),
-        ("memory_limit_total", settings.memory_limit_total),
-    ] {
-        if let Some(amount) = amount {
-            put(name, FieldValue::Text(amount.describe()));
-        }
-    }
-    // Only when set: a record written before the setting existed shows no change.
-    if !settings.trusted_proxies.is_empty() {
-        let ranges: Vec<String> = settings
-            .trusted_proxies
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        put("trusted_proxies", FieldValue::Text(ranges.join(", ")));
-    }
-    // Only when not the default: a record written before the setting existed shows no change.
-    if settings.log_retention != crate::config::LogRetention::default() {
-        let retention = &settings.log_retention;
-        put(
-            "log_retention.max_bytes",
-            FieldValue::Int(retention.max_bytes),
-        );
-        if let Some(age) = retention.max_age {
-            put("log_retention.max_age", duration(age));
-        }
-    }
-    // Only when not the default: a record written before the settings existed shows no change.
-    let connections = &settings.connections;
-    let defaults = crate::config::ConnectionLimits::default();
-    if connections.header_timeout != defaults.header_timeout {
-        put("header_timeout", duration(connections.header_timeout));
-    }
-    if connections.keep_alive_timeout != defaults.keep_alive_timeout {
-        put(
-            "keep_alive_timeout",
-            duration(connections.keep_alive_timeout),
-        );
-    }
-    for (name, value, default) in [
-        (
-            "max_connections",
-            connections.max_connections,
-            defaults.max_connections,
-        ),
-        (
-            "max_connections_per_client",
-            connections.max_connections_per_client,
-            defaults.max_connections_per_client,
-        ),
-    ] {
-        if value != default {
-            put(name, FieldValue::Int(u64::from(value)));
-        }
-    }
-    let tls = &settings.tls;
-    put("tls.enabled", FieldValue::Bool(tls.enabled));
-    put("tls.staging", FieldValue::Bool(tls.staging));
-    put("tls.https_port", FieldValue::Int(u64::from(tls.https_port)));
-    put("tls.http_port", FieldValue::Int(u64::from(tls.http_port)));
-    let optional = [
-        ("tls.acme_email", tls.acme_email.clone()),
-        ("tls.domain", tls.domain.clone()),
-        ("tls.acme_directory", tls.acme_directory.clone()),
-        (
-            "tls.cache_dir",
-            tls.cache_dir
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-        ),
-        (
-            "tls.acme_root",
-            tls.acme_root
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-        ),
-        (
-            "routing.default",
-            config.routing.default.as_ref().map(ToString::to_string),
-        ),
-    ];
-    for (path, value) in optional {
-        if let Some(value) = value {
-            put(path, FieldValue::Text(value));
-        }
-    }
-    for (label, target) in &config.routing.subdomain {
-        put(
-            &format!("routing.subdomain.{label}"),
-            FieldValue::Text(target.to_string()),
-        );
-    }
-    for (prefix, target) in &config.routing.path {
-        put(
-            &format!("routing.path.{prefix}"),
-            FieldValue::Text(target.to_string()),
-        );
-    }
-    fields
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_left_over_spec_keeps_where_it_was_started_and_completes_an_old_record() {
-        let key: InstanceKey = "notes:alice".parse().unwrap();
-        let mut recorded = FieldMap::new();
-        recorded.insert("command", FieldValue::Text("app".into()));
-        recorded.insert("data_dir", FieldValue::Text("/old/data/notes/alice".into()));
-        recorded.insert(
-            "socket",
-            FieldValue::Text("/old/run/notes-alice.sock".into()),
-        );
-        let spec = InstanceSpec::left_over(
-            key.clone(),
-            Arc::new(recorded),
-            Path::new("/srv"),
-            Path::new("/srv/data"),
-        );
-        assert_eq!(spec.data_dir(), Path::new("/old/data/notes/alice"));
-        assert_eq!(spec.socket(), Path::new("/old/run/notes-alice.sock"));
-
-        let mut old = FieldMap::new();
-        old.insert("command", FieldValue::Text("app".into()));
-        let spec = InstanceSpec::left_over(
-            key,
-            Arc::new(old),
-            Path::new("/srv"),
-            Path::new("/srv/data"),
-        );
-        assert_eq!(spec.data_dir(), Path::new("/srv/data/notes/alice"));
-        assert_eq!(spec.socket(), Path::new(""));
-        assert_eq!(
-            spec.fields().get("command"),
-            Some(&FieldValue::Text("app".into()))
-        );
     }
 }

@@ -19,7 +19,8 @@
 //! requests in flight on the process are done (SIGKILL still comes at `stop_timeout`); a
 //! process being replaced serves until its replacement runs healthy, then goes.
 //!
-//! The transitions are in `transitions` (the lifecycle) and `traffic` (idle, drain, retire).
+//! The transitions are in `asked`, `spawns`, `exits`, `probes` and `ticks` (the lifecycle, by
+//! the kind of input) and `traffic` (idle, drain, retire); what governs them is in `policy`.
 //! The machine imports nothing of the task or the gate: the task feeds it what they say.
 
 use std::collections::VecDeque;
@@ -27,68 +28,28 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{RestartPolicy, StopSignal};
 pub(crate) use crate::metrics::Cause;
 use crate::observed::{Health, Phase};
 use crate::runtime::{GroupSignal, ProbeResult, ProcessExit};
 
 use super::messages::InstanceStatus;
 
+mod asked;
+mod exits;
+mod policy;
+mod probes;
+mod spawns;
+mod ticks;
 mod traffic;
-mod transitions;
 
-/// First gap between readiness probes of a starting process; it grows by a fifth each time up
-/// to [`MAX_PROBE_GAP`]. Fine-grained on purpose: a woken instance is served within a few
-/// milliseconds of accepting connections. (A refused connect on localhost costs microseconds.)
-pub(crate) const FIRST_PROBE_GAP: Duration = Duration::from_millis(1);
-pub(crate) const MAX_PROBE_GAP: Duration = Duration::from_millis(10);
+use policy::backoff;
+pub(crate) use policy::{FIRST_PROBE_GAP, MAX_PROBE_GAP, Policy, Readiness};
+
 /// How long a stop holding its signal for requests in flight waits before it looks again.
 pub(crate) const DRAIN_CHECK: Duration = Duration::from_millis(5);
 /// How long a running instance with requests in flight waits before it looks again whether it
 /// became idle: the end of a request is only noted, never announced.
 pub(crate) const IDLE_RECHECK: Duration = Duration::from_secs(1);
-
-/// What governs one instance's supervision (from its spec and the settings).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Policy {
-    pub restart: RestartPolicy,
-    pub max_restarts: u32,
-    pub restart_window: Duration,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    pub startup_timeout: Duration,
-    pub check_interval: Duration,
-    /// The first periodic check of a process that became healthy (or was adopted) comes this
-    /// long after, at most `check_interval`: a share of it fixed by the instance's name, so
-    /// the checks of instances started together are spread over the interval, not a burst.
-    pub check_offset: Duration,
-    pub stop_signal: StopSignal,
-    pub stop_timeout: Duration,
-    /// Idle this long with no request in flight, a running instance sleeps; zero: never.
-    pub idle_timeout: Duration,
-    /// What a start waits for, for the message when it never comes.
-    pub readiness: Readiness,
-    /// Failed checks in a row that make a running instance unhealthy (and restart it).
-    pub retries: u32,
-    /// After a start, failed checks do not count for this long.
-    pub start_period: Duration,
-    /// For a process nothing checks (a worker without a check): up this long, a start
-    /// counts; it is never probed.
-    pub liveness: Option<Duration>,
-    /// The first and the longest gap between readiness probes of a starting process
-    /// ([`FIRST_PROBE_GAP`] and [`MAX_PROBE_GAP`], longer for a command check, which forks).
-    pub probe_gaps: (Duration, Duration),
-}
-
-/// What a started process must do to count as started, and what to check when it does not:
-/// said when `startup_timeout` passes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Readiness {
-    /// "GET /health on 127.0.0.1:30001 to answer 2xx", "a connection to /run/app.sock".
-    pub waits_for: String,
-    /// The likely fix.
-    pub hint: String,
-}
 
 /// What to do once the process being stopped is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,16 +459,6 @@ impl Machine {
         self.note = Some(reason);
         State::Backoff { until: now + delay }
     }
-}
-
-/// `backoff_base * 2^n`, capped at `backoff_max`.
-pub(crate) fn backoff(policy: &Policy, restarts: u32) -> Duration {
-    let factor = 1u32.checked_shl(restarts.min(31)).unwrap_or(u32::MAX);
-    policy
-        .backoff_base
-        .checked_mul(factor)
-        .unwrap_or(policy.backoff_max)
-        .min(policy.backoff_max)
 }
 
 pub(crate) fn describe_exit(exit: ProcessExit) -> String {

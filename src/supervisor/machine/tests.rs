@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{RestartPolicy, StopSignal};
 
 fn policy() -> Policy {
     Policy {

@@ -1,29 +1,31 @@
 //! `ten install` / `ten uninstall`: a systemd unit that runs `ten serve` for this config.
 //!
-//! This file finds what the unit says (the running binary, the config and its settings, the
-//! serve flags), writes the unit atomically or refuses to replace a different one, and calls
-//! `systemctl` when systemd is the running init. The unit's text is [`unit`]'s, pure.
+//! This file holds the commands and what they report. What the unit says is found in [`spec`]
+//! (the running binary, the config and its settings, the serve flags), the unit is written
+//! atomically or refused over a different one in [`unit_file`], and `systemctl` is called
+//! when systemd is the running init in [`systemd`]. The unit's text is [`unit`]'s, pure.
 
+mod spec;
+mod systemd;
 mod unit;
+mod unit_file;
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
 
-use crate::config::ServiceTemplate;
-use crate::config::parse::normalize;
-use crate::names::ServiceName;
 use crate::render::json::{JSON_FORMAT_VERSION, to_pretty};
-use crate::render::render_diagnostics;
 
-use super::context::find_config_path;
 use super::{CliError, GlobalArgs, exit, print_stderr, print_stdout, stderr_style};
 
-use unit::{UnitSpec, check_paths, check_user_name, is_ours, path_text, render_unit, unit_name};
+use spec::{absolute, in_build_dir, unit_spec, user_exists};
+use systemd::{
+    Systemd, systemctl, systemctl_is_active, systemd_reads, systemd_report, systemd_running,
+};
+use unit::{check_paths, check_user_name, is_ours, path_text, render_unit, unit_name};
+use unit_file::{file_error, units_of_ten, write_unless_different};
 
 const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 
@@ -88,175 +90,6 @@ pub struct UninstallArgs {
     /// Print what was done as JSON
     #[arg(long)]
     pub json: bool,
-}
-
-fn user_exists(user: &str) -> bool {
-    let found = match user.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-        Err(_) => nix::unistd::User::from_name(user),
-    };
-    matches!(found, Ok(Some(_)))
-}
-
-/// Whether `exe` is in a cargo target directory (`target/debug/ten`), which `cargo clean` or
-/// the next build changes under the unit's feet. Cargo marks its target directories with
-/// CACHEDIR.TAG.
-fn in_build_dir(exe: &Path) -> bool {
-    exe.ancestors()
-        .nth(2)
-        .is_some_and(|dir| dir.join("CACHEDIR.TAG").is_file())
-}
-
-/// Whether systemd is the running init (what `sd_booted()` checks).
-fn systemd_running() -> bool {
-    Path::new("/run/systemd/system").is_dir()
-}
-
-/// Whether systemd loads system units from `dir`.
-fn systemd_reads(dir: &Path) -> bool {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    [
-        "/etc/systemd/system",
-        "/run/systemd/system",
-        "/usr/local/lib/systemd/system",
-        "/usr/lib/systemd/system",
-        "/lib/systemd/system",
-    ]
-    .iter()
-    .any(|known| std::fs::canonicalize(known).is_ok_and(|known| known == dir))
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    normalize(&cwd.join(path))
-}
-
-/// An I/O error on the unit file, with what to do about a permission problem.
-fn file_error(action: &str, path: &Path, error: &std::io::Error) -> CliError {
-    let cli_error = CliError::new(format!("cannot {action} {}: {error}", path.display()));
-    if matches!(
-        error.kind(),
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-    ) {
-        cli_error.hint("run as root, or pass --unit-dir")
-    } else {
-        cli_error
-    }
-}
-
-/// Runs `systemctl ARGS`; its stderr becomes the error.
-fn systemctl(args: &[&str]) -> Result<(), CliError> {
-    let command = format!("systemctl {}", args.join(" "));
-    let output = Command::new("systemctl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| CliError::new(format!("cannot run `{command}`: {error}")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let error = CliError::new(format!(
-        "`{command}` failed: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    ));
-    Err(if nix::unistd::geteuid().is_root() {
-        error.hint("`systemctl status` and `journalctl -xe` say more")
-    } else {
-        error.hint("run as root")
-    })
-}
-
-fn systemctl_is_active(unit: &str) -> bool {
-    Command::new("systemctl")
-        .args(["is-active", "--quiet", unit])
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// Writes `text` to `path` atomically, mode 0644.
-fn write_unit_file(path: &Path, text: &str) -> Result<(), CliError> {
-    crate::files::write_atomically(path, text.as_bytes(), 0o644)
-        .map_err(|error| file_error("write", path, &error))
-}
-
-/// Finds what the unit needs: the config (and its settings), the binary, the flags.
-fn unit_spec(global: &GlobalArgs, args: &InstallArgs, name: String) -> Result<UnitSpec, CliError> {
-    let config_path = find_config_path(global)?;
-    let mut diagnostics = Vec::new();
-    let config = crate::desired::read_config(&config_path, &mut diagnostics).config;
-    let Some(config) = config else {
-        print_stderr(&render_diagnostics(
-            &diagnostics,
-            config_path.parent().unwrap_or(Path::new("")),
-            stderr_style(),
-        ));
-        return Err(
-            CliError::new("the config has errors; `ten serve` would not start with it")
-                .hint("fix them (`ten validate` shows every problem) and run `ten install` again"),
-        );
-    };
-    let exe = std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .map_err(|error| CliError::new(format!("cannot find the running ten binary: {error}")))?;
-    let mut serve_args = Vec::new();
-    if let Some(port) = args.port {
-        serve_args.extend(["--port".to_string(), port.to_string()]);
-    }
-    if let Some(bind) = args.bind {
-        serve_args.extend(["--bind".to_string(), bind.to_string()]);
-    }
-    if let Some(domain) = &args.domain {
-        serve_args.extend(["--domain".to_string(), domain.clone()]);
-    }
-    let longest_stop_timeout_secs = shutdown_secs(&config.services);
-    let unit_dir = absolute(&args.unit_dir);
-    Ok(UnitSpec {
-        name,
-        exe,
-        config_path,
-        data_dir: global.data_dir.as_deref().map(absolute),
-        serve_args,
-        user: args.user.clone(),
-        privileged_ports: config.settings.tls.enabled
-            && [
-                config.settings.tls.https_port,
-                config.settings.tls.http_port,
-            ]
-            .iter()
-            .any(|port| (1..1024).contains(port)),
-        keep_tenants_on_exit: config.settings.keep_tenants_on_exit,
-        longest_stop_timeout_secs,
-        unit_dir: (unit_dir != Path::new(DEFAULT_UNIT_DIR)).then_some(unit_dir),
-    })
-}
-
-/// How long stopping every tenant may take: one `stop_order` after another, each as long as
-/// its longest `stop_timeout`, and between two orders the 5 s ten gives a stop beyond it.
-fn shutdown_secs(services: &BTreeMap<ServiceName, ServiceTemplate>) -> u64 {
-    let mut longest: BTreeMap<i32, u64> = BTreeMap::new();
-    for service in services.values() {
-        let secs = service.stop_timeout.as_secs_f64().ceil() as u64;
-        let entry = longest.entry(service.stop_order).or_default();
-        *entry = (*entry).max(secs);
-    }
-    if longest.is_empty() {
-        return 10;
-    }
-    let between = crate::reconcile::core::GRACE.as_secs() * (longest.len() as u64 - 1);
-    longest.values().sum::<u64>() + between
-}
-
-/// What happened with systemd, for the report.
-enum Systemd {
-    /// Not the running init here.
-    Absent,
-    /// `--no-start`.
-    Skipped,
-    /// Running, but it does not read units from the unit directory.
-    ElsewhereDir,
-    /// `systemctl enable --now` ran. `was_active`: it already ran (with the old unit).
-    Started { was_active: bool },
 }
 
 pub(super) fn install(global: &GlobalArgs, args: &InstallArgs) -> Result<u8, CliError> {
@@ -362,100 +195,6 @@ pub(super) fn install(global: &GlobalArgs, args: &InstallArgs) -> Result<u8, Cli
     Ok(exit::OK)
 }
 
-/// Writes the unit unless the same is there (returns true then). A different unit is
-/// replaced only with `force`; otherwise the error shows the diff.
-fn write_unless_different(path: &Path, text: &str, force: bool) -> Result<bool, CliError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() {
-        return Err(
-            CliError::new(format!("unit directory {} does not exist", dir.display()))
-                .hint("create it, or pass another --unit-dir"),
-        );
-    }
-    let existing = match std::fs::read_to_string(path) {
-        Ok(existing) => Some(existing),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(file_error("read", path, &error)),
-    };
-    if existing.as_deref() == Some(text) {
-        return Ok(true);
-    }
-    if let Some(existing) = &existing
-        && !force
-    {
-        let diff = similar::TextDiff::from_lines(existing.as_str(), text)
-            .unified_diff()
-            .context_radius(2)
-            .header(&path.display().to_string(), "ten install")
-            .to_string();
-        print_stderr(&diff);
-        let whose = if is_ours(existing) {
-            ""
-        } else {
-            " (that file was not written by `ten install`)"
-        };
-        return Err(CliError::new(format!(
-            "{} exists and differs from the unit ten would write (diff above)",
-            path.display()
-        ))
-        .hint(format!(
-            "pass --force to overwrite it, or --name NAME to install another unit beside it{whose}"
-        )));
-    }
-    write_unit_file(path, text)?;
-    Ok(false)
-}
-
-/// What the report says about systemd, with the next steps indented.
-fn systemd_report(
-    systemd: &Systemd,
-    spec: &UnitSpec,
-    unit_dir: &Path,
-    next_steps: &[String],
-) -> String {
-    let style = super::stdout_style();
-    let unit = format!("{}.service", spec.name);
-    let steps: String = next_steps
-        .iter()
-        .map(|step| format!("  {step}\n"))
-        .collect();
-    match systemd {
-        Systemd::Absent => format!(
-            "{} systemd is not running here, so nothing was enabled or started. On a systemd host, run:\n{steps}",
-            style.yellow("!")
-        ),
-        Systemd::Skipped => {
-            format!(
-                "Not enabled or started (--no-start). To start it now and at every boot:\n{steps}"
-            )
-        }
-        Systemd::ElsewhereDir => format!(
-            "systemd does not read units from {}, so nothing was enabled or started. To use it:\n{steps}",
-            unit_dir.display()
-        ),
-        Systemd::Started { was_active } => {
-            let mut text = format!(
-                "{} {unit} is enabled and running (systemctl daemon-reload; systemctl enable --now {unit}).\n",
-                style.green("✓")
-            );
-            if *was_active && !steps.is_empty() {
-                let effect = if spec.keep_tenants_on_exit {
-                    "its tenants keep running"
-                } else {
-                    "this stops and starts every tenant"
-                };
-                text.push_str(&format!(
-                    "It was already running with the old unit; apply the new one ({effect}):\n{steps}"
-                ));
-            }
-            text.push_str(&format!(
-                "Status: systemctl status {unit}; logs: journalctl -u {unit} -f\n"
-            ));
-            text
-        }
-    }
-}
-
 pub(super) fn uninstall(_global: &GlobalArgs, args: &UninstallArgs) -> Result<u8, CliError> {
     let name = unit_name(&args.name)?;
     let unit = format!("{name}.service");
@@ -531,74 +270,4 @@ pub(super) fn uninstall(_global: &GlobalArgs, args: &UninstallArgs) -> Result<u8
     }
     print_stdout(&report)?;
     Ok(exit::OK)
-}
-
-/// Names of the units in `dir` that `ten install` wrote.
-fn units_of_ten(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry
-                .file_name()
-                .to_str()?
-                .strip_suffix(".service")?
-                .to_string();
-            let text = std::fs::read_to_string(entry.path()).ok()?;
-            is_ours(&text).then_some(name)
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permission_errors_say_to_run_as_root() {
-        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let error = file_error(
-            "write",
-            Path::new("/etc/systemd/system/ten.service"),
-            &denied,
-        );
-        assert!(error.message.contains("/etc/systemd/system/ten.service"));
-        assert_eq!(
-            error.hint.as_deref(),
-            Some("run as root, or pass --unit-dir")
-        );
-        let other = std::io::Error::from(std::io::ErrorKind::StorageFull);
-        assert!(file_error("write", Path::new("/x"), &other).hint.is_none());
-    }
-
-    #[test]
-    fn systemd_does_not_read_other_directories() {
-        // The integration tests rely on this: their units never reach systemctl.
-        let dir = tempfile::tempdir().unwrap();
-        assert!(!systemd_reads(dir.path()));
-        assert!(!systemd_reads(Path::new("/etc/systemd")));
-    }
-
-    #[test]
-    fn tenants_stop_one_stop_order_after_another() {
-        let services = |text: &str| {
-            let mut diagnostics = Vec::new();
-            crate::config::parse_config(
-                Path::new("/p/tenement.toml"),
-                text.into(),
-                &mut diagnostics,
-            )
-            .config
-            .unwrap()
-            .services
-        };
-        let one_order = "[service.a]\ncommand = \"a\"\nstop_timeout = 7\n[service.b]\ncommand = \"b\"\nstop_timeout = 3\n";
-        assert_eq!(shutdown_secs(&services(one_order)), 7);
-        let two_orders = format!("{one_order}stop_order = 10\n");
-        assert_eq!(shutdown_secs(&services(&two_orders)), 7 + 5 + 3);
-    }
 }

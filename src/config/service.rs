@@ -1,16 +1,25 @@
-//! One `[service.NAME]` table -> [`ServiceTemplate`], plus the readers shared with instance
-//! files (env tables, keywords, limits, templates).
+//! One `[service.NAME]` table -> [`ServiceTemplate`]: its keys (with hints for the keys of
+//! other supervisors), `start`, `stop_signal`, `user`, and the template assembled. `command`
+//! is read in `command`, the `env` table in `env`, and the readers shared with instance files
+//! (keywords, limits, templates) are in `shared`. Must not import tokio, nix, hyper or notify.
 
-use std::collections::BTreeMap;
+mod command;
+mod env;
+mod shared;
+
 use std::time::Duration;
 
 use super::diag::{Diagnostic, has_errors};
 use super::model::{
     DEFAULT_SOCKET, Isolation, Listen, RestartPolicy, ServiceTemplate, StartMode, StopSignal,
 };
-use super::reader::{Fields, Spanned, TimeUnit, did_you_mean, locate};
+use super::reader::{Fields, TimeUnit};
 use super::template::{Template, Var};
 use crate::names::ServiceName;
+use command::parse_argv;
+
+pub(crate) use env::parse_env;
+pub(crate) use shared::{keyword, parse_limits, parse_weight, template};
 
 /// Every key a service table may hold.
 pub const SERVICE_KEYS: &[&str] = &[
@@ -48,9 +57,6 @@ pub const SERVICE_KEYS: &[&str] = &[
     "log_backups",
     "stop_order",
 ];
-
-/// Environment variables ten sets itself for every instance.
-pub(crate) const RESERVED_ENV: &[&str] = &["PORT", "SOCKET_PATH"];
 
 /// Reads one service table. `name` is `None` when the name itself was invalid (already
 /// reported); the table is still checked so that all problems show at once.
@@ -220,149 +226,6 @@ pub(crate) fn parse_start(
     Some(start)
 }
 
-/// `command` shell-split, or `command` + `args`.
-fn parse_argv(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<Template>> {
-    let args = fields.string_list("args", diagnostics);
-    let Some(command) = fields.string("command", diagnostics) else {
-        // A likely typo of `command` is already reported as such; "missing" would be noise.
-        let typo = fields
-            .table
-            .iter()
-            .any(|(key, _)| key != "command" && did_you_mean(key, &["command"]).is_some());
-        if fields.item("command").is_none() && !typo {
-            fields.missing(
-                "command",
-                "add the program to run, e.g. command = \"python3 app.py\"",
-                diagnostics,
-            );
-        }
-        return None;
-    };
-    let words: Vec<Spanned<String>> = if fields.item("args").is_some() {
-        let mut words = vec![Spanned {
-            value: command.value.to_string(),
-            span: command.span.clone(),
-        }];
-        words.extend(args?.into_iter().map(|arg| Spanned {
-            value: arg.value.to_string(),
-            span: arg.span,
-        }));
-        words
-    } else {
-        match shell_words::split(command.value) {
-            Ok(words) => words
-                .into_iter()
-                .map(|word| Spanned {
-                    value: word,
-                    span: command.span.clone(),
-                })
-                .collect(),
-            Err(error) => {
-                diagnostics.push(
-                    Diagnostic::at(
-                        fields.file,
-                        command.span.clone(),
-                        format!("`command` in {} cannot be split into words: {error}", fields.section),
-                    )
-                    .with_label("unbalanced quotes")
-                    .with_hint("close the quote, or give the program in `command` and its arguments in `args = [...]`"),
-                );
-                return None;
-            }
-        }
-    };
-    if words
-        .first()
-        .is_none_or(|word| word.value.trim().is_empty())
-    {
-        diagnostics.push(
-            Diagnostic::at(
-                fields.file,
-                command.span.clone(),
-                format!("`command` in {} is empty", fields.section),
-            )
-            .with_label("no program")
-            .with_hint("name the program to run, e.g. command = \"python3 app.py\""),
-        );
-        return None;
-    }
-    let mut argv = Vec::with_capacity(words.len());
-    let mut ok = true;
-    for word in &words {
-        let borrowed = Spanned {
-            value: word.value.as_str(),
-            span: word.span.clone(),
-        };
-        match template(fields, "command", &borrowed, &Var::ALL, diagnostics) {
-            Some(parsed) => argv.push(parsed),
-            None => ok = false,
-        }
-    }
-    ok.then_some(argv)
-}
-
-/// Parses a template string, reporting unknown variables and variables not in `allowed`.
-pub(crate) fn template(
-    fields: &Fields<'_>,
-    key: &str,
-    text: &Spanned<&str>,
-    allowed: &[Var],
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<Template> {
-    let known: Vec<String> = allowed
-        .iter()
-        .map(|var| format!("{{{}}}", var.as_str()))
-        .collect();
-    match Template::parse(text.value) {
-        Ok(parsed) => {
-            let mut ok = true;
-            for var in parsed.vars().filter(|var| !allowed.contains(var)) {
-                ok = false;
-                let needle = format!("{{{}}}", var.as_str());
-                diagnostics.push(
-                    Diagnostic::at(
-                        fields.file,
-                        locate(fields.file, &text.span, &needle),
-                        format!("`{key}` in {} cannot use {needle}", fields.section),
-                    )
-                    .with_label("not available here")
-                    .with_hint(format!("`{key}` may use {}", known.join(", "))),
-                );
-            }
-            ok.then_some(parsed)
-        }
-        Err(errors) => {
-            for error in errors {
-                let needle = format!("{{{}}}", error.name);
-                let names: Vec<&str> = Var::ALL.iter().map(|var| var.as_str()).collect();
-                let hint = match did_you_mean(&error.name, &names) {
-                    Some(close) => format!(
-                        "did you mean {{{close}}}? known variables: {}",
-                        known.join(", ")
-                    ),
-                    None => format!(
-                        "known variables: {}; write {{{{ for a literal brace",
-                        known.join(", ")
-                    ),
-                };
-                diagnostics.push(
-                    Diagnostic::at(
-                        fields.file,
-                        locate(fields.file, &text.span, &needle),
-                        format!(
-                            "unknown template variable {needle} in `{key}` of {}",
-                            fields.section
-                        ),
-                    )
-                    .with_label("unknown variable")
-                    .with_hint(hint),
-                );
-            }
-            None
-        }
-    }
-}
-
 fn parse_health(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
     super::checks::url_path(fields, "health", "in", "health = \"/health\"", diagnostics)
 }
@@ -385,57 +248,6 @@ fn parse_stop_signal(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> 
         );
     }
     signal
-}
-
-/// A keyword value such as `isolation = "namespace"`.
-pub(crate) fn keyword<T>(
-    fields: &Fields<'_>,
-    key: &str,
-    keywords: &[&str],
-    from_keyword: fn(&str) -> Option<T>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<T> {
-    let text = fields.string(key, diagnostics)?;
-    let value = from_keyword(text.value);
-    if value.is_none() {
-        let quoted: Vec<String> = keywords.iter().map(|k| format!("\"{k}\"")).collect();
-        let hint = match did_you_mean(text.value, keywords) {
-            Some(close) => format!("did you mean \"{close}\"? one of: {}", quoted.join(", ")),
-            None => format!("one of: {}", quoted.join(", ")),
-        };
-        diagnostics.push(
-            Diagnostic::at(
-                fields.file,
-                text.span,
-                format!("`{key}` in {} cannot be {:?}", fields.section, text.value),
-            )
-            .with_label("unknown value")
-            .with_hint(hint),
-        );
-    }
-    value
-}
-
-/// The resource limits a service sets and an instance may override.
-#[derive(Debug, Default)]
-pub(crate) struct Limits {
-    pub memory_limit_mb: Option<u64>,
-    pub cpu_shares: Option<u64>,
-    pub storage_quota_mb: Option<u64>,
-}
-
-pub(crate) fn parse_limits(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Limits {
-    Limits {
-        memory_limit_mb: fields.integer("memory_limit_mb", 1..(1 << 40), "MB", diagnostics),
-        cpu_shares: fields.integer("cpu_shares", 2..262_145, "shares", diagnostics),
-        storage_quota_mb: fields.integer("storage_quota_mb", 1..(1 << 40), "MB", diagnostics),
-    }
-}
-
-pub(crate) fn parse_weight(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<u8> {
-    fields
-        .integer("weight", 0..101, "percent of traffic", diagnostics)
-        .map(|weight| weight as u8)
 }
 
 fn parse_user(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
@@ -464,83 +276,6 @@ fn parse_user(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<
     None
 }
 
-/// `env` table: names are environment variable names; values strings (numbers and booleans
-/// are accepted and written as text), with template variables.
-pub(crate) fn parse_env(
-    fields: &Fields<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<BTreeMap<String, Template>> {
-    let table = fields.table("env", diagnostics)?;
-    let section = format!("{}.env", fields.section.trim_end_matches(']')) + "]";
-    let env_fields = Fields::new(fields.file, table, section, fields.key_span("env"));
-    let mut env = BTreeMap::new();
-    for (name, item) in table.iter() {
-        let name_span = env_fields.key_span(name);
-        if !is_env_name(name) {
-            diagnostics.push(
-                Diagnostic::at(
-                    fields.file,
-                    name_span,
-                    format!("{name:?} is not a valid environment variable name"),
-                )
-                .with_label("invalid name")
-                .with_hint("use letters, digits and '_', not starting with a digit"),
-            );
-            continue;
-        }
-        if RESERVED_ENV.contains(&name) {
-            diagnostics.push(
-                Diagnostic::at(
-                    fields.file,
-                    name_span,
-                    format!("`{name}` in {} clashes with the {name} that ten sets for every instance", env_fields.section),
-                )
-                .with_label("set by ten")
-                .with_hint(format!("remove it; read {name} in your app (use {{port}} or {{socket}} in other values)")),
-            );
-            continue;
-        }
-        let span = env_fields.value_span(name);
-        let text = if let Some(text) = item.as_str() {
-            text.to_string()
-        } else if let Some(value) = item.as_integer() {
-            value.to_string()
-        } else if let Some(value) = item.as_bool() {
-            value.to_string()
-        } else {
-            diagnostics.push(
-                Diagnostic::at(
-                    fields.file,
-                    span,
-                    format!(
-                        "`{name}` in {} must be a string, found {}",
-                        env_fields.section,
-                        super::reader::describe_item(item)
-                    ),
-                )
-                .with_label("expected a string"),
-            );
-            continue;
-        };
-        let spanned = Spanned {
-            value: text.as_str(),
-            span: span.clone(),
-        };
-        if let Some(parsed) = template(&env_fields, name, &spanned, &Var::ALL, diagnostics) {
-            env.insert(name.to_string(), parsed);
-        }
-    }
-    Some(env)
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -549,32 +284,12 @@ mod tests {
 
     use super::*;
 
-    fn service(body: &str) -> (Option<ServiceTemplate>, Vec<Diagnostic>) {
+    pub(super) fn service(body: &str) -> (Option<ServiceTemplate>, Vec<Diagnostic>) {
         let mut diagnostics = Vec::new();
         let text = format!("[service.notes]\n{body}");
         let config = parse_config(Path::new("/srv/tenement.toml"), text, &mut diagnostics).config;
         let template = config.map(|config| config.services.into_values().next().unwrap());
         (template, diagnostics)
-    }
-
-    #[test]
-    fn command_is_shell_split() {
-        let (template, diagnostics) = service("command = 'my-app --name \"hello world\" {id}'\n");
-        assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        let argv: Vec<String> = template
-            .unwrap()
-            .argv
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(argv, ["my-app", "--name", "hello world", "{id}"]);
-    }
-
-    #[test]
-    fn command_and_args_are_equivalent_to_a_split_command() {
-        let (split, _) = service("command = \"uv run python app.py\"\n");
-        let (explicit, _) = service("command = \"uv\"\nargs = [\"run\", \"python\", \"app.py\"]\n");
-        assert_eq!(split.unwrap().argv, explicit.unwrap().argv);
     }
 
     #[test]
@@ -620,17 +335,5 @@ mod tests {
             "`socket` in [service.notes] cannot use {port}"
         );
         assert_eq!(diagnostics[0].location(), "tenement.toml:3:16");
-    }
-
-    #[test]
-    fn env_accepts_numbers_and_rejects_reserved_names() {
-        let (template, diagnostics) =
-            service("command = \"x\"\n[service.notes.env]\nWORKERS = 4\nPORT = \"1\"\n");
-        assert!(template.is_none());
-        assert_eq!(diagnostics.len(), 1);
-        assert!(diagnostics[0].message.contains("clashes with the PORT"));
-        let (template, _) = service("command = \"x\"\n[service.notes.env]\nWORKERS = 4\n");
-        let env = template.unwrap().env;
-        assert_eq!(env["WORKERS"].as_literal(), Some("4"));
     }
 }

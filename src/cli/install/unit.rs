@@ -1,7 +1,7 @@
 //! The unit file `ten install` writes. PURE: what the unit says ([`UnitSpec`]) in, its text
 //! out ([`render_unit`]), the words of `ExecStart=` quoted per systemd.syntax(7)
 //! ([`quote_exec_word`]), and the checks that refuse what a unit cannot express. Must not
-//! touch files or processes (`install.rs` does).
+//! touch files or processes (`spec`, `unit_file` and `systemd` do).
 
 use std::path::{Path, PathBuf};
 

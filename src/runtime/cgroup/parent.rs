@@ -180,15 +180,8 @@ impl Cgroups {
     /// Call only while holding the data directory. Blocking.
     pub fn stop_unclaimed(&self, keep: &BTreeSet<String>) -> Vec<(String, Vec<u32>)> {
         let mut stopped = Vec::new();
-        let Some(dir) = self.parent_dirs().into_iter().next() else {
-            return stopped;
-        };
-        let Ok(listing) = fs::read_dir(&dir) else {
-            return stopped;
-        };
-        for entry in listing.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.path().is_dir() || keep.contains(&name) {
+        for name in self.children() {
+            if keep.contains(&name) {
                 continue;
             }
             let cgroup = self.open(&name);
@@ -205,21 +198,27 @@ impl Cgroups {
     /// Removes the empty cgroups of this data directory that are not in `keep`. Call only
     /// while holding the data directory.
     pub fn remove_unused(&self, keep: &BTreeSet<String>) {
-        let Some(dir) = self.parent_dirs().into_iter().next() else {
-            return;
-        };
-        let Ok(listing) = fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in listing.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.path().is_dir() && !keep.contains(&name) {
+        for name in self.children() {
+            if !keep.contains(&name) {
                 let cgroup = self.open(&name);
                 if cgroup.pids().is_empty() {
                     cgroup.remove();
                 }
             }
         }
+    }
+
+    /// The names of the cgroups under the parent, in any hierarchy: on v1 a cgroup can be left
+    /// in some hierarchies only (a removal that gave up while a killed process was not reaped
+    /// yet holds `pids` and `cpu`, not `memory`), and must still be found to be removed.
+    fn children(&self) -> BTreeSet<String> {
+        self.parent_dirs()
+            .iter()
+            .filter_map(|dir| fs::read_dir(dir).ok())
+            .flat_map(|listing| listing.flatten())
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
     }
 }
 
@@ -415,5 +414,30 @@ mod tests {
         }
         assert!(cgroup.remove());
         cgroups.remove_parent_if_empty();
+    }
+
+    #[test]
+    fn a_cgroup_left_in_some_hierarchies_only_is_still_removed() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let cgroups = Cgroups::detect("unit-test-partial").expect("cgroups on this machine");
+        let name = format!("test.partial.{}", std::process::id());
+        let cgroup = cgroups.create(&name, &Limits::default()).unwrap();
+        let dirs: Vec<PathBuf> = cgroups
+            .parent_dirs()
+            .iter()
+            .map(|dir| dir.join(&name))
+            .collect();
+        // Gone from the first hierarchy (on v1, `memory`), left in the others.
+        fs::remove_dir(&dirs[0]).unwrap();
+        cgroups.remove_unused(&BTreeSet::new());
+        let left: Vec<&PathBuf> = dirs.iter().filter(|dir| dir.exists()).collect();
+        if !left.is_empty() {
+            cgroup.remove();
+        }
+        cgroups.remove_parent_if_empty();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }

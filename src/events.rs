@@ -127,9 +127,7 @@ impl EventLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        self.ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.ring)
     }
 
     /// The last `limit` events (of `instance`, when given), oldest first.
@@ -158,6 +156,11 @@ impl EventLog {
             backlog: VecDeque::new(),
         }
     }
+}
+
+/// The ring, locked (poisoned or not: nothing that changes it can panic midway).
+fn lock(ring: &Mutex<Ring>) -> std::sync::MutexGuard<'_, Ring> {
+    ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What a [`Follower`] gets next.
@@ -219,10 +222,7 @@ impl Follower {
     /// Queues the events the broadcast dropped from the ring, then `resume`, the broadcast's
     /// next. How many are lost, if any: those the ring no longer keeps either.
     fn catch_up(&mut self, resume: Arc<Event>) -> Option<u64> {
-        let ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ring = lock(&self.ring);
         // Nothing is sent while the ring is locked: what the receiver has yet to receive after
         // `resume` is the ring's newest, which numbers `resume`.
         let number = (ring.end() - 1).saturating_sub(self.receiver.len() as u64);

@@ -107,13 +107,18 @@ impl Target {
     fn of(target: &RouteTarget) -> Target {
         let key = match target {
             RouteTarget::Service(service) => service.as_str().into(),
-            RouteTarget::Instance(key) => format!("{}.{}", key.id, key.service).into_boxed_str(),
+            RouteTarget::Instance(key) => instance_key(key),
         };
         Target {
             target: target.clone(),
             key,
         }
     }
+}
+
+/// What an instance is looked up by in [`RouteTable`]: `ID.SERVICE`, its hostname's labels.
+fn instance_key(key: &InstanceKey) -> Box<str> {
+    format!("{}.{}", key.id, key.service).into_boxed_str()
 }
 
 #[derive(Default)]
@@ -178,10 +183,7 @@ impl RouteTable {
                     .members
                     .push((total + u64::from(spec.weight), Arc::clone(&route)));
             }
-            instances.insert(
-                format!("{}.{}", key.id, key.service).into_boxed_str(),
-                route,
-            );
+            instances.insert(instance_key(key), route);
         }
         for (name, service) in &desired.config.services {
             if service.listen == crate::config::Listen::None {

@@ -395,3 +395,49 @@ fn health_checks_ten_cannot_run_for_want_of_descriptors_never_count_against_a_te
         "no event says so:\n{events}"
     );
 }
+
+#[test]
+/// A backend may answer before it has read the body (a 413, a 401). The request is then no
+/// longer under way, so what the client still sends counts as the next head: cut at
+/// `header_timeout`, not left without a deadline.
+fn a_request_body_that_trickles_on_after_an_early_answer_is_cut_at_the_header_timeout() {
+    let (_dir, server) = serve_service(
+        "header_timeout = 1\nkeep_alive_timeout = 2\n",
+        &backend_service(
+            "web",
+            "start = \"eager\"\nrequest_timeout = 2\n[service.web.env]\nNAME = \"{id}\"\n",
+        ),
+    );
+    let mut stream = http::connect(server.address());
+    stream
+        .write_all(
+            b"POST /early HTTP/1.1\r\nHost: alice.web.localhost\r\nContent-Length: 1000000\r\n\r\nabc",
+        )
+        .unwrap();
+    let early = http::read_head(&mut std::io::BufReader::new(&mut stream));
+    assert_eq!(early.status, 200, "the backend answers before the body");
+    // The body goes on, a byte every 100 ms, far slower than the request timeout allows.
+    let started = Instant::now();
+    stream.set_nonblocking(true).unwrap();
+    let cut = loop {
+        if started.elapsed() > Duration::from_secs(12) {
+            break None;
+        }
+        if stream.write_all(b"x").is_err() || closed(&mut stream) {
+            break Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let cut = cut.expect("the trickling body was never cut");
+    assert!(
+        cut < Duration::from_secs(4),
+        "cut {cut:?} after the answer; header_timeout is 1 s"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "ten_client_connections_timed_out_total{deadline=\"header_timeout\"}"
+        ),
+        1
+    );
+}

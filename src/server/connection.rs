@@ -18,7 +18,10 @@
 //! accept (so a client that connects and sends nothing is cut as one that trickles); a later
 //! head within `header_timeout` of its first byte; a kept-alive connection with nothing under
 //! way is closed `keep_alive_timeout` after its last answer. A connection with a request under
-//! way has no deadline here (`request_timeout` bounds the wait for its backend).
+//! way has no deadline here (`request_timeout` bounds the wait for its backend). Once its
+//! answer has been sent the request is over, so a body the client still sends after an
+//! early answer (a backend's 413 or 401 before it read the body) counts as the next head's
+//! first bytes, and is cut at `header_timeout`.
 //! Over HTTP/2 (HTTPS), any frame that arrives while no request is under way counts as a
 //! head's first byte.
 //!

@@ -8,6 +8,7 @@
 //!   GET  /headers         the request's headers, one "name: value" per line
 //!   GET  /slow?ms=N       answers after N ms
 //!   POST /upload          reads the body (any size, streamed), answers its length
+//!   POST /early           answers "early" at once, then reads the body (streamed)
 //!   GET  /download?bytes=N  N bytes, streamed
 //!   GET  /stats           "received=R sent=S": body bytes read by /upload, written by /download
 //!   GET  /ws              WebSocket echo
@@ -257,6 +258,14 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
             return;
         }
 
+        if route == "/early" {
+            let answer =
+                "HTTP/1.1 200 OK\r\ncontent-length: 6\r\ncontent-type: text/plain\r\n\r\nearly\n";
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+
         // The body, streamed: counted, never kept.
         let mut body_length = 0u64;
         let chunked =
@@ -301,6 +310,12 @@ fn serve<C: Connection>(stream: C, unhealthy: bool) {
             }
         } else if !read_exactly(&mut reader, content_length) {
             return;
+        }
+        if route == "/early" {
+            if close {
+                return;
+            }
+            continue;
         }
 
         if route == "/download" {

@@ -148,9 +148,10 @@ fn busy_cgroups(parent: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Every process in the cgroups ten makes for the data directory `data_dir` (its parent is
-/// `ten/` and 8 hex digits of the SHA-256 of the directory's path), in any hierarchy.
-fn processes_in_cgroups(data_dir: &Path) -> Vec<(PathBuf, String)> {
+/// The cgroup directories ten makes for the data directory `data_dir` (its parent is `ten/`
+/// and 8 hex digits of the SHA-256 of the directory's path), in every hierarchy mounted under
+/// /sys/fs/cgroup (v1 controllers mounted alone or together, a v2 `unified`) or at it (v2).
+fn cgroup_parents(data_dir: &Path) -> Vec<PathBuf> {
     use sha2::{Digest, Sha256};
     let canonical = fs::canonicalize(data_dir).unwrap();
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
@@ -158,12 +159,22 @@ fn processes_in_cgroups(data_dir: &Path) -> Vec<(PathBuf, String)> {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
+    let root = Path::new("/sys/fs/cgroup");
+    let mounts = fs::read_dir(root)
+        .map(|listing| listing.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_else(|_| Vec::new());
+    std::iter::once(root.to_path_buf())
+        .chain(mounts)
+        .map(|mount| mount.join("ten").join(&owner))
+        .filter(|parent| parent.is_dir())
+        .collect()
+}
+
+/// Every process in the cgroups ten makes for the data directory `data_dir`, in any
+/// hierarchy.
+fn processes_in_cgroups(data_dir: &Path) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
-    for mount in ["memory", "pids", "cpu,cpuacct", "unified", ""] {
-        let parent = Path::new("/sys/fs/cgroup")
-            .join(mount)
-            .join("ten")
-            .join(&owner);
+    for parent in cgroup_parents(data_dir) {
         let Ok(listing) = fs::read_dir(&parent) else {
             continue;
         };
@@ -288,6 +299,27 @@ fn kill_9_during_a_burst_of_100_starts_never_leaves_a_tenant_twice_or_unknown() 
         "tenants left after the last stop: {:?}",
         marked(&mark)
     );
+    if is_root() {
+        // The cgroups of the killed tens' starts were all found and removed, in every
+        // hierarchy: nothing of this data directory is left once the last ten stopped.
+        let data = dir.join("tenement-data");
+        let left = || {
+            cgroup_parents(&data)
+                .into_iter()
+                .map(|parent| {
+                    let children = fs::read_dir(&parent)
+                        .map(|listing| listing.flatten().filter(|e| e.path().is_dir()).count())
+                        .unwrap_or(0);
+                    format!("{} ({children} cgroups in it)", parent.display())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            within(Duration::from_secs(10), || left().is_empty()),
+            "cgroups left after the last stop: {:#?}",
+            left()
+        );
+    }
 }
 
 #[test]

@@ -142,12 +142,8 @@ impl<'a> Fields<'a> {
         unit: &str,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<u64> {
-        let item = self.item(key)?;
-        let Some(value) = item.as_integer() else {
-            self.wrong_type(key, &format!("an integer ({unit})"), diagnostics);
-            return None;
-        };
-        self.check_range(key, value, range, unit, diagnostics)
+        self.signed_integer(key, range, unit, diagnostics)
+            .and_then(|value| u64::try_from(value).ok())
     }
 
     /// An integer within `range` that may be negative.

@@ -322,16 +322,7 @@ pub(super) async fn live_events(
         ),
         None => "events/stream".to_string(),
     };
-    stream(
-        raw(
-            &dashboard.api,
-            &current.session.scope,
-            Method::GET,
-            &path,
-            None,
-        )
-        .await,
-    )
+    stream(dashboard, current, &path).await
 }
 
 /// `/live/logs?instance=S:ID`: the API's log stream for the session's scope.
@@ -345,19 +336,19 @@ pub(super) async fn live_logs(
         "logs/stream?{}",
         super::call::query(&[("instance", instance.as_deref())])
     );
-    stream(
-        raw(
-            &dashboard.api,
-            &current.session.scope,
-            Method::GET,
-            &path,
-            None,
-        )
-        .await,
-    )
+    stream(dashboard, current, &path).await
 }
 
-fn stream(mut reply: Reply) -> Reply {
+/// The API's stream at `path`, for the session's scope, passed on as it comes and not cached.
+async fn stream(dashboard: &Dashboard, current: &Current, path: &str) -> Reply {
+    let mut reply = raw(
+        &dashboard.api,
+        &current.session.scope,
+        Method::GET,
+        path,
+        None,
+    )
+    .await;
     reply
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -5,6 +5,8 @@
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value};
 
+use super::report::{Item, Report};
+
 /// The first document of a YAML text, as a JSON value.
 pub(crate) fn from_yaml(text: &str) -> Result<Value, String> {
     let documents = Yaml::load_from_str(text).map_err(|error| error.to_string())?;
@@ -83,6 +85,12 @@ pub(crate) fn shown(value: &Value) -> String {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     }
+}
+
+/// Reports `key = value` of `service` with `item` (a note, or a key not imported): how pm2's
+/// and process-compose's readers report a key of a process.
+pub(crate) fn report_key(report: &mut Report, item: Item, key: &str, value: &Value, service: &str) {
+    report.push(item.key(key, &shown(value)).service(service));
 }
 
 /// A whole number that is not negative, written as a number or as digits in a string.

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::Source;
-use super::json::{boolean, env_pairs, shown, text};
+use super::json::{boolean, env_pairs, report_key, shown, text};
 use super::model::{Command, Format, Group, Project, Service};
 use super::report::{Item, Report};
 use super::text::{INDEX, Namer, bytes, readable, seconds_of_millis, with_index};
@@ -147,17 +147,13 @@ const INTERPRETERS: &[(&str, &str)] = &[
 
 impl Reader<'_> {
     fn not_imported(&mut self, key: &str, value: &Value, message: impl Into<String>) {
-        let item = Item::not_imported(&self.at, message)
-            .key(key, &shown(value))
-            .service(&self.service.name);
-        self.report.push(item);
+        let item = Item::not_imported(&self.at, message);
+        report_key(self.report, item, key, value, &self.service.name);
     }
 
     fn note(&mut self, key: &str, value: &Value, message: impl Into<String>) {
-        let item = Item::note(&self.at, message)
-            .key(key, &shown(value))
-            .service(&self.service.name);
-        self.report.push(item);
+        let item = Item::note(&self.at, message);
+        report_key(self.report, item, key, value, &self.service.name);
     }
 
     /// The command pm2 runs: interpreter, its arguments, the script, the app's arguments.

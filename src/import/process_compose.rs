@@ -13,7 +13,7 @@ mod probes;
 use serde_json::{Map, Value};
 
 use super::Source;
-use super::json::{env_pairs, shown, whole};
+use super::json::{env_pairs, report_key, shown, whole};
 use super::model::{Command, Format, Group, Project, Service};
 use super::report::{Item, Report};
 use super::text::{GIVEN_ENV, INDEX, Namer, readable, with_index};
@@ -161,17 +161,13 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn not_imported(&mut self, key: &str, value: &Value, message: impl Into<String>) {
-        let item = Item::not_imported(&self.at, message)
-            .key(key, &shown(value))
-            .service(&self.service.name);
-        self.report.push(item);
+        let item = Item::not_imported(&self.at, message);
+        report_key(self.report, item, key, value, &self.service.name);
     }
 
     fn note(&mut self, key: &str, value: &Value, message: impl Into<String>) {
-        let item = Item::note(&self.at, message)
-            .key(key, &shown(value))
-            .service(&self.service.name);
-        self.report.push(item);
+        let item = Item::note(&self.at, message);
+        report_key(self.report, item, key, value, &self.service.name);
     }
 
     fn seconds(&mut self, key: &str, value: &Value) -> Option<u64> {

@@ -166,18 +166,6 @@ impl<'a> Fields<'a> {
         self.in_range(key, value, range, unit, diagnostics)
     }
 
-    fn check_range(
-        &self,
-        key: &str,
-        value: i64,
-        range: Range<i64>,
-        unit: &str,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<u64> {
-        self.in_range(key, value, range, unit, diagnostics)
-            .and_then(|value| u64::try_from(value).ok())
-    }
-
     fn in_range(
         &self,
         key: &str,
@@ -224,8 +212,8 @@ impl<'a> Fields<'a> {
     ) -> Option<Duration> {
         let item = self.item(key)?;
         let duration = if let Some(value) = item.as_integer() {
-            let value = self.check_range(key, value, 0..i64::MAX, unit.name(), diagnostics)?;
-            unit.of(value)
+            let value = self.in_range(key, value, 0..i64::MAX, unit.name(), diagnostics)?;
+            unit.of(u64::try_from(value).ok()?)
         } else if let Some(text) = item.as_str() {
             match humantime::parse_duration(text) {
                 Ok(duration) => duration,

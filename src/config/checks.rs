@@ -254,11 +254,12 @@ fn read_exec(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<V
         );
         return None;
     }
-    let mut argv = Vec::with_capacity(words.len());
-    for word in &words {
-        argv.push(exec_word(fields, word, diagnostics)?);
-    }
-    Some(argv)
+    // Every word is read, so that each bad one is reported, not only the first.
+    let argv: Vec<Option<Template>> = words
+        .iter()
+        .map(|word| exec_word(fields, word, diagnostics))
+        .collect();
+    argv.into_iter().collect()
 }
 
 fn exec_word(

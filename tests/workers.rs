@@ -384,3 +384,73 @@ fn a_command_check_whose_program_is_missing_says_so() {
     let log = server.log();
     assert!(log.contains("not found in PATH"), "{log}");
 }
+
+/// `ten serve &` in a script starts ten with SIGINT and SIGQUIT ignored, `nohup` with SIGHUP
+/// ignored, and an ignored signal stays ignored across exec. A tenant must not inherit that:
+/// its `stop_signal = "INT"` would do nothing (every stop would end in SIGKILL), and an app
+/// that reloads on SIGHUP would never reload. Every way a tenant starts is looked at: the
+/// spawner (the first starts, a burst), a spare (a start alone, as root) and a restart.
+#[test]
+fn a_tenant_starts_with_every_signal_at_its_default_whatever_ten_inherited() {
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nw = [\"a\", \"b\", \"c\"]\n",
+            "[service.w]\ncommand = \"sleep 1000\"\n\
+             listen = \"none\"\nstop_signal = \"INT\"\nstop_timeout = 2\n"
+        ),
+        &[],
+    );
+    let server = TestServer::start_wrapped(
+        dir.path(),
+        &["sh", "-c", "trap '' INT QUIT HUP; exec \"$@\"", "sh"],
+    );
+    // The wrapper did its part: ten itself ignores them.
+    let ignored_by_ten =
+        signal_masks(&std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap());
+    assert_ne!(
+        ignored_by_ten.0, 0,
+        "ten should have started with signals ignored"
+    );
+    for id in ["a", "b", "c"] {
+        server.wait_running(&format!("w:{id}"));
+    }
+    // One more, alone (a spare takes it, as root).
+    std::fs::create_dir_all(dir.path().join("instances/w")).unwrap();
+    std::fs::write(dir.path().join("instances/w/d.toml"), "").unwrap();
+    server.wait_running("w:d");
+    // The tenant's own status (sleep changes none of its signals).
+    let masks_of = |key: &str| {
+        let pid = server.instance(key).and_then(|view| view.pid).unwrap();
+        signal_masks(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap())
+    };
+    for key in ["w:a", "w:b", "w:c", "w:d"] {
+        assert_eq!(masks_of(key), (0, 0), "{key}: (ignored, blocked) signals");
+    }
+    // A stop by SIGINT ends it: no SIGKILL after the stop_timeout.
+    let stopped = server.ten(&["stop", "w:a"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        support::server::stderr(&stopped)
+    );
+    let events = support::server::stdout(&server.ten(&["events", "w:a"]));
+    assert!(
+        events.contains("stopped") && !events.contains("SIGKILL"),
+        "{events}"
+    );
+}
+
+/// The `SigIgn` and `SigBlk` masks of a `/proc/PID/status` text.
+fn signal_masks(status: &str) -> (u64, u64) {
+    let mask = |name: &str| {
+        let key = format!("{name}:");
+        status
+            .lines()
+            .filter_map(|line| line.split_once(&key))
+            .filter_map(|(_, value)| u64::from_str_radix(value.trim(), 16).ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (mask("SigIgn"), mask("SigBlk"))
+}

@@ -1,4 +1,5 @@
-//! Signals to a tenant's process group: a stop signal from its config, or SIGKILL.
+//! Signals to a tenant's process group: a stop signal from its config, or SIGKILL; and the
+//! signals a tenant starts with (every one at its default).
 //!
 //! Imports nothing else of `runtime`.
 
@@ -45,4 +46,44 @@ pub(crate) fn kill_now(pid: u32) {
     let Ok(raw) = i32::try_from(pid) else { return };
     let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
     let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+}
+
+/// Puts every signal back to its default action and unblocks them all, so that a program
+/// starts as from a fresh login whatever ten inherited: `ten serve &` in a script starts ten
+/// with SIGINT and SIGQUIT ignored, `nohup` with SIGHUP, every Rust program ignores SIGPIPE,
+/// and `posix_spawn` leaves the C library's two internal signals ignored; an ignored signal
+/// stays ignored across exec (a caught one does not). With the raw system calls, which reset
+/// the C library's signals too. System calls only: for use between fork and exec, in the
+/// spawner's children, `process`'s forks, and a spare before it becomes a tenant.
+pub(crate) fn default_signals() {
+    // The kernel's `struct sigaction` with every field zero: SIG_DFL, no flags, no mask.
+    let default = [0u64; 4];
+    let unblocked: u64 = 0;
+    // The kernel's signal sets are 64 bits.
+    const SET_SIZE: usize = 8;
+    for signal in 1..=64 {
+        if signal == nix::libc::SIGKILL || signal == nix::libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads the zeroed action; a signal it refuses is left as it is.
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                SET_SIZE,
+            );
+        }
+    }
+    // SAFETY: rt_sigprocmask reads the empty set.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_rt_sigprocmask,
+            nix::libc::SIG_SETMASK,
+            &raw const unblocked,
+            std::ptr::null_mut::<u64>(),
+            SET_SIZE,
+        );
+    }
 }

@@ -19,7 +19,8 @@
 //! copied; a fork of ten also stalls its threads' page faults while it copies), and then moved
 //! into its cgroup from here, before anything is asked of it.
 //!
-//! Joins its cgroup through `cgroup` and opens output through `logs`; must not import
+//! Joins its cgroup through `cgroup`, opens output through `logs` and resets its signals
+//! through `signal`; must not import
 //! `process`, which hands it the request.
 
 use std::ffi::CString;
@@ -211,6 +212,7 @@ fn become_it(request: &ExecRequest) -> io::Error {
                 .map(|(name, value)| format!("{name}={value}").into_bytes()),
         )?;
         let program = CString::new(program.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        super::signal::default_signals();
         Ok(nix::unistd::execve(&program, &argv, &env)?)
     };
     match attempt() {

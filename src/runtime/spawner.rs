@@ -21,8 +21,8 @@
 //! forks ten, as before ([`Spawner::try_spawn`] says so). The spawner reads end-of-file when
 //! ten is gone, and exits.
 //!
-//! Imports `reaper`, `cgroup` (joining), `spare` (program lookup) and `logs` (opening
-//! output files); must not import `process`.
+//! Imports `reaper`, `cgroup` (joining), `spare` (program lookup), `logs` (opening output
+//! files) and `signal` (a child's signals reset); must not import `process`.
 
 mod clone;
 pub(crate) mod serve;

@@ -55,6 +55,7 @@ pub(super) fn fork_exec(
     // SAFETY: the closure only makes system calls (no allocation, no locks).
     unsafe {
         command.pre_exec(move || {
+            crate::runtime::signal::default_signals();
             join_cgroup(&procs)?;
             if let Some((uid, gid)) = user {
                 super::spawner::serve::become_user(uid, gid)?;

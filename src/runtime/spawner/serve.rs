@@ -252,8 +252,8 @@ impl Prepared {
             {
                 return (Step::User, error.raw_os_error().unwrap_or(0));
             }
-            // The spawner ignores SIGPIPE (as every Rust program); the command must not.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            // The spawner ignores SIGPIPE (as every Rust program), and what ten inherited.
+            crate::runtime::signal::default_signals();
             if let Some(go) = go {
                 let mut byte = 0u8;
                 let read = loop {

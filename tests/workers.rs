@@ -454,3 +454,58 @@ fn signal_masks(status: &str) -> (u64, u64) {
     };
     (mask("SigIgn"), mask("SigBlk"))
 }
+
+/// `ten health` looks, and looking changes nothing: on a worker without a check it says what
+/// `ten ps` says (it has no port to connect to); on one whose check fails, it reports the
+/// failure each time but counts none of them toward a restart (the periodic checks decide).
+#[test]
+fn ten_health_by_hand_reports_without_counting_toward_a_restart() {
+    let dir = project(
+        "",
+        "[service.w]\ncommand = \"sleep 1000\"\nlisten = \"none\"\nstart_seconds = 1\nstop_timeout = 2\n\n\
+         [service.c]\ncommand = \"sleep 1000\"\nlisten = \"none\"\nstop_timeout = 2\n\
+         health_check = { exec = [\"test\", \"-e\", \"ok\"] }\nhealth_interval = 3600\nhealth_retries = 2\n\
+         workdir = \"{data_dir}/{name}/{id}\"\n\n\
+         [instances]\nw = [\"a\"]\nc = [\"a\"]\n",
+        &[],
+    );
+    // The check passes at the start, then the file it looks for is gone.
+    let workdir = dir.path().join("tenement-data/c/a");
+    std::fs::create_dir_all(&workdir).unwrap();
+    std::fs::write(workdir.join("ok"), "").unwrap();
+    let server = TestServer::start(dir.path());
+    let worker = server.wait_running("w:a");
+    let checked = server.wait_running("c:a");
+    server.wait_until("both healthy", |views| {
+        views
+            .iter()
+            .all(|view| view.health == ten::observed::Health::Healthy)
+    });
+    std::fs::remove_file(workdir.join("ok")).unwrap();
+    for _ in 0..4 {
+        let looked = server.ten(&["health", "w:a"]);
+        assert!(
+            looked.status.success(),
+            "{}{}",
+            support::server::stdout(&looked),
+            support::server::stderr(&looked)
+        );
+        assert!(support::server::stdout(&looked).contains("healthy"));
+        let failing = server.ten(&["health", "c:a"]);
+        assert!(!failing.status.success(), "the check fails now");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let views = server.ps();
+    for (key, pid) in [("w:a", worker), ("c:a", checked)] {
+        let view = views
+            .iter()
+            .find(|v| v.instance.to_string() == key)
+            .unwrap();
+        assert_eq!(
+            (view.pid, view.restarts),
+            (Some(pid), 0),
+            "{key} was restarted:\n{}",
+            support::server::stdout(&server.ten(&["events", key]))
+        );
+    }
+}

@@ -21,7 +21,7 @@ use crate::config::{Listen, Settings};
 use crate::desired::InstanceSpec;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
-use crate::observed::{ExitInfo, Usage};
+use crate::observed::{ExitInfo, Health, Usage};
 use crate::runtime::logs::LogHub;
 use crate::runtime::ports::PortAllocator;
 use crate::runtime::{
@@ -100,6 +100,9 @@ struct InstanceTask<R> {
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
     probing: Option<Boxed<ProbeOutcome>>,
+    /// Whether the machine asked for the probe in flight: a probe only a user asked for
+    /// (`ten health`) answers them and counts for nothing (looking must not restart it).
+    probe_counts: bool,
     /// The connection HTTP checks of the process keep between checks; closed when it ends.
     check_connection: CheckConnection,
     /// A usage sample of this process in progress, its data directory measured (taken with
@@ -149,7 +152,11 @@ impl<R: Runtime> InstanceTask<R> {
                 }
                 outcome = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
                     self.probing = None;
-                    self.probed(outcome)
+                    let input = self.probed(outcome);
+                    if !std::mem::take(&mut self.probe_counts) {
+                        continue;
+                    }
+                    input
                 }
                 () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
                 changed = async { self.successor.as_mut().expect("guarded").changed().await }, if self.successor.is_some() => {
@@ -309,6 +316,17 @@ impl<R: Runtime> InstanceTask<R> {
                         self.key,
                         self.machine.phase()
                     )));
+                } else if let Some(start_seconds) = self.machine.policy.liveness {
+                    // No check and no port: healthy is having stayed up start_seconds.
+                    let _ = reply.send(if self.machine.health == Health::Healthy {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{} has not stayed up {} (start_seconds) yet",
+                            self.key,
+                            humantime::format_duration(start_seconds)
+                        ))
+                    });
                 } else {
                     self.health_waiters.push(reply);
                     if self.probing.is_none() {
@@ -387,6 +405,7 @@ impl<R: Runtime> InstanceTask<R> {
                 if self.probing.is_none() {
                     self.probing = Some(self.probe_future());
                 }
+                self.probe_counts = true;
                 // A storage quota is enforced at the periodic checks of a running instance:
                 // its data directory is measured with each. Without one, nothing is sampled
                 // here: usage is taken when asked for (`super::usage`).

@@ -59,10 +59,12 @@ impl Core {
                         .is_some_and(|instance| instance.phase == Phase::Sleeping);
                     // Its reason says it sleeps until its first request: the message is
                     // short (of the 5,000 events kept, these are most after a bulk create).
-                    let message = if asleep {
-                        format!("asleep on port {port}")
-                    } else {
-                        format!("creating on port {port}")
+                    // A worker's task reports port 0: it has none.
+                    let message = match (asleep, port) {
+                        (true, 0) => "asleep".to_string(),
+                        (false, 0) => "creating".to_string(),
+                        (true, port) => format!("asleep on port {port}"),
+                        (false, port) => format!("creating on port {port}"),
                     };
                     effects.push(Effect::Record(Note {
                         reason: Some(reason),

@@ -193,6 +193,15 @@ fn the_first_pass_creates_every_declared_instance_and_tells_their_ports() {
         "the create is told once its port is known"
     );
     assert_eq!(core.observed().instances[&key("web:a")].port, Some(30000));
+    // A worker has no port (its task reports 0): none is told.
+    let effects = core.handle(
+        Event::Spawned {
+            key: key("web:b"),
+            port: 0,
+        },
+        t0,
+    );
+    assert_eq!(notes(&effects), ["create: creating"]);
 }
 
 #[test]

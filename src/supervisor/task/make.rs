@@ -182,6 +182,7 @@ impl<R: Runtime> InstanceTask<R> {
             exit: None,
             spawning: None,
             probing: None,
+            probe_counts: false,
             check_connection: CheckConnection::default(),
             sampling: None,
             usage: parts.usage,

@@ -394,6 +394,26 @@ fn with_auto_apply_off_changes_wait_for_apply() {
     assert_eq!(server.instance("web:new").unwrap().phase, Phase::Running);
     let diff = server.ten(&["diff", "--detailed-exitcode"]);
     assert_eq!(diff.status.code(), Some(0), "{}", stdout(&diff));
+    assert_eq!(server.get("new.web.localhost", "/").0, 200);
+
+    // Its file deleted: the destroy waits for apply, and until then the tenant still runs
+    // and still answers (a held destroy must not take it off the network).
+    std::fs::remove_file(dir.path().join("instances/web/new.toml")).unwrap();
+    assert!(
+        within(Duration::from_secs(20), || stdout(&server.ten(&["diff"]))
+            .contains("- web:new")),
+        "the destroy is not planned"
+    );
+    assert!(
+        within(Duration::from_secs(20), held),
+        "the destroy is not held"
+    );
+    let (status, body) = server.get("new.web.localhost", "/");
+    assert_eq!(status, 200, "held, yet no longer served: {body}");
+    let apply = server.ten(&["apply", "--auto-approve"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    let (status, body) = server.get("new.web.localhost", "/");
+    assert_eq!(status, 404, "{body}");
 }
 
 #[test]

@@ -367,7 +367,11 @@ impl Core {
         if created >= super::pass::COMPACT_FROM_CREATES {
             self.compact();
         }
-        self.held = None;
+        if self.held.take().is_some() {
+            // The held destroys are carried out: their routes go.
+            self.routes_dirty = true;
+        }
+        self.applied = Arc::clone(&self.desired);
         effects.push(Effect::Applied(Applied {
             token: plan.token,
             changes,

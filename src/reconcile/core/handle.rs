@@ -139,10 +139,27 @@ impl Core {
         }
     }
 
-    /// Asks for a new route table when instances, weights or routing changed.
+    /// Asks for a new route table when instances, weights or routing changed. While changes
+    /// are held, the instances whose destroy waits keep their routes: a held destroy (an
+    /// accidental delete of most of instances/, or any with `auto_apply = false`) must not
+    /// take tenants off the network before it is applied.
     fn publish_routes(&mut self, effects: &mut Vec<Effect>) {
-        if std::mem::take(&mut self.routes_dirty) {
-            effects.push(Effect::PublishRoutes(Arc::clone(&self.desired)));
+        if !std::mem::take(&mut self.routes_dirty) {
+            return;
         }
+        let held_destroys = self.held.is_some()
+            && self
+                .applied
+                .instances
+                .keys()
+                .any(|key| !self.desired.instances.contains_key(key));
+        let routed = if held_destroys {
+            let mut routed = (*self.desired).clone();
+            crate::desired::keep_undeclared(&self.applied, &mut routed);
+            Arc::new(routed)
+        } else {
+            Arc::clone(&self.desired)
+        };
+        effects.push(Effect::PublishRoutes(routed));
     }
 }

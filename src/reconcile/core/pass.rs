@@ -49,8 +49,11 @@ impl Core {
             self.held = held;
         }
         if self.held.is_some() {
+            // What the last pass routed stays routed (the held destroys keep running).
+            self.routes_dirty = true;
             return;
         }
+        self.applied = Arc::clone(&self.desired);
         for change in &declared {
             self.execute(change, now, effects);
         }

@@ -23,6 +23,10 @@ use super::{Failure, StatusReport, stopping};
 pub struct Core {
     pub(super) config: PathBuf,
     pub(super) desired: Arc<DesiredState>,
+    /// The desired state of the last pass carried out (or apply): while changes are held,
+    /// the instances it has and the files no longer declare keep their routes, as they keep
+    /// running, until the destroy is applied.
+    pub(super) applied: Arc<DesiredState>,
     /// Shared with the reload under way (read on another thread), not copied for it.
     pub(super) files: Arc<BTreeMap<InstanceKey, InstanceFile>>,
     pub(super) diagnostics: Vec<Diagnostic>,
@@ -78,9 +82,11 @@ impl Core {
             instances: BTreeMap::new(),
             boot_id,
         };
+        let desired = Arc::new(desired);
         Self {
             config,
-            desired: Arc::new(desired),
+            applied: Arc::clone(&desired),
+            desired,
             files: Arc::new(files),
             invalid: has_errors(&diagnostics),
             diagnostics,

@@ -300,6 +300,20 @@ fn a_file_change_while_an_apply_runs_is_planned_against_what_the_apply_did() {
     assert_eq!(core.status().held, None);
 }
 
+/// The instances of the last route table published in `effects`.
+fn routed(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .rev()
+        .find_map(|effect| match effect {
+            Effect::PublishRoutes(desired) => {
+                Some(desired.instances.keys().map(ToString::to_string).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_mass_destroy_is_held_until_applied_and_a_small_one_is_not() {
     let t0 = Instant::now();
@@ -317,7 +331,9 @@ fn a_mass_destroy_is_held_until_applied_and_a_small_one_is_not() {
             .iter()
             .any(|note| note.starts_with("held: "))
     );
-    // A human applies: all three go.
+    // Held means nothing changes yet: the three keep their routes (they run and answer).
+    assert_eq!(routed(&effects), ["web:a", "web:b", "web:c", "web:d"]);
+    // A human applies: all three go, and their routes with them.
     core.handle(Event::Apply { token: None }, t0);
     let effects = core.handle(reloaded(&config("", &["a"])), t0);
     assert_eq!(
@@ -325,6 +341,7 @@ fn a_mass_destroy_is_held_until_applied_and_a_small_one_is_not() {
         ["web:b remove", "web:c remove", "web:d remove"]
     );
     assert_eq!(core.status().held, None);
+    assert_eq!(routed(&effects), ["web:a"]);
     // One destroy of three is below the limit: applied by itself.
     let mut core = started(&config("", &["a", "b", "c"]), t0);
     core.handle(Event::FilesChanged, t0);

@@ -716,3 +716,32 @@ fn editor_saves_and_directory_changes_are_seen() {
             .any(|v| v.instance.to_string() == "web:dave" && v.weight == 5)
     });
 }
+
+#[test]
+fn with_auto_apply_off_a_restart_of_ten_brings_back_what_was_applied() {
+    let dir = project(
+        "auto_apply = false",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let mut server = TestServer::start(dir.path());
+    let apply = server.ten(&["apply", "--auto-approve"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    server.wait_running("web:a");
+    assert!(server.stop().success());
+    // While ten was down, one more file: that one is a change, and waits.
+    support::write_file(&dir.path().join("instances/web/b.toml"), "");
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    assert_eq!(server.get("a.web.localhost", "/").0, 200);
+    let diff = stdout(&server.ten(&["diff"]));
+    assert!(
+        diff.contains("+ web:b") && !diff.contains("web:a"),
+        "only b waits:\n{diff}"
+    );
+    assert_eq!(
+        server.instance("web:b").unwrap().pid,
+        None,
+        "b is not started"
+    );
+}

@@ -23,6 +23,11 @@ pub struct Inheritance {
     pub processes: Vec<Inherited>,
     /// Instances that were asleep, with their port and the spec they last ran with.
     pub sleeping: Vec<(InstanceKey, ObservedInstance)>,
+    /// Instances the last ten had that were neither asleep nor left running (stopped with
+    /// it, or their process gone since), with the spec each last ran with: with
+    /// `auto_apply = false` those whose spec is still what the files declare are started
+    /// again without an apply (a restart of ten or of the host is no change).
+    pub stopped: Vec<(InstanceKey, Arc<FieldMap>)>,
     /// Older live processes of instances that have a newer one: to stop.
     pub strays: Vec<ProcessEntry>,
     /// Table entries of processes that are gone (or from another boot): to remove.
@@ -109,12 +114,19 @@ pub fn inherit(
                 .processes
                 .iter()
                 .any(|process| process.key == *key);
-            if instance.phase == Phase::Sleeping && !adopted {
+            if adopted {
+                continue;
+            }
+            if instance.phase == Phase::Sleeping {
                 let mut sleeping = instance.clone();
                 sleeping.pid = None;
                 sleeping.pid_start_time = None;
                 sleeping.health = Health::Unknown;
                 inheritance.sleeping.push((key.clone(), sleeping));
+            } else {
+                inheritance
+                    .stopped
+                    .push((key.clone(), Arc::clone(&instance.spec)));
             }
         }
     }

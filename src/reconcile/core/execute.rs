@@ -249,6 +249,11 @@ impl Core {
             stale: inheritance.stale,
             strays,
         });
+        self.restorable = inheritance
+            .stopped
+            .into_iter()
+            .map(|(key, fields)| (self.declared_key(key), fields))
+            .collect();
         let inherited = inheritance.processes.len() + inheritance.sleeping.len();
         for mut process in inheritance.processes {
             let key = self.declared_key(process.key);

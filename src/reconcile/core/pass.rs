@@ -29,11 +29,14 @@ impl Core {
         self.pass_due = false;
         self.narrow.clear();
         let plan = self.planned(Shown::Bare);
-        let declared: Vec<&Change> = plan
+        // What the last ten ran, as the files still declare it, starts again whatever holds
+        // the rest: a restart is no change.
+        let restorable = std::mem::take(&mut self.restorable);
+        let (restores, declared): (Vec<&Change>, Vec<&Change>) = plan
             .changes
             .iter()
             .filter(|change| change.reason.kind == ReasonKind::Declared)
-            .collect();
+            .partition(|change| self.restores(change, &restorable));
         let held = if declared.is_empty() {
             None
         } else {
@@ -49,11 +52,20 @@ impl Core {
             self.held = held;
         }
         if self.held.is_some() {
+            for change in &restores {
+                self.execute(change, now, effects);
+            }
             // What the last pass routed stays routed (the held destroys keep running).
             self.routes_dirty = true;
             return;
         }
         self.applied = Arc::clone(&self.desired);
+        // In the plan's order, the restores among them.
+        let declared: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|change| change.reason.kind == ReasonKind::Declared)
+            .collect();
         for change in &declared {
             self.execute(change, now, effects);
         }
@@ -64,6 +76,24 @@ impl Core {
         if created >= COMPACT_FROM_CREATES {
             self.compact();
         }
+    }
+
+    /// Whether `change` starts again an instance the last ten ran with the spec the files
+    /// declare now (`restorable`: what it had, and the spec each last ran with).
+    fn restores(
+        &self,
+        change: &Change,
+        restorable: &std::collections::BTreeMap<InstanceKey, Arc<crate::desired::FieldMap>>,
+    ) -> bool {
+        change.action == Action::Create
+            && change.target.instance().is_some_and(|key| {
+                restorable.get(key).is_some_and(|fields| {
+                    self.desired
+                        .instances
+                        .get(key)
+                        .is_some_and(|spec| *spec.fields() == **fields)
+                })
+            })
     }
 
     /// Rebuilds the per-instance tables in bulk. Filled one key at a time in key order (as a

@@ -34,6 +34,10 @@ pub struct Core {
     pub(super) invalid: bool,
     pub(super) frozen: Vec<InstanceKey>,
     pub(super) held: Option<String>,
+    /// What the last ten had and no process is left of, with the spec each last ran with:
+    /// the first pass after the take-over starts those still declared so (a restart of ten
+    /// is no change, even with `auto_apply = false`), then forgets them.
+    pub(super) restorable: BTreeMap<InstanceKey, Arc<crate::desired::FieldMap>>,
     pub(super) observed: ObservedState,
     /// Instances that have a task.
     pub(super) tasks: BTreeSet<InstanceKey>,
@@ -92,6 +96,7 @@ impl Core {
             diagnostics,
             frozen: Vec::new(),
             held: None,
+            restorable: BTreeMap::new(),
             observed,
             tasks: BTreeSet::new(),
             removing: BTreeSet::new(),

@@ -473,6 +473,33 @@ fn with_auto_apply_off_nothing_changes_without_an_apply_and_a_stale_token_is_ref
 }
 
 #[test]
+fn with_auto_apply_off_a_restart_of_ten_starts_again_what_ran_and_holds_only_changes() {
+    let t0 = Instant::now();
+    let text = config("auto_apply = false", &["a", "b", "c"]);
+    let mut core = core(&text, t0);
+    let a = core.desired().instances[&key("web:a")].shared_fields();
+    // The last ten ran a as declared now, and b as it was before its files changed (while
+    // ten was down); c it never ran.
+    let before = desired(&text.replace("./app", "./old-app"));
+    let b = before.instances[&key("web:b")].shared_fields();
+    let inheritance = Inheritance {
+        stopped: vec![(key("web:a"), a), (key("web:b"), b)],
+        ..Inheritance::default()
+    };
+    core.handle(Event::TakeOver(Box::new(inheritance)), t0);
+    let effects = core.handle(Event::Tick, t0);
+    assert_eq!(spawned(&effects), ["web:a"], "a restart is no change");
+    let held = core.status().held.expect("held");
+    assert!(
+        held.starts_with("auto_apply = false: 2 changes wait"),
+        "{held}"
+    );
+    // Only the first pass after the take-over restores: a stopped later stays stopped.
+    let effects = core.handle(Event::Tick, t0 + Duration::from_secs(60));
+    assert!(spawned(&effects).is_empty(), "{effects:?}");
+}
+
+#[test]
 fn after_a_restart_of_ten_live_processes_are_adopted_and_sleepers_sleep_on() {
     let t0 = Instant::now();
     // web sleeps when idle, so it starts on demand; api is eager.

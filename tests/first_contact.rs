@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::server::{
-    TestServer, backend_service, project, stderr, stdout, ten_in, wait_gone, within,
+    TestServer, backend, backend_service, project, stderr, stdout, ten_in, wait_gone, within,
 };
 use ten::observed::Phase;
 
@@ -421,6 +421,50 @@ fn route_to_itself_is_refused_and_nothing_changes() {
         std::fs::read_to_string(dir.path().join("instances/web/a.toml")).unwrap(),
         "weight = 70\n"
     );
+}
+
+#[test]
+fn deploy_starts_an_instance_of_an_on_demand_service_and_gives_it_traffic_once_healthy() {
+    // `idle_timeout` without `start`: on demand, so a new instance is declared asleep.
+    let dir = project(
+        "",
+        &format!(
+            "{}{}",
+            backend_service("web", "idle_timeout = 60"),
+            backend_service("broken", "idle_timeout = 60")
+                .replace(&backend().display().to_string(), "sh -c 'exit 1'")
+        ),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_until("web:a sleeps", |views| {
+        views.iter().any(|view| view.phase == Phase::Sleeping)
+    });
+    let deploy = server.ten(&["deploy", "web:v2", "--weight", "100", "--timeout", "15"]);
+    assert!(deploy.status.success(), "{}", stderr(&deploy));
+    assert!(
+        stdout(&deploy).contains("deployed: healthy, now taking traffic with weight 100"),
+        "{}",
+        stdout(&deploy)
+    );
+    let view = server.instance("web:v2").unwrap();
+    assert_eq!(view.weight, 100, "{view:?}");
+    assert!(view.pid.is_some(), "{view:?}");
+    let (status, body) = server.get("v2.web.localhost", "/");
+    assert_eq!(status, 200, "{body}");
+
+    // One that cannot start is started too, so its failure is told at once, with where to
+    // look, and it gets no traffic.
+    let failed = server.ten(&["deploy", "broken:v1", "--timeout", "15"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let text = stderr(&failed);
+    assert!(
+        text.contains("did not become healthy, so it takes no traffic")
+            && !text.contains("sleeping")
+            && text.contains("`ten events broken:v1`"),
+        "{text}"
+    );
+    assert_eq!(server.instance("broken:v1").unwrap().weight, 0);
 }
 
 #[test]

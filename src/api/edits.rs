@@ -165,7 +165,9 @@ impl ApiState {
         file: String,
         what: &str,
     ) -> Result<Reply, CallError> {
-        let outcome = self.restart_and_wait(&key, false, None).await?;
+        let outcome = self
+            .restart_and_wait(&key, false, None, Duration::from_secs(60))
+            .await?;
         let view = self.view(&key).await;
         match outcome {
             Ok(done) => Ok(json(
@@ -227,8 +229,9 @@ impl ApiState {
         ))
     }
 
-    /// `ten deploy S:VERSION`: declare it with no traffic, wait until it is healthy, then give
-    /// it its weight. It never takes traffic before it is healthy.
+    /// `ten deploy S:VERSION`: declare it with no traffic, start it (on demand too, as
+    /// `spawn` does), wait until it is healthy, then give it its weight. It never takes
+    /// traffic before it is healthy.
     pub(super) async fn deploy(&self, request: DeployRequest) -> Result<Reply, CallError> {
         let key = InstanceKey::parse(&format!("{}:{}", request.process, request.version))
             .map_err(|error| bad_request(error.to_string()))?;
@@ -261,12 +264,27 @@ impl ApiState {
             })
             .await?;
         let timeout = Duration::from_secs(request.timeout.unwrap_or(60));
-        if let Err(problem) = settle(watch, Goal::Running { old_pid: None }, timeout).await {
+        let started = tokio::time::Instant::now();
+        let mut outcome = settle(watch, Goal::Up, timeout).await;
+        if outcome.is_ok()
+            && self
+                .view(&key)
+                .await
+                .is_some_and(|view| view.phase == crate::observed::Phase::Sleeping)
+        {
+            // Declared on demand: started now, as `spawn` does, so that it is seen healthy
+            // before it takes traffic; it sleeps again when idle.
+            let left = timeout.saturating_sub(started.elapsed());
+            outcome = self.restart_and_wait(&key, false, None, left).await?;
+        }
+        if let Err(problem) = outcome {
             return Err(CallError::new(
                 502,
                 format!("{key} did not become healthy, so it takes no traffic (weight 0 in {shown}): {problem}"),
             )
-            .hint(format!("see `ten logs {key}`; `ten rm {key}` removes it")));
+            .hint(format!(
+                "see `ten events {key}` and `ten logs {key}`; `ten rm {key}` removes it"
+            )));
         }
         let weighted = key.clone();
         self.edit(&status, move |editable| {

@@ -216,7 +216,10 @@ impl ApiState {
 
     pub(super) async fn restart(&self, key: InstanceKey, force: bool) -> Result<Reply, CallError> {
         let old_pid = self.view(&key).await.and_then(|view| view.pid);
-        match self.restart_and_wait(&key, force, old_pid).await? {
+        match self
+            .restart_and_wait(&key, force, old_pid, Duration::from_secs(60))
+            .await?
+        {
             Ok(done) => Ok(json(
                 StatusCode::OK,
                 &ActionResult {
@@ -234,13 +237,14 @@ impl ApiState {
         }
     }
 
-    /// Restarts `key` (a sleeping one starts) and waits until it runs with a process other
-    /// than `old_pid`: how it went, or why it did not.
+    /// Restarts `key` (a sleeping one starts) and waits, at most `timeout`, until it runs
+    /// with a process other than `old_pid`: how it went, or why it did not.
     pub(super) async fn restart_and_wait(
         &self,
         key: &InstanceKey,
         force: bool,
         old_pid: Option<u32>,
+        timeout: Duration,
     ) -> Result<Result<String, String>, CallError> {
         let status = self
             .ask(|reply| Call::Restart {
@@ -249,12 +253,7 @@ impl ApiState {
                 reply,
             })
             .await??;
-        Ok(settle(
-            Some(status),
-            Goal::Running { old_pid },
-            Duration::from_secs(60),
-        )
-        .await)
+        Ok(settle(Some(status), Goal::Running { old_pid }, timeout).await)
     }
 
     pub(super) async fn health(&self, key: InstanceKey) -> Result<Reply, CallError> {

@@ -547,6 +547,43 @@ fn health_answers_json_and_a_cli_of_another_config_is_told_so() {
 }
 
 #[test]
+fn a_cli_whose_config_has_no_server_is_told_to_start_one_not_to_look_elsewhere() {
+    let first = project("", &backend_service("web", ""), &[]);
+    let server = TestServer::start(first.path());
+    // Another project, whose server does not run, finds the first one where it looks (as a
+    // server of another config found on the default address).
+    let second = project("", &backend_service("web", ""), &[]);
+    let env = [("TENEMENT_SERVER", server.url.as_str())];
+    let output = ten_in(second.path(), &["ps"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "no ten serve runs for {}",
+            second.path().join("tenement.toml").display()
+        )) && text.contains(&format!("the server at {} serves another", server.url)),
+        "{text}"
+    );
+    assert!(
+        text.contains("`ten serve`")
+            && text.contains("`ten diff --offline`")
+            && text.contains("--server"),
+        "{text}"
+    );
+
+    // Once it runs, a CLI pointed at the other server is told where its own listens.
+    let own = TestServer::start(second.path());
+    let output = ten_in(second.path(), &["ps"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("the server at {} serves another", server.url))
+            && text.contains(&format!("this config's server listens at {}", own.url)),
+        "{text}"
+    );
+}
+
+#[test]
 fn commands_without_a_config_in_reach_say_so() {
     let empty = tempfile::tempdir().unwrap();
     let output = ten_in(empty.path(), &["spawn", "notes:alice"], &[]);

@@ -33,6 +33,8 @@ pub(super) struct Client {
     token: Option<String>,
     /// The config in reach, to tell a server of another config from a wrong token.
     config_path: Option<PathBuf>,
+    /// Where the server of that config listens, when one runs.
+    own_server: Option<String>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -76,9 +78,12 @@ impl Client {
             Err(_) => None,
         };
         let (info, data_dir) = local_server(config_path.as_deref(), global);
+        let own_server = info.map(|info| info.url);
         let url = match &global.server {
             Some(url) => url.clone(),
-            None => info.map_or_else(|| DEFAULT_SERVER.to_string(), |info| info.url),
+            None => own_server
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SERVER.to_string()),
         };
         let uri: Uri = url.parse().map_err(|error| {
             CliError::new(format!("invalid server URL {url:?}: {error}"))
@@ -115,6 +120,7 @@ impl Client {
             port,
             token,
             config_path,
+            own_server,
             runtime,
         })
     }
@@ -246,7 +252,7 @@ impl Client {
 
     /// When the server serves another config than the one in reach (its public `/health`
     /// says which, as a digest of its path), the error that says so: a token refused there
-    /// is no surprise.
+    /// is no surprise. Without a server of this config, that is the news: start one.
     async fn another_config(&self) -> Option<CliError> {
         let ours = crate::server::config_id(self.config_path.as_deref()?);
         let response = self
@@ -258,12 +264,22 @@ impl Client {
         let theirs = health.config?;
         (theirs != ours).then(|| {
             let config = self.config_path.as_deref().unwrap_or(Path::new(""));
-            CliError::new(format!(
-                "the server at {} serves another tenement.toml, not {}",
-                self.url,
-                config.display()
-            ))
-            .hint("point --server (TENEMENT_SERVER) at the server of this config (`ten serve` prints where it listens), or run the CLI in the other server's project directory")
+            match &self.own_server {
+                None => CliError::new(format!(
+                    "no ten serve runs for {}: the server at {} serves another tenement.toml",
+                    config.display(),
+                    self.url
+                ))
+                .hint("start one with `ten serve`; `ten diff --offline` works without a server; if it runs elsewhere, point --server (TENEMENT_SERVER) at it"),
+                Some(own) => CliError::new(format!(
+                    "the server at {} serves another tenement.toml, not {}",
+                    self.url,
+                    config.display()
+                ))
+                .hint(format!(
+                    "this config's server listens at {own}: point --server (TENEMENT_SERVER) there, or leave it out"
+                )),
+            }
         })
     }
 

@@ -584,6 +584,25 @@ fn a_cli_whose_config_has_no_server_is_told_to_start_one_not_to_look_elsewhere()
 }
 
 #[test]
+fn shutdown_names_a_server_running_in_the_foreground_and_says_how_to_stop_it() {
+    let dir = project("", &backend_service("web", ""), &[]);
+    let server = TestServer::start(dir.path());
+    let output = ten_in(dir.path(), &["shutdown"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    let pid = server.pid();
+    assert!(
+        text.contains(&format!("ten serve (pid {pid}) runs for this config"))
+            && text.contains("Ctrl-C")
+            && text.contains(&format!("`kill {pid}`"))
+            && !text.contains("nothing to stop"),
+        "{text}"
+    );
+    // A server started in the foreground is its user's to stop: it still serves.
+    assert!(server.ten(&["ps"]).status.success());
+}
+
+#[test]
 fn commands_without_a_config_in_reach_say_so() {
     let empty = tempfile::tempdir().unwrap();
     let output = ten_in(empty.path(), &["spawn", "notes:alice"], &[]);

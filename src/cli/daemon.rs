@@ -242,11 +242,36 @@ pub(super) fn stop(
             false => CliError::new(error_text).hint(hint),
         }
     };
-    let pid = pidfile::holder(&path).map_err(not_running)?;
+    let pid = match pidfile::holder(&path) {
+        Ok(pid) => pid,
+        Err(error @ (PidfileError::Missing { .. } | PidfileError::Stale { .. })) => {
+            return Err(match foreground_server(given, &path) {
+                Some(pid) => CliError::new(format!(
+                    "ten serve (pid {pid}) runs for this config, but not as the daemon of the pidfile {}",
+                    path.display()
+                ))
+                .hint(format!(
+                    "stop it where it runs (Ctrl-C in its terminal) or with `kill {pid}`; it stops its tenants first"
+                )),
+                None => not_running(error),
+            });
+        }
+        Err(error) => return Err(not_running(error)),
+    };
     print_stderr(&format!(
         "stopping ten serve (pid {pid}) and its tenants...\n"
     ));
     let pid = pidfile::stop(&path, Duration::from_secs(timeout)).map_err(not_running)?;
     print_stderr(&format!("ten serve (pid {pid}) has stopped\n"));
     Ok(exit::OK)
+}
+
+/// The server that runs for this config without its daemon's pidfile (in the foreground, as
+/// a second `ten serve` is told): the one holding the data directory of the default pidfile.
+/// Its pid, to say how to stop it: a server the user started is theirs to stop.
+fn foreground_server(given: Option<&Path>, pidfile: &Path) -> Option<u32> {
+    match given {
+        Some(_) => None,
+        None => pidfile.parent().and_then(crate::server::data_dir_server),
+    }
 }

@@ -157,7 +157,7 @@ pub(crate) fn holder(path: &Path) -> Result<u32, PidfileError> {
         Err((file, Errno::EWOULDBLOCK)) => {
             let metadata = file.metadata().map_err(io_error("cannot read", path))?;
             match pid {
-                Some(pid) if has_open(pid, metadata.dev(), metadata.ino()) => Ok(pid),
+                Some(pid) if super::proc::has_open(pid, &metadata) => Ok(pid),
                 _ => Err(PidfileError::NotHolder {
                     path: path.to_path_buf(),
                     pid,
@@ -166,17 +166,6 @@ pub(crate) fn holder(path: &Path) -> Result<u32, PidfileError> {
         }
         Err((_, errno)) => Err(io_error("cannot lock", path)(errno.into())),
     }
-}
-
-/// Whether process `pid` has the file `dev`/`ino` open.
-fn has_open(pid: u32, dev: u64, ino: u64) -> bool {
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        std::fs::metadata(entry.path())
-            .is_ok_and(|metadata| metadata.dev() == dev && metadata.ino() == ino)
-    })
 }
 
 /// Sends SIGTERM to the server holding the pidfile at `path` and waits until it is gone (it

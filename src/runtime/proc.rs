@@ -136,6 +136,18 @@ pub(crate) fn processes_holding(file: &fs::File) -> Vec<(u32, String)> {
     holders
 }
 
+/// Whether process `pid` has the file of `metadata` open (by device and inode).
+pub(crate) fn has_open(pid: u32, metadata: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        fs::metadata(entry.path())
+            .is_ok_and(|open| open.dev() == metadata.dev() && open.ino() == metadata.ino())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

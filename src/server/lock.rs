@@ -1,7 +1,7 @@
 //! ten's own directory in the data directory (`.ten/`) and its lock, held while a server
 //! runs so that two never supervise the same tenants; who holds it when no live server is
-//! recorded. Imports `info` (the pid a running server recorded); must not import `prepare`
-//! or `run`.
+//! recorded, and which server runs with a data directory. Imports `info` (the pid a running
+//! server recorded); must not import `prepare` or `run`.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +51,16 @@ pub(super) fn lock_data_dir(
             }
         }
     })
+}
+
+/// The server that runs with `data_dir`, as its pid: the one its `serve.json` names, if that
+/// process has the data directory's lock open (a process that got a dead server's pid has
+/// not). Takes no lock, so a server starting meanwhile is never refused for it.
+pub(crate) fn data_dir_server(data_dir: &Path) -> Option<u32> {
+    let info = read_serve_info(data_dir)?;
+    let lock = std::fs::File::open(ten_dir(data_dir).join("lock")).ok()?;
+    let metadata = lock.metadata().ok()?;
+    crate::runtime::proc::has_open(info.pid, &metadata).then_some(info.pid)
 }
 
 /// The processes that hold `file` open besides this one, as `pid N (command line)`,

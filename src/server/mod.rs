@@ -18,6 +18,7 @@ mod prepare;
 mod run;
 
 pub(crate) use info::{ServeInfo, config_id, find_server, read_serve_info, server_on_port};
+pub(crate) use lock::data_dir_server;
 pub(crate) use options::{ServeError, ServeOptions};
 pub(crate) use prepare::Listening;
 pub(crate) use run::serve;

@@ -81,6 +81,13 @@ impl ProgramReader<'_> {
                 format!("{} expanded to the value where `ten import` ran: ten does not read its own environment into the config", names.join(", ")),
             );
         }
+        if expanded.port {
+            self.service.worker = false;
+            self.note(
+                entry,
+                "%(ENV_PORT)s is ten's {port}: ten gives each instance its own PORT and proxies NAME.DOMAIN to it, so this is an HTTP service",
+            );
+        }
         if expanded.here {
             self.note(
                 entry,

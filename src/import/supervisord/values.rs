@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::import::text::INDEX;
+use crate::import::text::{INDEX, PORT};
 
 /// What `%(process_num)s` becomes: `{index}` in a process set, a number otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub(super) struct Expanded {
     pub here: bool,
     /// `%(process_num)02d`: a width that `{index}` cannot keep.
     pub padded: bool,
+    /// `%(ENV_PORT)s` was made `{port}`: ten sets PORT for each instance of an HTTP service.
+    pub port: bool,
 }
 
 impl Expander<'_> {
@@ -85,6 +87,12 @@ impl Expander<'_> {
                     INDEX.to_string()
                 }
             },
+            // The port the program is to listen on: each instance's own under ten, whatever
+            // the importing shell has.
+            "ENV_PORT" => {
+                expanded.port = true;
+                PORT.to_string()
+            }
             name => match name.strip_prefix("ENV_") {
                 Some(variable) => match self.env.get(variable) {
                     Some(value) => {
@@ -251,6 +259,19 @@ mod tests {
         assert_eq!(expanded.from_env, ["HOME"]);
         assert_eq!(expanded.unset, ["NOPE"]);
         assert_eq!(expanded.unknown, ["what"]);
+    }
+
+    #[test]
+    fn env_port_is_the_instance_s_port_whatever_the_importing_environment_has() {
+        for env in [
+            BTreeMap::new(),
+            BTreeMap::from([("PORT".to_string(), "9999".to_string())]),
+        ] {
+            let single = expander(&env, ProcessNum::Number(0));
+            let expanded = single.expand("python3 -m http.server %(ENV_PORT)s");
+            assert_eq!(readable(&expanded.text), "python3 -m http.server {port}");
+            assert!(expanded.port && expanded.unset.is_empty() && expanded.from_env.is_empty());
+        }
     }
 
     #[test]

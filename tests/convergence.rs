@@ -195,7 +195,7 @@ fn build(generated: &DesiredGen) -> DesiredState {
                 path: path.clone(),
                 text: body,
             };
-            let overrides = parse_instance_file(&source, service.name, &mut diagnostics)
+            let overrides = parse_instance_file(&source, service.name, false, &mut diagnostics)
                 .unwrap_or_else(|| panic!("generated instance file is invalid: {diagnostics:?}"));
             files.push(InstanceFile::new(
                 InstanceKey::parse(&format!("{}:{}", service.name, file.id)).unwrap(),

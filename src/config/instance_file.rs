@@ -9,7 +9,9 @@ use super::diag::{Diagnostic, SourceFile, has_errors};
 use super::model::{InstanceOverrides, RunState};
 use super::parse::parse_document;
 use super::reader::{Fields, TimeUnit};
-use super::service::{SERVICE_KEYS, keyword, parse_env, parse_limits, parse_start, parse_weight};
+use super::service::{
+    SERVICE_KEYS, check_worker_keys, keyword, parse_env, parse_limits, parse_start, parse_weight,
+};
 
 /// Every key an instance file may hold.
 pub const INSTANCE_KEYS: &[&str] = &[
@@ -23,10 +25,12 @@ pub const INSTANCE_KEYS: &[&str] = &[
     "storage_quota_mb",
 ];
 
-/// Parses an instance file of service `service`; `None` when it has errors.
+/// Parses an instance file of service `service` (`worker`: its table says `listen = "none"`,
+/// so the keys a worker cannot honour are refused); `None` when it has errors.
 pub fn parse_instance_file(
     file: &SourceFile,
     service: &str,
+    worker: bool,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<InstanceOverrides> {
     if file.text.trim().is_empty() {
@@ -55,6 +59,7 @@ pub fn parse_instance_file(
         },
         diagnostics,
     );
+    let worker = worker.then(|| format!("a worker (listen = \"none\" in [service.{service}])"));
     let overrides = InstanceOverrides {
         state: keyword(
             &fields,
@@ -71,10 +76,15 @@ pub fn parse_instance_file(
             Duration::ZERO,
             diagnostics,
         ),
-        // Whether the service is a worker is checked when the instance is merged.
-        start: parse_start(&fields, None, diagnostics),
+        start: parse_start(&fields, worker.as_deref(), diagnostics),
         ..limits(&fields, diagnostics)
     };
+    check_worker_keys(
+        &fields,
+        worker.as_deref(),
+        overrides.idle_timeout,
+        diagnostics,
+    );
     (!has_errors(&diagnostics[before..])).then_some(overrides)
 }
 
@@ -101,7 +111,7 @@ mod tests {
         };
         let mut diagnostics = Vec::new();
         (
-            parse_instance_file(&file, "notes", &mut diagnostics),
+            parse_instance_file(&file, "notes", false, &mut diagnostics),
             diagnostics,
         )
     }

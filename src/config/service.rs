@@ -143,8 +143,9 @@ pub(crate) fn parse_service(
             diagnostics,
         )
     };
+    let worker = (listen == Some(Listen::None)).then_some(WORKER);
     let idle_timeout = seconds("idle_timeout", 0, diagnostics);
-    let start = parse_start(fields, listen, diagnostics);
+    let start = parse_start(fields, worker, diagnostics);
     let startup_timeout = seconds("startup_timeout", 1, diagnostics);
     let request_timeout = seconds("request_timeout", 1, diagnostics);
     let stop_timeout = seconds("stop_timeout", 0, diagnostics);
@@ -152,6 +153,7 @@ pub(crate) fn parse_service(
     let limits = parse_limits(fields, diagnostics);
     let pids_limit = fields.integer("pids_limit", 1..i64::MAX, "processes", diagnostics);
     let weight = parse_weight(fields, diagnostics);
+    check_worker_keys(fields, worker, idle_timeout, diagnostics);
     let user = parse_user(fields, diagnostics);
     let env = parse_env(fields, diagnostics).unwrap_or_default();
     let log_files = super::log_files::parse_log_files(fields, diagnostics);
@@ -194,11 +196,14 @@ pub(crate) fn parse_service(
     })
 }
 
-/// `start`: a keyword; `on-demand` is refused for a worker (`listen = "none"`), which no
-/// request can wake.
+/// How diagnostics name a worker (`listen = "none"`) in a service table.
+const WORKER: &str = "a worker (listen = \"none\")";
+
+/// `start`: a keyword; `on-demand` is refused for a worker (`worker` names it: `None` for a
+/// service that listens), which no request can wake.
 pub(crate) fn parse_start(
     fields: &Fields<'_>,
-    listen: Option<Listen>,
+    worker: Option<&str>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<StartMode> {
     let start = keyword(
@@ -208,13 +213,15 @@ pub(crate) fn parse_start(
         StartMode::from_keyword,
         diagnostics,
     )?;
-    if start == StartMode::OnDemand && listen == Some(Listen::None) {
+    if let Some(worker) = worker
+        && start == StartMode::OnDemand
+    {
         diagnostics.push(
             Diagnostic::at(
                 fields.file,
                 fields.value_span("start"),
                 format!(
-                    "`start = \"on-demand\"` in {} cannot work: a worker (listen = \"none\") answers no request that would wake it",
+                    "`start = \"on-demand\"` in {} cannot work: {worker} answers no request that would wake it",
                     fields.section
                 ),
             )
@@ -224,6 +231,49 @@ pub(crate) fn parse_start(
         return None;
     }
     Some(start)
+}
+
+/// The keys a worker (`worker` names it; `None` for a service that listens) cannot honour,
+/// where they are written: an `idle_timeout` above zero would put it to sleep for good (no
+/// request wakes it), and `weight` shares traffic it never gets. `idle_timeout = 0` (never)
+/// is fine. Nothing is inherited here: a service's idle timeout is zero unless written.
+pub(crate) fn check_worker_keys(
+    fields: &Fields<'_>,
+    worker: Option<&str>,
+    idle_timeout: Option<Duration>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Some(worker) = worker else {
+        return;
+    };
+    if idle_timeout.is_some_and(|timeout| timeout > Duration::ZERO) {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("idle_timeout"),
+                format!(
+                    "`idle_timeout` in {} cannot work: {worker} answers no request that would wake it once asleep",
+                    fields.section
+                ),
+            )
+            .with_label("never woken")
+            .with_hint("remove `idle_timeout` (a worker runs until it is stopped), or set idle_timeout = 0"),
+        );
+    }
+    if fields.item("weight").is_some() {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("weight"),
+                format!(
+                    "`weight` in {} has nothing to share: {worker} takes no traffic",
+                    fields.section
+                ),
+            )
+            .with_label("no traffic")
+            .with_hint("remove `weight`"),
+        );
+    }
 }
 
 fn parse_health(fields: &Fields<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {

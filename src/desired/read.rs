@@ -119,7 +119,7 @@ pub fn instance_file_check(
                 parse_file(outline, &key, &file, &mut diagnostics);
             }
             None => {
-                parse_instance_file(&file, key.service.as_str(), &mut diagnostics);
+                parse_instance_file(&file, key.service.as_str(), false, &mut diagnostics);
             }
         }
         diagnostics
@@ -145,6 +145,7 @@ fn parse_file(
         );
         return None;
     }
-    let overrides = parse_instance_file(file, key.service.as_str(), diagnostics)?;
+    let worker = outline.workers.contains(&key.service);
+    let overrides = parse_instance_file(file, key.service.as_str(), worker, diagnostics)?;
     Some(InstanceFile::new(key.clone(), file.path.clone(), overrides))
 }

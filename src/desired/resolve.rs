@@ -1,7 +1,7 @@
 //! Merging, pure: the `[instances]` table and the instance files into the effective spec of
-//! every declared instance, and the checks that only show across instances (sockets, workers
-//! asked to start on demand, the size of the port range). Reads no file; must not import
-//! tokio, nix, hyper or notify.
+//! every declared instance, and the checks that only show across instances (sockets, the size
+//! of the port range; what a worker's instance file cannot ask is refused when it is read).
+//! Reads no file; must not import tokio, nix, hyper or notify.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,7 +77,6 @@ pub fn resolve(
     drop(shared);
     let instances: BTreeMap<InstanceKey, Arc<InstanceSpec>> = specs.into_iter().collect();
     check_sockets(&config, &instances, diagnostics);
-    check_on_demand_workers(files, &instances, diagnostics);
     // Workers take no port.
     let listening = instances
         .values()
@@ -126,32 +125,6 @@ fn check_sockets(
                     "put {{id}} in `socket` of [service.{}]",
                     key.service
                 )),
-            );
-        }
-    }
-}
-
-/// An instance file may ask for `start = "on-demand"`; a worker's instance cannot honour it
-/// (no request wakes it). The service's own key is checked with the service.
-fn check_on_demand_workers(
-    files: &[InstanceFile],
-    instances: &BTreeMap<InstanceKey, Arc<InstanceSpec>>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    for file in files {
-        let worker = instances
-            .get(&file.key)
-            .is_some_and(|spec| spec.listen == Listen::None);
-        if worker && file.overrides().start == Some(crate::config::StartMode::OnDemand) {
-            diagnostics.push(
-                Diagnostic::in_file(
-                    &file.path,
-                    format!(
-                        "`start = \"on-demand\"` cannot work for {}: service {} runs workers (listen = \"none\"), which answer no request that would wake them",
-                        file.key, file.key.service
-                    ),
-                )
-                .with_hint("remove `start` from this file"),
             );
         }
     }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use toml_edit::Document;
+use toml_edit::{Document, Item};
 
 use super::groups::parse_groups;
 use super::naming::bad_name;
@@ -34,6 +34,9 @@ const ROOT_KEYS: &[&str] = &[
 pub struct Outline {
     /// Every service declared with a valid name, whether or not its table is valid.
     pub services: BTreeSet<ServiceName>,
+    /// The declared services whose table says `listen = "none"` (workers): their instance
+    /// files are checked for keys a worker cannot honour.
+    pub workers: BTreeSet<ServiceName>,
     /// Absolute; the default when `instances_dir` itself is invalid.
     pub instances_dir: PathBuf,
     pub dir: PathBuf,
@@ -99,7 +102,7 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
         );
     }
     let settings = parse_settings(&root, &dir, diagnostics);
-    let (services, declared) = parse_services(&root, diagnostics);
+    let (services, declared, workers) = parse_services(&root, diagnostics);
     let data_dir = settings
         .as_ref()
         .map(|settings| settings.data_dir.as_path());
@@ -109,6 +112,7 @@ pub fn parse_config(path: &Path, text: String, diagnostics: &mut Vec<Diagnostic>
     let groups = parse_groups(&root, &declared, diagnostics);
     let outline = Outline {
         services: declared,
+        workers,
         instances_dir: settings.as_ref().map_or_else(
             || dir.join(crate::config::model::DEFAULT_INSTANCES_DIR),
             |settings| settings.instances_dir.clone(),
@@ -154,17 +158,20 @@ pub fn parse_document(file: &SourceFile) -> Result<Document<String>, Box<Diagnos
 }
 
 /// `[service.NAME]` tables (and the original's older spelling `[process.NAME]`).
-/// Returns the valid services, and the names of all declared ones (valid or not), so that
-/// references to a service with errors do not add "not declared" errors.
+/// Returns the valid services, the names of all declared ones (valid or not), so that
+/// references to a service with errors do not add "not declared" errors, and the names of
+/// the declared ones that say `listen = "none"` (valid or not).
 fn parse_services(
     root: &Fields<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (
     BTreeMap<ServiceName, ServiceTemplate>,
     BTreeSet<ServiceName>,
+    BTreeSet<ServiceName>,
 ) {
     let mut services = BTreeMap::new();
     let mut declared = BTreeSet::new();
+    let mut workers = BTreeSet::new();
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for section in ["service", "process"] {
         let Some(table) = root.table(section, diagnostics) else {
@@ -220,6 +227,11 @@ fn parse_services(
                 );
                 continue;
             };
+            if let Some(service_name) = &service_name
+                && table.get("listen").and_then(Item::as_str) == Some("none")
+            {
+                workers.insert(service_name.clone());
+            }
             let section_name = format!("[{section}.{name}]");
             let service_fields = Fields::new(root.file, table, section_name, key_span);
             if let Some(template) =
@@ -230,5 +242,5 @@ fn parse_services(
             }
         }
     }
-    (services, declared)
+    (services, declared, workers)
 }

@@ -681,3 +681,67 @@ fn a_data_directory_that_is_not_utf8_is_refused_with_a_hint() {
     assert!(said.contains("--data-dir"), "{said}");
     assert!(!data.exists(), "the directory was made: {said}");
 }
+
+/// A file in a service directory that does not end in `.toml` declares nothing: `validate`,
+/// `diff` and the server's log say so (with a hint to rename it), as they do of a `.toml`
+/// file outside a service directory. Hidden files and editor temporaries are skipped quietly.
+#[test]
+fn files_in_a_service_directory_that_are_not_instance_files_are_reported() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[
+            ("instances/web/a.toml", ""),
+            ("instances/web/b", ""),
+            ("instances/web/c.TOML", ""),
+            ("instances/web/d.yaml", ""),
+            ("instances/web/.e.toml", ""),
+            ("instances/web/f.toml~", ""),
+            ("instances/web/.g.toml.swp", ""),
+            ("instances/web/.g.toml.swx", ""),
+            ("instances/web/#h.toml#", ""),
+        ],
+    );
+    let reported = |text: &str| {
+        for (file, hint) in [
+            ("b", "rename it to instances/web/b.toml"),
+            ("c.TOML", "rename it to instances/web/c.toml"),
+            ("d.yaml", "rename it to instances/web/d.toml"),
+        ] {
+            let warning = format!("instances/web/{file}");
+            assert!(
+                text.lines().any(|line| line.contains(&warning))
+                    && text
+                        .contains("not an instance file (an instance file ends in .toml); ignored")
+                    && text.contains(hint),
+                "no warning about {file} with `{hint}`:\n{text}"
+            );
+        }
+        for quiet in [
+            ".e.toml",
+            "f.toml~",
+            ".g.toml.swp",
+            ".g.toml.swx",
+            "#h.toml#",
+        ] {
+            assert!(!text.contains(quiet), "{quiet} is reported:\n{text}");
+        }
+    };
+    let output = ten_in(dir.path(), &["validate"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    reported(&format!("{}{}", stdout(&output), stderr(&output)));
+    let output = ten_in(dir.path(), &["diff", "--offline"], &[]);
+    reported(&format!("{}{}", stdout(&output), stderr(&output)));
+
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    assert!(
+        within(Duration::from_secs(20), || server
+            .log()
+            .contains("instances/web/d.yaml")),
+        "{}",
+        server.log()
+    );
+    reported(&server.log());
+    assert_eq!(server.ps().len(), 1, "only web:a is declared");
+}

@@ -1,8 +1,9 @@
 //! Reading the instances directory: `instances/<service>/<id>.toml`.
 //!
-//! Hidden files, editor temporaries (`*.swp`, `*~`, `*.tmp`, `#*#`) and files not ending in
-//! `.toml` are ignored. A bad service or id in a path is an error; a `.toml` file in the wrong
-//! place is a warning. Reads files; does not parse them.
+//! Hidden files and editor temporaries (`*.swp`, `*.swx`, `*~`, `*.tmp`, `#*#`) are skipped
+//! quietly. A bad service or id in a path is an error; a `.toml` file in the wrong place, and
+//! any other file in a service directory (`b`, `c.TOML`, `d.yaml`: it declares nothing), is a
+//! warning. Reads files; does not parse them.
 //!
 //! Nothing below the instances directory is reached through a symbolic link (the directory
 //! itself may be one: its path is the config's choice). Service directories are opened with
@@ -57,6 +58,7 @@ pub(crate) struct Scan {
 pub(crate) fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with(".swp")
+        || name.ends_with(".swx")
         || name.ends_with('~')
         || name.ends_with(".tmp")
         || (name.starts_with('#') && name.ends_with('#'))
@@ -247,7 +249,9 @@ fn scan_entry(
                     .with_hint("instance files are instances/<service>/<id>.toml")
                     .warning(),
             ),
-            _ => Outcome::Skipped,
+            // Gone since the listing.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Outcome::Skipped,
+            _ => Outcome::Problem(not_an_instance_file(&path, &entry.name, service)),
         };
     };
     let id = match InstanceId::new(stem) {
@@ -277,6 +281,40 @@ fn scan_entry(
         Err(problem) if problem.is_not_found() => Outcome::Skipped,
         Err(problem) => keyed_problem(key, &path, &problem),
     }
+}
+
+/// The warning for a file of a service directory that does not end in `.toml` (as shown at
+/// `path`): it declares nothing. The hint names the instance file it may have been meant as.
+fn not_an_instance_file(path: &Path, name: &str, service: &ServiceName) -> Diagnostic {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => (stem, Some(extension)),
+        _ => (name, None),
+    };
+    let hint = match InstanceId::new(stem) {
+        Ok(id) if extension.is_some_and(|extension| extension.eq_ignore_ascii_case("toml")) => {
+            format!(
+                "ten reads only a lower-case .toml: rename it to {}/{id}.toml to declare {service}:{id}",
+                dir.display()
+            )
+        }
+        Ok(id) => format!(
+            "to declare {service}:{id}, rename it to {}/{id}.toml; otherwise move it out of {}",
+            dir.display(),
+            dir.display()
+        ),
+        Err(_) => format!(
+            "instance files are {}/<id>.toml; move it out of {}",
+            dir.display(),
+            dir.display()
+        ),
+    };
+    Diagnostic::in_file(
+        path,
+        "not an instance file (an instance file ends in .toml); ignored",
+    )
+    .with_hint(hint)
+    .warning()
 }
 
 /// The error of an instance file that cannot be read: carried with its key.
@@ -395,6 +433,7 @@ mod tests {
     fn editor_files_are_ignored() {
         for name in [
             ".alice.toml.swp",
+            ".alice.toml.swx",
             "alice.toml~",
             "alice.toml.tmp",
             "#alice.toml#",
@@ -434,6 +473,7 @@ mod tests {
             [
                 "instances/Bad_Service: invalid service name \"Bad_Service\": it contains 'B'",
                 "instances/notes/Bad_ID.toml: invalid instance id \"Bad_ID\": it contains 'B'",
+                "instances/notes/README.md: not an instance file (an instance file ends in .toml); ignored",
                 "instances/stray.toml: instance file outside a service directory is ignored",
             ]
         );

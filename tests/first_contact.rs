@@ -745,3 +745,149 @@ fn files_in_a_service_directory_that_are_not_instance_files_are_reported() {
     reported(&server.log());
     assert_eq!(server.ps().len(), 1, "only web:a is declared");
 }
+
+/// `ten ARGS` against `server`, killed if it has not ended after 20 s (`None` then).
+fn ten_within(server: &TestServer, args: &[&str]) -> Option<std::process::Output> {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(args)
+            .arg("--config")
+            .arg(&server.dir)
+            .args(["--server", &server.url])
+            .env("NO_COLOR", "1")
+            .env_remove("TENEMENT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ten"),
+    );
+    let ended = within(Duration::from_secs(20), || {
+        child.0.try_wait().ok().flatten().is_some()
+    });
+    if !ended {
+        return None;
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut err)
+        .unwrap();
+    Some(std::process::Output {
+        status: child.0.wait().unwrap(),
+        stdout: out,
+        stderr: err,
+    })
+}
+
+/// `ten logs` and `ten events` of an instance that is not declared, or of a service that does
+/// not exist, fail as `ten stop` does (with "did you mean"), instead of printing nothing and,
+/// with `-f`, waiting forever. An instance no longer declared but still running (its destroy
+/// waits for `ten apply`) still shows its output and events.
+#[test]
+fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
+    let dir = project(
+        "auto_apply = false",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", ""), ("instances/web/old.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    let output = server.ten(&["apply", "--auto-approve"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    server.wait_running("web:a");
+    server.wait_running("web:old");
+    server.wait_until("web:old's output is captured", |_| {
+        stdout(&server.ten(&["logs", "web:old"])).contains("listening on")
+    });
+    std::fs::remove_file(dir.path().join("instances/web/old.toml")).unwrap();
+    server.wait_until("web:old is no longer declared", |_| {
+        stdout(&server.ten(&["diff", "--summary"])).contains("web:old")
+    });
+    let output = server.ten(&["logs", "web:old"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("listening on"),
+        "{}",
+        stdout(&output)
+    );
+    let output = server.ten(&["events", "web:old"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stdout(&output).is_empty());
+
+    for (args, error, hint) in [
+        (
+            &["stop", "web:eve"][..],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["logs", "web:eve"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["logs", "web:eve", "-f"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["events", "web:eve"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["events", "web:eve", "-f"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["stop", "webb:x"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["logs", "webb:x"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["logs", "webb:x", "-f"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["logs", "webb"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["events", "webb:x"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["events", "webb:x", "-f"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+    ] {
+        let output = ten_within(&server, args)
+            .unwrap_or_else(|| panic!("ten {args:?} still runs after 20 s"));
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
+        assert!(
+            text.contains(error) && text.contains(hint),
+            "ten {args:?}: {text}"
+        );
+    }
+}

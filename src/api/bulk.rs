@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::body::{Body, json};
 use crate::config::RunState;
 use crate::config::edit;
-use crate::desired::select::{SelectError, Selection, resolve, select};
+use crate::desired::select::{Selection, resolve, select};
 use crate::desired::{DesiredState, Selector};
 use crate::names::{GroupName, InstanceKey, ServiceName};
 use crate::observed::Phase;
@@ -21,7 +21,7 @@ use crate::reconcile::Call;
 use crate::runtime::logs::LogQuery;
 use crate::supervisor::messages::StatusReceiver;
 
-use super::error::{CallError, bad_request};
+use super::error::{CallError, bad_request, select_error};
 use super::scope::Scope;
 use super::settle::{Goal, settle};
 use super::state::ApiState;
@@ -34,11 +34,6 @@ type Reply = Response<Body>;
 /// How long a bulk start or restart may take, and each order of a bulk stop besides its
 /// longest stop_timeout.
 const WAIT: Duration = Duration::from_secs(60);
-
-fn select_error(error: SelectError) -> CallError {
-    let hint = error.hint();
-    CallError::new(404, error.to_string()).hint(hint)
-}
 
 /// One instance's wait: its status, what it waits for, and what was done before it.
 struct Pending {
@@ -81,8 +76,21 @@ impl ApiState {
 
     /// The log query of a request: `log_query`, narrowed to the services of `?service=NAME`
     /// or `?group=NAME` when asked (declared ones; an unknown name is an error with a "did
-    /// you mean").
+    /// you mean"). One instance must be declared, or still have its output (see
+    /// `must_have_logs`): else nothing would ever come, and `ten logs -f` would wait forever.
     pub(super) async fn log_query_of(
+        &self,
+        query: &HashMap<String, String>,
+        scope: &Scope,
+    ) -> Result<LogQuery, CallError> {
+        let log_query = self.selected_log_query(query, scope).await?;
+        if let Some(key) = &log_query.instance {
+            self.must_have_logs(key).await?;
+        }
+        Ok(log_query)
+    }
+
+    async fn selected_log_query(
         &self,
         query: &HashMap<String, String>,
         scope: &Scope,

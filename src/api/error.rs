@@ -5,6 +5,7 @@ use hyper::{Method, Response, StatusCode};
 
 use crate::body::{Body, json};
 use crate::config::Diagnostic;
+use crate::desired::select::SelectError;
 use crate::names::InstanceKey;
 use crate::reconcile::Failure;
 
@@ -59,6 +60,12 @@ impl From<Failure> for CallError {
             .hint("run `ten diff` to see the current plan, then apply again"),
         }
     }
+}
+
+/// A selector or key that selects nothing declared: 404, with its "did you mean" or what to do.
+pub(crate) fn select_error(error: SelectError) -> CallError {
+    let hint = error.hint();
+    CallError::new(404, error.to_string()).hint(hint)
 }
 
 pub(crate) fn bad_request(message: impl Into<String>) -> CallError {

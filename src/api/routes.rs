@@ -23,7 +23,6 @@ use super::route::Route;
 use super::scope::{Scope, authorize};
 use super::settle::{Goal, settle};
 use super::state::ApiState;
-use super::streams::event_filter;
 use super::types::{
     ActionResult, ApplyRequest, BulkRequest, DeployRequest, HealthReport, HealthVerdict,
     InstanceView, RestartRequest, RouteRequest, SpawnRequest, TokenRequest, TokenResponse,
@@ -161,7 +160,7 @@ impl ApiState {
                 .log_query_of(&query, &scope)
                 .await
                 .map(|query| self.follow_logs(query)),
-            Route::Events => event_filter(&query, &scope).map(|instance| {
+            Route::Events => self.event_filter_of(&query, &scope).await.map(|instance| {
                 let limit = query
                     .get("limit")
                     .and_then(|limit| limit.parse().ok())
@@ -171,9 +170,10 @@ impl ApiState {
                     &self.events.recent(instance.as_ref(), limit),
                 )
             }),
-            Route::EventStream => {
-                event_filter(&query, &scope).map(|instance| self.follow_events(instance))
-            }
+            Route::EventStream => self
+                .event_filter_of(&query, &scope)
+                .await
+                .map(|instance| self.follow_events(instance)),
         };
         result.unwrap_or_else(failure)
     }

@@ -9,13 +9,14 @@ use hyper::header::HeaderMap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::edit::instance_file_path;
+use crate::desired::select::undeclared;
 use crate::events::EventLog;
 use crate::names::InstanceKey;
 use crate::reconcile::{Call, Message};
 use crate::runtime::logs::LogHub;
 
 use super::auth::{Auth, Refused};
-use super::error::CallError;
+use super::error::{CallError, select_error};
 use super::scope::Scope;
 use super::types::{InstanceView, StatusView};
 use super::views;
@@ -95,12 +96,46 @@ impl ApiState {
         views.into_iter().find(|view| view.instance == *key)
     }
 
+    /// `key` is declared; else a 404 that says why not: its service is not declared (with a
+    /// "did you mean"), or it is not (`ten spawn` declares it).
     pub(super) async fn must_be_declared(&self, key: &InstanceKey) -> Result<(), CallError> {
-        match self.view(key).await {
-            Some(view) if view.state.is_some() => Ok(()),
-            _ => Err(CallError::new(404, format!("{key} is not declared"))
-                .hint(format!("declare it with `ten spawn {key}`"))),
+        self.must_be_known(key, false).await
+    }
+
+    /// `key` has output to show, or may have some yet: it is declared, still in the process
+    /// table (no longer declared, not destroyed yet), or its captured output is still on
+    /// disk. Else the error of [`Self::must_be_declared`].
+    pub(super) async fn must_have_logs(&self, key: &InstanceKey) -> Result<(), CallError> {
+        let on_disk = tokio::fs::try_exists(self.logs.paths(key).log_dir).await;
+        if self.logs.attached(key) || on_disk.unwrap_or(false) {
+            return Ok(());
         }
+        self.must_be_known(key, true).await
+    }
+
+    /// `key` has events to show, or may have some yet: it is declared, still in the process
+    /// table, or has events in the ring. Else the error of [`Self::must_be_declared`].
+    pub(super) async fn must_have_events(&self, key: &InstanceKey) -> Result<(), CallError> {
+        if !self.events.recent(Some(key), 1).is_empty() {
+            return Ok(());
+        }
+        self.must_be_known(key, true).await
+    }
+
+    /// `key` is declared, or, with `undeclared_running`, still in the process table.
+    async fn must_be_known(
+        &self,
+        key: &InstanceKey,
+        undeclared_running: bool,
+    ) -> Result<(), CallError> {
+        let snapshot = self.ask(Call::Instances).await?;
+        let known = views::snapshot_views(&snapshot)
+            .iter()
+            .any(|view| view.instance == *key && (view.state.is_some() || undeclared_running));
+        if known {
+            return Ok(());
+        }
+        Err(select_error(undeclared(&snapshot.desired.config, key)))
     }
 
     pub(super) fn instance_file(&self, status: &StatusView, key: &InstanceKey) -> PathBuf {

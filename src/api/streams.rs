@@ -96,6 +96,21 @@ impl ApiState {
         Ok(body::json(hyper::StatusCode::OK, &lines))
     }
 
+    /// The instance whose events a request asks for (`event_filter`), which must be declared
+    /// or have events (see `must_have_events`): else nothing would ever come, and
+    /// `ten events -f` would wait forever.
+    pub(super) async fn event_filter_of(
+        &self,
+        query: &HashMap<String, String>,
+        scope: &Scope,
+    ) -> Result<Option<InstanceKey>, CallError> {
+        let instance = event_filter(query, scope)?;
+        if let Some(key) = &instance {
+            self.must_have_events(key).await?;
+        }
+        Ok(instance)
+    }
+
     pub(super) fn follow_logs(&self, query: LogQuery) -> Reply {
         follow(self.logs.subscribe(), "lines", move |line| {
             query.matches(line)
@@ -205,7 +220,7 @@ fn instance_filter(query: &HashMap<String, String>, names: bool) -> Result<Filte
 }
 
 /// The events asked for, narrowed to what `scope` may see.
-pub(super) fn event_filter(
+fn event_filter(
     query: &HashMap<String, String>,
     scope: &Scope,
 ) -> Result<Option<InstanceKey>, CallError> {

@@ -164,7 +164,7 @@ pub fn select(
     if let Selection::Instance(key) = &selection
         && !desired.instances.contains_key(key)
     {
-        return Err(SelectError::NotDeclared(key.clone()));
+        return Err(undeclared(&desired.config, key));
     }
     Ok(desired
         .instances
@@ -172,6 +172,19 @@ pub fn select(
         .filter(|key| selection.contains(key))
         .cloned()
         .collect())
+}
+
+/// Why `key`, which `config` does not declare, is not: its service is not declared (with a
+/// "did you mean"), or the instance is not.
+pub fn undeclared(config: &Config, key: &InstanceKey) -> SelectError {
+    if config.services.contains_key(&key.service) {
+        return SelectError::NotDeclared(key.clone());
+    }
+    let declared: BTreeSet<ServiceName> = config.services.keys().cloned().collect();
+    SelectError::UnknownService {
+        name: key.service.clone(),
+        hint: unknown_service_hint(key.service.as_str(), &declared),
+    }
 }
 
 /// `group:NAME` as an instance of a service named `group`, when no group is declared.

@@ -891,3 +891,38 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
         );
     }
 }
+
+/// `ten apply --json` with nothing to apply still speaks NDJSON: a `started` line with no
+/// changes and a `finished` line, as when it applies something.
+#[test]
+fn apply_json_with_nothing_to_apply_says_so_in_json() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_until("nothing is left to apply", |_| {
+        stdout(&server.ten(&["diff", "--json"])).contains("\"changes\": []")
+    });
+    for args in [
+        &["apply", "--json", "--auto-approve"][..],
+        &["apply", "--json"],
+    ] {
+        let output = server.ten(args);
+        assert!(output.status.success(), "ten {args:?}: {}", stderr(&output));
+        let lines: Vec<serde_json::Value> = stdout(&output)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "ten {args:?}: {}", stdout(&output));
+        assert_eq!(lines[0]["type"], "started", "{}", lines[0]);
+        assert_eq!(lines[0]["changes"], 0, "{}", lines[0]);
+        assert!(lines[0]["token"].is_string(), "{}", lines[0]);
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"type": "finished", "ok": 0, "failed": 0})
+        );
+    }
+}

@@ -50,6 +50,21 @@ pub(super) fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, CliError>
         print_stdout(&render_plan(&view.plan, detail, style))?;
     }
     if view.plan.is_empty() {
+        if args.json {
+            // The lines an apply prints, with nothing done: a script waiting for `finished`
+            // gets it.
+            let started = ApplyProgress::Started {
+                token: view.plan.token.clone(),
+                changes: 0,
+            };
+            let finished = ApplyProgress::Finished { ok: 0, failed: 0 };
+            for progress in [started, finished] {
+                print_stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string(&progress).unwrap_or_default()
+                ))?;
+            }
+        }
         return Ok(exit::OK);
     }
     if let Some(token) = &args.check

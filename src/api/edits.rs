@@ -139,11 +139,12 @@ impl ApiState {
             })
             .await?;
         let what = match (created, restarted) {
-            (true, _) => format!("declared {key} in {shown}"),
+            // Shown after the instance's name: `web:a: declared in instances/web/a.toml`.
+            (true, _) => format!("declared in {shown}"),
             (false, true) => {
-                format!("{key} was declared stopped; set state = \"running\" in {shown}")
+                format!("was declared stopped; set state = \"running\" in {shown}")
             }
-            (false, false) => format!("{key} is already declared in {shown}"),
+            (false, false) => format!("already declared in {shown}"),
         };
         let reply = self.converge(&key, Goal::Up, shown.clone(), &what).await?;
         let asleep = self

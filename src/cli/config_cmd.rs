@@ -46,9 +46,9 @@ pub(super) fn run(global: &GlobalArgs, args: &ConfigArgs) -> Result<u8, CliError
         }
         None => {
             let header = format!(
-                "Effective configuration of {} (defaults filled in, {} instances declared)",
+                "Effective configuration of {} (defaults filled in, {} declared)",
                 context.shown(&context.config_path).display(),
-                desired.instances.len()
+                crate::render::counted(desired.instances.len(), "instance")
             );
             (effective_config(desired, args.show_sensitive), header)
         }

@@ -50,13 +50,12 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, CliErr
         }
     }
     if context.report_diagnostics().is_some() {
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         print_stdout(&format!(
             "{} is valid: {}, {} ({}).\n",
             context.shown(&context.config_path).display(),
-            plural(services, "service"),
-            plural(instances, "instance"),
-            plural(loaded.instance_files, "instance file"),
+            crate::render::counted(services, "service"),
+            crate::render::counted(instances, "instance"),
+            crate::render::counted(loaded.instance_files, "instance file"),
         ))?;
     }
     skip_drop(context);

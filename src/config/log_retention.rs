@@ -177,8 +177,7 @@ mod tests {
                 ),
                 (
                     "tenement.toml:2:49".into(),
-                    "`max_age` in [settings.log_retention] is not a duration: expected number at 0"
-                        .into()
+                    "`max_age` in [settings.log_retention] is not a duration: \"a week\"".into()
                 ),
             ]
         );

@@ -222,7 +222,11 @@ impl<'a> Fields<'a> {
                         Diagnostic::at(
                             self.file,
                             self.value_span(key),
-                            format!("`{key}` in {} is not a duration: {error}", self.section),
+                            format!(
+                                "`{key}` in {} is not a duration: {}",
+                                self.section,
+                                duration_problem(text, &error)
+                            ),
                         )
                         .with_label("not a duration")
                         .with_hint(format!(
@@ -390,6 +394,17 @@ pub(crate) fn locate(file: &SourceFile, span: &Range<usize>, needle: &str) -> Ra
             || span.clone(),
             |offset| span.start + offset..span.start + offset + needle.len(),
         )
+}
+
+/// What is wrong with a duration's `text`, in words (humantime's own messages give a byte
+/// offset: "expected number at 0"); the hint gives the form.
+fn duration_problem(text: &str, error: &humantime::DurationError) -> String {
+    match error {
+        humantime::DurationError::UnknownUnit { unit, .. } => {
+            format!("{text:?} (`{unit}` is not a unit: ms, s, m, h or d)")
+        }
+        _ => format!("{text:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -130,10 +130,10 @@ pub fn render_report(imported: &Imported, style: Style) -> String {
         out,
         "{} {} of {} ({}{dialect}) as {}:",
         style.bold("Imported"),
-        plural(services.len(), "process definition"),
+        crate::render::counted(services.len(), "process definition"),
         imported.source,
         imported.format.describe(),
-        plural(services.len(), "service"),
+        crate::render::counted(services.len(), "service"),
     );
     let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for service in services {
@@ -210,12 +210,4 @@ pub fn render_file_diff(file: &OutputFile, existing: Option<&str>, style: Style)
         }
     }
     out
-}
-
-fn plural(count: usize, word: &str) -> String {
-    if count == 1 {
-        format!("{count} {word}")
-    } else {
-        format!("{count} {word}s")
-    }
 }

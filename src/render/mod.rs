@@ -14,3 +14,12 @@ pub use diagnostics::{render_diagnostics, render_each};
 pub use json::{plan_json, validation_json};
 pub use plan_text::{Detail, NO_CHANGES, render_plan};
 pub use style::Style;
+
+/// `count` of `word`, in the plural unless one: "1 instance", "3 instances".
+pub fn counted(count: usize, word: &str) -> String {
+    if count == 1 {
+        format!("{count} {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}

@@ -133,9 +133,10 @@ pub(super) fn prepare(
         && low <= settings.port_range.1
     {
         tracing::warn!(
-            "port_range [{}, {}] overlaps the kernel's ephemeral ports [{low}, {high}]: outgoing connections may take a tenant's port; ten checks each port is free before handing it out",
+            "port_range [{}, {}] overlaps the kernel's ephemeral ports [{low}, {high}]: outgoing connections may take a tenant's port (ten checks each port is free before handing it out); set port_range in [settings] below {low}, e.g. [20000, {}], to keep them apart",
             settings.port_range.0,
-            settings.port_range.1
+            settings.port_range.1,
+            low.saturating_sub(1).min(29_999)
         );
     }
     let domain = options

@@ -20,7 +20,11 @@ pub(crate) fn parse_env(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<BTreeMap<String, Template>> {
     let table = fields.table("env", diagnostics)?;
-    let section = format!("{}.env", fields.section.trim_end_matches(']')) + "]";
+    // `[service.web.env]`, or `[env] of this instance file`.
+    let section = match fields.section.strip_suffix(']') {
+        Some(table) => format!("{table}.env]"),
+        None => format!("[env] of {}", fields.section),
+    };
     let env_fields = Fields::new(fields.file, table, section, fields.key_span("env"));
     let mut env = BTreeMap::new();
     for (name, item) in table.iter() {

@@ -146,9 +146,9 @@ impl Core {
         let settings = &self.desired.config.settings;
         if !settings.auto_apply {
             return Some(format!(
-                "auto_apply = false: {} change{} wait for `ten apply`",
-                declared.len(),
-                if declared.len() == 1 { "" } else { "s" }
+                "auto_apply = false: {} wait{} for `ten apply`",
+                crate::render::counted(declared.len(), "change"),
+                if declared.len() == 1 { "s" } else { "" }
             ));
         }
         let destroys = declared

@@ -436,3 +436,19 @@ fn a_recorded_stopped_instance_is_not_started() {
     let output = ten(dir.path(), &["diff", "--offline", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 }
+
+#[test]
+fn a_verb_on_instances_given_no_target_says_a_target_or_all() {
+    let dir = project();
+    for verb in ["stop", "start", "restart"] {
+        let output = ten(dir.path(), &[verb]);
+        assert_eq!(output.status.code(), Some(2), "ten {verb}");
+        assert!(
+            stderr(&output).contains("<TARGET|--all>"),
+            "ten {verb}: {}",
+            stderr(&output)
+        );
+        let both = ten(dir.path(), &[verb, "web:a", "--all"]);
+        assert_eq!(both.status.code(), Some(2), "ten {verb} web:a --all");
+    }
+}

@@ -612,6 +612,18 @@ fn commands_without_a_config_in_reach_say_so() {
         text.contains("no tenement.toml in") && text.contains("ten init"),
         "{text}"
     );
+    for args in [
+        &["validate"][..],
+        &["validate", "--config", "/nonexistent/tenement.toml"],
+    ] {
+        let output = ten_in(empty.path(), args, &[]);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}");
+        assert!(
+            stderr(&output).contains("ten init"),
+            "ten {args:?}: {}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]
@@ -823,6 +835,10 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
     let output = server.ten(&["events", "web:old"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stdout(&output).is_empty());
+    // ps shows it while it runs (its destroy held).
+    let output = server.ten(&["ps", "web:old"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("web:old"), "{}", stdout(&output));
 
     for (args, error, hint) in [
         (
@@ -877,6 +893,16 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
         ),
         (
             &["events", "webb:x", "-f"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["ps", "web:eve"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["ps", "webb:x"],
             "service `webb` is not declared",
             "did you mean `web`?",
         ),

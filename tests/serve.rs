@@ -121,6 +121,15 @@ fn broken_files_touch_no_tenant_and_fixing_them_converges() {
         within(Duration::from_secs(20), seen),
         "the server never saw the broken file"
     );
+    // With --json too: stdout stays the array, stderr says it.
+    let json = server.ten(&["ps", "--json"]);
+    assert!(json.status.success());
+    assert!(serde_json::from_slice::<serde_json::Value>(&json.stdout).is_ok_and(|v| v.is_array()));
+    assert!(
+        stderr(&json).contains("the files have errors"),
+        "{}",
+        stderr(&json)
+    );
     let diff = server.ten(&["diff"]);
     assert_eq!(diff.status.code(), Some(1), "{}", stdout(&diff));
     assert!(

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::body::{Body, json};
 use crate::config::RunState;
 use crate::config::edit;
-use crate::desired::select::{Selection, resolve, select};
+use crate::desired::select::{Selection, resolve, select, undeclared};
 use crate::desired::{DesiredState, Selector};
 use crate::names::{GroupName, InstanceKey, ServiceName};
 use crate::observed::Phase;
@@ -68,10 +68,16 @@ impl ApiState {
         };
         let selector = Selector::parse(text).map_err(|error| bad_request(error.to_string()))?;
         let selection = resolve(&snapshot.desired.config, &selector).map_err(select_error)?;
-        Ok(views
+        let views: Vec<InstanceView> = views
             .into_iter()
             .filter(|view| selection.contains(&view.instance))
-            .collect())
+            .collect();
+        // One instance asked for: declared, or still in the process table (a held destroy);
+        // else a typo would read as "nothing there".
+        if let (Selector::Instance(key), true) = (&selector, views.is_empty()) {
+            return Err(select_error(undeclared(&snapshot.desired.config, key)));
+        }
+        Ok(views)
     }
 
     /// The log query of a request: `log_query`, narrowed to the services of `?service=NAME`

@@ -11,18 +11,17 @@ use super::client::Client;
 use super::instance::show;
 use super::{CliError, GlobalArgs, exit, print_stdout};
 
+/// One of a target or `--all` (as a group, so that a command given neither names both).
 #[derive(Debug, Args)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(false)))]
 pub struct TargetArgs {
     /// SERVICE:ID, SERVICE (all its instances) or group:NAME (all instances of its services)
-    #[arg(
-        value_name = "TARGET",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "TARGET", group = "which")]
     pub target: Option<Selector>,
 
     /// Every declared instance
-    #[arg(long)]
+    #[arg(long, group = "which")]
     pub all: bool,
 
     /// Print the result as JSON

@@ -23,7 +23,7 @@ pub(super) fn find_config_path(global: &GlobalArgs) -> Result<PathBuf, CliError>
         .map_err(|error| CliError::new(format!("cannot read the working directory: {error}")))?;
     find_config(global.config.as_deref(), &cwd).map_err(|error| {
         CliError::new(error.to_string()).hint(
-            "run ten in the directory of your tenement.toml, or pass --config PATH (or set TENEMENT_CONFIG)",
+            "run ten in the directory of your tenement.toml, or pass --config PATH (or set TENEMENT_CONFIG); `ten init` makes a new project in this directory",
         )
     })
 }

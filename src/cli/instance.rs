@@ -37,7 +37,10 @@ pub struct SpawnArgs {
 }
 
 fn target_key(args: &SpawnArgs) -> Result<InstanceKey, CliError> {
-    let invalid = |error: String| CliError::new(error).hint("for example: ten spawn notes:alice");
+    let invalid = |error: String| {
+        CliError::new(error)
+            .hint("for example: ten spawn notes:alice (or ten spawn notes --id alice)")
+    };
     match &args.id {
         Some(id) => {
             let service = ServiceName::new(&args.target).map_err(|error| {

@@ -35,13 +35,8 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         None => "/api/instances".to_string(),
     };
     let views: Vec<InstanceView> = client.get(&path)?;
-    if args.json {
-        let mut text = serde_json::to_string_pretty(&views).unwrap_or_default();
-        text.push('\n');
-        print_stdout(&text)?;
-        return Ok(exit::OK);
-    }
     let status: StatusView = client.get("/api/status")?;
+    // What is wrong besides the table goes to stderr, with --json too.
     let warn = stderr_style();
     let config_file = Path::new(&status.config)
         .file_name()
@@ -81,6 +76,12 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     }
     if let Some(held) = &status.held {
         print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
+    }
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&views).unwrap_or_default();
+        text.push('\n');
+        print_stdout(&text)?;
+        return Ok(exit::OK);
     }
     if views.is_empty() {
         if let Some(target) = &args.target {

@@ -352,7 +352,9 @@ impl TimeUnit {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo: by
+/// Jaro-Winkler, or else one edit or two letters swapped away (which Jaro-Winkler scores
+/// low in short words: `evn` for `env`).
 pub(crate) fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     candidates
         .iter()
@@ -360,6 +362,12 @@ pub(crate) fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|candidate| word.len() >= 3 && strsim::osa_distance(word, candidate) == 1)
+                .copied()
+        })
 }
 
 /// "a string", "an integer", ... for messages.
@@ -410,6 +418,19 @@ fn duration_problem(text: &str, error: &humantime::DurationError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion_and_other_words_none() {
+        let known = ["command", "env", "health", "health_check"];
+        assert_eq!(did_you_mean("helth", &known), Some("health"));
+        assert_eq!(
+            did_you_mean("evn", &known),
+            Some("env"),
+            "two letters swapped"
+        );
+        assert_eq!(did_you_mean("emv", &known), Some("env"), "one letter wrong");
+        assert_eq!(did_you_mean("xyz", &known), None);
+    }
     use std::path::PathBuf;
     use toml_edit::Document;
 

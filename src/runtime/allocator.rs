@@ -124,15 +124,21 @@ mod tests {
             let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
             pages * 4096
         };
-        // Blocks of the size of many small records, not one mapping of its own.
-        let blocks: Vec<Vec<u8>> = (0..16_384).map(|_| vec![1u8; 4096]).collect();
-        let full = resident();
-        drop(blocks);
-        purge();
-        let after = resident();
-        assert!(
-            after + 32 * 1024 * 1024 < full,
-            "resident {full} bytes with 64 MB allocated, {after} after they were freed and purged"
-        );
+        // The process's resident size is shared with the tests running beside this one, which
+        // may grow it between the two readings: the drop must be seen in one of three tries.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            // Blocks of the size of many small records, not one mapping of its own.
+            let blocks: Vec<Vec<u8>> = (0..16_384).map(|_| vec![1u8; 4096]).collect();
+            let full = resident();
+            drop(blocks);
+            purge();
+            let after = resident();
+            if after + 32 * 1024 * 1024 < full {
+                return;
+            }
+            seen.push((full, after));
+        }
+        panic!("resident (bytes with 64 MB allocated, after they were freed and purged): {seen:?}");
     }
 }

@@ -12,7 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::server::{TenantGuard, TestServer, backend_service, cgroup_dir, stderr, within};
+use support::server::{
+    TenantGuard, TestServer, backend_service, cgroup_dir, cgroup_parents, stderr, within,
+};
 use ten::observed::Phase;
 
 fn is_root() -> bool {
@@ -146,28 +148,6 @@ fn busy_cgroups(parent: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-/// The cgroup directories ten makes for the data directory `data_dir` (its parent is `ten/`
-/// and 8 hex digits of the SHA-256 of the directory's path), in every hierarchy mounted under
-/// /sys/fs/cgroup (v1 controllers mounted alone or together, a v2 `unified`) or at it (v2).
-fn cgroup_parents(data_dir: &Path) -> Vec<PathBuf> {
-    use sha2::{Digest, Sha256};
-    let canonical = fs::canonicalize(data_dir).unwrap();
-    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let owner: String = digest[..4]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let root = Path::new("/sys/fs/cgroup");
-    let mounts = fs::read_dir(root)
-        .map(|listing| listing.flatten().map(|entry| entry.path()).collect())
-        .unwrap_or_else(|_| Vec::new());
-    std::iter::once(root.to_path_buf())
-        .chain(mounts)
-        .map(|mount| mount.join("ten").join(&owner))
-        .filter(|parent| parent.is_dir())
-        .collect()
 }
 
 /// Every process in the cgroups ten makes for the data directory `data_dir`, in any

@@ -378,6 +378,13 @@ fn with_auto_apply_off_changes_wait_for_apply() {
         (Phase::Stopped, None),
         "not started"
     );
+    // ps tells it from an instance declared stopped.
+    let ps = stdout(&server.ten(&["ps"]));
+    assert!(
+        ps.lines()
+            .any(|line| line.starts_with("web:new") && line.contains("pending")),
+        "{ps}"
+    );
     let diff = server.ten(&["diff", "--detailed-exitcode"]);
     assert_eq!(diff.status.code(), Some(2), "{}", stdout(&diff));
     assert!(stdout(&diff).contains("+ web:new"));

@@ -12,6 +12,9 @@ use crate::observed::record::unix_now;
 use crate::observed::{Health, ObservedState, Phase, Usage};
 use crate::reconcile::{PlanReport, Snapshot, StatusReport};
 
+/// The note of an instance the files declare running that no apply has created yet (held).
+pub(crate) const NOT_APPLIED: &str = "not applied yet";
+
 pub(crate) fn status_view(report: StatusReport) -> StatusView {
     StatusView {
         api_version: API_VERSION,
@@ -91,7 +94,7 @@ pub(crate) fn instance_views(
             let note = match (instance, spec) {
                 (Some(instance), _) => instance.note.clone(),
                 (None, Some(spec)) if spec.state == RunState::Running => {
-                    Some("not applied yet".to_string())
+                    Some(NOT_APPLIED.to_string())
                 }
                 _ => None,
             };

@@ -99,7 +99,14 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     let rows: Vec<Vec<String>> = views
         .iter()
         .map(|view| {
-            let phase = view.phase.to_string();
+            // Declared, its create held: not the same as declared stopped.
+            let pending = view.phase == Phase::Stopped
+                && view.note.as_deref() == Some(crate::api::views::NOT_APPLIED);
+            let phase = if pending {
+                "pending".to_string()
+            } else {
+                view.phase.to_string()
+            };
             let phase = match view.phase {
                 Phase::Running => style.green(&phase),
                 Phase::Failed | Phase::Exited | Phase::Backoff => style.red(&phase),

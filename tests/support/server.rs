@@ -333,8 +333,63 @@ impl Drop for TestServer {
         if self.child.try_wait().ok().flatten().is_none() {
             self.stop();
         }
-        // Whatever the outcome, no tenant outlives its test.
+        // Whatever the outcome, no tenant outlives its test, nor a cgroup of its data
+        // directory.
         kill_tenants(&self.tenants.lock().unwrap());
+        remove_left_cgroups(&self.dir.join("tenement-data"));
+    }
+}
+
+/// The cgroup directories ten makes for the data directory `data_dir` (its parent is `ten/`
+/// and 8 hex digits of the SHA-256 of the directory's path), in every hierarchy mounted under
+/// /sys/fs/cgroup (v1 controllers mounted alone or together, a v2 `unified`) or at it (v2).
+pub(crate) fn cgroup_parents(data_dir: &Path) -> Vec<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let Ok(canonical) = std::fs::canonicalize(data_dir) else {
+        return Vec::new();
+    };
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let owner: String = digest[..4]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let root = Path::new("/sys/fs/cgroup");
+    let mounts: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|listing| listing.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default();
+    std::iter::once(root.to_path_buf())
+        .chain(mounts)
+        .map(|mount| mount.join("ten").join(&owner))
+        .filter(|parent| parent.is_dir())
+        .collect()
+}
+
+/// Removes what is left empty of the cgroups of `data_dir` once no ten serves it (a ten
+/// killed with -9 leaves its spares' cgroups, and the parent): each child a few times while
+/// it is busy (a process just killed), then the parent. A cgroup with a process is left.
+fn remove_left_cgroups(data_dir: &Path) {
+    for parent in cgroup_parents(data_dir) {
+        let children: Vec<PathBuf> = std::fs::read_dir(&parent)
+            .map(|listing| {
+                listing
+                    .flatten()
+                    .map(|entry| entry.path())
+                    .filter(|path| path.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for child in children {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while std::fs::remove_dir(&child).is_err()
+                && child.exists()
+                && std::fs::read_to_string(child.join("cgroup.procs"))
+                    .is_ok_and(|procs| procs.trim().is_empty())
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_dir(&parent);
     }
 }
 

@@ -35,48 +35,10 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         None => "/api/instances".to_string(),
     };
     let views: Vec<InstanceView> = client.get(&path)?;
-    let status: StatusView = client.get("/api/status")?;
-    // What is wrong besides the table goes to stderr, with --json too.
-    let warn = stderr_style();
-    let config_file = Path::new(&status.config)
-        .file_name()
-        .map(Path::new)
-        .unwrap_or(Path::new("tenement.toml"));
-    let broken = other_files_with_errors(&status.diagnostics, config_file);
-    if !status.valid {
-        let what = if broken.is_empty() {
-            "the files have errors".to_string()
-        } else {
-            files_with_errors(&broken)
-        };
-        print_stderr(&format!(
-            "{} {what}; the last valid configuration keeps running, and instances whose files \
-             never were valid are left out (`ten diff` shows the errors)\n",
-            warn.yellow("!")
-        ));
-    }
-    for failing in &status.write_errors {
-        print_stderr(&format!(
-            "{} cannot write {} ({}; {} failed write{} since {}); ten tries again, and starts no tenant it cannot note\n",
-            warn.red("!"),
-            failing.what,
-            failing.error,
-            failing.failures,
-            if failing.failures == 1 { "" } else { "s" },
-            clock(failing.since_unix * 1000)
-        ));
-    }
-    if !status.frozen.is_empty() {
-        let keys: Vec<String> = status.frozen.iter().map(ToString::to_string).collect();
-        print_stderr(&format!(
-            "{} kept at their last valid declaration until their files are fixed: {}\n",
-            warn.yellow("!"),
-            keys.join(", ")
-        ));
-    }
-    if let Some(held) = &status.held {
-        print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
-    }
+    // What is wrong besides the table goes to stderr, with --json too. A tenant's token
+    // may not read the status: then there is nothing more to say.
+    let status: Option<StatusView> = client.get("/api/status").ok();
+    let files_broken = status.as_ref().is_some_and(warn_about);
     if args.json {
         let mut text = serde_json::to_string_pretty(&views).unwrap_or_default();
         text.push('\n');
@@ -86,7 +48,7 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     if views.is_empty() {
         if let Some(target) = &args.target {
             print_stdout(&format!("No instances of {target} are declared.\n"))?;
-        } else if broken.is_empty() {
+        } else if !files_broken {
             print_stdout(
                 "No instances are declared. Declare one with `ten spawn SERVICE:ID` or a file in instances/.\n",
             )?;
@@ -146,6 +108,52 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
     }
     print_stdout(&text)?;
     Ok(exit::OK)
+}
+
+/// Says on stderr what is wrong besides the table (files with errors, failing writes, frozen
+/// instances, held changes); whether files besides tenement.toml have errors.
+fn warn_about(status: &StatusView) -> bool {
+    let warn = stderr_style();
+    let config_file = Path::new(&status.config)
+        .file_name()
+        .map(Path::new)
+        .unwrap_or(Path::new("tenement.toml"));
+    let broken = other_files_with_errors(&status.diagnostics, config_file);
+    if !status.valid {
+        let what = if broken.is_empty() {
+            "the files have errors".to_string()
+        } else {
+            files_with_errors(&broken)
+        };
+        print_stderr(&format!(
+            "{} {what}; the last valid configuration keeps running, and instances whose files \
+             never were valid are left out (`ten diff` shows the errors)\n",
+            warn.yellow("!")
+        ));
+    }
+    for failing in &status.write_errors {
+        print_stderr(&format!(
+            "{} cannot write {} ({}; {} failed write{} since {}); ten tries again, and starts no tenant it cannot note\n",
+            warn.red("!"),
+            failing.what,
+            failing.error,
+            failing.failures,
+            if failing.failures == 1 { "" } else { "s" },
+            clock(failing.since_unix * 1000)
+        ));
+    }
+    if !status.frozen.is_empty() {
+        let keys: Vec<String> = status.frozen.iter().map(ToString::to_string).collect();
+        print_stderr(&format!(
+            "{} kept at their last valid declaration until their files are fixed: {}\n",
+            warn.yellow("!"),
+            keys.join(", ")
+        ));
+    }
+    if let Some(held) = &status.held {
+        print_stderr(&format!("{} changes are held: {held}\n", warn.yellow("!")));
+    }
+    !broken.is_empty()
 }
 
 /// "2 instance files have errors: a.toml, b.toml" (at most a few named).

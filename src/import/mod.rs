@@ -29,3 +29,4 @@ pub use detect::detect_format;
 pub use ini::IniError;
 pub use model::Format;
 pub use report::{Item, ItemKind, Report, render_file_diff, render_report};
+pub(crate) use text::needs_shell;

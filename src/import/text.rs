@@ -70,6 +70,11 @@ pub(crate) fn shell_line(line: &str, shell: &str) -> ShellLine {
     }
 }
 
+/// Whether `line` means something only a shell gives it (`$PORT` aside: that is ten's port).
+pub(crate) fn needs_shell(line: &str) -> bool {
+    scan(line).needs_shell
+}
+
 struct Scan {
     needs_shell: bool,
     /// The line with `$PORT` and `${PORT}` made the port placeholder.

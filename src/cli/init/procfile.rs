@@ -103,25 +103,11 @@ pub(super) fn run_of(command: &str, worker: bool) -> Run {
     })
 }
 
-/// Whether `command` means something only a shell gives it.
+/// Whether `command` means something only a shell gives it, read as sh reads it (quotes
+/// included: `sh -c "a; b"` needs no second shell), as `ten import` reads a Procfile. A `$PORT`
+/// left in (a worker's: it has no port) is the shell's to expand.
 fn needs_shell(command: &str) -> bool {
-    if command.chars().any(|c| {
-        matches!(
-            c,
-            '$' | '`' | '|' | '&' | ';' | '<' | '>' | '(' | ')' | '*' | '?' | '~' | '['
-        )
-    }) {
-        return true;
-    }
-    // `NAME=value program`: an assignment for the program, which shell splitting would run.
-    command
-        .split_whitespace()
-        .next()
-        .and_then(|first| first.split_once('='))
-        .is_some_and(|(name, _)| {
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-        || shell_words::split(command).is_err()
+    command.contains("$PORT") || command.contains("${PORT}") || crate::import::needs_shell(command)
 }
 
 #[cfg(test)]
@@ -191,6 +177,15 @@ mod tests {
         assert_eq!(
             command("worker --port $PORT", true),
             "sh -c exec worker --port $PORT"
+        );
+        // Operators inside quotes are the quoted program's: no second shell around a shell.
+        assert_eq!(
+            command("sh -c \"while true; do echo tick; sleep 5; done\"", true),
+            "command sh -c \"while true; do echo tick; sleep 5; done\""
+        );
+        assert_eq!(
+            command("python3 -c 'import os; print(1)'", true),
+            "command python3 -c 'import os; print(1)'"
         );
         // ten's templates: a literal brace stays literal.
         assert_eq!(

@@ -509,3 +509,42 @@ fn ten_health_by_hand_reports_without_counting_toward_a_restart() {
         );
     }
 }
+
+/// `ten restart` of one instance: one that ended (exited) is started again and the answer
+/// waits for the new run, not the old exit; one declared stopped is left so, at once.
+#[test]
+fn restart_waits_for_the_new_run_of_an_exited_instance_and_leaves_a_stopped_one() {
+    let dir = project(
+        "",
+        "[service.clean]\ncommand = \"sh -c 'echo ran; sleep 2; exit 0'\"\nlisten = \"none\"\n\
+         restart = \"on-failure\"\nstart_seconds = 1\nstop_timeout = 2\n\n\
+         [service.set]\ncommand = \"sleep 1000\"\nlisten = \"none\"\nstop_timeout = 2\n\n\
+         [instances]\nclean = [\"c\"]\nset = [\"s\"]\n",
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("set:s");
+    server.wait_until("clean:c exited", |views| {
+        views
+            .iter()
+            .any(|view| view.instance.to_string() == "clean:c" && view.phase == Phase::Exited)
+    });
+    let restart = server.ten(&["restart", "clean:c"]);
+    let said = support::server::stdout(&restart);
+    assert!(
+        restart.status.success(),
+        "{said}{}",
+        support::server::stderr(&restart)
+    );
+    assert!(said.contains("restarted: running (pid"), "{said}");
+    assert!(!said.contains("port 0"), "a worker has no port: {said}");
+
+    assert!(server.ten(&["stop", "set:s"]).status.success());
+    let restart = server.ten(&["restart", "set:s"]);
+    let said = support::server::stderr(&restart);
+    assert_eq!(restart.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("declared stopped") && said.contains("ten start set:s"),
+        "{said}"
+    );
+}

@@ -215,7 +215,21 @@ impl ApiState {
     }
 
     pub(super) async fn restart(&self, key: InstanceKey, force: bool) -> Result<Reply, CallError> {
-        let old_pid = self.view(&key).await.and_then(|view| view.pid);
+        let view = self.view(&key).await;
+        if view
+            .as_ref()
+            .is_some_and(|view| view.state == Some(crate::config::RunState::Stopped))
+        {
+            // As `ten restart --all` leaves it: nothing runs to restart, and the file says so.
+            return Err(CallError::new(
+                409,
+                format!(
+                    "{key} is declared stopped (state = \"stopped\" in its file): not restarted"
+                ),
+            )
+            .hint(format!("`ten start {key}` starts it")));
+        }
+        let old_pid = view.and_then(|view| view.pid);
         match self
             .restart_and_wait(&key, force, old_pid, Duration::from_secs(60))
             .await?

@@ -56,8 +56,21 @@ pub(crate) async fn settle(
         return Ok("updated in place".into());
     }
     let outcome = tokio::time::timeout(timeout, async {
+        let mut first = true;
         loop {
-            let verdict = judge(&status.borrow_and_update(), goal);
+            let verdict = {
+                let current = status.borrow_and_update();
+                // A restart's first look may still see the end of the run it replaces (failed,
+                // exited, in backoff) until its task takes the restart: no verdict on it.
+                let before = first
+                    && matches!(goal, Goal::Running { .. })
+                    && matches!(
+                        current.phase,
+                        Phase::Failed | Phase::Exited | Phase::Backoff
+                    );
+                if before { None } else { judge(&current, goal) }
+            };
+            first = false;
             if let Some(verdict) = verdict {
                 return verdict;
             }
@@ -91,11 +104,12 @@ pub(crate) async fn settle(
 pub(crate) const SLEEPING: &str = "sleeping; it wakes on its next request";
 
 fn running(status: &InstanceStatus) -> String {
-    format!(
-        "running (pid {}, port {})",
-        status.pid.unwrap_or(0),
-        status.port
-    )
+    let pid = status.pid.unwrap_or(0);
+    // A worker's port is 0: it has none.
+    match status.port {
+        0 => format!("running (pid {pid})"),
+        port => format!("running (pid {pid}, port {port})"),
+    }
 }
 
 fn judge(status: &InstanceStatus, goal: Goal) -> Option<Result<String, String>> {

@@ -654,6 +654,18 @@ fn weights_deploys_and_routes_move_traffic() {
         Some(blue),
         "a weight applies in place"
     );
+    // A route adds the traffic it moves to what the target had (capped at 100): blue's 50
+    // onto green's 30 is 80, not blue's 50 alone.
+    assert!(server.ten(&["weight", "web:green", "30"]).status.success());
+    let route = server.ten(&["route", "web", "--from", "blue", "--to", "green"]);
+    assert!(route.status.success(), "{}", stderr(&route));
+    assert_eq!(
+        (
+            server.instance("web:blue").unwrap().weight,
+            server.instance("web:green").unwrap().weight
+        ),
+        (0, 80)
+    );
 
     // A deploy takes traffic only once healthy; a broken one never does.
     let deploy = server.ten(&["deploy", "web:v3", "--weight", "100"]);

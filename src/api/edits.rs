@@ -306,7 +306,8 @@ impl ApiState {
         ))
     }
 
-    /// `ten route S --from A --to B`: B takes A's weight, A gets 0, in one reload.
+    /// `ten route S --from A --to B`: B takes A's share on top of its own (their weights
+    /// added, at most 100), A gets 0, in one reload.
     pub(super) async fn reroute(&self, request: RouteRequest) -> Result<Reply, CallError> {
         let parse = |id: &str| {
             InstanceKey::parse(&format!("{}:{id}", request.process))
@@ -345,10 +346,11 @@ impl ApiState {
                 "start it first (`ten start {to}`), or see `ten logs {to}`"
             )));
         }
-        let weight = if from_view.weight == 0 {
-            100
-        } else {
-            from_view.weight
+        // With A's share added, B answers what both did; with neither having any, B gets
+        // the whole service.
+        let weight = match from_view.weight.saturating_add(to_view.weight) {
+            0 => 100,
+            sum => sum.min(100),
         };
         let status = self.status().await?;
         let (moved_from, moved_to) = (from.clone(), to.clone());

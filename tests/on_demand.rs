@@ -353,3 +353,25 @@ fn a_wake_past_memory_limit_total_puts_an_idle_one_to_sleep_or_is_refused_with_r
     assert_eq!(status, 200, "c wakes once the limit is gone: {body}");
     assert_eq!(oom_kills(), ooms, "the kernel killed nothing for memory");
 }
+
+/// An on-demand app that cannot start answers 502 at each request; `ps` and `health` say why
+/// next to `sleeping`, not a healthy-looking sleeper.
+#[test]
+fn a_sleeper_whose_wake_failed_says_so_in_ps_and_health() {
+    let dir = support::server::project(
+        "",
+        "[service.od]\ncommand = \"sh -c 'echo boom >&2; exit 1'\"\nhealth = \"/health\"\n\
+         idle_timeout = 60\nstop_timeout = 2\n",
+        &[("instances/od/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_until("od:a asleep", |views| {
+        phase_of(views, "od:a") == Some(Phase::Sleeping)
+    });
+    let (status, body) = server.get("a.od.localhost", "/");
+    assert_eq!(status, 502, "{body}");
+    let ps = stdout(&server.ten(&["ps", "od"]));
+    assert!(ps.contains("wake failed: exited with code 1"), "{ps}");
+    let health = stdout(&server.ten(&["health", "od:a"]));
+    assert!(health.contains("wake failed"), "{health}");
+}

@@ -271,15 +271,22 @@ impl ApiState {
     }
 
     pub(super) async fn health(&self, key: InstanceKey) -> Result<Reply, CallError> {
-        if self
+        if let Some(view) = self
             .view(&key)
             .await
-            .is_some_and(|view| view.phase == crate::observed::Phase::Sleeping)
+            .filter(|view| view.phase == crate::observed::Phase::Sleeping)
         {
+            // A wake that failed (or a sleep for memory) is said with it.
+            let why = view
+                .note
+                .as_ref()
+                .map(|note| format!(" ({note})"))
+                .unwrap_or_default();
             return Ok(json(
                 StatusCode::OK,
                 &HealthReport {
-                    message: format!("{key} is {}", super::settle::SLEEPING),
+                    note: view.note,
+                    message: format!("{key} is {}{why}", super::settle::SLEEPING),
                     instance: key,
                     healthy: false,
                     status: HealthVerdict::Sleeping,
@@ -296,6 +303,7 @@ impl ApiState {
             .await
             .unwrap_or_else(|_| Err("the check was abandoned".into()));
         let report = HealthReport {
+            note: None,
             instance: key,
             healthy: outcome.is_ok(),
             status: if outcome.is_ok() {

@@ -203,6 +203,10 @@ pub struct HealthReport {
     pub healthy: bool,
     pub status: HealthVerdict,
     pub message: String,
+    /// Why a sleeping instance is not running, when there is more to say than that it sleeps
+    /// (its last wake failed; it was put to sleep for memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The outcome of `ten health`: `sleeping` is no failure (the instance is declared and

@@ -31,9 +31,13 @@ pub(super) fn run(global: &GlobalArgs, args: &HealthArgs) -> Result<u8, CliError
         let style = stdout_style();
         let line = match report.status {
             HealthVerdict::Healthy => style.green("healthy"),
-            HealthVerdict::Sleeping => {
-                format!("{} (it wakes on its next request)", style.bold("sleeping"))
-            }
+            HealthVerdict::Sleeping => match &report.note {
+                Some(note) => format!(
+                    "{} (it wakes on its next request; {note})",
+                    style.bold("sleeping")
+                ),
+                None => format!("{} (it wakes on its next request)", style.bold("sleeping")),
+            },
             HealthVerdict::Unhealthy => {
                 format!("{}: {}", style.red("unhealthy"), report.message)
             }

@@ -98,10 +98,14 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
         ],
         &rows,
     );
-    for view in views
-        .iter()
-        .filter(|view| matches!(view.phase, Phase::Failed | Phase::Exited | Phase::Backoff))
-    {
+    // Why it is not running: failed, exited, in backoff, or asleep after a wake that failed
+    // (or put to sleep for memory).
+    for view in views.iter().filter(|view| {
+        matches!(
+            view.phase,
+            Phase::Failed | Phase::Exited | Phase::Backoff | Phase::Sleeping
+        )
+    }) {
         if let Some(note) = &view.note {
             text.push_str(&format!("  {}: {note}\n", view.instance));
         }

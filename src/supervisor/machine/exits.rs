@@ -51,8 +51,29 @@ impl Machine {
                     RestartPolicy::Never => false,
                 };
                 let what = describe_exit(exit);
+                // A run that got past its start and ended cleanly is no failure: with
+                // `restart = "always"` (supervisord's `autorestart = true`) it starts again
+                // after the base backoff, uncounted, however often (a worker that recycles
+                // itself). A crash, or an end before it was up, counts.
+                let recycled = restart
+                    && exit.is_clean()
+                    && matches!(state, State::Running { .. })
+                    && self.policy.restart == RestartPolicy::Always;
                 if self.waking {
                     self.wake_failed(what, effects)
+                } else if recycled {
+                    let delay = self.policy.backoff_base;
+                    effects.push(Effect::Event(format!(
+                        "{what}; restarting in {} (restart = \"always\"; not counted: it ran)",
+                        humantime::format_duration(delay)
+                    )));
+                    effects.push(Effect::Setback {
+                        cause: Cause::Exited,
+                        failed: false,
+                    });
+                    self.health = Health::Unknown;
+                    self.note = Some(what);
+                    State::Backoff { until: now + delay }
                 } else if restart {
                     let cause = if exit.is_clean() {
                         Cause::Exited

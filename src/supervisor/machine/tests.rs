@@ -248,6 +248,39 @@ fn restart_policies() {
     assert_eq!(never.phase(), Phase::Exited);
 }
 
+/// `restart = "always"` as supervisord's `autorestart = true`: a run that got past its start
+/// and ended cleanly (a worker recycling itself) is started again, each time, after the base
+/// backoff, and is never counted toward `max_restarts`; a crash still is.
+#[test]
+fn always_restarts_a_clean_exit_after_a_good_run_without_counting_it() {
+    let t0 = Instant::now();
+    let clean = ProcessExit {
+        code: Some(0),
+        signal: None,
+    };
+    let mut machine = running(t0);
+    machine.policy.restart = RestartPolicy::Always;
+    let mut now = t0;
+    for pid in 8..20 {
+        machine.step(Input::Exited(clean), now);
+        let State::Backoff { until } = machine.state else {
+            panic!("{pid}: {:?}", machine.state)
+        };
+        assert_eq!(until - now, secs(1), "the base backoff, not a growing one");
+        now = until;
+        assert_eq!(machine.step(Input::Tick, now), [Effect::Spawn]);
+        machine.step(Input::Spawned { pid }, now);
+        now += FIRST_PROBE_GAP;
+        machine.step(Input::Tick, now);
+        machine.step(Input::ProbeDone(Ok(())), now);
+        assert_eq!(machine.phase(), Phase::Running);
+    }
+    assert!(machine.restarts.is_empty(), "{:?}", machine.restarts);
+    // A crash counts.
+    machine.step(Input::Exited(CRASH), now);
+    assert_eq!(machine.restarts.len(), 1);
+}
+
 #[test]
 fn stop_escalates_to_sigkill_after_stop_timeout() {
     let t0 = Instant::now();

@@ -239,7 +239,10 @@ impl ApiState {
                 _ => None,
             };
             if let Some(message) = skipped {
-                outcomes.push(outcome(key, true, message, None));
+                outcomes.push(BulkOutcome {
+                    skipped: true,
+                    ..outcome(key, true, message, None)
+                });
                 continue;
             }
             let old_pid = observed.and_then(|instance| instance.pid);
@@ -338,6 +341,7 @@ fn outcome(instance: InstanceKey, ok: bool, message: String, file: Option<String
     BulkOutcome {
         instance,
         ok,
+        skipped: false,
         message,
         file,
         view: None,

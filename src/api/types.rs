@@ -158,6 +158,10 @@ pub struct BulkResult {
 pub struct BulkOutcome {
     pub instance: InstanceKey,
     pub ok: bool,
+    /// Left as it is, and why is in `message` (a restart of one declared stopped or asleep):
+    /// not a failure, and not done either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     pub message: String,
     /// The instance file written, if any.
     pub file: Option<String>,

@@ -113,12 +113,27 @@ fn render(result: &BulkResult, json: bool) -> String {
     };
     let count = result.instances.len();
     let noun = if count == 1 { "instance" } else { "instances" };
+    let skipped = result
+        .instances
+        .iter()
+        .filter(|outcome| outcome.skipped)
+        .count();
+    let left = match skipped {
+        0 => String::new(),
+        1 => "; 1 left as it is".to_string(),
+        skipped => format!("; {skipped} left as they are"),
+    };
     text.push_str(&match (&result.held, result.failed) {
         (Some(held), _) => format!("{count} {noun} {what}: not applied yet ({held}).\n"),
-        (None, 0) => format!("{count} {noun} {what} {done}.\n"),
+        (None, 0) if skipped == 0 => format!("{count} {noun} {what} {done}.\n"),
         (None, failed) => format!(
-            "{} of {count} {noun} {what} {done}; {failed} did not work out (`ten events` and `ten logs` say why).\n",
-            result.ok
+            "{} of {count} {noun} {what} {done}{left}{}.\n",
+            result.ok - skipped,
+            match failed {
+                0 => String::new(),
+                failed =>
+                    format!("; {failed} did not work out (`ten events` and `ten logs` say why)"),
+            }
         ),
     });
     text
@@ -134,6 +149,7 @@ mod tests {
         let outcome = |key: &str, ok: bool| BulkOutcome {
             instance: InstanceKey::parse(key).unwrap(),
             ok,
+            skipped: false,
             message: if ok {
                 "stopped".into()
             } else {
@@ -161,6 +177,15 @@ mod tests {
         assert_eq!(
             render(&result("web", true), false),
             "web:a: stopped\nweb:b: failed: timed out\n1 of 2 instances of web stopped; 1 did not work out (`ten events` and `ten logs` say why).\n"
+        );
+        // One left as it is counts as neither done nor failed.
+        let mut restart = result("web", true);
+        restart.action = "restart".into();
+        restart.instances[0].skipped = true;
+        restart.instances[0].message = "declared stopped; not restarted".into();
+        assert_eq!(
+            render(&restart, false),
+            "web:a: declared stopped; not restarted\nweb:b: failed: timed out\n0 of 2 instances of web restarted; 1 left as it is; 1 did not work out (`ten events` and `ten logs` say why).\n"
         );
         let mut none = result("web", false);
         none.instances.clear();

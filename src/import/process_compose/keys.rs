@@ -14,8 +14,20 @@ impl Reader<'_> {
     pub(super) fn key(&mut self, key: &str, value: &Value, map: &Map<String, Value>, shell: &str) {
         match key {
             "command" => match value.as_str() {
-                Some(line) => {
-                    let line = shell_line(line, shell);
+                Some(written) => {
+                    // process-compose expands `$NAME` itself before its shell runs the line, and
+                    // `$$` is its escape for a `$` the shell gets; with its own expansion off,
+                    // the line goes to the shell as written.
+                    let expands = !map
+                        .get("disable_env_expansion")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let unescaped = if expands {
+                        written.replace("$$", "$")
+                    } else {
+                        written.to_string()
+                    };
+                    let line = shell_line(&unescaped, shell);
                     if let Command::Shell { .. } = line.command {
                         self.note(key, value, format!("it uses shell syntax, so it runs as `{shell} -c '...'`, as process-compose runs it"));
                     }
@@ -24,6 +36,8 @@ impl Reader<'_> {
                 }
                 None => self.not_imported(key, value, "not a string"),
             },
+            // Read with `command`.
+            "disable_env_expansion" => {}
             "entrypoint" => {
                 if map.contains_key("command") {
                     self.not_imported(key, value, "process-compose runs `command` when both are set");

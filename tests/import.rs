@@ -27,12 +27,25 @@ fn import_file(path: &Path) -> Imported {
     let text = std::fs::read_to_string(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let env = environment();
+    // The corpus's scripts are not on this machine: in `pm2_binaries`, `engine` stands for
+    // a compiled program and `unreadable` for a file that cannot be read; every other
+    // script is text.
+    let is_binary = |path: &str| {
+        if path.ends_with("/engine") {
+            Some(true)
+        } else if path.ends_with("/unreadable") {
+            None
+        } else {
+            Some(false)
+        }
+    };
     let source = Source {
         text: &text,
         name: &name,
         dir: "/srv/app",
         host: "box",
         env: &env,
+        is_binary: &is_binary,
     };
     let format = detect_format(&name, &text).unwrap();
     import(&source, format).unwrap_or_else(|error| panic!("{}: {error}", path.display()))

@@ -129,12 +129,23 @@ fn read_and_import(args: &ImportArgs) -> Result<Imported, CliError> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|host| host.trim().to_string())
         .unwrap_or_else(|_| "localhost".to_string());
+    let base = PathBuf::from(&dir);
+    let is_binary = move |path: &str| -> Option<bool> {
+        use std::io::Read;
+        let mut head = [0u8; 512];
+        let mut file = std::fs::File::open(base.join(path)).ok()?;
+        let read = file.read(&mut head).ok()?;
+        let head = &head[..read];
+        // An executable format's magic, or bytes no text has.
+        Some(head.starts_with(b"\x7fELF") || head.contains(&0))
+    };
     let source = Source {
         text: &text,
         name: &name,
         dir: &dir,
         host: &host,
         env: &env,
+        is_binary: &is_binary,
     };
     let format = match &args.format {
         Some(keyword) => Format::from_keyword(keyword)

@@ -13,7 +13,7 @@ use super::{json, pm2, process_compose, procfile, supervisord, text, writer};
 
 /// The file to import, and what supervisord's expansions may ask of the machine it is read
 /// on (`%(here)s`, `%(host_node_name)s`, `%(ENV_X)s`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Source<'a> {
     pub text: &'a str,
     /// The file's name, as the report and comments cite it (`supervisord.conf`).
@@ -22,6 +22,10 @@ pub struct Source<'a> {
     pub dir: &'a str,
     pub host: &'a str,
     pub env: &'a BTreeMap<String, String>,
+    /// Whether the file at a path (absolute, or relative to `dir`) is a binary program, as
+    /// pm2 looks before it picks node; `None` when it cannot be read. The CLI looks at the
+    /// file (the import itself does no I/O).
+    pub is_binary: &'a dyn Fn(&str) -> Option<bool>,
 }
 
 /// A file the import would write, relative to the output directory.

@@ -50,7 +50,7 @@ pub(crate) fn read(document: &Value, source: &Source<'_>) -> Project {
             ));
             continue;
         };
-        if let Some(service) = read_app(index, map, &mut namer, &mut project) {
+        if let Some(service) = read_app(index, map, source.is_binary, &mut namer, &mut project) {
             project.services.push(service);
         }
     }
@@ -60,6 +60,7 @@ pub(crate) fn read(document: &Value, source: &Source<'_>) -> Project {
 fn read_app(
     index: usize,
     map: &Map<String, Value>,
+    is_binary: &dyn Fn(&str) -> Option<bool>,
     namer: &mut Namer,
     project: &mut Project,
 ) -> Option<Service> {
@@ -88,6 +89,7 @@ fn read_app(
         );
     }
     let mut reader = Reader {
+        is_binary,
         at: at.clone(),
         service: Service::new(name, at),
         report: &mut project.report,
@@ -125,6 +127,8 @@ fn read_app(
 }
 
 struct Reader<'a> {
+    /// Whether a script is a binary (see `Source::is_binary`).
+    is_binary: &'a dyn Fn(&str) -> Option<bool>,
     at: String,
     service: Service,
     report: &'a mut Report,
@@ -157,6 +161,18 @@ impl Reader<'_> {
     }
 
     /// The command pm2 runs: interpreter, its arguments, the script, the app's arguments.
+    /// Whether the script is a binary (pm2 runs one directly), at its path relative to the
+    /// app's `cwd`; `None` when it cannot be read where the import runs.
+    fn is_binary(&self, script: &str, map: &Map<String, Value>) -> Option<bool> {
+        let path = match map.get("cwd").and_then(Value::as_str) {
+            Some(cwd) if !script.starts_with('/') => {
+                format!("{}/{script}", cwd.trim_end_matches('/'))
+            }
+            _ => script.to_string(),
+        };
+        (self.is_binary)(&path)
+    }
+
     fn command(&mut self, script: &str, map: &Map<String, Value>) {
         let interpreter = map
             .get("interpreter")
@@ -172,8 +188,16 @@ impl Reader<'_> {
                     .iter()
                     .find(|(known, _)| *known == extension)
                     .map(|(_, interpreter)| interpreter.to_string()),
-                // A path without extension runs with node; a bare name is a program on PATH.
-                None if script.contains('/') => Some("node".to_string()),
+                // A path without extension runs with node unless it is a binary (pm2 looks);
+                // a bare name is a program on PATH.
+                None if script.contains('/') => match self.is_binary(script, map) {
+                    Some(true) => None,
+                    Some(false) => Some("node".to_string()),
+                    None => {
+                        self.note("script", &Value::String(script.to_string()), format!("{script} could not be read here, so it is taken for a node script, as pm2 takes one that is not a binary; if it is a program, set interpreter = \"none\" in the ecosystem file or command in tenement.toml"));
+                        Some("node".to_string())
+                    }
+                },
                 None => None,
             },
         };

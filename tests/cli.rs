@@ -452,3 +452,11 @@ fn a_verb_on_instances_given_no_target_says_a_target_or_all() {
         assert_eq!(both.status.code(), Some(2), "ten {verb} web:a --all");
     }
 }
+
+#[test]
+fn logs_with_a_limit_of_0_is_refused_before_anything_is_asked() {
+    let dir = project();
+    let output = ten(dir.path(), &["logs", "--limit", "0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--limit 0"), "{}", stderr(&output));
+}

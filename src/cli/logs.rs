@@ -74,6 +74,10 @@ fn time_bounds(args: &LogsArgs) -> Result<(Option<u64>, Option<u64>), CliError> 
         return Err(CliError::new("--since is not before --until: no line can match")
             .hint("a duration counts back from now: --since 2h --until 1h is the hour before the last"));
     }
+    if args.limit == 0 {
+        return Err(CliError::new("--limit 0 asks for no line")
+            .hint("give at least 1; to wait for new lines only, use -f with --limit 1"));
+    }
     if args.limit > MAX_SEARCH_LIMIT {
         return Err(CliError::new(format!(
             "--limit {} is more than {MAX_SEARCH_LIMIT} lines",

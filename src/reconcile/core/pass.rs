@@ -50,13 +50,14 @@ impl Core {
                 }));
             }
             self.held = held;
+            // Held, what the last pass routed stays routed (the held destroys keep running);
+            // a reload of other files marks the routes too.
+            self.routes_dirty = true;
         }
         if self.held.is_some() {
             for change in &restores {
                 self.execute(change, now, effects);
             }
-            // What the last pass routed stays routed (the held destroys keep running).
-            self.routes_dirty = true;
             return;
         }
         self.applied = Arc::clone(&self.desired);

@@ -138,7 +138,7 @@ impl Machine {
         if failures >= retries {
             self.health = Health::Unhealthy;
             let reason = format!("unhealthy after {failures} failed checks: {error}");
-            effects.push(Effect::Event(format!("{reason}; restarting")));
+            effects.push(Effect::Event(format!("{reason}; stopping it")));
             self.note = Some(reason);
             self.cause = Some(Cause::Unhealthy);
             return self.stop(pid, Then::Retry, now, effects);

@@ -393,7 +393,7 @@ fn a_process_that_never_answers_is_restarted_after_startup_timeout() {
     let effects = machine.step(Input::Tick, t0 + secs(10));
     assert_eq!(
         events(&effects),
-        ["did not answer within startup_timeout (10s); restarting"]
+        ["did not answer within startup_timeout (10s); stopping it"]
     );
     machine.step(
         Input::Exited(ProcessExit {
@@ -428,7 +428,7 @@ fn a_start_that_times_out_says_what_it_waited_for_and_what_to_check() {
         [
             "did not answer within startup_timeout (10s): waited for a connection to the socket \
           /tmp/api-a.sock (last check: connect to /tmp/api-a.sock: No such file); does the \
-          app listen on $SOCKET_PATH?; restarting"
+          app listen on $SOCKET_PATH?; stopping it"
         ]
     );
 }

@@ -31,7 +31,7 @@ impl Machine {
             } => {
                 if now >= since + self.policy.startup_timeout {
                     let reason = self.not_ready();
-                    effects.push(Effect::Event(format!("{reason}; restarting")));
+                    effects.push(Effect::Event(format!("{reason}; stopping it")));
                     self.note = Some(reason);
                     self.cause = Some(Cause::StartTimeout);
                     return self.stop(pid, Then::Retry, now, effects);

@@ -265,6 +265,8 @@ impl ProgramReader<'_> {
             return;
         };
         if let Some(port) = self.service.remove_env("PORT") {
+            // `%(ENV_PORT)s` in it is the port placeholder: shown as ten writes it.
+            let port = crate::import::text::readable(&port);
             self.service.worker = false;
             self.note(
                 &entry,

@@ -106,8 +106,11 @@ impl ApiState {
     /// table (no longer declared, not destroyed yet), or its captured output is still on
     /// disk. Else the error of [`Self::must_be_declared`].
     pub(super) async fn must_have_logs(&self, key: &InstanceKey) -> Result<(), CallError> {
-        let on_disk = tokio::fs::try_exists(self.logs.paths(key).log_dir).await;
-        if self.logs.attached(key) || on_disk.unwrap_or(false) {
+        if self.logs.attached(key)
+            || tokio::fs::try_exists(self.logs.paths(key).log_dir)
+                .await
+                .unwrap_or(false)
+        {
             return Ok(());
         }
         self.must_be_known(key, true).await
@@ -128,10 +131,10 @@ impl ApiState {
         key: &InstanceKey,
         undeclared_running: bool,
     ) -> Result<(), CallError> {
+        // Declared, or (when asked) in the process table: one key looked up, no views made.
         let snapshot = self.ask(Call::Instances).await?;
-        let known = views::snapshot_views(&snapshot)
-            .iter()
-            .any(|view| view.instance == *key && (view.state.is_some() || undeclared_running));
+        let known = snapshot.desired.instances.contains_key(key)
+            || (undeclared_running && snapshot.observed.instances.contains_key(key));
         if known {
             return Ok(());
         }

@@ -112,7 +112,7 @@ fn render(result: &BulkResult, json: bool) -> String {
         _ => "restarted",
     };
     let count = result.instances.len();
-    let noun = if count == 1 { "instance" } else { "instances" };
+    let instances = crate::render::counted(count, "instance");
     let skipped = result
         .instances
         .iter()
@@ -124,10 +124,10 @@ fn render(result: &BulkResult, json: bool) -> String {
         skipped => format!("; {skipped} left as they are"),
     };
     text.push_str(&match (&result.held, result.failed) {
-        (Some(held), _) => format!("{count} {noun} {what}: not applied yet ({held}).\n"),
-        (None, 0) if skipped == 0 => format!("{count} {noun} {what} {done}.\n"),
+        (Some(held), _) => format!("{instances} {what}: not applied yet ({held}).\n"),
+        (None, 0) if skipped == 0 => format!("{instances} {what} {done}.\n"),
         (None, failed) => format!(
-            "{} of {count} {noun} {what} {done}{left}{}.\n",
+            "{} of {instances} {what} {done}{left}{}.\n",
             result.ok - skipped,
             match failed {
                 0 => String::new(),

@@ -66,6 +66,35 @@ impl Spawner {
         )
     }
 
+    /// Sends `request` with the write end of a status pipe and the read end of a go-ahead
+    /// pipe (as ten does); the reply, the status pipe's read end and the go-ahead's write end.
+    fn ask_with_go_ahead(&mut self, request: &Value) -> (Value, fs::File, fs::File) {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::AsRawFd;
+        let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let message = serde_json::to_vec(request).unwrap();
+        sendmsg::<()>(
+            self.socket.as_raw_fd(),
+            &[std::io::IoSlice::new(&message)],
+            &[ControlMessage::ScmRights(&[
+                status_write.as_raw_fd(),
+                go_read.as_raw_fd(),
+            ])],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        drop((status_write, go_read));
+        let mut reply = vec![0; 4096];
+        let length = self.socket.read(&mut reply).unwrap();
+        (
+            serde_json::from_slice(&reply[..length]).unwrap(),
+            fs::File::from(status_read),
+            fs::File::from(go_write),
+        )
+    }
+
     fn ask(&mut self, request: &Value) -> Value {
         self.socket
             .write_all(&serde_json::to_vec(request).unwrap())
@@ -168,6 +197,45 @@ fn with_a_status_pipe_the_pid_comes_first_and_the_pipe_tells_how_the_exec_went()
         reply["Failed"]["error"], "no-such-program-here: not found in PATH",
         "{reply}"
     );
+}
+
+#[test]
+fn with_a_go_ahead_the_pid_comes_first_and_the_command_runs_only_once_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spawner = Spawner::start();
+    let (reply, mut status, mut go) =
+        spawner.ask_with_go_ahead(&request(dir.path(), &["sh", "-c", "echo ran; exit 4"]));
+    let pid = started(&reply);
+    // The child exists and waits: nothing of the command has run.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("out")).unwrap_or_default(),
+        ""
+    );
+    go.write_all(&[1]).unwrap();
+    let mut outcome = Vec::new();
+    status.read_to_end(&mut outcome).unwrap();
+    assert!(outcome.is_empty(), "it executed: {outcome:?}");
+    assert_eq!(exit_code(pid), 4);
+    assert_eq!(fs::read_to_string(dir.path().join("out")).unwrap(), "ran\n");
+
+    // A go-ahead withdrawn (its pipe closed unwritten): the command never runs, the pipe
+    // says why (8), and the child is ours to reap.
+    let (reply, mut status, go) =
+        spawner.ask_with_go_ahead(&request(dir.path(), &["sh", "-c", "echo again"]));
+    let pid = started(&reply);
+    drop(go);
+    let mut outcome = Vec::new();
+    status.read_to_end(&mut outcome).unwrap();
+    assert_eq!(outcome.first(), Some(&8), "{outcome:?}");
+    assert_eq!(exit_code(pid), 127);
+    assert_eq!(fs::read_to_string(dir.path().join("out")).unwrap(), "ran\n");
+
+    // And it serves the next request.
+    let (reply, mut status) = spawner.ask_with_pipe(&request(dir.path(), &["true"]));
+    let pid = started(&reply);
+    status.read_to_end(&mut Vec::new()).unwrap();
+    assert_eq!(exit_code(pid), 0);
 }
 
 #[test]

@@ -10,11 +10,14 @@
 //! costs a fraction of that.
 //!
 //! How: ten sends a [`Request`] as one message on a `SOCK_SEQPACKET` socket (the spawner's
-//! stdin), with the write end of a close-on-exec pipe. The spawner forks with `CLONE_PARENT`,
-//! so the child is ten's child (reaped by ten's reaper, killed by ten like any process), and
-//! answers with its pid, or why it could not make one, at once; ten then reads from the pipe
-//! how the child's setup and exec went (end-of-file: it executed), while the spawner serves
-//! the next request. ten holds the reaper's lock from the request until the pid is registered
+//! stdin), with the write end of a close-on-exec pipe. The spawner starts the child with
+//! `CLONE_PARENT`, so the child is ten's child (reaped by ten's reaper, killed by ten like any
+//! process), and the pid, or why no child could be made, is the answer at once; ten then
+//! reads from the pipe how the child's setup and exec went (end-of-file: it executed). The
+//! child shares the spawner's memory (`CLONE_VM | CLONE_VFORK`, as `posix_spawn`) and answers
+//! with its own pid; the spawner, suspended until the child executed or exited, then serves
+//! the next request. Into a v2 cgroup (`clone3` with `CLONE_INTO_CGROUP`) it forks instead,
+//! answers itself and serves the next request while the child sets itself up (see `clone`). ten holds the reaper's lock from the request until the pid is registered
 //! ([`Reaper::spawn_with`]): an exit is never reaped before its owner is known; a child whose
 //! exec failed exits, and the reaper reaps it like any. A spawner
 //! that is gone is started again on the next request; while none can be started, the caller

@@ -1,11 +1,15 @@
-//! The spawner's fork: a child of ten (`CLONE_PARENT`), started in its v2 cgroup when one is
-//! given (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7), so it never has to move there.
+//! How the spawner starts a child of ten (`CLONE_PARENT`): sharing the spawner's memory on a
+//! stack of its own ([`clone_sharing`], as `posix_spawn` does), or, into a v2 cgroup, forked
+//! and created in that cgroup (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7, [`clone_child`]),
+//! so it never has to move there. (glibc's `clone` gives a child its own stack, but has no
+//! `clone3` argument for the cgroup; `clone3` itself leaves a child on a new stack with no
+//! frame to return to.)
 //!
 //! Why `clone3` on v2: a process that writes itself into `cgroup.procs` takes the kernel's
 //! cgroup thread-group lock for writing, which waits for an RCU grace period when no move
 //! happened just before (10 to 25 ms on an idle host); a process created in its cgroup makes
-//! no move at all. On v1 (or a kernel without it) the child joins between fork and exec, as
-//! every tenant did before.
+//! no move at all, and the spawner need not wait for it. On v1 (or a kernel without it) the
+//! child joins before its exec, as every tenant did before.
 //!
 //! Imports nothing of ten's.
 
@@ -106,4 +110,88 @@ pub(super) unsafe fn clone_child(cgroup: Option<RawFd>) -> io::Result<Clone> {
         }),
         _ => Err(io::Error::last_os_error()),
     }
+}
+
+/// A stack for children that share the spawner's memory ([`clone_sharing`]): mapped once, with
+/// a guard page below it, and used by one child at a time (the spawner waits for each).
+pub(super) struct ChildStack {
+    base: *mut libc::c_void,
+    size: usize,
+}
+
+impl ChildStack {
+    /// What a child's setup needs is a few kilobytes: system calls on prepared memory.
+    const SIZE: usize = 256 << 10;
+    const GUARD: usize = 4096;
+
+    pub(super) fn new() -> io::Result<ChildStack> {
+        let size = Self::SIZE + Self::GUARD;
+        // SAFETY: a new private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } != 0 {
+            let error = io::Error::last_os_error();
+            // SAFETY: the mapping made above, unused.
+            unsafe { libc::munmap(base, size) };
+            return Err(error);
+        }
+        Ok(ChildStack { base, size })
+    }
+
+    /// Its top (stacks grow down), 16-byte aligned as the ABI asks.
+    fn top(&self) -> *mut libc::c_void {
+        ((self.base as usize + self.size) & !15) as *mut libc::c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`; no child runs on it once its clone returned.
+        unsafe { libc::munmap(self.base, self.size) };
+    }
+}
+
+/// Starts a child of this process's parent (`CLONE_PARENT`) that shares this process's memory
+/// (`CLONE_VM`) and runs `child(arg)` on `stack`; this process is suspended until the child
+/// executes a program or exits (`CLONE_VFORK`), as `posix_spawn` does. Nothing of this
+/// process's memory is copied for the child, and nothing has to be torn down at its exec:
+/// a fork of the spawner copied its page tables and its written pages, which it then faulted
+/// in again, and the child's exec unmapped the copy. Returns the child's pid.
+///
+/// # Safety
+///
+/// `child` must only make system calls on memory that outlives this call, and end in
+/// `execve` or `_exit` (never return into this process's code with its stack); this process
+/// must have one thread.
+pub(super) unsafe fn clone_sharing(
+    stack: &ChildStack,
+    child: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> io::Result<u32> {
+    // SAFETY: the caller's contract; glibc's clone switches the child to `stack` and calls
+    // `child` there.
+    let pid = unsafe {
+        libc::clone(
+            child,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD,
+            arg,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid as u32)
 }

@@ -3,13 +3,13 @@
 //! `ten events -f` ([`Follower`]: a follower that falls behind the broadcast catches up from
 //! the ring); each event is also a tracing line.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::names::InstanceKey;
+use crate::names::{InstanceKey, ServiceName};
 use crate::runtime::logs::unix_millis;
 
 /// Events kept in memory.
@@ -26,6 +26,38 @@ pub struct Event {
     pub message: Box<str>,
     /// Why, when the action was planned (`because instances/notes/carol.toml was added`).
     pub reason: Option<Box<str>>,
+}
+
+/// Which events a reader asks for: those of one instance, of the instances of some services
+/// (`ten events SERVICE`, `ten events group:NAME`), both, or, with neither, every event
+/// (those about ten itself too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub instance: Option<InstanceKey>,
+    pub services: Option<BTreeSet<ServiceName>>,
+}
+
+impl EventFilter {
+    /// Only the events of `key`.
+    pub fn instance(key: InstanceKey) -> EventFilter {
+        EventFilter {
+            instance: Some(key),
+            services: None,
+        }
+    }
+
+    pub fn matches(&self, event: &Event) -> bool {
+        match (&event.instance, &self.instance, &self.services) {
+            (_, None, None) => true,
+            (None, _, _) => false,
+            (Some(key), instance, services) => {
+                instance.as_ref().is_none_or(|wanted| wanted == key)
+                    && services
+                        .as_ref()
+                        .is_none_or(|services| services.contains(&key.service))
+            }
+        }
+    }
 }
 
 /// The ring and the broadcast share each event (the broadcast keeps its last 1,024 for
@@ -130,14 +162,14 @@ impl EventLog {
         lock(&self.ring)
     }
 
-    /// The last `limit` events (of `instance`, when given), oldest first.
-    pub fn recent(&self, instance: Option<&InstanceKey>, limit: usize) -> Vec<Event> {
+    /// The last `limit` events that `filter` keeps, oldest first.
+    pub fn recent(&self, filter: &EventFilter, limit: usize) -> Vec<Event> {
         let ring = self.lock();
         let mut events: Vec<Event> = ring
             .events
             .iter()
             .rev()
-            .filter(|event| instance.is_none_or(|key| event.instance.as_ref() == Some(key)))
+            .filter(|event| filter.matches(event))
             .take(limit)
             .map(|event| Event::clone(event))
             .collect();
@@ -262,13 +294,56 @@ mod tests {
         log.record(None, "config", "reloaded", None);
         log.record(Some(&alice), "exit", "exited with code 1", None);
         let messages: Vec<String> = log
-            .recent(Some(&alice), 10)
+            .recent(&EventFilter::instance(alice), 10)
             .into_iter()
             .map(|e| e.message.into())
             .collect();
         assert_eq!(messages, ["started", "exited with code 1"]);
-        assert_eq!(log.recent(None, 2).len(), 2);
-        assert_eq!(&*log.recent(None, 2)[0].message, "reloaded");
+        let all = EventFilter::default();
+        assert_eq!(log.recent(&all, 2).len(), 2);
+        assert_eq!(&*log.recent(&all, 2)[0].message, "reloaded");
+    }
+
+    /// The events of a service's (or a group's services') instances: none about ten itself,
+    /// none of another service's.
+    #[test]
+    fn events_filter_by_services() {
+        let event = |instance: Option<&str>| Event {
+            at_unix_ms: 0,
+            instance: instance.map(|key| InstanceKey::parse(key).unwrap()),
+            action: "create".into(),
+            message: "started".into(),
+            reason: None,
+        };
+        let services = |names: &[&str]| {
+            Some(
+                names
+                    .iter()
+                    .map(|name| ServiceName::new(name).unwrap())
+                    .collect(),
+            )
+        };
+        let worker = EventFilter {
+            instance: None,
+            services: services(&["worker"]),
+        };
+        assert!(worker.matches(&event(Some("worker:0"))));
+        assert!(!worker.matches(&event(Some("web:a"))));
+        assert!(!worker.matches(&event(None)));
+        let jobs = EventFilter {
+            instance: None,
+            services: services(&["worker", "cron"]),
+        };
+        assert!(jobs.matches(&event(Some("cron:x"))) && jobs.matches(&event(Some("worker:1"))));
+        assert!(!jobs.matches(&event(Some("web:a"))));
+        // A tenant's token narrows a service's events to its own instance.
+        let own = EventFilter {
+            instance: Some(InstanceKey::parse("worker:0").unwrap()),
+            services: services(&["worker"]),
+        };
+        assert!(own.matches(&event(Some("worker:0"))));
+        assert!(!own.matches(&event(Some("worker:1"))));
+        assert!(EventFilter::default().matches(&event(None)));
     }
 
     fn numbered(log: &EventLog, from: usize, to: usize) {

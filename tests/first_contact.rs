@@ -897,6 +897,16 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
             "did you mean `web`?",
         ),
         (
+            &["events", "webb"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["events", "webb", "-f"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
             &["ps", "web:eve"],
             "web:eve is not declared",
             "ten spawn web:eve",

@@ -1,15 +1,16 @@
 //! Groups and bulk commands end to end, against a real `ten serve` with real tenants:
 //! `ten stop|start|restart` of a service, a group (`group:NAME`) or `--all`, `--force`, `ten ps`
-//! and `ten logs` of a service or group, and stops in `stop_order` (bulk and on shutdown).
+//! `ten logs` and `ten events` of a service or group, and stops in `stop_order` (bulk and on shutdown).
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::server::{TestServer, alive, backend_service, project, stderr, stdout, wait_gone};
-use ten::api::types::{BulkResult, InstanceView};
+use ten::api::types::{BulkResult, Event, InstanceView};
 use ten::observed::Phase;
 
 fn keys(views: &[InstanceView]) -> Vec<String> {
@@ -358,4 +359,181 @@ fn a_forced_restart_kills_a_tenant_that_ignores_its_stop_signal() {
 
     // The server's own stop at the end need not wait a minute.
     fs::remove_file(dir.path().join("hold")).unwrap();
+}
+
+/// A `ten events -f` that runs until dropped; its stdout's lines come through a channel.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(server: &TestServer, args: &[&str]) -> Follower {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(args)
+            .arg("--config")
+            .arg(&server.dir)
+            .args(["--server", &server.url])
+            .env("NO_COLOR", "1")
+            .env_remove("TENEMENT_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run ten");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// The events it printed until one of `key` at or after `since_ms` (20 s at most).
+    fn until(&self, key: &str, since_ms: u64) -> Vec<Event> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let event: Event = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+            let done = event.at_unix_ms >= since_ms
+                && event
+                    .instance
+                    .as_ref()
+                    .is_some_and(|of| of.to_string() == key);
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no event of {key} came: {seen:#?}");
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The instances `ten events ARGS --json` tells of (`ten` for events about ten itself).
+fn events_of(server: &TestServer, args: &[&str]) -> BTreeSet<String> {
+    let args = [&["events"], args, &["--json", "--limit", "1000"]].concat();
+    let output = server.ten(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .map(|line| {
+            let event: Event = serde_json::from_str(line).unwrap_or_else(|_| panic!("{line}"));
+            event
+                .instance
+                .map_or_else(|| "ten".to_string(), |key| key.to_string())
+        })
+        .collect()
+}
+
+/// `ten events SERVICE` and `ten events group:NAME`, as `ten logs` and `ten ps` take them:
+/// the events of their instances only (none about ten itself), followed with `-f` too; an
+/// undeclared service or group is an error with a "did you mean".
+#[test]
+fn events_of_a_service_or_a_group_are_those_of_their_instances() {
+    let services = format!(
+        "{}{}{}[group.jobs]\nservices = [\"worker\", \"cron\"]\n\n[instances]\nweb = [\"a\"]\nworker = [\"0\", \"1\"]\ncron = [\"x\"]\n",
+        backend_service("web", ""),
+        backend_service("worker", ""),
+        backend_service("cron", ""),
+    );
+    let dir = project("", &services, &[]);
+    let server = TestServer::start(dir.path());
+    for key in ["web:a", "worker:0", "worker:1", "cron:x"] {
+        server.wait_running(key);
+    }
+
+    let set = |keys: &[&str]| {
+        keys.iter()
+            .map(ToString::to_string)
+            .collect::<BTreeSet<_>>()
+    };
+    assert!(events_of(&server, &[]).is_superset(&set(&["ten", "web:a", "worker:0", "cron:x"])));
+    assert_eq!(
+        events_of(&server, &["worker"]),
+        set(&["worker:0", "worker:1"])
+    );
+    assert_eq!(
+        events_of(&server, &["group:jobs"]),
+        set(&["worker:0", "worker:1", "cron:x"])
+    );
+    assert_eq!(events_of(&server, &["worker:1"]), set(&["worker:1"]));
+    // Without --json: each line names its instance.
+    let text = stdout(&server.ten(&["events", "worker"]));
+    assert!(
+        text.contains(" worker:0 ") && text.contains(" worker:1 "),
+        "{text}"
+    );
+    assert!(!text.contains("web:a"), "{text}");
+
+    for (args, error, hint) in [
+        (
+            &["events", "wroker"][..],
+            "service `wroker` is not declared",
+            "did you mean `worker`?",
+        ),
+        (
+            &["events", "wroker", "-f"],
+            "service `wroker` is not declared",
+            "did you mean `worker`?",
+        ),
+        (
+            &["events", "group:job"],
+            "group `job` is not declared",
+            "did you mean `group:jobs`?",
+        ),
+    ] {
+        let output = server.ten(args);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}");
+        assert!(
+            stderr(&output).contains(error) && stderr(&output).contains(hint),
+            "ten {args:?}: {}",
+            stderr(&output)
+        );
+    }
+
+    // Followed: a restart of worker:0 comes (the stream is up), web:a's does not, worker:1's
+    // after it does.
+    let follower = Follower::start(
+        &server,
+        &["events", "worker", "-f", "--json", "--limit", "1"],
+    );
+    let since = now_ms();
+    let restart = server.ten(&["restart", "worker:0"]);
+    assert!(restart.status.success(), "{}", stderr(&restart));
+    let mut seen = follower.until("worker:0", since);
+    let since = now_ms();
+    for key in ["web:a", "worker:1"] {
+        let restart = server.ten(&["restart", key]);
+        assert!(restart.status.success(), "{}", stderr(&restart));
+    }
+    seen.extend(follower.until("worker:1", since));
+    for event in &seen {
+        let key = event.instance.as_ref().map(ToString::to_string);
+        assert!(
+            matches!(key.as_deref(), Some("worker:0" | "worker:1")),
+            "{event:#?}"
+        );
+    }
 }

@@ -177,10 +177,16 @@ fn a_tenant_token_reaches_only_its_own_instance() {
         logs.iter().all(|line| line["instance"] == "web:a"),
         "{logs:?}"
     );
-    let events = get(&server, "/api/events", Some(token)).json();
-    let events = events.as_array().unwrap();
-    assert!(!events.is_empty());
-    assert!(events.iter().all(|event| event["instance"] == "web:a"));
+    // Of a service too (`ten events web`): its own instance's, not the service's others'.
+    for path in ["/api/events", "/api/events?service=web"] {
+        let events = get(&server, path, Some(token)).json();
+        let events = events.as_array().unwrap();
+        assert!(!events.is_empty(), "{path}");
+        assert!(
+            events.iter().all(|event| event["instance"] == "web:a"),
+            "{path}: {events:?}"
+        );
+    }
     let all_events = get(&server, "/api/events", Some(&admin_token(dir.path()))).json();
     assert!(
         all_events

@@ -1,10 +1,11 @@
 //! The API's bulk commands: `ten stop|start|restart` of a service, a group or every
-//! instance (`POST /api/instances/stop|start|restart`), and `ten ps` of one
-//! (`GET /api/instances?select=`). Stops and starts edit each instance file (comments kept),
+//! instance (`POST /api/instances/stop|start|restart`), `ten ps` of one
+//! (`GET /api/instances?select=`), and the `service` or `group` of `ten logs` and `ten events`. Stops and starts edit each instance file (comments kept),
 //! reload once and wait for every instance; the core stops them in `stop_order`. Restarts
 //! restart each instance at once.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use hyper::{Response, StatusCode};
@@ -30,6 +31,15 @@ use super::types::{BulkOutcome, BulkRequest, BulkResult, InstanceView};
 use super::views;
 
 type Reply = Response<Body>;
+
+/// A log or event query with its `service` or `group` resolved (see `ApiState::selected`).
+pub(super) struct Selected<'q> {
+    /// The query; its `instance` set when `group:NAME` names an instance of a service named
+    /// `group`.
+    pub query: Cow<'q, HashMap<String, String>>,
+    /// Only the instances of these services (`None`: not narrowed to services).
+    pub services: Option<BTreeSet<ServiceName>>,
+}
 
 /// How long a bulk start or restart may take, and each order of a bulk stop besides its
 /// longest stop_timeout.
@@ -81,28 +91,35 @@ impl ApiState {
     }
 
     /// The log query of a request: `log_query`, narrowed to the services of `?service=NAME`
-    /// or `?group=NAME` when asked (declared ones; an unknown name is an error with a "did
-    /// you mean"). One instance must be declared, or still have its output (see
-    /// `must_have_logs`): else nothing would ever come, and `ten logs -f` would wait forever.
+    /// or `?group=NAME` when asked (see `selected`). One instance must be declared, or still
+    /// have its output (see `must_have_logs`): else nothing would ever come, and
+    /// `ten logs -f` would wait forever.
     pub(super) async fn log_query_of(
         &self,
         query: &HashMap<String, String>,
         scope: &Scope,
     ) -> Result<LogQuery, CallError> {
-        let log_query = self.selected_log_query(query, scope).await?;
+        let selected = self.selected(query).await?;
+        let log_query = log_query(&selected.query, scope, selected.services)?;
         if let Some(key) = &log_query.instance {
             self.must_have_logs(key).await?;
         }
         Ok(log_query)
     }
 
-    async fn selected_log_query(
+    /// `?service=NAME` or `?group=NAME` of a log or event query, resolved as `ten ps` and
+    /// `ten stop` resolve a selector: declared ones only (an unknown name is an error with a
+    /// "did you mean").
+    pub(super) async fn selected<'q>(
         &self,
-        query: &HashMap<String, String>,
-        scope: &Scope,
-    ) -> Result<LogQuery, CallError> {
+        query: &'q HashMap<String, String>,
+    ) -> Result<Selected<'q>, CallError> {
+        let unchanged = |services| Selected {
+            query: Cow::Borrowed(query),
+            services,
+        };
         let selector = match (query.get("service"), query.get("group")) {
-            (None, None) => return log_query(query, scope, None),
+            (None, None) => return Ok(unchanged(None)),
             (Some(_), Some(_)) => return Err(bad_request("give `service` or `group`, not both")),
             (Some(name), None) => Selector::Service(ServiceName::new(name).map_err(|error| {
                 bad_request(format!("invalid service name {name:?}: it {error}"))
@@ -112,16 +129,21 @@ impl ApiState {
             })?),
         };
         let snapshot = self.ask(Call::Instances).await?;
-        match resolve(&snapshot.desired.config, &selector).map_err(select_error)? {
-            Selection::Services(services) => log_query(query, scope, Some(services)),
-            // `group:NAME` as an instance of a service named `group` (no group declared).
-            Selection::Instance(key) => {
-                let mut query = query.clone();
-                query.insert("instance".into(), key.to_string());
-                log_query(&query, scope, None)
-            }
-            Selection::All => log_query(query, scope, None),
-        }
+        Ok(
+            match resolve(&snapshot.desired.config, &selector).map_err(select_error)? {
+                Selection::Services(services) => unchanged(Some(services)),
+                // `group:NAME` as an instance of a service named `group` (no group declared).
+                Selection::Instance(key) => {
+                    let mut query = query.clone();
+                    query.insert("instance".into(), key.to_string());
+                    Selected {
+                        query: Cow::Owned(query),
+                        services: None,
+                    }
+                }
+                Selection::All => unchanged(None),
+            },
+        )
     }
 
     /// `ten stop|start SELECTOR`: `state` in every selected instance's file, one reload, then

@@ -55,9 +55,12 @@ pub(crate) enum Route {
     /// `GET logs/stream`, with the parameters of `logs` (but `limit`): new lines as
     /// server-sent events.
     LogStream,
-    /// `GET events`
+    /// `GET events?instance=S:ID|service=S|group=G&limit=N`: a JSON array of events, oldest
+    /// first (the last `limit`, 100 unless given); of a service or group, those of its
+    /// instances (none about ten itself).
     Events,
-    /// `GET events/stream`
+    /// `GET events/stream`, with the parameters of `events` (but `limit`): new events as
+    /// server-sent events.
     EventStream,
     /// `GET certs`
     Certs,

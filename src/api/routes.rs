@@ -160,20 +160,17 @@ impl ApiState {
                 .log_query_of(&query, &scope)
                 .await
                 .map(|query| self.follow_logs(query)),
-            Route::Events => self.event_filter_of(&query, &scope).await.map(|instance| {
+            Route::Events => self.event_filter_of(&query, &scope).await.map(|filter| {
                 let limit = query
                     .get("limit")
                     .and_then(|limit| limit.parse().ok())
                     .unwrap_or(100);
-                json(
-                    StatusCode::OK,
-                    &self.events.recent(instance.as_ref(), limit),
-                )
+                json(StatusCode::OK, &self.events.recent(&filter, limit))
             }),
             Route::EventStream => self
                 .event_filter_of(&query, &scope)
                 .await
-                .map(|instance| self.follow_events(instance)),
+                .map(|filter| self.follow_events(filter)),
         };
         result.unwrap_or_else(failure)
     }

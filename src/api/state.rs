@@ -119,7 +119,8 @@ impl ApiState {
     /// `key` has events to show, or may have some yet: it is declared, still in the process
     /// table, or has events in the ring. Else the error of [`Self::must_be_declared`].
     pub(super) async fn must_have_events(&self, key: &InstanceKey) -> Result<(), CallError> {
-        if !self.events.recent(Some(key), 1).is_empty() {
+        let filter = crate::events::EventFilter::instance(key.clone());
+        if !self.events.recent(&filter, 1).is_empty() {
             return Ok(());
         }
         self.must_be_known(key, true).await

@@ -8,7 +8,7 @@ use hyper::Response;
 use tokio::sync::mpsc;
 
 use crate::body::{self, Body, ndjson_line, sse_event};
-use crate::events::{Event, Followed, Follower};
+use crate::events::{Event, EventFilter, Followed, Follower};
 use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
 use crate::runtime::logs::{
@@ -96,19 +96,21 @@ impl ApiState {
         Ok(body::json(hyper::StatusCode::OK, &lines))
     }
 
-    /// The instance whose events a request asks for (`event_filter`), which must be declared
-    /// or have events (see `must_have_events`): else nothing would ever come, and
+    /// The events a request asks for (`event_filter`), narrowed to the services of
+    /// `?service=NAME` or `?group=NAME` when asked (see `selected`). One instance must be
+    /// declared or have events (see `must_have_events`): else nothing would ever come, and
     /// `ten events -f` would wait forever.
     pub(super) async fn event_filter_of(
         &self,
         query: &HashMap<String, String>,
         scope: &Scope,
-    ) -> Result<Option<InstanceKey>, CallError> {
-        let instance = event_filter(query, scope)?;
-        if let Some(key) = &instance {
+    ) -> Result<EventFilter, CallError> {
+        let selected = self.selected(query).await?;
+        let filter = event_filter(&selected.query, scope, selected.services)?;
+        if let Some(key) = &filter.instance {
             self.must_have_events(key).await?;
         }
-        Ok(instance)
+        Ok(filter)
     }
 
     pub(super) fn follow_logs(&self, query: LogQuery) -> Reply {
@@ -117,11 +119,9 @@ impl ApiState {
         })
     }
 
-    pub(super) fn follow_events(&self, instance: Option<InstanceKey>) -> Reply {
+    pub(super) fn follow_events(&self, filter: EventFilter) -> Reply {
         follow(self.events.follow(), "events", move |event| {
-            instance
-                .as_ref()
-                .is_none_or(|key| event.instance.as_ref() == Some(key))
+            filter.matches(event)
         })
     }
 }
@@ -219,17 +219,22 @@ fn instance_filter(query: &HashMap<String, String>, names: bool) -> Result<Filte
     })
 }
 
-/// The events asked for, narrowed to what `scope` may see.
+/// The events asked for: `?instance=S:ID` (or `all`), narrowed to what `scope` may see;
+/// `services`: those of `?service=` or `?group=` (see `selected`).
 fn event_filter(
     query: &HashMap<String, String>,
     scope: &Scope,
-) -> Result<Option<InstanceKey>, CallError> {
-    scope.narrow(instance_filter(query, false)?)
+    services: Option<BTreeSet<ServiceName>>,
+) -> Result<EventFilter, CallError> {
+    Ok(EventFilter {
+        instance: scope.narrow(instance_filter(query, false)?)?,
+        services,
+    })
 }
 
 /// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit` (at most
 /// [`MAX_SEARCH_LIMIT`]), `since` and `until` (see [`parse_time_bound`]); narrowed to what
-/// `scope` may see. `services`: those of `?service=` or `?group=` (see `bulk`).
+/// `scope` may see. `services`: those of `?service=` or `?group=` (see `selected`).
 pub(super) fn log_query(
     query: &HashMap<String, String>,
     scope: &Scope,

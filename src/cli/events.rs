@@ -1,4 +1,5 @@
-//! `ten events [S:ID] [-f]`: reconcile actions and lifecycle transitions.
+//! `ten events [TARGET] [-f]`: reconcile actions and lifecycle transitions, of all, or of an
+//! instance, a service's instances or a group's (resolved by the server, as for `ten logs`).
 
 use std::ops::ControlFlow;
 
@@ -6,17 +7,19 @@ use clap::Args;
 use hyper::Method;
 
 use crate::api::types::Event;
-use crate::names::InstanceKey;
+use crate::desired::Selector;
 
 use super::client::{Client, Lines};
+use super::logs::append_target;
 use super::table::clock;
 use super::{CliError, GlobalArgs, exit, print_stdout, print_stream_note, stdout_style};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// Only events of this instance (SERVICE:ID)
-    #[arg(value_name = "SERVICE:ID")]
-    pub instance: Option<InstanceKey>,
+    /// Only the events of SERVICE:ID, SERVICE's instances or group:NAME's (each line with its
+    /// instance)
+    #[arg(value_name = "TARGET")]
+    pub target: Option<Selector>,
 
     /// Keep printing new events as they happen
     #[arg(short, long)]
@@ -33,12 +36,10 @@ pub struct EventsArgs {
 
 pub(super) fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError> {
     let client = Client::new(global)?;
-    let filter = args
-        .instance
-        .as_ref()
-        .map(|key| format!("&instance={key}"))
-        .unwrap_or_default();
-    let events: Vec<Event> = client.get(&format!("/api/events?limit={}{filter}", args.limit))?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    append_target(&mut query, args.target.as_ref());
+    let query = query.finish();
+    let events: Vec<Event> = client.get(&format!("/api/events?{query}&limit={}", args.limit))?;
     for event in &events {
         print_stdout(&format_event(event, args.json))?;
     }
@@ -46,7 +47,7 @@ pub(super) fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError
         let mut lines = Lines::default();
         client.stream(
             Method::GET,
-            &format!("/api/events/stream?{}", filter.trim_start_matches('&')),
+            &format!("/api/events/stream?{query}"),
             None::<&()>,
             |chunk| {
                 lines.feed(chunk, |text| {

@@ -88,9 +88,13 @@ fn time_bounds(args: &LogsArgs) -> Result<(Option<u64>, Option<u64>), CliError> 
     Ok((since, until))
 }
 
-fn query(args: &LogsArgs, (since, until): (Option<u64>, Option<u64>)) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    match &args.target {
+/// The query parameter that names `target` (`instance`, `service` or `group`), as the logs
+/// and the events take it; nothing for all.
+pub(super) fn append_target(
+    query: &mut form_urlencoded::Serializer<'_, String>,
+    target: Option<&Selector>,
+) {
+    match target {
         Some(Selector::Instance(key)) => {
             query.append_pair("instance", &key.to_string());
         }
@@ -102,6 +106,11 @@ fn query(args: &LogsArgs, (since, until): (Option<u64>, Option<u64>)) -> String 
         }
         Some(Selector::All) | None => {}
     }
+}
+
+fn query(args: &LogsArgs, (since, until): (Option<u64>, Option<u64>)) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    append_target(&mut query, args.target.as_ref());
     if let Some(search) = &args.search {
         query.append_pair("search", search);
     }

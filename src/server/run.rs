@@ -244,7 +244,7 @@ mod tests {
         let started = crate::config::model::Settings::defaults(Path::new("/etc/ten")).tls;
         let check = tls_change_warning(started.clone(), events.clone());
         check(&started);
-        assert!(events.recent(None, 10).is_empty());
+        assert!(events.recent(&Default::default(), 10).is_empty());
         let moved = crate::config::model::TlsSettings {
             https_port: 8443,
             ..started.clone()
@@ -252,13 +252,17 @@ mod tests {
         check(&moved);
         check(&moved);
         let said: Vec<String> = events
-            .recent(None, 10)
+            .recent(&Default::default(), 10)
             .into_iter()
             .map(|event| event.message.into())
             .collect();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("takes effect when ten serve restarts"));
         check(&started);
-        assert!(events.recent(None, 10)[1].message.contains("back to"));
+        assert!(
+            events.recent(&Default::default(), 10)[1]
+                .message
+                .contains("back to")
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Workers (`listen = "none"`) and checks (`health_check = { tcp | exec }`) end to end, with
 //! real processes: a worker runs, is restarted when it crashes and ends failed past
 //! max_restarts; a TCP check follows a port the worker opens; a command check that starts
-//! failing makes the instance unhealthy and restarts it.
+//! failing makes the instance unhealthy and restarts it; `ten deploy`, `ten weight` and
+//! `ten route` of a worker say that it has no HTTP traffic, and what to do instead.
 
 mod support;
 
@@ -547,4 +548,56 @@ fn restart_waits_for_the_new_run_of_an_exited_instance_and_leaves_a_stopped_one(
         said.contains("declared stopped") && said.contains("ten start set:s"),
         "{said}"
     );
+}
+
+/// `ten deploy`, `ten weight` and `ten route` move HTTP traffic; a worker has none. Each says
+/// so and what to do instead, before any file is written (it said that `weight` had to be
+/// removed from an instance file the user never wrote).
+#[test]
+fn traffic_commands_on_a_worker_say_it_has_no_http_traffic_and_what_to_do() {
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nticker = [\"a\", \"b\"]\n",
+            worker_service("ticker", TICKER, "")
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("ticker:a");
+    server.wait_running("ticker:b");
+    let cases: [(&[&str], &str); 3] = [
+        (&["deploy", "ticker:v2"], "ten restart ticker"),
+        (&["weight", "ticker:a", "50"], "ten stop ticker:a"),
+        (
+            &["route", "ticker", "--from", "a", "--to", "b"],
+            "ten stop ticker:a",
+        ),
+    ];
+    for (args, instead) in cases {
+        let output = server.ten(args);
+        let said = support::server::stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {said}");
+        assert!(
+            said.contains("HTTP traffic")
+                && said.contains("ticker is a worker")
+                && said.contains("listen = \"none\"")
+                && said.contains(instead),
+            "ten {args:?}: {said}"
+        );
+        assert!(!said.contains("remove `weight`"), "ten {args:?}: {said}");
+        // --json: the same error, as JSON.
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let output = server.ten(&json_args);
+        let error: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", support::server::stdout(&output)));
+        assert!(
+            error["error"].as_str().unwrap().contains("HTTP traffic"),
+            "{error}"
+        );
+    }
+    assert!(!dir.path().join("instances/ticker/v2.toml").exists());
+    assert!(!dir.path().join("instances/ticker/a.toml").exists());
+    assert!(!dir.path().join("instances/ticker/b.toml").exists());
 }

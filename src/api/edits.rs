@@ -10,9 +10,9 @@ use std::time::Duration;
 use hyper::{Response, StatusCode};
 
 use crate::body::{Body, json};
-use crate::config::RunState;
 use crate::config::edit::{self, instance_file_path};
-use crate::names::InstanceKey;
+use crate::config::{Listen, RunState};
+use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
 
 use super::error::{CallError, bad_request};
@@ -63,6 +63,30 @@ impl ApiState {
             Ok(Err(error)) => Err(CallError::new(409, error.to_string())),
             Err(error) => Err(CallError::new(500, format!("edit failed: {error}"))),
         }
+    }
+
+    /// Refuses a traffic command (`weight`, `deploy`, `route`) for a worker's instances
+    /// (`listen = "none"`): they take no HTTP traffic, so there is no weight to set or move.
+    /// Said before any file is written: else the check of the edit refuses the `weight` it
+    /// would write, as if the user had written it. `does`: what the command does; `instead`:
+    /// what to do instead. An undeclared service passes (the command says so itself).
+    async fn must_take_traffic(
+        &self,
+        service: &ServiceName,
+        does: &str,
+        instead: String,
+    ) -> Result<(), CallError> {
+        let snapshot = self.ask(Call::Instances).await?;
+        let worker = snapshot
+            .desired
+            .config
+            .services
+            .get(service)
+            .is_some_and(|declared| declared.listen == Listen::None);
+        if worker {
+            return Err(no_traffic(service, does).hint(instead));
+        }
+        Ok(())
     }
 
     /// Reloads the files now and waits until `key` reaches `goal`.
@@ -203,6 +227,14 @@ impl ApiState {
         }
         let status = self.status().await?;
         self.must_be_declared(&key).await?;
+        self.must_take_traffic(
+            &key.service,
+            "a weight is a share of its service's HTTP traffic",
+            format!(
+                "a worker runs or is stopped: `ten stop {key}` stops it, `ten start {key}` starts it again"
+            ),
+        )
+        .await?;
         let shown = self.instance_file(&status, &key).display().to_string();
         let weighted = key.clone();
         self.edit(&status, move |editable| {
@@ -242,6 +274,16 @@ impl ApiState {
                 "weight must be between 0 and 100, not {weight}"
             )));
         }
+        let service = &key.service;
+        self.must_take_traffic(
+            service,
+            "a deploy moves HTTP traffic to a new version once it is healthy",
+            format!(
+                "to run new code in {service}'s instances, `ten restart {service}` (an edit of \
+                 [service.{service}] restarts them by itself); to run one more, `ten spawn {key}`"
+            ),
+        )
+        .await?;
         let status = self.status().await?;
         let shown = self.instance_file(&status, &key).display().to_string();
         let declared = key.clone();
@@ -320,6 +362,15 @@ impl ApiState {
             ))
             .hint(format!("to set its share, use `ten weight {from} N`")));
         }
+        self.must_take_traffic(
+            &from.service,
+            "a route moves HTTP traffic from one instance to another",
+            format!(
+                "to run {to} instead of {from}: `ten start {to}` (`ten spawn {to}` if it is not \
+                 declared), then `ten stop {from}`"
+            ),
+        )
+        .await?;
         let views = self.views().await?;
         let find = |key: &InstanceKey| {
             views
@@ -441,4 +492,16 @@ impl ApiState {
         )
         .await
     }
+}
+
+/// A traffic command refused for a worker: what the command `does`, and why there is nothing
+/// to do it to.
+fn no_traffic(service: &ServiceName, does: &str) -> CallError {
+    CallError::new(
+        409,
+        format!(
+            "{does}, and {service} is a worker (listen = \"none\" in [service.{service}]): it \
+             takes no HTTP traffic"
+        ),
+    )
 }

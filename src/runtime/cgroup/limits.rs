@@ -6,7 +6,7 @@
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
-use cgroups_rs::fs::{MaxValue, Resources};
+use cgroups_rs::fs::{Controller, MaxValue, Resources};
 
 use super::error::CgroupError;
 use super::tenant::TenantCgroup;
@@ -79,19 +79,22 @@ impl TenantCgroup {
             resources.cpu.shares = Some(if v2 { shares_to_weight(shares) } else { shares });
         }
         let pids = limits.pids.unwrap_or(DEFAULT_PIDS_LIMIT);
-        require(
-            "pids_limit",
-            self.cgroup.controller_of::<PidController>().is_some(),
-        )?;
-        resources.pid.maximum_number_of_processes =
-            Some(MaxValue::Value(i64::try_from(pids).unwrap_or(i64::MAX)));
+        let pid_controller = self.cgroup.controller_of::<PidController>();
+        require("pids_limit", pid_controller.is_some())?;
+        let failed = |what: &str, error: &dyn std::fmt::Display| CgroupError::Limit {
+            what: what.into(),
+            path: self.path.clone(),
+            message: error.to_string(),
+        };
         self.cgroup
             .apply(&resources)
-            .map_err(|error| CgroupError::Limit {
-                what: "limits".into(),
-                path: self.path.clone(),
-                message: error.to_string(),
-            })?;
+            .map_err(|error| failed("limits", &error))?;
+        // Written here, not through cgroups-rs, which reads it back itself: `verify` reads
+        // it once (every start sets it).
+        if let Some(controller) = pid_controller {
+            std::fs::write(controller.path().join("pids.max"), pids.to_string())
+                .map_err(|error| failed("pids_limit", &error))?;
+        }
         self.verify(limits, pids)
     }
 

@@ -423,6 +423,48 @@ fn route_to_itself_is_refused_and_nothing_changes() {
     );
 }
 
+/// `ten route` to or from an instance that is not declared, or of a service that does not
+/// exist, fails as `ten stop` does: with `ten spawn` to declare it, or "did you mean".
+#[test]
+fn route_of_an_undeclared_instance_says_how_to_declare_it() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "weight = 70\n")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    for (args, error, hint) in [
+        (
+            &["route", "web", "--from", "a", "--to", "eve"][..],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["route", "web", "--from", "eve", "--to", "a"],
+            "web:eve is not declared",
+            "ten spawn web:eve",
+        ),
+        (
+            &["route", "webb", "--from", "a", "--to", "b"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+    ] {
+        let output = server.ten(args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
+        assert!(
+            text.contains(error) && text.contains(hint),
+            "ten {args:?}: {text}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instances/web/a.toml")).unwrap(),
+        "weight = 70\n"
+    );
+}
+
 #[test]
 fn deploy_starts_an_instance_of_an_on_demand_service_and_gives_it_traffic_once_healthy() {
     // `idle_timeout` without `start`: on demand, so a new instance is declared asleep.

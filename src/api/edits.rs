@@ -371,6 +371,9 @@ impl ApiState {
             ),
         )
         .await?;
+        // A worker is refused first, declared or not: its hint says how to declare `to`.
+        self.must_be_declared(&from).await?;
+        self.must_be_declared(&to).await?;
         let views = self.views().await?;
         let find = |key: &InstanceKey| {
             views
@@ -378,10 +381,9 @@ impl ApiState {
                 .find(|view| view.instance == *key && view.state.is_some())
                 .cloned()
         };
-        let from_view =
-            find(&from).ok_or_else(|| CallError::new(404, format!("{from} is not declared")))?;
-        let to_view =
-            find(&to).ok_or_else(|| CallError::new(404, format!("{to} is not declared")))?;
+        // Declared just above; gone since only if its file was removed meanwhile.
+        let from_view = find(&from).ok_or_else(|| CallError::not_declared(&from))?;
+        let to_view = find(&to).ok_or_else(|| CallError::not_declared(&to))?;
         if !matches!(
             to_view.phase,
             crate::observed::Phase::Running | crate::observed::Phase::Sleeping

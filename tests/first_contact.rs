@@ -7,6 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::http::Request;
 use support::server::{
     TestServer, backend, backend_service, project, stderr, stdout, ten_in, wait_gone, within,
 };
@@ -968,6 +969,55 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
             "ten {args:?}: {text}"
         );
     }
+}
+
+/// A `limit` that is not a count is refused with a 400 that says so, by `/api/events` as by
+/// `/api/logs` (events took it for 100, the default, and said nothing); `ten events --limit`
+/// still limits.
+#[test]
+fn a_limit_that_is_not_a_count_is_refused_by_events_as_by_logs() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    let token = std::fs::read_to_string(dir.path().join("tenement-data/api_token")).unwrap();
+    for path in [
+        "/api/logs?instance=web:a&limit=abc",
+        "/api/events?limit=abc",
+        "/api/events?instance=web:a&limit=abc",
+        "/api/events?limit=-1",
+        "/api/events?limit=",
+    ] {
+        let response = Request::get(path)
+            .bearer(token.trim())
+            .send(server.address());
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        let error = response.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.starts_with("limit must be a number of "),
+            "{path}: {error}"
+        );
+    }
+    let response = Request::get("/api/events?limit=1")
+        .bearer(token.trim())
+        .send(server.address());
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        response.json().as_array().unwrap().len(),
+        1,
+        "{}",
+        response.body
+    );
+
+    let output = server.ten(&["events", "--limit", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 1, "{}", stdout(&output));
+    let output = server.ten(&["events", "web:a", "--limit", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 2, "{}", stdout(&output));
 }
 
 /// `ten apply --json` with nothing to apply still speaks NDJSON: a `started` line with no

@@ -56,8 +56,8 @@ pub(crate) enum Route {
     /// server-sent events.
     LogStream,
     /// `GET events?instance=S:ID|service=S|group=G&limit=N`: a JSON array of events, oldest
-    /// first (the last `limit`, 100 unless given); of a service or group, those of its
-    /// instances (none about ten itself).
+    /// first (the last `limit`, 100 unless given; a `limit` that is not a count is a 400, as
+    /// for `logs`); of a service or group, those of its instances (none about ten itself).
     Events,
     /// `GET events/stream`, with the parameters of `events` (but `limit`): new events as
     /// server-sent events.

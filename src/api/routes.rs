@@ -23,6 +23,7 @@ use super::route::Route;
 use super::scope::{Scope, authorize};
 use super::settle::{Goal, settle};
 use super::state::ApiState;
+use super::streams::limit_of;
 use super::types::{
     ActionResult, ApplyRequest, BulkRequest, DeployRequest, HealthReport, HealthVerdict,
     InstanceView, RestartRequest, RouteRequest, SpawnRequest, TokenRequest, TokenResponse,
@@ -32,6 +33,9 @@ use super::views;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+
+/// The events `GET events` answers without a `limit`.
+const DEFAULT_EVENTS: usize = 100;
 
 type Reply = Response<Body>;
 
@@ -160,13 +164,13 @@ impl ApiState {
                 .log_query_of(&query, &scope)
                 .await
                 .map(|query| self.follow_logs(query)),
-            Route::Events => self.event_filter_of(&query, &scope).await.map(|filter| {
-                let limit = query
-                    .get("limit")
-                    .and_then(|limit| limit.parse().ok())
-                    .unwrap_or(100);
-                json(StatusCode::OK, &self.events.recent(&filter, limit))
-            }),
+            Route::Events => match limit_of(&query, "events", None) {
+                Ok(limit) => self.event_filter_of(&query, &scope).await.map(|filter| {
+                    let limit = limit.unwrap_or(DEFAULT_EVENTS);
+                    json(StatusCode::OK, &self.events.recent(&filter, limit))
+                }),
+                Err(error) => Err(error),
+            },
             Route::EventStream => self
                 .event_filter_of(&query, &scope)
                 .await

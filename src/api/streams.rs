@@ -232,6 +232,25 @@ fn event_filter(
     })
 }
 
+/// `?limit=`, if given: a count of `what` (at most `max`), else a 400 that says so.
+pub(super) fn limit_of(
+    query: &HashMap<String, String>,
+    what: &str,
+    max: Option<usize>,
+) -> Result<Option<usize>, CallError> {
+    let Some(limit) = query.get("limit") else {
+        return Ok(None);
+    };
+    let within = |count: &usize| max.is_none_or(|max| *count <= max);
+    match limit.parse::<usize>() {
+        Ok(count) if within(&count) => Ok(Some(count)),
+        _ => Err(bad_request(match max {
+            Some(max) => format!("limit must be a number of {what} up to {max}, not {limit:?}"),
+            None => format!("limit must be a number of {what}, not {limit:?}"),
+        })),
+    }
+}
+
 /// `?process=S&id=ID` or `?instance=S:ID`, `level`, `search`, `limit` (at most
 /// [`MAX_SEARCH_LIMIT`]), `since` and `until` (see [`parse_time_bound`]); narrowed to what
 /// `scope` may see. `services`: those of `?service=` or `?group=` (see `selected`).
@@ -247,21 +266,9 @@ pub(super) fn log_query(
         })?),
         None => None,
     };
-    let limit = match query.get("limit") {
-        Some(limit) => Some(
-            limit
-                .parse::<usize>()
-                .ok()
-                .filter(|limit| *limit <= MAX_SEARCH_LIMIT)
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "limit must be a number of lines up to {MAX_SEARCH_LIMIT}, not {limit:?}"
-                    ))
-                    .hint("narrow the lines with `since`, `until` or `search` instead")
-                })?,
-        ),
-        None => None,
-    };
+    let limit = limit_of(query, "lines", Some(MAX_SEARCH_LIMIT)).map_err(|error| {
+        error.hint("narrow the lines with `since`, `until` or `search` instead")
+    })?;
     let now = unix_millis();
     let bound = |name: &str| -> Result<Option<u64>, CallError> {
         query
@@ -300,6 +307,32 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+
+    /// A limit is a count (at most `max`, when there is one); anything else is a 400 that
+    /// says what it must be.
+    #[test]
+    fn a_limit_is_a_count_or_a_bad_request() {
+        let query = |limit: &str| HashMap::from([("limit".to_string(), limit.to_string())]);
+        assert_eq!(limit_of(&HashMap::new(), "events", None).unwrap(), None);
+        assert_eq!(limit_of(&query("0"), "events", None).unwrap(), Some(0));
+        assert_eq!(
+            limit_of(&query("100000"), "lines", Some(100_000)).unwrap(),
+            Some(100_000)
+        );
+        for (limit, max, said) in [
+            ("abc", None, "limit must be a number of events, not \"abc\""),
+            ("-1", None, "limit must be a number of events, not \"-1\""),
+            ("", None, "limit must be a number of events, not \"\""),
+            (
+                "100001",
+                Some(100_000),
+                "limit must be a number of events up to 100000, not \"100001\"",
+            ),
+        ] {
+            let error = limit_of(&query(limit), "events", max).unwrap_err();
+            assert_eq!((error.status, error.message.as_str()), (400, said));
+        }
+    }
 
     /// A burst larger than the channel holds while nobody reads: the follower is told how many
     /// it missed and gets the rest. (Before, the stream of events ended at the first lag.)

@@ -1020,6 +1020,73 @@ fn a_limit_that_is_not_a_count_is_refused_by_events_as_by_logs() {
     assert_eq!(stdout(&output).lines().count(), 2, "{}", stdout(&output));
 }
 
+/// `ten events TARGET` with no event of TARGET says so on stderr, as `ten logs` does, instead
+/// of printing nothing at all; with `--json` it prints nothing more, and with `-f` it just
+/// follows.
+#[test]
+fn events_of_a_target_without_any_say_so() {
+    let dir = project(
+        "",
+        &format!(
+            "{}{}",
+            backend_service("web", ""),
+            backend_service("quiet", "")
+        ),
+        &[("instances/web/a.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+
+    let output = server.ten(&["events", "quiet"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(stderr(&output), "no events of quiet (yet)\n");
+    let output = server.ten(&["events", "quiet", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        (stdout(&output), stderr(&output)),
+        (String::new(), String::new())
+    );
+    // One that has events: no note.
+    let output = server.ten(&["events", "web:a"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("web:a"), "{}", stdout(&output));
+    assert_eq!(stderr(&output), "");
+
+    // Followed: no note, before or after the first event.
+    let files = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (files.path().join("out"), files.path().join("err"));
+    let mut follower = Killed(
+        Command::new(env!("CARGO_BIN_EXE_ten"))
+            .args(["events", "quiet", "-f"])
+            .arg("--config")
+            .arg(&server.dir)
+            .args(["--server", &server.url])
+            .env("NO_COLOR", "1")
+            .env_remove("TENEMENT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("run ten events -f"),
+    );
+    // A moment to find none and start following (had it not, it finds quiet:x's events
+    // among the recent ones): no note either way.
+    std::thread::sleep(Duration::from_millis(500));
+    let output = server.ten(&["spawn", "quiet:x"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let followed = within(Duration::from_secs(20), || {
+        std::fs::read_to_string(&out_path).is_ok_and(|out| out.contains("quiet:x"))
+    });
+    assert!(
+        followed,
+        "ten events quiet -f printed no event of quiet:x: {}",
+        std::fs::read_to_string(&out_path).unwrap()
+    );
+    assert!(follower.0.try_wait().unwrap().is_none(), "-f ended");
+    assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "");
+}
+
 /// `ten apply --json` with nothing to apply still speaks NDJSON: a `started` line with no
 /// changes and a `finished` line, as when it applies something.
 #[test]

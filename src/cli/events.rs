@@ -1,5 +1,6 @@
 //! `ten events [TARGET] [-f]`: reconcile actions and lifecycle transitions, of all, or of an
 //! instance, a service's instances or a group's (resolved by the server, as for `ten logs`).
+//! None at all is said on stderr, as `ten logs` says it (not with `--json` or `-f`).
 
 use std::ops::ControlFlow;
 
@@ -64,6 +65,13 @@ pub(super) fn run(global: &GlobalArgs, args: &EventsArgs) -> Result<u8, CliError
                 })
             },
         )?;
+    } else if events.is_empty() && args.limit > 0 && !args.json {
+        let of = args
+            .target
+            .as_ref()
+            .map(|target| format!(" of {target}"))
+            .unwrap_or_default();
+        super::print_stderr(&format!("no events{of} (yet)\n"));
     }
     Ok(exit::OK)
 }

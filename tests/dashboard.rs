@@ -405,3 +405,43 @@ fn an_admin_stops_starts_and_weighs_an_instance_from_its_page() {
     );
     assert_eq!(refused.status, 400, "{refused:?}");
 }
+
+/// A worker (`listen = "none"`) takes no HTTP traffic, and the API refuses its weight: its
+/// page offers no weight control (it did, and setting one failed), while its other actions
+/// and a web instance's weight control stay.
+#[test]
+fn a_worker_instance_page_offers_no_weight_control() {
+    let services = format!(
+        "{}[service.queue]\ncommand = \"sleep 600\"\nlisten = \"none\"\nstop_timeout = 2\n",
+        support::server::backend_service("web", "")
+    );
+    let dir = support::server::project(
+        "",
+        &services,
+        &[("instances/web/a.toml", ""), ("instances/queue/q.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:a");
+    server.wait_running("queue:q");
+    let mut admin = Visitor::signed_in(&server, &admin_token(dir.path()));
+    let web = admin.get("/instances/web:a");
+    assert_eq!(web.status, 200, "{web:?}");
+    assert!(
+        web.body.contains(r#"action="/actions/weight""#),
+        "{}",
+        web.body
+    );
+    let worker = admin.get("/instances/queue:q");
+    assert_eq!(worker.status, 200, "{worker:?}");
+    assert!(
+        worker.body.contains(r#"action="/actions/restart""#)
+            && worker.body.contains(r#"action="/actions/stop""#),
+        "{}",
+        worker.body
+    );
+    assert!(
+        !worker.body.contains(r#"action="/actions/weight""#) && !worker.body.contains("Set weight"),
+        "{}",
+        worker.body
+    );
+}

@@ -11,6 +11,7 @@ use crate::api::route::Route;
 use crate::api::scope::{Scope, authorize, decode_key};
 use crate::api::types::{Event, InstanceView, LogLine, PlanView, StatusView};
 use crate::body::{self, Body};
+use crate::config::Listen;
 use crate::names::{GroupName, InstanceKey};
 use crate::reconcile::{Call, Snapshot};
 use crate::render::config_view::{instance_value, to_toml};
@@ -238,11 +239,18 @@ async fn instance_of(
         )
     });
     let encoded = segment(&text);
+    // A worker takes no HTTP traffic: the API refuses its weight, so none is offered.
+    let worker = snapshot
+        .desired
+        .config
+        .services
+        .get(&key.service)
+        .is_some_and(|service| service.listen == Listen::None);
     let allowed = Allowed {
         restart: may(scope, Method::POST, &["instances", &encoded, "restart"]),
         stop_start: may(scope, Method::POST, &["instances", &encoded, "stop"])
             && may(scope, Method::POST, &["instances", &encoded, "start"]),
-        weight: may(scope, Method::PUT, &["instances", &encoded, "weight"]),
+        weight: !worker && may(scope, Method::PUT, &["instances", &encoded, "weight"]),
     };
     let logs = logs
         .json::<Vec<LogLine>>()

@@ -22,7 +22,8 @@ pub(crate) struct LogSearch {
     pub follow: bool,
 }
 
-/// Which actions the session's scope may take on the instance (as the API decides).
+/// Which actions the session's scope may take on the instance (as the API decides); no
+/// weight for a worker, which takes no HTTP traffic.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Allowed {
     pub restart: bool,

@@ -683,10 +683,14 @@ fn a_burst_of_starts_goes_through_the_spawner_and_leaves_the_spares_to_wakes() {
         "ten forked itself"
     );
 
-    // Started by the spawner, ten's child, which made them ten's children (the reaper's),
-    // each in a cgroup of its own with its limit in force.
+    // Started by the spawners, ten's children (more than one only while all are busy, at
+    // most four), which made them ten's children (the reaper's), each in a cgroup of its own
+    // with its limit in force.
     let spawners = helpers_of(server.pid(), b"\0__spawner\0");
-    assert_eq!(spawners.len(), 1, "one spawner: {spawners:?}");
+    assert!(
+        (1..=4).contains(&spawners.len()),
+        "one to four spawners: {spawners:?}"
+    );
     let mut cgroups = std::collections::BTreeSet::new();
     for pid in &pids {
         assert_eq!(parent_of(*pid), Some(server.pid()), "the parent of {pid}");
@@ -722,19 +726,26 @@ fn a_burst_of_starts_goes_through_the_spawner_and_leaves_the_spares_to_wakes() {
     });
     assert!(wait_gone(first), "{first} was not reaped");
 
-    // A spawner that is gone: the next start forks ten (counted), the one after it goes
-    // through a new spawner.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(spawners[0] as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    assert!(wait_gone(spawners[0]));
+    // Spawners that are gone: a start that finds one gone forks ten (counted), the ones
+    // after it go through new spawners.
+    for spawner in &spawners {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*spawner as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert!(wait_gone(*spawner));
+    }
     let more = declare_at_once(&server, dir.path(), "more", 6);
     assert_eq!(more.len(), 6);
-    assert_eq!(counter(&server, "ten_spawn_forks_total"), 1);
+    let forks = counter(&server, "ten_spawn_forks_total");
+    assert!(
+        (1..=spawners.len() as u64).contains(&forks),
+        "{forks} starts forked ten, with {} spawners gone",
+        spawners.len()
+    );
     let replaced = helpers_of(server.pid(), b"\0__spawner\0");
     assert!(
-        replaced.len() == 1 && replaced != spawners,
-        "the spawner was not replaced: {replaced:?}"
+        !replaced.is_empty() && replaced.iter().all(|pid| !spawners.contains(pid)),
+        "the spawners were not replaced: {replaced:?} (gone: {spawners:?})"
     );
 }

@@ -39,6 +39,12 @@ struct Waiters {
     waiting: HashMap<u32, oneshot::Sender<ProcessExit>>,
     /// Children spawned and not reaped yet; the thread sleeps while there are none.
     live: usize,
+    /// Starts under way without the lock ([`Reaper::spawn_claimed`]): while there are any, an
+    /// exit nobody waits for may be theirs, and is kept for them.
+    claiming: usize,
+    /// Exits reaped while starts were under way, by pid, until their start claims them (or
+    /// the last start under way ends: then they were orphans').
+    unclaimed: HashMap<u32, ProcessExit>,
 }
 
 pub(crate) struct Reaper {
@@ -107,6 +113,39 @@ impl Reaper {
         waiters.live += 1;
         self.children_exist.notify_one();
         Ok((pid, receiver))
+    }
+
+    /// Registers the child that `start` makes, as [`Reaper::spawn_with`], without holding the
+    /// reaper's lock while `start` runs: for a start that waits on another process (the
+    /// spawner), so that starts through several spawners do not wait for each other. An exit
+    /// reaped meanwhile is kept until its start claims it. Only for children whose exec
+    /// `Command::spawn` does not reap itself.
+    pub(crate) fn spawn_claimed<E>(
+        &self,
+        start: impl FnOnce() -> Result<u32, E>,
+    ) -> Result<(u32, oneshot::Receiver<ProcessExit>), E> {
+        self.lock().claiming += 1;
+        let started = start();
+        let mut waiters = self.lock();
+        waiters.claiming -= 1;
+        let registered = started.map(|pid| {
+            let (sender, receiver) = oneshot::channel();
+            match waiters.unclaimed.remove(&pid) {
+                Some(exit) => {
+                    let _ = sender.send(exit);
+                }
+                None => {
+                    waiters.waiting.insert(pid, sender);
+                    waiters.live += 1;
+                    self.children_exist.notify_one();
+                }
+            }
+            (pid, receiver)
+        });
+        if waiters.claiming == 0 {
+            waiters.unclaimed.clear();
+        }
+        registered
     }
 
     fn run(&self) {
@@ -183,6 +222,8 @@ impl Reaper {
             let waiter = waiters.waiting.remove(&pid);
             if waiter.is_some() {
                 waiters.live -= 1;
+            } else if waiters.claiming > 0 {
+                waiters.unclaimed.insert(pid, exit);
             }
             drop(waiters);
             match waiter {
@@ -211,6 +252,46 @@ mod tests {
     use nix::unistd::Pid;
 
     use super::*;
+
+    #[tokio::test]
+    async fn an_exit_reaped_before_its_start_claimed_it_reaches_its_owner() {
+        let reaper = Reaper::global();
+        // A live child keeps the reaper reaping (it sleeps while it has none).
+        let (keeper, keeper_exit) = reaper.spawn(Command::new("sleep").arg("30")).unwrap();
+        let (pid, exit) = reaper
+            .spawn_claimed(|| {
+                // Started outside the reaper, as the spawner starts a child of ten's; it
+                // exits, and is reaped, before it is claimed.
+                let child = Command::new("sh").args(["-c", "exit 3"]).spawn()?;
+                let pid = child.id();
+                std::mem::forget(child);
+                for _ in 0..200 {
+                    if !crate::runtime::proc::process_alive(pid, None) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                io::Result::Ok(pid)
+            })
+            .unwrap();
+        assert!(pid > 0);
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), exit)
+            .await
+            .expect("the exit reaped before the claim is kept for it");
+        assert_eq!(
+            exit.unwrap(),
+            ProcessExit {
+                code: Some(3),
+                signal: None
+            }
+        );
+        nix::sys::signal::kill(
+            Pid::from_raw(keeper.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        keeper_exit.await.unwrap();
+    }
 
     #[tokio::test]
     async fn exit_statuses_reach_their_owner() {

@@ -69,6 +69,18 @@ impl Spawner {
     /// Sends `request` with the write end of a status pipe and the read end of a go-ahead
     /// pipe (as ten does); the reply, the status pipe's read end and the go-ahead's write end.
     fn ask_with_go_ahead(&mut self, request: &Value) -> (Value, fs::File, fs::File) {
+        let (status, go) = self.send_with_go_ahead(request);
+        let mut reply = vec![0; 4096];
+        let length = self.socket.read(&mut reply).unwrap();
+        (
+            serde_json::from_slice(&reply[..length]).unwrap(),
+            status,
+            go,
+        )
+    }
+
+    /// Sends `request` as [`Spawner::ask_with_go_ahead`] does, without reading the reply.
+    fn send_with_go_ahead(&mut self, request: &Value) -> (fs::File, fs::File) {
         use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
         use std::os::fd::AsRawFd;
         let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
@@ -86,13 +98,7 @@ impl Spawner {
         )
         .unwrap();
         drop((status_write, go_read));
-        let mut reply = vec![0; 4096];
-        let length = self.socket.read(&mut reply).unwrap();
-        (
-            serde_json::from_slice(&reply[..length]).unwrap(),
-            fs::File::from(status_read),
-            fs::File::from(go_write),
-        )
+        (fs::File::from(status_read), fs::File::from(go_write))
     }
 
     fn ask(&mut self, request: &Value) -> Value {
@@ -289,6 +295,102 @@ fn what_cannot_start_says_which_step_failed_and_why() {
         exit_code(started(&spawner.ask(&request(dir.path(), &["true"])))),
         0
     );
+}
+
+#[test]
+fn a_child_that_cannot_answer_never_runs_and_its_spawner_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spawner = Spawner::start();
+    // No answer can reach us: the child's answer fails (EPIPE), then the spawner's.
+    nix::sys::socket::shutdown(
+        std::os::fd::AsRawFd::as_raw_fd(&spawner.socket),
+        nix::sys::socket::Shutdown::Read,
+    )
+    .unwrap();
+    let (_status, go) = spawner.send_with_go_ahead(&request(dir.path(), &["sh", "-c", "echo ran"]));
+    // The go-ahead stays open: a child that went on after its failed answer would wait on it
+    // for ever, and the spawner with it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ended = loop {
+        if let Some(status) = spawner.child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    drop(go);
+    assert!(
+        ended.is_some(),
+        "the spawner hangs on a child that could not answer"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("out")).unwrap_or_default(),
+        "",
+        "the command ran"
+    );
+}
+
+/// The step (its number) and errno a status pipe carried.
+fn failed_step(status: &mut fs::File) -> (u8, i32) {
+    let mut outcome = Vec::new();
+    status.read_to_end(&mut outcome).unwrap();
+    assert_eq!(outcome.len(), 5, "{outcome:?}");
+    (
+        outcome[0],
+        i32::from_ne_bytes(outcome[1..].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn with_a_status_pipe_a_failed_setup_says_its_step_after_the_pid() {
+    // As ten asks (a status pipe and a go-ahead): the child answers with its pid before its
+    // setup, and the pipe tells which step failed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spawner = Spawner::start();
+
+    let mut nowhere = request(dir.path(), &["true"]);
+    nowhere["cwd"] = json!(dir.path().join("gone"));
+    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&nowhere);
+    let pid = started(&reply);
+    assert_eq!(
+        failed_step(&mut status),
+        (4, nix::libc::ENOENT),
+        "its directory"
+    );
+    assert_eq!(exit_code(pid), 127);
+
+    let mut unwritable = request(dir.path(), &["true"]);
+    unwritable["stdout"] = json!(dir.path().join("no/such/dir/out"));
+    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&unwritable);
+    let pid = started(&reply);
+    assert_eq!(
+        failed_step(&mut status),
+        (7, nix::libc::ENOENT),
+        "its output"
+    );
+    assert_eq!(exit_code(pid), 127);
+
+    // A cgroup that is not there (v1's way: joined from the child).
+    let mut homeless = request(dir.path(), &["true"]);
+    homeless["cgroup_procs"] = json!([dir.path().join("no-cgroup/cgroup.procs")]);
+    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&homeless);
+    let pid = started(&reply);
+    assert_eq!(
+        failed_step(&mut status),
+        (2, nix::libc::ENOENT),
+        "its cgroup"
+    );
+    assert_eq!(exit_code(pid), 127);
+
+    // It still serves after failures.
+    let (reply, mut status, mut go) =
+        spawner.ask_with_go_ahead(&request(dir.path(), &["sh", "-c", "exit 6"]));
+    let pid = started(&reply);
+    go.write_all(&[1]).unwrap();
+    status.read_to_end(&mut Vec::new()).unwrap();
+    assert_eq!(exit_code(pid), 6);
 }
 
 /// The mount point of the cgroup v2 hierarchy: /sys/fs/cgroup on most hosts, `unified` under

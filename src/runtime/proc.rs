@@ -12,8 +12,10 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     // nine system calls instead of three, once per start.
     let mut buffer = [0u8; 2048];
     let stat = read_small(&format!("/proc/{pid}/stat"), &mut buffer)?;
-    // The command name (field 2) is in parentheses and may contain spaces or ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
+    // The command name (field 2) is in parentheses and may contain spaces, ')' or bytes that
+    // are not UTF-8 (a process names itself): what follows it is ASCII.
+    let name_end = stat.iter().rposition(|byte| *byte == b')')?;
+    let after_name = std::str::from_utf8(&stat[name_end + 1..]).ok()?;
     let mut fields = after_name.split_whitespace();
     let state = fields.next()?;
     if state == "Z" || state == "X" {
@@ -24,13 +26,13 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// The whole of a small file (a /proc file read at once), if it fits in `buffer`.
-fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a str> {
+fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
     use std::io::Read;
     let mut file = fs::File::open(path).ok()?;
     let mut length = 0;
     while length < buffer.len() {
         match file.read(&mut buffer[length..]) {
-            Ok(0) => return std::str::from_utf8(&buffer[..length]).ok(),
+            Ok(0) => return Some(&buffer[..length]),
             Ok(read) => length += read,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
@@ -181,6 +183,36 @@ mod tests {
             !process_alive(pid, Some(start + 1)),
             "a different start time is another process"
         );
+    }
+
+    #[test]
+    fn a_process_named_with_bytes_that_are_not_utf8_has_a_start_time() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A process's name is its program's file name: here "\xff) x", not UTF-8.
+        let program = dir.path().join(std::ffi::OsStr::from_bytes(b"\xff) x"));
+        std::os::unix::fs::symlink("/bin/sleep", &program).unwrap();
+        let mut child = std::process::Command::new(&program)
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut named = false;
+        for _ in 0..200 {
+            if fs::read(format!("/proc/{pid}/comm"))
+                .unwrap_or_default()
+                .starts_with(b"\xff")
+            {
+                named = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let start = process_start_time(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(named, "the child never took its name");
+        assert!(start.is_some(), "no start time for {pid}");
     }
 
     #[test]

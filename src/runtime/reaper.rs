@@ -8,6 +8,9 @@
 //! [`run_helper`]. Spawning holds the reaper's lock, and the reaper reaps under it (it learns
 //! of an exit with `WNOWAIT` first): a child that exits at once is not reaped before its owner
 //! is known, and a child whose exec failed is left to `Command::spawn`, which reaps it itself.
+//! A child made by another process (a spawner's) is registered without the lock
+//! ([`Reaper::spawn_claimed`]): an exit reaped while such a start is under way is kept until
+//! the start that gets its pid takes it, if it was reaped after that start began.
 //! The reaper is a thread blocked in `waitid`, not a signal handler: it needs no runtime and
 //! costs nothing while no child exits.
 
@@ -42,9 +45,13 @@ struct Waiters {
     /// Starts under way without the lock ([`Reaper::spawn_claimed`]): while there are any, an
     /// exit nobody waits for may be theirs, and is kept for them.
     claiming: usize,
-    /// Exits reaped while starts were under way, by pid, until their start claims them (or
-    /// the last start under way ends: then they were orphans').
-    unclaimed: HashMap<u32, ProcessExit>,
+    /// Exits reaped so far: a start takes a kept exit only if it was reaped after the start
+    /// began (an older one was another process's that had the same pid).
+    reaped: u64,
+    /// Exits reaped while starts were under way, by pid, with the count of exits reaped when
+    /// each was, until their start claims them (or the last start under way ends: then they
+    /// were orphans', or of children whose start failed).
+    unclaimed: HashMap<u32, (u64, ProcessExit)>,
 }
 
 pub(crate) struct Reaper {
@@ -124,17 +131,32 @@ impl Reaper {
         &self,
         start: impl FnOnce() -> Result<u32, E>,
     ) -> Result<(u32, oneshot::Receiver<ProcessExit>), E> {
-        self.lock().claiming += 1;
+        let began = {
+            let mut waiters = self.lock();
+            waiters.claiming += 1;
+            waiters.reaped
+        };
+        // The claim ends however `start` does (a panic included).
+        struct Claim<'a>(&'a Reaper);
+        impl Drop for Claim<'_> {
+            fn drop(&mut self) {
+                let mut waiters = self.0.lock();
+                waiters.claiming -= 1;
+                if waiters.claiming == 0 {
+                    waiters.unclaimed.clear();
+                }
+            }
+        }
+        let claim = Claim(self);
         let started = start();
         let mut waiters = self.lock();
-        waiters.claiming -= 1;
         let registered = started.map(|pid| {
             let (sender, receiver) = oneshot::channel();
             match waiters.unclaimed.remove(&pid) {
-                Some(exit) => {
+                Some((when, exit)) if when > began => {
                     let _ = sender.send(exit);
                 }
-                None => {
+                _ => {
                     waiters.waiting.insert(pid, sender);
                     waiters.live += 1;
                     self.children_exist.notify_one();
@@ -142,9 +164,8 @@ impl Reaper {
             }
             (pid, receiver)
         });
-        if waiters.claiming == 0 {
-            waiters.unclaimed.clear();
-        }
+        drop(waiters);
+        drop(claim);
         registered
     }
 
@@ -219,11 +240,13 @@ impl Reaper {
                 _ => continue,
             };
             let pid = pid.as_raw() as u32;
+            waiters.reaped += 1;
             let waiter = waiters.waiting.remove(&pid);
             if waiter.is_some() {
                 waiters.live -= 1;
             } else if waiters.claiming > 0 {
-                waiters.unclaimed.insert(pid, exit);
+                let reaped = waiters.reaped;
+                waiters.unclaimed.insert(pid, (reaped, exit));
             }
             drop(waiters);
             match waiter {
@@ -265,12 +288,15 @@ mod tests {
                 let child = Command::new("sh").args(["-c", "exit 3"]).spawn()?;
                 let pid = child.id();
                 std::mem::forget(child);
-                for _ in 0..200 {
-                    if !crate::runtime::proc::process_alive(pid, None) {
+                // Until the reaper reaped it (a zombie still has its /proc entry).
+                let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+                for _ in 0..500 {
+                    if !proc.exists() {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                assert!(!proc.exists(), "{pid} was not reaped while unclaimed");
                 io::Result::Ok(pid)
             })
             .unwrap();
@@ -291,6 +317,45 @@ mod tests {
         )
         .unwrap();
         keeper_exit.await.unwrap();
+    }
+
+    #[test]
+    fn a_kept_exit_reaped_before_a_start_began_is_not_that_starts() {
+        // A reaper of its own, no thread: what a claim takes is decided under the lock.
+        let reaper = Reaper {
+            waiters: Mutex::default(),
+            children_exist: Condvar::new(),
+        };
+        let old = ProcessExit {
+            code: Some(9),
+            signal: None,
+        };
+        {
+            let mut waiters = reaper.lock();
+            waiters.claiming = 1;
+            waiters.reaped = 5;
+            // Reaped as the 5th, while another start was under way: an orphan with pid 4242.
+            waiters.unclaimed.insert(4242, (5, old));
+        }
+        // A start that began after it gets pid 4242 again: the old exit is not its own.
+        let (pid, mut exit) = reaper.spawn_claimed(|| io::Result::Ok(4242)).unwrap();
+        assert_eq!(pid, 4242);
+        assert!(exit.try_recv().is_err(), "the old exit was handed over");
+        let waiters = reaper.lock();
+        assert!(waiters.waiting.contains_key(&4242));
+        assert_eq!(waiters.claiming, 1, "only the claim it made is ended");
+        // One reaped after the start began is its own.
+        drop(waiters);
+        let (_, mut exit) = reaper
+            .spawn_claimed(|| {
+                let mut waiters = reaper.lock();
+                waiters.reaped += 1;
+                let reaped = waiters.reaped;
+                waiters.unclaimed.insert(4343, (reaped, old));
+                io::Result::Ok(4343)
+            })
+            .unwrap();
+        assert_eq!(exit.try_recv().unwrap(), old);
     }
 
     #[tokio::test]

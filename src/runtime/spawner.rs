@@ -52,6 +52,8 @@ pub(crate) const SUBCOMMAND: &str = "__spawner";
 /// The largest request the spawner reads (well within a socket's buffer); a larger one is
 /// started by forking ten.
 const MAX_REQUEST: usize = 64 << 10;
+/// How long ten waits for a spawner's answer before it takes the spawner for stuck.
+const ANSWER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The largest reply (a pid, or an error message, cut to fit).
 const MAX_REPLY: usize = 4096;
 
@@ -217,7 +219,18 @@ impl Spawner {
             }
             Err(Failure::Command(error)) => Some(Err(error)),
             Err(Failure::Spawner(error)) => {
-                tracing::warn!(pid = spawner.pid, %error, "the spawner is gone; a new one starts on the next request");
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    // Alive but stuck: not a process that could have been reaped (and its pid
+                    // reused) yet.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(spawner.pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                tracing::warn!(pid = spawner.pid, %error, "the spawner is gone or stuck; a new one starts on the next request");
                 *connection = None;
                 None
             }
@@ -249,6 +262,14 @@ impl Connection {
             SockType::SeqPacket,
             None,
             SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        // An answer comes at once (a child answers before its setup): a spawner silent for
+        // this long is stuck (a child stopped before it answered) and is replaced.
+        nix::sys::socket::setsockopt(
+            &ours,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(ANSWER_PATIENCE.as_secs() as i64, 0),
         )
         .map_err(io::Error::from)?;
         let mut command = Command::new(program);
@@ -311,14 +332,8 @@ impl Connection {
         }
         match serde_json::from_slice(&reply[..length]) {
             Ok(Reply::Started { pid }) => Ok((pid, File::from(status_read), go_write)),
-            Ok(Reply::Failed { pid, error }) => {
-                if let Some(pid) = pid {
-                    // Our child, dead or dying: reaped here, unless the reaper was first (it
-                    // keeps that exit until no start is under way).
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
-                }
-                Err(Failure::Command(io::Error::other(error)))
-            }
+            // A child that ended before it answered (`pid`) is ten's: the reaper reaps it.
+            Ok(Reply::Failed { error, .. }) => Err(Failure::Command(io::Error::other(error))),
             Err(error) => Err(Failure::Spawner(io::Error::other(format!(
                 "a reply that is not one: {error}"
             )))),

@@ -27,6 +27,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 use nix::libc;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::clone::{ChildStack, Clone, clone_child, clone_sharing};
 use super::{MAX_REQUEST, Reply, Request};
@@ -259,13 +261,8 @@ impl Prepared {
             if libc::chdir(self.cwd.as_ptr()) != 0 {
                 return (Step::Directory, errno());
             }
-            if let Some((uid, gid)) = self.user
-                && let Err(error) = become_user(uid, gid)
-            {
-                return (Step::User, error.raw_os_error().unwrap_or(0));
-            }
-            // The spawner ignores SIGPIPE (as every Rust program), and what ten inherited.
-            crate::runtime::signal::default_signals();
+            // Waited for before it becomes the tenant's user: a child that shares the
+            // spawner's memory must not wait as a user who may stop or trace it.
             if let Some(go) = go {
                 let mut byte = 0u8;
                 let read = loop {
@@ -278,6 +275,14 @@ impl Prepared {
                     return (Step::Cancelled, 0);
                 }
             }
+            if let Some((uid, gid)) = self.user
+                && let Err(error) = become_user(uid, gid)
+            {
+                return (Step::User, error.raw_os_error().unwrap_or(0));
+            }
+            // The spawner ignores SIGPIPE (as every Rust program), and what ten inherited;
+            // and a child that shares its memory starts with every signal blocked.
+            crate::runtime::signal::default_signals();
             libc::execve(
                 self.program.as_ptr(),
                 self.argv.1.as_ptr(),
@@ -319,7 +324,7 @@ fn open_directory(path: &std::path::Path) -> io::Result<OwnedFd> {
 /// Starts `request`'s command as a child of ten. With the caller's `status` pipe, answers as
 /// soon as the child exists (the caller reads how its exec went); without, once that is known.
 /// With a `go` pipe, the child executes only once the caller says so on it. `None`: the child
-/// answered on `socket` itself (see [`start_sharing`]).
+/// answered on `socket` itself (see [`run_child`]).
 fn start(
     request: &Request,
     pipes: Pipes,
@@ -341,13 +346,27 @@ fn start(
             status: status.as_raw_fd(),
             go: go.as_ref().map(AsRawFd::as_raw_fd),
             socket,
+            answered: AtomicBool::new(false),
         };
+        // Every signal blocked in the child until its handlers are back to their defaults:
+        // a handler of the spawner's must not run in it, on the spawner's memory (what
+        // `posix_spawn` does). The child inherits the mask; this process restores its own.
+        let restore = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK).ok();
         // SAFETY: one thread; `run_child` only makes system calls on `child` and what it
         // refers to, which live until it executed or exited (this process waits for that).
         let started =
             unsafe { clone_sharing(stack, run_child, (&raw const child).cast_mut().cast()) };
+        if let Some(mask) = restore {
+            let _ = mask.thread_set_mask();
+        }
         return match started {
-            Ok(_) => None,
+            // It answered with its pid: how its setup and exec went is on the status pipe.
+            Ok(_) if child.answered.load(Ordering::Acquire) => None,
+            // It ended (killed, or its answer could not be sent) before it answered.
+            Ok(pid) => Some(failed(
+                Some(pid),
+                io::Error::other("it ended before it could answer"),
+            )),
             Err(error) => Some(failed(None, error)),
         };
     }
@@ -391,6 +410,9 @@ struct Child<'a> {
     go: Option<RawFd>,
     /// The spawner's socket: the child answers the request with its own pid.
     socket: RawFd,
+    /// Set by the child once its answer is sent; read by the spawner after the child
+    /// executed or ended: unset, the spawner answers.
+    answered: AtomicBool,
 }
 
 /// A child that shares the spawner's memory (the spawner waits until it executed or exited):
@@ -400,12 +422,19 @@ extern "C" fn run_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `start` passes a `Child` that outlives this child's use of the spawner's memory.
     let child = unsafe { &*arg.cast::<Child<'_>>() };
     let mut reply = [0u8; 40];
-    // SAFETY: plain system calls.
-    let pid = unsafe { libc::getpid() } as u32;
+    // SAFETY: a plain system call; the raw one, since a C library that caches its pid would
+    // cache the child's in the spawner's memory.
+    let pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
     let length = started_reply(pid, &mut reply);
-    // SAFETY: a write of a buffer on this stack. A failed write (ten is gone) shows at the
-    // go-ahead, which then never comes.
-    unsafe { libc::write(child.socket, reply.as_ptr().cast(), length) };
+    // SAFETY: a write of a buffer on this stack.
+    let written = unsafe { libc::write(child.socket, reply.as_ptr().cast(), length) };
+    if usize::try_from(written) != Ok(length) {
+        // Not answered (ten is gone, or the socket refused it): it never executes, and the
+        // spawner answers for it once it ended.
+        // SAFETY: the end of the child without running any exit handler of the spawner.
+        unsafe { libc::_exit(127) };
+    }
+    child.answered.store(true, Ordering::Release);
     let (step, errno) = child.prepared.exec(false, child.go);
     fail_child(child.status, step, errno)
 }

@@ -95,9 +95,9 @@ enum Failure {
 }
 
 /// The most spawners ten runs at once. One spawner serves one request at a time, and a child
-/// sharing its memory holds it until its exec, so its go-ahead too (ten noting the pid): in a
-/// burst of 1,000 starts, the blocking threads queued for the one spawner for 1.4 ms per
-/// start while both cores were 15-20% idle. More are started only while all are busy.
+/// sharing its memory holds it until its exec, so through its go-ahead too (ten noting the
+/// pid): in a burst of 1,000 starts the blocking threads queued for a single spawner, 1.4 ms
+/// a start. More are started only while all are busy.
 const MAX_SPAWNERS: usize = 4;
 
 /// ten's end of the spawners, each started on first use.

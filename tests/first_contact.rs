@@ -467,6 +467,54 @@ fn route_of_an_undeclared_instance_says_how_to_declare_it() {
 }
 
 #[test]
+fn an_instance_id_a_typo_away_from_a_declared_one_is_named() {
+    let dir = project(
+        "",
+        &backend_service("web", ""),
+        &[("instances/web/alice.toml", "")],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("web:alice");
+    for (args, error, hint) in [
+        (
+            &["rm", "web:alcie"][..],
+            "web:alcie is not declared: there is nothing to remove",
+            "did you mean `web:alice`?",
+        ),
+        (
+            &["rm", "web:zed"],
+            "web:zed is not declared: there is nothing to remove",
+            "`ten ps web` lists its instances",
+        ),
+        (
+            &["rm", "webb:alice"],
+            "service `webb` is not declared",
+            "did you mean `web`?",
+        ),
+        (
+            &["stop", "web:alcie"],
+            "web:alcie is not declared",
+            "did you mean `web:alice`?",
+        ),
+        (
+            &["logs", "web:alcie"],
+            "web:alcie is not declared",
+            "did you mean `web:alice`?",
+        ),
+    ] {
+        let output = server.ten(args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
+        assert!(
+            text.contains(error) && text.contains(hint),
+            "ten {args:?}: {text}"
+        );
+    }
+    assert!(dir.path().join("instances/web/alice.toml").exists());
+    assert!(server.instance("web:alice").is_some());
+}
+
+#[test]
 fn deploy_starts_an_instance_of_an_on_demand_service_and_gives_it_traffic_once_healthy() {
     // `idle_timeout` without `start`: on demand, so a new instance is declared asleep.
     let dir = project(

@@ -85,7 +85,7 @@ impl ApiState {
         // One instance asked for: declared, or still in the process table (a held destroy);
         // else a typo would read as "nothing there".
         if let (Selector::Instance(key), true) = (&selector, views.is_empty()) {
-            return Err(select_error(undeclared(&snapshot.desired.config, key)));
+            return Err(select_error(undeclared(&snapshot.desired, key)));
         }
         Ok(views)
     }

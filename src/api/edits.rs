@@ -12,10 +12,11 @@ use hyper::{Response, StatusCode};
 use crate::body::{Body, json};
 use crate::config::edit::{self, instance_file_path};
 use crate::config::{Listen, RunState};
+use crate::desired::select::{SelectError, undeclared};
 use crate::names::{InstanceKey, ServiceName};
 use crate::reconcile::Call;
 
-use super::error::{CallError, bad_request};
+use super::error::{CallError, bad_request, select_error};
 use super::scope::Scope;
 use super::settle::{Goal, settle};
 use super::state::ApiState;
@@ -63,6 +64,25 @@ impl ApiState {
             Ok(Err(error)) => Err(CallError::new(409, error.to_string())),
             Err(error) => Err(CallError::new(500, format!("edit failed: {error}"))),
         }
+    }
+
+    /// Why `key` cannot be removed: it is not declared (a typo of one that is, or of its
+    /// service, is named).
+    async fn nothing_to_remove(&self, key: &InstanceKey) -> Result<CallError, CallError> {
+        let snapshot = self.ask(Call::Instances).await?;
+        Ok(match undeclared(&snapshot.desired, key) {
+            SelectError::NotDeclared { close, .. } => {
+                let error = CallError::new(
+                    404,
+                    format!("{key} is not declared: there is nothing to remove"),
+                );
+                match close {
+                    Some(close) => error.hint(format!("did you mean `{close}`?")),
+                    None => error.hint(format!("`ten ps {}` lists its instances", key.service)),
+                }
+            }
+            error => select_error(error),
+        })
     }
 
     /// Refuses a traffic command (`weight`, `deploy`, `route`) for a worker's instances
@@ -477,7 +497,7 @@ impl ApiState {
                 )
                 .hint("remove it from [instances] in tenement.toml")
             } else {
-                CallError::new(404, format!("{key} is not declared"))
+                self.nothing_to_remove(&key).await?
             });
         }
         let state = Arc::clone(&self);

@@ -139,7 +139,7 @@ impl ApiState {
         if known {
             return Ok(());
         }
-        Err(select_error(undeclared(&snapshot.desired.config, key)))
+        Err(select_error(undeclared(&snapshot.desired, key)))
     }
 
     pub(super) fn instance_file(&self, status: &StatusView, key: &InstanceKey) -> PathBuf {

@@ -90,8 +90,12 @@ pub enum SelectError {
     UnknownService { name: ServiceName, hint: String },
     #[error("group `{name}` is not declared")]
     UnknownGroup { name: GroupName, hint: String },
-    #[error("{0} is not declared")]
-    NotDeclared(InstanceKey),
+    /// With a declared instance of its service whose id is one edit away (a typo).
+    #[error("{key} is not declared")]
+    NotDeclared {
+        key: InstanceKey,
+        close: Option<InstanceKey>,
+    },
 }
 
 impl SelectError {
@@ -101,7 +105,13 @@ impl SelectError {
             SelectError::UnknownService { hint, .. } | SelectError::UnknownGroup { hint, .. } => {
                 hint.clone()
             }
-            SelectError::NotDeclared(key) => format!("declare it with `ten spawn {key}`"),
+            SelectError::NotDeclared {
+                close: Some(close),
+                key,
+            } => format!("did you mean `{close}`? (`ten spawn {key}` declares a new one)"),
+            SelectError::NotDeclared { key, close: None } => {
+                format!("declare it with `ten spawn {key}`")
+            }
         }
     }
 }
@@ -164,7 +174,7 @@ pub fn select(
     if let Selection::Instance(key) = &selection
         && !desired.instances.contains_key(key)
     {
-        return Err(undeclared(&desired.config, key));
+        return Err(undeclared(desired, key));
     }
     Ok(desired
         .instances
@@ -174,11 +184,24 @@ pub fn select(
         .collect())
 }
 
-/// Why `key`, which `config` does not declare, is not: its service is not declared (with a
-/// "did you mean"), or the instance is not.
-pub fn undeclared(config: &Config, key: &InstanceKey) -> SelectError {
+/// Why `key`, which `desired` does not declare, is not: its service is not declared (with a
+/// "did you mean"), or the instance is not (with one of its service's, if one is a typo away).
+pub fn undeclared(desired: &DesiredState, key: &InstanceKey) -> SelectError {
+    let config = &desired.config;
     if config.services.contains_key(&key.service) {
-        return SelectError::NotDeclared(key.clone());
+        let ids: Vec<&str> = desired
+            .instances
+            .keys()
+            .filter(|declared| declared.service == key.service)
+            .map(|declared| declared.id.as_str())
+            .collect();
+        let close = crate::config::reader::did_you_mean(key.id.as_str(), &ids)
+            .and_then(|id| crate::names::InstanceId::new(id).ok())
+            .map(|id| InstanceKey::new(key.service.clone(), id));
+        return SelectError::NotDeclared {
+            key: key.clone(),
+            close,
+        };
     }
     let declared: BTreeSet<ServiceName> = config.services.keys().cloned().collect();
     SelectError::UnknownService {
@@ -321,7 +344,21 @@ cron = ["nightly"]
         assert_eq!(error("wrker").hint(), "did you mean `worker`?");
         assert_eq!(
             error("web:c"),
-            SelectError::NotDeclared(InstanceKey::parse("web:c").unwrap())
+            SelectError::NotDeclared {
+                key: InstanceKey::parse("web:c").unwrap(),
+                close: None
+            }
+        );
+        // An instance id a typo away from one of its service's.
+        let typo = error("cron:nigthly");
+        assert_eq!(typo.to_string(), "cron:nigthly is not declared");
+        assert_eq!(
+            typo.hint(),
+            "did you mean `cron:nightly`? (`ten spawn cron:nigthly` declares a new one)"
+        );
+        assert_eq!(
+            error("cron:weekly").hint(),
+            "declare it with `ten spawn cron:weekly`"
         );
     }
 
@@ -332,7 +369,7 @@ cron = ["nightly"]
         assert_eq!(keys(selected), ["group:x"]);
         assert!(matches!(
             select(&desired, &Selector::parse("group:y").unwrap()),
-            Err(SelectError::NotDeclared(_))
+            Err(SelectError::NotDeclared { .. })
         ));
     }
 }

@@ -351,6 +351,37 @@ fn config_shows_the_effective_configuration() {
     );
 }
 
+#[test]
+fn config_shows_the_memory_budget() {
+    let dir = project();
+    support::write_file(
+        &dir.path().join("tenement.toml"),
+        &format!("[settings]\nmemory_target = \"80%\"\nmemory_limit_total = \"2GB\"\n\n{CONFIG}"),
+    );
+    let text = stdout(&ten(dir.path(), &["config"]));
+    assert!(text.contains("memory_target = \"80%\""), "{text}");
+    assert!(
+        text.contains(&format!("memory_limit_total = {}", 2u64 << 30)),
+        "{text}"
+    );
+    let json = ten(dir.path(), &["config", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["settings"]["memory_target"], "80%");
+    assert_eq!(value["settings"]["memory_limit_total"], 2u64 << 30);
+
+    // Unset, they are absent from the TOML (as every unset optional key) and null in JSON.
+    support::write_file(&dir.path().join("tenement.toml"), CONFIG);
+    let json = ten(dir.path(), &["config", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(value["settings"]["memory_target"].is_null());
+    assert!(
+        value["settings"]
+            .as_object()
+            .unwrap()
+            .contains_key("memory_target")
+    );
+}
+
 /// `text` with every run of whitespace made one space (help text is wrapped to a width).
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

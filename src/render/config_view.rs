@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-use crate::config::{Config, ServiceTemplate, StartMode};
+use crate::config::{Config, MemoryAmount, ServiceTemplate, StartMode};
 use crate::desired::fields::is_sensitive;
 use crate::desired::spec::duration;
 use crate::desired::{DesiredState, FieldMap, FieldValue, InstanceSpec};
@@ -71,6 +71,8 @@ fn settings_value(config: &Config) -> Value {
         "keep_alive_timeout": scalar(&duration(settings.connections.keep_alive_timeout)),
         "max_connections": settings.connections.max_connections,
         "max_connections_per_client": settings.connections.max_connections_per_client,
+        "memory_target": settings.memory_target.map(memory_amount),
+        "memory_limit_total": settings.memory_limit_total.map(memory_amount),
         "log_retention": {
             "max_bytes": settings.log_retention.max_bytes,
             "max_age": settings.log_retention.max_age.map(|age| scalar(&duration(age))),
@@ -87,6 +89,15 @@ fn settings_value(config: &Config) -> Value {
             "http_port": tls.http_port,
         },
     })
+}
+
+/// A memory amount as it can be written back: a share as `"80%"`, a size in bytes (exact,
+/// as `log_retention.max_bytes`).
+fn memory_amount(amount: MemoryAmount) -> Value {
+    match amount {
+        MemoryAmount::Percent(percent) => Value::String(format!("{percent}%")),
+        MemoryAmount::Bytes(bytes) => json!(bytes),
+    }
 }
 
 fn service_value(service: &ServiceTemplate, show_sensitive: bool) -> Value {

@@ -339,6 +339,15 @@ fn a_wake_past_memory_limit_total_puts_an_idle_one_to_sleep_or_is_refused_with_r
         200,
         "the request in flight was served"
     );
+    // The operator sees the refusal in `ten events` of the instance, not only the client.
+    let events = || stdout(&server.ten(&["events", "small:c"]));
+    assert!(
+        within(std::time::Duration::from_secs(5), || events()
+            .contains("cannot be woken")),
+        "{}",
+        events()
+    );
+    assert!(events().contains("memory_limit_total"), "{}", events());
     assert_eq!(phase_of(&server.ps(), "small:c"), Some(Phase::Sleeping));
     // The limit taken out of the settings (applied in place): c wakes.
     let config = fs::read_to_string(dir.path().join("tenement.toml")).unwrap();

@@ -141,12 +141,19 @@ async fn admit(
         }
         // Once asked, the reconciler has looked: whether anything can go is fresh.
         if asked && (!admission.evictable() || Instant::now() >= give_up) {
-            return Err(Refusal::NoRoom(format!(
-                "{} cannot be woken now: the tenants use {} MB of memory_limit_total = {} MB, and no idle instance can be put to sleep to make room",
+            // What it needs too, else "31 MB of 40 MB" reads as if there were room.
+            let needs = match expected >> 20 {
+                0 => String::new(),
+                mb => format!(" and {} used {mb} MB when it last ran", route.key),
+            };
+            let why = format!(
+                "{} cannot be woken now: the tenants use {} MB{needs}, past memory_limit_total = {} MB, and no idle instance can be put to sleep to make room",
                 route.key,
                 used >> 20,
                 limit >> 20
-            )));
+            );
+            admission.refused(&route.key, why.clone());
+            return Err(Refusal::NoRoom(why));
         }
         admission.ask_room(needed - limit);
         asked = true;

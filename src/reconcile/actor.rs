@@ -74,6 +74,8 @@ pub struct Reconciler<R> {
     finished: bool,
     /// Instances put to sleep for memory: since when, and what they used.
     evicting: BTreeMap<InstanceKey, (Instant, u64)>,
+    /// Instances whose refused wake was last an event: when (one event per quiet spell).
+    refusals_noted: BTreeMap<InstanceKey, Instant>,
     /// What the events said of failing durable writes.
     durable: durable::Told,
     /// The settings the tasks share (one copy, not one per task).
@@ -104,6 +106,7 @@ impl<R: Runtime> Reconciler<R> {
             exited: None,
             finished: false,
             evicting: BTreeMap::new(),
+            refusals_noted: BTreeMap::new(),
             durable: durable::Told::default(),
             settings,
         }

@@ -6,10 +6,13 @@
 //! the instances' last usage samples, kept by the reconciler. Imports nothing else of
 //! `supervisor`.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
+use crate::names::InstanceKey;
 use crate::runtime::memory::MemoryFiles;
 
 /// Shared by the reconciler and every gate.
@@ -27,6 +30,9 @@ pub struct Admission {
     /// The most bytes a waiting wake lacks; taken by the reconciler.
     wanted: AtomicU64,
     room: Notify,
+    /// Wakes refused since the reconciler's last look, by instance (the last reason): each
+    /// becomes an event, so the operator sees what the clients were answered.
+    refused: Mutex<BTreeMap<InstanceKey, String>>,
 }
 
 impl Admission {
@@ -79,6 +85,17 @@ impl Admission {
     /// Waits until a wake asks for room.
     pub async fn room_asked(&self) {
         self.room.notified().await;
+    }
+
+    /// A wake of `instance` was refused for want of room, because `why`.
+    pub fn refused(&self, instance: &InstanceKey, why: String) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.insert(instance.clone(), why);
+    }
+
+    /// The wakes refused since the last look.
+    pub fn take_refused(&self) -> BTreeMap<InstanceKey, String> {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The room asked for since the last look (0: none).

@@ -25,6 +25,9 @@ pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How old the running instances' usage samples may be at a look, with a budget set (older
 /// ones are taken again, for the next look).
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+/// A refused wake of an instance is an event at most this often (a client retrying after
+/// `Retry-After: 5`, or many clients at once, make one event, not one each).
+const REFUSAL_QUIET: Duration = Duration::from_secs(30);
 
 impl<R: Runtime> Reconciler<R> {
     /// Whether a memory budget is set (or was, and the admission still has its limit: the
@@ -38,6 +41,7 @@ impl<R: Runtime> Reconciler<R> {
 
     /// Measures, updates the admission, and puts instances to sleep if the budget asks.
     pub(super) fn relieve_memory(&mut self, now: Instant) {
+        self.note_refusals(now);
         let settings = &self.core.desired().config.settings;
         let (target, limit) = (settings.memory_target, settings.memory_limit_total);
         let admission = &self.shared.admission;
@@ -119,6 +123,26 @@ impl<R: Runtime> Reconciler<R> {
                 message: "put to sleep, least recently used of the idle on-demand instances".into(),
                 reason: Some(need.message.clone()),
                 warning: false,
+            });
+        }
+    }
+
+    /// The wakes refused for want of room since the last look, as events of their
+    /// instances: one per instance per `REFUSAL_QUIET`.
+    fn note_refusals(&mut self, now: Instant) {
+        self.refusals_noted
+            .retain(|_, noted| now.duration_since(*noted) < REFUSAL_QUIET);
+        for (instance, why) in self.shared.admission.take_refused() {
+            if self.refusals_noted.contains_key(&instance) {
+                continue;
+            }
+            self.refusals_noted.insert(instance.clone(), now);
+            self.record_note(Note {
+                instance: Some(instance),
+                action: "refused".into(),
+                message: format!("{why}: answered 503 with Retry-After: 5"),
+                reason: None,
+                warning: true,
             });
         }
     }

@@ -140,7 +140,7 @@ impl<R: Runtime> Reconciler<R> {
             self.record_note(Note {
                 instance: Some(instance),
                 action: "refused".into(),
-                message: format!("{why}: answered 503 with Retry-After: 5"),
+                message: format!("{why}: answered 503 with a Retry-After"),
                 reason: None,
                 warning: true,
             });

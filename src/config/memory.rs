@@ -73,6 +73,37 @@ pub(crate) fn parse_memory_amount(
     None
 }
 
+/// A warning when `memory_limit_total` is below `memory_target` (both shares, or both sizes:
+/// a share and a size compare only on a given host): the usage can never reach the target,
+/// so idle tenants are never put to sleep for it, and wakes are refused first.
+pub(crate) fn check_limit_above_target(
+    fields: &Fields<'_>,
+    target: Option<MemoryAmount>,
+    limit: Option<MemoryAmount>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let below = match (target, limit) {
+        (Some(MemoryAmount::Percent(target)), Some(MemoryAmount::Percent(limit))) => limit < target,
+        (Some(MemoryAmount::Bytes(target)), Some(MemoryAmount::Bytes(limit))) => limit < target,
+        _ => false,
+    };
+    if below {
+        diagnostics.push(
+            Diagnostic::at(
+                fields.file,
+                fields.value_span("memory_limit_total"),
+                format!(
+                    "`memory_limit_total` in {} is below `memory_target`: the tenants can never reach the target, so no idle tenant is put to sleep for it, and wakes are refused instead",
+                    fields.section
+                ),
+            )
+            .with_label("below memory_target")
+            .with_hint("set memory_limit_total above memory_target (the target puts idle tenants to sleep; the limit refuses wakes past it)")
+            .warning(),
+        );
+    }
+}
+
 fn amount(text: &str) -> Result<MemoryAmount, String> {
     if let Some(percent) = text.trim().strip_suffix('%') {
         return match percent.trim().parse::<u8>() {
@@ -129,6 +160,41 @@ mod tests {
         );
         assert_eq!(MemoryAmount::Percent(50).bytes(1000 << 20), 500 << 20);
         assert_eq!(MemoryAmount::Bytes(7).bytes(1000), 7);
+    }
+
+    #[test]
+    fn a_limit_below_the_target_is_a_warning() {
+        for (body, warned) in [
+            (
+                "memory_target = \"80%\"\nmemory_limit_total = \"50%\"",
+                true,
+            ),
+            (
+                "memory_target = \"2GB\"\nmemory_limit_total = \"1GB\"",
+                true,
+            ),
+            (
+                "memory_target = \"50%\"\nmemory_limit_total = \"80%\"",
+                false,
+            ),
+            (
+                "memory_target = \"1GB\"\nmemory_limit_total = \"2GB\"",
+                false,
+            ),
+            // A share and a size compare only on a host.
+            (
+                "memory_target = \"80%\"\nmemory_limit_total = \"1GB\"",
+                false,
+            ),
+        ] {
+            let (config, messages) = settings(body);
+            assert!(config.is_some(), "a warning, not an error: {body}");
+            assert_eq!(
+                messages.contains("is below `memory_target`"),
+                warned,
+                "{body}: {messages}"
+            );
+        }
     }
 
     #[test]

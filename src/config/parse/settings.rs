@@ -137,6 +137,12 @@ pub(super) fn parse_settings(
         crate::config::memory::parse_memory_amount(&fields, "memory_target", diagnostics);
     settings.memory_limit_total =
         crate::config::memory::parse_memory_amount(&fields, "memory_limit_total", diagnostics);
+    crate::config::memory::check_limit_above_target(
+        &fields,
+        settings.memory_target,
+        settings.memory_limit_total,
+        diagnostics,
+    );
     settings.connections =
         crate::config::connections::parse_connection_limits(&fields, diagnostics);
     (!has_errors(&diagnostics[before..])).then_some(settings)

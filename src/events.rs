@@ -24,7 +24,7 @@ pub struct Event {
     /// `health`, `exit` for what the supervisor saw; `config`, `apply`, `serve` for ten.
     pub action: Box<str>,
     pub message: Box<str>,
-    /// Why, when the action was planned (`because instances/notes/carol.toml was added`).
+    /// Why, when the action was planned (`because instances/notes/carol.toml declares it`).
     pub reason: Option<Box<str>>,
 }
 
@@ -288,7 +288,7 @@ mod tests {
             Some(&alice),
             "create",
             "started",
-            Some("because instances/notes/alice.toml was added"),
+            Some("because instances/notes/alice.toml declares it"),
         );
         log.record(Some(&bob), "create", "started", None);
         log.record(None, "config", "reloaded", None);

@@ -56,7 +56,7 @@ fn plan_new(spec: &InstanceSpec, shown: Shown) -> Option<Change> {
         Shown::Bare => Vec::new(),
     };
     let mut message = match &spec.declared.file {
-        Some(file) => format!("because {} was added", file.display()),
+        Some(file) => format!("because {} declares it", file.display()),
         None => "because [instances] in tenement.toml lists it".to_string(),
     };
     if spec.start == StartMode::OnDemand {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::config::{Config, Diagnostic, InstanceFile, InstanceOverrides, Listen};
+use crate::config::{Config, Diagnostic, InstanceFile, InstanceOverrides, Listen, StartMode};
 use crate::names::InstanceKey;
 
 use super::DesiredState;
@@ -83,7 +83,45 @@ pub fn resolve(
         .filter(|spec| spec.listen != Listen::None)
         .count();
     check_port_range(&config, listening, diagnostics);
+    check_memory_budget(&config, &instances, diagnostics);
     DesiredState { config, instances }
+}
+
+/// A memory budget acts only on instances that start on demand (it puts idle ones to sleep
+/// and refuses their wakes): with instances declared and none of them on demand, it is
+/// warned about, not silently kept.
+fn check_memory_budget(
+    config: &Config,
+    instances: &BTreeMap<InstanceKey, Arc<InstanceSpec>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let settings = &config.settings;
+    let set: Vec<&str> = [
+        ("memory_target", settings.memory_target.is_some()),
+        ("memory_limit_total", settings.memory_limit_total.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    if set.is_empty()
+        || instances.is_empty()
+        || instances
+            .values()
+            .any(|spec| spec.start == StartMode::OnDemand)
+    {
+        return;
+    }
+    diagnostics.push(
+        Diagnostic::in_file(
+            Path::new(config.path.file_name().unwrap_or_default()),
+            format!(
+                "`{}` in [settings] has nothing to act on: no declared instance starts on demand, and only those are put to sleep for memory or refused a wake",
+                set.join("` and `")
+            ),
+        )
+        .with_hint("give the services whose tenants may sleep an `idle_timeout` (on demand is then their default), or `start = \"on-demand\"`")
+        .warning(),
+    );
 }
 
 fn check_sockets(
@@ -165,6 +203,38 @@ mod tests {
 
     fn key(text: &str) -> InstanceKey {
         InstanceKey::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_memory_budget_with_no_instance_on_demand_is_a_warning() {
+        let warned = |text: &str| {
+            let mut diagnostics = Vec::new();
+            resolve(config(text), &[], &mut diagnostics);
+            assert!(
+                diagnostics
+                    .iter()
+                    .all(|d| d.severity == crate::config::Severity::Warning),
+                "{diagnostics:?}"
+            );
+            diagnostics
+                .iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let eager = "[settings]\nmemory_target = \"80%\"\n[service.web]\ncommand = \"w\"\n[instances]\nweb = [\"a\"]\n";
+        assert!(
+            warned(eager).contains("`memory_target` in [settings] has nothing to act on"),
+            "{}",
+            warned(eager)
+        );
+        let on_demand = "[settings]\nmemory_target = \"80%\"\n[service.web]\ncommand = \"w\"\nidle_timeout = 60\n[instances]\nweb = [\"a\"]\n";
+        assert_eq!(warned(on_demand), "");
+        // No instance yet: nothing to say.
+        let empty = "[settings]\nmemory_limit_total = \"1GB\"\n[service.web]\ncommand = \"w\"\n";
+        assert_eq!(warned(empty), "");
+        let neither = "[service.web]\ncommand = \"w\"\n[instances]\nweb = [\"a\"]\n";
+        assert_eq!(warned(neither), "");
     }
 
     #[test]

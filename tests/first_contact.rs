@@ -424,6 +424,16 @@ fn route_to_itself_is_refused_and_nothing_changes() {
     );
 }
 
+/// `ten ARGS` failed (exit code 1) with `error` and `hint` on stderr.
+fn refused_saying(output: &std::process::Output, args: &[&str], error: &str, hint: &str) {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
+    assert!(
+        text.contains(error) && text.contains(hint),
+        "ten {args:?}: {text}"
+    );
+}
+
 /// `ten route` to or from an instance that is not declared, or of a service that does not
 /// exist, fails as `ten stop` does: with `ten spawn` to declare it, or "did you mean".
 #[test]
@@ -452,13 +462,7 @@ fn route_of_an_undeclared_instance_says_how_to_declare_it() {
             "did you mean `web`?",
         ),
     ] {
-        let output = server.ten(args);
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
-        assert!(
-            text.contains(error) && text.contains(hint),
-            "ten {args:?}: {text}"
-        );
+        refused_saying(&server.ten(args), args, error, hint);
     }
     assert_eq!(
         std::fs::read_to_string(dir.path().join("instances/web/a.toml")).unwrap(),
@@ -502,13 +506,7 @@ fn an_instance_id_a_typo_away_from_a_declared_one_is_named() {
             "did you mean `web:alice`?",
         ),
     ] {
-        let output = server.ten(args);
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
-        assert!(
-            text.contains(error) && text.contains(hint),
-            "ten {args:?}: {text}"
-        );
+        refused_saying(&server.ten(args), args, error, hint);
     }
     assert!(dir.path().join("instances/web/alice.toml").exists());
     assert!(server.instance("web:alice").is_some());
@@ -852,14 +850,8 @@ fn files_in_a_service_directory_that_are_not_instance_files_are_reported() {
 /// `ten ARGS` against `server`, killed if it has not ended after 20 s (`None` then).
 fn ten_within(server: &TestServer, args: &[&str]) -> Option<std::process::Output> {
     let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_ten"))
-            .args(args)
-            .arg("--config")
-            .arg(&server.dir)
-            .args(["--server", &server.url])
-            .env("NO_COLOR", "1")
-            .env_remove("TENEMENT_TOKEN")
-            .stdin(Stdio::null())
+        server
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1010,12 +1002,7 @@ fn logs_and_events_of_an_undeclared_target_fail_instead_of_waiting() {
     ] {
         let output = ten_within(&server, args)
             .unwrap_or_else(|| panic!("ten {args:?} still runs after 20 s"));
-        let text = stderr(&output);
-        assert_eq!(output.status.code(), Some(1), "ten {args:?}: {text}");
-        assert!(
-            text.contains(error) && text.contains(hint),
-            "ten {args:?}: {text}"
-        );
+        refused_saying(&output, args, error, hint);
     }
 }
 

@@ -370,14 +370,8 @@ struct Follower {
 impl Follower {
     fn start(server: &TestServer, args: &[&str]) -> Follower {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ten"))
-            .args(args)
-            .arg("--config")
-            .arg(&server.dir)
-            .args(["--server", &server.url])
-            .env("NO_COLOR", "1")
-            .env_remove("TENEMENT_TOKEN")
-            .stdin(std::process::Stdio::null())
+        let mut child = server
+            .command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

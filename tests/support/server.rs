@@ -203,16 +203,22 @@ impl TestServer {
 
     /// Runs the CLI against this server and its config.
     pub(crate) fn ten(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ten"))
+        self.command(args).output().expect("run ten")
+    }
+
+    /// `ten ARGS` against this server (its config, its URL, the admin token from the data
+    /// directory, no colour, stdin on /dev/null), to run or spawn as the caller needs.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ten"));
+        command
             .args(args)
             .arg("--config")
             .arg(&self.dir)
             .args(["--server", &self.url])
             .env("NO_COLOR", "1")
             .env_remove("TENEMENT_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ten")
+            .stdin(Stdio::null());
+        command
     }
 
     pub(crate) fn ps(&self) -> Vec<InstanceView> {

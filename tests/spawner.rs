@@ -45,69 +45,62 @@ impl Spawner {
 
     /// Sends `request` with the write end of a new status pipe; the reply and the read end.
     fn ask_with_pipe(&mut self, request: &Value) -> (Value, fs::File) {
-        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-        use std::os::fd::AsRawFd;
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let message = serde_json::to_vec(request).unwrap();
-        sendmsg::<()>(
-            self.socket.as_raw_fd(),
-            &[std::io::IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&[write.as_raw_fd()])],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
-        drop(write);
-        let mut reply = vec![0; 4096];
-        let length = self.socket.read(&mut reply).unwrap();
-        (
-            serde_json::from_slice(&reply[..length]).unwrap(),
-            fs::File::from(read),
-        )
+        let (status, _) = self.send(request, false);
+        (self.reply(), status)
     }
 
     /// Sends `request` with the write end of a status pipe and the read end of a go-ahead
     /// pipe (as ten does); the reply, the status pipe's read end and the go-ahead's write end.
     fn ask_with_go_ahead(&mut self, request: &Value) -> (Value, fs::File, fs::File) {
         let (status, go) = self.send_with_go_ahead(request);
-        let mut reply = vec![0; 4096];
-        let length = self.socket.read(&mut reply).unwrap();
-        (
-            serde_json::from_slice(&reply[..length]).unwrap(),
-            status,
-            go,
-        )
+        (self.reply(), status, go)
     }
 
     /// Sends `request` as [`Spawner::ask_with_go_ahead`] does, without reading the reply.
     fn send_with_go_ahead(&mut self, request: &Value) -> (fs::File, fs::File) {
+        let (status, go) = self.send(request, true);
+        (status, go.expect("a go-ahead pipe was sent"))
+    }
+
+    /// Sends `request` with the write end of a new status pipe and, with `go`, the read end
+    /// of a go-ahead pipe; the status pipe's read end and the go-ahead's write end.
+    fn send(&mut self, request: &Value, go: bool) -> (fs::File, Option<fs::File>) {
         use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
         use std::os::fd::AsRawFd;
-        let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-        let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (status_read, status_write) = pipe();
+        let go = go.then(pipe);
+        let mut fds = vec![status_write.as_raw_fd()];
+        fds.extend(go.as_ref().map(|(read, _)| read.as_raw_fd()));
         let message = serde_json::to_vec(request).unwrap();
         sendmsg::<()>(
             self.socket.as_raw_fd(),
             &[std::io::IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&[
-                status_write.as_raw_fd(),
-                go_read.as_raw_fd(),
-            ])],
+            &[ControlMessage::ScmRights(&fds)],
             MsgFlags::empty(),
             None,
         )
         .unwrap();
-        drop((status_write, go_read));
-        (fs::File::from(status_read), fs::File::from(go_write))
+        // Only the spawner's child keeps these ends.
+        drop(status_write);
+        (
+            fs::File::from(status_read),
+            go.map(|(_, write)| fs::File::from(write)),
+        )
+    }
+
+    /// The next reply.
+    fn reply(&mut self) -> Value {
+        let mut reply = vec![0; 4096];
+        let length = self.socket.read(&mut reply).unwrap();
+        serde_json::from_slice(&reply[..length]).unwrap()
     }
 
     fn ask(&mut self, request: &Value) -> Value {
         self.socket
             .write_all(&serde_json::to_vec(request).unwrap())
             .unwrap();
-        let mut reply = vec![0; 4096];
-        let length = self.socket.read(&mut reply).unwrap();
-        serde_json::from_slice(&reply[..length]).unwrap()
+        self.reply()
     }
 }
 
@@ -350,39 +343,28 @@ fn with_a_status_pipe_a_failed_setup_says_its_step_after_the_pid() {
     let dir = tempfile::tempdir().unwrap();
     let mut spawner = Spawner::start();
 
-    let mut nowhere = request(dir.path(), &["true"]);
-    nowhere["cwd"] = json!(dir.path().join("gone"));
-    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&nowhere);
-    let pid = started(&reply);
-    assert_eq!(
-        failed_step(&mut status),
-        (4, nix::libc::ENOENT),
-        "its directory"
-    );
-    assert_eq!(exit_code(pid), 127);
-
-    let mut unwritable = request(dir.path(), &["true"]);
-    unwritable["stdout"] = json!(dir.path().join("no/such/dir/out"));
-    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&unwritable);
-    let pid = started(&reply);
-    assert_eq!(
-        failed_step(&mut status),
-        (7, nix::libc::ENOENT),
-        "its output"
-    );
-    assert_eq!(exit_code(pid), 127);
-
-    // A cgroup that is not there (v1's way: joined from the child).
-    let mut homeless = request(dir.path(), &["true"]);
-    homeless["cgroup_procs"] = json!([dir.path().join("no-cgroup/cgroup.procs")]);
-    let (reply, mut status, _go) = spawner.ask_with_go_ahead(&homeless);
-    let pid = started(&reply);
-    assert_eq!(
-        failed_step(&mut status),
-        (2, nix::libc::ENOENT),
-        "its cgroup"
-    );
-    assert_eq!(exit_code(pid), 127);
+    // (field, value, the step that fails: 4 its directory, 7 its output, 2 its cgroup,
+    // joined from the child as on v1)
+    for (field, value, step) in [
+        ("cwd", json!(dir.path().join("gone")), 4),
+        ("stdout", json!(dir.path().join("no/such/dir/out")), 7),
+        (
+            "cgroup_procs",
+            json!([dir.path().join("no-cgroup/cgroup.procs")]),
+            2,
+        ),
+    ] {
+        let mut failing = request(dir.path(), &["true"]);
+        failing[field] = value;
+        let (reply, mut status, _go) = spawner.ask_with_go_ahead(&failing);
+        let pid = started(&reply);
+        assert_eq!(
+            failed_step(&mut status),
+            (step, nix::libc::ENOENT),
+            "{field}"
+        );
+        assert_eq!(exit_code(pid), 127, "{field}");
+    }
 
     // It still serves after failures.
     let (reply, mut status, mut go) =

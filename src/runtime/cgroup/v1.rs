@@ -22,22 +22,29 @@ const CONTROLLERS: [(Controllers, &str); 4] = [
 
 /// The v1 hierarchies, limited to the controllers ten uses.
 #[derive(Debug)]
-pub(super) struct Selected(V1);
+pub(super) struct Selected;
 
 impl Hierarchy for Selected {
+    /// A copy of those found the first time (cgroups-rs would look for each controller's
+    /// mount again, formatting names, at every cgroup made).
     fn subsystems(&self) -> Vec<Subsystem> {
-        self.0
-            .subsystems()
-            .into_iter()
-            .filter(|subsystem| {
-                let name = subsystem.controller_name();
-                CONTROLLERS.iter().any(|(_, used)| *used == name)
+        static SUBSYSTEMS: OnceLock<Vec<Subsystem>> = OnceLock::new();
+        SUBSYSTEMS
+            .get_or_init(|| {
+                mounts()
+                    .subsystems()
+                    .into_iter()
+                    .filter(|subsystem| {
+                        let name = subsystem.controller_name();
+                        CONTROLLERS.iter().any(|(_, used)| *used == name)
+                    })
+                    .collect()
             })
-            .collect()
+            .clone()
     }
 
     fn root(&self) -> PathBuf {
-        self.0.root()
+        mounts().root()
     }
 
     fn root_control_group(&self) -> Cgroup {
@@ -59,7 +66,7 @@ impl Hierarchy for Selected {
 
 impl Selected {
     pub(super) fn new() -> Selected {
-        Selected(mounts().clone())
+        Selected
     }
 }
 

@@ -6,7 +6,8 @@
 //! each rotation, and in a sweep) and searches over them.
 //!
 //! `attach`: attaching and detaching an instance; `poll`: reading new output in batches, in
-//! the crash-safe order, and the inotify watch; `ring`: the recent lines in memory and queries
+//! the crash-safe order; `watch`: the inotify watch of the attached instances' raw files, and
+//! its thread, which polls; `ring`: the recent lines in memory and queries
 //! over them; `log_files`: the log files services name; `retention`: the sweep of what
 //! `log_retention` no longer keeps; `searches`: searches over the kept files.
 //!
@@ -68,6 +69,8 @@ struct InstanceLogs {
     /// The log files of stdout and stderr (keys of [`HubState::files`]; the same one twice
     /// when merged).
     targets: Targets,
+    /// The inotify watch of its raw files' directory, while ten watches.
+    wd: Option<i32>,
 }
 
 type Targets = [Option<PathBuf>; 2];
@@ -100,7 +103,7 @@ impl InstanceLogs {
 #[derive(Default)]
 struct HubState {
     instances: HashMap<InstanceKey, InstanceLogs>,
-    by_path: HashMap<PathBuf, (InstanceKey, usize)>,
+    watches: watch::Watches,
     /// The log files named by the instances' targets.
     files: HashMap<PathBuf, LogFile>,
     /// How much of each instance's output is kept on disk.
@@ -169,6 +172,7 @@ mod poll;
 mod retention;
 mod ring;
 mod searches;
+mod watch;
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use super::super::record::{Recorded, read_record};
 use super::super::source::Source;
 use super::log_files::retarget;
 use super::ring::read_tail;
-use super::{CapturePaths, InstanceLogs, LogHub, Targets};
+use super::{CapturePaths, InstanceLogs, LogHub, Targets, watch};
 
 impl LogHub {
     /// Starts capturing `key`: creates its directories and resumes where the last ten's lines
@@ -56,6 +56,7 @@ impl LogHub {
             offsets_path: paths.offsets.clone(),
             offsets_file: None,
             targets: Targets::default(),
+            wd: None,
         };
         // The record now says where this ten starts, in this version's format, with the
         // length of the output.log it appends to (after a ten killed between a rotation and
@@ -69,8 +70,7 @@ impl LogHub {
         }
         let mut state = self.lock();
         retarget(&mut state.files, &mut logs.targets, log_files);
-        state.by_path.insert(paths.stdout.clone(), (key.clone(), 0));
-        state.by_path.insert(paths.stderr.clone(), (key.clone(), 1));
+        logs.wd = watch::add(&mut state.watches, &paths.dir, key);
         state.instances.insert(key.clone(), logs);
         drop(state);
         // Anything written before we attached.
@@ -89,8 +89,8 @@ impl LogHub {
         self.poll(key);
         let mut state = self.lock();
         if let Some(mut logs) = state.instances.remove(key) {
-            for source in &logs.sources {
-                state.by_path.remove(&source.path);
+            if let Some(wd) = logs.wd {
+                watch::remove(&mut state.watches, wd);
             }
             retarget(&mut state.files, &mut logs.targets, &LogFiles::default());
         }

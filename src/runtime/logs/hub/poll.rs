@@ -1,12 +1,9 @@
 //! Reading new output: a stream's batches appended to `output.log` and the log files and
-//! recorded in the crash-safe order, kept in the ring and sent to followers; the inotify
-//! watch that polls. Uses `ring` and `log_files` of `hub`; imports nothing of `runtime`
+//! recorded in the crash-safe order, kept in the ring and sent to followers. Uses `ring` and `log_files` of `hub`; imports nothing of `runtime`
 //! outside `logs`.
 
 use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use crate::config::LogRetention;
 use crate::names::InstanceKey;
@@ -107,13 +104,10 @@ impl LogHub {
         more
     }
 
-    /// Reads new output of the instance whose raw file is `path`: of that stream only (a
-    /// write to the other one has an event of its own).
-    pub fn poll_path(&self, path: &Path) {
-        let found = self.lock().by_path.get(path).cloned();
-        if let Some((key, index)) = found {
-            while self.poll_batch(&key, Some(index)) {}
-        }
+    /// Reads new output of `key`'s stream `index` (0: stdout, 1: stderr) only: a write to
+    /// the other one has an event of its own.
+    pub(super) fn poll_stream(&self, key: &InstanceKey, index: usize) {
+        while self.poll_batch(key, Some(index)) {}
     }
 
     pub fn poll_all(&self) {
@@ -121,32 +115,6 @@ impl LogHub {
         for key in keys {
             self.poll(&key);
         }
-    }
-
-    /// Tails the raw files: reads whenever inotify reports a write. The watcher must be kept
-    /// alive by the caller.
-    pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
-        use notify::{EventKind, RecursiveMode, Watcher};
-        let capture = self.capture_root();
-        fs::create_dir_all(&capture).map_err(notify::Error::io)?;
-        let hub = Arc::clone(self);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) if event.need_rescan() => hub.poll_all(),
-                Ok(event) => {
-                    if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
-                        for path in &event.paths {
-                            hub.poll_path(path);
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "log watcher error; reading all logs");
-                    hub.poll_all();
-                }
-            })?;
-        watcher.watch(&capture, RecursiveMode::Recursive)?;
-        Ok(watcher)
     }
 }
 

@@ -334,17 +334,63 @@ fn an_event_of_one_stream_reads_that_stream_only() {
     let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&paths.stdout, b"out\n");
     append(&paths.stderr, b"err\n");
-    hub.poll_path(&paths.stdout);
+    hub.poll_stream(&key(), 0);
     assert_eq!(ring_texts(&hub), ["out"]);
     // The write to stderr has its own event.
-    hub.poll_path(&paths.stderr);
+    hub.poll_stream(&key(), 1);
     assert_eq!(ring_texts(&hub), ["out", "err"]);
     // Written after a poll: read by the next.
     append(&paths.stdout, b"more\n");
-    hub.poll_path(&paths.stdout);
+    hub.poll_stream(&key(), 0);
     assert_eq!(ring_texts(&hub), ["out", "err", "more"]);
     assert_eq!(
         stored_texts(&paths),
         ["out", "err", "more"].map(String::from)
+    );
+}
+
+/// Waits (up to 10 s) until the ring holds `expected`.
+fn wait_for_ring(hub: &LogHub, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ring_texts(hub) != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ring holds {:?}, not {expected:?}",
+            ring_texts(hub)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_watch_reads_the_writes_of_instances_attached_before_and_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let before = InstanceKey::parse("notes:before").unwrap();
+    let before_paths = hub.attach(&before, &LogFiles::default()).unwrap();
+    append(&before_paths.stdout, b"written before the watch\n");
+    let watch = hub.watch().unwrap();
+    let after = hub.attach(&key(), &LogFiles::default()).unwrap();
+    append(&before_paths.stderr, b"err of before\n");
+    wait_for_ring(&hub, &["written before the watch", "err of before"]);
+    append(&after.stdout, b"out of after\n");
+    wait_for_ring(
+        &hub,
+        &["written before the watch", "err of before", "out of after"],
+    );
+    // Detached: no longer read (nor watched); another attached: read.
+    hub.detach(&before, false);
+    append(&before_paths.stdout, b"after the detach\n");
+    append(&after.stderr, b"err of after\n");
+    wait_for_ring(&hub, &["out of after", "err of after"]);
+    drop(watch);
+    // No longer watching: a write waits for a poll.
+    append(&after.stdout, b"unwatched\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(ring_texts(&hub), ["out of after", "err of after"]);
+    hub.poll(&key());
+    assert_eq!(
+        ring_texts(&hub),
+        ["out of after", "err of after", "unwatched"]
     );
 }

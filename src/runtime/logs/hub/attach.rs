@@ -14,7 +14,7 @@ use super::super::record::{Recorded, read_record};
 use super::super::source::Source;
 use super::log_files::retarget;
 use super::ring::read_tail;
-use super::{CapturePaths, InstanceLogs, LogHub, Targets, watch};
+use super::{CapturePaths, HubState, InstanceLogs, LogHub, Targets, watch};
 
 impl LogHub {
     /// Starts capturing `key`: creates its directories and resumes where the last ten's lines
@@ -22,11 +22,13 @@ impl LogHub {
     /// files. Lines in `output.log` past the recorded length (appended by a ten killed before
     /// it recorded their offsets) are removed first: they are read again. Then loads the tail
     /// of `output.log` into memory. Lines go to `log_files` too (those read now included);
-    /// for an instance already attached, they are set as [`LogHub::set_log_files`] does.
+    /// for an instance already attached, they are set as [`LogHub::set_log_files`] does, and it is
+    /// watched again if its watch failed or was lost.
     pub fn attach(&self, key: &InstanceKey, log_files: &LogFiles) -> io::Result<CapturePaths> {
         let paths = self.paths(key);
         if self.lock().instances.contains_key(key) {
             self.set_log_files(key, log_files);
+            self.watch_again(key, &paths)?;
             return Ok(paths);
         }
         fs::create_dir_all(&paths.dir)?;
@@ -78,9 +80,34 @@ impl LogHub {
         Ok(paths)
     }
 
-    /// Whether the output of `key` is captured (attached and not detached since).
+    /// Whether the output of `key` is captured: attached and not detached since, and
+    /// watched while ten watches.
     pub fn attached(&self, key: &InstanceKey) -> bool {
-        self.lock().instances.contains_key(key)
+        let state = self.lock();
+        state
+            .instances
+            .get(key)
+            .is_some_and(|logs| logs.wd.is_some() || !state.watches.watching())
+    }
+
+    /// Watches `key` again (attached, but its watch failed or its directory was removed),
+    /// then reads what it wrote meanwhile.
+    fn watch_again(&self, key: &InstanceKey, paths: &CapturePaths) -> io::Result<()> {
+        let mut state = self.lock();
+        let HubState {
+            instances, watches, ..
+        } = &mut *state;
+        let Some(logs) = instances.get_mut(key) else {
+            return Ok(());
+        };
+        if logs.wd.is_some() || !watches.watching() {
+            return Ok(());
+        }
+        fs::create_dir_all(&paths.dir)?;
+        logs.wd = watch::add(watches, &paths.dir, key);
+        drop(state);
+        self.poll(key);
+        Ok(())
     }
 
     /// Stops capturing `key` (after reading what is left); removes its capture files when

@@ -27,7 +27,7 @@ impl LogHub {
 
     /// Reads one batch of new output of `key` (of its stream `only`, or of both); whether
     /// more is waiting.
-    fn poll_batch(&self, key: &InstanceKey, only: Option<usize>) -> bool {
+    pub(super) fn poll_batch(&self, key: &InstanceKey, only: Option<usize>) -> bool {
         let mut state = self.lock();
         let HubState {
             instances,
@@ -104,8 +104,8 @@ impl LogHub {
         more
     }
 
-    /// Reads new output of `key`'s stream `index` (0: stdout, 1: stderr) only: a write to
-    /// the other one has an event of its own.
+    /// Reads new output of `key`'s stream `index` (0: stdout, 1: stderr) only.
+    #[cfg(test)]
     pub(super) fn poll_stream(&self, key: &InstanceKey, index: usize) {
         while self.poll_batch(key, Some(index)) {}
     }

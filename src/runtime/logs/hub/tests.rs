@@ -349,14 +349,25 @@ fn an_event_of_one_stream_reads_that_stream_only() {
     );
 }
 
-/// Waits (up to 10 s) until the ring holds `expected`.
-fn wait_for_ring(hub: &LogHub, expected: &[&str]) {
+/// The lines of `key` in the ring.
+fn texts_of(hub: &LogHub, key: &InstanceKey) -> Vec<String> {
+    hub.query(&LogQuery {
+        instance: Some(key.clone()),
+        ..LogQuery::default()
+    })
+    .into_iter()
+    .map(|line| line.text)
+    .collect()
+}
+
+/// Waits (up to 10 s) until the ring holds `expected` of `key`.
+fn wait_for(hub: &LogHub, key: &InstanceKey, expected: &[&str]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ring_texts(hub) != expected {
+    while texts_of(hub, key) != expected {
         assert!(
             std::time::Instant::now() < deadline,
-            "the ring holds {:?}, not {expected:?}",
-            ring_texts(hub)
+            "{key} has {:?} in the ring, not {expected:?}",
+            texts_of(hub, key)
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -372,25 +383,93 @@ fn the_watch_reads_the_writes_of_instances_attached_before_and_after_it() {
     let watch = hub.watch().unwrap();
     let after = hub.attach(&key(), &LogFiles::default()).unwrap();
     append(&before_paths.stderr, b"err of before\n");
-    wait_for_ring(&hub, &["written before the watch", "err of before"]);
-    append(&after.stdout, b"out of after\n");
-    wait_for_ring(
+    wait_for(
         &hub,
-        &["written before the watch", "err of before", "out of after"],
+        &before,
+        &["written before the watch", "err of before"],
     );
+    append(&after.stdout, b"out of after\n");
+    wait_for(&hub, &key(), &["out of after"]);
     // Detached: no longer read (nor watched); another attached: read.
     hub.detach(&before, false);
     append(&before_paths.stdout, b"after the detach\n");
     append(&after.stderr, b"err of after\n");
-    wait_for_ring(&hub, &["out of after", "err of after"]);
+    wait_for(&hub, &key(), &["out of after", "err of after"]);
+    assert_eq!(texts_of(&hub, &before), Vec::<String>::new());
     drop(watch);
     // No longer watching: a write waits for a poll.
     append(&after.stdout, b"unwatched\n");
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(ring_texts(&hub), ["out of after", "err of after"]);
+    assert_eq!(texts_of(&hub, &key()), ["out of after", "err of after"]);
     hub.poll(&key());
     assert_eq!(
-        ring_texts(&hub),
+        texts_of(&hub, &key()),
         ["out of after", "err of after", "unwatched"]
     );
+}
+
+#[test]
+fn a_tenant_writing_without_pause_holds_up_neither_the_others_nor_the_end_of_the_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let flooding = InstanceKey::parse("notes:flood").unwrap();
+    let flood_paths = hub.attach(&flooding, &LogFiles::default()).unwrap();
+    let watch = hub.watch().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        let path = flood_paths.stdout.clone();
+        std::thread::spawn(move || {
+            let mut file = open_for_tenant(&path).unwrap();
+            let line = [b"x".repeat(200), b"\n".to_vec()].concat().repeat(500);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                file.write_all(&line).unwrap();
+            }
+        })
+    };
+    // Well into the flood (more than two batches read).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::metadata(&flood_paths.output).map_or(0, |meta| meta.len()) < 2 * POLL_BYTES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood is not read"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let quiet = hub.attach(&key(), &LogFiles::default()).unwrap();
+    append(&quiet.stdout, b"read despite the flood\n");
+    wait_for(&hub, &key(), &["read despite the flood"]);
+    // The watch ends while the flood goes on.
+    let (ended, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(watch);
+        let _ = ended.send(());
+    });
+    let outcome = dropped.recv_timeout(std::time::Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(outcome.is_ok(), "the watch did not end during the flood");
+}
+
+#[test]
+fn an_instance_whose_directory_was_removed_is_watched_again_when_attached_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LogHub::new(dir.path().join(".ten"));
+    let _watch = hub.watch().unwrap();
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
+    assert!(hub.attached(&key()));
+    fs::remove_dir_all(&paths.dir).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hub.attached(&key()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lost watch was not noticed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Its next start attaches it again: watched, and read from then on.
+    hub.attach(&key(), &LogFiles::default()).unwrap();
+    assert!(hub.attached(&key()));
+    append(&paths.stdout, b"written to the new directory\n");
+    wait_for(&hub, &key(), &["written to the new directory"]);
 }

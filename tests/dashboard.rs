@@ -444,4 +444,21 @@ fn a_worker_instance_page_offers_no_weight_control() {
         "{}",
         worker.body
     );
+    // Nor a weight among its facts, nor in its row of the list (a web instance has both).
+    assert!(web.body.contains("<dt>weight</dt>"), "{}", web.body);
+    assert!(!worker.body.contains("<dt>weight</dt>"), "{}", worker.body);
+    let list = admin.get("/instances");
+    let weight_cell = |key: &str| {
+        let row = list
+            .body
+            .split(&format!(r#"<tr data-instance="{key}">"#))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row of {key}: {}", list.body));
+        // The fifth cell: instance, phase, health, uptime, weight.
+        let cell = row.split("<td").nth(5).unwrap_or_else(|| panic!("{row}"));
+        cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()].to_string()
+    };
+    assert_eq!(weight_cell("web:a"), "100");
+    assert_eq!(weight_cell("queue:q"), "—");
 }

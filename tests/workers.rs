@@ -601,3 +601,34 @@ fn traffic_commands_on_a_worker_say_it_has_no_http_traffic_and_what_to_do() {
     assert!(!dir.path().join("instances/ticker/a.toml").exists());
     assert!(!dir.path().join("instances/ticker/b.toml").exists());
 }
+
+/// A worker's weight means nothing (it takes no HTTP traffic): `ten ps` shows none ("-")
+/// where it showed 100, and the API says it is a worker.
+#[test]
+fn a_worker_shows_no_weight_in_ps_and_the_api_says_it_is_one() {
+    let dir = project(
+        "",
+        &format!(
+            "{}\n[instances]\nticker = [\"a\"]\n",
+            worker_service("ticker", TICKER, "")
+        ),
+        &[],
+    );
+    let server = TestServer::start(dir.path());
+    server.wait_running("ticker:a");
+    let output = server.ten(&["ps"]);
+    let text = support::server::stdout(&output);
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    let column = header.iter().position(|name| *name == "WEIGHT").unwrap();
+    let row: Vec<&str> = text
+        .lines()
+        .find(|line| line.starts_with("ticker:a"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[column], "-", "{text}");
+    let output = server.ten(&["ps", "--json"]);
+    let views: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(views[0]["instance"], "ticker:a", "{views}");
+    assert_eq!(views[0]["worker"], true, "{views}");
+}

@@ -33,6 +33,9 @@ pub struct InstanceView {
     pub listen: Option<String>,
     pub health: Health,
     pub weight: u8,
+    /// A worker (`listen = "none"`): it takes no HTTP traffic, so its weight means nothing.
+    #[serde(default)]
+    pub worker: bool,
     pub uptime_secs: Option<u64>,
     pub restarts: u32,
     pub last_exit: Option<ExitInfo>,

@@ -109,6 +109,7 @@ pub(crate) fn instance_views(
                 listen,
                 health: instance.map_or(Health::Unknown, |instance| instance.health),
                 weight: spec.map_or(0, |spec| spec.weight),
+                worker: spec.is_some_and(|spec| spec.listen == Listen::None),
                 uptime_secs: instance
                     .and_then(|instance| instance.started_at_unix)
                     .filter(|_| running)

@@ -81,7 +81,11 @@ pub(super) fn run(global: &GlobalArgs, args: &PsArgs) -> Result<u8, CliError> {
                 view.listen.clone().unwrap_or_else(|| "-".into()),
                 view.uptime_secs.map_or_else(|| "-".into(), short_duration),
                 view.health.to_string(),
-                view.weight.to_string(),
+                if view.worker {
+                    "-".to_string()
+                } else {
+                    view.weight.to_string()
+                },
                 view.restarts.to_string(),
                 view.usage
                     .and_then(|usage| usage.memory_bytes)

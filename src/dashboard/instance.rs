@@ -63,7 +63,7 @@ pub(crate) fn instance_page(session: &Session, data: &InstanceData) -> Markup {
                     dt { "listen" } dd { (view.listen.clone().unwrap_or_else(|| "—".into())) }
                     dt { "uptime" } dd { (view.uptime_secs.map(span).unwrap_or_else(|| "—".into())) }
                     dt { "restarts" } dd { (view.restarts) }
-                    dt { "weight" } dd { (view.weight) }
+                    @if !view.worker { dt { "weight" } dd { (view.weight) } }
                     dt { "last wake" } dd #last-wake { (view.last_wake_micros.map(super::instances::wake_latency).unwrap_or_else(|| "—".into())) }
                     @if let Some(usage) = &view.usage {
                         dt { "memory" } dd { (usage.memory_bytes.map(bytes).unwrap_or_else(|| "—".into())) }

@@ -106,7 +106,7 @@ fn row(view: &InstanceView) -> Markup {
             td.phase-cell { (phase_badge(view.phase)) }
             td { (health_badge(view.health)) }
             td.num { (view.uptime_secs.map(span).unwrap_or_else(dash)) }
-            td.num { (view.weight) }
+            td.num { @if view.worker { "—" } @else { (view.weight) } }
             td.num { (view.restarts) }
             td.num { (usage.and_then(|u| u.memory_bytes).map(bytes).unwrap_or_else(dash)) }
             td.num { (usage.and_then(|u| u.cpu_usec).map(cpu).unwrap_or_else(dash)) }

@@ -268,6 +268,7 @@ mod tests {
             listen: None,
             health: Health::Unknown,
             weight: 100,
+            worker: false,
             uptime_secs: None,
             restarts,
             last_exit: None,

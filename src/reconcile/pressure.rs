@@ -42,15 +42,14 @@ pub(super) fn need(
     pending: u64,
     wanted: u64,
 ) -> Option<Need> {
-    let mb = |bytes: u64| bytes >> 20;
     let excess = |used: u64, bound: u64| used.saturating_sub(pending).checked_sub(bound);
     if wanted > pending {
         return Some(Need {
             bytes: wanted - pending,
             reason: SleepReason::Room,
             message: format!(
-                "a wake needs {} MB more under memory_limit_total",
-                mb(wanted).max(1)
+                "a wake needs {} more under memory_limit_total",
+                megabytes(wanted - pending)
             ),
         });
     }
@@ -61,9 +60,9 @@ pub(super) fn need(
             bytes,
             reason: SleepReason::Target,
             message: format!(
-                "memory over target: the tenants use {} MB of memory_target = {} MB",
-                mb(tenants),
-                mb(target)
+                "memory over target: the tenants use {} of memory_target = {}",
+                megabytes(tenants),
+                megabytes(target)
             ),
         });
     }
@@ -80,9 +79,9 @@ pub(super) fn need(
             bytes,
             reason: SleepReason::Host,
             message: format!(
-                "host memory short: {} MB available of {} MB",
-                mb(host.available),
-                mb(host.total)
+                "host memory short: {} available of {}",
+                megabytes(host.available),
+                megabytes(host.total)
             ),
         });
     }
@@ -98,6 +97,18 @@ pub(super) fn need(
         });
     }
     None
+}
+
+/// `bytes` in megabytes (MiB) for a message: whole when it is, else to the tenth above, so
+/// that a use over a bound never reads as equal to it ("300.3 MB of ... 300 MB").
+fn megabytes(bytes: u64) -> String {
+    const MB: u64 = 1 << 20;
+    if bytes % MB == 0 {
+        format!("{} MB", bytes / MB)
+    } else {
+        let tenths = (bytes * 10).div_ceil(MB);
+        format!("{}.{} MB", tenths / 10, tenths % 10)
+    }
 }
 
 /// An instance that may be put to sleep: on demand, running, nothing in flight.
@@ -166,6 +177,21 @@ mod tests {
             need(budget(300), 360 * MB, roomy, 60 * MB, 0),
             None,
             "a sleep under way frees it"
+        );
+        // Over by less than a megabyte: the message does not read "300 MB of ... 300 MB".
+        let barely = need(budget(300), 300 * MB + 300 * 1024, roomy, 0, 0).unwrap();
+        assert!(
+            barely
+                .message
+                .contains("300.3 MB of memory_target = 300 MB"),
+            "{}",
+            barely.message
+        );
+        let wake = need(Budget::default(), 0, roomy, 0, 200 * 1024).unwrap();
+        assert!(
+            wake.message.contains("needs 0.2 MB more"),
+            "{}",
+            wake.message
         );
     }
 

@@ -77,7 +77,8 @@ fn healthy_from_events(
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut healthy = BTreeSet::new();
-        // Chunked: a size line, that many bytes, CRLF; one event (or note) a chunk.
+        // Chunked: a size line, that many bytes, CRLF; events (or notes) a chunk, each
+        // ended by an empty line.
         let mut size = String::new();
         loop {
             size.clear();
@@ -95,23 +96,25 @@ fn healthy_from_events(
                 break;
             }
             let text = String::from_utf8_lossy(&chunk);
-            if text.starts_with(':') {
-                skipped.store(true, Ordering::Relaxed);
-                continue;
-            }
-            let Some(data) = text.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            let event: serde_json::Value = serde_json::from_str(data).unwrap();
-            if event["message"]
-                .as_str()
-                .is_some_and(|message| message.starts_with("healthy"))
-                && let Some(instance) = event["instance"].as_str()
-            {
-                healthy.insert(instance.to_string());
-                if healthy.len() == count {
-                    let _ = sender.send(true);
-                    return;
+            for item in text.split("\n\n") {
+                if item.starts_with(':') {
+                    skipped.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                let Some(data) = item.trim().strip_prefix("data: ") else {
+                    continue;
+                };
+                let event: serde_json::Value = serde_json::from_str(data).unwrap();
+                if event["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("healthy"))
+                    && let Some(instance) = event["instance"].as_str()
+                {
+                    healthy.insert(instance.to_string());
+                    if healthy.len() == count {
+                        let _ = sender.send(true);
+                        return;
+                    }
                 }
             }
         }

@@ -135,7 +135,8 @@ enum Next<T> {
 }
 
 /// A stream a client follows: the captured lines (a broadcast), the events (a broadcast that
-/// catches up from the event ring).
+/// catches up from the event ring). `next` is cancel-safe: dropped before it is ready, it
+/// loses nothing.
 trait Source: Send + 'static {
     type Item: serde::Serialize + Send;
     fn next(&mut self) -> impl std::future::Future<Output = Next<Self::Item>> + Send;
@@ -172,25 +173,55 @@ impl Source for Follower {
 fn follow<S: Source>(
     mut source: S,
     noun: &'static str,
-    keep: impl Fn(&S::Item) -> bool + Send + 'static,
+    keep: impl Fn(&S::Item) -> bool + Send + Sync + 'static,
 ) -> Reply {
     let (sender, response) = body::stream("text/event-stream");
     tokio::spawn(async move {
-        loop {
-            let message = match source.next().await {
-                Next::Item(item) if keep(&item) => sse_event(&item),
-                Next::Item(_) => continue,
-                Next::Skipped(missed) => Bytes::from(format!(
-                    ": {missed} {noun} were skipped (too fast to follow)\n\n"
-                )),
-                Next::Closed => return,
-            };
-            if sender.send(message).await.is_err() {
+        while let Some(chunk) = next_chunk(&mut source, noun, &keep).await {
+            if sender.send(chunk).await.is_err() {
                 return;
             }
         }
     });
     response
+}
+
+/// The most events (or notes) sent as one chunk.
+const CHUNK_ITEMS: usize = 64;
+
+/// The next chunk of the stream: the next item `keep` keeps (waited for) and those already
+/// waiting after it (up to [`CHUNK_ITEMS`]), so that a burst is written in a few writes rather
+/// than one each; `None` once the source ended with nothing left.
+async fn next_chunk<S: Source>(
+    source: &mut S,
+    noun: &str,
+    keep: &impl Fn(&S::Item) -> bool,
+) -> Option<Bytes> {
+    use futures_util::FutureExt;
+    let mut chunk = Vec::new();
+    let mut taken = 0;
+    let mut next = Some(source.next().await);
+    while let Some(item) = next.take() {
+        match item {
+            Next::Item(item) if keep(&item) => chunk.extend_from_slice(&sse_event(&item)),
+            Next::Item(_) => {}
+            Next::Skipped(missed) => chunk.extend_from_slice(
+                format!(": {missed} {noun} were skipped (too fast to follow)\n\n").as_bytes(),
+            ),
+            Next::Closed => break,
+        }
+        taken += 1;
+        next = if chunk.is_empty() {
+            // Nothing kept yet: wait for the next one.
+            Some(source.next().await)
+        } else if taken < CHUNK_ITEMS {
+            // Cancel-safe (`Source`): one not ready yet is not lost.
+            source.next().now_or_never()
+        } else {
+            None
+        };
+    }
+    (!chunk.is_empty()).then(|| Bytes::from(chunk))
 }
 
 /// `notes:alice` (also percent-encoded) as a key.
@@ -307,6 +338,65 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+
+    /// A broadcast of numbers, as the followed streams are.
+    fn numbers() -> (
+        tokio::sync::broadcast::Sender<u32>,
+        tokio::sync::broadcast::Receiver<u32>,
+    ) {
+        tokio::sync::broadcast::channel(4)
+    }
+
+    /// What is already waiting goes out as one chunk, in order and without what `keep` drops
+    /// (at most `CHUNK_ITEMS` at a time); a chunk waits for its first item; a lag is a note in
+    /// its place; an ended source ends the stream after what was left.
+    #[tokio::test]
+    async fn what_is_waiting_goes_out_as_one_chunk() {
+        let odd = |n: &u32| n % 2 == 1;
+        let text = |chunk: Option<Bytes>| String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+        let (sender, mut receiver) = numbers();
+        for n in 1..=4 {
+            sender.send(n).unwrap();
+        }
+        assert_eq!(
+            text(next_chunk(&mut receiver, "numbers", &odd).await),
+            "data: 1\n\ndata: 3\n\n"
+        );
+        // Nothing waiting: the next chunk waits for the next item kept.
+        let later = tokio::spawn(async move {
+            let chunk = next_chunk(&mut receiver, "numbers", &odd).await;
+            (chunk, receiver)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!later.is_finished());
+        sender.send(6).unwrap();
+        sender.send(7).unwrap();
+        let (chunk, mut receiver) = later.await.unwrap();
+        assert_eq!(text(chunk), "data: 7\n\n");
+        // Lagged: told how many were lost, then the rest.
+        for n in 10..20 {
+            sender.send(n).unwrap();
+        }
+        assert_eq!(
+            text(next_chunk(&mut receiver, "numbers", &|_: &u32| true).await),
+            ": 6 numbers were skipped (too fast to follow)\n\ndata: 16\n\ndata: 17\n\ndata: 18\n\ndata: 19\n\n"
+        );
+        // At most CHUNK_ITEMS at a time.
+        let (sender, mut receiver) = tokio::sync::broadcast::channel(2 * CHUNK_ITEMS);
+        for n in 0..CHUNK_ITEMS as u32 + 1 {
+            sender.send(n).unwrap();
+        }
+        let all = |_: &u32| true;
+        let first = text(next_chunk(&mut receiver, "numbers", &all).await);
+        assert_eq!(first.matches("data: ").count(), CHUNK_ITEMS);
+        sender.send(1000).unwrap();
+        drop(sender);
+        assert_eq!(
+            text(next_chunk(&mut receiver, "numbers", &all).await),
+            format!("data: {CHUNK_ITEMS}\n\ndata: 1000\n\n")
+        );
+        assert_eq!(next_chunk(&mut receiver, "numbers", &all).await, None);
+    }
 
     /// A limit is a count (at most `max`, when there is one); anything else is a 400 that
     /// says what it must be.

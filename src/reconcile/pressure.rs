@@ -106,7 +106,7 @@ fn megabytes(bytes: u64) -> String {
     if bytes % MB == 0 {
         format!("{} MB", bytes / MB)
     } else {
-        let tenths = (bytes * 10).div_ceil(MB);
+        let tenths = (u128::from(bytes) * 10).div_ceil(u128::from(MB));
         format!("{}.{} MB", tenths / 10, tenths % 10)
     }
 }
@@ -193,6 +193,7 @@ mod tests {
             "{}",
             wake.message
         );
+        assert_eq!(megabytes(u64::MAX), "17592186044416.0 MB");
     }
 
     #[test]

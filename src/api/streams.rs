@@ -188,10 +188,14 @@ fn follow<S: Source>(
 
 /// The most events (or notes) sent as one chunk.
 const CHUNK_ITEMS: usize = 64;
+/// A chunk takes no more items once it holds this many bytes: the body's queue (of chunks)
+/// for a client that stopped reading stays about the size it was at one item a chunk.
+const CHUNK_BYTES: usize = 16 * 1024;
 
 /// The next chunk of the stream: the next item `keep` keeps (waited for) and those already
-/// waiting after it (up to [`CHUNK_ITEMS`]), so that a burst is written in a few writes rather
-/// than one each; `None` once the source ended with nothing left.
+/// waiting after it (up to [`CHUNK_ITEMS`] and about [`CHUNK_BYTES`]), so that a burst is
+/// written in a few writes rather than one each; `None` once the source ended with nothing
+/// left.
 async fn next_chunk<S: Source>(
     source: &mut S,
     noun: &str,
@@ -214,7 +218,7 @@ async fn next_chunk<S: Source>(
         next = if chunk.is_empty() {
             // Nothing kept yet: wait for the next one.
             Some(source.next().await)
-        } else if taken < CHUNK_ITEMS {
+        } else if taken < CHUNK_ITEMS && chunk.len() < CHUNK_BYTES {
             // Cancel-safe (`Source`): one not ready yet is not lost.
             source.next().now_or_never()
         } else {
@@ -381,6 +385,15 @@ mod tests {
             text(next_chunk(&mut receiver, "numbers", &|_: &u32| true).await),
             ": 6 numbers were skipped (too fast to follow)\n\ndata: 16\n\ndata: 17\n\ndata: 18\n\ndata: 19\n\n"
         );
+        // At most about CHUNK_BYTES at a time.
+        let (sender, mut receiver) = tokio::sync::broadcast::channel(8);
+        let long = "x".repeat(CHUNK_BYTES / 2);
+        for _ in 0..4 {
+            sender.send(long.clone()).unwrap();
+        }
+        let keep_all = |_: &String| true;
+        let chunk = next_chunk(&mut receiver, "lines", &keep_all).await.unwrap();
+        assert_eq!(chunk.len(), 2 * sse_event(&long).len());
         // At most CHUNK_ITEMS at a time.
         let (sender, mut receiver) = tokio::sync::broadcast::channel(2 * CHUNK_ITEMS);
         for n in 0..CHUNK_ITEMS as u32 + 1 {

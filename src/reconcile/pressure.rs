@@ -47,10 +47,17 @@ pub(super) fn need(
         return Some(Need {
             bytes: wanted - pending,
             reason: SleepReason::Room,
-            message: format!(
-                "a wake needs {} more under memory_limit_total",
-                megabytes(wanted - pending)
-            ),
+            message: match pending {
+                0 => format!(
+                    "a wake needs {} more under memory_limit_total",
+                    megabytes(wanted, true)
+                ),
+                _ => format!(
+                    "a wake needs {} more under memory_limit_total, beyond the {} already being freed",
+                    megabytes(wanted - pending, true),
+                    megabytes(pending, false)
+                ),
+            },
         });
     }
     if let Some(target) = budget.target
@@ -61,8 +68,8 @@ pub(super) fn need(
             reason: SleepReason::Target,
             message: format!(
                 "memory over target: the tenants use {} of memory_target = {}",
-                megabytes(tenants),
-                megabytes(target)
+                megabytes(tenants, true),
+                megabytes(target, false)
             ),
         });
     }
@@ -80,8 +87,8 @@ pub(super) fn need(
             reason: SleepReason::Host,
             message: format!(
                 "host memory short: {} available of {}",
-                megabytes(host.available),
-                megabytes(host.total)
+                megabytes(host.available, false),
+                megabytes(host.total, false)
             ),
         });
     }
@@ -99,14 +106,16 @@ pub(super) fn need(
     None
 }
 
-/// `bytes` in megabytes (MiB) for a message: whole when it is, else to the tenth above, so
-/// that a use over a bound never reads as equal to it ("300.3 MB of ... 300 MB").
-fn megabytes(bytes: u64) -> String {
-    const MB: u64 = 1 << 20;
-    if bytes % MB == 0 {
-        format!("{} MB", bytes / MB)
+/// `bytes` in megabytes (MiB) for a message: whole when it is, else to a tenth, rounded up
+/// or down, so that a use over a bound (up) never reads as equal to the bound (down): "300.3
+/// MB of ... 300 MB", "12737.2 MB of ... 12737.1 MB".
+fn megabytes(bytes: u64, up: bool) -> String {
+    const MB: u128 = 1 << 20;
+    let tenths = u128::from(bytes) * 10;
+    let tenths = if up { tenths.div_ceil(MB) } else { tenths / MB };
+    if u128::from(bytes) % MB == 0 {
+        format!("{} MB", tenths / 10)
     } else {
-        let tenths = (u128::from(bytes) * 10).div_ceil(u128::from(MB));
         format!("{}.{} MB", tenths / 10, tenths % 10)
     }
 }
@@ -193,13 +202,40 @@ mod tests {
             "{}",
             wake.message
         );
-        assert_eq!(megabytes(u64::MAX), "17592186044416.0 MB");
+        assert_eq!(megabytes(u64::MAX, true), "17592186044416.0 MB");
+        // A target that is not whole (a share of the host) is rounded down, the use up.
+        let target = 12_737 * MB + 100 * 1024;
+        let close = need(
+            Budget {
+                target: Some(target),
+                ..Budget::default()
+            },
+            target + 4096,
+            roomy,
+            0,
+            0,
+        )
+        .unwrap();
+        assert!(
+            close
+                .message
+                .contains("12737.2 MB of memory_target = 12737.0 MB"),
+            "{}",
+            close.message
+        );
     }
 
     #[test]
     fn a_wake_asking_for_room_comes_first() {
         let need = need(Budget::default(), 0, host(24_000, 20_000), 10 * MB, 50 * MB).unwrap();
         assert_eq!((need.bytes, need.reason), (40 * MB, SleepReason::Room));
+        assert!(
+            need.message.ends_with(
+                "needs 40 MB more under memory_limit_total, beyond the 10 MB already being freed"
+            ),
+            "{}",
+            need.message
+        );
     }
 
     #[test]

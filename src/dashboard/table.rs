@@ -215,7 +215,8 @@ pub(crate) fn table_page(
         SortKey::Phase => rows.sort_by_key(|view| phase_rank(view.phase)),
         SortKey::Health => rows.sort_by_key(|view| health_rank(view.health)),
         SortKey::Uptime => rows.sort_by_key(|view| view.uptime_secs.unwrap_or(0)),
-        SortKey::Weight => rows.sort_by_key(|view| view.weight),
+        // A worker has none (it takes no traffic): first, as a missing value is.
+        SortKey::Weight => rows.sort_by_key(|view| (!view.worker).then_some(view.weight)),
         SortKey::Restarts => rows.sort_by_key(|view| view.restarts),
         SortKey::Memory => rows.sort_by_key(|view| usage(view, |u| u.memory_bytes)),
         SortKey::Cpu => rows.sort_by_key(|view| usage(view, |u| u.cpu_usec)),
@@ -384,5 +385,18 @@ mod tests {
         let query = TableQuery::parse(&params(&[("sort", "wake"), ("desc", "1")]));
         let page = table_page(vec![fast, never, slow], &query, None);
         assert_eq!(keys(&page), ["web:slow", "web:fast", "web:never"]);
+    }
+
+    /// A worker has no weight (it takes no traffic): by weight, it sorts as none, first.
+    #[test]
+    fn a_worker_sorts_by_weight_as_having_none() {
+        let mut half = view("web:half", Phase::Running, 0);
+        half.weight = 50;
+        let full = view("web:full", Phase::Running, 0);
+        let mut worker = view("queue:q", Phase::Running, 0);
+        worker.worker = true;
+        let query = TableQuery::parse(&params(&[("sort", "weight")]));
+        let page = table_page(vec![full, worker, half], &query, None);
+        assert_eq!(keys(&page), ["queue:q", "web:half", "web:full"]);
     }
 }

@@ -46,10 +46,19 @@ pub(crate) async fn serve(
     let startup_problems = prepared.diagnostics.clone();
     let shared = Arc::clone(&prepared.shared);
     let events = shared.events.clone();
-    let _log_watch = prepared.logs.watch().map_err(|error| ServeError::Io {
-        context: "cannot watch tenant output".into(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+    // Blocking (a watch per attached instance; its end joins the thread after its batch):
+    // made and dropped on blocking threads.
+    let log_watch = {
+        let logs = Arc::clone(&prepared.logs);
+        tokio::task::spawn_blocking(move || logs.watch())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|watched| watched)
+            .map_err(|source| ServeError::Io {
+                context: "cannot watch tenant output".into(),
+                source,
+            })?
+    };
 
     let (messages, receiver) = mpsc::channel(256);
     let routes = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
@@ -139,6 +148,7 @@ pub(crate) async fn serve(
     let _ = reconciling.await;
     let runtime = Arc::clone(&shared.runtime);
     let _ = tokio::task::spawn_blocking(move || {
+        drop(log_watch);
         runtime.remove_cgroup_parent();
         for path in info_paths {
             let _ = std::fs::remove_file(path);

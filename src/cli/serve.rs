@@ -220,6 +220,16 @@ pub(super) fn serve_until_signal(
             "no live ten serve is recorded there: the lock outlived the server that took it; \
                  start again once those processes are gone, or stop them",
         )),
+        Err(
+            error @ ServeError::AlreadyRunning {
+                pid: None,
+                held_by: None,
+                ..
+            },
+        ) => Err(CliError::new(error.to_string()).hint(
+            "no live ten serve is recorded there, and no process was found holding its lock \
+                 (it may have been released since): start again",
+        )),
         Err(error @ ServeError::AlreadyRunning { .. }) => Err(CliError::new(error.to_string())
             .hint(
                 "use that server (`ten ps`), stop it first, or give this one its own --data-dir",

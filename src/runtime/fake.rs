@@ -27,6 +27,8 @@ struct FakeState {
     stubborn: HashSet<InstanceKey>,
     /// What [`Runtime::usage`] reports.
     usage: crate::observed::Usage,
+    /// Every probe asked for, in order.
+    probes: Vec<(InstanceKey, Probe)>,
 }
 
 #[derive(Clone, Default)]
@@ -73,6 +75,11 @@ impl FakeRuntime {
     /// Pids whose end was reported with [`Runtime::forget`].
     pub(crate) fn forgotten(&self) -> Vec<u32> {
         self.lock().forgotten.clone()
+    }
+
+    /// Every probe asked for so far, in order, with its instance.
+    pub(crate) fn probes(&self) -> Vec<(InstanceKey, Probe)> {
+        self.lock().probes.clone()
     }
 
     pub(crate) fn signals(&self) -> Vec<(u32, GroupSignal)> {
@@ -183,8 +190,9 @@ impl Runtime for FakeRuntime {
         self.lock().usage
     }
 
-    async fn probe(&self, key: &InstanceKey, _probe: Probe) -> ProbeOutcome {
-        let state = self.lock();
+    async fn probe(&self, key: &InstanceKey, probe: Probe) -> ProbeOutcome {
+        let mut state = self.lock();
+        state.probes.push((key.clone(), probe));
         let running = state.running.values().any(|(owner, _)| owner == key);
         ProbeOutcome::Done(if running && !state.unhealthy.contains(key) {
             Ok(())

@@ -4,6 +4,7 @@
 //! checks keep from one check to the next.
 
 mod http;
+mod listening;
 
 pub use http::{CheckConnection, KeepAlive};
 
@@ -45,6 +46,11 @@ pub struct Probe {
     /// Where HTTP checks of the instance's process keep their connection; `None`: a
     /// connection of its own for this check.
     pub keep: Option<KeepAlive>,
+    /// For a start a request waits for: the connection is made as soon as the instance
+    /// accepts one, tried every few hundred microseconds for up to this long (see
+    /// `probe::listening`), rather than once. Less than `timeout`, so that a start that never
+    /// listens is told as refused. `None`: tried once.
+    pub listening_within: Option<Duration>,
 }
 
 /// Why a probe failed, for events and `ten health`.
@@ -96,13 +102,19 @@ async fn attempt(probe: &Probe) -> Result<ProbeResult, String> {
     if let (Some(path), ProbeTarget::Tcp { .. } | ProbeTarget::Unix { .. }) =
         (&probe.http_path, &probe.target)
     {
-        return http::check(&probe.target, path, probe.keep.as_ref()).await;
+        return http::check(
+            &probe.target,
+            path,
+            probe.keep.as_ref(),
+            probe.listening_within,
+        )
+        .await;
     }
     match &probe.target {
         // Run by the runtime, which knows the instance's cgroup (`exec_probe`).
         ProbeTarget::Exec(_) => Ok(Err("a command check runs through the runtime".into())),
         // Without a health path, an accepted connection is the check.
-        target => match http::connect(target).await {
+        target => match http::connect_within(target, probe.listening_within).await {
             Ok(_) => Ok(Ok(())),
             Err(error) => connect_failed(http::address(target))(error),
         },
@@ -135,6 +147,7 @@ mod tests {
             http_path: Some("/health".into()),
             timeout: Duration::from_secs(2),
             keep: None,
+            listening_within: None,
         }
     }
 
@@ -166,6 +179,50 @@ mod tests {
             panic!("a closed port is a failed check");
         };
         assert!(error.contains("refused"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_waits_for_listening_is_answered_by_an_app_that_starts_later() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let waiting = Probe {
+            listening_within: Some(Duration::from_secs(1)),
+            ..http(port)
+        };
+        // Tried once, as every other check: refused.
+        let ProbeOutcome::Done(Err(refused)) = run_probe(&http(port)).await else {
+            panic!("nothing listens yet");
+        };
+        assert!(refused.contains("refused"), "{refused}");
+        let app = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0; 1024];
+            let read = stream.read(&mut buffer).await.unwrap();
+            let response = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            stream.write_all(response.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buffer[..read]).into_owned()
+        });
+        assert_eq!(run_probe(&waiting).await, ProbeOutcome::Done(Ok(())));
+        let request = app.await.unwrap();
+        assert!(
+            request.starts_with("GET /health HTTP/1.1"),
+            "the GET came on the first connection the app accepted: {request:?}"
+        );
+        // An app that never listens: refused at the end of the wait, within the timeout.
+        let ProbeOutcome::Done(Err(never)) = run_probe(&Probe {
+            listening_within: Some(Duration::from_millis(30)),
+            ..http(port)
+        })
+        .await
+        else {
+            panic!("nothing listens any more");
+        };
+        assert!(never.contains("refused"), "{never}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::listening::{self, Connected, Target};
 use super::{ProbeResult, ProbeTarget, connect_failed};
 
 /// The most of a health answer's body a check reads; past it, the connection is not kept.
@@ -133,6 +134,7 @@ pub(super) async fn check(
     target: &ProbeTarget,
     path: &str,
     keep: Option<&KeepAlive>,
+    listening_within: Option<std::time::Duration>,
 ) -> Result<ProbeResult, String> {
     let host = match target {
         ProbeTarget::Tcp { .. } => "127.0.0.1",
@@ -150,7 +152,7 @@ pub(super) async fn check(
             return Ok(result);
         }
     }
-    let stream = match connect(target).await {
+    let stream = match connect_within(target, listening_within).await {
         Ok(stream) => stream,
         Err(error) => return connect_failed(address(target))(error),
     };
@@ -178,28 +180,48 @@ pub(super) fn address(target: &ProbeTarget) -> String {
     }
 }
 
+/// A connection to `target` (TCP or Unix): with `listening_within`, made as soon as the
+/// target accepts connections within that time (see `listening`), else tried once.
+pub(super) async fn connect_within(
+    target: &ProbeTarget,
+    listening_within: Option<std::time::Duration>,
+) -> std::io::Result<Stream> {
+    let (waited, within) = match (target, listening_within) {
+        (ProbeTarget::Tcp { port }, Some(within)) => (Target::Tcp(*port), within),
+        (ProbeTarget::Unix { socket }, Some(within)) => (Target::Unix(socket.clone()), within),
+        _ => return connect(target).await,
+    };
+    match listening::connect_within(waited, within).await? {
+        Connected::Tcp(stream) => completed(stream).await,
+        Connected::Unix(stream) => Ok(Stream::Unix(UnixStream::from_std(stream)?)),
+    }
+}
+
 /// A connection to `target` (TCP or Unix).
-pub(super) async fn connect(target: &ProbeTarget) -> std::io::Result<Stream> {
+async fn connect(target: &ProbeTarget) -> std::io::Result<Stream> {
     match target {
-        ProbeTarget::Tcp { port } => {
-            let stream = TcpStream::from_std(start_connect(*port)?)?;
-            stream.writable().await?;
-            if let Some(error) = stream.take_error()? {
-                return Err(error);
-            }
-            let _ = stream.set_nodelay(true);
-            Ok(Stream::Tcp(stream))
-        }
+        ProbeTarget::Tcp { port } => completed(start_connect(*port)?).await,
         ProbeTarget::Unix { socket } => Ok(Stream::Unix(UnixStream::connect(socket).await?)),
         ProbeTarget::Exec(_) => Err(std::io::Error::other("a command check has no socket")),
     }
+}
+
+/// A started non-blocking TCP connection, once it is made.
+async fn completed(stream: std::net::TcpStream) -> std::io::Result<Stream> {
+    let stream = TcpStream::from_std(stream)?;
+    stream.writable().await?;
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    let _ = stream.set_nodelay(true);
+    Ok(Stream::Tcp(stream))
 }
 
 /// Starts a non-blocking connection to 127.0.0.1:`port`. On loopback the kernel answers
 /// within the `connect` call, so a port nobody listens on is known refused at once: the
 /// refused checks of a starting instance (several each, during a burst of starts thousands)
 /// cost no registration with the reactor and no wake-up.
-fn start_connect(port: u16) -> std::io::Result<std::net::TcpStream> {
+pub(super) fn start_connect(port: u16) -> std::io::Result<std::net::TcpStream> {
     use socket2::{Domain, SockAddr, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)?;
     let address = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
@@ -410,6 +432,7 @@ mod tests {
                 http_path: Some("/health".into()),
                 timeout: Duration::from_secs(2),
                 keep,
+                listening_within: None,
             }
         }
     }
@@ -565,6 +588,7 @@ mod tests {
             http_path: Some("/health".into()),
             timeout: Duration::from_secs(2),
             keep: keep(&connection, 7),
+            listening_within: None,
         };
         let answer = |mut stream: TcpStream| async move {
             let mut buffer = [0; 1024];
@@ -668,6 +692,7 @@ mod tests {
             http_path: Some("/health".into()),
             timeout: Duration::from_secs(2),
             keep: keep(&connection, 7),
+            listening_within: None,
         };
         assert_eq!(run_probe(&probe).await, healthy());
         assert!(!connection.is_kept());
@@ -701,6 +726,7 @@ mod tests {
             http_path: Some("/health".into()),
             timeout: Duration::from_secs(2),
             keep: keep(&connection, 7),
+            listening_within: None,
         };
         for _ in 0..3 {
             assert_eq!(run_probe(&probe).await, healthy());

@@ -42,6 +42,10 @@ pub(crate) struct Policy {
     /// The first and the longest gap between readiness probes of a starting process
     /// ([`FIRST_PROBE_GAP`] and [`MAX_PROBE_GAP`], longer for a command check, which forks).
     pub probe_gaps: (Duration, Duration),
+    /// Readiness is a connection (an HTTP or a TCP check): the first check of a wake goes at
+    /// once, and the runtime makes its connection as soon as the process listens (finer than
+    /// the gaps), since a request waits for it.
+    pub readiness_connects: bool,
 }
 
 /// What a started process must do to count as started, and what to check when it does not:

@@ -27,10 +27,13 @@ impl Machine {
             Some(then) => self.stop(pid, then, now, effects),
             None => {
                 let first_gap = self.policy.probe_gaps.0;
+                // A request waits for a wake: its first check goes at once (and is answered
+                // when the process listens).
+                let at_once = self.waking && self.policy.readiness_connects;
                 State::Starting {
                     pid,
                     since: now,
-                    next_probe: now + first_gap,
+                    next_probe: if at_once { now } else { now + first_gap },
                     probe_gap: first_gap,
                 }
             }

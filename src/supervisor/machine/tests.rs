@@ -19,6 +19,7 @@ fn policy() -> Policy {
         start_period: Duration::ZERO,
         liveness: None,
         probe_gaps: (FIRST_PROBE_GAP, MAX_PROBE_GAP),
+        readiness_connects: true,
     }
 }
 
@@ -94,6 +95,36 @@ fn readiness_probes_start_fast_and_stay_fine() {
             10000, 10000
         ]
     );
+}
+
+#[test]
+fn a_wake_checks_at_once_when_readiness_is_a_connection_and_then_as_any_start() {
+    let t0 = Instant::now();
+    let mut machine = Machine::new(policy());
+    machine.step(Input::Asleep, t0);
+    machine.step(Input::Wake, t0);
+    machine.step(Input::Spawned { pid: 7 }, t0);
+    assert_eq!(
+        machine.deadline(),
+        Some(t0),
+        "a request waits: the first check is due"
+    );
+    assert_eq!(machine.step(Input::Tick, t0), [Effect::Probe]);
+    machine.step(Input::ProbeDone(Err("refused".into())), t0);
+    assert_eq!(machine.deadline(), Some(t0 + FIRST_PROBE_GAP * 6 / 5));
+    // A command check forks: no check at once for it, as for a start nobody waits for.
+    let mut forks = Machine::new(Policy {
+        readiness_connects: false,
+        ..policy()
+    });
+    forks.step(Input::Asleep, t0);
+    forks.step(Input::Wake, t0);
+    forks.step(Input::Spawned { pid: 8 }, t0);
+    assert_eq!(forks.deadline(), Some(t0 + FIRST_PROBE_GAP));
+    let mut eager = Machine::new(policy());
+    eager.step(Input::Start, t0);
+    eager.step(Input::Spawned { pid: 9 }, t0);
+    assert_eq!(eager.deadline(), Some(t0 + FIRST_PROBE_GAP));
 }
 
 #[test]

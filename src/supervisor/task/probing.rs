@@ -10,7 +10,7 @@ use crate::config::checks::{Check, TcpPort};
 use crate::runtime::{ExecProbe, KeepAlive, Probe, ProbeOutcome, ProbeTarget, Runtime};
 
 use super::super::launch::build_launch;
-use super::super::machine::Input;
+use super::super::machine::{Input, State};
 use super::{Boxed, InstanceTask};
 
 impl<R: Runtime> InstanceTask<R> {
@@ -37,6 +37,11 @@ impl<R: Runtime> InstanceTask<R> {
                 connection: self.check_connection.clone(),
                 pid,
             }),
+            // A request waits for this start: served as soon as the instance listens, not
+            // at the next tick of the runtime's timers (about 2 ms later at best).
+            listening_within: (self.machine.waking
+                && matches!(self.machine.state, State::Starting { .. }))
+            .then(|| self.spec.timing.timeout / 2),
         };
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();

@@ -304,10 +304,31 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
     until(&handle, |s| s.phase == Phase::Sleeping).await;
     on_time(Instant::now() - asleep_at, Duration::from_secs(60));
     assert!(gate.lease().is_none(), "closed while asleep");
+    let waits = |probes: &[(InstanceKey, crate::runtime::Probe)]| {
+        probes
+            .iter()
+            .map(|(_, probe)| probe.listening_within)
+            .collect::<Vec<_>>()
+    };
+    let before = harness.runtime.probes().len();
+    assert!(
+        waits(&harness.runtime.probes()).iter().all(Option::is_none),
+        "no request waited for the first start or its checks"
+    );
     gate.request_wake();
     let woken = until(&handle, |s| s.phase == Phase::Running).await;
     assert_ne!(woken.pid, pid);
     assert!(gate.lease().is_some());
+    // The check of the woken start waits for the instance to listen; the periodic checks that
+    // follow do not.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after = waits(&harness.runtime.probes()[before..]);
+    assert!(after.len() > 1, "{after:?}");
+    assert_eq!(
+        after[0],
+        Some(harness.desired.instances[&harness.key("a")].timing.timeout / 2)
+    );
+    assert!(after[1..].iter().all(Option::is_none), "{after:?}");
 }
 
 #[tokio::test(start_paused = true)]

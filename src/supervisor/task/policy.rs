@@ -32,8 +32,12 @@ pub(crate) fn policy(spec: &InstanceSpec, settings: &Settings, port: u16) -> Pol
         start_period: spec.timing.start_period,
         liveness: (spec.listen == Listen::None && spec.check.is_none())
             .then_some(spec.timing.start_seconds),
-        readiness_connects: !matches!(spec.check, Some(Check::Exec(_)))
-            && !(spec.listen == Listen::None && spec.check.is_none()),
+        readiness_connects: match spec.check {
+            Some(Check::Exec(_)) => false,
+            Some(Check::Tcp(_)) => true,
+            // A worker without a check counts as started after its start_seconds.
+            None => spec.listen != Listen::None,
+        },
         probe_gaps: match spec.check {
             // A command forks: readiness is asked at most every second.
             Some(Check::Exec(_)) => (Duration::from_millis(50), Duration::from_secs(1)),

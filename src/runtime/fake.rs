@@ -27,8 +27,8 @@ struct FakeState {
     stubborn: HashSet<InstanceKey>,
     /// What [`Runtime::usage`] reports.
     usage: crate::observed::Usage,
-    /// Every probe asked for, in order.
-    probes: Vec<(InstanceKey, Probe)>,
+    /// Every probe asked for, in order, with when.
+    probes: Vec<(InstanceKey, Probe, tokio::time::Instant)>,
 }
 
 #[derive(Clone, Default)]
@@ -77,8 +77,8 @@ impl FakeRuntime {
         self.lock().forgotten.clone()
     }
 
-    /// Every probe asked for so far, in order, with its instance.
-    pub(crate) fn probes(&self) -> Vec<(InstanceKey, Probe)> {
+    /// Every probe asked for so far, in order, with its instance and when it was asked.
+    pub(crate) fn probes(&self) -> Vec<(InstanceKey, Probe, tokio::time::Instant)> {
         self.lock().probes.clone()
     }
 
@@ -192,7 +192,9 @@ impl Runtime for FakeRuntime {
 
     async fn probe(&self, key: &InstanceKey, probe: Probe) -> ProbeOutcome {
         let mut state = self.lock();
-        state.probes.push((key.clone(), probe));
+        state
+            .probes
+            .push((key.clone(), probe, tokio::time::Instant::now()));
         let running = state.running.values().any(|(owner, _)| owner == key);
         ProbeOutcome::Done(if running && !state.unhealthy.contains(key) {
             Ok(())

@@ -123,8 +123,23 @@ struct InstanceTask<R> {
 
 impl<R: Runtime> InstanceTask<R> {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // The last deadline the machine was ticked for.
+        let mut ticked: Option<Instant> = None;
         loop {
             let deadline = self.machine.deadline();
+            // A deadline already due (a wake's first check) is not left to the runtime's
+            // timers, which fire at their next millisecond tick at best; once per deadline,
+            // so a machine that kept it would still wait on the timers.
+            if let Some(due) = deadline
+                && ticked != Some(due)
+                && due <= Instant::now()
+            {
+                ticked = Some(due);
+                if self.advance(Input::Tick) {
+                    return;
+                }
+                continue;
+            }
             let input = tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => match self.command(command) {
@@ -158,7 +173,10 @@ impl<R: Runtime> InstanceTask<R> {
                     }
                     input
                 }
-                () = sleep_until(deadline), if deadline.is_some() => Input::Tick,
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    ticked = deadline;
+                    Input::Tick
+                }
                 changed = async { self.successor.as_mut().expect("guarded").changed().await }, if self.successor.is_some() => {
                     Input::Successor(self.successor_status(changed.is_ok()))
                 }

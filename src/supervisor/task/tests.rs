@@ -304,10 +304,10 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
     until(&handle, |s| s.phase == Phase::Sleeping).await;
     on_time(Instant::now() - asleep_at, Duration::from_secs(60));
     assert!(gate.lease().is_none(), "closed while asleep");
-    let waits = |probes: &[(InstanceKey, crate::runtime::Probe)]| {
+    let waits = |probes: &[(InstanceKey, crate::runtime::Probe, Instant)]| {
         probes
             .iter()
-            .map(|(_, probe)| probe.listening_within)
+            .map(|(_, probe, _)| probe.listening_within)
             .collect::<Vec<_>>()
     };
     let before = harness.runtime.probes().len();
@@ -315,10 +315,18 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
         waits(&harness.runtime.probes()).iter().all(Option::is_none),
         "no request waited for the first start or its checks"
     );
+    // Between two milliseconds, where the runtime's timers would round a due deadline up.
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let woke_at = Instant::now();
     gate.request_wake();
     let woken = until(&handle, |s| s.phase == Phase::Running).await;
     assert_ne!(woken.pid, pid);
     assert!(gate.lease().is_some());
+    assert_eq!(
+        harness.runtime.probes()[before].2,
+        woke_at,
+        "the wake's first check goes at once, not at the timers' next tick"
+    );
     // The check of the woken start waits for the instance to listen; the periodic checks that
     // follow do not.
     tokio::time::sleep(Duration::from_secs(60)).await;

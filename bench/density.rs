@@ -5,8 +5,9 @@
 //!    ten's CPU over `TEN_BENCH_SECONDS` (60), against the same ten before any instance was
 //!    declared; in % of one core and in CPU µs per tenant per second, with ten's wake-ups
 //!    (context switches of all its threads) per tenant per check interval.
-//! b. `TEN_BENCH_SLEEPING` (10,000) declared on-demand instances, all asleep: ten's RSS and
-//!    idle CPU, against the same ten before they were declared; the wall time of `ten ps` and
+//! b. `TEN_BENCH_SLEEPING` (10,000) declared on-demand instances, all asleep: ten's RSS (the
+//!    median of one sample a second over the idle stretch, and the largest: a resync's
+//!    moment) and idle CPU, against the same ten before they were declared; the wall time of `ten ps` and
 //!    `ten diff`; the first request to a random sleeping instance against the app's own
 //!    exec -> listening time, measured in turns in the same run.
 //!
@@ -73,17 +74,29 @@ struct Idle {
     cpu_percent: f64,
     /// Context switches per second.
     switches_per_second: f64,
+    /// ten's RSS, sampled every second: the median (what it holds) and the largest (a
+    /// resync's moment: it reads every instance file again, and the new desired state is
+    /// built beside the old one), in KiB.
+    rss_kb: (u64, u64),
 }
 
 fn idle(pid: u32, over: Duration) -> Idle {
     let (cpu_before, switches_before) = (common::cpu::cpu_ticks(&[pid]), context_switches(pid));
-    std::thread::sleep(over);
+    let began = Instant::now();
+    let mut rss = vec![status_kb(pid, "VmRSS:")];
+    while began.elapsed() < over {
+        std::thread::sleep(Duration::from_secs(1).min(over.saturating_sub(began.elapsed())));
+        rss.push(status_kb(pid, "VmRSS:"));
+    }
     let (cpu_after, switches_after) = (common::cpu::cpu_ticks(&[pid]), context_switches(pid));
     let ticks = (cpu_after.0 + cpu_after.1) - (cpu_before.0 + cpu_before.1);
+    let largest = rss.iter().copied().max().unwrap_or(0);
+    rss.sort_unstable();
     Idle {
         cpu_percent: ticks as f64 / common::cpu::TICKS_PER_SECOND / over.as_secs_f64() * 100.0,
         switches_per_second: switches_after.saturating_sub(switches_before) as f64
             / over.as_secs_f64(),
+        rss_kb: (rss[rss.len() / 2], largest),
     }
 }
 
@@ -154,7 +167,7 @@ fn running_tenants(tenants: u64, seconds: u64) {
     let server = TestServer::start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
     let empty = idle(server.pid(), over);
-    let empty_rss = status_kb(server.pid(), "VmRSS:");
+    let empty_rss = empty.rss_kb.0;
 
     let healthy = declare(
         &server,
@@ -167,7 +180,7 @@ fn running_tenants(tenants: u64, seconds: u64) {
     // The startup burst is over; the first periodic checks are spread over one interval.
     std::thread::sleep(Duration::from_secs(12));
     let full = idle(server.pid(), over);
-    let rss = status_kb(server.pid(), "VmRSS:");
+    let rss = full.rss_kb.0;
 
     let per_tenant_us = (full.cpu_percent - empty.cpu_percent) / 100.0 * 1e6 / tenants as f64;
     let interval = 10.0;
@@ -186,9 +199,10 @@ fn running_tenants(tenants: u64, seconds: u64) {
         full.switches_per_second, empty.switches_per_second
     );
     println!(
-        "   ten's RSS: {:.1} MiB with {tenants} tenants, {:.1} MiB with none",
+        "   ten's RSS (median of one a second): {:.1} MiB with {tenants} tenants, {:.1} MiB with none; the largest {:.1} MiB",
         rss as f64 / 1024.0,
-        empty_rss as f64 / 1024.0
+        empty_rss as f64 / 1024.0,
+        full.rss_kb.1 as f64 / 1024.0
     );
 }
 
@@ -228,7 +242,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
     let server = TestServer::start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
     let empty = idle(server.pid(), over);
-    let empty_rss = status_kb(server.pid(), "VmRSS:");
+    let empty_rss = empty.rss_kb.0;
 
     let declared = declare(
         &server,
@@ -238,7 +252,7 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
     );
     std::thread::sleep(Duration::from_secs(5));
     let full = idle(server.pid(), over);
-    let rss = status_kb(server.pid(), "VmRSS:");
+    let rss = full.rss_kb.0;
     let ps: Vec<Duration> = (0..5)
         .map(|_| timed_cli(&server, &["ps", "--json"]))
         .collect();
@@ -272,10 +286,11 @@ fn sleeping_tenants(tenants: u64, seconds: u64) {
         declared.as_secs_f64()
     );
     println!(
-        "   ten's RSS: {:.1} MiB with {tenants} sleeping (goal: 30 MiB), {:.1} MiB with none ({:.2} KiB per instance)",
+        "   ten's RSS (median of one a second): {:.1} MiB with {tenants} sleeping (goal: 30 MiB), {:.1} MiB with none ({:.2} KiB per instance); the largest {:.1} MiB (a resync reads every file again)",
         rss as f64 / 1024.0,
         empty_rss as f64 / 1024.0,
-        (rss as f64 - empty_rss as f64) / tenants as f64
+        (rss as f64 - empty_rss as f64) / tenants as f64,
+        full.rss_kb.1 as f64 / 1024.0
     );
     println!(
         "   ten's CPU over {seconds} s: {:.3}% of a core with {tenants} sleeping, {:.3}% with none; context switches {:.1}/s against {:.1}/s",

@@ -99,7 +99,7 @@ struct InstanceTask<R> {
     last_exit_at: Option<u64>,
     exit: Option<oneshot::Receiver<ProcessExit>>,
     spawning: Option<Spawning>,
-    probing: Option<Boxed<ProbeOutcome>>,
+    probing: Option<Boxed<(Option<u32>, ProbeOutcome)>>,
     /// Whether the machine asked for the probe in flight: a probe only a user asked for
     /// (`ten health`) answers them and counts for nothing (looking must not restart it).
     probe_counts: bool,
@@ -165,9 +165,9 @@ impl<R: Runtime> InstanceTask<R> {
                         None => continue,
                     }
                 }
-                outcome = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
+                (pid, outcome) = async { self.probing.as_mut().expect("guarded").await }, if self.probing.is_some() => {
                     self.probing = None;
-                    let input = self.probed(outcome);
+                    let input = self.probed(pid, outcome);
                     if !std::mem::take(&mut self.probe_counts) {
                         continue;
                     }

@@ -13,8 +13,14 @@ use super::super::launch::build_launch;
 use super::super::machine::{Input, State};
 use super::{Boxed, InstanceTask};
 
+/// The longest a wake's check waits for the process to listen (then it is refused, and the
+/// next check waits again).
+pub(super) const WAKE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl<R: Runtime> InstanceTask<R> {
-    pub(super) fn probe_future(&self) -> Boxed<ProbeOutcome> {
+    /// The check the spec asks for, of the current process; the future gives that process's
+    /// pid back with the outcome.
+    pub(super) fn probe_future(&self) -> Boxed<(Option<u32>, ProbeOutcome)> {
         let (target, http_path) = match &self.spec.check {
             Some(Check::Tcp(TcpPort::Own)) => (ProbeTarget::Tcp { port: self.port }, None),
             Some(Check::Tcp(TcpPort::Fixed(port))) => (ProbeTarget::Tcp { port: *port }, None),
@@ -38,20 +44,25 @@ impl<R: Runtime> InstanceTask<R> {
                 pid,
             }),
             // A request waits for this start: served as soon as the instance listens, not
-            // at the next tick of the runtime's timers (about 2 ms later at best).
+            // at the next tick of the runtime's timers (about 2 ms later at best). For a
+            // while only: a start that does not listen is told as refused, well within both
+            // the check's timeout and the start's.
             listening_within: (self.machine.waking
                 && matches!(self.machine.state, State::Starting { .. }))
-            .then(|| self.spec.timing.timeout / 2),
+            .then(|| (self.spec.timing.timeout / 2).min(WAKE_WAIT)),
         };
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();
-        Box::pin(async move { shared.runtime.probe(&key, probe).await })
+        let pid = self.machine.pid();
+        Box::pin(async move { (pid, shared.runtime.probe(&key, probe).await) })
     }
 
     /// What a probe found, for the machine and whoever asked for it. A probe that ten could
     /// not run for want of file descriptors is no check of the instance: the machine hears
     /// `ProbeNotRun` (nothing counted), ten a warning event and a metric.
-    pub(super) fn probed(&mut self, outcome: ProbeOutcome) -> Input {
+    /// A check of a process that is gone (it ended while a wake's check waited for it to
+    /// listen, and another start began) is not counted for the next one either.
+    pub(super) fn probed(&mut self, pid: Option<u32>, outcome: ProbeOutcome) -> Input {
         let result = match outcome {
             ProbeOutcome::Done(result) => result,
             ProbeOutcome::TenOutOfDescriptors(error) => {
@@ -73,6 +84,9 @@ impl<R: Runtime> InstanceTask<R> {
         };
         for waiter in self.health_waiters.drain(..) {
             let _ = waiter.send(result.clone());
+        }
+        if pid != self.machine.pid() {
+            return Input::ProbeNotRun;
         }
         Input::ProbeDone(result)
     }

@@ -334,7 +334,10 @@ async fn an_idle_instance_sleeps_and_a_request_wakes_it() {
     assert!(after.len() > 1, "{after:?}");
     assert_eq!(
         after[0],
-        Some(harness.desired.instances[&harness.key("a")].timing.timeout / 2)
+        Some(
+            (harness.desired.instances[&harness.key("a")].timing.timeout / 2)
+                .min(super::probing::WAKE_WAIT)
+        )
     );
     assert!(after[1..].iter().all(Option::is_none), "{after:?}");
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use ten::desired::{DesiredState, FieldMap, load};
 use ten::names::InstanceKey;
 use ten::observed::{ExitInfo, ObservedInstance, ObservedState, Phase};
-use ten::plan::{Action, Plan, Shown, plan, plan_showing};
+use ten::plan::{Action, Plan, Shown, plan, plan_showing, plan_token};
 use ten::render::{Detail, Style, plan_json, render_plan};
 
 /// Where fixtures are placed in the snapshots, whatever the temporary directory.
@@ -102,7 +102,8 @@ fn plan_fixture(text: &str) -> (String, Plan) {
     }
     let desired = load_valid(&root);
     let mut plan = plan(&desired, &observed);
-    // What the server's passes act on: the same plan, less the fields of its creates.
+    // What the server's passes act on: the same plan, less the fields of its creates and
+    // the token, which is the same when asked for.
     let bare = plan_showing(&desired, &observed, Shown::Bare);
     let mut expected = plan.clone();
     for change in &mut expected.changes {
@@ -110,7 +111,9 @@ fn plan_fixture(text: &str) -> (String, Plan) {
             change.fields.clear();
         }
     }
+    expected.token = String::new();
     assert_eq!(bare, expected, "{}", fixture.description);
+    assert_eq!(plan_token(&desired, &observed), plan.token);
     // The token hashes absolute paths, which differ per run; tested on its own below.
     plan.token = "<token>".to_string();
     let full = render_plan(&plan, Detail::Full, Style::PLAIN);

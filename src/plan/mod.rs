@@ -29,6 +29,11 @@ pub use model::{
 };
 use token::token;
 
+/// The token of the plan that takes `observed` to `desired`: what `ten apply TOKEN` checks.
+pub fn plan_token(desired: &DesiredState, observed: &ObservedState) -> String {
+    token(desired, &desired.settings_fields(), observed.generation)
+}
+
 /// Computes the plan that takes `observed` to `desired`.
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
     plan_showing(desired, observed, Shown::Fields)
@@ -39,9 +44,11 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
 pub enum Shown {
     /// Every field it is created with, as `ten diff` shows it.
     Fields,
-    /// The action and the reason only: what the server's passes act on. A create's fields are
-    /// about 640 bytes; 10,000 of them, freed only after the instances' tasks were made
-    /// among them, left the heap in holes that kept ten's memory 6 MB higher.
+    /// The action and the reason only, and no token: what the server's passes act on. A
+    /// create's fields are about 640 bytes; 10,000 of them, freed only after the instances'
+    /// tasks were made among them, left the heap in holes that kept ten's memory 6 MB higher.
+    /// The token's SHA-256 over every instance's fields was two thirds of the plan of a
+    /// resync that found nothing changed; [`plan_token`] gives it when it is needed.
     Bare,
 }
 
@@ -80,7 +87,10 @@ pub fn plan_showing(desired: &DesiredState, observed: &ObservedState, shown: Sho
 
     Plan {
         format_version: PLAN_FORMAT_VERSION,
-        token: token(desired, &desired_settings, observed.generation),
+        token: match shown {
+            Shown::Fields => token(desired, &desired_settings, observed.generation),
+            Shown::Bare => String::new(),
+        },
         generation: observed.generation,
         summary: Summary::of(&changes),
         drift,

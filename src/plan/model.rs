@@ -16,7 +16,8 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 pub struct Plan {
     pub format_version: u32,
     /// Identifies the desired state and observed generation this plan was made from;
-    /// `ten apply --check TOKEN` refuses to apply if either changed.
+    /// `ten apply --check TOKEN` refuses to apply if either changed. Empty in a plan made
+    /// bare (`Shown::Bare`: the server's passes), which needs none.
     pub token: String,
     pub generation: u64,
     /// Changes made outside of ten (a tenant that died, a process killed by hand).

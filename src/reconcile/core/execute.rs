@@ -347,12 +347,13 @@ impl Core {
             return;
         }
         let plan = self.planned(crate::plan::Shown::Bare);
+        let now_token = crate::plan::plan_token(&self.desired, &self.observed);
         if let Some(expected) = token
-            && expected != plan.token
+            && expected != now_token
         {
             effects.push(Effect::ApplyRefused(Failure::PlanChanged {
                 expected,
-                now: plan.token,
+                now: now_token,
             }));
             return;
         }
@@ -378,7 +379,7 @@ impl Core {
         }
         self.applied = Arc::clone(&self.desired);
         effects.push(Effect::Applied(Applied {
-            token: plan.token,
+            token: now_token,
             changes,
         }));
     }

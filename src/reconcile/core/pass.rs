@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::config::{Diagnostic, has_errors};
 use crate::desired::{Reload, keep_undeclared, share_unchanged};
 use crate::names::InstanceKey;
-use crate::plan::{Action, Change, Plan, ReasonKind, Shown, plan_key, plan_showing};
+use crate::plan::{Action, Change, Plan, ReasonKind, Shown, plan_key, plan_showing, plan_token};
 
 use super::{Core, Effect, Note, note, note_of};
 
@@ -40,7 +40,7 @@ impl Core {
         let held = if declared.is_empty() {
             None
         } else {
-            self.hold_reason(&plan, &declared)
+            self.hold_reason(&declared)
         };
         if held != self.held {
             if let Some(reason) = &held {
@@ -143,7 +143,7 @@ impl Core {
     }
 
     /// Why the declared changes of `plan` wait for a human, if they do.
-    fn hold_reason(&self, plan: &Plan, declared: &[&Change]) -> Option<String> {
+    fn hold_reason(&self, declared: &[&Change]) -> Option<String> {
         let settings = &self.desired.config.settings;
         if !settings.auto_apply {
             return Some(format!(
@@ -162,7 +162,8 @@ impl Core {
             return Some(format!(
                 "the files now declare {destroys} fewer instances ({percent}% of {total}), more than max_destroy_percent = {}; \
                  if that is intended, run `ten apply` (plan token {})",
-                settings.max_destroy_percent, plan.token
+                settings.max_destroy_percent,
+                plan_token(&self.desired, &self.observed)
             ));
         }
         None

@@ -18,6 +18,9 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// Read bytes are released from a raw file in steps of this size.
 const PUNCH_STEP: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// The first read of new output, on the stack: a read that comes back with less is the
+/// usual one (see `Source::read_short`).
+const SHORT_READ: usize = 2048;
 /// What a line costs a read besides its bytes (in bytes): its `LogLine` in memory, its time
 /// and stream in `output.log`. A read's budget counts both, so a batch of 2-byte lines holds
 /// no more memory and writes no more to `output.log` than one of long lines.
@@ -113,6 +116,11 @@ impl Source {
         let Some(file) = self.file.take() else {
             return (Vec::new(), false);
         };
+        if let Some(lines) = self.read_short(&file, limits) {
+            self.release_read_bytes(&file);
+            self.file = Some(file);
+            return (lines, false);
+        }
         let size = file.metadata().map_or(u64::MAX, |metadata| metadata.len());
         if size < self.offset {
             // Truncated by someone: start again from the beginning.
@@ -160,6 +168,32 @@ impl Source {
         self.release_read_bytes(&file);
         self.file = Some(file);
         (lines, more)
+    }
+
+    /// The usual read, a line or a few appended since the last one: at most [`SHORT_READ`]
+    /// bytes at the offset, with no look at the file's size. A read that ends short of that
+    /// reached the end of the file: fewer bytes were waiting than any backlog or budget
+    /// allows, and the file was not cut shorter (there were bytes at the offset); their lines.
+    /// `None`, with nothing changed, when the read found nothing or filled its buffer, while
+    /// output is being skipped, or when the limits are too small for a whole short read: the
+    /// file's size decides then.
+    fn read_short(&mut self, file: &File, limits: ReadLimits) -> Option<Vec<String>> {
+        let fits = limits.budget >= SHORT_READ as u64 * (1 + LINE_COST)
+            && limits.backlog >= SHORT_READ as u64;
+        if self.skip.is_some() || !fits {
+            return None;
+        }
+        let mut buffer = [0; SHORT_READ];
+        let read = match file.read_at(&mut buffer, self.offset) {
+            Ok(read) if read > 0 && read < SHORT_READ => read,
+            _ => return None,
+        };
+        let mut lines = Vec::new();
+        let mut cost = 0;
+        let used = self.split_lines(&buffer[..read], &mut lines, &mut cost, limits.budget);
+        debug_assert_eq!(used, read, "a short read fits the budget whole");
+        self.offset += used as u64;
+        Some(lines)
     }
 
     /// Starts skipping if more than `backlog` bytes of `size` are unread: jumps to the last
@@ -386,5 +420,40 @@ mod tests {
         // The skipped bytes take no disk.
         let blocks = std::fs::metadata(&path).unwrap().blocks() * 512;
         assert!(blocks < 2 * 1024 * 1024, "{blocks} bytes on disk");
+    }
+
+    #[test]
+    fn appends_of_every_size_around_a_short_read_come_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.raw");
+        let mut file = open_for_tenant(&path).unwrap();
+        let mut source = Source::new(Stream::Stdout, path.clone(), 0);
+        let mut read = Vec::new();
+        let mut written = Vec::new();
+        // A line that ends short of a short read, one that fills it exactly (with its
+        // newline), one past it, and an unfinished line finished by the next append.
+        for (index, length) in [10, SHORT_READ - 1, SHORT_READ, 3 * SHORT_READ]
+            .into_iter()
+            .enumerate()
+        {
+            let text = format!("{index}{}", "x".repeat(length - 2));
+            writeln!(file, "{text}").unwrap();
+            written.push(text);
+            let (lines, more) = source.read_new(limits(1 << 20, 4 << 20));
+            assert!(!more);
+            read.extend(lines);
+        }
+        file.write_all(b"unfinished").unwrap();
+        let (lines, _) = source.read_new(limits(1 << 20, 4 << 20));
+        assert!(lines.is_empty(), "{lines:?}");
+        file.write_all(b" line\n").unwrap();
+        written.push("unfinished line".into());
+        read.extend(source.read_new(limits(1 << 20, 4 << 20)).0);
+        assert_eq!(read, written);
+        assert_eq!(source.line_start(), std::fs::metadata(&path).unwrap().len());
+        // Cut to nothing by someone and written again: read from the beginning.
+        file.set_len(0).unwrap();
+        writeln!(file, "again").unwrap();
+        assert_eq!(source.read_new(limits(1 << 20, 4 << 20)).0, ["again"]);
     }
 }

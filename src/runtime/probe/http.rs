@@ -236,10 +236,15 @@ pub(super) fn start_connect(port: u16) -> std::io::Result<std::net::TcpStream> {
     }
 }
 
-fn request(path: &str, host: &str) -> Result<Request<Empty<Bytes>>, String> {
+/// The check's GET; its header values are static (no copy of them for each check).
+fn request(path: &str, host: &'static str) -> Result<Request<Empty<Bytes>>, String> {
+    use hyper::header::HeaderValue;
     Request::get(path)
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::USER_AGENT, "ten-health-check")
+        .header(hyper::header::HOST, HeaderValue::from_static(host))
+        .header(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static("ten-health-check"),
+        )
         .body(Empty::<Bytes>::new())
         .map_err(|error| format!("bad health path {path:?}: {error}"))
 }
@@ -249,7 +254,7 @@ fn request(path: &str, host: &str) -> Result<Request<Empty<Bytes>>, String> {
 async fn exchange(
     stream: Stream,
     path: &str,
-    host: &str,
+    host: &'static str,
 ) -> Result<(ProbeResult, Option<Stream>), String> {
     match stream {
         Stream::Tcp(stream) => exchange_on(stream, path, host)
@@ -264,7 +269,7 @@ async fn exchange(
 async fn exchange_on<S>(
     stream: S,
     path: &str,
-    host: &str,
+    host: &'static str,
 ) -> Result<(ProbeResult, Option<S>), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

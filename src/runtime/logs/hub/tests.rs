@@ -409,6 +409,34 @@ fn the_watch_reads_the_writes_of_instances_attached_before_and_after_it() {
 }
 
 #[test]
+fn lines_written_often_are_read_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Arc::new(LogHub::new(dir.path().join(".ten")));
+    let paths = hub.attach(&key(), &LogFiles::default()).unwrap();
+    let watch = hub.watch().unwrap();
+    // 50 lines 10 ms apart: each read once a gap (50 ms), not in a round of its own. A
+    // line's time is when it was read, one for all read in the same round.
+    let expected: Vec<String> = (0..50).map(|line| format!("line {line}")).collect();
+    for text in &expected {
+        append(&paths.stdout, format!("{text}\n").as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    wait_for(&hub, &key(), &expected);
+    let rounds: std::collections::BTreeSet<u64> = hub
+        .query(&LogQuery::default())
+        .iter()
+        .map(|line| line.at_unix_ms)
+        .collect();
+    assert!(
+        rounds.len() <= 20,
+        "50 lines written over 500 ms were read in {} rounds: {rounds:?}",
+        rounds.len()
+    );
+    drop(watch);
+}
+
+#[test]
 fn a_tenant_writing_without_pause_holds_up_neither_the_others_nor_the_end_of_the_watch() {
     let dir = tempfile::tempdir().unwrap();
     let hub = LogHub::new(dir.path().join(".ten"));

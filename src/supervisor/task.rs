@@ -556,7 +556,7 @@ mod timers;
 pub(crate) use make::{spawn_asleep, spawn_instance};
 use timers::sleep_until;
 #[cfg(test)]
-use timers::{COALESCE_FROM, TIMER_GRAIN, coalesce};
+use timers::{COALESCE_FROM, COARSE_FROM, COARSE_GRAIN, TIMER_GRAIN, coalesce, grain};
 mod policy;
 pub(crate) use policy::policy;
 

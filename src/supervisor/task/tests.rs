@@ -107,10 +107,10 @@ const CRASH: ProcessExit = ProcessExit {
 };
 
 /// A timer `waited` for came when it was `due`, or less than a grain later: far deadlines come
-/// on the grain ([`coalesce`]).
+/// on their grain ([`coalesce`]).
 fn on_time(waited: Duration, due: Duration) {
     assert!(
-        waited >= due && waited < due + TIMER_GRAIN,
+        waited >= due && waited < due + grain(due),
         "waited {waited:?} for {due:?}"
     );
 }
@@ -485,18 +485,32 @@ fn far_deadlines_fire_together_on_the_grain_and_near_ones_as_they_are() {
     let ms = Duration::from_millis;
     // A probe of a starting process, 3 ms off: as it is.
     assert_eq!(coalesce(now + ms(3), now, epoch), now + ms(3));
-    // Periodic checks 10 s off, just past a grain and well into it: the next grain, both.
-    let grain = now + Duration::from_secs(10);
-    assert_eq!(coalesce(grain + ms(1), now, epoch), grain + TIMER_GRAIN);
+    // Backoff 5 s off, just past a grain and well into it: the next 250 ms grain, both.
+    let fine = now + Duration::from_secs(5);
+    assert_eq!(coalesce(fine + ms(1), now, epoch), fine + TIMER_GRAIN);
     assert_eq!(
-        coalesce(grain + TIMER_GRAIN - ms(1), now, epoch),
-        grain + TIMER_GRAIN
+        coalesce(fine + TIMER_GRAIN - ms(1), now, epoch),
+        fine + TIMER_GRAIN
     );
-    // On a grain: as it is; never earlier, never a grain or more late.
-    assert_eq!(coalesce(grain, now, epoch), grain);
-    for offset in 0..600 {
+    // Periodic checks 10 s off: on the second, the checks of a whole second together.
+    let coarse = now + Duration::from_secs(10);
+    assert_eq!(coalesce(coarse + ms(1), now, epoch), coarse + COARSE_GRAIN);
+    assert_eq!(
+        coalesce(coarse + COARSE_GRAIN - ms(1), now, epoch),
+        coarse + COARSE_GRAIN
+    );
+    // On a grain: as it is; never earlier, never a grain or more late, never more late than
+    // an eighth of the wait.
+    assert_eq!(coalesce(fine, now, epoch), fine);
+    assert_eq!(coalesce(coarse, now, epoch), coarse);
+    for offset in (0..20_000).step_by(7) {
         let deadline = now + COALESCE_FROM + ms(offset);
         let fired = coalesce(deadline, now, epoch);
-        assert!(fired >= deadline && fired - deadline < TIMER_GRAIN);
+        let away = deadline - now;
+        assert!(fired >= deadline && fired - deadline < grain(away));
+        assert!((fired - deadline) * 8 <= away, "{away:?} off, {fired:?}");
     }
+    // The coarse grain is a multiple of the fine one, so deadlines on either meet.
+    assert_eq!(COARSE_GRAIN.as_nanos() % TIMER_GRAIN.as_nanos(), 0);
+    assert!(COARSE_GRAIN * 8 <= COARSE_FROM && TIMER_GRAIN * 8 <= COALESCE_FROM);
 }

@@ -29,11 +29,15 @@ struct FakeState {
     usage: crate::observed::Usage,
     /// Every probe asked for, in order, with when.
     probes: Vec<(InstanceKey, Probe, tokio::time::Instant)>,
+    /// Instances whose probes wait for [`FakeRuntime::release_probes`].
+    held: HashSet<InstanceKey>,
 }
 
 #[derive(Clone, Default)]
 pub(crate) struct FakeRuntime {
     state: Arc<Mutex<FakeState>>,
+    /// Told when held probes are released.
+    released: Arc<tokio::sync::Notify>,
 }
 
 impl FakeRuntime {
@@ -106,6 +110,17 @@ impl FakeRuntime {
 
     pub(crate) fn ignore_stop_signal(&self, key: &InstanceKey) {
         self.lock().stubborn.insert(key.clone());
+    }
+
+    /// Probes of `key` asked for from now on wait until [`Self::release_probes`], and then
+    /// answer as things are then.
+    pub(crate) fn hold_probes(&self, key: &InstanceKey) {
+        self.lock().held.insert(key.clone());
+    }
+
+    pub(crate) fn release_probes(&self, key: &InstanceKey) {
+        self.lock().held.remove(key);
+        self.released.notify_waiters();
     }
 }
 
@@ -191,10 +206,18 @@ impl Runtime for FakeRuntime {
     }
 
     async fn probe(&self, key: &InstanceKey, probe: Probe) -> ProbeOutcome {
-        let mut state = self.lock();
-        state
+        self.lock()
             .probes
             .push((key.clone(), probe, tokio::time::Instant::now()));
+        loop {
+            // Made before the look, so that a release right after it is not missed.
+            let released = self.released.notified();
+            if !self.lock().held.contains(key) {
+                break;
+            }
+            released.await;
+        }
+        let state = self.lock();
         let running = state.running.values().any(|(owner, _)| owner == key);
         ProbeOutcome::Done(if running && !state.unhealthy.contains(key) {
             Ok(())

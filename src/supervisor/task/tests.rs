@@ -115,6 +115,47 @@ fn on_time(waited: Duration, due: Duration) {
     );
 }
 
+/// A check answers for the process it was asked for, never for the next: one held while its
+/// process ends and the next one starts (as a wake's check waits for the process to listen)
+/// is not counted for the new process, which is checked anew.
+#[tokio::test(start_paused = true)]
+async fn a_check_of_a_process_that_ended_does_not_count_for_the_next() {
+    let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");
+    let key = harness.key("a");
+    harness.runtime.hold_probes(&key);
+    let handle = harness.start("a", harness.port(1));
+    let first = until(&handle, |s| s.pid.is_some()).await.pid.unwrap();
+    while harness.runtime.probes().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    harness.runtime.exit(first, CRASH);
+    let next = until(&handle, |s| s.pid.is_some_and(|pid| pid != first))
+        .await
+        .pid
+        .unwrap();
+    assert_eq!(next, harness.runtime.pid_of(&key).unwrap());
+    let asked = harness.runtime.probes();
+    assert!(
+        asked
+            .iter()
+            .all(|(_, probe, _)| probe.keep.as_ref().map(|keep| keep.pid) == Some(first)),
+        "only the first process was asked about while its check was held: {asked:?}"
+    );
+    // The held check of `first` now answers, and would say healthy: `next` runs.
+    harness.runtime.release_probes(&key);
+    let running = until(&handle, |s| s.phase == Phase::Running).await;
+    assert_eq!(running.pid, Some(next));
+    assert_eq!(running.health, Health::Healthy);
+    let asked_after: Vec<u32> = harness.runtime.probes()[asked.len()..]
+        .iter()
+        .filter_map(|(_, probe, _)| probe.keep.as_ref().map(|keep| keep.pid))
+        .collect();
+    assert!(
+        asked_after.contains(&next),
+        "{next} was called healthy without a check of its own (checks asked after the release: {asked_after:?})"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_killed_instance_is_restarted_after_backoff() {
     let harness = harness("[service.web]\ncommand = \"./web\"\nhealth = \"/health\"\n");

@@ -43,7 +43,7 @@ pub(super) fn grain(away: Duration) -> Duration {
 /// the checks due within the grain instead of once for each. With 1,000 running instances
 /// checked every 10 s, ten's threads woke 370 times a second and took 2.3 % of a core; on a
 /// 50 ms grain 190 times and 1.3 %, on 250 ms 85 times and 0.8 %. On a 1 s grain (deadlines
-/// 8 s or more away, such as those checks) ten took 0.64-0.70x the CPU of the 250 ms grain,
+/// 8 s or more away, such as those checks) ten took 0.64-0.73x the CPU of the 250 ms grain,
 /// measured side by side: fewer wake-ups of its workers, and its output capture reads the
 /// checks' log lines in 4 rounds a second instead of 15. Near deadlines (the probes of a
 /// starting process, milliseconds apart) are kept as they are.

@@ -142,7 +142,7 @@ impl Core {
         plan_showing(&self.desired, &self.observed, shown)
     }
 
-    /// Why the declared changes of `plan` wait for a human, if they do.
+    /// Why the `declared` changes of this pass wait for a human, if they do.
     fn hold_reason(&self, declared: &[&Change]) -> Option<String> {
         let settings = &self.desired.config.settings;
         if !settings.auto_apply {
